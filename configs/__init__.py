@@ -1,0 +1,1 @@
+"""Hydra config tree (a package so that Hydra finds it in any install: ``pkg://configs``)."""

@@ -1,0 +1,116 @@
+"""The ``optbench`` command: ``optbench <command> [key=value ...]``.
+
+Commands compose a Hydra config from ``configs/`` with the overrides, run, and print a
+one-line JSON summary as the last line on stdout. Bad input exits with status 2 and one
+paragraph on stderr; a trial whose submission code raised exits with status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+
+from harness.errors import UserError
+
+USAGE = """\
+usage: optbench <command> [key=value ...]
+
+commands:
+  trial   one trial: train until the validation target is reached or the budget is spent
+            optbench trial workload=fashion_mnist submission=adamw [submission.hparams.lr=3e-3]
+                           [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
+  suite   the main job: every submission (defaults, one trial per seed) on every workload,
+          then a time-to-target table and validation curves
+            optbench suite [workloads=[fashion_mnist]] [submissions=[adamw,sgd]] [seeds=[0,1]]
+                           [out=DIR] [any trial setting, e.g. data_dir=DIR workload.size=smoke]
+  list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
+
+trial settings (defaults in brackets):
+  workload=NAME [fashion_mnist]     workload.size=smoke|cpu|gpu [cpu]   workload.model=NAME
+  submission=NAME [adamw]           submission.hparams.<name>=VALUE
+  seed=INT [0]                      data_dir=DIR (where the data is looked for first)
+  results=DIR [results]             device=auto|cpu|cuda|cuda:N [auto]
+  max_runtime_s=SECONDS (override the workload's budget)   max_steps=N (stop after N steps)
+  progress=true|false [true]        progress_interval_s=SECONDS [5]
+
+exit status: 0 the trial ran (reached, not_reached or diverged); 2 bad input; 3 submission code failed.
+Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/ (see results/README.md).
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    command, overrides = args[0], args[1:]
+    if any(a in ("-h", "--help") for a in overrides):
+        print(USAGE, end="")
+        return 0
+    commands = {"trial": _trial, "suite": _suite, "list": _list}
+    if command not in commands:
+        print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
+              f"See optbench --help.", file=sys.stderr)
+        return 2
+    bad = [a for a in overrides if a.startswith("-")]
+    if bad:
+        print(f"optbench: error: unexpected option {bad[0]}. Settings are key=value overrides "
+              f"(e.g. seed=1); see optbench --help.", file=sys.stderr)
+        return 2
+    warnings.filterwarnings("ignore", module="hydra")
+    try:
+        return commands[command](overrides)
+    except UserError as error:
+        print(f"optbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _trial(overrides: list[str]) -> int:
+    from harness.config import compose_config
+    from harness.runner import run_trial
+
+    summary = run_trial(compose_config("trial", overrides))
+    compact = {k: v for k, v in summary.items() if k != "error"}
+    print(json.dumps(compact, sort_keys=False), flush=True)
+    return 3 if summary["status"] == "failed" else 0
+
+
+def _suite(overrides: list[str]) -> int:
+    from harness.suite import run_suite
+
+    result = run_suite(overrides)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _list(overrides: list[str]) -> int:
+    from harness.config import compose_config
+    from harness.registry import submission_names, workload_names
+
+    if overrides:
+        raise UserError("optbench list takes no settings.")
+    print("workloads:")
+    for name in workload_names():
+        cfg = compose_config("trial", [f"workload={name}"]).workload
+        for size, spec in cfg.sizes.items():
+            relation = ">=" if _higher(name) else "<="
+            print(f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
+                  f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}")
+    print("submissions:")
+    for name in submission_names():
+        hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
+        shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
+        print(f"  {name:<16} batch {hparams.get('batch_size')}: {shown}")
+    return 0
+
+
+def _higher(workload: str) -> bool:
+    from harness.registry import workload_class
+
+    return workload_class(workload).higher_is_better
+
+
+if __name__ == "__main__":
+    sys.exit(main())

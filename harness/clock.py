@@ -1,0 +1,52 @@
+"""The submission clock: counts only time spent in submission code.
+
+The runner resumes it around training steps and pauses it around evaluation, so model and
+optimizer construction, evaluation and record writing are never charged. On CUDA the device
+is synchronised only when the clock is paused (at evaluation boundaries), never per step; a
+per-step :meth:`peek` reads host time, which is what the per-step budget check uses.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class SubmissionClock:
+    """Accumulates submission time across resume/pause intervals."""
+
+    def __init__(self, device: torch.device):
+        self._cuda = device.type == "cuda"
+        self._device = device
+        self._elapsed = 0.0
+        self._started: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._started is not None
+
+    def resume(self) -> None:
+        """Start charging time (the device is idle here: the previous pause synchronised it)."""
+        if self._started is None:
+            self._started = time.perf_counter()
+
+    def pause(self) -> float:
+        """Stop charging time, after the device has finished the queued work; returns the total."""
+        if self._started is not None:
+            if self._cuda:
+                torch.cuda.synchronize(self._device)
+            self._elapsed += time.perf_counter() - self._started
+            self._started = None
+        return self._elapsed
+
+    def peek(self) -> float:
+        """Submission time so far without synchronising (on CUDA, host time: a lower bound)."""
+        if self._started is None:
+            return self._elapsed
+        return self._elapsed + (time.perf_counter() - self._started)
+
+    @property
+    def elapsed(self) -> float:
+        """Submission time accumulated up to the last pause."""
+        return self._elapsed

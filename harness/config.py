@@ -1,0 +1,93 @@
+"""Composing configs with Hydra's compose API, and turning Hydra's errors into clear ones."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from harness.errors import UserError
+from harness.registry import config_names, submission_names, workload_names
+from harness.schema import DEVICES, register_schemas
+
+
+def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
+    """Compose ``configs/<primary>.yaml`` with ``key=value`` overrides into a typed config.
+
+    Raises UserError with one readable paragraph for unknown groups/options/keys, malformed
+    overrides and type errors.
+    """
+    _check_group_choices(overrides)
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="configs", version_base="1.3"):
+            cfg = compose(config_name=primary, overrides=list(overrides))
+    except (OverrideParseException, ValueError) as error:
+        raise UserError(
+            f"Malformed override: {_first_line(error)}. Overrides are key=value pairs, for example "
+            f"submission.hparams.lr=3e-3 or workload.size=smoke (lists: key=[a,b])."
+        ) from None
+    except MissingConfigException as error:
+        raise UserError(f"{_first_line(error)}.") from None
+    except (ConfigCompositionException, OmegaConfBaseException) as error:
+        raise UserError(_composition_message(error)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def _check_group_choices(overrides: Sequence[str]) -> None:
+    """Name the valid options when ``workload=`` or ``submission=`` picks an unknown one."""
+    registries = {"workload": workload_names, "submission": submission_names}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if sep and key in registries and value not in config_names(key):
+            valid = registries[key]()
+            raise UserError(f"Unknown {key} '{value}'. Valid {key}s: {', '.join(valid)}.")
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0].rstrip(".")
+
+
+def _composition_message(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    text = str(cause).strip()
+    key = re.search(r"Key '([^']+)' not in '([^']*)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if key:
+        return (
+            f"Unknown setting '{key.group(1)}' in the overrides. See `optbench --help` for the settings, "
+            f"or submission.hparams.<name>=... for a hyperparameter."
+        )
+    full_key = getattr(cause, "full_key", None)
+    summary = text.splitlines()[0]
+    where = f" (setting '{full_key}')" if full_key else ""
+    return f"Invalid configuration{where}: {summary}."
+
+
+def validate_trial_config(cfg: DictConfig) -> None:
+    """Checks the schema cannot express: choices and ranges of top-level trial settings."""
+    device = str(cfg.device)
+    if device.split(":")[0] not in DEVICES:
+        raise UserError(f"device='{device}' is not valid. Use one of: auto, cpu, cuda, cuda:<index>.")
+    if cfg.max_runtime_s is not None and cfg.max_runtime_s <= 0:
+        raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be positive.")
+    if cfg.max_steps is not None and cfg.max_steps <= 0:
+        raise UserError(f"max_steps={cfg.max_steps} must be positive.")
+    if cfg.workload.size not in cfg.workload.sizes:
+        raise UserError(
+            f"Workload '{cfg.workload.name}' has no size '{cfg.workload.size}'. "
+            f"Valid sizes: {', '.join(sorted(cfg.workload.sizes))}."
+        )
+
+
+def to_plain(cfg: DictConfig) -> dict:
+    """A resolved, plain-Python copy of a config (for manifests)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

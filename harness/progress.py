@@ -1,0 +1,92 @@
+"""Live progress of a trial on stderr: step, submission time, validation metric vs target, ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+class Progress:
+    """Prints a line per evaluation and, between evaluations, at most one per ``interval_s``."""
+
+    def __init__(
+        self,
+        label: str,
+        metric: str,
+        target: float,
+        higher_is_better: bool,
+        budget_s: float,
+        interval_s: float = 5.0,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ):
+        self.label, self.metric, self.target = label, metric, target
+        self.relation = ">=" if higher_is_better else "<="
+        self.higher_is_better = higher_is_better
+        self.budget_s, self.interval_s, self.enabled = budget_s, interval_s, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.wall_start = time.monotonic()
+        self.next_tick_s = interval_s
+        self.last_value: float | None = None
+        self.best: float | None = None
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(f"[{self.label}] {text}", file=self.stream, flush=True)
+
+    def start(self, details: str) -> None:
+        self.wall_start = time.monotonic()
+        self.say(
+            f"{details}; target validation {self.metric} {self.relation} {self.target:g}, "
+            f"budget {self.budget_s:g}s of submission time"
+        )
+
+    def tick(self, step: int, submission_s: float) -> None:
+        """Called every step with the (unsynchronised) submission time; prints rarely."""
+        if submission_s >= self.next_tick_s:
+            self.next_tick_s = submission_s + self.interval_s
+            self.say(self._line(step, submission_s))
+
+    def evaluated(self, step: int, submission_s: float, value: float) -> None:
+        """Record an evaluation; printed with the first one, then at the usual interval."""
+        first = self.last_value is None
+        self.last_value = value
+        better = self.best is None or (value > self.best if self.higher_is_better else value < self.best)
+        if better:
+            self.best = value
+        if first or submission_s >= self.next_tick_s:
+            self.next_tick_s = submission_s + self.interval_s
+            self.say(self._line(step, submission_s))
+
+    def end(self, summary: dict[str, Any]) -> None:
+        status = summary["status"]
+        if status == "reached":
+            text = (
+                f"REACHED the target in {summary['time_to_target_s']:.2f}s of submission time "
+                f"({summary['steps_to_target']} steps)"
+            )
+        elif status == "not_reached":
+            text = f"did NOT reach the target within the budget (best {self.metric} {_fmt(summary['best_validation'])})"
+        elif status == "diverged":
+            text = f"DIVERGED at step {summary['steps']} (non-finite training loss)"
+        else:
+            error = summary.get("error_type", "an exception")
+            text = f"FAILED: submission code raised {error} (traceback in the record)"
+        self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}")
+
+    def _line(self, step: int, submission_s: float) -> str:
+        wall = time.monotonic() - self.wall_start
+        left = max(0.0, self.budget_s - submission_s)
+        # Wall seconds per submission second so far (evaluation makes it > 1): turns the
+        # remaining budget into an estimate of the wall time left.
+        ratio = wall / submission_s if submission_s > 0 else 1.0
+        return (
+            f"step {step:>7d}  submission time {submission_s:7.2f}s / {self.budget_s:g}s  "
+            f"val {self.metric} {_fmt(self.last_value)} (target {self.relation} {self.target:g}, "
+            f"best {_fmt(self.best)})  ETA to budget {left * ratio:5.1f}s"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,63 @@
+"""Registries of workloads and submissions, discovered by convention.
+
+A workload is a module ``workloads/<name>.py`` exporting ``WORKLOAD`` with a config
+``configs/workload/<name>.yaml``; a submission is ``submissions/<name>.py`` exporting
+``SUBMISSION`` with ``configs/submission/<name>.yaml``. Modules starting with ``_`` are helpers.
+Unknown names fail loudly with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib import resources
+
+import submissions
+import workloads
+from harness.errors import UserError
+from harness.submission import Submission
+from harness.workload import Workload
+
+
+def _modules(package: object) -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+
+def workload_names() -> list[str]:
+    """Every registered workload family."""
+    return _modules(workloads)
+
+
+def submission_names() -> list[str]:
+    """Every registered submission."""
+    return _modules(submissions)
+
+
+def config_names(group: str) -> list[str]:
+    """The YAML files of a config group (``workload`` or ``submission``)."""
+    folder = resources.files("configs") / group
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _unknown(kind: str, name: str, valid: list[str]) -> UserError:
+    return UserError(f"Unknown {kind} '{name}'. Valid {kind}s: {', '.join(valid)}.")
+
+
+def workload_class(name: str) -> type[Workload]:
+    """The Workload subclass registered as ``name``."""
+    if name not in workload_names():
+        raise _unknown("workload", name, workload_names())
+    cls = importlib.import_module(f"workloads.{name}").WORKLOAD
+    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+        raise TypeError(f"workloads.{name}.WORKLOAD must be a Workload subclass, got {cls!r}")
+    return cls
+
+
+def submission_class(name: str) -> type[Submission]:
+    """The Submission subclass registered as ``name``."""
+    if name not in submission_names():
+        raise _unknown("submission", name, submission_names())
+    cls = importlib.import_module(f"submissions.{name}").SUBMISSION
+    if not (isinstance(cls, type) and issubclass(cls, Submission)):
+        raise TypeError(f"submissions.{name}.SUBMISSION must be a Submission subclass, got {cls!r}")
+    return cls

@@ -1,0 +1,310 @@
+"""One trial: build, train until the target or the budget, record everything.
+
+Read top to bottom: :func:`run_trial` validates the config and finds the record folder;
+:func:`_train` is the loop. Timing rules (docs/timing.md): construction and evaluation are
+not charged; data production, forward, backward, update and ``prepare_for_eval`` are; the
+budget is checked after every step; a non-finite loss ends the trial as ``diverged``; an
+exception in submission code ends it as ``failed`` with the traceback in the record.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from harness.clock import SubmissionClock
+from harness.config import to_plain, validate_trial_config
+from harness.environment import describe_device, git_revision, package_versions
+from harness.errors import UserError
+from harness.progress import Progress
+from harness.records import SCHEMA_VERSION, TrialRecord
+from harness.registry import submission_class, workload_class
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Workload
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name} was asked for, but PyTorch sees no CUDA device here. Use device=cpu.")
+    return device
+
+
+def trial_identity(cfg: DictConfig, hparams: TrainingHparams, device: torch.device) -> dict[str, Any]:
+    """Everything that determines a trial's outcome; its hash names the record folder."""
+    return {
+        "workload": cfg.workload.name,
+        "size": cfg.workload.size,
+        "model": cfg.workload.model,
+        "submission": cfg.submission.name,
+        "hparams": hparams.as_dict(),
+        "seed": int(cfg.seed),
+        "max_runtime_s": cfg.max_runtime_s,
+        "max_steps": cfg.max_steps,
+        "device_type": device.type,
+    }
+
+
+def config_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
+    folder = Path(cfg.results) / f"{cfg.workload.name}-{cfg.workload.size}" / cfg.submission.name
+    return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
+
+
+def run_trial(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
+    validate_trial_config(cfg)
+    device = resolve_device(str(cfg.device))
+    submission_cls = submission_class(cfg.submission.name)
+    hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name)
+    workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
+    workload.check_batch_size(hparams.batch_size)
+    budget = float(cfg.max_runtime_s or workload.max_runtime_s)
+
+    identity = trial_identity(cfg, hparams, device)
+    record = record_for(cfg, identity)
+    label = f"{cfg.workload.name}/{cfg.workload.size} {cfg.submission.name} seed {cfg.seed}"
+    progress = Progress(
+        label, workload.metric, workload.target, workload.higher_is_better, budget,
+        interval_s=cfg.progress_interval_s, enabled=cfg.progress,
+    )
+    if record.finished():
+        progress.say(f"already finished, not run again (delete {record.dir} to rerun)")
+        return {**record.manifest()["summary"], "cached": True}
+
+    workload.load()  # not charged: data reading and the move to the device
+    record.start(_manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record))
+    progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")
+    try:
+        summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress)
+    except KeyboardInterrupt:
+        progress.say(f"interrupted; the record so far is kept in {record.dir}")
+        raise
+    except Exception:  # a bug outside submission code: still end the record honestly
+        summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0,
+                           best=None, error=traceback.format_exc(), error_in="harness")
+    record.finish(summary)
+    progress.end(summary)
+    return summary
+
+
+def _train(
+    cfg: DictConfig,
+    workload: Workload,
+    submission_cls: type[Submission],
+    hparams: TrainingHparams,
+    device: torch.device,
+    budget: float,
+    record: TrialRecord,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The training loop. Returns the summary; every evaluation is already in the record."""
+    seed = int(cfg.seed)
+    spec = workload.spec
+    done = functools.partial(_summary, record, workload, budget)
+
+    # ---- construction: not charged
+    model = workload.build_model(seed)
+    model.train()
+    torch.manual_seed(seed)  # submission-side randomness (dropout, stochastic optimizers)
+    try:
+        submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size))
+    except Exception:
+        return done(status="failed", steps=0, submission_s=0.0, best=None,
+                    error=traceback.format_exc(), error_in="submission.__init__")
+    batches = workload.train_batches(hparams.batch_size, seed)
+    compute_loss = functools.partial(workload.loss, model)
+    clock = SubmissionClock(device)
+    on_cuda = device.type == "cuda"
+    # On CUDA, reading the loss syncs the device: accumulate a finiteness flag on the device
+    # and look at it every few steps (and at every evaluation) instead of every step.
+    check_every = cfg.divergence_check_every or (25 if on_cuda else 1)
+    all_finite = torch.ones((), dtype=torch.bool, device=device)
+    eval_every, eval_period = spec.eval_every_steps, spec.eval_period_s
+    next_eval_s = eval_period or math.inf
+    max_steps = cfg.max_steps or math.inf
+    step, best, loss = 0, None, torch.zeros(())
+    wall_start = time.monotonic()
+
+    # ---- the loop: charged time runs between resume() and pause()
+    clock.resume()
+    while True:
+        batch = next(batches)
+        try:
+            loss = submission.update(batch, compute_loss)
+        except Exception:
+            elapsed = clock.pause()
+            return done(status="failed", steps=step, submission_s=elapsed, best=best,
+                        error=traceback.format_exc(), error_in="submission.update")
+        step += 1
+        all_finite &= torch.isfinite(loss)
+        if step % check_every == 0 and not all_finite.item():
+            return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
+
+        now = clock.peek()
+        out_of_budget = now > budget
+        eval_due = (
+            out_of_budget
+            or step >= max_steps
+            or (eval_every is not None and step % eval_every == 0)
+            or now >= next_eval_s
+        )
+        if not eval_due:
+            progress.tick(step, now)
+            continue
+
+        try:
+            submission.prepare_for_eval()  # charged: it is part of the algorithm
+        except Exception:
+            elapsed = clock.pause()
+            return done(status="failed", steps=step, submission_s=elapsed, best=best,
+                        error=traceback.format_exc(), error_in="submission.prepare_for_eval")
+        elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
+        if not all_finite.item():
+            return done(status="diverged", steps=step, submission_s=elapsed, best=best)
+
+        metrics = _evaluate(workload, model, train_loss=loss.item())
+        value = metrics[f"validation/{workload.metric}"]
+        within_budget = elapsed <= budget
+        reached = within_budget and workload.reached(value)
+        if math.isfinite(value) and (best is None or _better(workload, value, best)):
+            best = value
+        record.log({
+            "event": "eval", "step": step, "submission_time_s": elapsed,
+            "wall_time_s": time.monotonic() - wall_start, "metrics": metrics,
+            "within_budget": within_budget, "reached": reached,
+        })
+        progress.evaluated(step, elapsed, value)
+        if reached:
+            return done(status="reached", steps=step, submission_s=elapsed, best=best,
+                        time_to_target_s=elapsed, steps_to_target=step)
+        if not within_budget or step >= max_steps:
+            return done(status="not_reached", steps=step, submission_s=elapsed, best=best)
+        next_eval_s = elapsed + (eval_period or math.inf)
+        clock.resume()
+
+
+@torch.no_grad()
+def _evaluate(workload: Workload, model: torch.nn.Module, train_loss: float) -> dict[str, float]:
+    """Validation and test metrics (never charged), with the model in eval mode."""
+    model.eval()
+    try:
+        metrics = {"train/loss": train_loss}
+        for split in ("validation", "test"):
+            metrics.update({f"{split}/{k}": float(v) for k, v in workload.evaluate(model, split).items()})
+    finally:
+        model.train()
+    return metrics
+
+
+def _better(workload: Workload, a: float, b: float) -> bool:
+    return a > b if workload.higher_is_better else a < b
+
+
+def _summary(
+    record: TrialRecord,
+    workload: Workload,
+    budget: float,
+    *,
+    status: str,
+    steps: int,
+    submission_s: float,
+    best: float | None,
+    time_to_target_s: float | None = None,
+    steps_to_target: int | None = None,
+    error: str | None = None,
+    error_in: str | None = None,
+) -> dict[str, Any]:
+    """The outcome of a trial: the last stdout line of `optbench trial` and the record's end line.
+
+    ``time_to_target_s``/``steps_to_target`` are null unless the target was reached (null
+    stands for infinity: JSON has none).
+    """
+    summary: dict[str, Any] = {
+        "status": status,
+        "time_to_target_s": time_to_target_s,
+        "steps_to_target": steps_to_target,
+        "best_validation": best,
+        "target": workload.target,
+        "metric": workload.metric,
+        "higher_is_better": workload.higher_is_better,
+        "steps": steps,
+        "submission_time_s": submission_s,
+        "max_runtime_s": budget,
+        "workload": workload.name,
+        "size": workload.size,
+        "record_dir": str(record.dir),
+    }
+    if error is not None:
+        summary["error"] = error
+        summary["error_in"] = error_in
+        summary["error_type"] = error.strip().splitlines()[-1].split(":")[0] if error.strip() else "Exception"
+    return summary
+
+
+def _source_hash(obj: object) -> str | None:
+    try:
+        return hashlib.sha256(Path(inspect.getfile(obj)).read_bytes()).hexdigest()
+    except (TypeError, OSError):
+        return None
+
+
+def _manifest(
+    cfg: DictConfig,
+    identity: dict[str, Any],
+    workload: Workload,
+    submission_cls: type[Submission],
+    hparams: TrainingHparams,
+    device: torch.device,
+    budget: float,
+    record: TrialRecord,
+) -> dict[str, Any]:
+    """What ran, self-described: enough to score, audit and reproduce the trial."""
+    spec = workload.spec
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "trial_id": record.dir.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "workload": workload.name,
+        "size": workload.size,
+        "model": cfg.workload.model,
+        "submission": cfg.submission.name,
+        "hparams": hparams.as_dict(),
+        "seed": int(cfg.seed),
+        "study": None,
+        "trial": None,
+        "ruleset": "single",
+        "config_hash": config_hash(identity),
+        "metric": workload.metric,
+        "higher_is_better": workload.higher_is_better,
+        "target": workload.target,
+        "test_target": spec.test_target,
+        "max_runtime_s": budget,
+        "step_hint": workload.step_hint,
+        "eval_every_steps": spec.eval_every_steps,
+        "eval_period_s": spec.eval_period_s,
+        "num_train_examples": workload.num_train_examples,
+        "data_source": workload.describe_data(),
+        "git": git_revision(),
+        "versions": package_versions(),
+        "device": describe_device(device),
+        "submission_source_sha256": _source_hash(submission_cls),
+        "workload_source_sha256": _source_hash(type(workload)),
+        "config": to_plain(cfg),
+    }

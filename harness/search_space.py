@@ -1,0 +1,58 @@
+"""AlgoPerf-format search spaces: ``{min, max, scaling: log|linear}`` or ``{feasible_points: [...]}``.
+
+This module validates a space against a submission's hyperparameters and maps points of the
+unit cube onto it (the quasirandom sweep draws those points).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.errors import UserError
+from harness.submission import TrainingHparams
+
+SCALINGS = ("log", "linear")
+
+
+def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHparams], who: str) -> None:
+    """Raise UserError unless every entry names a hyperparameter and is well formed."""
+    names = {f.name for f in dataclasses.fields(hparams_cls)}
+    for name, entry in space.items():
+        where = f"search space of {who}, '{name}'"
+        if name not in names:
+            raise UserError(f"{where}: not a hyperparameter. Valid: {', '.join(sorted(names))}.")
+        keys = set(entry)
+        if keys == {"feasible_points"}:
+            if not isinstance(entry["feasible_points"], Sequence) or not entry["feasible_points"]:
+                raise UserError(f"{where}: feasible_points must be a non-empty list.")
+            continue
+        if keys != {"min", "max", "scaling"}:
+            raise UserError(f"{where}: give either {{min, max, scaling}} or {{feasible_points}}, got {sorted(keys)}.")
+        lo, hi, scaling = float(entry["min"]), float(entry["max"]), entry["scaling"]
+        if scaling not in SCALINGS:
+            raise UserError(f"{where}: scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}.")
+        if not lo < hi:
+            raise UserError(f"{where}: min ({lo}) must be smaller than max ({hi}).")
+        if scaling == "log" and lo <= 0:
+            raise UserError(f"{where}: a log-scaled range needs min > 0, got {lo}.")
+
+
+def point_from_unit(space: Mapping[str, Any], unit: Sequence[float]) -> dict[str, Any]:
+    """Map a point of [0, 1)^d (one coordinate per entry, in the space's order) onto the space."""
+    if len(unit) != len(space):
+        raise ValueError(f"need {len(space)} coordinates, got {len(unit)}")
+    point: dict[str, Any] = {}
+    for (name, entry), u in zip(space.items(), unit):
+        if "feasible_points" in entry:
+            options = list(entry["feasible_points"])
+            point[name] = options[min(int(u * len(options)), len(options) - 1)]
+        elif entry["scaling"] == "log":
+            lo, hi = math.log(float(entry["min"])), math.log(float(entry["max"]))
+            point[name] = math.exp(lo + u * (hi - lo))
+        else:
+            lo, hi = float(entry["min"]), float(entry["max"])
+            point[name] = lo + u * (hi - lo)
+    return point

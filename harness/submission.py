@@ -1,0 +1,177 @@
+"""The Submission contract: a training algorithm = hyperparameters + optimizer + schedule.
+
+A submission is one module ``submissions/<name>.py`` exporting its class as ``SUBMISSION``,
+plus ``configs/submission/<name>.yaml`` holding the default hyperparameters and the
+AlgoPerf-format search space. ``submissions/_template.py`` is the file to copy.
+
+A submission sees the model, its hyperparameters and :class:`~harness.workload.WorkloadInfo`
+(step hint, budget, batch size, ...). It never sees validation or test data, the clock or the
+target: the harness calls :meth:`Submission.update` once per step with a training batch and a
+loss function, and :meth:`Submission.prepare_for_eval` before each evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from harness.errors import UserError
+from harness.workload import Batch, WorkloadInfo
+
+DECAYS = ("constant", "cosine", "linear")
+H = TypeVar("H", bound="TrainingHparams")
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingHparams:
+    """Hyperparameters every submission has: batch size and the learning-rate schedule.
+
+    The schedule multiplies the base learning rate: linear warmup from 0 over
+    ``warmup_fraction * step_hint`` steps, then ``decay`` (constant, cosine or linear) down to
+    ``final_lr_fraction`` over the rest of ``decay_fraction * step_hint`` steps, then constant.
+    Subclasses add their own fields (without defaults: the YAML holds the defaults) and
+    validate them in ``__post_init__`` (call ``super().__post_init__()``).
+    """
+
+    batch_size: int = 128
+    warmup_fraction: float = 0.0
+    decay: str = "constant"
+    decay_fraction: float = 1.0
+    final_lr_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be a positive integer")
+        require(0.0 <= self.warmup_fraction <= 1.0, "warmup_fraction", self.warmup_fraction, "must be in [0, 1]")
+        require(self.decay in DECAYS, "decay", self.decay, f"must be one of {', '.join(DECAYS)}")
+        require(0.0 < self.decay_fraction <= 10.0, "decay_fraction", self.decay_fraction, "must be in (0, 10]")
+        require(
+            self.warmup_fraction < self.decay_fraction,
+            "warmup_fraction",
+            self.warmup_fraction,
+            f"must be smaller than decay_fraction ({self.decay_fraction})",
+        )
+        require(0.0 <= self.final_lr_fraction <= 1.0, "final_lr_fraction", self.final_lr_fraction, "must be in [0, 1]")
+
+    @classmethod
+    def from_mapping(cls: type[H], values: Mapping[str, Any], submission: str = "") -> H:
+        """Build and validate from a config mapping; unknown or missing keys are UserErrors."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        who = f"submission '{submission}'" if submission else cls.__name__
+        if unknown:
+            raise UserError(
+                f"Unknown hyperparameter(s) {', '.join(unknown)} for {who}. "
+                f"Valid hyperparameters: {', '.join(sorted(fields))}."
+            )
+        required = dataclasses.MISSING
+        missing = sorted(
+            n for n, f in fields.items()
+            if n not in values and f.default is required and f.default_factory is required
+        )
+        if missing:
+            raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)} (set them in its YAML).")
+        coerced = {name: _coerce(name, value, fields[name].type) for name, value in values.items()}
+        return cls(**coerced)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def require(condition: bool, name: str, value: Any, rule: str) -> None:
+    """Raise a UserError naming the hyperparameter, its value and the rule it breaks."""
+    if not condition:
+        raise UserError(f"Invalid hyperparameter {name}={value!r}: {rule}.")
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Convert YAML/CLI scalars to the field's type (e.g. ``1`` -> ``1.0``), refusing nonsense."""
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    try:
+        if kind == "float" and not isinstance(value, bool):
+            return float(value)
+        if kind == "int" and not isinstance(value, bool) and float(value) == int(value):
+            return int(value)
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "str" and isinstance(value, str):
+            return value
+    except (TypeError, ValueError):
+        pass
+    if kind in ("float", "int", "bool", "str"):
+        raise UserError(f"Invalid hyperparameter {name}={value!r}: expected a value of type {kind}.")
+    return value
+
+
+def lr_multiplier(hp: TrainingHparams, step_hint: int) -> Callable[[int], float]:
+    """The schedule as a function of the step count: warmup, decay, then constant."""
+    warmup = max(0, round(hp.warmup_fraction * step_hint))
+    end = max(warmup + 1, round(hp.decay_fraction * step_hint))
+    final = hp.final_lr_fraction
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if hp.decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / (end - warmup))
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if hp.decay == "cosine" else 1.0 - progress
+        return final + (1.0 - final) * shape
+
+    return multiplier
+
+
+class Submission(ABC):
+    """Base class of every submission.
+
+    ``Hparams`` names the hyperparameter dataclass. ``__init__`` builds the optimizer(s) and
+    schedule (not charged to the clock). :meth:`update` does one training step and returns
+    the (detached) loss; it is charged. Override :meth:`prepare_for_eval` when evaluation
+    must see different weights (schedule-free, weight averaging); it is charged too.
+    """
+
+    Hparams: ClassVar[type[TrainingHparams]] = TrainingHparams
+
+    def __init__(self, model: nn.Module, hparams: TrainingHparams, info: WorkloadInfo):
+        self.model = model
+        self.hparams = hparams
+        self.info = info
+
+    @abstractmethod
+    def update(self, batch: Batch, compute_loss: Callable[[Batch], torch.Tensor]) -> torch.Tensor:
+        """One training step on ``batch``; ``compute_loss(batch)`` is the workload's loss."""
+
+    def prepare_for_eval(self) -> None:
+        """Called before every evaluation; the default does nothing."""
+
+
+class TorchOptimSubmission(Submission):
+    """A submission made of one ``torch.optim`` optimizer and the shared schedule.
+
+    Subclasses implement :meth:`build_optimizer` only; a plain optimizer is a few lines.
+    """
+
+    def __init__(self, model: nn.Module, hparams: TrainingHparams, info: WorkloadInfo):
+        super().__init__(model, hparams, info)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = self.build_optimizer(params, hparams)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_multiplier(hparams, info.step_hint)
+        )
+
+    @abstractmethod
+    def build_optimizer(self, params: Iterable[nn.Parameter], hparams: Any) -> torch.optim.Optimizer:
+        """The torch.optim optimizer over ``params`` with the base learning rate."""
+
+    def update(self, batch: Batch, compute_loss: Callable[[Batch], torch.Tensor]) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = compute_loss(batch)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()

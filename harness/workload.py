@@ -1,0 +1,162 @@
+"""The Workload contract: what a workload family must declare and implement.
+
+A workload owns its data, its model, its loss and its evaluation, and declares the numbers
+that make a benchmark fair: the validation target, the budget, the step hint, the metric and
+its direction. The harness owns the loop and the clock; a workload never times anything.
+
+To add a workload family, write ``workloads/<name>.py`` with a subclass of :class:`Workload`
+exported as ``WORKLOAD``, and ``configs/workload/<name>.yaml`` with its sizes. The conformance
+tests (``tests/test_conformance.py``) then check it without a new test being written.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from harness.errors import UserError
+from harness.schema import SizeSpec, WorkloadConfig
+
+Batch = Any  # whatever the workload's train_batches yields and its loss accepts
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """What a submission may know about the workload: never the target, data or clock."""
+
+    name: str
+    size: str
+    step_hint: int
+    max_runtime_s: float
+    num_train_examples: int
+    batch_size: int
+    min_batch_size: int
+    max_batch_size: int
+    device: torch.device
+
+
+class Workload(ABC):
+    """Base class of every workload family.
+
+    Subclasses set the class attributes and implement the five abstract methods. Construction
+    (``__init__`` + :meth:`load`) and :meth:`evaluate` are never charged to the submission;
+    :meth:`train_batches` and :meth:`loss` run inside the timed loop, so keep them lean:
+    data already on the device, no host synchronisation.
+    """
+
+    #: registry name (the module name under ``workloads/`` and the config name)
+    name: ClassVar[str]
+    #: name of the validation metric that the target applies to, e.g. ``"accuracy"``
+    metric: ClassVar[str]
+    #: direction of the metric: True when larger is better (accuracy), False for losses
+    higher_is_better: ClassVar[bool]
+    #: model names this family can build (``workload.model=...``)
+    models: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: WorkloadConfig, device: torch.device, data_dir: str | None = None):
+        if config.size not in config.sizes:
+            raise UserError(
+                f"Workload '{config.name}' has no size '{config.size}'. "
+                f"Valid sizes: {', '.join(sorted(config.sizes))}."
+            )
+        if config.model not in self.models:
+            raise UserError(
+                f"Workload '{config.name}' has no model '{config.model}'. "
+                f"Valid models: {', '.join(self.models)}."
+            )
+        self.config = config
+        self.size = config.size
+        self.spec: SizeSpec = config.sizes[config.size]
+        self.device = device
+        self.data_dir = Path(data_dir).expanduser() if data_dir else None
+        if self.data_dir is not None and not self.data_dir.is_dir():
+            raise UserError(
+                f"data_dir '{data_dir}' does not exist or is not a folder. Point data_dir at the folder "
+                f"that holds the {config.name} files, or leave it unset to use the default locations."
+            )
+
+    # ----------------------------------------------------------------- declared numbers
+    @property
+    def target(self) -> float:
+        return float(self.spec.target)
+
+    @property
+    def max_runtime_s(self) -> float:
+        return float(self.spec.max_runtime_s)
+
+    @property
+    def step_hint(self) -> int:
+        return int(self.spec.step_hint)
+
+    def reached(self, value: float) -> bool:
+        """Whether a validation metric value meets the target (>= or <= by direction)."""
+        if not math.isfinite(value):
+            return False
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a batch size outside the workload's allowed range, naming the range."""
+        lo, hi = self.spec.min_batch_size, self.spec.max_batch_size
+        if not lo <= batch_size <= hi:
+            raise UserError(
+                f"batch_size={batch_size} is outside the range that workload '{self.name}' "
+                f"(size {self.size}) allows: {lo} to {hi}. Set submission.hparams.batch_size."
+            )
+
+    def public_info(self, batch_size: int) -> WorkloadInfo:
+        """The workload facts a submission may use to build its optimizer and schedule."""
+        return WorkloadInfo(
+            name=self.name,
+            size=self.size,
+            step_hint=self.step_hint,
+            max_runtime_s=self.max_runtime_s,
+            num_train_examples=self.num_train_examples,
+            batch_size=batch_size,
+            min_batch_size=self.spec.min_batch_size,
+            max_batch_size=self.spec.max_batch_size,
+            device=self.device,
+        )
+
+    def describe_data(self) -> str:
+        """One line saying where the data came from (recorded in the manifest)."""
+        return "unknown"
+
+    # ----------------------------------------------------------------- to implement
+    @abstractmethod
+    def load(self) -> None:
+        """Find, read and move the data to the device. Raise UserError when it is missing."""
+
+    @property
+    @abstractmethod
+    def num_train_examples(self) -> int:
+        """Number of training examples (after carving out the validation split)."""
+
+    @abstractmethod
+    def build_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model on the device; same seed, same weights."""
+
+    @abstractmethod
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
+        """An endless stream of training batches on the device.
+
+        The order depends only on ``seed`` (a generator the workload owns), so every
+        submission sees the same examples in the same order.
+        """
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Mean training loss of ``model`` on ``batch`` (a scalar tensor with grad)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """Metrics on ``split`` ("validation" or "test"); must include :attr:`metric` and "loss".
+
+        Called with the model in eval mode under ``torch.no_grad``; never charged.
+        """

@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests never use the network and never write outside pytest's tmp folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _real_fashion_mnist() -> Path | None:
+    """The real Fashion-MNIST files for integration tests: $OPTBENCH_TEST_DATA or ../shared/data."""
+    base = Path(os.environ.get("OPTBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
+    folder = base / "fashion-mnist"
+    return folder if (folder / "train-images-idx3-ubyte.gz").is_file() else None
+
+
+REAL_FASHION_MNIST = _real_fashion_mnist()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["OPTBENCH_OFFLINE"] = "1"
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def smoke_cfg(results: Path):
+    """Compose a smoke-size trial config with extra overrides."""
+    from harness.config import compose_config
+
+    def make(*overrides: str):
+        return compose_config(
+            "trial", ["workload.size=smoke", f"results={results}", "progress=false", "device=cpu", *overrides]
+        )
+
+    return make
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if REAL_FASHION_MNIST is None:
+        pytest.skip("real Fashion-MNIST files not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
+    return REAL_FASHION_MNIST

@@ -1,0 +1,74 @@
+"""The `optbench` command end to end, as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def optbench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_smoke_trial_prints_progress_and_a_json_summary(tmp_path: Path) -> None:
+    done = optbench("trial", "workload=fashion_mnist", "submission=adamw", "workload.size=smoke",
+                    f"results={tmp_path}", "device=cpu")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("status", "time_to_target_s", "steps_to_target", "best_validation", "target", "record_dir"):
+        assert key in summary
+    assert summary["status"] == "reached" and summary["time_to_target_s"] > 0
+    assert (Path(summary["record_dir"]) / "manifest.json").is_file()
+    assert "submission time" in done.stderr and "REACHED" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["workload=imagenet"], "Unknown workload 'imagenet'. Valid workloads: fashion_mnist"),
+        (["submission=lbfgs"], "Valid submissions: adadelta, adagrad, adam, adamw"),
+        (["submission.hparams.lr=-0.01"], "Invalid hyperparameter lr=-0.01: must be positive"),
+        (["data_dir=/no/such/folder"], "data_dir '/no/such/folder' does not exist"),
+        (["seed=[1,"], "Malformed override"),
+        (["submission.hparams.batch_size=1"], "batch_size=1 is outside the range"),
+        (["--fast"], "unexpected option --fast"),
+    ],
+)
+def test_bad_input_is_one_clear_paragraph(args: list[str], expected: str, tmp_path: Path) -> None:
+    done = optbench("trial", f"results={tmp_path}", *args)
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir()) if tmp_path.exists() else True
+
+
+def test_unknown_command_and_help() -> None:
+    assert optbench("trail").returncode == 2
+    helped = optbench("--help")
+    assert helped.returncode == 0 and "optbench trial" in helped.stdout
+
+
+def test_list_shows_workloads_and_submissions() -> None:
+    done = optbench("list")
+    assert done.returncode == 0
+    assert "fashion_mnist" in done.stdout and "adamw" in done.stdout and "momentum" in done.stdout
+
+
+def test_suite_on_smoke_writes_table_and_plot(tmp_path: Path) -> None:
+    done = optbench("suite", "submissions=[adamw,sgd]", "workload.size=smoke", f"results={tmp_path}",
+                    "device=cpu", "max_runtime_s=5")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["trials"] == 2
+    table = Path(result["table"]).read_text()
+    assert "adamw" in table and "sgd" in table
+    assert Path(result["plots"][0]).stat().st_size > 10_000
+    assert "2/2 done" in done.stderr

@@ -1,0 +1,65 @@
+"""Every config composes; bad overrides become clear UserErrors."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import compose_config, validate_trial_config
+from harness.errors import UserError
+from harness.registry import config_names, submission_class, submission_names, workload_names
+
+
+@pytest.mark.parametrize("workload", workload_names())
+@pytest.mark.parametrize("submission", submission_names())
+def test_every_workload_size_and_submission_composes(workload: str, submission: str) -> None:
+    base = compose_config("trial", [f"workload={workload}", f"submission={submission}"])
+    for size in base.workload.sizes:
+        cfg = compose_config("trial", [f"workload={workload}", f"submission={submission}", f"workload.size={size}"])
+        validate_trial_config(cfg)
+        assert cfg.workload.name == workload and cfg.submission.name == submission
+        spec = cfg.workload.sizes[size]
+        assert spec.max_runtime_s > 0 and spec.step_hint > 0
+        assert (spec.eval_every_steps is not None) or (spec.eval_period_s is not None)
+        assert spec.calibration, f"{workload}/{size} must say where its numbers came from"
+        submission_class(submission).Hparams.from_mapping(cfg.submission.hparams, submission)
+
+
+def test_suite_config_composes() -> None:
+    cfg = compose_config("suite", ["submissions=[adamw,sgd]", "seeds=[0,1]"])
+    assert list(cfg.submissions) == ["adamw", "sgd"] and list(cfg.seeds) == [0, 1]
+
+
+def test_registries_and_config_groups_agree() -> None:
+    assert workload_names() == config_names("workload")
+    assert submission_names() == config_names("submission")
+
+
+def test_schema_types_are_enforced() -> None:
+    with pytest.raises(UserError, match="seed"):
+        compose_config("trial", ["seed=abc"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("workload=nope", "Valid workloads: fashion_mnist"),
+        ("submission=adamx", "Valid submissions: adadelta, adagrad, adam, adamw, momentum, rmsprop, sgd"),
+        ("no_such_key=1", "Unknown setting 'no_such_key'"),
+        ("seed=[1,2", "Malformed override"),
+        ("=3", "Malformed override"),
+    ],
+)
+def test_bad_overrides_are_clear(override: str, expected: str) -> None:
+    with pytest.raises(UserError, match=expected.replace("[", r"\[")):
+        compose_config("trial", [override])
+
+
+def test_unknown_size_lists_valid_sizes() -> None:
+    cfg = compose_config("trial", ["workload.size=huge"])
+    with pytest.raises(UserError, match="Valid sizes: cpu, gpu, smoke"):
+        validate_trial_config(cfg)
+
+
+def test_bad_device_is_refused() -> None:
+    with pytest.raises(UserError, match="device='tpu'"):
+        validate_trial_config(compose_config("trial", ["device=tpu"]))

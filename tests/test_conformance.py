@@ -1,0 +1,120 @@
+"""Conformance suite: every registered workload and submission must pass these.
+
+Parametrized over the registries, so a new workload or submission is tested without a new test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import pytest
+import torch
+
+from harness.config import compose_config
+from harness.registry import submission_class, submission_names, workload_class, workload_names
+from harness.runner import run_trial
+from harness.search_space import point_from_unit, validate_search_space
+from harness.submission import Submission
+from harness.workload import Workload, WorkloadInfo
+
+CPU = torch.device("cpu")
+
+
+def smoke_workload(name: str) -> Workload:
+    cfg = compose_config("trial", [f"workload={name}", "workload.size=smoke"])
+    workload = workload_class(name)(cfg.workload, CPU)
+    workload.load()
+    return workload
+
+
+@pytest.fixture(scope="module", params=workload_names())
+def workload(request: pytest.FixtureRequest) -> Workload:
+    return smoke_workload(request.param)
+
+
+# ------------------------------------------------------------------------ workloads
+def test_workload_declares_its_contract(workload: Workload) -> None:
+    assert isinstance(workload.metric, str) and isinstance(workload.higher_is_better, bool)
+    assert workload.config.model in workload.models
+    assert workload.num_train_examples > 0
+    for size, spec in workload.config.sizes.items():
+        assert math.isfinite(spec.target), size
+        assert spec.min_batch_size <= spec.max_batch_size
+
+
+def test_model_is_deterministic_in_its_seed(workload: Workload) -> None:
+    a, b, c = workload.build_model(0), workload.build_model(0), workload.build_model(1)
+    pa, pb, pc = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def test_batch_order_is_owned_by_the_workload_seed(workload: Workload) -> None:
+    def first(seed: int, n: int = 3) -> list:
+        return list(itertools.islice(workload.train_batches(16, seed), n))
+
+    same, again, other = first(0), first(0), first(1)
+    for x, y in zip(same, again):
+        assert all(torch.equal(u, v) for u, v in zip(x, y))
+    assert not torch.equal(same[0][0], other[0][0])
+    assert same[0][0].shape[0] == 16
+
+
+def test_loss_and_evaluation(workload: Workload) -> None:
+    model = workload.build_model(0)
+    loss = workload.loss(model, next(workload.train_batches(16, 0)))
+    assert loss.ndim == 0 and loss.requires_grad and torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        for split in ("validation", "test"):
+            metrics = workload.evaluate(model, split)
+            assert {workload.metric, "loss"} <= set(metrics)
+            assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_public_info_hides_target_and_data() -> None:
+    fields = {f.name for f in dataclasses.fields(WorkloadInfo)}
+    assert not fields & {"target", "test_target", "validation", "test", "clock"}
+
+
+# ------------------------------------------------------------------------ submissions
+@pytest.mark.parametrize("name", submission_names())
+def test_submission_defaults_and_search_space(name: str) -> None:
+    cls = submission_class(name)
+    assert issubclass(cls, Submission)
+    cfg = compose_config("trial", [f"submission={name}"]).submission
+    assert cfg.name == name
+    defaults = dict(cfg.hparams)
+    cls.Hparams.from_mapping(defaults, name)
+    space = dict(cfg.search_space)
+    assert space, f"{name} declares no search space"
+    validate_search_space(space, cls.Hparams, name)
+    # Every corner of the space (and its centre) is a valid setting.
+    for unit in [*itertools.product((0.0, 0.999), repeat=len(space)), [0.5] * len(space)]:
+        cls.Hparams.from_mapping({**defaults, **point_from_unit(space, unit)}, name)
+
+
+@pytest.mark.parametrize("name", submission_names())
+def test_submission_updates_parameters(name: str) -> None:
+    workload = smoke_workload(workload_names()[0])
+    cfg = compose_config("trial", [f"submission={name}"]).submission
+    cls = submission_class(name)
+    hparams = cls.Hparams.from_mapping({**cfg.hparams, "batch_size": 32}, name)
+    model = workload.build_model(0)
+    before = [p.detach().clone() for p in model.parameters()]
+    submission = cls(model, hparams, workload.public_info(32))
+    batches = workload.train_batches(32, 0)
+    for _ in range(3):
+        loss = submission.update(next(batches), lambda b: workload.loss(model, b))
+        assert loss.ndim == 0 and torch.isfinite(loss) and not loss.requires_grad
+    submission.prepare_for_eval()
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("workload_name", workload_names())
+@pytest.mark.parametrize("name", submission_names())
+def test_smoke_trial_completes(workload_name: str, name: str, smoke_cfg) -> None:
+    summary = run_trial(smoke_cfg(f"workload={workload_name}", f"submission={name}", "max_runtime_s=3"))
+    assert summary["status"] in ("reached", "not_reached"), summary.get("error")
+    assert summary["best_validation"] is not None

@@ -1,0 +1,146 @@
+"""The training loop's rules: the clock, the per-step budget, divergence, failure, no reruns."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+import harness.runner as runner
+from harness.records import read_json, read_jsonl
+from submissions.sgd import SGD
+from workloads.fashion_mnist import FashionMNIST
+
+UNREACHABLE = "workload.sizes.smoke.target=2.0"
+
+
+def events(summary: dict) -> list[dict]:
+    return read_jsonl(Path(summary["record_dir"]) / "evals.jsonl")
+
+
+def test_slow_evaluation_is_not_charged(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_evaluate = FashionMNIST.evaluate
+
+    def slow_evaluate(self, model, split):
+        time.sleep(0.25)
+        return real_evaluate(self, model, split)
+
+    monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
+    started = time.monotonic()
+    summary = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=40", "workload.sizes.smoke.eval_every_steps=10"))
+    wall = time.monotonic() - started
+    evals = [e for e in events(summary) if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [10, 20, 30, 40]
+    assert wall > 8 * 0.25  # two splits per evaluation, four evaluations
+    # 2 s of evaluation happened; the clock must not have seen it.
+    assert summary["submission_time_s"] < 0.5
+    gaps = [b["submission_time_s"] - a["submission_time_s"] for a, b in itertools.pairwise(evals)]
+    assert all(g < 0.2 for g in gaps)
+
+
+class SlowPrepare(SGD):
+    def prepare_for_eval(self) -> None:
+        time.sleep(0.2)
+
+
+def test_prepare_for_eval_is_charged(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "submission_class", lambda name: SlowPrepare)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=30",
+                                         "workload.sizes.smoke.eval_every_steps=10"))
+    assert summary["submission_time_s"] >= 3 * 0.2
+
+
+class SlowUpdate(SGD):
+    def update(self, batch, compute_loss):
+        time.sleep(0.1)
+        return super().update(batch, compute_loss)
+
+
+def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "submission_class", lambda name: SlowUpdate)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_runtime_s=0.25",
+                                         "workload.sizes.smoke.eval_every_steps=1000"))
+    assert summary["status"] == "not_reached"
+    assert summary["steps"] == 3  # 0.3 s > 0.25 s after the third step, long before step 1000
+    assert 0.25 < summary["submission_time_s"] < 0.45
+    final = [e for e in events(summary) if e["event"] == "eval"]
+    assert len(final) == 1 and final[0]["within_budget"] is False and final[0]["reached"] is False
+
+
+def test_target_met_after_the_budget_does_not_count(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "submission_class", lambda name: SlowUpdate)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", "workload.sizes.smoke.target=0.0",
+                                         "max_runtime_s=0.05", "workload.sizes.smoke.eval_every_steps=1000"))
+    assert summary["status"] == "not_reached" and summary["time_to_target_s"] is None
+
+
+def test_huge_learning_rate_diverges(smoke_cfg) -> None:
+    summary = runner.run_trial(smoke_cfg("submission=sgd", "submission.hparams.lr=1e30"))
+    assert summary["status"] == "diverged"
+    assert summary["time_to_target_s"] is None and summary["steps_to_target"] is None
+    assert events(summary)[-1]["status"] == "diverged"
+
+
+class RaisesAtStep25(SGD):
+    calls = 0
+
+    def update(self, batch, compute_loss):
+        RaisesAtStep25.calls += 1
+        if RaisesAtStep25.calls == 25:
+            raise RuntimeError("boom in submission code")
+        return super().update(batch, compute_loss)
+
+
+def test_exception_in_submission_fails_the_trial_and_keeps_records(smoke_cfg, monkeypatch) -> None:
+    RaisesAtStep25.calls = 0
+    monkeypatch.setattr(runner, "submission_class", lambda name: RaisesAtStep25)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "workload.sizes.smoke.eval_every_steps=10"))
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
+    rows = events(summary)
+    assert [r["step"] for r in rows if r["event"] == "eval"] == [10, 20]  # earlier evaluations kept
+    assert "RuntimeError: boom in submission code" in rows[-1]["error"]
+    assert "Traceback" in read_json(Path(summary["record_dir"]) / "manifest.json")["summary"]["error"]
+
+
+class RaisesInInit(SGD):
+    def __init__(self, *args, **kwargs):
+        raise ValueError("bad optimizer construction")
+
+
+def test_exception_in_submission_constructor_fails_the_trial(smoke_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "submission_class", lambda name: RaisesInInit)
+    summary = runner.run_trial(smoke_cfg("submission=sgd"))
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__"
+    assert "ValueError: bad optimizer construction" in summary["error"]
+
+
+def test_finished_trial_is_never_run_again(smoke_cfg) -> None:
+    first = runner.run_trial(smoke_cfg())
+    lines = (Path(first["record_dir"]) / "evals.jsonl").read_text()
+    second = runner.run_trial(smoke_cfg())
+    assert second["cached"] is True and second["record_dir"] == first["record_dir"]
+    assert (Path(first["record_dir"]) / "evals.jsonl").read_text() == lines
+
+
+def test_unfinished_attempt_is_kept_aside(smoke_cfg) -> None:
+    cfg = smoke_cfg()
+    summary = runner.run_trial(cfg)
+    folder = Path(summary["record_dir"])
+    manifest = read_json(folder / "manifest.json")
+    (folder / "manifest.json").write_text('{"status": "running", "workload": "fashion_mnist"}')
+    old = (folder / "evals.jsonl").read_text()
+    again = runner.run_trial(cfg)
+    assert again.get("cached") is None and again["status"] == manifest["status"]
+    assert (folder / "evals.attempt1.jsonl").read_text() == old
+
+
+def test_manifest_describes_the_trial(smoke_cfg) -> None:
+    summary = runner.run_trial(smoke_cfg("seed=3"))
+    manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
+    for key in ("workload", "size", "submission", "hparams", "seed", "config_hash", "git", "versions",
+                "device", "submission_source_sha256", "target", "max_runtime_s", "status", "summary"):
+        assert key in manifest, key
+    assert manifest["seed"] == 3 and manifest["hparams"]["lr"] == pytest.approx(2e-3)
+    assert manifest["versions"]["torch"] and manifest["device"]["type"] == "cpu"

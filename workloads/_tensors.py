@@ -1,0 +1,61 @@
+"""Helpers for small classification datasets held whole on the device as tensors.
+
+No DataLoader and no workers: batches are index gathers on device-resident tensors, drawn in
+an order fixed by a generator the workload owns, so every submission sees the same stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def shuffled_batches(
+    inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (inputs, labels) batches, reshuffled every epoch by a generator seeded with ``seed``.
+
+    The permutation is drawn on the CPU (so the order is the same on every device) and moved
+    to the data's device once per epoch; the last incomplete batch of an epoch is dropped so
+    that every step sees exactly ``batch_size`` examples.
+    """
+    n = inputs.shape[0]
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size {batch_size} must be between 1 and the {n} training examples")
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=generator).to(inputs.device)
+        for start in range(0, n - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield inputs[index], labels[index]
+
+
+@torch.no_grad()
+def evaluate_classifier(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 4096
+) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` over a whole split."""
+    total_loss = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    correct = torch.zeros((), dtype=torch.int64, device=inputs.device)
+    for start in range(0, inputs.shape[0], batch_size):
+        x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
+        logits = model(x).float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    n = inputs.shape[0]
+    return {"accuracy": correct.item() / n, "loss": total_loss.item() / n}
+
+
+def split_off(
+    inputs: torch.Tensor, labels: torch.Tensor, held_out: int, seed: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Split a fixed, seeded random subset of ``held_out`` examples off the training set."""
+    n = inputs.shape[0]
+    if not 0 < held_out < n:
+        raise ValueError(f"cannot hold out {held_out} of {n} examples")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    keep, hold = order[held_out:], order[:held_out]
+    return (inputs[keep], labels[keep]), (inputs[hold], labels[hold])

@@ -1,0 +1,206 @@
+"""Fashion-MNIST: 28x28 grey clothing images, 10 classes; the course slides' 784-100-10 MLP.
+
+Data: the four IDX ``.gz`` files (as Zalando ships them) read with torchvision's
+``FashionMNIST``. Looked for, in order, in ``data_dir`` (directly or in torchvision's
+``FashionMNIST/raw`` layout), in Debian's ``/usr/share/datasets/fashion-mnist`` (package
+``dataset-fashion-mnist``), then downloaded by torchvision into ``data_dir`` (or the cache)
+where a network exists. The ``smoke`` size generates a tiny learnable dataset in the same IDX
+format and loads it through the same path.
+
+Splits: a fixed validation split (seed ``split_seed``, default 0) carved from the 60k training
+images; the official 10k test images are the test split. Targets, budgets and how they were
+measured: ``workloads/fashion_mnist.md`` and ``configs/workload/fashion_mnist.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+from harness.errors import UserError
+from harness.paths import cache_dir
+from harness.workload import Workload
+from workloads._idx import gunzip_to, write_idx_gz
+from workloads._tensors import evaluate_classifier, shuffled_batches, split_off
+
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def build_mlp() -> nn.Module:
+    """784-100-10 with ReLU: 79,510 trainable parameters, the network of the course slides."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+MODELS = {"mlp": build_mlp}
+
+
+class FashionMNIST(Workload):
+    name = "fashion_mnist"
+    metric = "accuracy"
+    higher_is_better = True
+    models = tuple(MODELS)
+
+    def load(self) -> None:
+        options = self.spec.options
+        if options.get("synthetic", False):
+            root, self._source = generated_root(int(options.get("seed", 0))), "generated smoke data"
+        else:
+            root, self._source = find_or_download(self.data_dir)
+        train_x, train_y = read_split(root, train=True)
+        test_x, test_y = read_split(root, train=False)
+        (train_x, train_y), (val_x, val_y) = split_off(
+            train_x, train_y, int(options.get("validation_examples", 10_000)), int(options.get("split_seed", 0))
+        )
+        # Normalise with training-split statistics; keep (N, 1, 28, 28) float32 on the device.
+        mean, std = train_x.float().mean() / 255, train_x.float().std() / 255
+
+        def prepare(images: torch.Tensor) -> torch.Tensor:
+            return ((images.float() / 255 - mean) / std).unsqueeze(1).to(self.device)
+
+        self._train = (prepare(train_x), train_y.long().to(self.device))
+        self._splits = {
+            "validation": (prepare(val_x), val_y.long().to(self.device)),
+            "test": (prepare(test_x), test_y.long().to(self.device)),
+        }
+
+    @property
+    def num_train_examples(self) -> int:
+        return int(self._train[0].shape[0])
+
+    def describe_data(self) -> str:
+        return self._source
+
+    def build_model(self, seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = MODELS[self.config.model]()
+        return model.to(self.device)
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return shuffled_batches(*self._train, batch_size=batch_size, seed=seed)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(model(images), labels)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        return evaluate_classifier(model, *self._splits[split])
+
+
+WORKLOAD = FashionMNIST
+
+
+# ---------------------------------------------------------------------------- data finding
+def _has_files(folder: Path, suffix: str) -> bool:
+    return all((folder / (name + suffix)).is_file() for name in RAW_FILES)
+
+
+def find_or_download(data_dir: Path | None) -> tuple[Path, str]:
+    """A torchvision root holding ``FashionMNIST/raw/<uncompressed IDX files>``, and its source.
+
+    Gzipped files found elsewhere are decompressed once into the cache (keyed by their path).
+    """
+    candidates = []
+    if data_dir is not None:
+        candidates += [data_dir, data_dir / "FashionMNIST" / "raw"]
+    candidates.append(DEBIAN_DIR)
+    for folder in candidates:
+        if _has_files(folder, "") and folder.name == "raw" and folder.parent.name == "FashionMNIST":
+            return folder.parent.parent, str(folder)
+        if _has_files(folder, ".gz"):
+            return decompressed_root(folder), str(folder)
+    if os.environ.get("OPTBENCH_OFFLINE") not in (None, "", "0"):
+        raise missing_data_error(data_dir, "downloading is off (OPTBENCH_OFFLINE is set)")
+    root = data_dir if data_dir is not None else cache_dir() / "downloads"
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        TorchvisionFashionMNIST(str(root), train=True, download=True)
+        TorchvisionFashionMNIST(str(root), train=False, download=True)
+    except Exception as error:  # no network, a proxy, a read-only folder...
+        raise missing_data_error(data_dir, f"the download failed ({type(error).__name__}: {error})") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return root, f"downloaded into {root}"
+
+
+def missing_data_error(data_dir: Path | None, why: str) -> UserError:
+    looked = f"'{data_dir}' (and its FashionMNIST/raw/), " if data_dir else ""
+    return UserError(
+        f"Fashion-MNIST was not found: looked in {looked}{DEBIAN_DIR}, and {why}. Do one of: "
+        f"(1) put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
+        f"and t10k-labels-idx1-ubyte.gz in a folder and pass data_dir=<that folder>; "
+        f"(2) install Debian's package: apt-get install dataset-fashion-mnist; "
+        f"(3) run once on a machine with a network (torchvision downloads into data_dir)."
+    )
+
+
+def decompressed_root(folder: Path) -> Path:
+    """Decompress the .gz files of ``folder`` into the cache in torchvision's layout."""
+    stamp = "|".join(f"{name}:{(folder / (name + '.gz')).stat().st_size}" for name in RAW_FILES)
+    key = hashlib.sha256(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:16]
+    root = cache_dir() / "fashion_mnist" / key
+    raw = root / "FashionMNIST" / "raw"
+    for name in RAW_FILES:
+        if not (raw / name).is_file():
+            try:
+                gunzip_to(folder / (name + ".gz"), raw / name)
+            except (OSError, EOFError) as error:
+                raise UserError(
+                    f"Could not decompress {folder / (name + '.gz')}: {error}. The file is truncated "
+                    f"or corrupt; replace it with a complete copy."
+                ) from None
+    return root
+
+
+def read_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) through torchvision's reader."""
+    try:
+        dataset = TorchvisionFashionMNIST(str(root), train=train, download=False)
+        images, labels = dataset.data, dataset.targets
+    except Exception as error:
+        raise UserError(
+            f"Could not read Fashion-MNIST from {root}/FashionMNIST/raw: {type(error).__name__}: {error}. "
+            f"The IDX files are missing, truncated or corrupt."
+        ) from None
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
+        raise UserError(f"Fashion-MNIST files in {root} have unexpected shapes {tuple(images.shape)}.")
+    return images, labels
+
+
+# ---------------------------------------------------------------------------- smoke data
+def generated_root(seed: int, n_train: int = 1200, n_test: int = 300) -> Path:
+    """A tiny learnable 10-class dataset written as IDX .gz files, in torchvision's layout.
+
+    Each class is a fixed random blob pattern; examples are noisy, shifted copies. Written once
+    per seed into the cache and read back through the same code as the real data.
+    """
+    folder = cache_dir() / "smoke" / f"fashion_mnist-{seed}-{n_train}-{n_test}"
+    if not _has_files(folder, ".gz"):
+        rng = np.random.default_rng(seed)
+        # Classes share a common pattern and differ by a faint one, under heavy noise: a model
+        # needs some tens of steps to separate them, as a real dataset would.
+        common = rng.uniform(0.3, 0.7, size=(7, 7))
+        prototypes = (common + 0.07 * rng.standard_normal((10, 7, 7))).repeat(4, axis=1).repeat(4, axis=2)
+        for prefix, n in (("train", n_train), ("t10k", n_test)):
+            labels = rng.integers(0, 10, size=n)
+            noise = rng.normal(0, 0.45, size=(n, 28, 28))
+            images = np.clip(prototypes[labels] + noise, 0, 1)
+            write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", (images * 255).astype(np.uint8))
+            write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    return decompressed_root(folder)
