@@ -23,7 +23,7 @@ commands:
                            [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
   suite   the main job: every submission (defaults, one trial per seed) on every workload,
           then a time-to-target table and validation curves
-            optbench suite [workloads=[fashion_mnist]] [submissions=[adamw,sgd]] [seeds=[0,1]]
+            optbench suite [workloads=[fashion_mnist]] [submissions=[adamw,sgd]] [seeds=[0,1,2]]
                            [out=DIR] [any trial setting, e.g. data_dir=DIR workload.size=smoke]
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
 

@@ -153,8 +153,12 @@ def _train(
             return done(status="failed", steps=step, submission_s=elapsed, best=best,
                         error=traceback.format_exc(), error_in="submission.update")
         step += 1
-        all_finite &= torch.isfinite(loss)
-        if step % check_every == 0 and not all_finite.item():
+        if on_cuda:
+            all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
+            diverged = step % check_every == 0 and not all_finite.item()
+        else:
+            diverged = step % check_every == 0 and not math.isfinite(loss.item())
+        if diverged:
             return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
 
         now = clock.peek()
@@ -176,7 +180,7 @@ def _train(
             return done(status="failed", steps=step, submission_s=elapsed, best=best,
                         error=traceback.format_exc(), error_in="submission.prepare_for_eval")
         elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
-        if not all_finite.item():
+        if not (all_finite.item() and math.isfinite(loss.item())):
             return done(status="diverged", steps=step, submission_s=elapsed, best=best)
 
         metrics = _evaluate(workload, model, train_loss=loss.item())

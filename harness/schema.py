@@ -77,7 +77,7 @@ class SuiteConfig:
 
     workloads: list[str] = field(default_factory=lambda: ["fashion_mnist"])
     submissions: list[str] = field(default_factory=list)  # empty: every registered submission
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     out: str | None = None  # where the table and plot go; default <results>/suite
 
 

@@ -35,7 +35,7 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
         ax.set_ylim(bottom=max(0.0, target - 0.15), top=min(1.0, target + 0.05) if target <= 1 else None)
     ax.set_title(f"{workload} ({size}): validation {metric} vs submission time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out, dpi=120)

@@ -63,7 +63,7 @@ def test_list_shows_workloads_and_submissions() -> None:
 
 
 def test_suite_on_smoke_writes_table_and_plot(tmp_path: Path) -> None:
-    done = optbench("suite", "submissions=[adamw,sgd]", "workload.size=smoke", f"results={tmp_path}",
+    done = optbench("suite", "submissions=[adamw,sgd]", "seeds=[0]", "workload.size=smoke", f"results={tmp_path}",
                     "device=cpu", "max_runtime_s=5")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
