@@ -91,6 +91,10 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     workload.load()  # not charged: data reading and the move to the device
     record.start(_manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record))
     progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")
+    device_class = "gpu" if device.type == "cuda" else device.type
+    if workload.spec.device_class != device_class:
+        progress.say(f"note: the budget of size '{workload.size}' was measured on {workload.spec.device_class}, "
+                     f"this trial runs on {device_class}; compare times only within one device class")
     try:
         summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress)
     except KeyboardInterrupt:
