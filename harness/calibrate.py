@@ -1,22 +1,23 @@
 """Setting a workload's target and budget by measurement, following AlgoPerf's rule.
 
 AlgoPerf's rule: the validation target is what a well-tuned baseline *reliably* reaches, and
-the budget leaves a margin over the time that baseline needed. Our procedure:
+the budget leaves a margin over the time that baseline needed. The procedure:
 
-1. search: each reference baseline runs every point of a hyperparameter grid (learning rate x
-   schedule length = step hint) for the whole schedule, with an unreachable target so that the
-   full validation curve is recorded;
-2. confirm: the best point of each baseline (highest best validation metric) is rerun on
-   several fresh seeds;
+1. search: each reference baseline (AdamW and Nesterov momentum by default) runs a set of
+   hyperparameter points -- its defaults plus points of a seeded scrambled Halton sequence over
+   its own search space (``optbench calibrate``), or an explicit grid -- each for its whole
+   schedule (``max_steps = step_hint``) with an unreachable target, so the full validation
+   curve is recorded; the schedule length (step hint) may be one more searched dimension;
+2. confirm: the best point of each baseline (best validation metric) is rerun on fresh seeds;
 3. target: for the baseline whose confirming seeds do best (median), the hardest value on the
    target grid (e.g. multiples of 0.005) that at least ``reliability`` (80%) of its seeds reach
-   -- "reliably reaches" made precise. (A plain median is reached by only half the seeds.)
+   -- "reliably reaches" made precise. A plain median (``reliability=0.5``) is reached by only
+   about half of the seeds;
 4. budget: ``margin`` x the largest time-to-target among the reference's seeds that reached
    it, rounded up to ``budget_round_s``; the step hint is the best point's schedule length.
 
-All runs go through :func:`harness.runner.run_trial`, so they are timed and recorded exactly
-like benchmark trials. The raw figures are returned (and written by the caller next to the
-workload) together with the hardware, versions and date.
+Every run goes through :func:`harness.runner.run_trial`, so it is timed and recorded exactly like
+a benchmark trial (and an interrupted calibration resumes: finished runs are not rerun).
 """
 
 from __future__ import annotations
@@ -24,29 +25,32 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from omegaconf import DictConfig
 
 from harness.config import compose_config
 from harness.environment import describe_device, package_versions
 from harness.records import read_jsonl
 from harness.runner import resolve_device, run_trial
 
+Curve = list[tuple[int, float, float]]  # (step, submission seconds, validation metric)
+
 
 def run_point(
-    workload: str, size: str, submission: str, hparams: dict[str, Any], seed: int, step_hint: int,
-    extra: Sequence[str], results: str,
+    base: Sequence[str], submission: str, hparams: dict[str, Any], seed: int, step_hint: int,
+    max_run_s: float | None,
 ) -> dict[str, Any]:
     """One full-schedule run with an unreachable target; returns its curve and best value."""
-    overrides = [
-        f"workload={workload}", f"workload.size={size}", f"submission={submission}", f"seed={seed}",
-        f"workload.sizes.{size}.step_hint={step_hint}", f"max_steps={step_hint}",
-        f"max_runtime_s={1e9}", f"results={results}", "progress=false", *extra,
-    ]
+    overrides = [*base, f"submission={submission}", f"seed={seed}", f"max_steps={step_hint}", "progress=false"]
     overrides += [f"submission.hparams.{k}={v}" for k, v in hparams.items()]
     cfg = compose_config("trial", overrides)
-    cfg.workload.sizes[size].target = math.inf if _higher(workload) else -math.inf
+    _set_size_field(cfg, "step_hint", step_hint)
+    higher = _higher(cfg)
+    _set_size_field(cfg, "target", math.inf if higher else -math.inf)
+    cfg.max_runtime_s = max_run_s if max_run_s else 1e9
     summary = run_trial(cfg)
     evals = [r for r in read_jsonl(Path(summary["record_dir"]) / "evals.jsonl") if r.get("event") == "eval"]
     metric = f"validation/{summary['metric']}"
@@ -57,13 +61,22 @@ def run_point(
     }
 
 
-def _higher(workload: str) -> bool:
+def _set_size_field(cfg: DictConfig, key: str, value: Any) -> None:
+    """Set a size field where it takes effect: on the variant when one is selected."""
+    workload = cfg.workload
+    if workload.variant != "base":
+        workload.variants[workload.variant].sizes.setdefault(workload.size, {})[key] = value
+    else:
+        workload.sizes[workload.size][key] = value
+
+
+def _higher(cfg: DictConfig) -> bool:
     from harness.registry import workload_class
 
-    return workload_class(workload).higher_is_better
+    return workload_class(cfg.workload.name).higher_is_better
 
 
-def time_to(curve: list[tuple[int, float, float]], target: float, higher: bool) -> tuple[int, float] | None:
+def time_to(curve: Curve, target: float, higher: bool) -> tuple[int, float] | None:
     """(steps, seconds) of the first evaluation meeting ``target``, or None."""
     for step, seconds, value in curve:
         if (value >= target) if higher else (value <= target):
@@ -72,56 +85,72 @@ def time_to(curve: list[tuple[int, float, float]], target: float, higher: bool) 
 
 
 def calibrate(
-    workload: str,
-    size: str,
-    grids: dict[str, list[dict[str, Any]]],
-    step_hints: Sequence[int],
-    search_seed: int = 0,
+    base: Sequence[str],
+    points: dict[str, list[tuple[dict[str, Any], int]]],
     confirm_seeds: Sequence[int] = (1, 2, 3, 4, 5),
+    search_seed: int = 0,
     target_grid: float = 0.005,
     reliability: float = 0.8,
     margin: float = 2.0,
     budget_round_s: float = 5.0,
-    extra: Sequence[str] = (),
-    results: str = "results/calibration",
-    log=print,
+    max_run_s: float | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the procedure above; return the chosen numbers and every raw figure."""
-    higher = _higher(workload)
+    """Run the procedure above and return the chosen numbers with every raw figure.
+
+    ``base`` holds the trial overrides naming the workload (``workload=``, ``workload.size=``,
+    ``workload.variant=``, ``data_dir=``, ``results=`` ...); ``points`` maps each baseline
+    submission to its (hyperparameters, step hint) points.
+    """
     started = time.time()
+    higher = _higher(compose_config("trial", list(base)))
     search = []
-    for submission, grid in grids.items():
-        for hparams in grid:
-            for step_hint in step_hints:
-                run = run_point(workload, size, submission, hparams, search_seed, step_hint, extra, results)
-                search.append(run)
-                log(f"search  {submission:<10} {hparams} step_hint={step_hint}: best {run['best']}")
+    total = sum(len(p) for p in points.values())
+    for submission, candidates in points.items():
+        for hparams, step_hint in candidates:
+            run = run_point(base, submission, hparams, search_seed, step_hint, max_run_s)
+            search.append(run)
+            log(f"search {len(search)}/{total}  {submission:<10} {_short(hparams)} step_hint={step_hint}: "
+                f"best {run['best']}")
     best_points = {}
-    for submission in grids:
+    for submission in points:
         runs = [r for r in search if r["submission"] == submission and r["best"] is not None]
-        best_points[submission] = (max if higher else min)(runs, key=lambda r: r["best"])
+        if runs:
+            best_points[submission] = (max if higher else min)(runs, key=lambda r: r["best"])
+    if not best_points:
+        raise RuntimeError("no search run produced a validation result (all diverged or failed)")
     confirm = []
     for submission, point in best_points.items():
         for seed in confirm_seeds:
-            run = run_point(workload, size, submission, point["hparams"], seed, point["step_hint"], extra, results)
+            run = run_point(base, submission, point["hparams"], seed, point["step_hint"], max_run_s)
             confirm.append(run)
             log(f"confirm {submission:<10} seed {seed}: best {run['best']}")
-
+    confirm = [r for r in confirm if r["best"] is not None]
     choice = choose_target_and_budget(confirm, higher, reliability, target_grid, margin, budget_round_s)
     reference = choice["reference"]
     return {
-        "workload": workload,
-        "size": size,
         **choice,
         "step_hint": best_points[reference]["step_hint"],
         "reference_hparams": best_points[reference]["hparams"],
+        "search_seed": search_seed,
         "search": [{k: v for k, v in r.items() if k != "curve"} for r in search],
         "confirm": confirm,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "duration_s": round(time.time() - started, 1),
-        "device": describe_device(resolve_device("auto")),
+        "device": describe_device(resolve_device(_device(base))),
         "versions": package_versions(),
     }
+
+
+def _device(base: Sequence[str]) -> str:
+    for item in base:
+        if item.startswith("device="):
+            return item.partition("=")[2]
+    return "auto"
+
+
+def _short(hparams: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hparams.items()) + "}"
 
 
 def choose_target_and_budget(
@@ -135,7 +164,7 @@ def choose_target_and_budget(
     medians = {s: statistics.median(v) for s, v in bests.items()}
     reference = (max if higher else min)(medians, key=medians.__getitem__)
     ordered = sorted(bests[reference], reverse=higher)  # best first
-    needed = math.ceil(reliability * len(ordered) - 1e-9)  # seeds that must reach the target
+    needed = max(1, math.ceil(reliability * len(ordered) - 1e-9))  # seeds that must reach the target
     raw = ordered[needed - 1]
     units = raw / target_grid
     target = round((math.floor(units + 1e-9) if higher else math.ceil(units - 1e-9)) * target_grid, 10)

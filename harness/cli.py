@@ -25,6 +25,13 @@ commands:
           then a time-to-target table and validation curves
             optbench suite [workloads=[fashion_mnist]] [submissions=[adamw,sgd]] [seeds=[0,1,2]]
                            [out=DIR] [any trial setting, e.g. data_dir=DIR workload.size=smoke]
+  calibrate  set a workload's target, budget and step hint by measurement (AlgoPerf's rule):
+          quasirandom search of AdamW and Nesterov momentum, best points rerun on 5 seeds
+            optbench calibrate workload=fashion_mnist [workload.size=cpu] [workload.variant=V]
+                               [points=8] [step_hints=[2000,4000,8000]] [write=true] [data_dir=DIR]
+  info    parameters, measured step time, batch-production share and peak memory of a
+          workload with a reference submission, and its target, budget and step hint
+            optbench info workload=fashion_mnist [workload.size=cpu] [submission=adamw] [steps=30]
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
 
 trial settings (defaults in brackets):
@@ -49,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in overrides):
         print(USAGE, end="")
         return 0
-    commands = {"trial": _trial, "suite": _suite, "list": _list}
+    commands = {"trial": _trial, "suite": _suite, "calibrate": _calibrate, "info": _info, "list": _list}
     if command not in commands:
         print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
               f"See optbench --help.", file=sys.stderr)
@@ -82,6 +89,20 @@ def _suite(overrides: list[str]) -> int:
 
     result = run_suite(overrides)
     print(json.dumps(result), flush=True)
+    return 0
+
+
+def _calibrate(overrides: list[str]) -> int:
+    from harness.calibrate_command import run_calibrate
+
+    print(json.dumps(run_calibrate(overrides)), flush=True)
+    return 0
+
+
+def _info(overrides: list[str]) -> int:
+    from harness.info import run_info
+
+    print(json.dumps(run_info(overrides)), flush=True)
     return 0
 
 

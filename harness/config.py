@@ -72,6 +72,16 @@ def _composition_message(error: BaseException) -> str:
     return f"Invalid configuration{where}: {summary}."
 
 
+def split_overrides(overrides: Sequence[str], schema: type) -> tuple[list[str], list[str]]:
+    """Split a command's overrides into its own keys (fields of ``schema``) and trial settings."""
+    own_keys = set(schema.__dataclass_fields__)
+    own, rest = [], []
+    for item in overrides:
+        key = item.partition("=")[0].lstrip("+~")
+        (own if key in own_keys else rest).append(item)
+    return own, rest
+
+
 def validate_trial_config(cfg: DictConfig) -> None:
     """Checks the schema cannot express: choices and ranges of top-level trial settings."""
     device = str(cfg.device)

@@ -9,6 +9,7 @@ exception in submission code ends it as ``failed`` with the traceback in the rec
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -43,12 +44,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def trial_identity(cfg: DictConfig, hparams: TrainingHparams, device: torch.device) -> dict[str, Any]:
+def trial_identity(
+    cfg: DictConfig, workload: Workload, hparams: TrainingHparams, device: torch.device
+) -> dict[str, Any]:
     """Everything that determines a trial's outcome; its hash names the record folder."""
+    spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k != "calibration"}
     return {
-        "workload": cfg.workload.name,
-        "size": cfg.workload.size,
-        "model": cfg.workload.model,
+        "workload": workload.label,
+        "size": workload.size,
+        "model": workload.model_name,
+        "model_options": workload.model_options,
+        "spec": spec,
         "submission": cfg.submission.name,
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),
@@ -63,7 +69,7 @@ def config_hash(identity: dict[str, Any]) -> str:
 
 
 def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
-    folder = Path(cfg.results) / f"{cfg.workload.name}-{cfg.workload.size}" / cfg.submission.name
+    folder = Path(cfg.results) / f"{identity['workload']}-{identity['size']}" / cfg.submission.name
     return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
 
 
@@ -77,9 +83,9 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     workload.check_batch_size(hparams.batch_size)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
-    identity = trial_identity(cfg, hparams, device)
+    identity = trial_identity(cfg, workload, hparams, device)
     record = record_for(cfg, identity)
-    label = f"{cfg.workload.name}/{cfg.workload.size} {cfg.submission.name} seed {cfg.seed}"
+    label = f"{workload.label}/{workload.size} {cfg.submission.name} seed {cfg.seed}"
     progress = Progress(
         label, workload.metric, workload.target, workload.higher_is_better, budget,
         interval_s=cfg.progress_interval_s, enabled=cfg.progress,
@@ -255,7 +261,7 @@ def _summary(
         "steps": steps,
         "submission_time_s": submission_s,
         "max_runtime_s": budget,
-        "workload": workload.name,
+        "workload": workload.label,
         "size": workload.size,
         "record_dir": str(record.dir),
     }
@@ -289,9 +295,12 @@ def _manifest(
         "schema_version": SCHEMA_VERSION,
         "trial_id": record.dir.name,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "workload": workload.name,
+        "workload": workload.label,
+        "family": workload.name,
+        "variant": workload.variant,
         "size": workload.size,
-        "model": cfg.workload.model,
+        "model": workload.model_name,
+        "model_options": workload.model_options,
         "submission": cfg.submission.name,
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),

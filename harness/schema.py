@@ -36,13 +36,26 @@ class SizeSpec:
 
 
 @dataclass
+class VariantSpec:
+    """A held-out variant (AlgoPerf's sense): another architecture or preprocessing, own targets."""
+
+    description: str = MISSING
+    model: str | None = None  # another model of the family, if the variant changes it
+    model_options: dict[str, Any] = field(default_factory=dict)  # merged over the base options
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per size: SizeSpec fields to override
+
+
+@dataclass
 class WorkloadConfig:
-    """A workload family with its sizes; ``size`` picks one."""
+    """A workload family with its sizes; ``size`` picks one, ``variant`` an optional variant."""
 
     name: str = MISSING
     size: str = "cpu"
     model: str = MISSING
+    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. activation, width
     sizes: dict[str, SizeSpec] = field(default_factory=dict)
+    variant: str = "base"  # "base" or a key of ``variants``
+    variants: dict[str, VariantSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,10 +94,41 @@ class SuiteConfig:
     out: str | None = None  # where the table and plot go; default <results>/suite
 
 
+@dataclass
+class CalibrateConfig:
+    """``optbench calibrate``'s own keys; other overrides select the workload (size, variant, data)."""
+
+    baselines: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"adamw": {}, "momentum": {"nesterov": True}}
+    )  # reference submissions, each with hyperparameters held fixed during the search
+    points: int = 8  # per baseline: its defaults + (points - 1) scrambled Halton points
+    step_hints: list[int] = field(default_factory=list)  # schedule lengths to search; empty: current
+    search_seed: int = 0  # seed of the Halton scrambling and of the search runs
+    confirm_seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    reliability: float = 0.8  # fraction of confirming seeds that must reach the target
+    target_grid: float = 0.005  # the target is a multiple of this
+    margin: float = 2.0  # budget = margin x the slowest confirming seed's time-to-target
+    budget_round_s: float = 5.0
+    max_run_s: float | None = None  # cap per run; default 4 x the current budget
+    results: str | None = None  # default results/calibration/<workload>-<size>
+    out: str | None = None  # folder of the raw-figures JSON; default workloads/calibration
+    write: bool = True  # write the numbers into configs/workload/<family>.yaml
+
+
+@dataclass
+class InfoConfig:
+    """``optbench info``'s own keys; other overrides select workload and reference submission."""
+
+    steps: int = 30  # timed steps
+    warmup: int = 5  # untimed steps first
+
+
 def register_schemas() -> None:
     """Store the schemas so that ``configs/*.yaml`` can extend them by name."""
     store = ConfigStore.instance()
     store.store(name="trial_schema", node=TrialConfig)
     store.store(name="suite_schema", node=SuiteConfig)
+    store.store(name="calibrate_schema", node=CalibrateConfig)
+    store.store(name="info_schema", node=InfoConfig)
     store.store(group="workload", name="workload_schema", node=WorkloadConfig)
     store.store(group="submission", name="submission_schema", node=SubmissionConfig)

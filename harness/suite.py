@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.config import compose_config
+from harness.config import compose_config, split_overrides
 from harness.errors import UserError
 from harness.registry import submission_names, workload_names
 from harness.runner import run_trial
@@ -21,22 +21,11 @@ from scoring.plots import plot_validation_curves
 from scoring.records import load_trials
 from scoring.tables import time_to_target_table, to_markdown
 
-SUITE_KEYS = frozenset(SuiteConfig.__dataclass_fields__)
-
-
-def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
-    """Suite keys (workloads, submissions, seeds, out) vs. settings passed to every trial."""
-    suite, trial = [], []
-    for item in overrides:
-        key = item.partition("=")[0].lstrip("+~")
-        (suite if key in SUITE_KEYS else trial).append(item)
-    return suite, trial
-
 
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
     log = log or (lambda text: print(f"[suite] {text}", file=sys.stderr, flush=True))
-    suite_overrides, trial_overrides = split_overrides(overrides)
+    suite_overrides, trial_overrides = split_overrides(overrides, SuiteConfig)
     cfg = compose_config("suite", suite_overrides)
     chosen_workloads = list(cfg.workloads)
     chosen_submissions = list(cfg.submissions) or submission_names()

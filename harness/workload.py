@@ -11,6 +11,7 @@ tests (``tests/test_conformance.py``) then check it without a new test being wri
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from harness.errors import UserError
@@ -66,14 +68,26 @@ class Workload(ABC):
                 f"Workload '{config.name}' has no size '{config.size}'. "
                 f"Valid sizes: {', '.join(sorted(config.sizes))}."
             )
-        if config.model not in self.models:
+        variant = config.variants.get(config.variant) if config.variant != "base" else None
+        if config.variant != "base" and variant is None:
             raise UserError(
-                f"Workload '{config.name}' has no model '{config.model}'. "
+                f"Workload '{config.name}' has no variant '{config.variant}'. "
+                f"Valid variants: base, {', '.join(sorted(config.variants)) or '(none)'}."
+            )
+        self.model_name = (variant.model if variant is not None and variant.model else None) or config.model
+        if self.model_name not in self.models:
+            raise UserError(
+                f"Workload '{config.name}' has no model '{self.model_name}'. "
                 f"Valid models: {', '.join(self.models)}."
             )
         self.config = config
         self.size = config.size
-        self.spec: SizeSpec = config.sizes[config.size]
+        self.variant = config.variant
+        #: model settings of the base config with the variant's merged over them
+        self.model_options: dict[str, Any] = {
+            **dict(config.model_options), **(dict(variant.model_options) if variant else {})
+        }
+        self.spec: SizeSpec = _spec_with_variant(config, variant)
         self.device = device
         self.data_dir = Path(data_dir).expanduser() if data_dir else None
         if self.data_dir is not None and not self.data_dir.is_dir():
@@ -81,6 +95,11 @@ class Workload(ABC):
                 f"data_dir '{data_dir}' does not exist or is not a folder. Point data_dir at the folder "
                 f"that holds the {config.name} files, or leave it unset to use the default locations."
             )
+
+    @property
+    def label(self) -> str:
+        """The workload's name in records and tables: ``<name>`` or ``<name>.<variant>``."""
+        return self.name if self.variant == "base" else f"{self.name}.{self.variant}"
 
     # ----------------------------------------------------------------- declared numbers
     @property
@@ -160,3 +179,21 @@ class Workload(ABC):
 
         Called with the model in eval mode under ``torch.no_grad``; never charged.
         """
+
+
+def _spec_with_variant(config: WorkloadConfig, variant: Any) -> SizeSpec:
+    """The size's spec as a plain SizeSpec, with the variant's overrides for that size applied."""
+    base = config.sizes[config.size]
+    spec: SizeSpec = OmegaConf.to_object(base) if OmegaConf.is_config(base) else base
+    if variant is None:
+        return spec
+    overrides = dict(variant.sizes.get(config.size, {}))
+    if "target" not in overrides:
+        raise UserError(
+            f"Variant '{config.variant}' of workload '{config.name}' declares no target for size "
+            f"'{config.size}'; a variant needs its own target."
+        )
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SizeSpec)})
+    if unknown:
+        raise UserError(f"Variant '{config.variant}' overrides unknown size field(s): {', '.join(unknown)}.")
+    return dataclasses.replace(spec, **overrides)

@@ -72,3 +72,13 @@ def test_suite_on_smoke_writes_table_and_plot(tmp_path: Path) -> None:
     assert "adamw" in table and "sgd" in table
     assert Path(result["plots"][0]).stat().st_size > 10_000
     assert "2/2 done" in done.stderr
+
+
+def test_info_reports_parameters_step_time_and_memory() -> None:
+    done = optbench("info", "workload.size=smoke", "device=cpu", "steps=5")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["parameters"] == 79_510 and info["step_time_s"] > 0
+    assert 0 < info["batch_fraction"] < 1 and info["peak_memory_bytes"] > 0
+    assert info["target"] == 0.85 and info["data_source"] == "generated smoke data"
+    assert "parameters    79,510" in done.stderr

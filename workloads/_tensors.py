@@ -30,7 +30,8 @@ def shuffled_batches(
         order = torch.randperm(n, generator=generator).to(inputs.device)
         for start in range(0, n - batch_size + 1, batch_size):
             index = order[start : start + batch_size]
-            yield inputs[index], labels[index]
+            # index_select is ~2x faster than advanced indexing (inputs[index]) on the CPU.
+            yield inputs.index_select(0, index), labels.index_select(0, index)
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
 """Fashion-MNIST: 28x28 grey clothing images, 10 classes; the course slides' 784-100-10 MLP.
 
 Data: the four IDX ``.gz`` files (as Zalando ships them) read with torchvision's
-``FashionMNIST``. Looked for, in order, in ``data_dir`` (directly or in torchvision's
-``FashionMNIST/raw`` layout), in Debian's ``/usr/share/datasets/fashion-mnist`` (package
+``FashionMNIST``. Looked for, in order, in ``data_dir`` (directly, in ``data_dir/fashion-mnist``
+or in torchvision's ``FashionMNIST/raw`` layout), in Debian's ``/usr/share/datasets/fashion-mnist`` (package
 ``dataset-fashion-mnist``), then downloaded by torchvision into ``data_dir`` (or the cache)
 where a network exists. The ``smoke`` size generates a tiny learnable dataset in the same IDX
 format and loads it through the same path.
@@ -41,12 +41,31 @@ RAW_FILES = (
 )
 
 
-def build_mlp() -> nn.Module:
-    """784-100-10 with ReLU: 79,510 trainable parameters, the network of the course slides."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 100), nn.ReLU(), nn.Linear(100, 10))
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
-MODELS = {"mlp": build_mlp}
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise UserError(f"Unknown activation '{name}'. Valid activations: {', '.join(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]()
+
+
+def build_mlp(hidden: int = 100, activation: str = "relu") -> nn.Module:
+    """784-100-10 with ReLU by default: 79,510 trainable parameters, the network of the course slides."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), _activation(activation), nn.Linear(hidden, 10))
+
+
+def build_cnn(channels: tuple[int, int] = (16, 32), hidden: int = 128, activation: str = "relu") -> nn.Module:
+    """A small conv net: two conv-activation-maxpool stages (28 -> 14 -> 7), then a 2-layer head."""
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1), _activation(activation), nn.MaxPool2d(2),  # (B, c1, 14, 14)
+        nn.Conv2d(c1, c2, 3, padding=1), _activation(activation), nn.MaxPool2d(2),  # (B, c2, 7, 7)
+        nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), _activation(activation), nn.Linear(hidden, 10),
+    )
+
+
+MODELS = {"mlp": build_mlp, "cnn": build_cnn}
 
 
 class FashionMNIST(Workload):
@@ -88,7 +107,7 @@ class FashionMNIST(Workload):
     def build_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = MODELS[self.config.model]()
+            model = MODELS[self.model_name](**self.model_options)
         return model.to(self.device)
 
     def train_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -117,7 +136,7 @@ def find_or_download(data_dir: Path | None) -> tuple[Path, str]:
     """
     candidates = []
     if data_dir is not None:
-        candidates += [data_dir, data_dir / "FashionMNIST" / "raw"]
+        candidates += [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw"]
     candidates.append(DEBIAN_DIR)
     for folder in candidates:
         if _has_files(folder, "") and folder.name == "raw" and folder.parent.name == "FashionMNIST":
@@ -140,7 +159,7 @@ def find_or_download(data_dir: Path | None) -> tuple[Path, str]:
 
 
 def missing_data_error(data_dir: Path | None, why: str) -> UserError:
-    looked = f"'{data_dir}' (and its FashionMNIST/raw/), " if data_dir else ""
+    looked = f"'{data_dir}' (and its fashion-mnist/ and FashionMNIST/raw/), " if data_dir else ""
     return UserError(
         f"Fashion-MNIST was not found: looked in {looked}{DEBIAN_DIR}, and {why}. Do one of: "
         f"(1) put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "

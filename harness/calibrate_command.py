@@ -1,0 +1,119 @@
+"""``optbench calibrate``: the target-setting procedure of :mod:`harness.calibrate` as a command.
+
+Draws each baseline's points (its defaults, then a seeded scrambled Halton sequence over its
+search space), runs the procedure, writes every raw figure to
+``workloads/calibration/<workload>-<size>.json`` and, with ``write=true``, the chosen target,
+budget, step hint and a calibration summary into ``configs/workload/<family>.yaml`` (into the
+variant's entry when a variant is selected).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from scipy.stats import qmc
+
+from harness.calibrate import calibrate
+from harness.config import compose_config, split_overrides
+from harness.errors import UserError
+from harness.registry import submission_class
+from harness.schema import CalibrateConfig
+from harness.search_space import point_from_unit, validate_search_space
+
+
+def draw_points(
+    submission: str, fixed: dict[str, Any], count: int, step_hints: list[int], seed: int
+) -> list[tuple[dict[str, Any], int]]:
+    """The defaults, then ``count - 1`` Halton points over the search space (minus ``fixed``)."""
+    cfg = compose_config("trial", [f"submission={submission}"]).submission
+    space = {k: v for k, v in cfg.search_space.items() if k not in fixed}
+    validate_search_space(space, submission_class(submission).Hparams, submission)
+    hints = list(step_hints)
+    points = [(dict(fixed), hints[len(hints) // 2])]
+    dims = len(space) + (1 if len(hints) > 1 else 0)
+    if count > 1 and dims:
+        for unit in qmc.Halton(d=dims, scramble=True, seed=seed).random(count - 1):
+            hparams = {**point_from_unit(space, unit[: len(space)]), **fixed}
+            hint = hints[min(int(unit[-1] * len(hints)), len(hints) - 1)] if len(hints) > 1 else hints[0]
+            points.append((hparams, hint))
+    return points
+
+
+def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
+    log = log or (lambda text: print(f"[calibrate] {text}", file=sys.stderr, flush=True))
+    own, trial_overrides = split_overrides(overrides, CalibrateConfig)
+    cfg = compose_config("calibrate", own)
+    trial = compose_config("trial", trial_overrides)
+    workload = trial.workload
+    variant = workload.variant
+    spec = workload.sizes.get(workload.size, None)
+    if spec is None:
+        raise UserError(f"Workload '{workload.name}' has no size '{workload.size}'. "
+                        f"Valid sizes: {', '.join(sorted(workload.sizes))}.")
+    hints = list(cfg.step_hints) or [int(spec.step_hint)]
+    points = {name: draw_points(name, dict(fixed), cfg.points, hints, cfg.search_seed)
+              for name, fixed in cfg.baselines.items()}
+    label = workload.name if variant == "base" else f"{workload.name}.{variant}"
+    results = cfg.results or f"results/calibration/{label}-{workload.size}"
+    base = [*trial_overrides, f"results={results}"]
+    max_run_s = cfg.max_run_s or 4 * float(spec.max_runtime_s)
+    log(f"{label}/{workload.size}: {sum(map(len, points.values()))} search runs + "
+        f"{len(cfg.confirm_seeds)} confirming seeds per baseline; each run at most {max_run_s:g}s; "
+        f"records under {results}")
+    report = calibrate(
+        base, points, confirm_seeds=list(cfg.confirm_seeds), search_seed=cfg.search_seed,
+        target_grid=cfg.target_grid, reliability=cfg.reliability, margin=cfg.margin,
+        budget_round_s=cfg.budget_round_s, max_run_s=max_run_s, log=log,
+    )
+    report.update({"workload": workload.name, "variant": variant, "size": workload.size})
+    raw_dir = Path(cfg.out) if cfg.out else Path(str(resources.files("workloads"))) / "calibration"
+    raw = raw_dir / f"{label}-{workload.size}.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(report, indent=1) + "\n")
+    config_path = Path(str(resources.files("configs"))) / "workload" / f"{workload.name}.yaml"
+    written = write_calibration(config_path, workload.size, variant, report, raw) if cfg.write else None
+    summary = {k: report[k] for k in ("target", "max_runtime_s", "step_hint", "reference", "reference_hparams")}
+    summary.update({"raw": str(raw), "config": written, "time_to_target": report["time_to_target"]})
+    return summary
+
+
+def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any], raw: Path) -> str:
+    """Write target, budget, step hint and a calibration summary into the workload's YAML.
+
+    The file is re-serialised (key order kept; its leading comment block kept; other comments
+    are lost, so explanations belong in the ``calibration`` block and the workload's .md file).
+    """
+    if report["max_runtime_s"] is None:
+        raise UserError("The reference baseline never reached the chosen target; nothing written.")
+    text = path.read_text()
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    header = header.split("\n\n")[0] if header else ""
+    data = yaml.safe_load(text)
+    if variant == "base":
+        entry = data["sizes"][size]
+    else:
+        entry = data.setdefault("variants", {})[variant].setdefault("sizes", {}).setdefault(size, {})
+    reference = report["reference"]
+    times = [t["seconds"] for t in report["time_to_target"][reference] if t["seconds"] is not None]
+    entry["target"] = report["target"]
+    entry["max_runtime_s"] = report["max_runtime_s"]
+    entry["step_hint"] = report["step_hint"]
+    device = report["device"]
+    entry["calibration"] = {
+        "date": report["date"],
+        "procedure": "optbench calibrate (harness/calibrate.py); see the workload's .md",
+        "raw": f"workloads/calibration/{raw.name}",
+        "hardware": f"{device.get('name', device['cpu'])}, {device['type']}, "
+                    f"torch {report['versions']['torch']} ({device['torch_threads']} threads)",
+        "reference": f"{reference} {report['reference_hparams']}: {len(times)}/"
+                     f"{len(report['time_to_target'][reference])} seeds reach the target, in "
+                     f"{min(times):.2f}-{max(times):.2f} s",
+        "rule": report["rule"],
+    }
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=110))
+    return str(path)

@@ -1,0 +1,65 @@
+"""``optbench info``: what a workload costs and declares, measured here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from harness.config import compose_config, split_overrides, validate_trial_config
+from harness.measure import measure_steps
+from harness.registry import submission_class, workload_class
+from harness.runner import resolve_device
+from harness.schema import InfoConfig
+
+
+def run_info(overrides: list[str]) -> dict[str, Any]:
+    own, trial_overrides = split_overrides(overrides, InfoConfig)
+    options = compose_config("info", own)
+    cfg = compose_config("trial", trial_overrides)
+    validate_trial_config(cfg)
+    device = resolve_device(str(cfg.device))
+    cls = submission_class(cfg.submission.name)
+    hparams = cls.Hparams.from_mapping(cfg.submission.hparams, cfg.submission.name)
+    workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
+    workload.check_batch_size(hparams.batch_size)
+    workload.load()
+    measured = measure_steps(workload, cls, hparams, steps=options.steps, warmup=options.warmup)
+    spec = workload.spec
+    info = {
+        "workload": workload.label,
+        "size": workload.size,
+        "model": workload.model_name,
+        "model_options": workload.model_options,
+        "parameters": measured["parameters"],
+        "metric": workload.metric,
+        "higher_is_better": workload.higher_is_better,
+        "target": workload.target,
+        "max_runtime_s": workload.max_runtime_s,
+        "step_hint": workload.step_hint,
+        "eval_every_steps": spec.eval_every_steps,
+        "eval_period_s": spec.eval_period_s,
+        "batch_size_range": [spec.min_batch_size, spec.max_batch_size],
+        "num_train_examples": workload.num_train_examples,
+        "data_source": workload.describe_data(),
+        "device": str(device),
+        "reference_submission": cfg.submission.name,
+        "batch_size": hparams.batch_size,
+        **{k: measured[k] for k in ("step_time_s", "steps_per_s", "batch_fraction", "peak_memory_bytes",
+                                     "peak_memory_kind")},
+        "step_hint_time_s": measured["step_time_s"] * workload.step_hint,
+    }
+    relation = ">=" if workload.higher_is_better else "<="
+    lines = [
+        f"workload      {workload.label} (size {workload.size}, model {workload.model_name})",
+        f"parameters    {measured['parameters']:,}",
+        f"target        validation {workload.metric} {relation} {workload.target:g}",
+        f"budget        {workload.max_runtime_s:g} s of submission time ({spec.device_class})",
+        f"step hint     {workload.step_hint} steps (~{info['step_hint_time_s']:.1f} s here)",
+        f"step time     {measured['step_time_s'] * 1e3:.2f} ms with {cfg.submission.name} at batch "
+        f"{hparams.batch_size} on {device} ({measured['steps_per_s']:.0f} steps/s); "
+        f"{100 * measured['batch_fraction']:.1f}% producing batches",
+        f"peak memory   {measured['peak_memory_bytes'] / 2**20:.1f} MiB ({measured['peak_memory_kind']})",
+        f"data          {workload.num_train_examples:,} training examples from {workload.describe_data()}",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    return info

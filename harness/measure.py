@@ -1,0 +1,81 @@
+"""Measuring a workload's cost: step time, time spent producing batches, peak memory.
+
+Used by ``optbench info`` and ``scripts/bench_batches.py``. Batch production and whole steps
+are timed in separate loops (with a device sync at the ends on CUDA), so the fraction of
+submission time spent producing batches is ``batch_time / step_time``.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import sys
+import time
+from typing import Any
+
+import torch
+
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Workload
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of this process's resident set (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def measure_steps(
+    workload: Workload,
+    submission_cls: type[Submission],
+    hparams: TrainingHparams,
+    steps: int = 50,
+    warmup: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean seconds per training step and per batch, their ratio, and peak memory.
+
+    Peak memory is CUDA's peak allocation on a GPU; on the CPU it is the process's peak
+    resident set (which includes the dataset held in memory and the Python runtime).
+    """
+    device = workload.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model = workload.build_model(seed)
+    model.train()
+    submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size))
+    batches = workload.train_batches(hparams.batch_size, seed)
+    compute_loss = functools.partial(workload.loss, model)
+    for _ in range(warmup):
+        submission.update(next(batches), compute_loss)
+    _sync(device)
+
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+    _sync(device)
+    batch_s = (time.perf_counter() - start) / steps
+    del batch
+
+    start = time.perf_counter()
+    for _ in range(steps):
+        submission.update(next(batches), compute_loss)
+    _sync(device)
+    step_s = (time.perf_counter() - start) / steps
+
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
+    return {
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "step_time_s": step_s,
+        "steps_per_s": 1.0 / step_s,
+        "batch_time_s": batch_s,
+        "batch_fraction": batch_s / step_s,
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": ("cuda max_memory_allocated" if device.type == "cuda"
+                             else "process peak RSS, dataset included"),
+    }

@@ -1,0 +1,93 @@
+"""The target-setting procedure: the choice rule, the quasirandom points, the command end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.calibrate import choose_target_and_budget
+from harness.calibrate_command import draw_points, run_calibrate, write_calibration
+from harness.config import compose_config
+
+
+def run(submission: str, seed: int, best: float, curve: list[tuple[int, float, float]]) -> dict:
+    return {"submission": submission, "seed": seed, "best": best, "curve": curve}
+
+
+def test_target_is_the_hardest_grid_value_most_seeds_reach() -> None:
+    curves = {
+        1: [(100, 1.0, 0.880), (200, 2.0, 0.8936)],
+        2: [(100, 1.1, 0.891), (200, 2.2, 0.8964)],
+        3: [(100, 0.9, 0.889), (200, 1.8, 0.8951)],
+        4: [(100, 1.0, 0.890), (200, 2.0, 0.8965)],
+        5: [(100, 1.3, 0.885), (200, 2.6, 0.8946)],
+    }
+    confirm = [run("adamw", s, max(v for *_, v in c), c) for s, c in curves.items()]
+    confirm += [run("momentum", s, 0.88, [(100, 1.0, 0.88)]) for s in range(1, 6)]
+    choice = choose_target_and_budget(confirm, True, reliability=0.8, target_grid=0.005, margin=2.0,
+                                      budget_round_s=5.0)
+    # 4 of 5 seeds reach 0.8946 (second lowest), rounded down to the grid: 0.89 (a median would give 0.895).
+    assert choice["target"] == pytest.approx(0.89) and choice["reference"] == "adamw"
+    times = {t["seed"]: t["seconds"] for t in choice["time_to_target"]["adamw"]}
+    assert times == {1: 2.0, 2: 1.1, 3: 1.8, 4: 1.0, 5: 2.6}
+    assert choice["max_runtime_s"] == 10.0  # 2 x 2.6 s = 5.2 s, rounded up to 5 s steps
+    median = choose_target_and_budget(confirm, True, 0.5, 0.005, 2.0, 5.0)
+    assert median["target"] == pytest.approx(0.895)
+
+
+def test_lower_is_better_rounds_up() -> None:
+    confirm = [run("adamw", s, b, [(10, 1.0 * s, b)]) for s, b in enumerate([1.512, 1.498, 1.505], start=1)]
+    choice = choose_target_and_budget(confirm, False, 0.8, 0.01, 2.0, 5.0)
+    assert choice["target"] == pytest.approx(1.52)  # all three must reach it: the worst is 1.512
+
+
+def test_quasirandom_points_are_seeded_bounded_and_start_with_defaults() -> None:
+    a = draw_points("adamw", {}, 6, [2000, 4000, 8000], seed=0)
+    b = draw_points("adamw", {}, 6, [2000, 4000, 8000], seed=0)
+    c = draw_points("adamw", {}, 6, [2000, 4000, 8000], seed=1)
+    assert a == b and a != c
+    assert a[0] == ({}, 4000)  # the defaults first, at the middle schedule length
+    space = compose_config("trial", ["submission=adamw"]).submission.search_space
+    for hparams, hint in a[1:]:
+        assert space.lr.min <= hparams["lr"] <= space.lr.max and hint in (2000, 4000, 8000)
+        assert hparams["beta2"] in (0.99, 0.999)
+    assert len({p[0]["lr"] for p in a[1:]}) == 5
+    fixed = draw_points("momentum", {"nesterov": True}, 4, [1000], seed=0)
+    assert all(h["nesterov"] is True for h, _ in fixed) and all(hint == 1000 for _, hint in fixed)
+
+
+def test_writing_keeps_the_header_and_sets_the_numbers(tmp_path: Path) -> None:
+    config = tmp_path / "fashion_mnist.yaml"
+    shutil.copy(Path(__file__).parent.parent / "configs" / "workload" / "fashion_mnist.yaml", config)
+    report = {
+        "target": 0.9, "max_runtime_s": 40.0, "step_hint": 1500, "reference": "adamw",
+        "reference_hparams": {"lr": 0.003}, "date": "2026-11-23", "rule": {"reliability": 0.8},
+        "time_to_target": {"adamw": [{"seed": 1, "steps": 10, "seconds": 12.0}, {"seed": 2, "steps": None,
+                                                                                  "seconds": None}]},
+        "device": {"type": "cpu", "cpu": "x86_64", "torch_threads": 2}, "versions": {"torch": "2.14.1"},
+    }
+    write_calibration(config, "cpu", "cnn", report, tmp_path / "fashion_mnist.cnn-cpu.json")
+    text = config.read_text()
+    assert text.startswith("# Fashion-MNIST")
+    data = yaml.safe_load(text)
+    entry = data["variants"]["cnn"]["sizes"]["cpu"]
+    assert (entry["target"], entry["max_runtime_s"], entry["step_hint"]) == (0.9, 40.0, 1500)
+    assert "1/2 seeds reach the target" in entry["calibration"]["reference"]
+    assert data["sizes"]["cpu"]["target"] == 0.89  # the base entry is untouched
+
+
+@pytest.mark.slow
+def test_calibrate_command_on_smoke(tmp_path: Path) -> None:
+    summary = run_calibrate([
+        "workload.size=smoke", "points=2", "confirm_seeds=[1,2]", "write=false", f"out={tmp_path}",
+        f"results={tmp_path / 'runs'}", "device=cpu", "max_run_s=5",
+    ], log=lambda text: None)
+    assert 0.5 < summary["target"] <= 1.0 and summary["max_runtime_s"] > 0
+    assert summary["config"] is None
+    raw = json.loads(Path(summary["raw"]).read_text())
+    assert len(raw["search"]) == 4 and len(raw["confirm"]) == 4
+    assert raw["versions"]["torch"] and raw["device"]["type"] == "cpu"
