@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from harness.config import compose_config
 from harness.environment import describe_device, package_versions
@@ -64,10 +64,11 @@ def run_point(
 def _set_size_field(cfg: DictConfig, key: str, value: Any) -> None:
     """Set a size field where it takes effect: on the variant when one is selected."""
     workload = cfg.workload
-    if workload.variant != "base":
-        workload.variants[workload.variant].sizes.setdefault(workload.size, {})[key] = value
-    else:
-        workload.sizes[workload.size][key] = value
+    with open_dict(cfg):  # a variant's size entry may lack the key: allow adding it
+        if workload.variant != "base":
+            workload.variants[workload.variant].sizes.setdefault(workload.size, {})[key] = value
+        else:
+            workload.sizes[workload.size][key] = value
 
 
 def _higher(cfg: DictConfig) -> bool:

@@ -15,14 +15,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from omegaconf import DictConfig
 from scipy.stats import qmc
 
 from harness.calibrate import calibrate
-from harness.config import compose_config, split_overrides
+from harness.config import compose_config, split_overrides, validate_trial_config
 from harness.errors import UserError
-from harness.registry import submission_class
-from harness.schema import CalibrateConfig
+from harness.registry import submission_class, workload_class
+from harness.schema import CalibrateConfig, SizeSpec
 from harness.search_space import point_from_unit, validate_search_space
 
 
@@ -44,17 +46,20 @@ def draw_points(
     return points
 
 
+def effective_spec(trial: DictConfig) -> SizeSpec:
+    """The size spec in force: the size's, with the selected variant's overrides applied."""
+    return workload_class(trial.workload.name)(trial.workload, torch.device("cpu")).spec
+
+
 def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     log = log or (lambda text: print(f"[calibrate] {text}", file=sys.stderr, flush=True))
     own, trial_overrides = split_overrides(overrides, CalibrateConfig)
     cfg = compose_config("calibrate", own)
     trial = compose_config("trial", trial_overrides)
+    validate_trial_config(trial)
     workload = trial.workload
     variant = workload.variant
-    spec = workload.sizes.get(workload.size, None)
-    if spec is None:
-        raise UserError(f"Workload '{workload.name}' has no size '{workload.size}'. "
-                        f"Valid sizes: {', '.join(sorted(workload.sizes))}.")
+    spec = effective_spec(trial)
     hints = list(cfg.step_hints) or [int(spec.step_hint)]
     points = {name: draw_points(name, dict(fixed), cfg.points, hints, cfg.search_seed)
               for name, fixed in cfg.baselines.items()}
@@ -110,10 +115,16 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
         "raw": f"workloads/calibration/{raw.name}",
         "hardware": f"{device.get('name', device['cpu'])}, {device['type']}, "
                     f"torch {report['versions']['torch']} ({device['torch_threads']} threads)",
-        "reference": f"{reference} {report['reference_hparams']}: {len(times)}/"
+        "reference": f"{reference} {_rounded(report['reference_hparams'])}: {len(times)}/"
                      f"{len(report['time_to_target'][reference])} seeds reach the target, in "
                      f"{min(times):.2f}-{max(times):.2f} s",
         "rule": report["rule"],
     }
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=110))
     return str(path)
+
+
+def _rounded(hparams: dict[str, Any]) -> str:
+    """Hyperparameters as short text: floats to 4 significant digits."""
+    parts = [f"{k}={float(v):.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hparams.items()]
+    return "{" + ", ".join(parts) + "}"

@@ -41,6 +41,7 @@ trial settings (defaults in brackets):
   results=DIR [results]             device=auto|cpu|cuda|cuda:N [auto]
   max_runtime_s=SECONDS (override the workload's budget)   max_steps=N (stop after N steps)
   progress=true|false [true]        progress_interval_s=SECONDS [5]
+  threads=N (torch CPU threads; 1 is steadier when other jobs share the cores)
 
 exit status: 0 the trial ran (reached, not_reached or diverged); 2 bad input; 3 submission code failed.
 Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/ (see results/README.md).

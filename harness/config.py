@@ -89,6 +89,8 @@ def validate_trial_config(cfg: DictConfig) -> None:
         raise UserError(f"device='{device}' is not valid. Use one of: auto, cpu, cuda, cuda:<index>.")
     if cfg.max_runtime_s is not None and cfg.max_runtime_s <= 0:
         raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be positive.")
+    if cfg.threads is not None and cfg.threads <= 0:
+        raise UserError(f"threads={cfg.threads} must be a positive number of CPU threads.")
     if cfg.max_steps is not None and cfg.max_steps <= 0:
         raise UserError(f"max_steps={cfg.max_steps} must be positive.")
     if cfg.workload.size not in cfg.workload.sizes:

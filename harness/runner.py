@@ -76,6 +76,8 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
     """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
     validate_trial_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
     submission_cls = submission_class(cfg.submission.name)
     hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name)

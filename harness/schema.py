@@ -82,6 +82,7 @@ class TrialConfig:
     progress: bool = True  # live progress lines on stderr
     progress_interval_s: float = 5.0  # at most one progress line per this many wall seconds
     divergence_check_every: int | None = None  # steps between loss checks; default 1 (cpu), 25 (cuda)
+    threads: int | None = None  # torch CPU threads; default torch's. 1 is steadier on a busy machine
 
 
 @dataclass

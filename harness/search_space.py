@@ -51,8 +51,8 @@ def point_from_unit(space: Mapping[str, Any], unit: Sequence[float]) -> dict[str
             point[name] = options[min(int(u * len(options)), len(options) - 1)]
         elif entry["scaling"] == "log":
             lo, hi = math.log(float(entry["min"])), math.log(float(entry["max"]))
-            point[name] = math.exp(lo + u * (hi - lo))
+            point[name] = math.exp(lo + float(u) * (hi - lo))
         else:
             lo, hi = float(entry["min"]), float(entry["max"])
-            point[name] = lo + u * (hi - lo)
+            point[name] = lo + float(u) * (hi - lo)
     return point

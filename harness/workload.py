@@ -85,7 +85,7 @@ class Workload(ABC):
         self.variant = config.variant
         #: model settings of the base config with the variant's merged over them
         self.model_options: dict[str, Any] = {
-            **dict(config.model_options), **(dict(variant.model_options) if variant else {})
+            **_plain(config.model_options), **(_plain(variant.model_options) if variant else {})
         }
         self.spec: SizeSpec = _spec_with_variant(config, variant)
         self.device = device
@@ -197,3 +197,8 @@ def _spec_with_variant(config: WorkloadConfig, variant: Any) -> SizeSpec:
     if unknown:
         raise UserError(f"Variant '{config.variant}' overrides unknown size field(s): {', '.join(unknown)}.")
     return dataclasses.replace(spec, **overrides)
+
+
+def _plain(mapping: Any) -> dict[str, Any]:
+    """A plain dict (OmegaConf containers converted), so options hash and serialise as JSON."""
+    return OmegaConf.to_container(mapping, resolve=True) if OmegaConf.is_config(mapping) else dict(mapping)

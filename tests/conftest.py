@@ -45,6 +45,14 @@ def smoke_cfg(results: Path):
 
 
 @pytest.fixture
+def real_data_root() -> Path:
+    """The folder holding every real dataset (fashion-mnist/, tinyshakespeare.txt, cifar10-jpg.tar.gz)."""
+    if REAL_FASHION_MNIST is None:
+        pytest.skip("real data not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
+    return REAL_FASHION_MNIST.parent
+
+
+@pytest.fixture
 def real_data() -> Path:
     if REAL_FASHION_MNIST is None:
         pytest.skip("real Fashion-MNIST files not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")

@@ -91,3 +91,22 @@ def test_calibrate_command_on_smoke(tmp_path: Path) -> None:
     raw = json.loads(Path(summary["raw"]).read_text())
     assert len(raw["search"]) == 4 and len(raw["confirm"]) == 4
     assert raw["versions"]["torch"] and raw["device"]["type"] == "cpu"
+
+
+def test_calibration_runs_set_a_variant_s_numbers(smoke_cfg) -> None:
+    from harness.calibrate import _set_size_field
+
+    cfg = smoke_cfg("workload.variant=gelu")
+    _set_size_field(cfg, "step_hint", 123)
+    _set_size_field(cfg, "target", 0.5)
+    assert cfg.workload.variants.gelu.sizes.smoke == {"target": 0.5, "step_hint": 123}
+
+
+def test_a_variant_is_calibrated_with_its_own_step_hint_and_budget() -> None:
+    from harness.calibrate_command import effective_spec
+
+    cfg = compose_config("trial", ["workload.variant=cnn"])
+    cnn, base = effective_spec(cfg), effective_spec(compose_config("trial", []))
+    declared = cfg.workload.variants.cnn.sizes.cpu
+    assert (cnn.step_hint, cnn.max_runtime_s) == (declared.step_hint, declared.max_runtime_s)
+    assert cnn.step_hint != base.step_hint

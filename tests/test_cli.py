@@ -33,7 +33,7 @@ def test_smoke_trial_prints_progress_and_a_json_summary(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["workload=imagenet"], "Unknown workload 'imagenet'. Valid workloads: fashion_mnist"),
+        (["workload=imagenet"], "Unknown workload 'imagenet'. Valid workloads: cifar10, fashion_mnist, gpt"),
         (["submission=lbfgs"], "Valid submissions: adadelta, adagrad, adam, adamw"),
         (["submission.hparams.lr=-0.01"], "Invalid hyperparameter lr=-0.01: must be positive"),
         (["data_dir=/no/such/folder"], "data_dir '/no/such/folder' does not exist"),

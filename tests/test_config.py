@@ -42,7 +42,7 @@ def test_schema_types_are_enforced() -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("workload=nope", "Valid workloads: fashion_mnist"),
+        ("workload=nope", "Valid workloads: cifar10, fashion_mnist, gpt"),
         ("submission=adamx", "Valid submissions: adadelta, adagrad, adam, adamw, momentum, rmsprop, sgd"),
         ("no_such_key=1", "Unknown setting 'no_such_key'"),
         ("seed=[1,2", "Malformed override"),

@@ -118,3 +118,30 @@ def test_smoke_trial_completes(workload_name: str, name: str, smoke_cfg) -> None
     summary = run_trial(smoke_cfg(f"workload={workload_name}", f"submission={name}", "max_runtime_s=3"))
     assert summary["status"] in ("reached", "not_reached"), summary.get("error")
     assert summary["best_validation"] is not None
+
+
+# ------------------------------------------------------------------------ cpu sizes, real data
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize("name", workload_names())
+def test_cpu_size_on_real_data_with_every_submission(name: str, real_data_root) -> None:
+    """The cpu size loads the real data, and every submission takes steps on it and evaluates."""
+    cfg = compose_config("trial", [f"workload={name}", "workload.size=cpu", f"data_dir={real_data_root}"])
+    workload = workload_class(name)(cfg.workload, CPU, cfg.data_dir)
+    workload.load()
+    assert workload.num_train_examples > 0
+    for submission in submission_names():
+        sub_cfg = compose_config("trial", [f"submission={submission}"]).submission
+        cls = submission_class(submission)
+        hparams = cls.Hparams.from_mapping(sub_cfg.hparams, submission)
+        workload.check_batch_size(hparams.batch_size)
+        model = workload.build_model(0)
+        instance = cls(model, hparams, workload.public_info(hparams.batch_size))
+        batches = workload.train_batches(hparams.batch_size, 0)
+        for _ in range(2):
+            loss = instance.update(next(batches), lambda b, m=model: workload.loss(m, b))
+            assert torch.isfinite(loss), (name, submission)
+    model.eval()
+    with torch.no_grad():
+        metrics = workload.evaluate(model, "validation")
+    assert math.isfinite(metrics[workload.metric])

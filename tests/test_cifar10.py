@@ -1,0 +1,305 @@
+"""CIFAR-10: class-folder and pickle loading, the decoded cache, augmentation, clear errors."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import workloads._images as images_module
+import workloads.cifar10 as c10
+from harness.config import compose_config
+from harness.errors import UserError
+from harness.runner import run_trial
+from workloads._images import write_class_folders
+from workloads._tensors import shuffled_batches
+
+CPU = torch.device("cpu")
+REPO = Path(__file__).resolve().parent.parent
+PER_CLASS_TRAIN, PER_CLASS_TEST = 6, 2
+
+
+def _real_archive() -> Path | None:
+    """The real CIFAR-10 archive for integration tests: $OPTBENCH_TEST_DATA or ../shared/data."""
+    base = Path(os.environ.get("OPTBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
+    return base if (base / c10.ARCHIVE).is_file() else None
+
+
+def random_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10), n // 10)
+    return rng.integers(0, 256, (labels.size, 32, 32, 3), dtype=np.uint8), labels
+
+
+def make_class_folders(root: Path) -> Path:
+    """10 classes x 6 train / 2 test random 32x32 PNGs in ImageFolder's layout."""
+    for split, per_class, seed in (("train", PER_CLASS_TRAIN, 0), ("test", PER_CLASS_TEST, 1)):
+        write_class_folders(root, split, *random_images(10 * per_class, seed), c10.CLASSES)
+    return root
+
+
+def workload(data_dir: Path | None, *overrides: str, validation: int = 10) -> c10.Cifar10:
+    cfg = compose_config(
+        "trial", ["workload=cifar10", f"workload.sizes.cpu.options.validation_examples={validation}", *overrides]
+    ).workload
+    return c10.Cifar10(cfg, CPU, str(data_dir) if data_dir else None)
+
+
+def loaded(data_dir: Path, *overrides: str) -> c10.Cifar10:
+    w = workload(data_dir, *overrides)
+    w.load()
+    return w
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    return make_class_folders(tmp_path / "cifar")
+
+
+# ------------------------------------------------------------------------ loading and caching
+def test_class_folders_load_with_a_fixed_validation_split(folders: Path) -> None:
+    a, b = loaded(folders), loaded(folders)
+    assert a.num_train_examples == 10 * PER_CLASS_TRAIN - 10
+    assert a._splits["test"][0].shape == (10 * PER_CLASS_TEST, 3, 32, 32)
+    assert a._train_padded.shape == (a.num_train_examples, 40, 40, 3) and a._train_padded.dtype == torch.uint8
+    assert torch.equal(a._splits["validation"][0], b._splits["validation"][0])
+    assert sorted(a._train_labels.tolist() + a._splits["validation"][1].tolist()) == sorted(
+        np.repeat(np.arange(10), PER_CLASS_TRAIN).tolist()
+    )
+
+
+def test_second_load_reads_the_cache_not_the_images(folders: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = images_module.read_class_folders(folders, 10)
+    assert len(list(folders.glob(f"{images_module.CACHE_PREFIX}*"))) == 1  # beside the images
+
+    def no_decoding(path: Path) -> np.ndarray:
+        raise AssertionError(f"decoded {path} although a current cache exists")
+
+    monkeypatch.setattr(images_module, "decode_file", no_decoding)
+    second = images_module.read_class_folders(folders, 10)
+    assert np.array_equal(first.train_images, second.train_images) and first.classes == second.classes
+    assert np.array_equal(first.test_labels, second.test_labels)
+
+
+def test_a_changed_image_invalidates_the_cache(folders: Path) -> None:
+    before = images_module.read_class_folders(folders, 10)
+    image = sorted((folders / "train" / "airplane").iterdir())[0]
+    write_class_folders(folders / "changed", "train", np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1), c10.CLASSES)
+    os.replace(folders / "changed" / "train" / "airplane" / "0000.png", image)
+    after = images_module.read_class_folders(folders, 10)
+    assert not np.array_equal(before.train_images, after.train_images) and after.train_images[0].max() == 0
+    assert len(list(folders.glob(f"{images_module.CACHE_PREFIX}*"))) == 1  # the stale cache is gone
+
+
+def test_an_unreadable_cache_is_decoded_again(folders: Path) -> None:
+    first = images_module.read_class_folders(folders, 10)
+    (cache,) = folders.glob(f"{images_module.CACHE_PREFIX}*")
+    (cache / "train_images.npy").write_bytes(b"\x93NUMPY truncated")
+    second = images_module.read_class_folders(folders, 10)
+    assert np.array_equal(first.train_images, second.train_images)
+    assert np.load(cache / "train_images.npy").shape == first.train_images.shape  # rewritten in place
+
+
+def test_cache_goes_to_the_cache_dir_when_the_data_folder_is_read_only(
+    folders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save = np.save
+
+    def refuse_beside_data(path: Path, array: np.ndarray) -> None:
+        if Path(path).parent.parent == folders:
+            raise PermissionError("read-only")
+        save(path, array)
+
+    monkeypatch.setattr(np, "save", refuse_beside_data)
+    images_module.read_class_folders(folders, 10)
+    assert not list(folders.glob(f"{images_module.CACHE_PREFIX}*"))
+    assert list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10" / "decoded").glob(f"{images_module.CACHE_PREFIX}*"))
+
+
+def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
+    source = make_class_folders(tmp_path / "src")
+    (tmp_path / "data").mkdir()
+    with tarfile.open(tmp_path / "data" / c10.ARCHIVE, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(source / split, arcname=split)
+    w = loaded(tmp_path / "data")
+    assert w.num_train_examples == 10 * PER_CLASS_TRAIN - 10 and w.describe_data().endswith(c10.ARCHIVE)
+    assert len(list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))) >= 1
+
+
+def write_pickle_batches(folder: Path, per_batch: int = 10) -> dict[str, np.ndarray]:
+    """A tiny cifar-10-batches-py: the release's format (dicts of (N, 3072) CHW uint8 rows + labels)."""
+    folder.mkdir(parents=True)
+    written = {}
+    for i, name in enumerate([*images_module.PICKLE_BATCHES["train"], "test_batch"]):
+        hwc, labels = random_images(per_batch, seed=10 + i)
+        data = hwc.transpose(0, 3, 1, 2).reshape(per_batch, 3072)  # (N, 3*32*32): red plane, green, blue
+        with open(folder / name, "wb") as f:
+            pickle.dump({"batch_label": name, "data": data, "labels": labels.tolist()}, f)
+        written[name] = hwc
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(c10.CLASSES), "num_vis": 3072}, f)
+    return written
+
+
+def test_torchvision_pickle_format(tmp_path: Path) -> None:
+    written = write_pickle_batches(tmp_path / "data" / c10.PICKLE_FOLDER)
+    data = images_module.read_pickle_batches(tmp_path / "data" / c10.PICKLE_FOLDER)
+    assert data.train_images.shape == (50, 32, 32, 3) and data.test_images.shape == (10, 32, 32, 3)
+    assert np.array_equal(data.train_images[:10], written["data_batch_1"])  # planes became HWC correctly
+    assert np.array_equal(data.test_images, written["test_batch"]) and data.classes == c10.CLASSES
+    w = loaded(tmp_path / "data")
+    assert w.num_train_examples == 40 and w.describe_data().endswith(c10.PICKLE_FOLDER)
+
+
+# ------------------------------------------------------------------------ augmentation
+def test_crop_and_flip_matches_a_per_example_reference() -> None:
+    g = torch.Generator().manual_seed(0)
+    padded = F.pad(torch.randint(0, 256, (20, 32, 32, 3), dtype=torch.uint8, generator=g), (0, 0, 4, 4, 4, 4))
+    index = torch.randint(0, 20, (16,), generator=g)
+    offsets = torch.randint(0, 9, (16, 2), generator=g)
+    flips = torch.randint(0, 2, (16,), generator=g).bool()
+    crops = c10.crop_and_flip(padded, index, offsets, flips)
+    for k in range(16):
+        r, c = offsets[k].tolist()
+        expected = padded[index[k], r : r + 32, c : c + 32]
+        assert torch.equal(crops[k], expected.flip(1) if flips[k] else expected)
+
+
+def test_augmented_batches_are_seeded_and_really_augmented(folders: Path) -> None:
+    w = loaded(folders)
+    first = list(itertools.islice(w.train_batches(16, seed=0), 3))
+    again = list(itertools.islice(w.train_batches(16, seed=0), 3))
+    other = next(w.train_batches(16, seed=1))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not torch.equal(first[0][0], other[0])
+    x, y = first[0]
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (16,)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+
+    # The same examples in the same order without augmentation: the labels are unchanged and
+    # most images differ (a crop offset other than the centre, or a flip).
+    plain = loaded(folders, "workload.model_options.augment=false")
+    for (xa, ya), (xp, yp) in zip(first, itertools.islice(plain.train_batches(16, seed=0), 3)):
+        assert torch.equal(ya, yp)
+        assert sum(not torch.equal(a, p) for a, p in zip(xa, xp)) >= 12
+    order = shuffled_batches(torch.arange(w.num_train_examples), w._train_labels, 16, 0)
+    assert torch.equal(y, next(order)[1])
+
+
+def test_unaugmented_batches_are_the_normalised_images(folders: Path) -> None:
+    w = loaded(folders, "workload.model_options.augment=false")
+    n = w.num_train_examples
+    x, _ = next(w.train_batches(n, seed=0))
+    order, _ = next(shuffled_batches(torch.arange(n), w._train_labels, n, 0))
+    images = w._train_padded[order, 4:36, 4:36].float()  # (N, 32, 32, 3) without the padding
+    expected = ((images - w._mean) * w._inv_std).permute(0, 3, 1, 2)
+    assert torch.allclose(x, expected)
+    assert abs(float(x.mean())) < 0.2 and abs(float(x.std()) - 1) < 0.2
+
+
+# ------------------------------------------------------------------------ model and variants
+def test_convnet_shapes_and_options() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    for arch in ({}, {"stem_width": 24, "stem_stride": 2, "widths": (48, 96)}):
+        assert c10.build_convnet(**arch)(x).shape == (2, 10)
+    with_scale, without = c10.build_convnet(), c10.build_convnet(bn_scale=False)
+    assert sum(p.numel() for p in with_scale.parameters()) - sum(p.numel() for p in without.parameters()) == 2 * (
+        64 + 256 + 256
+    )
+    assert any(isinstance(m, torch.nn.ReLU) for m in c10.build_convnet(activation="relu").modules())
+
+
+def test_unknown_model_option_is_a_clear_error(folders: Path) -> None:
+    w = workload(folders, "+workload.model_options.width=3")
+    with pytest.raises(UserError, match=r"Unknown option.* width .*Valid options: widths, stem_width"):
+        w.build_model(0)
+
+
+def test_relu_variant_has_its_own_target(folders: Path) -> None:
+    w = loaded(folders, "workload.variant=relu")
+    assert w.label == "cifar10.relu" and w.model_options["activation"] == "relu"
+    assert any(isinstance(m, torch.nn.ReLU) for m in w.build_model(0).modules())
+
+
+# ------------------------------------------------------------------------ errors
+def test_missing_class_folder_is_named(folders: Path) -> None:
+    for image in (folders / "test" / "cat").iterdir():
+        image.unlink()
+    (folders / "test" / "cat").rmdir()
+    with pytest.raises(UserError, match=r"Class folder 'cat' is in .*train but missing from .*test"):
+        loaded(folders)
+
+
+def test_no_data_names_every_option(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError) as error:
+        loaded(tmp_path / "empty")
+    message = str(error.value)
+    assert "train/<class>" in message and c10.PICKLE_FOLDER in message and c10.ARCHIVE in message
+    assert "network" in message and "OPTBENCH_OFFLINE" in message
+
+
+def test_truncated_image_is_named(folders: Path) -> None:
+    image = sorted((folders / "train" / "dog").iterdir())[2]
+    image.write_bytes(image.read_bytes()[:60])
+    with pytest.raises(UserError, match=rf"Could not read image .*{image.name}.*truncated or corrupt"):
+        loaded(folders)
+
+
+def test_wrong_image_size_is_named(folders: Path) -> None:
+    small = np.zeros((1, 16, 16, 3), np.uint8)
+    write_class_folders(folders / "small", "train", small, np.zeros(1), c10.CLASSES)
+    os.replace(folders / "small" / "train" / "airplane" / "0000.png", folders / "train" / "frog" / "0000.png")
+    with pytest.raises(UserError, match=r"0000.png is 16x16 pixels; CIFAR images are 32x32"):
+        loaded(folders)
+
+
+def test_truncated_pickle_batch_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "data" / c10.PICKLE_FOLDER
+    write_pickle_batches(folder)
+    batch = folder / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:100])
+    with pytest.raises(UserError, match=r"data_batch_3.*truncated or corrupt"):
+        loaded(tmp_path / "data")
+
+
+# ------------------------------------------------------------------------ end to end
+def test_adamw_defaults_reach_the_smoke_target(smoke_cfg) -> None:
+    summary = run_trial(smoke_cfg("workload=cifar10"))
+    assert summary["status"] == "reached", summary
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_archive_loads_45k_5k_10k() -> None:
+    data_dir = _real_archive()
+    if data_dir is None:
+        pytest.skip(f"real {c10.ARCHIVE} not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
+    w = workload(data_dir, validation=5000)
+    w.load()  # extracts and decodes 60k JPEGs once (seconds), then reads the cache
+    assert w.num_train_examples == 45_000
+    assert w._splits["validation"][0].shape[0] == 5000 and w._splits["test"][0].shape[0] == 10_000
+    assert sorted(set(w._splits["test"][1].tolist())) == list(range(10))
+    mean = (w._mean / 255).tolist()
+    assert mean == pytest.approx([0.4913, 0.4821, 0.4465], abs=0.01)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_adamw_defaults_reach_the_cpu_target_on_real_data(results: Path) -> None:
+    data_dir = _real_archive()
+    if data_dir is None:
+        pytest.skip(f"real {c10.ARCHIVE} not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
+    cfg = compose_config(
+        "trial", ["workload=cifar10", f"data_dir={data_dir}", f"results={results}", "device=cpu", "progress=false"]
+    )
+    summary = run_trial(cfg)
+    assert summary["status"] == "reached", summary
