@@ -120,6 +120,9 @@ def _list(overrides: list[str]) -> int:
             relation = ">=" if _higher(name) else "<="
             print(f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
                   f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}")
+        for variant, vspec in cfg.variants.items():
+            targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
+            print(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; targets {targets}")
     print("submissions:")
     for name in submission_names():
         hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
