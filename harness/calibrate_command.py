@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from omegaconf import DictConfig
 from scipy.stats import qmc
 
@@ -90,19 +89,29 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
 def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any], raw: Path) -> str:
     """Write target, budget, step hint and a calibration summary into the workload's YAML.
 
-    The file is re-serialised (key order kept; its leading comment block kept; other comments
-    are lost, so explanations belong in the ``calibration`` block and the workload's .md file).
+    The file is edited with ruamel.yaml's round-trip mode, so its comments, key order and flow
+    style survive; only the size's ``target``, ``max_runtime_s``, ``step_hint`` and
+    ``calibration`` change.
     """
+    from ruamel.yaml import YAML
+
     if report["max_runtime_s"] is None:
         raise UserError("The reference baseline never reached the chosen target; nothing written.")
-    text = path.read_text()
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    header = header.split("\n\n")[0] if header else ""
-    data = yaml.safe_load(text)
+    round_trip = YAML()
+    round_trip.preserve_quotes = True
+    round_trip.width = 110
+    round_trip.representer.add_representer(  # keep explicit nulls (ruamel writes an empty value)
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
+    data = round_trip.load(path.read_text())
     if variant == "base":
         entry = data["sizes"][size]
     else:
         entry = data.setdefault("variants", {})[variant].setdefault("sizes", {}).setdefault(size, {})
+    if hasattr(entry, "fa"):  # a one-line {target: ...} entry grows a block: write it as one
+        entry.fa.set_block_style()
+        owner = data["sizes"] if variant == "base" else data["variants"][variant]["sizes"]
+        owner.ca.items.pop(size, None)  # its end-of-line comment described the old numbers
+        entry.ca.comment = None
     reference = report["reference"]
     times = [t["seconds"] for t in report["time_to_target"][reference] if t["seconds"] is not None]
     entry["target"] = report["target"]
@@ -118,9 +127,10 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
         "reference": f"{reference} {_rounded(report['reference_hparams'])}: {len(times)}/"
                      f"{len(report['time_to_target'][reference])} seeds reach the target, in "
                      f"{min(times):.2f}-{max(times):.2f} s",
-        "rule": report["rule"],
+        "rule": dict(report["rule"]),
     }
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=110))
+    with open(path, "w", encoding="utf-8") as f:
+        round_trip.dump(data, f)
     return str(path)
 
 

@@ -21,10 +21,23 @@ commands:
   trial   one trial: train until the validation target is reached or the budget is spent
             optbench trial workload=fashion_mnist submission=adamw [submission.hparams.lr=3e-3]
                            [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
-  suite   the main job: every submission (defaults, one trial per seed) on every workload,
-          then a time-to-target table and validation curves
-            optbench suite [workloads=[fashion_mnist]] [submissions=[adamw,sgd]] [seeds=[0,1,2]]
-                           [out=DIR] [any trial setting, e.g. data_dir=DIR workload.size=smoke]
+  tune    a tuning sweep of one workload x submission: studies x trials quasirandom points
+          (ruleset=external) or the defaults with a longer budget (ruleset=self), launched
+          in-process, as local processes or as a SLURM job array; rerun to resume
+            optbench tune workload=fashion_mnist submission=adamw [ruleset=external|self]
+                          [studies=3] [trials=5] [search_seed=0] [self_tuning_factor=3]
+                          [launcher=inline|local|slurm] [hydra.launcher.partition=P ...]
+  suite   the main job: tune every submission on every workload of a preset, then a
+          time-to-target table and validation curves (rerun to resume)
+            optbench suite [suite=cpu|smoke|gpu] [workloads=[fashion_mnist]] [submissions=[adamw,sgd]]
+                           [studies=2] [trials=4] [launcher=...] [out=DIR] [any trial setting]
+  status  every study and trial of the sweeps under a results folder: state, outcome,
+          SLURM job and state, log file
+            optbench status [results=results] [scheduler=true]
+  score   the leaderboard of a results folder: scores (area under the performance profile),
+          bootstrap CIs, steps view, per-workload times; writes leaderboard.md/.csv/.html + plots
+            optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external]
+                           [format=algoperf targets=workload_targets.json [compat=true]]
   calibrate  set a workload's target, budget and step hint by measurement (AlgoPerf's rule):
           quasirandom search of AdamW and Nesterov momentum, best points rerun on 5 seeds
             optbench calibrate workload=fashion_mnist [workload.size=cpu] [workload.variant=V]
@@ -44,7 +57,10 @@ trial settings (defaults in brackets):
   threads=N (torch CPU threads; 1 is steadier when other jobs share the cores)
 
 exit status: 0 the trial ran (reached, not_reached or diverged); 2 bad input; 3 submission code failed.
-Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/ (see results/README.md).
+  checkpoint_every_s=SECONDS [30] (wall time between checkpoints; 0 every evaluation)
+
+Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/, sweeps in
+<results>/<workload>-<size>/<submission>/<ruleset>-<hash>/study<k>/trial<j>/ (see results/README.md).
 """
 
 
@@ -57,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in overrides):
         print(USAGE, end="")
         return 0
-    commands = {"trial": _trial, "suite": _suite, "calibrate": _calibrate, "info": _info, "list": _list}
+    commands = {"trial": _trial, "tune": _tune, "suite": _suite, "status": _status, "score": _score,
+                "calibrate": _calibrate, "info": _info, "list": _list}
     if command not in commands:
         print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
               f"See optbench --help.", file=sys.stderr)
@@ -83,6 +100,27 @@ def _trial(overrides: list[str]) -> int:
     compact = {k: v for k, v in summary.items() if k != "error"}
     print(json.dumps(compact, sort_keys=False), flush=True)
     return 3 if summary["status"] == "failed" else 0
+
+
+def _tune(overrides: list[str]) -> int:
+    from harness.tune import run_tune
+
+    print(json.dumps(run_tune(overrides)), flush=True)
+    return 0
+
+
+def _status(overrides: list[str]) -> int:
+    from harness.status import run_status
+
+    run_status(overrides)
+    return 0
+
+
+def _score(overrides: list[str]) -> int:
+    from scoring.report import run_score
+
+    print(json.dumps(run_score(overrides)), flush=True)
+    return 0
 
 
 def _suite(overrides: list[str]) -> int:

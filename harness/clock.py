@@ -40,6 +40,12 @@ class SubmissionClock:
             self._started = None
         return self._elapsed
 
+    def restore(self, elapsed: float) -> None:
+        """Start from ``elapsed`` seconds already charged (a trial resumed from a checkpoint)."""
+        if self._started is not None:
+            raise RuntimeError("restore() needs a paused clock")
+        self._elapsed = float(elapsed)
+
     def peek(self) -> float:
         """Submission time so far without synchronising (on CUDA, host time: a lower bound)."""
         if self._started is None:

@@ -77,7 +77,7 @@ def split_overrides(overrides: Sequence[str], schema: type) -> tuple[list[str], 
     own_keys = set(schema.__dataclass_fields__)
     own, rest = [], []
     for item in overrides:
-        key = item.partition("=")[0].lstrip("+~")
+        key = item.partition("=")[0].lstrip("+~").split(".")[0]
         (own if key in own_keys else rest).append(item)
     return own, rest
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,38 @@ def describe_device(device: torch.device) -> dict[str, Any]:
         info["name"] = torch.cuda.get_device_name(index)
         info["cuda"] = torch.version.cuda
     return info
+
+
+SLURM_VARIABLES = {
+    "job_id": "SLURM_JOB_ID",
+    "array_job_id": "SLURM_ARRAY_JOB_ID",
+    "array_task_id": "SLURM_ARRAY_TASK_ID",
+    "restart_count": "SLURM_RESTART_COUNT",
+    "partition": "SLURM_JOB_PARTITION",
+}
+
+
+def attempt_context() -> dict[str, Any]:
+    """Where and when this attempt of a trial runs: host, pid and, under SLURM, the job ids.
+
+    ``optbench status`` uses the SLURM ids to point at the job's logs and to agree with sacct.
+    """
+    context: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+        "pid": os.getpid(),
+    }
+    slurm = {key: os.environ[var] for key, var in SLURM_VARIABLES.items() if var in os.environ}
+    if slurm:
+        context["slurm"] = slurm
+    if os.environ.get("OPTBENCH_JOB_DIR"):
+        context["job_dir"] = os.environ["OPTBENCH_JOB_DIR"]  # Hydra's output folder of the launched job
+    if os.environ.get("SUBMITIT_FOLDER") or os.environ.get("SUBMITIT_EXECUTOR"):
+        try:
+            import submitit
+
+            paths = submitit.JobEnvironment().paths
+            context["logs"] = {"stdout": str(paths.stdout), "stderr": str(paths.stderr)}
+        except Exception:
+            pass
+    return context

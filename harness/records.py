@@ -112,6 +112,29 @@ class TrialRecord:
             self.evals_path.rename(self.dir / f"evals.attempt{attempt}.jsonl")
         write_json_atomic(self.manifest_path, {**manifest, "status": "running"})
 
+    def resume(self, step: int, attempt: dict[str, Any]) -> None:
+        """Continue an attempt from a checkpoint taken after ``step`` steps.
+
+        Evaluations logged after the checkpoint are moved to ``evals.superseded.jsonl`` (kept
+        for audit, not scored): the resumed run recomputes them from the checkpoint.
+        """
+        rows = read_jsonl(self.evals_path) if self.evals_path.exists() else []
+        kept = [r for r in rows if r.get("event") != "eval" or r.get("step", 0) <= step]
+        superseded = [r for r in rows if r not in kept]
+        for row in superseded:
+            append_jsonl(self.dir / "evals.superseded.jsonl", row)
+        tmp = self.dir / f".evals.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in kept:
+                f.write(json.dumps(_json_safe(row), sort_keys=True, allow_nan=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.evals_path)
+        self.log({"event": "resume", "step": step, "superseded_evals": len(superseded), **attempt})
+        manifest = self.manifest() or {}
+        attempts = [*manifest.get("attempts", []), {**attempt, "resumed_from_step": step}]
+        write_json_atomic(self.manifest_path, {**manifest, "status": "running", "attempts": attempts})
+
     def log(self, row: dict[str, Any]) -> None:
         append_jsonl(self.evals_path, row)
 

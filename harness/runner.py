@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from harness.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
 from harness.clock import SubmissionClock
 from harness.config import to_plain, validate_trial_config
-from harness.environment import describe_device, git_revision, package_versions
+from harness.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.errors import UserError
 from harness.progress import Progress
 from harness.records import SCHEMA_VERSION, TrialRecord
@@ -69,6 +70,16 @@ def config_hash(identity: dict[str, Any]) -> str:
 
 
 def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
+    """The trial's record folder: ``record_dir`` when a sweep assigned one, else named by the hash."""
+    if cfg.record_dir:
+        record = TrialRecord(Path(cfg.record_dir))
+        existing = record.manifest()
+        if existing and existing.get("config_hash") != config_hash(identity):
+            raise UserError(
+                f"{record.dir} holds a trial of another configuration (config hash "
+                f"{existing.get('config_hash')}, this one {config_hash(identity)}); it is left untouched. "
+                f"Use another record_dir or results folder.")
+        return record
     folder = Path(cfg.results) / f"{identity['workload']}-{identity['size']}" / cfg.submission.name
     return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
 
@@ -97,14 +108,21 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         return {**record.manifest()["summary"], "cached": True}
 
     workload.load()  # not charged: data reading and the move to the device
-    record.start(_manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record))
-    progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")
+    resume = load_checkpoint(record.dir, config_hash(identity))
+    if resume is None:
+        manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
+        record.start({**manifest, "attempts": [attempt_context()]})
+        progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")
+    else:
+        record.resume(resume["step"], attempt_context())
+        progress.start(f"resuming from the checkpoint at step {resume['step']} "
+                       f"({resume['submission_s']:.1f}s of submission time already charged)")
     device_class = "gpu" if device.type == "cuda" else device.type
     if workload.spec.device_class != device_class:
         progress.say(f"note: the budget of size '{workload.size}' was measured on {workload.spec.device_class}, "
                      f"this trial runs on {device_class}; compare times only within one device class")
     try:
-        summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress)
+        summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress, resume)
     except KeyboardInterrupt:
         progress.say(f"interrupted; the record so far is kept in {record.dir}")
         raise
@@ -112,6 +130,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0,
                            best=None, error=traceback.format_exc(), error_in="harness")
     record.finish(summary)
+    remove_checkpoint(record.dir)
     progress.end(summary)
     return summary
 
@@ -125,8 +144,14 @@ def _train(
     budget: float,
     record: TrialRecord,
     progress: Progress,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The training loop. Returns the summary; every evaluation is already in the record."""
+    """The training loop. Returns the summary; every evaluation is already in the record.
+
+    With ``resume`` (a checkpoint), the model, submission, RNGs, counters and clock are put
+    back and the batch stream is replayed up to the checkpoint's step, so the run continues
+    exactly where the checkpoint was taken; the time lost after it is never charged.
+    """
     seed = int(cfg.seed)
     spec = workload.spec
     done = functools.partial(_summary, record, workload, budget)
@@ -143,16 +168,29 @@ def _train(
     batches = workload.train_batches(hparams.batch_size, seed)
     compute_loss = functools.partial(workload.loss, model)
     clock = SubmissionClock(device)
+    step, best, loss = 0, None, torch.zeros(())
+    next_eval_s = spec.eval_period_s or math.inf
+    wall_offset = 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        submission.load_state_dict(resume["submission"])
+        for _ in range(resume["step"]):  # the stream is a function of the seed: replay, uncharged
+            next(batches)
+        restore_rng(resume["rng"])
+        step, best, next_eval_s = resume["step"], resume["best"], resume["next_eval_s"]
+        clock.restore(resume["submission_s"])
+        wall_offset = resume["wall_s"]
+    identity_hash = record.manifest()["config_hash"]
+    checkpoint_every = cfg.checkpoint_every_s
+    last_checkpoint = time.monotonic()
     on_cuda = device.type == "cuda"
     # On CUDA, reading the loss syncs the device: accumulate a finiteness flag on the device
     # and look at it every few steps (and at every evaluation) instead of every step.
     check_every = cfg.divergence_check_every or (25 if on_cuda else 1)
     all_finite = torch.ones((), dtype=torch.bool, device=device)
     eval_every, eval_period = spec.eval_every_steps, spec.eval_period_s
-    next_eval_s = eval_period or math.inf
     max_steps = cfg.max_steps or math.inf
-    step, best, loss = 0, None, torch.zeros(())
-    wall_start = time.monotonic()
+    wall_start = time.monotonic() - wall_offset
 
     # ---- the loop: charged time runs between resume() and pause()
     clock.resume()
@@ -213,6 +251,13 @@ def _train(
         if not within_budget or step >= max_steps:
             return done(status="not_reached", steps=step, submission_s=elapsed, best=best)
         next_eval_s = elapsed + (eval_period or math.inf)
+        if checkpoint_every is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
+            save_checkpoint(record.dir, {  # the clock is paused: writing it is not charged
+                "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
+                "submission_s": elapsed, "wall_s": time.monotonic() - wall_start,
+                "model": model.state_dict(), "submission": submission.state_dict(), "rng": capture_rng(),
+            })
+            last_checkpoint = time.monotonic()
         clock.resume()
 
 
@@ -306,9 +351,9 @@ def _manifest(
         "submission": cfg.submission.name,
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),
-        "study": None,
-        "trial": None,
-        "ruleset": "single",
+        "study": cfg.study,
+        "trial": cfg.trial,
+        "ruleset": cfg.ruleset,
         "config_hash": config_hash(identity),
         "metric": workload.metric,
         "higher_is_better": workload.higher_is_better,

@@ -83,16 +83,38 @@ class TrialConfig:
     progress_interval_s: float = 5.0  # at most one progress line per this many wall seconds
     divergence_check_every: int | None = None  # steps between loss checks; default 1 (cpu), 25 (cuda)
     threads: int | None = None  # torch CPU threads; default torch's. 1 is steadier on a busy machine
+    checkpoint_every_s: float | None = 30.0  # wall seconds between checkpoints (0: every eval; null: never)
+    record_dir: str | None = None  # the record folder; default <results>/<workload>-<size>/<submission>/seed..
+    study: int | None = None  # set by a tuning sweep: the study and trial this run fills
+    trial: int | None = None
+    ruleset: str = "single"  # single | external | self
 
 
 @dataclass
-class SuiteConfig:
-    """The suite's own keys; every other override on its command line goes to each trial."""
+class TuneConfig:
+    """``optbench tune``'s own keys; ``hydra.*`` overrides go to the launcher, the rest to each trial."""
 
+    ruleset: str = "external"  # external (quasirandom search) | self (defaults, longer budget)
+    studies: int = 3
+    trials: int = 5  # per study (external only)
+    search_seed: int = 0  # seeds the Halton scrambling and, with the slot, every trial's seed
+    self_tuning_factor: float = 3.0  # budget multiplier of the self-tuning ruleset
+    launcher: str = "inline"  # inline | local (submitit_local) | slurm (submitit_slurm job array)
+    launch_dir: str | None = None  # plans, job folders, submitit logs; default <results>/launches
+    poll_s: float = 5.0  # seconds between progress reports while trials run
+
+
+@dataclass
+class SuiteConfig(TuneConfig):
+    """``optbench suite``: a preset (``suite=cpu|smoke|gpu``, configs/suite/) of workloads and
+    tuning settings; every other override goes to each trial."""
+
+    name: str = "cpu"  # the preset's name (set by configs/suite/<name>.yaml)
     workloads: list[str] = field(default_factory=lambda: ["fashion_mnist"])
     submissions: list[str] = field(default_factory=list)  # empty: every registered submission
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    out: str | None = None  # where the table and plot go; default <results>/suite
+    size: str = "cpu"  # workload size of every trial
+    trial_settings: list[str] = field(default_factory=list)  # extra trial overrides of the preset
+    out: str | None = None  # where the table and plots go; default <results>/suite-<name>
 
 
 @dataclass
@@ -129,6 +151,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="trial_schema", node=TrialConfig)
     store.store(name="suite_schema", node=SuiteConfig)
+    store.store(name="tune_schema", node=TuneConfig)
     store.store(name="calibrate_schema", node=CalibrateConfig)
     store.store(name="info_schema", node=InfoConfig)
     store.store(group="workload", name="workload_schema", node=WorkloadConfig)

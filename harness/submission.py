@@ -126,6 +126,9 @@ def lr_multiplier(hp: TrainingHparams, step_hint: int) -> Callable[[int], float]
     return multiplier
 
 
+_STATEFUL = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+
+
 class Submission(ABC):
     """Base class of every submission.
 
@@ -148,6 +151,31 @@ class Submission(ABC):
 
     def prepare_for_eval(self) -> None:
         """Called before every evaluation; the default does nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the model needed to resume training exactly (for checkpoints).
+
+        The default saves every attribute that is a torch optimizer or LR scheduler (or a list
+        or tuple of them). Override it, with :meth:`load_state_dict`, when the submission keeps
+        other state (step counters, averaged weights held outside an optimizer, ...).
+        """
+        state: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, _STATEFUL):
+                state[name] = value.state_dict()
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, _STATEFUL) for v in value):
+                state[name] = [v.state_dict() for v in value]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved, into the freshly built submission."""
+        for name, saved in state.items():
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                for item, item_state in zip(value, saved, strict=True):
+                    item.load_state_dict(item_state)
+            else:
+                value.load_state_dict(saved)
 
 
 class TorchOptimSubmission(Submission):

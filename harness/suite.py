@@ -1,32 +1,39 @@
-"""``optbench suite``: the main job — every submission on every workload, then tables and plots.
+"""``optbench suite``: the main job — tune every submission on every workload, then score and plot.
 
-For now each submission runs with its default hyperparameters, one trial per seed (no tuning:
-the sweep layer adds the external and self-tuning rulesets). Trials run one after another in
-this process; a finished trial is never rerun, so an interrupted suite resumes where it was.
+A suite preset (``suite=cpu|smoke|gpu``, configs/suite/) names the workloads, the size and the
+tuning settings. Every (workload, submission) pair becomes one sweep (:mod:`harness.sweep`);
+all their unfinished trials go out in one launch (one SLURM job array with ``launcher=slurm``),
+with progress reported as trials finish. Re-running the same command skips finished trials and
+resumes interrupted ones, so an interrupted suite continues where it was. At the end: the
+per-workload time-to-target table (``suite.md``) and the leaderboard of :mod:`scoring`
+(``leaderboard/``: scores with bootstrap intervals, performance profiles, HTML).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.config import compose_config, split_overrides
 from harness.errors import UserError
 from harness.registry import submission_names, workload_names
-from harness.runner import run_trial
 from harness.schema import SuiteConfig
+from harness.sweep import plan_sweep, write_sweep
+from harness.tune import _stderr_logger, run_sweeps, settings_of, split_hydra
+from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
 from scoring.records import load_trials
-from scoring.tables import time_to_target_table, to_markdown
+from scoring.report import markdown_table, write_outputs
+from scoring.tables import to_markdown, tuned_table
 
 
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
-    log = log or (lambda text: print(f"[suite] {text}", file=sys.stderr, flush=True))
-    suite_overrides, trial_overrides = split_overrides(overrides, SuiteConfig)
-    cfg = compose_config("suite", suite_overrides)
+    log = log or _stderr_logger("suite")
+    hydra_overrides, rest = split_hydra(overrides)
+    preset = [o for o in rest if o.partition("=")[0] == "suite"]
+    own, trial_overrides = split_overrides([o for o in rest if o not in preset], SuiteConfig)
+    cfg = compose_config("suite", [*preset, *own])
     chosen_workloads = list(cfg.workloads)
     chosen_submissions = list(cfg.submissions) or submission_names()
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
@@ -34,39 +41,42 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         unknown = [n for n in chosen if n not in valid]
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
-    plan = [(w, s, seed) for w in chosen_workloads for s in chosen_submissions for seed in cfg.seeds]
-    # Compose every trial first: a typo in any setting fails before hours of training.
-    configs = [compose_config("trial", [f"workload={w}", f"submission={s}", f"seed={seed}", *trial_overrides])
-               for w, s, seed in plan]
-    results = Path(configs[0].results)
-    out = Path(cfg.out) if cfg.out else results / "suite"
-    log(f"{len(plan)} trials: {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s) "
-        f"x {len(cfg.seeds)} seed(s); records under {results}")
+    settings = settings_of(cfg)
+    # Plan every sweep first: a typo in any setting fails before hours of training.
+    sweeps = [plan_sweep(settings, [f"workload={w}", f"submission={s}", f"workload.size={cfg.size}",
+                                    *cfg.trial_settings, *trial_overrides])
+              for w in chosen_workloads for s in chosen_submissions]
+    for sweep in sweeps:
+        write_sweep(sweep)
+    results = Path(sweeps[0]["trials"][0]["config"]["results"])
+    out = Path(cfg.out) if cfg.out else results / f"suite-{cfg.name}"
+    trials_total = sum(len(s["trials"]) for s in sweeps)
+    log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
+        f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}")
+    outcome = run_sweeps(sweeps, cfg, hydra_overrides, log)
 
-    started, summaries = time.monotonic(), []
-    for i, trial_cfg in enumerate(configs, start=1):
-        summary = run_trial(trial_cfg)
-        summaries.append(summary)
-        elapsed = time.monotonic() - started
-        counts = {s: sum(x["status"] == s for x in summaries) for s in ("reached", "not_reached", "diverged", "failed")}
-        eta = elapsed / i * (len(plan) - i)
-        log(f"{i}/{len(plan)} done ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
-            f"{len(plan) - i} remaining, ETA {eta:.0f}s")
-
-    mine = {s["record_dir"] for s in summaries}
+    mine = {str(Path(t["record_dir"])) for s in sweeps for t in s["trials"]}
     trials = load_trials(results)
-    trials = trials[trials["record_dir"].isin(mine)]
-    table = time_to_target_table(trials)
+    trials = trials[trials["record_dir"].isin(mine)] if not trials.empty else trials
+    table = tuned_table(trials)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "suite.csv", index=False)
     markdown = to_markdown(table)
     (out / "suite.md").write_text(markdown)
-    plots = [str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
-             for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
+    plots = [] if trials.empty else [
+        str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
+        for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
     print(markdown, end="", flush=True)
+    leaderboard = None
+    if not trials.empty:
+        board = build(trials, samples=1000, seed=0)
+        leaderboard = write_outputs(board, trials, out / "leaderboard", f"optbench suite '{cfg.name}' leaderboard")
+        print("\n" + markdown_table(board), end="", flush=True)
     return {
-        "trials": len(summaries),
-        "reached": sum(s["status"] == "reached" for s in summaries),
+        "leaderboard": leaderboard and leaderboard["html"],
+        "trials": trials_total,
+        "launched": outcome["launched"],
+        "counts": outcome["counts"],
         "table": str(out / "suite.md"),
         "csv": str(out / "suite.csv"),
         "plots": plots,

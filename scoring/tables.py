@@ -1,4 +1,4 @@
-"""Per-workload time-to-target tables (median over seeds; never reached counts as inf)."""
+"""Per-workload time-to-target tables of tuning sweeps (median over studies; never reached counts as inf)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,55 @@ import numpy as np
 import pandas as pd
 
 
-def time_to_target_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per (workload, size, submission): reached fraction, median time and steps to target.
+def tuned_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (workload, size, submission) of a tuning sweep: the median over studies of each study's
+    fastest trial (DESIGN.md's rulesets; a study that never reached the target counts as inf).
 
-    The median includes trials that never reached the target as +inf (so a submission that
-    reaches it in fewer than half of its seeds has an infinite median), as DESIGN.md's scoring
-    requires. ``ratio_to_best`` divides by the fastest submission's median on the same workload.
+    Columns: studies, trials, reached trials, median time and steps to target (of the studies'
+    best-by-time trials), best validation value over all trials, ratio to the fastest submission.
     """
     if trials.empty:
         return pd.DataFrame()
-    grouped = trials.groupby(["workload", "size", "submission"], sort=True)
-    table = grouped.agg(
+    frame = _with_signed_best(trials).assign(steps=_steps(trials["steps_to_target"]))
+    best = (frame.sort_values("time_to_target_s")
+            .groupby(["workload", "size", "submission", "study"], sort=True).head(1))
+    per_study = best.groupby(["workload", "size", "submission"]).agg(
+        studies=("study", "nunique"),
+        median_time_to_target_s=("time_to_target_s", "median"),
+        median_steps_to_target=("steps", "median"),
+    )
+    return _finish(per_study.join(_outcomes(frame)).reset_index())
+
+
+def _outcomes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (workload, size, submission): trial counts by outcome, best value, target, budget."""
+    return frame.groupby(["workload", "size", "submission"]).agg(
         trials=("status", "size"),
         reached=("status", lambda s: int((s == "reached").sum())),
         diverged=("status", lambda s: int((s == "diverged").sum())),
         failed=("status", lambda s: int((s == "failed").sum())),
-        median_time_to_target_s=("time_to_target_s", "median"),
-        median_steps_to_target=("steps_to_target", lambda s: float(np.nanmedian(_steps(s)))),
-        best_validation=("best_validation", "max"),
+        best_signed=("best_signed", "max"),
+        higher_is_better=("higher_is_better", "first"),
         target=("target", "first"),
         budget_s=("max_runtime_s", "first"),
-    ).reset_index()
+    )
+
+
+def _finish(table: pd.DataFrame) -> pd.DataFrame:
+    """Turn ``best_signed`` back into the metric's value, add ratios to the fastest, sort."""
+    table.insert(table.columns.get_loc("best_signed"), "best_validation",
+                 table["best_signed"] * table["higher_is_better"].map({True: 1.0, False: -1.0}))
+    table = table.drop(columns=["best_signed", "higher_is_better"])
     fastest = table.groupby(["workload", "size"])["median_time_to_target_s"].transform("min")
     table["ratio_to_best"] = table["median_time_to_target_s"] / fastest
     return table.sort_values(["workload", "size", "median_time_to_target_s", "submission"]).reset_index(drop=True)
+
+
+def _with_signed_best(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add ``best_signed``: the best validation value, negated for lower-is-better metrics (so
+    that "best" is always the maximum)."""
+    sign = trials["higher_is_better"].map({True: 1.0, False: -1.0})
+    return trials.assign(best_signed=pd.to_numeric(trials["best_validation"], errors="coerce") * sign)
 
 
 def _steps(series: pd.Series) -> np.ndarray:

@@ -110,3 +110,20 @@ def test_a_variant_is_calibrated_with_its_own_step_hint_and_budget() -> None:
     declared = cfg.workload.variants.cnn.sizes.cpu
     assert (cnn.step_hint, cnn.max_runtime_s) == (declared.step_hint, declared.max_runtime_s)
     assert cnn.step_hint != base.step_hint
+
+
+def test_writing_a_calibration_keeps_comments_and_nulls(tmp_path: Path) -> None:
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "# header\nname: w\nsizes:\n  cpu:\n    target: 0.5   # keep me\n    max_runtime_s: 10\n    step_hint: 100\n"
+        "    options: {data: null}\nvariants:\n  v:\n    sizes:\n      cpu: {target: 0.4}  # stale note\n")
+    report = {"max_runtime_s": 20.0, "target": 0.6, "step_hint": 200, "reference": "adamw", "reference_hparams": {},
+              "time_to_target": {"adamw": [{"seed": 1, "steps": 10, "seconds": 9.0}]}, "date": "2026-11-23",
+              "device": {"cpu": "x86_64", "type": "cpu", "torch_threads": 2}, "versions": {"torch": "2.14.1"},
+              "rule": {"margin": 2.0}}
+    write_calibration(config, "cpu", "v", report, tmp_path / "w.v-cpu.json")
+    text = config.read_text()
+    assert "target: 0.5   # keep me" in text and "{data: null}" in text and "stale note" not in text
+    entry = yaml.safe_load(text)["variants"]["v"]["sizes"]["cpu"]
+    assert (entry["target"], entry["max_runtime_s"]) == (0.6, 20.0)
+    assert "\n      cpu:\n        target: 0.6\n" in text  # the one-line entry became a block

@@ -63,15 +63,15 @@ def test_list_shows_workloads_and_submissions() -> None:
 
 
 def test_suite_on_smoke_writes_table_and_plot(tmp_path: Path) -> None:
-    done = optbench("suite", "submissions=[adamw,sgd]", "seeds=[0]", "workload.size=smoke", f"results={tmp_path}",
-                    "device=cpu", "max_runtime_s=5")
+    done = optbench("suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[adamw,sgd]", "studies=1",
+                    "trials=1", f"results={tmp_path}", "device=cpu", "poll_s=0.5")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["trials"] == 2
+    assert result["trials"] == 2 and result["launched"] == 2
     table = Path(result["table"]).read_text()
     assert "adamw" in table and "sgd" in table
     assert Path(result["plots"][0]).stat().st_size > 10_000
-    assert "2/2 done" in done.stderr
+    assert "launching 2 of 2 trials" in done.stderr and "finished: done 2" in done.stderr
 
 
 def test_info_reports_parameters_step_time_and_memory() -> None:

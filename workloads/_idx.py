@@ -7,8 +7,10 @@ Reading goes through torchvision; this module only writes IDX files (for the gen
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import struct
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ def write_idx_gz(path: Path, array: np.ndarray) -> None:
         raise ValueError("IDX writer supports uint8 arrays only")
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _private_tmp(path)
     with gzip.open(tmp, "wb") as f:
         f.write(header + np.ascontiguousarray(array).tobytes())
     tmp.replace(path)
@@ -29,7 +31,13 @@ def write_idx_gz(path: Path, array: np.ndarray) -> None:
 def gunzip_to(source: Path, target: Path) -> None:
     """Decompress ``source`` to ``target`` atomically (a partial file never appears)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp = _private_tmp(target)
     with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
         shutil.copyfileobj(src, dst, length=1 << 20)
     tmp.replace(target)
+
+
+def _private_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process uses: parallel jobs (a sweep's
+    trials starting at once) may write the same generated file at the same moment."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

@@ -1,0 +1,177 @@
+"""Tuning sweeps: the (study, trial) plan of one workload x submission under a ruleset.
+
+A sweep is fixed *before* anything is launched and written to ``sweep.json`` in its folder:
+
+- ``external``: ``studies x trials`` points of a scrambled Halton sequence (``scipy.stats.qmc``,
+  seeded by ``search_seed``) over the submission's search space; point ``i`` fills study
+  ``i // trials``, trial ``i % trials``. Hyperparameters outside the space keep their defaults.
+- ``self``: no search. Each study runs the defaults once with the budget multiplied by
+  ``self_tuning_factor``.
+
+Every trial has its own recorded seed and record folder (``study<k>/trial<j>/``) and a fully
+composed trial config, so a job needs nothing but the sweep file and its index. The sweep
+folder is named by a hash of everything that determines the plan: running the same command
+again finds the same folder and the records already in it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from scipy.stats import qmc
+
+from harness.calibrate_command import effective_spec
+from harness.config import compose_config, to_plain, validate_trial_config
+from harness.errors import UserError
+from harness.records import FINAL_STATUSES, read_json, write_json_atomic
+from harness.registry import submission_class
+from harness.schema import TrialConfig
+from harness.search_space import point_from_unit, validate_search_space
+
+RULESETS = ("external", "self")
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What shapes a sweep (``optbench tune``'s own keys, less the launcher)."""
+
+    ruleset: str = "external"
+    studies: int = 3
+    trials: int = 5
+    search_seed: int = 0
+    self_tuning_factor: float = 3.0
+
+    def check(self) -> None:
+        if self.ruleset not in RULESETS:
+            raise UserError(f"ruleset={self.ruleset!r} is not valid. Valid rulesets: {', '.join(RULESETS)}.")
+        if self.studies < 1 or self.trials < 1:
+            raise UserError(f"studies={self.studies} and trials={self.trials} must both be at least 1.")
+        if self.self_tuning_factor <= 0:
+            raise UserError(f"self_tuning_factor={self.self_tuning_factor} must be positive.")
+
+
+def quasirandom_points(space: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` points of a scrambled Halton sequence (seeded) mapped onto ``space``."""
+    if not space:
+        return [{} for _ in range(count)]
+    units = qmc.Halton(d=len(space), scramble=True, seed=seed).random(count)
+    return [point_from_unit(space, unit) for unit in units]
+
+
+def trial_seed(search_seed: int, study: int, trial: int) -> int:
+    """A trial's training seed: a fixed function of the sweep's seed and the trial's slot."""
+    return int(np.random.SeedSequence([search_seed, study, trial]).generate_state(1)[0] % 2**31)
+
+
+def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str, Any]:
+    """Compose and validate every trial of the sweep; return the sweep description (not yet written)."""
+    settings.check()
+    base = compose_config("trial", trial_overrides)
+    validate_trial_config(base)
+    name = str(base.submission.name)
+    hparams_cls = submission_class(name).Hparams
+    space = to_plain(base.submission.search_space)
+    workload = base.workload
+    budget = float(base.max_runtime_s or effective_spec(base).max_runtime_s)
+
+    if settings.ruleset == "external":
+        if not space:
+            raise UserError(f"Submission '{name}' declares no search space (configs/submission/{name}.yaml): "
+                            f"external tuning has nothing to search. Use ruleset=self, or add a search_space.")
+        validate_search_space(space, hparams_cls, name)
+        trials_per_study = settings.trials
+        points = quasirandom_points(space, settings.studies * trials_per_study, settings.search_seed)
+        trial_budget = base.max_runtime_s
+    else:
+        trials_per_study = 1
+        points = [{} for _ in range(settings.studies)]
+        trial_budget = budget * settings.self_tuning_factor
+
+    identity = {
+        "settings": {**settings.__dict__, "trials": trials_per_study},
+        "workload": to_plain(workload),
+        "submission": to_plain(base.submission),
+        "max_runtime_s": base.max_runtime_s,
+        "max_steps": base.max_steps,
+        "device": str(base.device),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    label = workload.name if workload.variant == "base" else f"{workload.name}.{workload.variant}"
+    folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{digest}"
+
+    entries = []
+    for index, point in enumerate(points):
+        study, trial = divmod(index, trials_per_study)
+        cfg = copy.deepcopy(base)
+        cfg.submission.hparams = OmegaConf.create({**to_plain(base.submission.hparams), **point})
+        hparams_cls.from_mapping(cfg.submission.hparams, submission=name)  # fail before launch
+        cfg.seed = trial_seed(settings.search_seed, study, trial)
+        cfg.study, cfg.trial, cfg.ruleset = study, trial, settings.ruleset
+        cfg.max_runtime_s = trial_budget
+        cfg.record_dir = str(folder / f"study{study}" / f"trial{trial}")
+        entries.append({"index": index, "study": study, "trial": trial, "seed": int(cfg.seed), "hparams": point,
+                        "record_dir": cfg.record_dir, "config": to_plain(cfg)})
+    return {
+        "kind": "optbench-sweep",
+        "sweep_id": digest,
+        "dir": str(folder),
+        "workload": label,
+        "size": str(workload.size),
+        "submission": name,
+        "ruleset": settings.ruleset,
+        "studies": settings.studies,
+        "trials_per_study": trials_per_study,
+        "search_seed": settings.search_seed,
+        "self_tuning_factor": settings.self_tuning_factor if settings.ruleset == "self" else None,
+        "search_space": space if settings.ruleset == "external" else {},
+        "budget_s": trial_budget if trial_budget is not None else budget,
+        "trials": entries,
+    }
+
+
+def write_sweep(sweep: dict[str, Any]) -> Path:
+    """Write ``sweep.json`` once; an existing one (same hash, same plan) is kept as it is."""
+    path = Path(sweep["dir"]) / SWEEP_FILE
+    existing = read_json(path)
+    if existing is not None:
+        if [t["seed"] for t in existing["trials"]] != [t["seed"] for t in sweep["trials"]]:
+            raise UserError(f"{path} describes another plan than this command; it is left untouched. "
+                            f"Use another results folder.")
+        return path
+    write_json_atomic(path, {**sweep, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return path
+
+
+def load_sweep(folder: Path) -> dict[str, Any]:
+    sweep = read_json(Path(folder) / SWEEP_FILE)
+    if sweep is None:
+        raise UserError(f"No {SWEEP_FILE} in {folder}.")
+    return sweep
+
+
+def trial_config(entry: dict[str, Any]) -> DictConfig:
+    """The typed trial config stored in a sweep entry."""
+    return OmegaConf.merge(OmegaConf.structured(TrialConfig), entry["config"])
+
+
+def trial_state(record_dir: Path) -> str:
+    """pending (no record), running (an attempt started), or the final status of the record."""
+    manifest = read_json(Path(record_dir) / "manifest.json")
+    if manifest is None:
+        return "pending"
+    status = manifest.get("status")
+    return status if status in FINAL_STATUSES else "running"
+
+
+def unfinished(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries whose trial has not ended (pending, or started and interrupted/running)."""
+    return [t for t in sweep["trials"] if trial_state(Path(t["record_dir"])) not in FINAL_STATUSES]

@@ -1,0 +1,234 @@
+"""Scoring AlgoPerf's published log trees, in AlgoPerf v0.5's official way or in ours.
+
+Layout read: ``<root>/<submission>/<study>/<workload>_<jax|pytorch>/trial_<j>/eval_measurements.csv``
+with columns ``score`` (accumulated submission time; ``accumulated_submission_time`` is used when
+``score`` is absent), ``global_step`` and ``validation/<metric>``.
+
+Targets file (``targets=FILE``): AlgoPerf keeps targets as workload-class properties, not in a
+file, so we use those property names in one JSON object::
+
+    {"base_workloads": ["wmt", ...], "held_out_workloads": ["wmt_glu_tanh", ...],
+     "workloads": {"wmt": {"target_metric_name": "bleu", "validation_target_value": 30.8491,
+                           "step_hint": 133333}, ...}}
+
+Lower is better for loss / error / WER-style metrics (the names AlgoPerf minimises). A held-out
+variant belongs to the first base workload whose name is a substring of its name (AlgoPerf's
+rule). docs/scoring.md lists every difference between the two modes and why ours differ.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import UserError
+from scoring.scores import area_score, ranks
+
+LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
+FRAMEWORK_SUFFIX = re.compile(r"^(?P<name>.+)_(jax|pytorch)$")
+TRIAL = re.compile(r"^trial_(\d+)$")
+COMPAT_TAUS = np.linspace(1.0, 4.0, 100)  # AlgoPerf v0.5: 100 points on [1, 4], trapezoid rule
+
+
+@dataclass
+class Targets:
+    base: list[str]
+    held_out: list[str]
+    metric: dict[str, str]
+    target: dict[str, float]
+
+    def lower_is_better(self, workload: str) -> bool:
+        name = self.metric[workload].removeprefix("best_").removeprefix("final_")
+        return any(key in name for key in LOWER_IS_BETTER)
+
+    def base_of(self, variant: str) -> str | None:
+        return next((b for b in self.base if b in variant), None)
+
+
+def load_targets(path: Path) -> Targets:
+    try:
+        data = json.loads(Path(path).read_text())
+        base, held_out, spec = list(data["base_workloads"]), list(data.get("held_out_workloads", [])), data["workloads"]
+        metric = {w: str(spec[w]["target_metric_name"]) for w in base + held_out}
+        target = {w: float(spec[w]["validation_target_value"]) for w in base + held_out}
+    except FileNotFoundError:
+        raise UserError(f"targets={path}: no such file.") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise UserError(
+            f"targets={path} is not a workload targets file ({type(error).__name__}: {error}). Expected "
+            f'{{"base_workloads": [...], "held_out_workloads": [...], "workloads": {{NAME: '
+            f'{{"target_metric_name": ..., "validation_target_value": ..., "step_hint": ...}}}}}}.') from None
+    targets = Targets(base, held_out, metric, target)
+    orphans = [v for v in held_out if targets.base_of(v) is None]
+    if orphans:
+        raise UserError(f"held-out workload(s) {', '.join(orphans)} contain no base workload name.")
+    return targets
+
+
+def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
+    """One row per trial: submission, study, workload, trial number, first eval index and time
+    reaching the target (-1 / inf when never)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"results={root} is not a folder.")
+    rows = []
+    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
+        for study in sorted(p for p in submission.iterdir() if p.is_dir()):
+            for folder in sorted(p for p in study.iterdir() if p.is_dir()):
+                match = FRAMEWORK_SUFFIX.match(folder.name)
+                if not match:
+                    raise UserError(f"{folder}: workload folders are named <workload>_jax or <workload>_pytorch.")
+                workload = match["name"]
+                if workload not in targets.metric:
+                    continue  # a workload outside the targets file is not scored
+                for trial in sorted((p for p in folder.iterdir() if TRIAL.match(p.name)),
+                                    key=lambda p: int(TRIAL.match(p.name)[1])):
+                    csv = trial / "eval_measurements.csv"
+                    if csv.is_file():
+                        rows.append({"submission": submission.name, "study": study.name, "workload": workload,
+                                     "trial": int(TRIAL.match(trial.name)[1]),
+                                     **first_reaching(csv, targets, workload)})
+    if not rows:
+        raise UserError(f"No AlgoPerf eval_measurements.csv under {root} for the workloads of the targets file.")
+    return pd.DataFrame(rows)
+
+
+def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]:
+    try:
+        frame = pd.read_csv(csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        warnings.warn(f"{csv}: unreadable, counted as never reaching the target ({error})", stacklevel=2)
+        return {"index": -1, "time": np.inf, "steps": np.inf}
+    column = f"validation/{targets.metric[workload]}"
+    time_column = "score" if "score" in frame else "accumulated_submission_time"
+    if column not in frame or time_column not in frame:
+        raise UserError(f"{csv} has no '{column}' or no 'score' column.")
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy()
+    target = targets.target[workload]
+    with np.errstate(invalid="ignore"):
+        hit = values <= target if targets.lower_is_better(workload) else values >= target
+    if not hit.any():
+        return {"index": -1, "time": np.inf, "steps": np.inf}
+    index = int(np.argmax(hit))
+    steps = frame["global_step"].iloc[index] if "global_step" in frame else np.nan
+    return {"index": index, "time": float(frame[time_column].iloc[index]), "steps": float(steps)}
+
+
+def study_times(trials: pd.DataFrame, compat: bool) -> pd.DataFrame:
+    """Per (submission, workload, study) the study's time.
+
+    compat: the trial reaching the target at the earliest *eval index* (ties: the lowest trial
+    number), its time at that index. Ours: the fastest trial *by time*.
+    """
+    reached = trials[trials["index"] >= 0]
+    if compat:
+        best = reached.sort_values(["index", "trial"]).groupby(["submission", "workload", "study"]).head(1)
+    else:
+        best = reached.sort_values(["time", "trial"]).groupby(["submission", "workload", "study"]).head(1)
+    keys = trials[["submission", "workload", "study"]].drop_duplicates()
+    merged = keys.merge(best[["submission", "workload", "study", "time", "steps"]], how="left")
+    return merged.fillna({"time": np.inf, "steps": np.inf})
+
+
+def workload_table(per_study: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
+    """t[s, w]: median over studies with inf included (np.median, as AlgoPerf); nan when absent."""
+    medians = per_study.groupby(["submission", "workload"])[column].agg(lambda x: float(np.median(x.to_numpy())))
+    table = medians.unstack().reindex(index=submissions, columns=workloads)
+    return table.to_numpy(dtype=float)
+
+
+def compat_ratios(times: np.ndarray, targets: Targets, workloads: list[str]) -> np.ndarray:
+    """AlgoPerf v0.5's steps, in its order: variant := inf where its base is inf/missing; times
+    above 4x the column's fastest := inf; base := inf where its variant is inf/missing; then
+    divide the base columns by their (new) fastest. Returns ratios over the base workloads."""
+    t = times.copy()
+    col = {w: j for j, w in enumerate(workloads)}
+    for variant in targets.held_out:
+        base = targets.base_of(variant)
+        bad = ~np.isfinite(t[:, col[base]])  # inf or nan
+        t[bad, col[variant]] = np.inf
+    present = ~np.isnan(t)
+    best = np.min(np.where(present, t, np.inf), axis=0)  # AlgoPerf's df.min(): missing values skipped
+    with np.errstate(invalid="ignore"):
+        t = np.where(t > 4 * best[None, :], np.inf, t)
+    for variant in targets.held_out:
+        base = targets.base_of(variant)
+        bad = ~np.isfinite(t[:, col[variant]])
+        t[bad, col[base]] = np.inf
+    base_cols = [col[b] for b in targets.base]
+    tb = t[:, base_cols]
+    fastest = np.min(np.where(np.isnan(tb), np.inf, tb), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = tb / fastest[None, :]
+    return np.where(np.isnan(r), np.inf, r)  # missing stays unreached; inf/inf stays inf
+
+
+def our_ratios(times: np.ndarray, targets: Targets, workloads: list[str]) -> np.ndarray:
+    """Ours: a base workload counts as not reached when its held-out variant was not reached
+    (the variant guards against tuning to the base workloads), applied once; then ratios to the
+    fastest of what remains. No separate cut-off: ratios beyond tau_max add 0 anyway."""
+    t = np.where(np.isnan(times), np.inf, times)
+    col = {w: j for j, w in enumerate(workloads)}
+    for variant in targets.held_out:
+        t[~np.isfinite(t[:, col[variant]]), col[targets.base_of(variant)]] = np.inf
+    tb = t[:, [col[b] for b in targets.base]]
+    best = np.min(tb, axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = tb / best
+    return np.where(np.isfinite(best) & np.isfinite(tb), r, np.inf)
+
+
+def compat_score(r: np.ndarray) -> np.ndarray:
+    """AlgoPerf v0.5: rho on 100 points of [1, 4] (<=), trapezoid rule, divided by 3."""
+    rho = (r[:, :, None] <= COMPAT_TAUS[None, None, :]).sum(axis=1) / r.shape[1]
+    return np.trapezoid(rho, COMPAT_TAUS, axis=1) / (COMPAT_TAUS[-1] - COMPAT_TAUS[0])
+
+
+def score_tree(root: Path, targets: Targets, compat: bool, tau_max: float = 4.0) -> pd.DataFrame:
+    """The leaderboard table of an AlgoPerf log tree (one row per submission, best first)."""
+    trials = read_trials(root, targets)
+    per_study = study_times(trials, compat)
+    submissions = sorted(trials["submission"].unique())
+    workloads = targets.base + targets.held_out
+    times = workload_table(per_study, "time", submissions, workloads)
+    steps = workload_table(per_study, "steps", submissions, workloads)
+    if compat:
+        r, r_steps = compat_ratios(times, targets, workloads), compat_ratios(steps, targets, workloads)
+        score, steps_score = compat_score(r), compat_score(r_steps)
+    else:
+        r, r_steps = our_ratios(times, targets, workloads), our_ratios(steps, targets, workloads)
+        score, steps_score = area_score(r, tau_max), area_score(r_steps, tau_max)
+    table = pd.DataFrame({"submission": submissions, "score": score, "steps_score": steps_score})
+    for j, workload in enumerate(targets.base):
+        table[f"time_s:{workload}"] = times[:, workloads.index(workload)]
+        table[f"ratio:{workload}"] = r[:, j]
+    table.insert(0, "rank", ranks(score))
+    return table.sort_values(["rank", "submission"]).reset_index(drop=True)
+
+
+def score_algoperf(cfg: Any, log) -> dict[str, Any]:
+    """``optbench score format=algoperf targets=FILE [compat=true]``: print and write the table."""
+    if not cfg.targets:
+        raise UserError("format=algoperf needs targets=FILE (a workload targets JSON; see docs/scoring.md).")
+    targets = load_targets(Path(cfg.targets))
+    table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
+    out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
+    out.mkdir(parents=True, exist_ok=True)
+    mode = "AlgoPerf v0.5 official rules (compat)" if cfg.compat else "optbench rules"
+    table.replace({np.inf: None}).to_csv(out / "leaderboard.csv", index=False)
+    lines = [f"# AlgoPerf logs scored with {mode}", "", "| rank | submission | score | steps score |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['rank']} | {r['submission']} | {r['score']:.4f} | {r['steps_score']:.4f} |"
+              for _, r in table.iterrows()]
+    text = "\n".join(lines) + "\n"
+    (out / "leaderboard.md").write_text(text)
+    print(text, end="", flush=True)
+    log(f"{len(table)} submissions, {len(targets.base)} base + {len(targets.held_out)} held-out workloads; wrote {out}")
+    return {"leaderboard": str(out / "leaderboard.md"), "csv": str(out / "leaderboard.csv"), "mode": mode}

@@ -1,0 +1,123 @@
+"""From a table of trials to the leaderboard: study bests, workload times, scores, uncertainty.
+
+Our rules (DESIGN.md; docs/scoring.md lists where AlgoPerf's official scoring differs):
+- a study's time is its fastest trial *by time* (its steps-to-target, for the steps view, is
+  its fewest steps among trials that reached the target);
+- a workload's time is the median over studies, a study that never reached the target
+  counting as inf; a workload a submission has no records for is inf;
+- ratios to the fastest submission, the performance profile, and the area score over
+  [1, tau_max] in closed form; a bootstrap over studies for confidence intervals and the
+  probability that each leaderboard position holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import UserError
+from scoring.scores import Uncertainty, area_score, bootstrap, ratios, workload_times
+
+
+@dataclass
+class Leaderboard:
+    """Everything the outputs are made of."""
+
+    table: pd.DataFrame  # one row per submission, best first
+    submissions: list[str]
+    workloads: list[str]
+    times: np.ndarray  # t[s, w] (seconds, inf = never)
+    steps: np.ndarray  # steps view of t
+    time_ratios: np.ndarray
+    step_ratios: np.ndarray
+    tau_max: float
+    study_times: np.ndarray  # [s, w, k]
+    uncertainty: Uncertainty | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def workload_key(frame: pd.DataFrame) -> pd.Series:
+    return frame["workload"].astype(str) + "-" + frame["size"].astype(str)
+
+
+def check_consistent(trials: pd.DataFrame) -> None:
+    """Refuse to score records of one workload made under different targets, metrics or rules."""
+    if trials.empty:
+        raise UserError("No finished trials to score.")
+    keys = workload_key(trials)
+    for column, what in (("target", "validation target"), ("metric", "metric"),
+                         ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
+                         ("schema_version", "record schema version")):
+        if column not in trials:
+            continue
+        values = trials.groupby(keys)[column].agg(lambda s: sorted(set(map(str, s.dropna()))))
+        mixed = values[values.map(len) > 1]
+        if not mixed.empty:
+            workload, found = mixed.index[0], mixed.iloc[0]
+            hint = (" Score one ruleset at a time (ruleset=external or ruleset=self)." if column == "ruleset" else
+                    " Recalibrated targets make old records incomparable: score them in separate results folders.")
+            raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
+                            f"refusing to compare them.{hint}")
+
+
+def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per (submission, workload, study): the study's best time and best steps.
+
+    A lone trial (no study, e.g. from `optbench trial`) is its own study, keyed by its seed.
+    """
+    frame = trials.assign(workload_key=workload_key(trials))
+    study = frame["study"] if "study" in frame else pd.Series(np.nan, index=frame.index)
+    frame["study_key"] = np.where(study.isna(), "seed" + frame["seed"].astype(str), "study" + study.astype(str))
+    frame["steps_value"] = pd.to_numeric(frame["steps_to_target"], errors="coerce").fillna(np.inf)
+    grouped = frame.groupby(["submission", "workload_key", "study_key"], sort=True)
+    return grouped.agg(time=("time_to_target_s", "min"), steps=("steps_value", "min")).reset_index()
+
+
+def to_array(bests: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
+    """study_times[s, w, k] with nan where a study does not exist."""
+    depth = int(bests.groupby(["submission", "workload_key"]).size().max())
+    out = np.full((len(submissions), len(workloads), depth), np.nan)
+    s_index = {s: i for i, s in enumerate(submissions)}
+    w_index = {w: i for i, w in enumerate(workloads)}
+    for (sub, work), group in bests.groupby(["submission", "workload_key"]):
+        values = group[column].to_numpy(dtype=float)
+        out[s_index[sub], w_index[work], : len(values)] = values
+    return out
+
+
+def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0) -> Leaderboard:
+    """The leaderboard of every submission in ``trials`` over every workload in it."""
+    check_consistent(trials)
+    bests = study_bests(trials)
+    submissions = sorted(bests["submission"].unique())
+    workloads = sorted(bests["workload_key"].unique())
+    study_times = to_array(bests, "time", submissions, workloads)
+    study_steps = to_array(bests, "steps", submissions, workloads)
+    times, steps = workload_times(study_times), workload_times(study_steps)
+    time_r, step_r = ratios(times), ratios(steps)
+    score, step_score = area_score(time_r, tau_max), area_score(step_r, tau_max)
+    uncertainty = bootstrap(study_times, tau_max, samples, seed) if samples > 0 else None
+    studies = np.sum(~np.isnan(study_times), axis=2)
+    table = pd.DataFrame({"submission": submissions, "score": score})
+    if uncertainty is not None:
+        table["score_ci_low"], table["score_ci_high"] = uncertainty.low, uncertainty.high
+        table["rank_probability"] = uncertainty.rank_probability
+    table["steps_score"] = step_score
+    table["workloads_reached"] = np.isfinite(times).sum(axis=1)
+    table["studies"] = studies.min(axis=1)
+    for j, workload in enumerate(workloads):
+        table[f"time_s:{workload}"] = times[:, j]
+    for j, workload in enumerate(workloads):
+        table[f"ratio:{workload}"] = time_r[:, j]
+    order = np.lexsort((table["submission"].to_numpy(), -table["steps_score"].to_numpy(), -table["score"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "rank", (table["score"].to_numpy()[None, :] > table["score"].to_numpy()[:, None]).sum(axis=1) + 1)
+    notes = []
+    unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
+    if unreached:
+        notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
+    return Leaderboard(table=table, submissions=submissions, workloads=workloads, times=times, steps=steps,
+                       time_ratios=time_r, step_ratios=step_r, tau_max=tau_max, study_times=study_times,
+                       uncertainty=uncertainty, notes=notes)

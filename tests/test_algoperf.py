@@ -1,0 +1,143 @@
+"""AlgoPerf-format log trees scored in both modes, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.errors import UserError
+from scoring.algoperf import load_targets, score_tree
+
+TARGETS = {
+    "base_workloads": ["wmt", "ogbg"],
+    "held_out_workloads": ["wmt_glu_tanh"],
+    "workloads": {
+        "wmt": {"target_metric_name": "bleu", "validation_target_value": 30.0, "step_hint": 1000},
+        "wmt_glu_tanh": {"target_metric_name": "bleu", "validation_target_value": 29.0, "step_hint": 1000},
+        "ogbg": {"target_metric_name": "loss", "validation_target_value": 0.5, "step_hint": 1000},
+    },
+}
+
+
+def write_trial(root: Path, submission: str, workload: str, times: list[float], reach_at: int | None,
+                study: int = 0, trial: int = 1, framework: str = "jax") -> None:
+    """One trial whose validation metric meets the target first at eval ``reach_at`` (or never)."""
+    spec = TARGETS["workloads"][workload]
+    lower = spec["target_metric_name"] == "loss"
+    good = spec["validation_target_value"] + (-0.1 if lower else 0.5)
+    bad = spec["validation_target_value"] + (0.3 if lower else -5.0)
+    values = [good if reach_at is not None and i >= reach_at else bad for i in range(len(times))]
+    folder = root / submission / f"study_{study}" / f"{workload}_{framework}" / f"trial_{trial}"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"global_step": [100 * (i + 1) for i in range(len(times))], "score": times,
+                  "accumulated_submission_time": times,
+                  f"validation/{spec['target_metric_name']}": values}).to_csv(folder / "eval_measurements.csv",
+                                                                              index=False)
+
+
+@pytest.fixture
+def targets_file(tmp_path: Path) -> Path:
+    path = tmp_path / "workload_targets.json"
+    path.write_text(json.dumps(TARGETS))
+    return path
+
+
+def scores(table: pd.DataFrame) -> dict[str, float]:
+    return dict(zip(table["submission"], table["score"]))
+
+
+def test_best_trial_by_eval_index_vs_by_time_ranks_differently(tmp_path: Path, targets_file: Path) -> None:
+    root = tmp_path / "logs"
+    # X on wmt: trial 1 reaches at eval index 2 (t=100 s), trial 2 at index 3 but sooner (t=40 s).
+    write_trial(root, "X", "wmt", [10, 20, 100], reach_at=2, trial=1)
+    write_trial(root, "X", "wmt", [5, 10, 15, 40], reach_at=3, trial=2)
+    write_trial(root, "Y", "wmt", [30, 64], reach_at=1)
+    for sub in ("X", "Y"):
+        write_trial(root, sub, "ogbg", [20, 50], reach_at=1)
+        write_trial(root, sub, "wmt_glu_tanh", [5, 10], reach_at=1)
+    targets = load_targets(targets_file)
+
+    compat = score_tree(root, targets, compat=True)
+    # compat: X's wmt time is 100 (earliest index), ratio 100/64 = 1.5625; on the 100-point grid
+    # the first tau >= 1.5625 is index 19, so the trapezoid gives (99 - 19 + 0.5) / 99 for wmt.
+    assert scores(compat) == pytest.approx({"X": (1 + 80.5 / 99) / 2, "Y": 1.0}, abs=1e-12)
+    assert list(compat["submission"]) == ["Y", "X"]
+
+    ours = score_tree(root, targets, compat=False)
+    # ours: X's wmt time is 40 (fastest trial), Y's ratio 64/40 = 1.6 -> (4 - 1.6) / 3 exactly.
+    assert scores(ours) == pytest.approx({"X": 1.0, "Y": (1 + 2.4 / 3) / 2}, abs=1e-12)
+    assert list(ours["submission"]) == ["X", "Y"]
+
+
+def test_held_out_rule_and_the_order_of_the_4x_cut(tmp_path: Path, targets_file: Path) -> None:
+    root = tmp_path / "logs"
+    # Z is fastest on wmt (20 s) but never reaches its held-out variant.
+    write_trial(root, "Z", "wmt", [20], reach_at=0)
+    write_trial(root, "Z", "wmt_glu_tanh", [50, 80], reach_at=None)
+    write_trial(root, "Z", "ogbg", [10], reach_at=0)
+    write_trial(root, "X", "wmt", [100], reach_at=0)
+    write_trial(root, "X", "wmt_glu_tanh", [10], reach_at=0)
+    write_trial(root, "X", "ogbg", [10], reach_at=0)
+    write_trial(root, "Y", "wmt", [64], reach_at=0)
+    write_trial(root, "Y", "wmt_glu_tanh", [10], reach_at=0)
+    write_trial(root, "Y", "ogbg", [28], reach_at=0)
+    targets = load_targets(targets_file)
+
+    compat = scores(score_tree(root, targets, compat=True))
+    # compat: X's 100 s is cut (> 4 x Z's 20 s) before Z is disqualified by its variant; then
+    # wmt ratios are Z inf, X inf, Y 1; ogbg ratios 1, 1, 2.8 (first grid tau >= 2.8: index 60).
+    assert compat == pytest.approx({"Z": 0.5, "X": 0.5, "Y": (1 + 39.5 / 99) / 2}, abs=1e-12)
+
+    ours = scores(score_tree(root, targets, compat=False))
+    # ours: Z disqualified first, then X 100/64 = 1.5625 and Y 1 on wmt; exact areas.
+    assert ours == pytest.approx({"Z": 0.5, "X": (2.4375 / 3 + 1) / 2, "Y": (1 + 1.2 / 3) / 2}, abs=1e-12)
+
+
+def test_a_missing_workload_counts_as_not_reached(tmp_path: Path, targets_file: Path) -> None:
+    root = tmp_path / "logs"
+    for sub in ("A", "B"):
+        write_trial(root, sub, "wmt", [10], reach_at=0)
+        write_trial(root, sub, "wmt_glu_tanh", [10], reach_at=0)
+    write_trial(root, "A", "ogbg", [10], reach_at=0, framework="pytorch")
+    for compat in (True, False):
+        assert scores(score_tree(root, load_targets(targets_file), compat=compat)) == pytest.approx(
+            {"A": 1.0, "B": 0.5}, abs=1e-12)
+
+
+def test_median_over_studies(tmp_path: Path, targets_file: Path) -> None:
+    root = tmp_path / "logs"
+    for study, (time, reach) in enumerate([(10, 0), (30, 0), (99, None)]):
+        write_trial(root, "A", "wmt", [time], reach_at=reach, study=study)
+        write_trial(root, "A", "wmt_glu_tanh", [5], reach_at=0, study=study)
+        write_trial(root, "A", "ogbg", [5], reach_at=0, study=study)
+    table = score_tree(root, load_targets(targets_file), compat=False)
+    assert table.loc[0, "time_s:wmt"] == 30.0  # median of 10, 30, inf
+
+
+def test_score_command_in_both_modes(tmp_path: Path, targets_file: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "logs"
+    for sub, time in (("A", 10), ("B", 20)):
+        for workload in ("wmt", "wmt_glu_tanh", "ogbg"):
+            write_trial(root, sub, workload, [time], reach_at=0)
+    for compat in ("true", "false"):
+        out = tmp_path / f"out-{compat}"
+        assert main(["score", "format=algoperf", f"targets={targets_file}", f"results={root}",
+                     f"compat={compat}", f"out={out}"]) == 0
+        table = pd.read_csv(out / "leaderboard.csv")
+        assert table.loc[0, "submission"] == "A" and table.loc[0, "score"] == pytest.approx(1.0)
+    assert "official rules" in capsys.readouterr().out
+
+
+def test_bad_algoperf_input_is_clear(tmp_path: Path, targets_file: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", "format=algoperf", f"results={tmp_path}"]) == 2
+    assert "needs targets=FILE" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"base_workloads": ["wmt"]}')
+    assert main(["score", "format=algoperf", f"targets={bad}", f"results={tmp_path}"]) == 2
+    assert "is not a workload targets file" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"No AlgoPerf eval_measurements\.csv"):
+        score_tree(tmp_path, load_targets(targets_file), compat=True)

@@ -1,0 +1,126 @@
+"""Checkpoints: a trial interrupted at any point resumes exactly where its last checkpoint was."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import harness.runner as runner
+from harness.checkpoint import CHECKPOINT_NAME
+from harness.records import read_json, read_jsonl
+from workloads.fashion_mnist import FashionMNIST
+
+UNREACHABLE = "workload.sizes.smoke.target=2.0"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def evals(record_dir: Path) -> list[dict]:
+    return [e for e in read_jsonl(record_dir / "evals.jsonl") if e["event"] == "eval"]
+
+
+def metrics_by_step(record_dir: Path) -> dict[int, dict]:
+    return {e["step"]: e["metrics"] for e in evals(record_dir)}
+
+
+@pytest.mark.parametrize("submission", ["adamw", "momentum"])
+def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           submission: str) -> None:
+    settings = [f"submission={submission}", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0"]
+    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+
+    real_evaluate, calls = FashionMNIST.evaluate, []
+
+    def interrupted_evaluate(self, model, split):
+        calls.append(split)
+        if len(calls) == 7:  # validation of the 4th evaluation (step 40): the process "dies" here
+            raise KeyboardInterrupt
+        return real_evaluate(self, model, split)
+
+    cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}")
+    monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_trial(cfg)
+    monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
+    record_dir = Path(reference["record_dir"].replace(str(tmp_path / "a"), str(tmp_path / "b")))
+    assert (record_dir / CHECKPOINT_NAME).is_file()
+    assert read_json(record_dir / "manifest.json")["status"] == "running"
+
+    resumed = runner.run_trial(cfg)
+    assert resumed["steps"] == reference["steps"] == 60
+    # Bit-for-bit the same training: every evaluation, before and after the interruption.
+    assert metrics_by_step(record_dir) == metrics_by_step(Path(reference["record_dir"]))
+    rows = read_jsonl(record_dir / "evals.jsonl")
+    resume = [r for r in rows if r["event"] == "resume"]
+    assert len(resume) == 1 and resume[0]["step"] == 30
+    times = [e["submission_time_s"] for e in evals(record_dir)]
+    assert times == sorted(times)  # the clock continued from the checkpoint, it did not restart
+    manifest = read_json(record_dir / "manifest.json")
+    assert [a.get("resumed_from_step") for a in manifest["attempts"]] == [None, 30]
+    assert not (record_dir / CHECKPOINT_NAME).exists()  # removed once the trial ended
+
+
+def test_evaluations_after_the_checkpoint_are_set_aside(smoke_cfg, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the newest checkpoint is older than the last logged evaluation, the evaluations of the
+    dead attempt after it move to evals.superseded.jsonl (kept, not scored) and are recomputed."""
+    settings = [UNREACHABLE, "max_steps=40", "checkpoint_every_s=0"]
+    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'ref'}"))
+    real_save, real_evaluate, calls = runner.save_checkpoint, FashionMNIST.evaluate, []
+
+    def keep_every_checkpoint(folder, state):
+        path = real_save(folder, state)
+        shutil.copy(path, folder / f"kept-{state['step']}.pt")
+        return path
+
+    def interrupted_evaluate(self, model, split):
+        calls.append(split)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real_evaluate(self, model, split)
+
+    cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}")
+    monkeypatch.setattr(runner, "save_checkpoint", keep_every_checkpoint)
+    monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_trial(cfg)
+    monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
+    record_dir = next(Path(cfg.results).rglob("manifest.json")).parent
+    shutil.copy(record_dir / "kept-20.pt", record_dir / CHECKPOINT_NAME)  # as if the last one was lost
+
+    runner.run_trial(cfg)
+    assert [r["step"] for r in read_jsonl(record_dir / "evals.superseded.jsonl")] == [30]
+    assert metrics_by_step(record_dir) == metrics_by_step(Path(reference["record_dir"]))
+
+
+def test_killed_process_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """A real SIGKILL of `optbench trial`, then the same command again: same evaluations as an
+    uninterrupted run."""
+    base = [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE,
+            "max_steps=400", "checkpoint_every_s=0", "progress=false", "device=cpu", "threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([*base, f"results={tmp_path / 'a'}"], check=True, capture_output=True, env=env, cwd=REPO)
+    killed = subprocess.Popen([*base, f"results={tmp_path / 'b'}"], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    checkpoint = None
+    while time.monotonic() < deadline and killed.poll() is None:
+        found = list((tmp_path / "b").rglob(CHECKPOINT_NAME))
+        if found:
+            checkpoint = found[0]
+            break
+        time.sleep(0.05)
+    assert checkpoint is not None, "the trial never wrote a checkpoint"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    subprocess.run([*base, f"results={tmp_path / 'b'}"], check=True, capture_output=True, env=env, cwd=REPO)
+    a = next((tmp_path / "a").rglob("manifest.json")).parent
+    b = next((tmp_path / "b").rglob("manifest.json")).parent
+    assert metrics_by_step(a) == metrics_by_step(b)
+    assert read_json(b / "manifest.json")["summary"]["steps"] == 400

@@ -1,0 +1,164 @@
+"""The scoring maths with hand-computed answers, and the leaderboard built from records."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+
+from harness.cli import main
+from harness.errors import UserError
+from scoring.leaderboard import build
+from scoring.scores import area_score, bootstrap, profile, ranks, ratios, workload_times
+
+INF = math.inf
+
+
+def board_of(times: dict[str, list[float]], tau_max: float = 4.0) -> np.ndarray:
+    return area_score(ratios(np.array(list(times.values()), dtype=float)), tau_max)
+
+
+def test_median_over_studies_counts_inf_and_ignores_missing_studies() -> None:
+    studies = np.array([[[1.0, 2.0, INF], [1.0, INF, np.nan], [3.0, np.nan, np.nan],
+                         [np.nan, np.nan, np.nan], [INF, INF, 2.0], [4.0, 2.0, np.nan]]])
+    assert workload_times(studies).tolist() == [[2.0, INF, 3.0, INF, INF, 3.0]]
+
+
+def test_two_submissions_that_tie() -> None:
+    # A: 10 s and 30 s, B: 20 s and 15 s -> ratios A (1, 2), B (2, 1): each (3 + 2) / 2 / 3.
+    scores = board_of({"A": [10, 30], "B": [20, 15]})
+    assert scores == pytest.approx([5 / 6, 5 / 6])
+    assert ranks(scores).tolist() == [1, 1]
+    assert ranks(np.array([0.5, 0.9, 0.5, 0.1])).tolist() == [2, 1, 2, 4]
+
+
+def test_inf_everywhere_for_one_submission() -> None:
+    scores = board_of({"A": [10, 30], "B": [20, 15], "C": [INF, INF]})
+    assert scores == pytest.approx([5 / 6, 5 / 6, 0.0])
+
+
+def test_one_workload() -> None:
+    # ratios 1, 2.5, 4, 5: (4-1)/3, (4-2.5)/3, 0, 0
+    assert board_of({"A": [10], "B": [25], "C": [40], "D": [50]}) == pytest.approx([1.0, 0.5, 0.0, 0.0])
+
+
+def test_one_submission() -> None:
+    assert board_of({"A": [3.0, 7.0]}) == pytest.approx([1.0])
+    assert board_of({"A": [3.0, INF]}) == pytest.approx([0.5])
+
+
+def test_a_workload_nobody_reached_adds_nothing() -> None:
+    assert board_of({"A": [10, INF], "B": [20, INF]}) == pytest.approx([0.5, (4 - 2) / 3 / 2])
+
+
+def test_closed_form_equals_the_integral_of_the_profile() -> None:
+    rng = np.random.default_rng(0)
+    times = np.exp(rng.normal(size=(6, 9)))
+    times[rng.random(times.shape) < 0.2] = INF
+    r = ratios(times)
+    for tau_max in (2.0, 4.0, 7.5):
+        exact = area_score(r, tau_max)
+        for s in range(r.shape[0]):
+            breaks = sorted({float(x) for x in r[s] if 1 < x < tau_max})
+            numeric, _ = integrate.quad(lambda tau, s=s: float(profile(r[s:s + 1], np.array([tau]))[0, 0]),
+                                        1.0, tau_max, points=breaks or None, limit=200, epsabs=1e-13, epsrel=1e-13)
+            assert exact[s] == pytest.approx(numeric / (tau_max - 1), abs=1e-9)
+
+
+def test_bootstrap_is_exact_without_variance_and_wide_with_it() -> None:
+    steady = np.array([[[10.0, 10.0, 10.0]], [[20.0, 20.0, 20.0]]])
+    result = bootstrap(steady, 4.0, samples=200, seed=1)
+    assert result.low == pytest.approx([1.0, 2 / 3]) and result.high == pytest.approx([1.0, 2 / 3])
+    assert result.rank_probability.tolist() == [1.0, 1.0]
+    noisy = np.array([[[10.0, 30.0, INF]], [[12.0, 11.0, 13.0]]])
+    result = bootstrap(noisy, 4.0, samples=500, seed=1)
+    assert result.low[0] == 0.0 and result.high[0] == 1.0  # A's median can be 10, 30 or inf
+    assert 0.0 < result.rank_probability[0] < 1.0
+    again = bootstrap(noisy, 4.0, samples=500, seed=1)
+    assert again.low.tolist() == result.low.tolist()  # seeded
+
+
+def trial_row(submission: str, workload: str, study: int, trial: int, time: float | None, **extra) -> dict:
+    return {"workload": workload, "size": "cpu", "submission": submission, "seed": 100 * study + trial,
+            "study": study, "trial": trial, "ruleset": "external", "schema_version": 1,
+            "status": "reached" if time is not None else "not_reached",
+            "time_to_target_s": INF if time is None else time, "steps_to_target": None if time is None else time * 100,
+            "best_validation": 0.9, "target": 0.9, "metric": "accuracy", "higher_is_better": True,
+            "max_runtime_s": 100.0, **extra}
+
+
+def test_leaderboard_from_trials_best_by_time_median_over_studies() -> None:
+    rows = [trial_row("A", "w1", 0, 0, 12.0), trial_row("A", "w1", 0, 1, 10.0),  # study 0: 10
+            trial_row("A", "w1", 1, 0, None), trial_row("A", "w1", 1, 1, 14.0),  # study 1: 14
+            trial_row("A", "w1", 2, 0, None),                                    # study 2: inf
+            trial_row("B", "w1", 0, 0, 20.0), trial_row("B", "w1", 1, 0, 20.0), trial_row("B", "w1", 2, 0, 30.0),
+            trial_row("B", "w2", 0, 0, 5.0)]
+    board = build(pd.DataFrame(rows), samples=0)
+    a, b = board.submissions.index("A"), board.submissions.index("B")
+    assert board.times[a].tolist() == [14.0, INF]  # A has no w2 records: inf
+    assert board.times[b].tolist() == [20.0, 5.0]
+    table = board.table.set_index("submission")
+    assert table.loc["A", "score"] == pytest.approx((4 - 1) / 3 / 2)
+    assert table.loc["B", "score"] == pytest.approx(((4 - 20 / 14) + 3) / 3 / 2)
+    assert table.loc["B", "rank"] == 1
+
+
+def test_mixed_targets_and_rulesets_are_refused() -> None:
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, target=0.91)]
+    with pytest.raises(UserError, match="different validation targets"):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, ruleset="self")]
+    with pytest.raises(UserError, match="ruleset=external or ruleset=self"):
+        build(pd.DataFrame(rows), samples=0)
+
+
+@pytest.fixture(scope="module")
+def scored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real sweep on the smoke workload (2 submissions x 2 studies x 2 trials)."""
+    from harness.tune import run_tune
+
+    results = tmp_path_factory.mktemp("scored") / "results"
+    for submission in ("adamw", "sgd"):
+        run_tune(["workload=fashion_mnist", "workload.size=smoke", f"submission={submission}", "max_steps=60",
+                  "studies=2", "trials=2", f"results={results}", "progress=false", "device=cpu"], log=lambda _: None)
+    return results
+
+
+def test_score_command_writes_the_four_outputs(scored_results: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "board"
+    assert main(["score", f"results={scored_results}", f"out={out}", "bootstrap=200"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = pd.read_csv(out / "leaderboard.csv")
+    assert {"submission", "score", "score_ci_low", "score_ci_high", "steps_score"} <= set(table.columns)
+    assert sorted(table["submission"]) == ["adamw", "sgd"] and table["score"].max() == pytest.approx(1.0)
+    assert "| rank | submission | score |" in (out / "leaderboard.md").read_text()
+    page = (out / "leaderboard.html").read_text()
+    assert '<table id="leaderboard">' in page and page.count("<tr>") == 3
+    assert 'id="profiles"' in page and "data:image/png;base64," in page
+    assert "http" not in page.replace("http-equiv", "")  # self-contained
+    assert Path(summary["html"]).is_file() and all(Path(p).is_file() for p in summary["plots"])
+
+
+def test_corrupt_record_line_is_skipped_with_a_warning(scored_results: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scored_results, copy)
+    evals = next(copy.rglob("evals.jsonl"))
+    with open(evals, "a") as f:
+        f.write('{"event": "eval", "step": 99, "submission_ti')
+    with pytest.warns(UserWarning, match=r"evals.jsonl:\d+: skipped a partial or corrupt record line"):
+        assert main(["score", f"results={copy}", f"out={tmp_path / 'b'}", "bootstrap=0"]) == 0
+
+
+def test_empty_or_missing_results_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", f"results={tmp_path / 'nope'}"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["score", f"results={tmp_path}"]) == 2
+    assert "No finished trial records" in capsys.readouterr().err

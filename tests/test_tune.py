@@ -1,0 +1,118 @@
+"""`optbench tune` / `suite` / `status` through Hydra's launchers (in-process and submitit_local)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.records import read_json
+from harness.status import collect
+from harness.sweep import load_sweep
+from harness.tune import run_tune
+
+SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "max_steps=30", "progress=false", "device=cpu"]
+
+
+def tune(results: Path, *extra: str, messages: list | None = None) -> dict:
+    log = messages.append if messages is not None else (lambda _: None)
+    return run_tune([*SMOKE, f"results={results}", "poll_s=0.5", *extra], log=log)
+
+
+def test_inline_sweep_runs_every_trial_and_a_rerun_launches_nothing(results: Path) -> None:
+    messages: list[str] = []
+    outcome = tune(results, "submission=momentum", "studies=2", "trials=2", messages=messages)
+    assert outcome["launched"] == 4
+    sweep = load_sweep(Path(outcome["sweep"]))
+    for entry in sweep["trials"]:
+        manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
+        assert manifest["status"] in ("reached", "not_reached")
+        assert (manifest["study"], manifest["trial"], manifest["ruleset"]) == (entry["study"], entry["trial"],
+                                                                              "external")
+        assert manifest["seed"] == entry["seed"]
+        assert manifest["hparams"]["lr"] == pytest.approx(entry["hparams"]["lr"])
+    assert any("launching 4 of 4 trials" in m for m in messages)
+
+    messages.clear()
+    again = tune(results, "submission=momentum", "studies=2", "trials=2", messages=messages)
+    assert again["launched"] == 0 and again["sweep"] == outcome["sweep"]
+    assert any("nothing launched" in m for m in messages)
+
+
+def test_unfinished_trials_are_the_only_ones_relaunched(results: Path) -> None:
+    outcome = tune(results, "submission=adamw", "studies=1", "trials=3")
+    sweep = load_sweep(Path(outcome["sweep"]))
+    victim = Path(sweep["trials"][1]["record_dir"])
+    manifest = read_json(victim / "manifest.json")
+    (victim / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if killed
+    again = tune(results, "submission=adamw", "studies=1", "trials=3")
+    assert again["launched"] == 1
+    assert read_json(victim / "manifest.json")["status"] in ("reached", "not_reached")
+
+
+def test_self_tuning_sweep(results: Path) -> None:
+    outcome = tune(results, "submission=adamw", "ruleset=self", "studies=2")
+    sweep = load_sweep(Path(outcome["sweep"]))
+    assert len(sweep["trials"]) == 2
+    manifest = read_json(Path(sweep["trials"][0]["record_dir"]) / "manifest.json")
+    assert manifest["ruleset"] == "self" and manifest["max_runtime_s"] == 60  # 3 x the 20 s smoke budget
+
+
+def test_submitit_local_launcher_runs_jobs_in_processes(results: Path) -> None:
+    outcome = tune(results, "submission=sgd", "studies=1", "trials=2", "launcher=local",
+                   "hydra.launcher.timeout_min=10")
+    assert outcome["launched"] == 2 and outcome["job_errors"] == 0 and not outcome["lost"]
+    rows = collect(results, ask_scheduler=False)
+    assert [r["state"] for r in rows] == ["done-reached"] * 2 or all(r["state"].startswith("done") for r in rows)
+    manifests = [read_json(Path(r["record_dir"]) / "manifest.json") for r in rows]
+    pids = {m["attempts"][-1]["pid"] for m in manifests}
+    import os
+
+    assert os.getpid() not in pids  # each trial ran in its own process
+    assert all(Path(m["attempts"][-1]["logs"]["stdout"]).is_file() for m in manifests)
+
+
+def test_status_lists_every_state(results: Path, capsys: pytest.CaptureFixture) -> None:
+    outcome = tune(results, "submission=momentum", "studies=1", "trials=2")
+    sweep = load_sweep(Path(outcome["sweep"]))
+    # Make trial 1 look pending (no record) and add a 'running' trial whose process is gone.
+    first = Path(sweep["trials"][0]["record_dir"])
+    manifest = read_json(first / "manifest.json")
+    manifest["status"] = "running"
+    manifest["attempts"][-1]["pid"] = 2**22 + 12345  # no such process
+    (first / "manifest.json").write_text(json.dumps(manifest))
+    second = Path(sweep["trials"][1]["record_dir"])
+    for child in second.iterdir():
+        child.unlink()
+    second.rmdir()
+    assert main(["status", f"results={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "study 0 trial 0  interrupted" in out
+    assert "study 0 trial 1  pending" in out
+
+
+def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["status", f"results={tmp_path}"]) == 2
+    assert "No sweeps under" in capsys.readouterr().err
+
+
+def test_suite_smoke_preset(results: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[adamw,sgd]",
+                 "studies=1", "trials=2", f"results={results}", "progress=false", "device=cpu", "poll_s=1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trials"] == 4 and summary["launched"] == 4
+    assert Path(summary["table"]).is_file() and Path(summary["plots"][0]).is_file()
+    assert "| fashion_mnist | smoke | " in out
+
+
+def test_unknown_launchers_are_clear_errors(results: Path) -> None:
+    from harness.errors import UserError
+
+    with pytest.raises(UserError, match="Valid launchers: inline, local, slurm"):
+        tune(results, "submission=sgd", "studies=1", "trials=1", "launcher=cloud")
+    with pytest.raises(UserError, match="hydra/launcher=joblib is not supported"):
+        tune(results, "submission=sgd", "studies=1", "trials=1", "hydra/launcher=joblib")
