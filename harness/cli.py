@@ -38,6 +38,9 @@ commands:
           bootstrap CIs, steps view, per-workload times; writes leaderboard.md/.csv/.html + plots
             optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external]
                            [format=algoperf targets=workload_targets.json [compat=true]]
+  trajectories  each optimizer's path on the 2-D Rosenbrock contour plot, to a PNG
+            optbench trajectories [submissions=[sgd,momentum,adam]] [steps=500] [out=trajectories.png]
+                                  [hparams.adam.lr=0.05] [start=[-1.5,2.0]]
   calibrate  set a workload's target, budget and step hint by measurement (AlgoPerf's rule):
           quasirandom search of AdamW and Nesterov momentum, best points rerun on 5 seeds
             optbench calibrate workload=fashion_mnist [workload.size=cpu] [workload.variant=V]
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     commands = {"trial": _trial, "tune": _tune, "suite": _suite, "status": _status, "score": _score,
-                "calibrate": _calibrate, "info": _info, "list": _list}
+                "calibrate": _calibrate, "info": _info, "list": _list, "trajectories": _trajectories}
     if command not in commands:
         print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
               f"See optbench --help.", file=sys.stderr)
@@ -113,6 +116,13 @@ def _status(overrides: list[str]) -> int:
     from harness.status import run_status
 
     run_status(overrides)
+    return 0
+
+
+def _trajectories(overrides: list[str]) -> int:
+    from harness.trajectories import run_trajectories
+
+    print(json.dumps(run_trajectories(overrides)), flush=True)
     return 0
 
 

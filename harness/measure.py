@@ -8,13 +8,12 @@ submission time spent producing batches is ``batch_time / step_time``.
 from __future__ import annotations
 
 import functools
-import resource
-import sys
 import time
 from typing import Any
 
 import torch
 
+from harness.memory import peak_rss_bytes
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -22,12 +21,6 @@ from harness.workload import Workload
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def peak_rss_bytes() -> int:
-    """High-water mark of this process's resident set (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def measure_steps(

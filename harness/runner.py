@@ -28,6 +28,7 @@ from harness.clock import SubmissionClock
 from harness.config import to_plain, validate_trial_config
 from harness.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.errors import UserError
+from harness.memory import MemoryMeter
 from harness.progress import Progress
 from harness.records import SCHEMA_VERSION, TrialRecord
 from harness.registry import submission_class, workload_class
@@ -154,7 +155,11 @@ def _train(
     """
     seed = int(cfg.seed)
     spec = workload.spec
-    done = functools.partial(_summary, record, workload, budget)
+    meter = MemoryMeter(device)
+    submission = None
+
+    def done(**outcome: Any) -> dict[str, Any]:
+        return _summary(record, workload, budget, memory=meter.report(model, submission), **outcome)
 
     # ---- construction: not charged
     model = workload.build_model(seed)
@@ -291,6 +296,7 @@ def _summary(
     steps_to_target: int | None = None,
     error: str | None = None,
     error_in: str | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The outcome of a trial: the last stdout line of `optbench trial` and the record's end line.
 
@@ -311,6 +317,7 @@ def _summary(
         "workload": workload.label,
         "size": workload.size,
         "record_dir": str(record.dir),
+        "memory": memory,
     }
     if error is not None:
         summary["error"] = error

@@ -106,6 +106,11 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         table["rank_probability"] = uncertainty.rank_probability
     table["steps_score"] = step_score
     table["workloads_reached"] = np.isfinite(times).sum(axis=1)
+    for column, source in (("state_bytes_per_param", "state_bytes_per_param"), ("peak_memory_mb", "peak_memory_bytes")):
+        values = pd.to_numeric(trials.get(source, pd.Series(dtype=float)), errors="coerce")
+        per_submission = values.groupby(trials["submission"]).median() if not values.empty else pd.Series(dtype=float)
+        scale = 1 / 2**20 if column == "peak_memory_mb" else 1.0
+        table[column] = [per_submission.get(s, np.nan) * scale for s in submissions]
     table["studies"] = studies.min(axis=1)
     for j, workload in enumerate(workloads):
         table[f"time_s:{workload}"] = times[:, j]

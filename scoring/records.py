@@ -43,6 +43,8 @@ def load_trials(root: Path) -> pd.DataFrame:
             "max_runtime_s": manifest["max_runtime_s"],
             "steps": summary.get("steps"),
             "record_dir": str(folder),
+            "state_bytes_per_param": (summary.get("memory") or {}).get("optimizer_state_bytes_per_parameter"),
+            "peak_memory_bytes": (summary.get("memory") or {}).get("peak_memory_bytes"),
             **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
         })
     return pd.DataFrame(rows)

@@ -57,13 +57,14 @@ def markdown_table(board: Leaderboard) -> str:
     table = board.table
     ci = "score_ci_low" in table
     head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["steps score"]
-    head += [f"{w} (s)" for w in board.workloads]
+    head += ["state B/param", "peak MiB"] + [f"{w} (s)" for w in board.workloads]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, row in table.iterrows():
         cells = [str(row["rank"]), row["submission"], f"{row['score']:.3f}"]
         if ci:
             cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
         cells.append(f"{row['steps_score']:.3f}")
+        cells += [_number(row["state_bytes_per_param"], ".1f"), _number(row["peak_memory_mb"], ".0f")]
         cells += [_seconds(row[f"time_s:{w}"]) for w in board.workloads]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -72,6 +73,10 @@ def markdown_table(board: Leaderboard) -> str:
                  f"per-workload cells: median over studies of each study's fastest trial.")
     lines += [f"note: {n}" for n in board.notes]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float, spec: str) -> str:
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def _seconds(value: float) -> str:
@@ -102,13 +107,14 @@ def render_html(board: Leaderboard, title: str, plots: dict[str, Path]) -> str:
     table = board.table
     ci = "score_ci_low" in table
     head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["steps score"]
-    head += [f"{w} time (s)" for w in board.workloads]
+    head += ["optimizer state (bytes/param)", "peak memory (MiB)"] + [f"{w} time (s)" for w in board.workloads]
     rows = []
     for _, row in table.iterrows():
         cells = [row["rank"], row["submission"], f"{row['score']:.3f}"]
         if ci:
             cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
         cells.append(f"{row['steps_score']:.3f}")
+        cells += [_number(row["state_bytes_per_param"], ".1f"), _number(row["peak_memory_mb"], ".0f")]
         cells += [_seconds(row[f"time_s:{w}"]) for w in board.workloads]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     figures = []

@@ -27,7 +27,7 @@ def test_every_workload_size_and_submission_composes(workload: str, submission: 
 def test_suite_config_composes() -> None:
     cfg = compose_config("suite", ["submissions=[adamw,sgd]", "studies=1"])
     assert list(cfg.submissions) == ["adamw", "sgd"] and cfg.studies == 1
-    assert cfg.name == "cpu" and list(cfg.workloads) == ["fashion_mnist"] and cfg.trials == 4
+    assert cfg.name == "cpu" and list(cfg.workloads) == ["fashion_mnist"] and cfg.trials == 2
     smoke = compose_config("suite", ["suite=smoke"])
     assert smoke.name == "smoke" and smoke.size == "smoke" and "gpt" in smoke.workloads
 

@@ -1,0 +1,74 @@
+"""Memory accounting of a trial: optimizer state size and peak memory.
+
+The course's point: the optimizer's state is part of its cost (Adam keeps two fp32 moments, 8
+bytes per parameter; in mixed precision with fp32 master weights the total is 16). Every trial
+records, at its end:
+
+- ``optimizer_state_bytes``: every tensor in ``Submission.state_dict()`` (optimizer moments,
+  step counters, preconditioners, averaged weights kept in optimizer state), and that divided by
+  the model's trainable parameter count;
+- ``peak_memory_bytes``: on CUDA the peak allocation since the trial started
+  (``torch.cuda.max_memory_allocated``); on the CPU the growth of the resident set from the start
+  of training to the process's peak (``ru_maxrss``), which bounds from above what training added
+  (it is 0 when the process peaked earlier, e.g. while decoding a dataset).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Total bytes of the tensors nested anywhere in ``obj`` (dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def current_rss_bytes() -> int:
+    """Resident set size now (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return peak_rss_bytes()
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of this process's resident set (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+class MemoryMeter:
+    """Started when training starts; :meth:`report` at the end of the trial."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.rss_start = current_rss_bytes()
+
+    def report(self, model: nn.Module, submission: Any) -> dict[str, Any]:
+        state = tensor_bytes(submission.state_dict()) if submission is not None else 0
+        params = trainable_parameters(model)
+        if self.device.type == "cuda":
+            peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
+        else:
+            peak, kind = max(0, peak_rss_bytes() - self.rss_start), "cpu_rss_growth"
+        return {"parameters": params, "optimizer_state_bytes": state,
+                "optimizer_state_bytes_per_parameter": state / params if params else None,
+                "peak_memory_bytes": peak, "peak_memory_kind": kind}

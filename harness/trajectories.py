@@ -1,0 +1,112 @@
+"""``optbench trajectories``: each optimizer's path on the 2-D Rosenbrock contour plot.
+
+Every submission runs ``steps`` updates from the same start with exact gradients (the
+rosenbrock workload at size smoke, no jitter), with its default hyperparameters except those in
+``hparams`` (per submission: rates tuned for networks are far too small, or too large, for
+Rosenbrock's valley; configs/trajectories.yaml holds the ones used for the picture). Paths that
+leave the plot or diverge are drawn up to that point and marked in the legend.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.config import compose_config, to_plain
+from harness.errors import UserError
+from harness.registry import submission_class, submission_names, workload_class
+
+
+@dataclass
+class TrajectoriesConfig:
+    """``optbench trajectories``'s keys."""
+
+    submissions: list[str] = field(default_factory=list)  # empty: every registered submission
+    steps: int = 500
+    start: list[float] = field(default_factory=lambda: [-1.5, 2.0])
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per submission overrides
+    out: str = "trajectories.png"
+
+
+def trajectory(submission: str, overrides: dict[str, Any], steps: int, start: list[float]) -> np.ndarray:
+    """The points x_0 .. x_n of ``submission`` on 2-D Rosenbrock (stops early on a non-finite value)."""
+    cfg = compose_config("trial", [
+        "workload=rosenbrock", "workload.size=smoke", f"submission={submission}",
+        f"workload.sizes.smoke.step_hint={steps}",
+        "workload.sizes.smoke.options.start_jitter=0", f"++workload.sizes.smoke.options.start=[{start[0]},{start[1]}]"])
+    workload = workload_class("rosenbrock")(cfg.workload, torch.device("cpu"))
+    workload.load()
+    cls = submission_class(submission)
+    hparams = cls.Hparams.from_mapping({**to_plain(cfg.submission.hparams), **overrides}, submission=submission)
+    model = workload.build_model(0)
+    torch.manual_seed(0)
+    instance = cls(model, hparams, workload.public_info(hparams.batch_size))
+    batches = workload.train_batches(hparams.batch_size, 0)
+    compute_loss = functools.partial(workload.loss, model)
+    points = [model.x.detach().clone().numpy()]
+    for _ in range(steps):
+        instance.update(next(batches), compute_loss)
+        point = model.x.detach().clone().numpy()
+        if not np.all(np.isfinite(point)):
+            break
+        points.append(point)
+    instance.prepare_for_eval()  # schedule-free: the path is of the training iterate; end at x
+    return np.array(points)
+
+
+def run_trajectories(overrides: list[str], log=None) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from hydra.core.config_store import ConfigStore
+
+    log = log or (lambda text: print(f"[trajectories] {text}", file=sys.stderr, flush=True))
+    ConfigStore.instance().store(name="trajectories_schema", node=TrajectoriesConfig)
+    cfg = compose_config("trajectories", overrides)
+    names = list(cfg.submissions) or submission_names()
+    unknown = [n for n in names if n not in submission_names()]
+    if unknown:
+        raise UserError(f"Unknown submission(s) {', '.join(unknown)}. "
+                        f"Valid submissions: {', '.join(submission_names())}.")
+    if len(cfg.start) != 2 or cfg.steps < 1:
+        raise UserError("start must be two numbers and steps at least 1.")
+
+    xs, ys = np.meshgrid(np.linspace(-2.0, 2.0, 400), np.linspace(-1.0, 3.0, 400))
+    values = 100 * (ys - xs**2) ** 2 + (1 - xs) ** 2
+    fig, ax = plt.subplots(figsize=(9, 8))
+    ax.contour(xs, ys, np.log10(values + 1e-3), levels=25, cmap="Greys", linewidths=0.6)
+    finals = {}
+    colours = plt.get_cmap("tab20")
+    for i, name in enumerate(names):
+        path = trajectory(name, to_plain(cfg.hparams).get(name, {}), int(cfg.steps), list(cfg.start))
+        end = path[-1]
+        f_end = float(100 * (end[1] - end[0] ** 2) ** 2 + (1 - end[0]) ** 2)
+        within = (np.abs(path[:, 0]) <= 2.5) & (path[:, 1] >= -1.5) & (path[:, 1] <= 3.5)
+        inside = bool(within.all())
+        shown = path if inside else path[: max(int(np.argmin(within)), 1)]
+        diverged = len(path) < cfg.steps + 1
+        label = f"{name}: f={f_end:.2g}" + (" (diverged)" if diverged else "") + ("" if inside else " (left the plot)")
+        ax.plot(shown[:, 0], shown[:, 1], lw=1.4, marker=".", markersize=2, label=label, color=colours(i % 20),
+                ls=("-", "--", ":")[i // 20 % 3])
+        finals[name] = {"steps": len(path) - 1, "final": end.tolist(), "f": f_end if math.isfinite(f_end) else None}
+        log(f"{name}: {len(path) - 1} steps, final f = {f_end:.3g}")
+    ax.plot([cfg.start[0]], [cfg.start[1]], "ko", label="start")
+    ax.plot([1.0], [1.0], "r*", markersize=14, label="minimum (1, 1)")
+    ax.set_xlim(-2.0, 2.0)
+    ax.set_ylim(-1.0, 3.0)
+    ax.set_title(f"Rosenbrock: {cfg.steps} steps of each optimizer from ({cfg.start[0]:g}, {cfg.start[1]:g})")
+    ax.legend(fontsize=8, loc="lower right")
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return {"png": str(out), "optimizers": finals}

@@ -1,0 +1,45 @@
+"""SOAP (Vyas et al. 2024, "SOAP: Improving and Stabilizing Shampoo using Adam"): Adam run in
+the eigenbasis of Shampoo's preconditioner, refreshed every ``precondition_frequency`` steps.
+Implementation: ``pytorch_optimizer.SOAP`` (a maintained collection; the reference SOAP code is
+not published on PyPI)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import torch
+from pytorch_optimizer import SOAP as SOAPOptimizer
+from torch import nn
+
+from harness.submission import TorchOptimSubmission, TrainingHparams, require
+
+
+@dataclasses.dataclass(kw_only=True)
+class SOAPHparams(TrainingHparams):
+    lr: float
+    beta1: float
+    beta2: float
+    shampoo_beta: float
+    weight_decay: float
+    precondition_frequency: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.lr > 0, "lr", self.lr, "must be positive")
+        for name in ("beta1", "beta2", "shampoo_beta"):
+            require(0 <= getattr(self, name) < 1, name, getattr(self, name), "must be in [0, 1)")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        require(self.precondition_frequency >= 1, "precondition_frequency", self.precondition_frequency,
+                "must be at least 1")
+
+
+class SOAP(TorchOptimSubmission):
+    Hparams = SOAPHparams
+
+    def build_optimizer(self, params: Iterable[nn.Parameter], hp: SOAPHparams) -> torch.optim.Optimizer:
+        return SOAPOptimizer(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), shampoo_beta=hp.shampoo_beta,
+                             weight_decay=hp.weight_decay, precondition_frequency=hp.precondition_frequency)
+
+
+SUBMISSION = SOAP

@@ -1,0 +1,51 @@
+"""The Rosenbrock workload and `optbench trajectories`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.cli import main
+from workloads.rosenbrock import rosenbrock
+
+
+def test_rosenbrock_function() -> None:
+    assert rosenbrock(torch.tensor([1.0, 1.0, 1.0])).item() == 0.0
+    assert rosenbrock(torch.tensor([-1.5, 2.0])).item() == pytest.approx(100 * 0.25**2 + 2.5**2)
+
+
+def test_gradient_noise_only_in_the_stochastic_size(smoke_cfg) -> None:
+    from harness.registry import workload_class
+
+    grads = {}
+    for size in ("smoke", "cpu"):
+        cfg = smoke_cfg("workload=rosenbrock", f"workload.size={size}")
+        workload = workload_class("rosenbrock")(cfg.workload, torch.device("cpu"))
+        workload.load()
+        model = workload.build_model(0)
+        batch = next(workload.train_batches(4, 0))
+        workload.loss(model, batch).backward()
+        exact = model.x.detach().clone().requires_grad_(True)
+        rosenbrock(exact).backward()
+        grads[size] = (model.x.grad - exact.grad).abs().max().item()
+    assert grads["smoke"] == 0.0 and grads["cpu"] > 0.01
+
+
+def test_trajectories_png_with_six_optimizers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "paths.png"
+    names = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"]
+    assert main(["trajectories", f"submissions=[{','.join(names)}]", "steps=60", f"out={out}"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(result["optimizers"]) == sorted(names)
+    assert all(v["steps"] == 60 for v in result["optimizers"].values())
+    assert out.stat().st_size > 30_000
+    finals = {tuple(v["final"]) for v in result["optimizers"].values()}
+    assert len(finals) == 6  # six different paths
+
+
+def test_trajectories_errors(capsys: pytest.CaptureFixture) -> None:
+    assert main(["trajectories", "submissions=[nope]"]) == 2
+    assert "Unknown submission(s) nope" in capsys.readouterr().err
