@@ -45,8 +45,9 @@ def test_schema_types_are_enforced() -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("workload=nope", "Valid workloads: cifar10, fashion_mnist, gpt"),
-        ("submission=adamx", "Valid submissions: adadelta, adagrad, adam, adamw, momentum, rmsprop, sgd"),
+        ("workload=nope", "Valid workloads: cifar10, fashion_mnist, gpt, rosenbrock"),
+        ("submission=adamx", "Valid submissions: adadelta, adagrad, adam, adamw, lion, momentum, muon, nadamw, "
+                             "rmsprop, schedule_free_adamw, sgd, shampoo, soap"),
         ("no_such_key=1", "Unknown setting 'no_such_key'"),
         ("seed=[1,2", "Malformed override"),
         ("=3", "Malformed override"),

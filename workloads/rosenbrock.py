@@ -8,7 +8,8 @@ stochastic version adds noise to the gradient: each "batch" is ``batch_size`` st
 draws (batch_size x dim, from the workload's seeded generator), e = noise x their mean, and
 the training loss is f(x) + e . x, whose gradient is grad f(x) + e (noise 0: exact gradients).
 Evaluation reports the exact f(x) ("loss", lower is better). Sizes: smoke (2-D, exact
-gradients: the course's contour picture) and cpu (10-D with gradient noise). Also used by ``optbench trajectories``.
+gradients: the course's contour picture) and cpu (10-D with gradient noise). Variant ``steep``:
+curvature 1000 (a narrower, harder valley). Also used by ``optbench trajectories``.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from harness.workload import Workload
 NOMINAL_EXAMPLES = 1_000_000  # no data: "examples" are noise draws; an epoch never ends
 
 
-def rosenbrock(x: torch.Tensor) -> torch.Tensor:
-    """f(x) for a vector x of length >= 2."""
-    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
+def rosenbrock(x: torch.Tensor, curvature: float = 100.0) -> torch.Tensor:
+    """f(x) for a vector x of length >= 2 (``curvature`` is the classic 100)."""
+    return (curvature * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
 
 
 class Point(nn.Module):
-    def __init__(self, start: torch.Tensor):
+    def __init__(self, start: torch.Tensor, curvature: float = 100.0):
         super().__init__()
         self.x = nn.Parameter(start.clone())
+        self.curvature = curvature
 
     def forward(self) -> torch.Tensor:
-        return rosenbrock(self.x)
+        return rosenbrock(self.x, self.curvature)
 
 
 def start_point(dim: int, start: list[float] | None) -> torch.Tensor:
@@ -72,7 +74,7 @@ class Rosenbrock(Workload):
 
     def build_model(self, seed: int) -> nn.Module:
         jitter = torch.randn(self.dim, generator=torch.Generator().manual_seed(seed)) * self.jitter
-        return Point(self.start + jitter).to(self.device)
+        return Point(self.start + jitter, float(self.model_options.get("curvature", 100.0))).to(self.device)
 
     def train_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
