@@ -40,7 +40,13 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
     if not sweeps:
         raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
     jobs = launched_jobs(results)
-    scheduler = slurm_states({j["job_id"] for j in jobs.values() if j.get("job_id")}) if ask_scheduler else {}
+    known = {j["job_id"] for j in jobs.values() if j.get("job_id")}
+    for path in sweeps:  # also the jobs that ran each trial's latest attempt
+        for entry in (read_json(path) or {}).get("trials", []):
+            manifest = read_json(Path(entry["record_dir"]) / "manifest.json") or {}
+            known.add(_slurm_id((manifest.get("attempts") or [{}])[-1]))
+    known.discard(None)
+    scheduler = slurm_states(known) if ask_scheduler else {}
     rows = []
     for path in sweeps:
         sweep = read_json(path) or {}
@@ -83,6 +89,8 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
             head, _, task = folder.name.rpartition("_")
             if head and task.isdigit():
                 by_task[int(task)] = folder
+            elif folder.name.isdigit() and len(plan.get("jobs", [])) == 1:
+                by_task[0] = folder  # a one-job launch is submitted as a plain job, not an array
         for i, job in enumerate(plan.get("jobs", [])):
             folder = by_task.get(i)
             logs = sorted(folder.glob("*_log.out")) if folder else []

@@ -133,3 +133,50 @@ def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, tmp_path: Pat
         return {r["step"]: r["metrics"] for r in read_jsonl(folder / "evals.jsonl") if r["event"] == "eval"}
 
     assert metrics(record_dir) == metrics(ref_dir)
+
+
+def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path, tmp_path: Path) -> None:
+    """A higher-priority job preempts the trial (partition `low`, PreemptMode=REQUEUE with the user
+    signal): submitit catches USR2, the job is requeued and resumes from the trial's checkpoint."""
+    settings = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",
+                "workload.sizes.smoke.eval_every_steps=500", "checkpoint_every_s=0", "studies=1", "trials=1"]
+    reference = run_tune([*settings, f"results={tmp_path / 'ref'}"], log=print)
+    results = tmp_path / "preempted"
+    launcher = threading.Thread(target=lambda: run_tune(
+        [*settings, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=30",
+         "hydra.launcher.partition=low", "hydra.launcher.cpus_per_task=2"], log=print))
+    launcher.start()
+    deadline = time.monotonic() + 300
+    record_dir = None
+    while record_dir is None and time.monotonic() < deadline and launcher.is_alive():
+        found = [p for p in results.rglob("evals.jsonl") if len(p.read_text().splitlines()) >= 3]
+        record_dir = found[0].parent if found else None
+        time.sleep(0.1)
+    assert record_dir is not None and (record_dir / "checkpoint.pt").is_file()
+    job_id = _slurm_id(read_json(record_dir / "manifest.json")["attempts"][-1])
+    # The whole node (2 CPUs), in the high-priority partition: preempts the trial.
+    subprocess.run(["sbatch", "-p", "debug", "-c", "2", "-o", str(tmp_path / "high.out"), "--wrap", "sleep 2"],
+                   check=True, cwd=tmp_path)
+    for _ in range(300):
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout
+        if state.strip() == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"], check=True)
+            break
+        time.sleep(0.2)
+    launcher.join(timeout=400)
+    assert not launcher.is_alive()
+    final = read_json(record_dir / "manifest.json")
+    assert final["status"] == "not_reached" and final["summary"]["steps"] == 12000
+    assert len(final["attempts"]) == 2 and final["attempts"][1]["resumed_from_step"] > 0
+    logs = "".join(p.read_text() for p in results.rglob("*_log.err"))
+    # submitit's own checkpoint path (with limits <= 10 min it calls the same signal a timeout)
+    assert "Caught signal SIGUSR2" in logs and "this job is preempted" in logs
+    ref_dir = Path(load_sweep(Path(reference["sweep"]))["trials"][0]["record_dir"])
+
+    def metrics(folder: Path) -> dict:
+        return {r["step"]: r["metrics"] for r in read_jsonl(folder / "evals.jsonl") if r["event"] == "eval"}
+
+    assert metrics(record_dir) == metrics(ref_dir)
+    time.sleep(3)
+    row = collect(results)[0]
+    assert row["slurm_job"] == job_id and row["slurm_state"] == "COMPLETED" and row["state"] == "done-not-reached"
