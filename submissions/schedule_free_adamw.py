@@ -10,32 +10,17 @@ train mode (the parameters become ``y`` again) before stepping. Warmup is the op
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import schedulefree
 import torch
 from torch import nn
 
-from harness.submission import Submission, TrainingHparams, require
+from harness.submission import Submission
 from harness.workload import Batch, WorkloadInfo
+from submissions.adamw import AdamHparams
 
-
-@dataclasses.dataclass(kw_only=True)
-class ScheduleFreeHparams(TrainingHparams):
-    lr: float
-    beta1: float
-    beta2: float
-    eps: float
-    weight_decay: float
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.lr > 0, "lr", self.lr, "must be positive")
-        require(0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)")
-        require(0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)")
-        require(self.eps > 0, "eps", self.eps, "must be positive")
-        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+ScheduleFreeHparams = AdamHparams  # the same hyperparameters as AdamW; no decay schedule is applied
 
 
 class ScheduleFreeAdamW(Submission):

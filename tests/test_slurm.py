@@ -88,95 +88,89 @@ def test_sweep_runs_as_a_job_array_and_status_agrees_with_sacct(cluster: Path, t
         assert Path(row["logs"]).is_file()
 
 
-def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, tmp_path: Path) -> None:
-    """`scontrol requeue` mid-run: the job restarts, resumes from the checkpoint and ends with the
-    same evaluations (hence the same steps-to-target) as an uninterrupted run of the same trial."""
-    settings = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",
-                "workload.sizes.smoke.eval_every_steps=500", "checkpoint_every_s=0", "studies=1", "trials=1"]
-    reference = run_tune([*settings, f"results={tmp_path / 'ref'}"], log=print)
-    results = tmp_path / "requeued"
-    outcome: dict = {}
-    launcher = threading.Thread(target=lambda: outcome.update(run_tune(
-        [*settings, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=10",
-         "hydra.launcher.partition=low"], log=print)))
+LONG_TRIAL = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",
+              "workload.sizes.smoke.eval_every_steps=500", "checkpoint_every_s=0", "studies=1", "trials=1"]
+
+
+def launch_in_background(results: Path, *extra: str) -> threading.Thread:
+    launcher = threading.Thread(target=lambda: run_tune(
+        [*LONG_TRIAL, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.partition=low", *extra],
+        log=print))
     launcher.start()
-    checkpoint = None
+    return launcher
+
+
+def checkpointed_trial(results: Path, launcher: threading.Thread) -> tuple[Path, str]:
+    """The record folder of the running trial once it has checkpointed 3 evaluations, and its job id."""
     deadline = time.monotonic() + 300
-    while checkpoint is None and time.monotonic() < deadline and launcher.is_alive():
+    while time.monotonic() < deadline and launcher.is_alive():
         found = [p for p in results.rglob("evals.jsonl") if len(p.read_text().splitlines()) >= 3]
-        checkpoint = found[0].parent / "checkpoint.pt" if found else None
+        if found and (found[0].parent / "checkpoint.pt").is_file():
+            record_dir = found[0].parent
+            job_id = _slurm_id(read_json(record_dir / "manifest.json")["attempts"][-1])  # one job: not an array
+            assert job_id
+            return record_dir, job_id
         time.sleep(0.1)
-    assert checkpoint is not None and checkpoint.is_file(), "the trial never checkpointed"
-    manifest = read_json(checkpoint.parent / "manifest.json")
-    job_id = _slurm_id(manifest["attempts"][-1])  # a single job is not an array
-    assert job_id
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
-    # A requeued job waits ~120 s (Reason=BeginTime); once it is PENDING, move its start to now+2
-    # (exactly once: repeating the update keeps pushing the start back).
-    for _ in range(100):
+    raise AssertionError("the trial never checkpointed")
+
+
+def start_soon_once_pending(job_id: str) -> None:
+    """A requeued job waits ~120 s (Reason=BeginTime); once it is PENDING, move its start to now+2
+    (exactly once: repeating the update keeps pushing the start back)."""
+    for _ in range(300):
         state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout
         if state.strip() == "PENDING":
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"], check=True)
-            break
+            return
         time.sleep(0.2)
-    launcher.join(timeout=400)
-    assert not launcher.is_alive()
 
-    ref_dir = Path(load_sweep(Path(reference["sweep"]))["trials"][0]["record_dir"])
-    record_dir = checkpoint.parent
+
+def eval_metrics(folder: Path) -> dict:
+    return {r["step"]: r["metrics"] for r in read_jsonl(folder / "evals.jsonl") if r["event"] == "eval"}
+
+
+def assert_resumed_like(record_dir: Path, reference: dict) -> dict:
+    """One resume from a checkpoint, and the same evaluations as the uninterrupted reference run."""
     final = read_json(record_dir / "manifest.json")
     assert final["status"] == "not_reached" and final["summary"]["steps"] == 12000
     assert len(final["attempts"]) == 2 and final["attempts"][1]["resumed_from_step"] > 0
+    ref_dir = Path(load_sweep(Path(reference["sweep"]))["trials"][0]["record_dir"])
+    assert eval_metrics(record_dir) == eval_metrics(ref_dir)
+    return final
+
+
+def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, tmp_path: Path) -> None:
+    """`scontrol requeue` mid-run: the job restarts, resumes from the checkpoint and ends with the
+    same evaluations (hence the same steps-to-target) as an uninterrupted run of the same trial."""
+    reference = run_tune([*LONG_TRIAL, f"results={tmp_path / 'ref'}"], log=print)
+    results = tmp_path / "requeued"
+    launcher = launch_in_background(results, "hydra.launcher.timeout_min=10")
+    record_dir, job_id = checkpointed_trial(results, launcher)
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    start_soon_once_pending(job_id)
+    launcher.join(timeout=400)
+    assert not launcher.is_alive()
+    final = assert_resumed_like(record_dir, reference)
     assert final["attempts"][1]["slurm"]["restart_count"] == "1"
-
-    def metrics(folder: Path) -> dict:
-        return {r["step"]: r["metrics"] for r in read_jsonl(folder / "evals.jsonl") if r["event"] == "eval"}
-
-    assert metrics(record_dir) == metrics(ref_dir)
 
 
 def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path, tmp_path: Path) -> None:
     """A higher-priority job preempts the trial (partition `low`, PreemptMode=REQUEUE with the user
     signal): submitit catches USR2, the job is requeued and resumes from the trial's checkpoint."""
-    settings = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",
-                "workload.sizes.smoke.eval_every_steps=500", "checkpoint_every_s=0", "studies=1", "trials=1"]
-    reference = run_tune([*settings, f"results={tmp_path / 'ref'}"], log=print)
+    reference = run_tune([*LONG_TRIAL, f"results={tmp_path / 'ref'}"], log=print)
     results = tmp_path / "preempted"
-    launcher = threading.Thread(target=lambda: run_tune(
-        [*settings, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=30",
-         "hydra.launcher.partition=low", "hydra.launcher.cpus_per_task=2"], log=print))
-    launcher.start()
-    deadline = time.monotonic() + 300
-    record_dir = None
-    while record_dir is None and time.monotonic() < deadline and launcher.is_alive():
-        found = [p for p in results.rglob("evals.jsonl") if len(p.read_text().splitlines()) >= 3]
-        record_dir = found[0].parent if found else None
-        time.sleep(0.1)
-    assert record_dir is not None and (record_dir / "checkpoint.pt").is_file()
-    job_id = _slurm_id(read_json(record_dir / "manifest.json")["attempts"][-1])
+    launcher = launch_in_background(results, "hydra.launcher.timeout_min=30", "hydra.launcher.cpus_per_task=2")
+    record_dir, job_id = checkpointed_trial(results, launcher)
     # The whole node (2 CPUs), in the high-priority partition: preempts the trial.
     subprocess.run(["sbatch", "-p", "debug", "-c", "2", "-o", str(tmp_path / "high.out"), "--wrap", "sleep 2"],
                    check=True, cwd=tmp_path)
-    for _ in range(300):
-        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout
-        if state.strip() == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"], check=True)
-            break
-        time.sleep(0.2)
+    start_soon_once_pending(job_id)
     launcher.join(timeout=400)
     assert not launcher.is_alive()
-    final = read_json(record_dir / "manifest.json")
-    assert final["status"] == "not_reached" and final["summary"]["steps"] == 12000
-    assert len(final["attempts"]) == 2 and final["attempts"][1]["resumed_from_step"] > 0
+    assert_resumed_like(record_dir, reference)
     logs = "".join(p.read_text() for p in results.rglob("*_log.err"))
     # submitit's own checkpoint path (with limits <= 10 min it calls the same signal a timeout)
     assert "Caught signal SIGUSR2" in logs and "this job is preempted" in logs
-    ref_dir = Path(load_sweep(Path(reference["sweep"]))["trials"][0]["record_dir"])
-
-    def metrics(folder: Path) -> dict:
-        return {r["step"]: r["metrics"] for r in read_jsonl(folder / "evals.jsonl") if r["event"] == "eval"}
-
-    assert metrics(record_dir) == metrics(ref_dir)
     time.sleep(3)
     row = collect(results)[0]
     assert row["slurm_job"] == job_id and row["slurm_state"] == "COMPLETED" and row["state"] == "done-not-reached"
