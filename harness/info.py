@@ -8,6 +8,7 @@ from typing import Any
 from harness.config import compose_config, split_overrides, validate_trial_config
 from harness.measure import measure_steps
 from harness.registry import submission_class, workload_class
+from harness.routing import describe_routing
 from harness.runner import resolve_device
 from harness.schema import InfoConfig
 
@@ -47,6 +48,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
         **{k: measured[k] for k in ("step_time_s", "steps_per_s", "batch_fraction", "peak_memory_bytes",
                                      "peak_memory_kind")},
         "step_hint_time_s": measured["step_time_s"] * workload.step_hint,
+        "routing": measured["routing"],
     }
     relation = ">=" if workload.higher_is_better else "<="
     lines = [
@@ -61,5 +63,8 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
         f"peak memory   {measured['peak_memory_bytes'] / 2**20:.1f} MiB ({measured['peak_memory_kind']})",
         f"data          {workload.num_train_examples:,} training examples from {workload.describe_data()}",
     ]
+    if measured["routing"] is not None:
+        routing = describe_routing(measured["routing"])
+        lines += [f"{'routing' if i == 0 else '':<14}{line}" for i, line in enumerate(routing)]
     print("\n".join(lines), file=sys.stderr, flush=True)
     return info

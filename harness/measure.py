@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from harness.memory import peak_rss_bytes
+from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -31,7 +32,7 @@ def measure_steps(
     warmup: int = 5,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Mean seconds per training step and per batch, their ratio, and peak memory.
+    """Mean seconds per training step and per batch, their ratio, peak memory, and the routing report.
 
     Peak memory is CUDA's peak allocation on a GPU; on the CPU it is the process's peak
     resident set (which includes the dataset held in memory and the Python runtime).
@@ -41,7 +42,7 @@ def measure_steps(
         torch.cuda.reset_peak_memory_stats(device)
     model = workload.build_model(seed)
     model.train()
-    submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size))
+    submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size, model))
     batches = workload.train_batches(hparams.batch_size, seed)
     compute_loss = functools.partial(workload.loss, model)
     for _ in range(warmup):
@@ -64,6 +65,7 @@ def measure_steps(
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
     return {
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "routing": routing_report(model, submission),
         "step_time_s": step_s,
         "steps_per_s": 1.0 / step_s,
         "batch_time_s": batch_s,

@@ -32,6 +32,7 @@ from harness.memory import MemoryMeter
 from harness.progress import Progress
 from harness.records import SCHEMA_VERSION, TrialRecord
 from harness.registry import submission_class, workload_class
+from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -47,11 +48,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def trial_identity(
-    cfg: DictConfig, workload: Workload, hparams: TrainingHparams, device: torch.device
+    cfg: DictConfig, workload: Workload, hparams: TrainingHparams, device: torch.device, revision: int = 1
 ) -> dict[str, Any]:
-    """Everything that determines a trial's outcome; its hash names the record folder."""
+    """Everything that determines a trial's outcome; its hash names the record folder.
+
+    A submission's ``revision`` joins it only once bumped past 1, so the hashes of records made
+    before revisions existed stay valid for submissions that never changed.
+    """
     spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k != "calibration"}
     return {
+        **({"submission_revision": revision} if revision != 1 else {}),
         "workload": workload.label,
         "size": workload.size,
         "model": workload.model_name,
@@ -97,7 +103,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     workload.check_batch_size(hparams.batch_size)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
-    identity = trial_identity(cfg, workload, hparams, device)
+    identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)
     record = record_for(cfg, identity)
     label = f"{workload.label}/{workload.size} {cfg.submission.name} seed {cfg.seed}"
     progress = Progress(
@@ -159,14 +165,17 @@ def _train(
     submission = None
 
     def done(**outcome: Any) -> dict[str, Any]:
-        return _summary(record, workload, budget, memory=meter.report(model, submission), **outcome)
+        routing = routing_report(model, submission) if submission is not None else None
+        return _summary(record, workload, budget, memory=meter.report(model, submission), routing=routing,
+                        **outcome)
 
     # ---- construction: not charged
     model = workload.build_model(seed)
     model.train()
+    info = workload.public_info(hparams.batch_size, model)  # the workload's part: a harness error if it fails
     torch.manual_seed(seed)  # submission-side randomness (dropout, stochastic optimizers)
     try:
-        submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size))
+        submission = submission_cls(model, hparams, info)
     except Exception:
         return done(status="failed", steps=0, submission_s=0.0, best=None,
                     error=traceback.format_exc(), error_in="submission.__init__")
@@ -297,6 +306,7 @@ def _summary(
     error: str | None = None,
     error_in: str | None = None,
     memory: dict[str, Any] | None = None,
+    routing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The outcome of a trial: the last stdout line of `optbench trial` and the record's end line.
 
@@ -318,6 +328,7 @@ def _summary(
         "size": workload.size,
         "record_dir": str(record.dir),
         "memory": memory,
+        "routing": routing,
     }
     if error is not None:
         summary["error"] = error
@@ -356,6 +367,7 @@ def _manifest(
         "model": workload.model_name,
         "model_options": workload.model_options,
         "submission": cfg.submission.name,
+        "submission_revision": submission_cls.revision,
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),
         "study": cfg.study,

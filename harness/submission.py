@@ -32,9 +32,11 @@ H = TypeVar("H", bound="TrainingHparams")
 class TrainingHparams:
     """Hyperparameters every submission has: batch size and the learning-rate schedule.
 
-    The schedule multiplies the base learning rate: linear warmup from 0 over
-    ``warmup_fraction * step_hint`` steps, then ``decay`` (constant, cosine or linear) down to
-    ``final_lr_fraction`` over the rest of ``decay_fraction * step_hint`` steps, then constant.
+    The schedule multiplies the base learning rate (:func:`lr_multiplier`): with
+    W = ``round(warmup_fraction * step_hint)`` warmup steps, step k (counting from 0) of the
+    warmup uses (k + 1) / W of it, so the first step already moves at lr / W (AlgoPerf's
+    warmup starts at ~0 instead); then ``decay`` (constant, cosine or linear) from 1 down to
+    ``final_lr_fraction`` by step ``round(decay_fraction * step_hint)``, then constant.
     Subclasses add their own fields (without defaults: the YAML holds the defaults) and
     validate them in ``__post_init__`` (call ``super().__post_init__()``).
     """
@@ -109,7 +111,11 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
 
 
 def lr_multiplier(hp: TrainingHparams, step_hint: int) -> Callable[[int], float]:
-    """The schedule as a function of the step count: warmup, decay, then constant."""
+    """The schedule as a function of the step count (0 for the first step): warmup, decay, constant.
+
+    Warmup is linear from lr / W at the first step to lr at step W - 1 (never 0: a zero first
+    step would waste a step); see :class:`TrainingHparams`.
+    """
     warmup = max(0, round(hp.warmup_fraction * step_hint))
     end = max(warmup + 1, round(hp.decay_fraction * step_hint))
     final = hp.final_lr_fraction
@@ -139,6 +145,13 @@ class Submission(ABC):
     """
 
     Hparams: ClassVar[type[TrainingHparams]] = TrainingHparams
+    #: the inner optimizer that makes the method what it is, as named by :meth:`routing`
+    #: (e.g. ``"muon"``); None when one optimizer updates every parameter
+    special_component: ClassVar[str | None] = None
+    #: the algorithm's revision under this name: bump it when a change makes the submission compute
+    #: something else, so records of the old algorithm are never reused or scored as the new one
+    #: (it joins the trial's config hash and the sweep's; the leaderboard refuses to mix revisions)
+    revision: ClassVar[int] = 1
 
     def __init__(self, model: nn.Module, hparams: TrainingHparams, info: WorkloadInfo):
         self.model = model
@@ -151,6 +164,17 @@ class Submission(ABC):
 
     def prepare_for_eval(self) -> None:
         """Called before every evaluation; the default does nothing."""
+
+    def routing(self) -> dict[str, list[nn.Parameter]] | None:
+        """Which parameters each inner optimizer updates: ``{component: [parameters]}``.
+
+        For submissions that route parameters (Muon for hidden matrices, AdamW for the rest;
+        Shampoo's preconditioned matrices vs. its Adam fallback): ``optbench info`` prints it and
+        every trial records it, and the leaderboard marks a submission whose
+        :attr:`special_component` got no parameter of a workload. None (the default) means one
+        optimizer updates every trainable parameter.
+        """
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything besides the model needed to resume training exactly (for checkpoints).

@@ -78,7 +78,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     base = compose_config("trial", trial_overrides)
     validate_trial_config(base)
     name = str(base.submission.name)
-    hparams_cls = submission_class(name).Hparams
+    submission_cls = submission_class(name)
+    hparams_cls = submission_cls.Hparams
     space = to_plain(base.submission.search_space)
     workload = base.workload
     budget = float(base.max_runtime_s or effective_spec(base).max_runtime_s)
@@ -103,6 +104,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
         "device": str(base.device),
+        **({"submission_revision": submission_cls.revision} if submission_cls.revision != 1 else {}),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     label = workload.name if workload.variant == "base" else f"{workload.name}.{workload.variant}"

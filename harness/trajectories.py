@@ -47,7 +47,7 @@ def trajectory(submission: str, overrides: dict[str, Any], steps: int, start: li
     hparams = cls.Hparams.from_mapping({**to_plain(cfg.submission.hparams), **overrides}, submission=submission)
     model = workload.build_model(0)
     torch.manual_seed(0)
-    instance = cls(model, hparams, workload.public_info(hparams.batch_size))
+    instance = cls(model, hparams, workload.public_info(hparams.batch_size, model))
     batches = workload.train_batches(hparams.batch_size, 0)
     compute_loss = functools.partial(workload.loss, model)
     points = [model.x.detach().clone().numpy()]

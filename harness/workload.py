@@ -11,6 +11,7 @@ tests (``tests/test_conformance.py``) then check it without a new test being wri
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from abc import ABC, abstractmethod
@@ -24,6 +25,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from harness.errors import UserError
+from harness.routing import output_layer_names
 from harness.schema import SizeSpec, WorkloadConfig
 
 Batch = Any  # whatever the workload's train_batches yields and its loss accepts
@@ -42,6 +44,9 @@ class WorkloadInfo:
     min_batch_size: int
     max_batch_size: int
     device: torch.device
+    #: names (as in ``model.named_parameters()``) of the output layer's parameters: the layer whose
+    #: output feeds the loss (see :meth:`Workload.output_parameters`); empty when none is a matrix
+    output_parameters: tuple[str, ...]
 
 
 class Workload(ABC):
@@ -129,8 +134,8 @@ class Workload(ABC):
                 f"(size {self.size}) allows: {lo} to {hi}. Set submission.hparams.batch_size."
             )
 
-    def public_info(self, batch_size: int) -> WorkloadInfo:
-        """The workload facts a submission may use to build its optimizer and schedule."""
+    def public_info(self, batch_size: int, model: nn.Module) -> WorkloadInfo:
+        """The workload facts a submission may use to build its optimizer and schedule for ``model``."""
         return WorkloadInfo(
             name=self.name,
             size=self.size,
@@ -141,7 +146,26 @@ class Workload(ABC):
             min_batch_size=self.spec.min_batch_size,
             max_batch_size=self.spec.max_batch_size,
             device=self.device,
+            output_parameters=self.output_parameters(model),
         )
+
+    def output_parameters(self, model: nn.Module) -> tuple[str, ...]:
+        """Names of the parameters of ``model``'s output layer (the layer whose output feeds the loss).
+
+        Submissions that treat the output layer differently (Muon leaves it to AdamW) read it
+        from :class:`WorkloadInfo`. The default finds it by what feeds the loss: one forward pass
+        of a throwaway copy of the model on one training batch (from a separate stream, with the
+        global RNG saved and restored, so the trial's model, data order and randomness are
+        untouched), then a walk back through the autograd graph
+        (:func:`harness.routing.output_layer_names`). Needs :meth:`load` first. Override it to
+        name the layer explicitly when the walk cannot tell (e.g. a loss fed by two matrices).
+        """
+        probe = copy.deepcopy(model)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
+            batch = next(iter(self.train_batches(self.spec.min_batch_size, 0)))
+            loss = self.loss(probe, batch)
+        return output_layer_names(loss, probe)
 
     def describe_data(self) -> str:
         """One line saying where the data came from (recorded in the manifest)."""
@@ -166,7 +190,9 @@ class Workload(ABC):
         """An endless stream of training batches on the device.
 
         The order depends only on ``seed`` (a generator the workload owns), so every
-        submission sees the same examples in the same order.
+        submission sees the same examples in the same order. Yield a new batch object each
+        time (never refill one buffer in place): a submission may keep recent batches
+        (schedule-free AdamW re-estimates BatchNorm statistics from them).
         """
 
     @abstractmethod

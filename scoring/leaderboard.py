@@ -60,6 +60,16 @@ def check_consistent(trials: pd.DataFrame) -> None:
                     " Recalibrated targets make old records incomparable: score them in separate results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")
+    if "submission_revision" in trials:
+        revisions = trials.groupby([keys, trials["submission"]])["submission_revision"].agg(lambda s: sorted(set(s)))
+        mixed = revisions[revisions.map(len) > 1]
+        if not mixed.empty:
+            (workload, submission), found = mixed.index[0], mixed.iloc[0]
+            raise UserError(
+                f"Records of {submission} on {workload} come from different revisions of its algorithm "
+                f"({', '.join(map(str, found))}): the name meant another computation in the older ones "
+                f"(docs/optimizers.md). Refusing to score them together; move the old records out of the "
+                f"results folder (their manifests say submission_revision, absent = 1).")
 
 
 def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
@@ -73,6 +83,19 @@ def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
     frame["steps_value"] = pd.to_numeric(frame["steps_to_target"], errors="coerce").fillna(np.inf)
     grouped = frame.groupby(["submission", "workload_key", "study_key"], sort=True)
     return grouped.agg(time=("time_to_target_s", "min"), steps=("steps_value", "min")).reset_index()
+
+
+def inert_components(trials: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """``{submission: {workload: component}}`` where a submission's own component (Muon's step,
+    Shampoo's preconditioners, recorded in each trial's routing report) covered 0 parameters."""
+    if "special_parameters" not in trials:
+        return {}
+    counts = pd.to_numeric(trials["special_parameters"], errors="coerce")
+    zero = trials[counts == 0]
+    out: dict[str, dict[str, str]] = {}
+    for submission, workload, component in zip(zero["submission"], workload_key(zero), zero["special_component"]):
+        out.setdefault(submission, {})[workload] = str(component)
+    return out
 
 
 def to_array(bests: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
@@ -119,7 +142,11 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     order = np.lexsort((table["submission"].to_numpy(), -table["steps_score"].to_numpy(), -table["score"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", (table["score"].to_numpy()[None, :] > table["score"].to_numpy()[:, None]).sum(axis=1) + 1)
-    notes = []
+    inert = inert_components(trials)
+    table["inert_on"] = [", ".join(sorted(inert.get(s, {}))) for s in table["submission"]]
+    notes = [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
+             f"fallback optimizer (see `optbench info workload=W submission={s}`)"
+             for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")

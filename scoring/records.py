@@ -28,6 +28,7 @@ def load_trials(root: Path) -> pd.DataFrame:
             "workload": manifest["workload"],
             "size": manifest["size"],
             "submission": manifest["submission"],
+            "submission_revision": manifest.get("submission_revision", 1),
             "seed": manifest["seed"],
             "study": manifest.get("study"),
             "trial": manifest.get("trial"),
@@ -45,6 +46,8 @@ def load_trials(root: Path) -> pd.DataFrame:
             "record_dir": str(folder),
             "state_bytes_per_param": (summary.get("memory") or {}).get("optimizer_state_bytes_per_parameter"),
             "peak_memory_bytes": (summary.get("memory") or {}).get("peak_memory_bytes"),
+            "special_component": (summary.get("routing") or {}).get("special"),
+            "special_parameters": (summary.get("routing") or {}).get("special_parameters"),
             **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
         })
     return pd.DataFrame(rows)

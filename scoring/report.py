@@ -60,7 +60,7 @@ def markdown_table(board: Leaderboard) -> str:
     head += ["state B/param", "peak MiB"] + [f"{w} (s)" for w in board.workloads]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, row in table.iterrows():
-        cells = [str(row["rank"]), row["submission"], f"{row['score']:.3f}"]
+        cells = [str(row["rank"]), _name(row), f"{row['score']:.3f}"]
         if ci:
             cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
         cells.append(f"{row['steps_score']:.3f}")
@@ -73,6 +73,11 @@ def markdown_table(board: Leaderboard) -> str:
                  f"per-workload cells: median over studies of each study's fastest trial.")
     lines += [f"note: {n}" for n in board.notes]
     return "\n".join(lines) + "\n"
+
+
+def _name(row: pd.Series) -> str:
+    """The submission's name, marked when its own component was a no-op on some workload (see the notes)."""
+    return f"{row['submission']} (no-op on {row['inert_on']})" if row.get("inert_on") else row["submission"]
 
 
 def _number(value: float, spec: str) -> str:
@@ -110,7 +115,7 @@ def render_html(board: Leaderboard, title: str, plots: dict[str, Path]) -> str:
     head += ["optimizer state (bytes/param)", "peak memory (MiB)"] + [f"{w} time (s)" for w in board.workloads]
     rows = []
     for _, row in table.iterrows():
-        cells = [row["rank"], row["submission"], f"{row['score']:.3f}"]
+        cells = [row["rank"], _name(row), f"{row['score']:.3f}"]
         if ci:
             cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
         cells.append(f"{row['steps_score']:.3f}")

@@ -17,7 +17,11 @@ that are not matrices (biases, norms, conv filters) take Adam's step.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+from submissions._optimizer import ParameterwiseOptimizer
 
 
 def inverse_root(matrix: torch.Tensor, root: int, eps: float) -> torch.Tensor:
@@ -27,6 +31,13 @@ def inverse_root(matrix: torch.Tensor, root: int, eps: float) -> torch.Tensor:
     values, vectors = torch.linalg.eigh(a)
     values = values.clamp_min(eps)
     return ((vectors * values.pow(-1.0 / root)) @ vectors.T).to(matrix.dtype)
+
+
+def preconditioned_sides(shape: tuple[int, ...], max_dim: int) -> tuple[bool, bool]:
+    """Whether a parameter of ``shape`` gets a left and a right preconditioner (matrices only)."""
+    if len(shape) != 2:
+        return False, False
+    return shape[0] <= max_dim, shape[1] <= max_dim
 
 
 def preconditioned(grad: torch.Tensor, left: torch.Tensor | None, right: torch.Tensor | None) -> torch.Tensor:
@@ -39,7 +50,7 @@ def preconditioned(grad: torch.Tensor, left: torch.Tensor | None, right: torch.T
     return out
 
 
-class GraftedShampoo(torch.optim.Optimizer):
+class GraftedShampoo(ParameterwiseOptimizer):
     def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), shampoo_beta: float = 0.95,
                  eps: float = 1e-8, matrix_eps: float = 1e-6, precondition_every: int = 10,
                  max_preconditioner_dim: int = 1024, weight_decay: float = 0.0, graft: bool = True):
@@ -48,45 +59,31 @@ class GraftedShampoo(torch.optim.Optimizer):
                     "weight_decay": weight_decay, "graft": graft}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if p.ndim == 2:
-                        m, n = p.shape
-                        limit = group["max_preconditioner_dim"]
-                        if m <= limit:
-                            state["left_stat"] = torch.zeros(m, m, dtype=p.dtype, device=p.device)
-                        if n <= limit:
-                            state["right_stat"] = torch.zeros(n, n, dtype=p.dtype, device=p.device)
-                state["step"] += 1
-                t = state["step"]
-                state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                momentum = state["exp_avg"] / (1 - beta1**t)
-                adam = momentum / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + group["eps"])
-                direction = adam
-                if "left_stat" in state or "right_stat" in state:
-                    direction = self._shampoo_direction(state, group, g, momentum, t)
-                    if group["graft"]:
-                        direction = direction * (adam.norm() / direction.norm().clamp_min(1e-30))
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(direction, alpha=-group["lr"])
-        return loss
+    def update_parameter(self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+            left, right = preconditioned_sides(tuple(p.shape), group["max_preconditioner_dim"])
+            if left:
+                state["left_stat"] = torch.zeros(p.shape[0], p.shape[0], dtype=p.dtype, device=p.device)
+            if right:
+                state["right_stat"] = torch.zeros(p.shape[1], p.shape[1], dtype=p.dtype, device=p.device)
+        state["step"] += 1
+        t = state["step"]
+        state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        momentum = state["exp_avg"] / (1 - beta1**t)
+        adam = momentum / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + group["eps"])
+        direction = adam
+        if "left_stat" in state or "right_stat" in state:
+            direction = self._shampoo_direction(state, group, g, momentum, t)
+            if group["graft"]:
+                direction = direction * (adam.norm() / direction.norm().clamp_min(1e-30))
+        if group["weight_decay"]:
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+        p.add_(direction, alpha=-group["lr"])
 
     def _shampoo_direction(self, state: dict, group: dict, g: torch.Tensor, momentum: torch.Tensor,
                            t: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harness.submission import TorchOptimSubmission, TrainingHparams, require
-from submissions._shampoo import GraftedShampoo
+from submissions._shampoo import GraftedShampoo, preconditioned_sides
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -37,11 +37,21 @@ class ShampooHparams(TrainingHparams):
 
 class Shampoo(TorchOptimSubmission):
     Hparams = ShampooHparams
+    special_component = "shampoo"
 
     def build_optimizer(self, params: Iterable[nn.Parameter], hp: ShampooHparams) -> torch.optim.Optimizer:
         return GraftedShampoo(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), shampoo_beta=hp.shampoo_beta,
                               matrix_eps=hp.matrix_eps, precondition_every=hp.precondition_every,
                               max_preconditioner_dim=hp.max_preconditioner_dim, weight_decay=hp.weight_decay)
+
+    def routing(self) -> dict[str, list[nn.Parameter]]:
+        """Matrices with at least one preconditioned side take Shampoo's step; the rest Adam's."""
+        groups: dict[str, list[nn.Parameter]] = {"shampoo": [], "adam": []}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                sides = preconditioned_sides(tuple(p.shape), group["max_preconditioner_dim"])
+                groups["shampoo" if any(sides) else "adam"].append(p)
+        return groups
 
 
 SUBMISSION = Shampoo

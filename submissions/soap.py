@@ -36,10 +36,21 @@ class SOAPHparams(TrainingHparams):
 
 class SOAP(TorchOptimSubmission):
     Hparams = SOAPHparams
+    special_component = "soap"
 
     def build_optimizer(self, params: Iterable[nn.Parameter], hp: SOAPHparams) -> torch.optim.Optimizer:
         return SOAPOptimizer(params, lr=hp.lr, betas=(hp.beta1, hp.beta2), shampoo_beta=hp.shampoo_beta,
                              weight_decay=hp.weight_decay, precondition_frequency=hp.precondition_frequency)
+
+    def routing(self) -> dict[str, list[nn.Parameter]]:
+        """Tensors of >= 2 dimensions with a side <= max_precondition_dim take Adam in Shampoo's
+        eigenbasis; 1-D parameters (biases, norm gains) take plain Adam (``precondition_1d`` off)."""
+        groups: dict[str, list[nn.Parameter]] = {"soap": [], "adam": []}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                rotated = p.ndim >= 2 and min(p.shape) <= group["max_precondition_dim"]
+                groups["soap" if rotated else "adam"].append(p)
+        return groups
 
 
 SUBMISSION = SOAP

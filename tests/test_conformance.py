@@ -103,7 +103,7 @@ def test_submission_updates_parameters(name: str) -> None:
     hparams = cls.Hparams.from_mapping({**cfg.hparams, "batch_size": 32}, name)
     model = workload.build_model(0)
     before = [p.detach().clone() for p in model.parameters()]
-    submission = cls(model, hparams, workload.public_info(32))
+    submission = cls(model, hparams, workload.public_info(32, model))
     batches = workload.train_batches(32, 0)
     for _ in range(3):
         loss = submission.update(next(batches), lambda b: workload.loss(model, b))
@@ -138,7 +138,7 @@ def test_cpu_size_on_real_data_with_every_submission(name: str, real_data_root) 
         hparams = cls.Hparams.from_mapping(sub_cfg.hparams, submission)
         workload.check_batch_size(hparams.batch_size)
         model = workload.build_model(0)
-        instance = cls(model, hparams, workload.public_info(hparams.batch_size))
+        instance = cls(model, hparams, workload.public_info(hparams.batch_size, model))
         batches = workload.train_batches(hparams.batch_size, 0)
         for _ in range(2):
             loss = instance.update(next(batches), lambda b, m=model: workload.loss(m, b))
