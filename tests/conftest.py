@@ -27,6 +27,14 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture
+def without_shipped_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide the datasets shipped in workloads/data/, as on an install that does not carry them."""
+    import workloads._bundled
+
+    monkeypatch.setattr(workloads._bundled, "FOLDER", tmp_path / "no-shipped-data")
+
+
+@pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"
 

@@ -238,7 +238,7 @@ def test_missing_class_folder_is_named(folders: Path) -> None:
         loaded(folders)
 
 
-def test_no_data_names_every_option(tmp_path: Path) -> None:
+def test_no_data_names_every_option(tmp_path: Path, without_shipped_data: None) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError) as error:
         loaded(tmp_path / "empty")
@@ -303,3 +303,17 @@ def test_adamw_defaults_reach_the_cpu_target_on_real_data(results: Path) -> None
     )
     summary = run_trial(cfg)
     assert summary["status"] == "reached", summary
+
+
+def test_the_shipped_archive_is_found_with_no_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine has only the repository: CIFAR-10 comes from workloads/data/ (not decoded here)."""
+    seen = []
+
+    def extract(archive: Path) -> Path:
+        seen.append(archive)
+        raise RuntimeError("stop before decoding")
+
+    monkeypatch.setattr(c10, "extract_once", extract)
+    with pytest.raises(RuntimeError, match="stop before decoding"):
+        c10.find_data(None)
+    assert seen and seen[0].parts[-3:] == ("workloads", "data", c10.ARCHIVE) and seen[0].stat().st_size > 19_000_000

@@ -143,7 +143,7 @@ def test_finds_nanogpt_input_txt_for_the_default_corpus(tmp_path: Path) -> None:
     assert str(tmp_path / "input.txt") in loaded(tmp_path).describe_data()
 
 
-def test_missing_corpus_names_the_options(tmp_path: Path) -> None:
+def test_missing_corpus_names_the_options(tmp_path: Path, without_shipped_data: None) -> None:
     with pytest.raises(UserError) as error:
         loaded(tmp_path)
     message = str(error.value)
@@ -153,7 +153,7 @@ def test_missing_corpus_names_the_options(tmp_path: Path) -> None:
 
 
 def test_downloads_tiny_shakespeare_into_the_cache_where_a_network_exists(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_data: None
 ) -> None:
     monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OPTBENCH_OFFLINE", "0")
@@ -231,3 +231,10 @@ def test_real_tiny_shakespeare() -> None:
     w.load()
     assert len(w.vocab) == 65 and "1,115,394 characters" in w.describe_data()
     assert w._train.numel() == 1_115_394 - 2 * round(1_115_394 * 0.05)
+
+
+def test_the_shipped_corpus_is_found_with_no_data_dir_and_no_network() -> None:
+    """A fresh machine has only the repository: tiny Shakespeare comes from workloads/data/."""
+    w = workload(None, size="cpu")
+    w.load()
+    assert "workloads/data/tinyshakespeare.txt" in w.describe_data() and "1,115,394 characters" in w.describe_data()

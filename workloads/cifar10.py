@@ -38,6 +38,7 @@ from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.workload import Workload
+from workloads._bundled import bundled
 from workloads._images import (
     ImageData,
     extract_once,
@@ -234,12 +235,15 @@ WORKLOAD = Cifar10
 def find_data(data_dir: Path | None) -> tuple[ImageData, str]:
     """The dataset and a line saying where it came from.
 
-    Looked for, in order, in ``data_dir`` then the cache's ``downloads`` folder: pickle
-    batches (the folder itself or its ``cifar-10-batches-py``), class folders, a
-    ``cifar10-jpg.tar.gz`` of class folders; else torchvision downloads the pickle batches.
+    Looked for, in order, in ``data_dir``, the cache's ``downloads`` folder and the copy shipped
+    in ``workloads/data/``: pickle batches (the folder itself or its ``cifar-10-batches-py``),
+    class folders, a ``cifar10-jpg.tar.gz`` of class folders; else torchvision downloads the
+    pickle batches.
     """
     downloads = cache_dir() / "downloads"
-    for folder in [data_dir, downloads] if data_dir is not None else [downloads]:
+    shipped = bundled(ARCHIVE)
+    folders = [f for f in (data_dir, downloads, shipped.parent if shipped else None) if f is not None]
+    for folder in folders:
         for batches in (folder, folder / PICKLE_FOLDER):
             if has_pickle_batches(batches):
                 return read_pickle_batches(batches), str(batches)

@@ -39,6 +39,7 @@ from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.schema import WorkloadConfig
 from harness.workload import Workload
+from workloads._bundled import bundled
 from workloads._text import (
     contiguous_split,
     download_text,
@@ -274,7 +275,8 @@ WORKLOAD = CharGPT
 # ---------------------------------------------------------------------------- data finding
 def find_text_file(data_dir: Path | None, name: str) -> Path:
     """The corpus file: ``data_dir/name`` (for tiny Shakespeare also nanoGPT's ``input.txt``),
-    an absolute ``name``, or the cached download; tiny Shakespeare is downloaded when missing.
+    an absolute ``name``, or for tiny Shakespeare the cached download, then the copy shipped in
+    ``workloads/data/``, and only then a download.
     """
     path = Path(name).expanduser()
     shakespeare = name == SHAKESPEARE_FILE
@@ -283,7 +285,7 @@ def find_text_file(data_dir: Path | None, name: str) -> Path:
     if data_dir is not None and not path.is_absolute():
         candidates += [data_dir / path, *([data_dir / "input.txt"] if shakespeare else [])]
     if shakespeare:
-        candidates.append(cached)
+        candidates += [cached, *filter(None, [bundled(SHAKESPEARE_FILE)])]
     found = next((p for p in candidates if p.is_file()), None)
     if found is not None:
         return found
