@@ -26,7 +26,7 @@ commands:
           in-process, as local processes or as a SLURM job array; rerun to resume
             optbench tune workload=fashion_mnist submission=adamw [ruleset=external|self]
                           [studies=3] [trials=5] [search_seed=0] [self_tuning_factor=3]
-                          [launcher=inline|local|slurm] [hydra.launcher.partition=P ...]
+                          [launcher=inline|parallel|local|slurm] [hydra.launcher.partition=P ...]
   suite   the main job: tune every submission on every workload of a preset, then a
           time-to-target table and validation curves (rerun to resume)
             optbench suite [suite=cpu|smoke|gpu] [workloads=[fashion_mnist]] [submissions=[adamw,sgd]]

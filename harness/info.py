@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
+
 from harness.config import compose_config, split_overrides, validate_trial_config
 from harness.measure import measure_steps
 from harness.registry import submission_class, workload_class
@@ -18,6 +20,8 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
     options = compose_config("info", own)
     cfg = compose_config("trial", trial_overrides)
     validate_trial_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))  # as a trial would: step times depend on it
     device = resolve_device(str(cfg.device))
     cls = submission_class(cfg.submission.name)
     hparams = cls.Hparams.from_mapping(cfg.submission.hparams, cfg.submission.name)

@@ -2,7 +2,7 @@
 
 ``optbench tune`` and ``optbench suite`` write a *launch plan* (a JSON list of ``(sweep folder,
 trial index)`` pairs), then run a Hydra multirun of ``configs/launch.yaml`` over ``index=0..N-1``
-with the launcher chosen by ``launcher=inline|local|slurm`` (``configs/launchers/*.yaml``, which
+with the launcher chosen by ``launcher=inline|parallel|local|slurm`` (``configs/launchers/*.yaml``, which
 select ``hydra/launcher=basic|submitit_local|submitit_slurm`` and hold their settings). With
 SLURM the N jobs are one job array. Each job (:func:`run_job`) reads its entry of the plan and
 the sweep file and runs :func:`harness.runner.run_trial`, which resumes from the trial's
@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from harness.errors import UserError
 from harness.records import read_json, write_json_atomic
 
-LAUNCHERS = ("inline", "local", "slurm")
+LAUNCHERS = ("inline", "parallel", "local", "slurm")
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -45,13 +45,20 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         plan = read_json(Path(cfg.plan))
         job = plan["jobs"][int(cfg.index)]
         entry = load_sweep(Path(job["sweep"]))["trials"][job["index"]]
-        return run_trial(trial_config(entry))
+        trial = trial_config(entry)
+        for key, value in (job.get("settings") or {}).items():  # launch-time settings, e.g. prune_peers
+            trial[key] = value
+        return run_trial(trial)
     except Exception:  # reported to the launching process instead of aborting the sweep
         return {"status": "error", "error": traceback.format_exc(), "plan": str(cfg.plan), "index": int(cfg.index)}
 
 
-def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[str], folder: Path) -> dict[str, Any]:
+def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[str], folder: Path,
+           settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run ``jobs`` (sweep folder, trial index) through the chosen launcher; wait for them all.
+
+    ``settings`` maps a sweep folder to trial settings applied at launch time to its jobs
+    (``optbench suite`` sets ``prune_peers``: which sweeps compete with it).
 
     ``folder`` receives the plan, Hydra's per-job output folders (``jobs/<i>/``) and, for the
     submitit launchers, submitit's logs (``submitit/``). Returns the per-job results; a job that
@@ -62,7 +69,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
-    plugin = {"basic": "inline", "submitit_local": "local", "submitit_slurm": "slurm"}
+    plugin = {"basic": "inline", "joblib": "parallel", "submitit_local": "local", "submitit_slurm": "slurm"}
     for item in hydra_overrides:  # the usual `hydra/launcher=...` wins over `launcher=`
         key, _, value = item.lstrip("+").partition("=")
         if key == "hydra/launcher":
@@ -75,8 +82,10 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     launch_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     folder = Path(folder).resolve() / launch_id  # unique: a fresh cluster reuses job ids
     plan_path = folder / "plan.json"
-    write_json_atomic(plan_path, {"launcher": launcher, "jobs": [{"sweep": str(Path(s).resolve()), "index": i}
-                                                                   for s, i in jobs]})
+    settings = {str(Path(k).resolve()): v for k, v in (settings or {}).items()}
+    write_json_atomic(plan_path, {"launcher": launcher, "jobs": [
+        {"sweep": str(Path(s).resolve()), "index": i, "settings": settings.get(str(Path(s).resolve()), {})}
+        for s, i in jobs]})
     overrides = [f"plan={plan_path}", f"launch_dir={folder}", f"launchers={launcher}",
                  "index=" + ",".join(str(i) for i in range(len(jobs))), *hydra_overrides]
     version.setbase("1.3")

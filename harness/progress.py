@@ -68,6 +68,9 @@ class Progress:
             )
         elif status == "not_reached":
             text = f"did NOT reach the target within the budget (best {self.metric} {_fmt(summary['best_validation'])})"
+        elif status == "pruned":
+            text = (f"PRUNED at {summary['submission_time_s']:.2f}s, step {summary['steps']}: it could no longer "
+                    f"change any score (best {self.metric} {_fmt(summary['best_validation'])})")
         elif status == "diverged":
             text = f"DIVERGED at step {summary['steps']} (non-finite training loss)"
         else:

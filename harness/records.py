@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-FINAL_STATUSES = ("reached", "not_reached", "diverged", "failed")
+FINAL_STATUSES = ("reached", "not_reached", "pruned", "diverged", "failed")
 
 
 def _json_safe(value: Any) -> Any:

@@ -88,6 +88,8 @@ class TrialConfig:
     study: int | None = None  # set by a tuning sweep: the study and trial this run fills
     trial: int | None = None
     ruleset: str = "single"  # single | external | self
+    prune: bool = True  # stop a sweep trial once it cannot change any score or rank (harness/pruning.py)
+    prune_peers: str | None = None  # set by `optbench suite`: the competing sweeps of this workload (JSON)
 
 
 @dataclass
@@ -99,7 +101,7 @@ class TuneConfig:
     trials: int = 5  # per study (external only)
     search_seed: int = 0  # seeds the Halton scrambling and, with the slot, every trial's seed
     self_tuning_factor: float = 3.0  # budget multiplier of the self-tuning ruleset
-    launcher: str = "inline"  # inline | local (submitit_local) | slurm (submitit_slurm job array)
+    launcher: str = "inline"  # inline | parallel (joblib pool) | local (submitit_local) | slurm (job array)
     launch_dir: str | None = None  # plans, job folders, submitit logs; default <results>/launches
     poll_s: float = 5.0  # seconds between progress reports while trials run
 
@@ -115,6 +117,8 @@ class SuiteConfig(TuneConfig):
     size: str = "cpu"  # workload size of every trial
     trial_settings: list[str] = field(default_factory=list)  # extra trial overrides of the preset
     out: str | None = None  # where the table and plots go; default <results>/suite-<name>
+    baselines: list[str] = field(default_factory=lambda: ["adamw", "momentum"])  # run first: they set caps early
+    tau_max: float = 4.0  # of the leaderboard, and of the pruning that keeps it exact
 
 
 @dataclass

@@ -22,7 +22,8 @@ from harness.errors import UserError
 from harness.records import read_json
 from harness.sweep import SWEEP_FILE, trial_state
 
-STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "diverged": "diverged",
+STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
+               "diverged": "diverged",
                "failed": "failed", "running": "running", "pending": "pending", "interrupted": "interrupted"}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.config import compose_config, split_overrides
 from harness.errors import UserError
+from harness.records import write_json_atomic
 from harness.registry import submission_names, workload_names
 from harness.schema import SuiteConfig
 from harness.sweep import plan_sweep, write_sweep
@@ -25,6 +26,27 @@ from scoring.plots import plot_validation_curves
 from scoring.records import load_trials
 from scoring.report import markdown_table, write_outputs
 from scoring.tables import to_markdown, tuned_table
+
+
+def competition(sweeps: list[dict[str, Any]], folder: Path, tau_max: float) -> dict[str, dict[str, Any]]:
+    """Launch-time trial settings of every sweep: whether to prune, and the file naming its competitors.
+
+    One JSON file per workload and size lists that workload's sweeps (harness/pruning.py reads it);
+    ``prune`` comes from this command's trial settings (a kept sweep plan holds an older value).
+    """
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for sweep in sweeps:
+        by_workload.setdefault(f"{sweep['workload']}-{sweep['size']}", []).append(sweep)
+    settings = {}
+    for key, members in by_workload.items():
+        path = folder / f"{key}.json"
+        write_json_atomic(path, {"tau_max": tau_max, "sweeps": [
+            {"dir": str(Path(s["dir"]).resolve()), "submission": s["submission"], "studies": s["studies"]}
+            for s in members]})
+        for sweep in members:
+            settings[sweep["dir"]] = {"prune": bool(sweep["trials"][0]["config"].get("prune", True)),
+                                      "prune_peers": str(path)}
+    return settings
 
 
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
@@ -42,10 +64,13 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
     settings = settings_of(cfg)
+    # Baselines first on every workload: once one has finished, cap (b) of harness/pruning.py exists.
+    first = [s for s in cfg.baselines if s in chosen_submissions]
+    ordered = first + [s for s in chosen_submissions if s not in first]
     # Plan every sweep first: a typo in any setting fails before hours of training.
     sweeps = [plan_sweep(settings, [f"workload={w}", f"submission={s}", f"workload.size={cfg.size}",
                                     *cfg.trial_settings, *trial_overrides])
-              for w in chosen_workloads for s in chosen_submissions]
+              for w in chosen_workloads for s in ordered]
     for sweep in sweeps:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
@@ -53,7 +78,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     trials_total = sum(len(s["trials"]) for s in sweeps)
     log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
         f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}")
-    outcome = run_sweeps(sweeps, cfg, hydra_overrides, log)
+    outcome = run_sweeps(sweeps, cfg, hydra_overrides, log, competition(sweeps, out / "pruning", cfg.tau_max))
 
     mine = {str(Path(t["record_dir"])) for s in sweeps for t in s["trials"]}
     trials = load_trials(results)
@@ -69,7 +94,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     print(markdown, end="", flush=True)
     leaderboard = None
     if not trials.empty:
-        board = build(trials, samples=1000, seed=0)
+        board = build(trials, tau_max=float(cfg.tau_max), samples=1000, seed=0)
         leaderboard = write_outputs(board, trials, out / "leaderboard", f"optbench suite '{cfg.name}' leaderboard")
         print("\n" + markdown_table(board), end="", flush=True)
     return {

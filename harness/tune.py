@@ -45,12 +45,15 @@ def run_tune(overrides: list[str], log: Log = None) -> dict[str, Any]:
     log(f"sweep {sweep['dir']}: {sweep['ruleset']} ruleset, {sweep['studies']} studies x "
         f"{sweep['trials_per_study']} trials of {sweep['submission']} on {sweep['workload']}/{sweep['size']}, "
         f"budget {sweep['budget_s']:g}s each")
-    outcome = run_sweeps([sweep], cfg, hydra_overrides, log)
+    prune = {sweep["dir"]: {"prune": bool(sweep["trials"][0]["config"].get("prune", True))}}  # a kept plan may differ
+    outcome = run_sweeps([sweep], cfg, hydra_overrides, log, prune)
     return {"sweep": sweep["dir"], **outcome}
 
 
-def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str], log: Log) -> dict[str, Any]:
-    """Launch every unfinished trial of ``sweeps`` in one launch; report progress until done."""
+def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str], log: Log,
+               settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
+    study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
     total = sum(len(s["trials"]) for s in sweeps)
     if not todo:
@@ -63,7 +66,7 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     watcher = ProgressWatcher(sweeps, len(todo), log, float(cfg.poll_s))
     watcher.start()
     try:
-        result = launch(todo, str(cfg.launcher), hydra_overrides, launch_root)
+        result = launch(todo, str(cfg.launcher), hydra_overrides, launch_root, settings)
     finally:
         watcher.stop()
     errors = [r for r in result["results"] if isinstance(r, dict) and r.get("status") == "error"]

@@ -110,9 +110,21 @@ def to_array(bests: pd.DataFrame, column: str, submissions: list[str], workloads
     return out
 
 
+def check_pruning(trials: pd.DataFrame, tau_max: float) -> None:
+    """Refuse a tau_max above the one that trials were pruned for (their pruning would not be exact)."""
+    if "pruned_tau_max" not in trials:
+        return
+    used = pd.to_numeric(trials["pruned_tau_max"], errors="coerce").dropna()
+    if not used.empty and tau_max > used.min() + 1e-12:
+        raise UserError(f"Some trials were pruned as unable to change a leaderboard with tau_max={used.min():g}; "
+                        f"with tau_max={tau_max:g} they might have. Score with tau_max <= {used.min():g}, or rerun "
+                        f"those trials with prune=false.")
+
+
 def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0) -> Leaderboard:
     """The leaderboard of every submission in ``trials`` over every workload in it."""
     check_consistent(trials)
+    check_pruning(trials, tau_max)
     bests = study_bests(trials)
     submissions = sorted(bests["submission"].unique())
     workloads = sorted(bests["workload_key"].unique())
@@ -147,6 +159,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes = [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
              f"fallback optimizer (see `optbench info workload=W submission={s}`)"
              for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
+    pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
+    if pruned:
+        notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "
+                     f"any score or rank (docs/scoring.md, exact pruning)")
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")

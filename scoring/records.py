@@ -46,6 +46,8 @@ def load_trials(root: Path) -> pd.DataFrame:
             "record_dir": str(folder),
             "state_bytes_per_param": (summary.get("memory") or {}).get("optimizer_state_bytes_per_parameter"),
             "peak_memory_bytes": (summary.get("memory") or {}).get("peak_memory_bytes"),
+            "pruned_rule": (summary.get("pruned") or {}).get("rule"),
+            "pruned_tau_max": (summary.get("pruned") or {}).get("tau_max"),
             "special_component": (summary.get("routing") or {}).get("special"),
             "special_parameters": (summary.get("routing") or {}).get("special_parameters"),
             **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},

@@ -31,6 +31,7 @@ def _outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["workload", "size", "submission"]).agg(
         trials=("status", "size"),
         reached=("status", lambda s: int((s == "reached").sum())),
+        pruned=("status", lambda s: int((s == "pruned").sum())),
         diverged=("status", lambda s: int((s == "diverged").sum())),
         failed=("status", lambda s: int((s == "failed").sum())),
         best_signed=("best_signed", "max"),

@@ -39,7 +39,7 @@ def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatc
 
     def interrupted_evaluate(self, model, split):
         calls.append(split)
-        if len(calls) == 7:  # validation of the 4th evaluation (step 40): the process "dies" here
+        if len(calls) == 4:  # the 4th evaluation (step 40; validation only until the last): the process "dies"
             raise KeyboardInterrupt
         return real_evaluate(self, model, split)
 
@@ -81,7 +81,7 @@ def test_evaluations_after_the_checkpoint_are_set_aside(smoke_cfg, tmp_path: Pat
 
     def interrupted_evaluate(self, model, split):
         calls.append(split)
-        if len(calls) == 7:
+        if len(calls) == 4:  # the 4th evaluation (step 40)
             raise KeyboardInterrupt
         return real_evaluate(self, model, split)
 

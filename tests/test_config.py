@@ -27,7 +27,10 @@ def test_every_workload_size_and_submission_composes(workload: str, submission: 
 def test_suite_config_composes() -> None:
     cfg = compose_config("suite", ["submissions=[adamw,sgd]", "studies=1"])
     assert list(cfg.submissions) == ["adamw", "sgd"] and cfg.studies == 1
-    assert cfg.name == "cpu" and list(cfg.workloads) == ["fashion_mnist"] and cfg.trials == 2
+    assert cfg.name == "mini" and list(cfg.workloads) == ["fashion_mnist", "gpt", "cifar10"] and cfg.trials == 3
+    assert cfg.launcher == "parallel" and list(cfg.trial_settings) == ["threads=1"]
+    cpu = compose_config("suite", ["suite=cpu"])
+    assert cpu.size == "cpu" and len(cpu.workloads) == 3 and cpu.launcher == "inline"
     smoke = compose_config("suite", ["suite=smoke"])
     assert smoke.name == "smoke" and smoke.size == "smoke" and "gpt" in smoke.workloads
 
@@ -60,7 +63,7 @@ def test_bad_overrides_are_clear(override: str, expected: str) -> None:
 
 def test_unknown_size_lists_valid_sizes() -> None:
     cfg = compose_config("trial", ["workload.size=huge"])
-    with pytest.raises(UserError, match="Valid sizes: cpu, gpu, smoke"):
+    with pytest.raises(UserError, match="Valid sizes: cpu, gpu, mini, smoke"):
         validate_trial_config(cfg)
 
 

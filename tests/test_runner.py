@@ -33,11 +33,25 @@ def test_slow_evaluation_is_not_charged(smoke_cfg, monkeypatch: pytest.MonkeyPat
     wall = time.monotonic() - started
     evals = [e for e in events(summary) if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [10, 20, 30, 40]
-    assert wall > 8 * 0.25  # two splits per evaluation, four evaluations
-    # 2 s of evaluation happened; the clock must not have seen it.
+    assert wall > 5 * 0.25  # validation at each of four evaluations, test once at the end
+    # 1.25 s of evaluation happened; the clock must not have seen it, the timing audit must have.
     assert summary["submission_time_s"] < 0.5
+    timing = summary["timing"]
+    assert timing["evaluation_s"] >= 5 * 0.25 and timing["submission_s"] == summary["submission_time_s"]
+    parts = timing["submission_s"] + timing["evaluation_s"] + timing["checkpoint_s"] + timing["other_s"]
+    assert parts == pytest.approx(timing["wall_s"]) and 0 <= timing["other_s"] < 0.5 and timing["setup_s"] > 0
     gaps = [b["submission_time_s"] - a["submission_time_s"] for a, b in itertools.pairwise(evals)]
     assert all(g < 0.2 for g in gaps)
+
+
+def test_the_test_split_is_evaluated_once_at_the_end(smoke_cfg) -> None:
+    """Validation decides the outcome and is measured at every evaluation; test only at the last."""
+    for overrides, status in (([UNREACHABLE, "max_steps=40"], "not_reached"), (["max_runtime_s=60"], "reached")):
+        summary = runner.run_trial(smoke_cfg(*overrides, "workload.sizes.smoke.eval_every_steps=10"))
+        evals = [e for e in events(summary) if e["event"] == "eval"]
+        assert summary["status"] == status and len(evals) >= 2
+        assert all("validation/accuracy" in e["metrics"] for e in evals)
+        assert [("test/accuracy" in e["metrics"]) for e in evals] == [False] * (len(evals) - 1) + [True]
 
 
 class SlowPrepare(SGD):

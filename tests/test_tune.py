@@ -74,6 +74,18 @@ def test_submitit_local_launcher_runs_jobs_in_processes(results: Path) -> None:
     assert all(Path(m["attempts"][-1]["logs"]["stdout"]).is_file() for m in manifests)
 
 
+def test_parallel_launcher_runs_trials_in_a_pool_of_worker_processes(results: Path) -> None:
+    """launcher=parallel: joblib's loky workers, two at a time, each running several trials in turn."""
+    outcome = tune(results, "submission=sgd", "studies=1", "trials=4", "launcher=parallel", "threads=1")
+    assert outcome["launched"] == 4 and outcome["job_errors"] == 0 and not outcome["lost"]
+    manifests = [read_json(Path(r["record_dir"]) / "manifest.json") for r in collect(results, ask_scheduler=False)]
+    assert all(m["status"] in ("reached", "not_reached", "pruned") for m in manifests)
+    pids = [m["attempts"][-1]["pid"] for m in manifests]
+    import os
+
+    assert os.getpid() not in pids and len(set(pids)) <= 2  # at most two workers, reused across trials
+
+
 def test_status_lists_every_state(results: Path, capsys: pytest.CaptureFixture) -> None:
     outcome = tune(results, "submission=momentum", "studies=1", "trials=2")
     sweep = load_sweep(Path(outcome["sweep"]))
@@ -112,7 +124,7 @@ def test_suite_smoke_preset(results: Path, capsys: pytest.CaptureFixture) -> Non
 def test_unknown_launchers_are_clear_errors(results: Path) -> None:
     from harness.errors import UserError
 
-    with pytest.raises(UserError, match="Valid launchers: inline, local, slurm"):
+    with pytest.raises(UserError, match="Valid launchers: inline, parallel, local, slurm"):
         tune(results, "submission=sgd", "studies=1", "trials=1", "launcher=cloud")
-    with pytest.raises(UserError, match="hydra/launcher=joblib is not supported"):
-        tune(results, "submission=sgd", "studies=1", "trials=1", "hydra/launcher=joblib")
+    with pytest.raises(UserError, match="hydra/launcher=ray is not supported"):
+        tune(results, "submission=sgd", "studies=1", "trials=1", "hydra/launcher=ray")

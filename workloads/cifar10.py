@@ -89,14 +89,16 @@ def build_convnet(
     stem_stride: int = 1,
     activation: str = "gelu",
     bn_scale: bool = True,
+    stem_kernel: int = 2,
 ) -> nn.Module:
     """Airbench-style net: 2x2 stem conv, one conv block per width, global max pool, linear head.
 
     The defaults are airbench's widths (stem 24 → 31x31 maps, then 15, 7, 3); ``stem_stride=2``
-    patchifies to 16x16 first, which cuts the cost of every later layer by 4 (the cpu size).
+    patchifies to 16x16 first, which cuts the cost of every later layer by 4 (the cpu size);
+    ``stem_kernel=4, stem_stride=4`` patchifies 4x4 pixels to 8x8 maps (the mini size).
     """
     layers: list[nn.Module] = [
-        nn.Conv2d(3, stem_width, 2, stride=stem_stride), _activation(activation),  # (B, stem, 31 or 16, ...)
+        nn.Conv2d(3, stem_width, stem_kernel, stride=stem_stride), _activation(activation),  # (B, stem, 31/16/8, ..)
     ]
     channels = stem_width
     for width in widths:
