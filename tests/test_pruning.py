@@ -161,3 +161,29 @@ def test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_p
     assert summary["pruned"]["competitor"] == "adamw" and summary["pruned"]["tau_max"] == 2.0
     assert summary["pruned"]["cap_steps"] == factor * 2.0 * 5 and summary["steps"] == factor * 10
     assert summary["pruned"]["cap_s"] == pytest.approx(factor * 2.0 * 1e-5 * studies)
+
+
+def test_the_leaderboard_refuses_a_tau_max_beyond_the_one_trials_were_pruned_for(smoke_cfg, tmp_path: Path) -> None:
+    from harness.errors import UserError
+    from scoring.leaderboard import build
+    from scoring.records import load_trials
+
+    test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_path, studies=1, factor=1)
+    trials = load_trials(tmp_path / "results" / "sgd-sweep")  # the real record (the competitor's are stubs)
+    assert list(trials["status"]) == ["pruned"] and len(build(trials, tau_max=2.0, samples=0).table) == 1
+    with pytest.raises(UserError, match="tau_max=2; with tau_max=4 they might have"):
+        build(trials, tau_max=4.0, samples=0)
+
+
+def test_the_suite_runs_baselines_first_and_tells_every_trial_its_competitors(results: Path) -> None:
+    from harness.cli import main
+
+    assert main(["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[sgd,adamw]", "studies=1",
+                 "trials=2", f"results={results}", "progress=false", "device=cpu", "poll_s=1", "prune=false"]) == 0
+    plan = json.loads(next(results.glob("launches/*/plan.json")).read_text())
+    order = [json.loads((Path(job["sweep"]) / "sweep.json").read_text())["submission"] for job in plan["jobs"]]
+    assert order == ["adamw", "adamw", "sgd", "sgd"]  # the reference baseline first
+    settings = plan["jobs"][0]["settings"]
+    assert settings["prune"] is False  # prune=false reaches trials of a kept plan too
+    peers = json.loads(Path(settings["prune_peers"]).read_text())
+    assert peers["tau_max"] == 4.0 and sorted(s["submission"] for s in peers["sweeps"]) == ["adamw", "sgd"]
