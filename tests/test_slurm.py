@@ -71,7 +71,7 @@ def test_sweep_runs_as_a_job_array_and_status_agrees_with_sacct(cluster: Path, t
     assert outcome["launched"] == 6 and outcome["job_errors"] == 0 and not outcome["lost"]
     sweep = load_sweep(Path(outcome["sweep"]))
     manifests = [read_json(Path(t["record_dir"]) / "manifest.json") for t in sweep["trials"]]
-    assert all(m["status"] in ("reached", "not_reached") for m in manifests)
+    assert all(m["status"] in ("reached", "not_reached", "pruned") for m in manifests)  # pruning is on
     slurm = [m["attempts"][-1]["slurm"] for m in manifests]
     assert len({s["array_job_id"] for s in slurm}) == 1  # one job array
     assert sorted(int(s["array_task_id"]) for s in slurm) == list(range(6))

@@ -28,7 +28,7 @@ def test_inline_sweep_runs_every_trial_and_a_rerun_launches_nothing(results: Pat
     sweep = load_sweep(Path(outcome["sweep"]))
     for entry in sweep["trials"]:
         manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
-        assert manifest["status"] in ("reached", "not_reached")
+        assert manifest["status"] in ("reached", "not_reached", "pruned")
         assert (manifest["study"], manifest["trial"], manifest["ruleset"]) == (entry["study"], entry["trial"],
                                                                               "external")
         assert manifest["seed"] == entry["seed"]
@@ -49,7 +49,7 @@ def test_unfinished_trials_are_the_only_ones_relaunched(results: Path) -> None:
     (victim / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if killed
     again = tune(results, "submission=adamw", "studies=1", "trials=3")
     assert again["launched"] == 1
-    assert read_json(victim / "manifest.json")["status"] in ("reached", "not_reached")
+    assert read_json(victim / "manifest.json")["status"] in ("reached", "not_reached", "pruned")
 
 
 def test_self_tuning_sweep(results: Path) -> None:
