@@ -7,12 +7,20 @@ not saved: it is a deterministic function of the seed, so on resume the runner r
 and skips the batches already consumed (see :func:`harness.runner._train`).
 
 It is written at evaluation boundaries only (the clock is paused there, so writing it is never
-charged), atomically (write to a temporary file, fsync, rename), and deleted when the trial
-ends. It carries the trial's config hash: a checkpoint of another configuration is ignored.
+charged), atomically (write to a temporary file, fsync, rename; the temporary file is removed
+on every failure), and deleted when the trial ends. It carries the trial's config hash: a
+checkpoint of another configuration is ignored.
+
+Results folders travel between people and clusters, so a checkpoint is untrusted input: it is
+read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain containers only and
+never runs code from the file. Everything saved is therefore tensors, numbers, strings, lists,
+tuples and dicts (NumPy's RNG state is stored as plain values). A file that cannot be read that
+way is named, moved aside to ``checkpoint.rejected.pt`` and the trial starts from the beginning.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -20,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from harness.records import write_atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -29,7 +39,7 @@ def capture_rng() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -40,40 +50,56 @@ def restore_rng(state: dict[str, Any]) -> None:
     """Put back the generators saved by :func:`capture_rng`."""
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _numpy_state() -> tuple[str, list[int], int, int, float]:
+    """NumPy's legacy global RNG state with its key array as a list (loadable without pickle)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return str(name), keys.tolist(), int(position), int(has_gauss), float(cached)
+
+
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``folder/checkpoint.pt`` so that a crash leaves the old or the new file."""
+    """Write ``state`` to ``folder/checkpoint.pt`` so that a crash leaves the old or the new file.
+
+    A failed write (full disk, file-size limit) removes its temporary file and raises.
+    """
     path = folder / CHECKPOINT_NAME
-    tmp = folder / f".{CHECKPOINT_NAME}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # serialised in memory first: a failed write then raises the real OSError
+    write_atomic(path, buffer.getvalue())
     return path
 
 
-def load_checkpoint(folder: Path, config_hash: str) -> dict[str, Any] | None:
-    """The checkpoint in ``folder`` if there is one of this configuration, else None.
+REJECTED_NAME = "checkpoint.rejected.pt"
 
-    The file is our own (written by :func:`save_checkpoint`), so it is loaded with pickle
-    support: the RNG states are Python and NumPy objects.
+
+def load_checkpoint(folder: Path, config_hash: str, say: Any = print) -> dict[str, Any] | None:
+    """The checkpoint in ``folder`` if there is a usable one of this configuration, else None.
+
+    Loaded with ``weights_only=True``: no code in the file can run. A file that is unreadable
+    (truncated, not a checkpoint, or holding objects other than tensors and plain values) or of
+    another configuration is reported through ``say`` and moved aside to ``checkpoint.rejected.pt``
+    (kept for inspection, never loaded); the trial then starts from the beginning.
     """
     path = folder / CHECKPOINT_NAME
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated file from a crash during the very first write
-        print(f"[optbench] ignoring an unreadable checkpoint {path}: {error}", flush=True)
-        return None
-    if state.get("config_hash") != config_hash:
-        return None
-    return state
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        problem = None if isinstance(state, dict) else f"expected a dict, found {type(state).__name__}"
+    except Exception as error:  # truncated, foreign or unsafe: never unpickled
+        state, problem = None, f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+    if problem is None and state.get("config_hash") != config_hash:
+        problem = f"it belongs to config hash {state.get('config_hash')!r}, this trial is {config_hash!r}"
+    if problem is None:
+        return state
+    os.replace(path, folder / REJECTED_NAME)
+    say(f"not resuming from {path} ({problem}); moved it to {REJECTED_NAME}, starting from step 0")
+    return None
 
 
 def remove_checkpoint(folder: Path) -> None:

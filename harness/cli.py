@@ -2,12 +2,14 @@
 
 Commands compose a Hydra config from ``configs/`` with the overrides, run, and print a
 one-line JSON summary as the last line on stdout. Bad input exits with status 2 and one
-paragraph on stderr; a trial whose submission code raised exits with status 3.
+paragraph on stderr; a trial whose submission code raised exits with status 3; a failure of the
+harness itself (a record it could not write, a trial another process is running) exits with 1.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -33,10 +35,10 @@ commands:
                            [studies=2] [trials=4] [launcher=...] [out=DIR] [any trial setting]
   status  every study and trial of the sweeps under a results folder: state, outcome,
           SLURM job and state, log file
-            optbench status [results=results] [scheduler=true]
+            optbench status [results=results] [scheduler=true] [strict=true]
   score   the leaderboard of a results folder: scores (area under the performance profile),
           bootstrap CIs, steps view, per-workload times; writes leaderboard.md/.csv/.html + plots
-            optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external]
+            optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external] [strict=true]
                            [format=algoperf targets=workload_targets.json [compat=true]]
   trajectories  each optimizer's path on the 2-D Rosenbrock contour plot, to a PNG
             optbench trajectories [submissions=[sgd,momentum,adam]] [steps=500] [out=trajectories.png]
@@ -58,9 +60,13 @@ trial settings (defaults in brackets):
   max_runtime_s=SECONDS (override the workload's budget)   max_steps=N (stop after N steps)
   progress=true|false [true]        progress_interval_s=SECONDS [5]
   threads=N (torch CPU threads; 1 is steadier when other jobs share the cores)
-
-exit status: 0 the trial ran (reached, not_reached or diverged); 2 bad input; 3 submission code failed.
   checkpoint_every_s=SECONDS [30] (wall time between checkpoints; 0 every evaluation)
+
+exit status: 0 the trial ran (reached, not_reached, pruned or diverged); 1 the harness failed (an I/O error,
+  another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed.
+  tune, suite: 0 every launched trial ended; 2 bad input, an unknown launcher or hydra.launcher.* setting
+  (nothing written), or no job could be submitted (the scheduler's message and what to check on stderr;
+  nothing to resume); 1 launched trials did not end (jobs lost or killed; see optbench status, rerun to resume).
 
 Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/, sweeps in
 <results>/<workload>-<size>/<submission>/<ruleset>-<hash>/study<k>/trial<j>/ (see results/README.md).
@@ -92,7 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[command](overrides)
     except UserError as error:
         print(f"optbench: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:  # Ctrl-C: records are kept; rerunning the command resumes
+        print("optbench: interrupted; what was written is kept (run the same command again to resume)",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `optbench list | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 def _trial(overrides: list[str]) -> int:
@@ -102,14 +115,26 @@ def _trial(overrides: list[str]) -> int:
     summary = run_trial(compose_config("trial", overrides))
     compact = {k: v for k, v in summary.items() if k != "error"}
     print(json.dumps(compact, sort_keys=False), flush=True)
-    return 3 if summary["status"] == "failed" else 0
+    if summary["status"] != "failed":
+        return 0
+    return 1 if summary.get("error_in") == "harness" else 3
 
 
 def _tune(overrides: list[str]) -> int:
     from harness.tune import run_tune
 
-    print(json.dumps(run_tune(overrides)), flush=True)
-    return 0
+    result = run_tune(overrides)
+    print(json.dumps(result), flush=True)
+    return _launch_status(result)
+
+
+def _launch_status(result: dict) -> int:
+    """Exit status of ``tune``/``suite`` after the launch: 2 when none of its jobs could be submitted,
+    1 when launched trials did not end (their paragraph on stderr, after the JSON summary), else 0."""
+    if not result.get("error"):
+        return 0
+    print(f"optbench: error: {result['error']}", file=sys.stderr, flush=True)
+    return 2 if result.get("not_submitted") and not result.get("launched") else 1
 
 
 def _status(overrides: list[str]) -> int:
@@ -138,7 +163,7 @@ def _suite(overrides: list[str]) -> int:
 
     result = run_suite(overrides)
     print(json.dumps(result), flush=True)
-    return 0
+    return _launch_status(result)
 
 
 def _calibrate(overrides: list[str]) -> int:

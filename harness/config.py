@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -93,11 +94,29 @@ def validate_trial_config(cfg: DictConfig) -> None:
         raise UserError(f"threads={cfg.threads} must be a positive number of CPU threads.")
     if cfg.max_steps is not None and cfg.max_steps <= 0:
         raise UserError(f"max_steps={cfg.max_steps} must be positive.")
+    if cfg.max_runtime_s is not None and not math.isfinite(cfg.max_runtime_s):
+        raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be a finite number of seconds.")
+    if cfg.data_dir is not None and not str(cfg.data_dir).strip():
+        raise UserError("data_dir is empty. Leave it out to use the built-in search (the cache, the copy "
+                        "shipped in workloads/data/, system packages), or set it to the folder holding the data.")
+    for setting, name in (("workload", cfg.workload.name), ("workload.size", cfg.workload.size),
+                          ("workload.variant", cfg.workload.variant), ("submission", cfg.submission.name)):
+        check_safe_name(setting, str(name))
     if cfg.workload.size not in cfg.workload.sizes:
         raise UserError(
             f"Workload '{cfg.workload.name}' has no size '{cfg.workload.size}'. "
             f"Valid sizes: {', '.join(sorted(cfg.workload.sizes))}."
         )
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*")
+
+
+def check_safe_name(setting: str, name: str) -> None:
+    """Names become folder names of records: letters, digits, ``_ + - .``; no path separators or ``..``."""
+    if not SAFE_NAME.fullmatch(name):
+        raise UserError(f"{setting}={name!r} is not a usable name: it becomes a folder name in the records, so it "
+                        f"may hold only letters, digits and _ + - . (not starting with a dot, no '..' or '/').")
 
 
 def to_plain(cfg: DictConfig) -> dict:

@@ -7,3 +7,12 @@ class UserError(Exception):
     The CLI prints the message as one paragraph and exits with status 2; nothing already
     written to disk is touched.
     """
+
+
+class Incomplete(UserError):
+    """``strict=true`` and some records are missing, unfinished or damaged: the command refuses.
+
+    Exit status 1, not 2: the settings are fine, the records are not (yet) complete.
+    """
+
+    exit_code = 1

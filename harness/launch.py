@@ -13,6 +13,7 @@ protocol resubmits the same Hydra job) continues where it stopped.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -24,6 +25,10 @@ from harness.errors import UserError
 from harness.records import read_json, write_json_atomic
 
 LAUNCHERS = ("inline", "parallel", "local", "slurm")
+PLUGINS = {"basic": "inline", "joblib": "parallel", "submitit_local": "local", "submitit_slurm": "slurm"}
+PLUGIN_OF = {launcher: plugin for plugin, launcher in PLUGINS.items()}
+PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
+            "submitit_slurm": "hydra-submitit-launcher"}
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -33,7 +38,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     trial are returned as ``{"status": "error", ...}`` and the trial's record, if any, stays.
     """
     from harness.runner import run_trial
-    from harness.sweep import load_sweep, trial_config
+    from harness.sweep_file import load_sweep, trial_config
 
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -62,23 +67,16 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
 
     ``folder`` receives the plan, Hydra's per-job output folders (``jobs/<i>/``) and, for the
     submitit launchers, submitit's logs (``submitit/``). Returns the per-job results; a job that
-    could not finish (killed, cancelled) is reported, never raised, and its trial stays resumable.
+    could not finish (killed, cancelled) is reported in ``lost``, never raised, and its trial stays
+    resumable. A launch of which no job was submitted or started (sbatch refused the array) returns
+    the scheduler's message in ``submit_error``; Hydra rejecting the launch config raises UserError.
     """
     from hydra import version
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    plugin = {"basic": "inline", "joblib": "parallel", "submitit_local": "local", "submitit_slurm": "slurm"}
-    for item in hydra_overrides:  # the usual `hydra/launcher=...` wins over `launcher=`
-        key, _, value = item.lstrip("+").partition("=")
-        if key == "hydra/launcher":
-            if value not in plugin:
-                raise UserError(f"hydra/launcher={value} is not supported. Use one of: {', '.join(plugin)} "
-                                f"(or launcher={'|'.join(LAUNCHERS)}).")
-            launcher = plugin[value]
-    if launcher not in LAUNCHERS:
-        raise UserError(f"launcher={launcher!r} is not valid. Valid launchers: {', '.join(LAUNCHERS)}.")
+    launcher = resolve_launcher(launcher, hydra_overrides)
     launch_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     folder = Path(folder).resolve() / launch_id  # unique: a fresh cluster reuses job ids
     plan_path = folder / "plan.json"
@@ -89,15 +87,143 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     overrides = [f"plan={plan_path}", f"launch_dir={folder}", f"launchers={launcher}",
                  "index=" + ",".join(str(i) for i in range(len(jobs))), *hydra_overrides]
     version.setbase("1.3")
-    GlobalHydra.instance().clear()
-    hydra = Hydra.create_main_hydra2("optbench", create_config_search_path("pkg://configs"))
+    hydra = _hydra()
+    submit_error = None
     try:
         returns = hydra.multirun(config_name="launch", task_function=run_job, overrides=overrides,
                                  with_log_configuration=False)
         results = [r.return_value for batch in returns for r in batch]
         lost: list[str] = []
     except Exception as error:  # e.g. submitit's UncompletedJobError for a job killed from outside
-        results, lost = [], [f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"]
+        results, lost = [], []
+        if _anything_submitted(folder):
+            lost = [f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"]
+        elif isinstance(error, (HydraException, OmegaConfBaseException)):  # not caught by check_launcher
+            raise UserError(_settings_message(error, launcher, hydra_overrides)) from None
+        else:  # sbatch failed, or the launcher could not start a single job: the scheduler's own words
+            submit_error = _scheduler_message(error)
     finally:
         GlobalHydra.instance().clear()
-    return {"launch_dir": str(folder), "results": results, "lost": lost}
+    return {"launch_dir": str(folder), "launcher": launcher, "results": results, "lost": lost,
+            "submit_error": submit_error}
+
+
+def resolve_launcher(launcher: str, hydra_overrides: list[str]) -> str:
+    """The launcher a launch uses: ``launcher=``, unless a ``hydra/launcher=`` override picks one."""
+    for item in hydra_overrides:  # the usual `hydra/launcher=...` wins over `launcher=`
+        key, _, value = item.lstrip("+").partition("=")
+        if key == "hydra/launcher":
+            if value not in PLUGINS:
+                raise UserError(f"hydra/launcher={value} is not supported. Use one of: {', '.join(PLUGINS)} "
+                                f"(or launcher={'|'.join(LAUNCHERS)}).")
+            launcher = PLUGINS[value]
+    if launcher not in LAUNCHERS:
+        raise UserError(f"launcher={launcher!r} is not valid. Valid launchers: {', '.join(LAUNCHERS)}.")
+    return launcher
+
+
+def check_launcher(launcher: str, hydra_overrides: list[str]) -> str:
+    """Validate a launch before anything is written; return the launcher it will use.
+
+    Checks the launcher's name, that its Hydra plugin is installed and imports, that Hydra accepts
+    every ``hydra.*`` override with it (unknown keys, wrong types), and for SLURM that sbatch and
+    srun are on PATH. Raises :class:`UserError` naming the bad setting.
+    """
+    from hydra import version
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    launcher = resolve_launcher(launcher, hydra_overrides)
+    if launcher == "slurm":
+        missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if missing:
+            raise UserError(
+                f"launcher=slurm submits through SLURM's commands, and {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not on PATH here. Run optbench where the cluster's "
+                f"client commands are installed (a login node), or start the bundled single-node cluster on "
+                f"this machine with `eval \"$(bash scripts/slurm/up.sh)\"` (needs root and apt); "
+                f"`sinfo` should then list a partition.")
+    version.setbase("1.3")
+    hydra = _hydra()
+    try:
+        cfg = hydra.compose_config("launch", _probe_overrides(launcher, hydra_overrides), run_mode=RunMode.MULTIRUN)
+        Plugins.instance().instantiate_launcher(
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(cfg)),
+            task_function=run_job, config=cfg)
+    except Exception as error:
+        raise UserError(_settings_message(error, launcher, hydra_overrides)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return launcher
+
+
+def _hydra() -> Any:
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    return Hydra.create_main_hydra2("optbench", create_config_search_path("pkg://configs"))
+
+
+def _probe_overrides(launcher: str, hydra_overrides: list[str]) -> list[str]:
+    return ["plan=/optbench-check/plan.json", "launch_dir=/optbench-check", f"launchers={launcher}", "index=0",
+            *hydra_overrides]
+
+
+def _settings_message(error: BaseException, launcher: str, hydra_overrides: list[str]) -> str:
+    """One paragraph for an error Hydra raised composing the launch, naming the override at fault."""
+    plugin = PLUGIN_OF[launcher]
+    text = str(error).strip()
+    if isinstance(error, ImportError) or f"hydra/launcher/{plugin}" in text or "Error locating target" in text:
+        return (f"launcher={launcher} needs the Hydra launcher plugin {PACKAGES.get(plugin, plugin)}, which could "
+                f"not be loaded ({text.splitlines()[0] if text else type(error).__name__}). Install it into this "
+                f"environment (pip install {PACKAGES.get(plugin, plugin)}) or pick another launcher.")
+    cause = error.__cause__ or error
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    full_key = str(getattr(cause, "full_key", "") or "")
+    named = [o for o in hydra_overrides if _key(o) and (_key(o) in text or (full_key and full_key.startswith(_key(o))))]
+    where = ", ".join(named) if named else (", ".join(hydra_overrides) or "the launcher preset")
+    message = (f"The launcher settings are not valid: {where} with launcher={launcher} "
+               f"(hydra/launcher={plugin}): {detail.rstrip('.')}.")
+    parent, _, leaf = full_key.rpartition(".")
+    if parent == "hydra.launcher" and "not in" in detail:
+        message += f" Settings of launcher={launcher}: {', '.join(_launcher_keys(launcher))}."
+    elif parent.startswith("hydra.launcher.") and "not in" in detail:  # a new entry of a mapping
+        message += f" To add an entry to {parent}, write +{parent}.{leaf}=VALUE."
+    return message
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def _launcher_keys(launcher: str) -> list[str]:
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    try:
+        cfg = _hydra().compose_config("launch", _probe_overrides(launcher, []), run_mode=RunMode.MULTIRUN)
+        return [f"hydra.launcher.{k}" for k in cfg.hydra.launcher if k != "_target_"]
+    except Exception:
+        return []
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _anything_submitted(folder: Path) -> bool:
+    """Whether any job of the launch in ``folder`` was submitted or started: submitit made a job
+    folder (named by its job id), or Hydra made a job's output folder (``jobs/<i>``)."""
+    submitted = [p for p in (folder / "submitit").glob("*") if p.is_dir() and p.name[:1].isdigit()]
+    started = [p for p in (folder / "jobs").glob("*") if p.is_dir() and p.name.isdigit()]
+    return bool(submitted or started)
+
+
+def _scheduler_message(error: BaseException) -> str:
+    """What the scheduler said: submitit raises sbatch's whole stderr as ``FailedJobError(stderr)``."""
+    text = str(error).strip()
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"{error.filename}: command not found ({error.strerror})"
+    return text or type(error).__name__

@@ -67,12 +67,18 @@ class Progress:
                 f"({summary['steps_to_target']} steps)"
             )
         elif status == "not_reached":
-            text = f"did NOT reach the target within the budget (best {self.metric} {_fmt(summary['best_validation'])})"
+            limit = (f"max_steps ({summary['steps']} steps)" if summary.get("stopped_by") == "max_steps"
+                     else "the budget")
+            text = f"did NOT reach the target within {limit} (best {self.metric} {_fmt(summary['best_validation'])})"
         elif status == "pruned":
             text = (f"PRUNED at {summary['submission_time_s']:.2f}s, step {summary['steps']}: it could no longer "
                     f"change any score (best {self.metric} {_fmt(summary['best_validation'])})")
         elif status == "diverged":
             text = f"DIVERGED at step {summary['steps']} (non-finite training loss)"
+        elif summary.get("error_in") == "harness":
+            text = (f"FAILED in the harness, not the submission: {summary.get('error_message', 'an exception')} "
+                    f"after {summary['steps']} steps (traceback in the record); running the same command again "
+                    f"retries it")
         else:
             error = summary.get("error_type", "an exception")
             text = f"FAILED: submission code raised {error} (traceback in the record)"

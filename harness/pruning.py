@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.records import FINAL_STATUSES, read_json
+from harness.errors import UserError
+from harness.records import FINAL_STATUSES, DamagedRecord, check_fields, read_json
+from harness.sweep_file import load_sweep
 
 INF = math.inf
 
@@ -51,6 +53,9 @@ class Outcome:
     def from_summary(summary: dict[str, Any]) -> Outcome:
         seconds, steps = summary.get("time_to_target_s"), summary.get("steps_to_target")
         return Outcome(INF if seconds is None else float(seconds), INF if steps is None else float(steps))
+
+
+OUTCOME_FIELDS = {"time_to_target_s": (int, float, type(None)), "steps_to_target": (int, type(None))}
 
 
 @dataclass(frozen=True)
@@ -166,19 +171,24 @@ class Pruner:
 
 
 def finished(manifests: Iterable[Path], study: int) -> list[tuple[int, Outcome]]:
-    """(study, outcome) of every manifest with a final status (others are skipped)."""
+    """(study, outcome) of every manifest with a final status (others, damaged ones too, are skipped)."""
     out = []
     for path in manifests:
-        manifest = read_json(path) or {}
-        if manifest.get("status") in FINAL_STATUSES:
-            out.append((study, Outcome.from_summary(manifest.get("summary") or {})))
+        try:  # only the outcome is needed; an unusable record counts as unfinished (a looser cap, never tighter)
+            manifest = read_json(path) or {}
+            if manifest.get("status") in FINAL_STATUSES:
+                check_fields(manifest.get("summary") or {}, OUTCOME_FIELDS, path, where="summary.")
+                out.append((study, Outcome.from_summary(manifest["summary"])))
+        except DamagedRecord:
+            continue
     return out
 
 
 def finished_sweep(sweep: Path) -> list[Outcome] | None:
     """Per-study bests of a sweep whose every trial has ended; None while any is unfinished."""
-    plan = read_json(sweep / "sweep.json")
-    if plan is None:
+    try:
+        plan = load_sweep(sweep)
+    except UserError:  # missing or damaged: this competitor gives no cap
         return None
     outcomes = []
     for trial in plan["trials"]:

@@ -20,8 +20,36 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
+
 SCHEMA_VERSION = 1
 FINAL_STATUSES = ("reached", "not_reached", "pruned", "diverged", "failed")
+
+# What a manifest must hold, by the types a reader relies on (bool is not a number here).
+_NUMBER = (int, float)
+MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "workload": (str,), "size": (str,), "submission": (str,), "seed": (int,), "status": (str,),
+    "config_hash": (str,), "metric": (str,), "higher_is_better": (bool,), "target": (*_NUMBER, type(None)),
+    "max_runtime_s": _NUMBER,
+}
+SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "time_to_target_s": (*_NUMBER, type(None)), "steps": (int,),
+    "submission_time_s": _NUMBER,
+}
+
+
+class DamagedRecord(UserError):
+    """A record file that exists but cannot be used (torn, truncated, edited, of another kind).
+
+    The message names the file, what was expected and what to do; ``path`` is the file.
+    Readers that walk many records (status, score, tune) catch it, list the damaged trial and
+    go on; a command that needs that one record stops with it (exit 2).
+    """
+
+    def __init__(self, path: Path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}. The file is left as it is; restore it from a copy, or delete "
+                         f"the trial's folder ({Path(path).parent}) to run that trial again.")
 
 
 def _json_safe(value: Any) -> Any:
@@ -38,13 +66,25 @@ def _json_safe(value: Any) -> Any:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(_json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file.
+
+    Written to a temporary file beside it, fsynced, renamed over it; on any failure (a full disk,
+    a file-size limit) the temporary file is removed and the error raised.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_json_safe(data), f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -63,6 +103,15 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All well-formed lines of a JSONL file; a torn or corrupt line is skipped with a warning."""
+    return [row for _, row in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every well-formed line of a JSONL file.
+
+    A torn or corrupt line is skipped with a warning naming the file and line (one call site, so
+    under Python's default filter each such line is reported once per run).
+    """
     rows = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, text in enumerate(f, start=1):
@@ -71,20 +120,70 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipped a partial or corrupt record line", stacklevel=2)
+                warnings.warn(f"{path}:{number}: skipped a partial or corrupt record line", stacklevel=3)
                 continue
             if isinstance(row, dict):
-                rows.append(row)
+                rows.append((number, row))
     return rows
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file, or None when it does not exist."""
+    """A JSON object from ``path``, or None when the file does not exist.
+
+    Anything else that is not a JSON object (empty, torn, binary, a list) raises
+    :class:`DamagedRecord` naming the file: never a bare JSONDecodeError or a crash later on.
+    """
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
+            data = json.load(f)
+    except (FileNotFoundError, NotADirectoryError):  # absent, or a folder above it is a file
         return None
+    except IsADirectoryError:
+        raise DamagedRecord(path, "expected a JSON file, found a folder") from None
+    except OSError as error:
+        raise DamagedRecord(path, f"cannot be read ({error.strerror or error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DamagedRecord(path, f"not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DamagedRecord(path, f"expected a JSON object, found a {type(data).__name__}")
+    return data
+
+
+def check_fields(data: dict[str, Any], fields: dict[str, tuple[type, ...]], path: Path, where: str = "") -> None:
+    """Raise :class:`DamagedRecord` unless every key of ``fields`` is in ``data`` with an allowed type."""
+    for key, types in fields.items():
+        value = data.get(key, ...)
+        if value is ... or not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            found = "missing" if value is ... else f"{type(value).__name__} {value!r}"[:80]
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise DamagedRecord(path, f"{where}'{key}' should be {expected}, found {found}")
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A trial's manifest, checked: None when missing, :class:`DamagedRecord` when unusable.
+
+    A finished manifest (a final status) must also carry its summary with the outcome fields.
+    """
+    manifest = read_json(path)
+    if manifest is None:
+        return None
+    check_fields(manifest, MANIFEST_FIELDS, path)
+    if manifest["status"] in FINAL_STATUSES:
+        summary = manifest.get("summary")
+        if not isinstance(summary, dict):
+            raise DamagedRecord(path, f"status is '{manifest['status']}' but there is no summary object")
+        check_fields(summary, SUMMARY_FIELDS, path, where="summary.")
+    elif manifest["status"] != "running":
+        raise DamagedRecord(path, f"unknown status '{manifest['status']}' (expected running or one of "
+                                  f"{', '.join(FINAL_STATUSES)})")
+    return manifest
+
+
+def harness_failed(manifest: dict[str, Any] | None) -> bool:
+    """A final record whose failure was the harness's (an I/O error, a workload bug), not the
+    submission's: a rerun retries it instead of returning it as finished."""
+    summary = (manifest or {}).get("summary") or {}
+    return summary.get("status") == "failed" and summary.get("error_in") == "harness"
 
 
 class TrialRecord:
@@ -96,11 +195,12 @@ class TrialRecord:
         self.evals_path = directory / "evals.jsonl"
 
     def manifest(self) -> dict[str, Any] | None:
-        return read_json(self.manifest_path)
+        return read_manifest(self.manifest_path)
 
     def finished(self) -> bool:
+        """Ended for good: a final status that is not a harness failure (those are retried)."""
         manifest = self.manifest()
-        return bool(manifest) and manifest.get("status") in FINAL_STATUSES
+        return bool(manifest) and manifest.get("status") in FINAL_STATUSES and not harness_failed(manifest)
 
     def start(self, manifest: dict[str, Any]) -> None:
         """Begin an attempt. An unfinished earlier attempt's events are kept, renamed aside."""
@@ -115,21 +215,18 @@ class TrialRecord:
     def resume(self, step: int, attempt: dict[str, Any]) -> None:
         """Continue an attempt from a checkpoint taken after ``step`` steps.
 
-        Evaluations logged after the checkpoint are moved to ``evals.superseded.jsonl`` (kept
-        for audit, not scored): the resumed run recomputes them from the checkpoint.
+        Evaluations logged after the checkpoint, and the end line of an attempt the harness failed,
+        are moved to ``evals.superseded.jsonl`` (kept for audit, not scored): the resumed run
+        recomputes them from the checkpoint.
         """
         rows = read_jsonl(self.evals_path) if self.evals_path.exists() else []
-        kept = [r for r in rows if r.get("event") != "eval" or r.get("step", 0) <= step]
+        kept = [r for r in rows if r.get("event") not in ("eval", "end") or (r["event"] == "eval" and
+                                                                       r.get("step", 0) <= step)]
         superseded = [r for r in rows if r not in kept]
         for row in superseded:
             append_jsonl(self.dir / "evals.superseded.jsonl", row)
-        tmp = self.dir / f".evals.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in kept:
-                f.write(json.dumps(_json_safe(row), sort_keys=True, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.evals_path)
+        text = "".join(json.dumps(_json_safe(row), sort_keys=True, allow_nan=False) + "\n" for row in kept)
+        write_atomic(self.evals_path, text.encode())
         self.log({"event": "resume", "step": step, "superseded_evals": len(superseded), **attempt})
         manifest = self.manifest() or {}
         attempts = [*manifest.get("attempts", []), {**attempt, "resumed_from_step": step}]

@@ -4,7 +4,9 @@ Read top to bottom: :func:`run_trial` validates the config and finds the record 
 :func:`_train` is the loop. Timing rules (docs/decisions.md): construction and evaluation are
 not charged; data production, forward, backward, update and ``prepare_for_eval`` are; the
 budget is checked after every step; a non-finite loss ends the trial as ``diverged``; an
-exception in submission code ends it as ``failed`` with the traceback in the record. Every
+exception in submission code ends it as ``failed`` with the traceback in the record (an error of
+the harness too, as ``error_in: harness``, which a rerun retries). One process runs a trial at a
+time (:mod:`harness.trial_lock`); a checkpoint is loaded without unpickling code. Every
 evaluation measures the validation split (it decides the outcome); the test split is measured
 at the last evaluation only (reached, out of budget, out of steps, pruned). A sweep trial stops
 as ``pruned`` once it can change no score or rank (:mod:`harness.pruning`). The record's
@@ -33,14 +35,23 @@ from harness.clock import SubmissionClock
 from harness.config import to_plain, validate_trial_config
 from harness.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.errors import UserError
+from harness.interrupts import UserInterrupts, user_interrupts
 from harness.memory import MemoryMeter
+from harness.paths import ensure_writable_folder
 from harness.progress import Progress
 from harness.pruning import Pruner
-from harness.records import SCHEMA_VERSION, TrialRecord
+from harness.records import SCHEMA_VERSION, TrialRecord, harness_failed
 from harness.registry import submission_class, workload_class
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
+from harness.trial_lock import TrialLock
 from harness.workload import Workload
+
+
+class RecordWriteError(UserError):
+    """The record could not be written (full disk, quota, permissions): exit 1, the trial stays resumable."""
+
+    exit_code = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,10 +153,30 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     if record.finished():
         progress.say(f"already finished, not run again (delete {record.dir} to rerun)")
         return {**record.manifest()["summary"], "cached": True}
+    if harness_failed(record.manifest()):
+        progress.say("the last attempt ended by a failure of the harness, not of the submission: running it again")
 
+    ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
+    with TrialLock(record.dir):
+        return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files of writes that a killed process never finished (only ever ours: we hold the lock)."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, workload: Workload,
+                submission_cls: type[Submission], hparams: TrainingHparams, device: torch.device, budget: float,
+                progress: Progress) -> dict[str, Any]:
+    """:func:`run_trial` once this process holds the trial's lock."""
+    if record.finished():  # another process finished it between our first look and the lock
+        return {**record.manifest()["summary"], "cached": True}
+    _remove_stale_temporaries(record.dir)
     setup_started = time.monotonic()
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
-    resume = load_checkpoint(record.dir, config_hash(identity))
+    resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
     if resume is None:
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
         record.start({**manifest, "attempts": [attempt_context()]})
@@ -158,17 +189,24 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     if workload.spec.device_class != device_class:
         progress.say(f"note: the budget of size '{workload.size}' was measured on {workload.spec.device_class}, "
                      f"this trial runs on {device_class}; compare times only within one device class")
+    with user_interrupts() as interrupts:
+        try:
+            summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress, resume,
+                             setup_started, interrupts)
+        except KeyboardInterrupt:
+            progress.say(f"interrupted; the record so far is kept in {record.dir} (run the same command to resume)")
+            raise
+        except Exception:  # a bug outside submission code before the loop: still end the record honestly
+            summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0,
+                               best=None, error=traceback.format_exc(), error_in="harness")
     try:
-        summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress, resume,
-                         setup_started)
-    except KeyboardInterrupt:
-        progress.say(f"interrupted; the record so far is kept in {record.dir}")
-        raise
-    except Exception:  # a bug outside submission code: still end the record honestly
-        summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0,
-                           best=None, error=traceback.format_exc(), error_in="harness")
-    record.finish(summary)
-    remove_checkpoint(record.dir)
+        record.finish(summary)
+    except OSError as error:
+        raise RecordWriteError(f"Could not write the end of the trial's record in {record.dir} "
+                               f"({error.strerror or error}). The trial stays unfinished: free the space or "
+                               f"fix the folder, then run the same command again to resume it.") from None
+    if summary.get("error_in") != "harness":  # a harness failure is retried from its last checkpoint
+        remove_checkpoint(record.dir)
     progress.end(summary)
     return summary
 
@@ -184,13 +222,21 @@ def _train(
     progress: Progress,
     resume: dict[str, Any] | None = None,
     setup_started: float | None = None,
+    interrupts: UserInterrupts | None = None,
 ) -> dict[str, Any]:
     """The training loop. Returns the summary; every evaluation is already in the record.
 
     With ``resume`` (a checkpoint), the model, submission, RNGs, counters and clock are put
     back and the batch stream is replayed up to the checkpoint's step, so the run continues
     exactly where the checkpoint was taken; the time lost after it is never charged.
+
+    Anything submission code raises — ``SystemExit`` and a ``KeyboardInterrupt`` it raises
+    itself included — ends the trial as ``failed`` in that part of the submission; only a real
+    interrupt (a signal, see :func:`user_interrupts`) goes up. An exception of the harness inside
+    the loop (a record or checkpoint write on a full disk, a workload bug) ends it as ``failed``
+    with ``error_in: harness``, keeping the steps, time and best value reached so far.
     """
+    interrupts = interrupts or UserInterrupts()
     seed = int(cfg.seed)
     spec = workload.spec
     meter = MemoryMeter(device)
@@ -213,7 +259,8 @@ def _train(
     torch.manual_seed(seed)  # submission-side randomness (dropout, stochastic optimizers)
     try:
         submission = submission_cls(model, hparams, info)
-    except Exception:
+    except BaseException as error:
+        interrupts.reraise_if_real(error)
         return done(status="failed", steps=0, submission_s=0.0, best=None,
                     error=traceback.format_exc(), error_in="submission.__init__")
     batches = workload.train_batches(hparams.batch_size, seed)
@@ -248,83 +295,90 @@ def _train(
     wall_start = time.monotonic() - wall_offset
 
     # ---- the loop: charged time runs between resume() and pause()
-    clock.resume()
-    while True:
-        batch = next(batches)
-        try:
-            loss = submission.update(batch, compute_loss)
-        except Exception:
-            elapsed = clock.pause()
-            return done(status="failed", steps=step, submission_s=elapsed, best=best,
-                        error=traceback.format_exc(), error_in="submission.update")
-        step += 1
-        if on_cuda:
-            all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
-            diverged = step % check_every == 0 and not all_finite.item()
-        else:
-            diverged = step % check_every == 0 and not math.isfinite(loss.item())
-        if diverged:
-            return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
-
-        now = clock.peek()
-        out_of_budget = now > budget
-        eval_due = (
-            out_of_budget
-            or step >= max_steps
-            or (eval_every is not None and step % eval_every == 0)
-            or now >= next_eval_s
-        )
-        if not eval_due:
-            progress.tick(step, now)
-            continue
-
-        try:
-            submission.prepare_for_eval()  # charged: it is part of the algorithm
-        except Exception:
-            elapsed = clock.pause()
-            return done(status="failed", steps=step, submission_s=elapsed, best=best,
-                        error=traceback.format_exc(), error_in="submission.prepare_for_eval")
-        elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
-        if not (all_finite.item() and math.isfinite(loss.item())):
-            return done(status="diverged", steps=step, submission_s=elapsed, best=best)
-
-        evaluation_started = time.monotonic()
-        metrics = {"train/loss": loss.item(), **_evaluate(workload, model, "validation")}
-        value = metrics[f"validation/{workload.metric}"]
-        within_budget = elapsed <= budget
-        reached = within_budget and workload.reached(value)
-        cap = pruner.cap(elapsed, step) if pruner is not None and not reached else None
-        final = reached or not within_budget or step >= max_steps or cap is not None
-        if final:  # the test split is reported once, for the weights the trial ends with
-            metrics.update(_evaluate(workload, model, "test"))
-        audit["evaluation_s"] += time.monotonic() - evaluation_started
-        if math.isfinite(value) and (best is None or _better(workload, value, best)):
-            best = value
-        record.log({
-            "event": "eval", "step": step, "submission_time_s": elapsed,
-            "wall_time_s": time.monotonic() - wall_start, "metrics": metrics,
-            "within_budget": within_budget, "reached": reached,
-        })
-        progress.evaluated(step, elapsed, value)
-        if reached:
-            return done(status="reached", steps=step, submission_s=elapsed, best=best,
-                        time_to_target_s=elapsed, steps_to_target=step)
-        if cap is not None:
-            progress.say(f"pruned: {cap.reason}")
-            return done(status="pruned", steps=step, submission_s=elapsed, best=best, pruned=cap.as_record())
-        if final:
-            return done(status="not_reached", steps=step, submission_s=elapsed, best=best)
-        next_eval_s = elapsed + (eval_period or math.inf)
-        if checkpoint_every is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
-            checkpoint_started = time.monotonic()
-            save_checkpoint(record.dir, {  # the clock is paused: writing it is not charged
-                "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
-                "submission_s": elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
-                "model": model.state_dict(), "submission": submission.state_dict(), "rng": capture_rng(),
-            })
-            last_checkpoint = time.monotonic()
-            audit["checkpoint_s"] += last_checkpoint - checkpoint_started
+    try:
         clock.resume()
+        while True:
+            batch = next(batches)
+            try:
+                loss = submission.update(batch, compute_loss)
+            except BaseException as error:
+                interrupts.reraise_if_real(error)
+                elapsed = clock.pause()
+                return done(status="failed", steps=step, submission_s=elapsed, best=best,
+                            error=traceback.format_exc(), error_in="submission.update")
+            step += 1
+            if on_cuda:
+                all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
+                diverged = step % check_every == 0 and not all_finite.item()
+            else:
+                diverged = step % check_every == 0 and not math.isfinite(loss.item())
+            if diverged:
+                return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
+
+            now = clock.peek()
+            out_of_budget = now > budget
+            eval_due = (
+                out_of_budget
+                or step >= max_steps
+                or (eval_every is not None and step % eval_every == 0)
+                or now >= next_eval_s
+            )
+            if not eval_due:
+                progress.tick(step, now)
+                continue
+
+            try:
+                submission.prepare_for_eval()  # charged: it is part of the algorithm
+            except BaseException as error:
+                interrupts.reraise_if_real(error)
+                elapsed = clock.pause()
+                return done(status="failed", steps=step, submission_s=elapsed, best=best,
+                            error=traceback.format_exc(), error_in="submission.prepare_for_eval")
+            elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
+            if not (all_finite.item() and math.isfinite(loss.item())):
+                return done(status="diverged", steps=step, submission_s=elapsed, best=best)
+
+            evaluation_started = time.monotonic()
+            metrics = {"train/loss": loss.item(), **_evaluate(workload, model, "validation")}
+            value = metrics[f"validation/{workload.metric}"]
+            within_budget = elapsed <= budget
+            reached = within_budget and workload.reached(value)
+            cap = pruner.cap(elapsed, step) if pruner is not None and not reached else None
+            final = reached or not within_budget or step >= max_steps or cap is not None
+            if final:  # the test split is reported once, for the weights the trial ends with
+                metrics.update(_evaluate(workload, model, "test"))
+            audit["evaluation_s"] += time.monotonic() - evaluation_started
+            if math.isfinite(value) and (best is None or _better(workload, value, best)):
+                best = value
+            record.log({
+                "event": "eval", "step": step, "submission_time_s": elapsed,
+                "wall_time_s": time.monotonic() - wall_start, "metrics": metrics,
+                "within_budget": within_budget, "reached": reached,
+            })
+            progress.evaluated(step, elapsed, value)
+            if reached:
+                return done(status="reached", steps=step, submission_s=elapsed, best=best,
+                            time_to_target_s=elapsed, steps_to_target=step)
+            if cap is not None:
+                progress.say(f"pruned: {cap.reason}")
+                return done(status="pruned", steps=step, submission_s=elapsed, best=best, pruned=cap.as_record())
+            if final:
+                return done(status="not_reached", steps=step, submission_s=elapsed, best=best,
+                            stopped_by="budget" if not within_budget else "max_steps")
+            next_eval_s = elapsed + (eval_period or math.inf)
+            if checkpoint_every is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
+                checkpoint_started = time.monotonic()
+                save_checkpoint(record.dir, {  # the clock is paused: writing it is not charged
+                    "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
+                    "submission_s": elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
+                    "model": model.state_dict(), "submission": submission.state_dict(), "rng": capture_rng(),
+                })
+                last_checkpoint = time.monotonic()
+                audit["checkpoint_s"] += last_checkpoint - checkpoint_started
+            clock.resume()
+    except Exception:  # the harness's own failure (I/O, a workload bug): keep what was reached
+        return done(status="failed", steps=step, submission_s=clock.pause(), best=best,
+                    error=traceback.format_exc(), error_in="harness")
 
 
 @torch.inference_mode()  # like no_grad, minus autograd's version counters: ~10% faster evaluations
@@ -369,6 +423,7 @@ def _summary(
     routing: dict[str, Any] | None = None,
     timing: dict[str, float] | None = None,
     pruned: dict[str, Any] | None = None,
+    stopped_by: str | None = None,
 ) -> dict[str, Any]:
     """The outcome of a trial: the last stdout line of `optbench trial` and the record's end line.
 
@@ -395,10 +450,14 @@ def _summary(
     }
     if pruned is not None:
         summary["pruned"] = pruned
+    if stopped_by is not None:  # why a not_reached trial stopped: "budget" or "max_steps"
+        summary["stopped_by"] = stopped_by
     if error is not None:
         summary["error"] = error
         summary["error_in"] = error_in
-        summary["error_type"] = error.strip().splitlines()[-1].split(":")[0] if error.strip() else "Exception"
+        last = error.strip().splitlines()[-1] if error.strip() else "Exception"
+        summary["error_type"] = last.split(":")[0]
+        summary["error_message"] = last  # e.g. "OSError: [Errno 27] File too large"
     return summary
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import compose_config
-from harness.errors import UserError
-from harness.records import read_json
-from harness.sweep import SWEEP_FILE, trial_state
+from harness.errors import Incomplete, UserError
+from harness.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
+from harness.sweep_file import SWEEP_FILE, load_sweep, trial_state
 
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
-               "failed": "failed", "running": "running", "pending": "pending", "interrupted": "interrupted"}
+               "failed": "failed", "running": "running", "pending": "pending", "interrupted": "interrupted",
+               "damaged": "damaged"}
 
 
 @dataclass
@@ -33,30 +34,41 @@ class StatusConfig:
 
     results: str = "results"
     scheduler: bool = True  # ask squeue/sacct about SLURM jobs when they are installed
+    strict: bool = False  # exit 1 unless every trial has ended with a readable record
 
 
 def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
-    """One row per trial of every sweep under ``results``."""
-    sweeps = sorted(results.rglob(SWEEP_FILE))
-    if not sweeps:
+    """One row per trial of every sweep under ``results``.
+
+    A damaged sweep file gives one row in state ``damaged`` (its trials cannot be listed); a
+    damaged manifest gives its trial that state, with the problem in ``problem``.
+    """
+    paths = sorted(results.rglob(SWEEP_FILE))
+    if not paths:
         raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
+    sweeps, damaged = [], []
+    for path in paths:
+        try:
+            sweeps.append(load_sweep(path.parent))
+        except DamagedRecord as error:
+            damaged.append(_damaged_sweep_row(path, error))
     jobs = launched_jobs(results)
     known = {j["job_id"] for j in jobs.values() if j.get("job_id")}
-    for path in sweeps:  # also the jobs that ran each trial's latest attempt
-        for entry in (read_json(path) or {}).get("trials", []):
-            manifest = read_json(Path(entry["record_dir"]) / "manifest.json") or {}
+    manifests = {}
+    for sweep in sweeps:  # also the jobs that ran each trial's latest attempt
+        for entry in sweep["trials"]:
+            manifests[entry["record_dir"]] = manifest = _manifest_or_problem(Path(entry["record_dir"]))
             known.add(_slurm_id((manifest.get("attempts") or [{}])[-1]))
     known.discard(None)
     scheduler = slurm_states(known) if ask_scheduler else {}
     rows = []
-    for path in sweeps:
-        sweep = read_json(path) or {}
-        for entry in sweep.get("trials", []):
+    for sweep in sweeps:
+        for entry in sweep["trials"]:
             record_dir = Path(entry["record_dir"])
             state = trial_state(record_dir)
-            manifest = read_json(record_dir / "manifest.json") or {}
+            manifest = manifests[entry["record_dir"]]
             attempt = (manifest.get("attempts") or [{}])[-1]
-            job = jobs.get((str(Path(sweep["dir"]).resolve()), entry["index"]), {})
+            job = jobs.get((sweep["dir"], entry["index"]), {})
             slurm_id = (_slurm_id(attempt) or job.get("job_id")) if job.get("launcher") != "local" else None
             slurm_state = scheduler.get(slurm_id) if slurm_id else None
             if state == "running" and _gone(attempt, slurm_state, bool(scheduler)):
@@ -65,22 +77,44 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
                 state = "running"  # the job has started; the trial has not written its record yet
             summary = manifest.get("summary") or {}
             rows.append({
-                "sweep": sweep.get("sweep_id"), "workload": sweep.get("workload"), "size": sweep.get("size"),
-                "submission": sweep.get("submission"), "ruleset": sweep.get("ruleset"),
+                "sweep": sweep["sweep_id"], "workload": sweep["workload"], "size": sweep["size"],
+                "submission": sweep["submission"], "ruleset": sweep["ruleset"],
                 "study": entry["study"], "trial": entry["trial"], "seed": entry["seed"],
                 "state": STATE_NAMES[state], "time_to_target_s": summary.get("time_to_target_s"),
                 "best_validation": summary.get("best_validation"), "steps": summary.get("steps"),
                 "slurm_job": slurm_id, "slurm_state": slurm_state, "record_dir": str(record_dir),
                 "logs": (attempt.get("logs") or {}).get("stdout") or job.get("log") or attempt.get("job_dir"),
+                "problem": manifest.get("problem"),
             })
-    return rows
+    return damaged + rows
+
+
+def _manifest_or_problem(record_dir: Path) -> dict[str, Any]:
+    """The trial's manifest, ``{}`` when there is none, or ``{"problem": ...}`` when it is damaged."""
+    try:
+        return read_manifest(record_dir / "manifest.json") or {}
+    except DamagedRecord as error:
+        return {"problem": str(error)}
+
+
+def _damaged_sweep_row(path: Path, error: DamagedRecord) -> dict[str, Any]:
+    parts = path.parent.parts
+    workload_size, submission = (parts[-3], parts[-2]) if len(parts) >= 3 else ("?", "?")
+    workload, _, size = workload_size.rpartition("-")
+    return {"sweep": path.parent.name, "workload": workload or workload_size, "size": size or "?",
+            "submission": submission, "ruleset": path.parent.name.partition("-")[0], "study": None,
+            "trial": None, "seed": None, "state": "damaged", "time_to_target_s": None, "best_validation": None,
+            "steps": None, "slurm_job": None, "slurm_state": None, "record_dir": str(path.parent), "logs": None,
+            "problem": str(error)}
 
 
 def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """(sweep folder, trial index) -> the latest launch's job: launcher, SLURM job id, log file.
 
     submitit names each job's folder after its job id (``<array id>_<task>`` for an array) and
-    array task ``i`` runs entry ``i`` of the plan.
+    array task ``i`` runs entry ``i`` of the plan. ``log`` is only ever a path that exists: the jobs
+    of a submitit launch that has no job folder at all (sbatch refused it) are ``"not submitted"``,
+    a job that has not started yet has ``None``.
     """
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for plan_path in sorted(results.rglob("plan.json")):  # launch folders sort by time
@@ -92,13 +126,19 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
                 by_task[int(task)] = folder
             elif folder.name.isdigit() and len(plan.get("jobs", [])) == 1:
                 by_task[0] = folder  # a one-job launch is submitted as a plain job, not an array
+        submitit = plan.get("launcher") in ("local", "slurm")
+        any_submitted = any(f.is_dir() and f.name[:1].isdigit() for f in (plan_path.parent / "submitit").glob("*"))
         for i, job in enumerate(plan.get("jobs", [])):
             folder = by_task.get(i)
             logs = sorted(folder.glob("*_log.out")) if folder else []
+            job_dir = plan_path.parent / "jobs" / str(i)
+            log = str(logs[-1]) if logs else str(job_dir) if job_dir.is_dir() else None
+            if log is None and submitit and not any_submitted:
+                log = "not submitted"  # the scheduler took no job of this launch
             found[(str(Path(job["sweep"]).resolve()), job["index"])] = {
                 "launcher": plan.get("launcher"),
                 "job_id": folder.name if folder and plan.get("launcher") == "slurm" else None,
-                "log": str(logs[-1]) if logs else str(plan_path.parent / "jobs" / str(i)),
+                "log": log,
             }
     return found
 
@@ -170,6 +210,9 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
         raise UserError(f"results={results} is not a folder.")
     rows = collect(results, bool(cfg.scheduler))
     print(format_rows(rows), end="", flush=True)
+    if cfg.strict and unfinished_rows(rows):
+        raise Incomplete(f"strict=true: {len(unfinished_rows(rows))} trial(s) under {results} have not ended "
+                         f"with a readable record (listed above).")
     return rows
 
 
@@ -184,10 +227,21 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         outcome = (f"{row['time_to_target_s']:.2f}s to target" if row["time_to_target_s"] is not None
                    else f"best {row['best_validation']:.4g}" if row["best_validation"] is not None else "")
         slurm = f" slurm {row['slurm_job']} {row['slurm_state'] or '?'}" if row["slurm_job"] else ""
+        if row["study"] is None:  # the sweep file itself
+            lines.append(f"  sweep file damaged: {row['problem']}")
+            continue
         lines.append(f"  study {row['study']} trial {row['trial']}  {row['state']:<17} {outcome:<20}{slurm}"
                      f"  logs: {row['logs'] or '-'}")
+        if row.get("problem"):
+            lines.append(f"      {row['problem']}")
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     lines.append("total: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())))
     return "\n".join(lines) + "\n"
+
+
+def unfinished_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of trials that have not ended cleanly: damaged, pending, running or interrupted."""
+    ended = {STATE_NAMES[s] for s in FINAL_STATUSES}
+    return [r for r in rows if r["state"] not in ended]

@@ -96,7 +96,10 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
     try:
         if kind == "float" and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise UserError(f"Invalid hyperparameter {name}={value!r}: it must be a finite number.")
+            return number
         if kind == "int" and not isinstance(value, bool) and float(value) == int(value):
             return int(value)
         if kind == "bool" and isinstance(value, bool):

@@ -16,14 +16,17 @@ from typing import Any
 
 from harness.config import compose_config, split_overrides
 from harness.errors import UserError
+from harness.launch import check_launcher
+from harness.paths import ensure_writable_folder
 from harness.records import write_json_atomic
 from harness.registry import submission_names, workload_names
 from harness.schema import SuiteConfig
-from harness.sweep import plan_sweep, write_sweep
+from harness.sweep import plan_sweep
+from harness.sweep_file import write_sweep
 from harness.tune import _stderr_logger, run_sweeps, settings_of, split_hydra
 from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
-from scoring.records import load_trials
+from scoring.records import problem_messages, read_records
 from scoring.report import markdown_table, write_outputs
 from scoring.tables import to_markdown, tuned_table
 
@@ -63,6 +66,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         unknown = [n for n in chosen if n not in valid]
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
+    check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written
     settings = settings_of(cfg)
     # Baselines first on every workload: once one has finished, cap (b) of harness/pruning.py exists.
     first = [s for s in cfg.baselines if s in chosen_submissions]
@@ -75,14 +79,22 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
     out = Path(cfg.out) if cfg.out else results / f"suite-{cfg.name}"
+    ensure_writable_folder(out, "out", cfg.out or out)  # before the first trial, not after the last
     trials_total = sum(len(s["trials"]) for s in sweeps)
     log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
         f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}")
     outcome = run_sweeps(sweeps, cfg, hydra_overrides, log, competition(sweeps, out / "pruning", cfg.tau_max))
+    launch_report = {k: outcome.get(k) for k in ("not_submitted", "unfinished", "job_errors", "lost", "error")}
+    if outcome.get("not_submitted") and not outcome["launched"]:  # nothing ran: no table to remake
+        return {"leaderboard": None, "trials": trials_total, "launched": 0, "counts": outcome["counts"],
+                "table": None, "csv": None, "plots": [], **launch_report}
 
     mine = {str(Path(t["record_dir"])) for s in sweeps for t in s["trials"]}
-    trials = load_trials(results)
-    trials = trials[trials["record_dir"].isin(mine)] if not trials.empty else trials
+    records = read_records(results)  # its trials, and those of its sweeps that are missing, unfinished or damaged
+    trials = records.trials[records.trials["record_dir"].isin(mine)] if not records.trials.empty else records.trials
+    problems = [p for p in records.problems if str(p.record_dir) in mine]
+    for message in problem_messages(problems, records.planned):
+        log(f"warning: {message}")
     table = tuned_table(trials)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "suite.csv", index=False)
@@ -94,7 +106,8 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     print(markdown, end="", flush=True)
     leaderboard = None
     if not trials.empty:
-        board = build(trials, tau_max=float(cfg.tau_max), samples=1000, seed=0)
+        board = build(trials, tau_max=float(cfg.tau_max), samples=1000, seed=0, problems=problems,
+                      planned=records.planned)
         leaderboard = write_outputs(board, trials, out / "leaderboard", f"optbench suite '{cfg.name}' leaderboard")
         print("\n" + markdown_table(board), end="", flush=True)
     return {
@@ -105,4 +118,5 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         "table": str(out / "suite.md"),
         "csv": str(out / "suite.csv"),
         "plots": plots,
+        **launch_report,
     }

@@ -19,25 +19,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from scipy.stats import qmc
 
 from harness.calibrate_command import effective_spec
 from harness.config import compose_config, to_plain, validate_trial_config
 from harness.errors import UserError
-from harness.records import FINAL_STATUSES, read_json, write_json_atomic
 from harness.registry import submission_class
-from harness.schema import TrialConfig
 from harness.search_space import point_from_unit, validate_search_space
 
 RULESETS = ("external", "self")
-SWEEP_FILE = "sweep.json"
 
 
 @dataclass(frozen=True)
@@ -138,42 +134,3 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "budget_s": trial_budget if trial_budget is not None else budget,
         "trials": entries,
     }
-
-
-def write_sweep(sweep: dict[str, Any]) -> Path:
-    """Write ``sweep.json`` once; an existing one (same hash, same plan) is kept as it is."""
-    path = Path(sweep["dir"]) / SWEEP_FILE
-    existing = read_json(path)
-    if existing is not None:
-        if [t["seed"] for t in existing["trials"]] != [t["seed"] for t in sweep["trials"]]:
-            raise UserError(f"{path} describes another plan than this command; it is left untouched. "
-                            f"Use another results folder.")
-        return path
-    write_json_atomic(path, {**sweep, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    return path
-
-
-def load_sweep(folder: Path) -> dict[str, Any]:
-    sweep = read_json(Path(folder) / SWEEP_FILE)
-    if sweep is None:
-        raise UserError(f"No {SWEEP_FILE} in {folder}.")
-    return sweep
-
-
-def trial_config(entry: dict[str, Any]) -> DictConfig:
-    """The typed trial config stored in a sweep entry."""
-    return OmegaConf.merge(OmegaConf.structured(TrialConfig), entry["config"])
-
-
-def trial_state(record_dir: Path) -> str:
-    """pending (no record), running (an attempt started), or the final status of the record."""
-    manifest = read_json(Path(record_dir) / "manifest.json")
-    if manifest is None:
-        return "pending"
-    status = manifest.get("status")
-    return status if status in FINAL_STATUSES else "running"
-
-
-def unfinished(sweep: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entries whose trial has not ended (pending, or started and interrupted/running)."""
-    return [t for t in sweep["trials"] if trial_state(Path(t["record_dir"])) not in FINAL_STATUSES]

@@ -3,10 +3,16 @@
 Running the same command again finds the same sweep folder (it is named by a hash of the plan):
 finished trials are skipped, interrupted ones resume from their checkpoints, and when every
 trial has ended nothing is launched.
+
+A launch that goes wrong is reported, never passed over: the launcher and its ``hydra.*`` settings
+are checked before anything is written; jobs the scheduler would not take are counted in
+``not_submitted`` with its message in ``error`` (``optbench tune`` exits 2), and launched trials
+that did not end in ``unfinished`` (exit 1). Records already written are never touched.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -15,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import compose_config, split_overrides
-from harness.launch import launch
-from harness.records import FINAL_STATUSES
+from harness.launch import check_launcher, launch
+from harness.records import FINAL_STATUSES, DamagedRecord, read_manifest
 from harness.schema import TuneConfig
-from harness.sweep import SweepSettings, plan_sweep, trial_state, unfinished, write_sweep
+from harness.sweep import SweepSettings, plan_sweep
+from harness.sweep_file import needs_run, trial_state, unfinished, write_sweep
 
 Log = Any
 
@@ -40,6 +47,7 @@ def run_tune(overrides: list[str], log: Log = None) -> dict[str, Any]:
     hydra_overrides, rest = split_hydra(overrides)
     own, trial_overrides = split_overrides(rest, TuneConfig)
     cfg = compose_config("tune", own)
+    check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written
     sweep = plan_sweep(settings_of(cfg), trial_overrides)
     write_sweep(sweep)
     log(f"sweep {sweep['dir']}: {sweep['ruleset']} ruleset, {sweep['studies']} studies x "
@@ -56,9 +64,11 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
     total = sum(len(s["trials"]) for s in sweeps)
+    for problem in damaged_records(sweeps):
+        log(f"not run, its record is damaged: {problem}")
     if not todo:
         log(f"all {total} trials already finished; nothing launched")
-        return {"launched": 0, "counts": count_states(sweeps)}
+        return {"launched": 0, "counts": count_states(sweeps), "not_submitted": 0, "unfinished": 0, "error": None}
     first_results = Path(sweeps[0]["trials"][0]["config"]["results"])
     launch_root = Path(cfg.launch_dir) if cfg.launch_dir else first_results / "launches"
     log(f"launching {len(todo)} of {total} trials ({total - len(todo)} already finished) "
@@ -69,15 +79,71 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
         result = launch(todo, str(cfg.launcher), hydra_overrides, launch_root, settings)
     finally:
         watcher.stop()
+    counts = count_states(sweeps)
+    if result["submit_error"] is not None:  # not a single job was taken: nothing runs, nothing to resume
+        log(f"no job was submitted: {result['submit_error'].splitlines()[-1]}")
+        return {"launched": 0, "launch_dir": result["launch_dir"], "counts": counts, "job_errors": 0, "lost": [],
+                "not_submitted": len(todo), "unfinished": 0,
+                "error": not_submitted_message(result["launcher"], len(todo), result["submit_error"])}
     errors = [r for r in result["results"] if isinstance(r, dict) and r.get("status") == "error"]
     for error in errors:
         log(f"job {error['index']} of {error['plan']} could not run its trial:\n{error['error']}")
     for problem in result["lost"]:
-        log(f"some jobs did not finish ({problem}); run the same command again to resume them")
-    counts = count_states(sweeps)
+        log(f"some jobs did not finish ({problem})")
     log("finished: " + describe(counts))
+    launched = {(str(folder), index) for folder, index in todo}
+    left = [Path(t["record_dir"]) for s in sweeps for t in s["trials"]
+            if (str(Path(s["dir"])), t["index"]) in launched and needs_run(Path(t["record_dir"]))]
+    not_ended = Counter("failed by the harness" if trial_state(d) == "failed" else trial_state(d) for d in left)
+    error = None
+    if not_ended:
+        error = unfinished_message(sum(not_ended.values()), len(todo), not_ended, result["lost"], len(errors),
+                                   first_results)
     return {"launched": len(todo), "launch_dir": result["launch_dir"], "counts": counts,
-            "job_errors": len(errors), "lost": result["lost"]}
+            "job_errors": len(errors), "lost": result["lost"], "not_submitted": 0,
+            "unfinished": sum(not_ended.values()), "error": error}
+
+
+def not_submitted_message(launcher: str, jobs: int, said: str) -> str:
+    """The paragraph for a launch whose jobs the scheduler (or the local launcher) did not take."""
+    quoted = "\n".join(f"    {line}" for line in said.splitlines()[-20:])
+    if launcher != "slurm":
+        return (f"launcher={launcher} could not start any of the {jobs} job(s) of this launch; nothing was "
+                f"launched and no record was touched. The launcher said:\n{quoted}")
+    conf = os.environ.get("SLURM_CONF")
+    where = f"SLURM_CONF={conf}" if conf else "SLURM_CONF is not set, so SLURM's default slurm.conf (or DNS) is used"
+    return (f"SLURM did not accept the {jobs} job(s) of this launch (one job array); nothing was submitted and "
+            f"no record was touched. sbatch said:\n{quoted}\n"
+            f"What to check: {where}; it must name the cluster whose controller should take the jobs; "
+            f"`sinfo` must answer from this shell and list a partition; partition, account and qos settings "
+            f"(hydra.launcher.*) must exist on the cluster. To use the bundled single-node cluster on this "
+            f"machine: `eval \"$(bash scripts/slurm/up.sh)\"`. Once `sinfo` answers, the same command submits "
+            f"the trials.")
+
+
+def unfinished_message(unfinished: int, launched: int, states: dict[str, int], lost: list[str], job_errors: int,
+                       results: Path) -> str:
+    """The paragraph for launched trials that did not end (jobs lost, killed, or failing outside the trial)."""
+    shown = ", ".join(f"{state.replace('_', ' ')} {n}" for state, n in sorted(states.items()))
+    why = [f"the launcher reported {problem}" for problem in lost]
+    if job_errors:
+        why.append(f"{job_errors} job(s) could not run their trial (tracebacks above)")
+    return (f"{unfinished} of the {launched} launched trials did not end ({shown}){': ' if why else ''}"
+            f"{'; '.join(why)}. Their records are kept as they are; `optbench status results={results}` shows "
+            f"each one's state, job and log. Running the same command again resumes them once none of their "
+            f"jobs is still running.")
+
+
+def damaged_records(sweeps: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with each trial whose manifest is damaged (those are never rerun over)."""
+    problems = []
+    for sweep in sweeps:
+        for trial in sweep["trials"]:
+            try:
+                read_manifest(Path(trial["record_dir"]) / "manifest.json")
+            except DamagedRecord as error:
+                problems.append(str(error))
+    return problems
 
 
 def count_states(sweeps: list[dict[str, Any]]) -> dict[str, int]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError
+from harness.errors import Incomplete, UserError
 from scoring.scores import area_score, ranks
 
 LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
@@ -81,10 +81,14 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
     rows = []
     for submission in sorted(p for p in root.iterdir() if p.is_dir()):
         for study in sorted(p for p in submission.iterdir() if p.is_dir()):
-            for folder in sorted(p for p in study.iterdir() if p.is_dir()):
+            for folder in sorted(study.iterdir()):
                 match = FRAMEWORK_SUFFIX.match(folder.name)
-                if not match:
-                    raise UserError(f"{folder}: workload folders are named <workload>_jax or <workload>_pytorch.")
+                if not match or not folder.is_dir():
+                    # AlgoPerf's own scorer finds no trials in such an entry; neither do we, but we say so.
+                    warnings.warn(f"{folder}: skipped; a study folder holds <workload>_jax or <workload>_pytorch "
+                                  f"folders (of trial_<j>/eval_measurements.csv), this is "
+                                  f"{'a folder' if folder.is_dir() else 'a file'} of another name", stacklevel=2)
+                    continue
                 workload = match["name"]
                 if workload not in targets.metric:
                     continue  # a workload outside the targets file is not scored
@@ -108,8 +112,11 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
         return {"index": -1, "time": np.inf, "steps": np.inf}
     column = f"validation/{targets.metric[workload]}"
     time_column = "score" if "score" in frame else "accumulated_submission_time"
-    if column not in frame or time_column not in frame:
-        raise UserError(f"{csv} has no '{column}' or no 'score' column.")
+    missing = [c for c in (column, time_column) if c not in frame]
+    if missing:
+        raise UserError(f"{csv} has no column {', '.join(repr(c) for c in missing)}; expected '{column}' (the "
+                        f"target metric of the targets file) and 'score' or 'accumulated_submission_time' (columns "
+                        f"found: {', '.join(map(str, frame.columns))}).")
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy()
     target = targets.target[workload]
     with np.errstate(invalid="ignore"):
@@ -117,8 +124,14 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
     if not hit.any():
         return {"index": -1, "time": np.inf, "steps": np.inf}
     index = int(np.argmax(hit))
-    steps = frame["global_step"].iloc[index] if "global_step" in frame else np.nan
-    return {"index": index, "time": float(frame[time_column].iloc[index]), "steps": float(steps)}
+    time = pd.to_numeric(frame[time_column], errors="coerce").iloc[index]
+    if not np.isfinite(time):
+        warnings.warn(f"{csv}: data row {index + 1}, the first reaching the target, has '{time_column}' = "
+                      f"{frame[time_column].iloc[index]!r}, expected a number of seconds; counted as never reaching "
+                      f"the target", stacklevel=2)
+        return {"index": -1, "time": np.inf, "steps": np.inf}
+    steps = pd.to_numeric(frame["global_step"], errors="coerce").iloc[index] if "global_step" in frame else np.nan
+    return {"index": index, "time": float(time), "steps": float(steps)}  # nan steps: no steps view there
 
 
 def study_times(trials: pd.DataFrame, compat: bool) -> pd.DataFrame:
@@ -218,7 +231,17 @@ def score_algoperf(cfg: Any, log) -> dict[str, Any]:
     if not cfg.targets:
         raise UserError("format=algoperf needs targets=FILE (a workload targets JSON; see docs/scoring.md).")
     targets = load_targets(Path(cfg.targets))
-    table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
+    if getattr(cfg, "strict", False):  # anything skipped (stray entries, unreadable CSVs) refuses, before writing
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
+        if caught:
+            listed = "".join(f"\n  - {w.message}" for w in caught)
+            raise Incomplete(f"strict=true: parts of {cfg.results} were skipped; nothing was scored or written."
+                            f"{listed}\nRemove or fix them, or score without strict=true (they are then skipped "
+                            f"with these warnings).")
+    else:
+        table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     mode = "AlgoPerf v0.5 official rules (compat)" if cfg.compat else "optbench rules"

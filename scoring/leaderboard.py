@@ -12,13 +12,17 @@ Our rules (DESIGN.md; docs/scoring.md lists where AlgoPerf's official scoring di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
-from scoring.scores import Uncertainty, area_score, bootstrap, ratios, workload_times
+from scoring.records import Problem, problem_groups, problem_messages
+from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
 
 
 @dataclass
@@ -75,14 +79,47 @@ def check_consistent(trials: pd.DataFrame) -> None:
 def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (submission, workload, study): the study's best time and best steps.
 
-    A lone trial (no study, e.g. from `optbench trial`) is its own study, keyed by its seed.
+    A lone trial (no study, e.g. from `optbench trial`) is its own study, keyed by its record
+    folder (by its row where a table has no ``record_dir``): lone trials that share a seed are
+    still separate studies.
     """
     frame = trials.assign(workload_key=workload_key(trials))
-    study = frame["study"] if "study" in frame else pd.Series(np.nan, index=frame.index)
-    frame["study_key"] = np.where(study.isna(), "seed" + frame["seed"].astype(str), "study" + study.astype(str))
+    studies = pd.to_numeric(frame["study"], errors="coerce") if "study" in frame else pd.Series(np.nan, frame.index)
+    lone = ("trial:" + frame["record_dir"].astype(str) if "record_dir" in frame
+            else pd.Series([f"row:{i}" for i in range(len(frame))], index=frame.index))
+    known = studies.notna()
+    keys = lone.astype(object)
+    keys[known] = "study" + studies[known].astype(np.int64).astype(str)  # as study_key()
+    frame["study_key"] = keys
     frame["steps_value"] = pd.to_numeric(frame["steps_to_target"], errors="coerce").fillna(np.inf)
     grouped = frame.groupby(["submission", "workload_key", "study_key"], sort=True)
     return grouped.agg(time=("time_to_target_s", "min"), steps=("steps_value", "min")).reset_index()
+
+
+def study_key(study: Any) -> str:
+    """The key of sweep study ``study`` (an int, or a float from a column with missing values)."""
+    return f"study{int(study)}"
+
+
+def with_missing_studies(bests: pd.DataFrame, problems: Sequence[Problem]) -> pd.DataFrame:
+    """Add, as never reaching the target, each planned study of which no trial ended (and each
+    lone trial known to exist, by its manifest, that did not end: it is its own study).
+
+    A trial that did not end (missing, running, damaged) counts as not reaching the target: a
+    study with other ended trials is already scored from those; one with none would otherwise
+    vanish from the median (changing it either way), so it is added here as inf. An incomplete
+    (submission, workload)'s time can then only get better as its trials end.
+    """
+    present = set(zip(bests["submission"], bests["workload_key"], bests["study_key"]))
+    extra = {(p.submission, p.workload, study_key(p.study) if p.study is not None else f"trial:{p.record_dir}")
+             for p in problems if not p.scored and p.submission and p.workload
+             and (p.study is not None or p.sweep is None)}  # a sweep's trial, or a lone one (its own study)
+    rows = [{"submission": s, "workload_key": w, "study_key": k, "time": np.inf, "steps": np.inf}
+            for s, w, k in sorted(extra - present)]
+    if not rows:
+        return bests
+    return pd.concat([bests, pd.DataFrame(rows)], ignore_index=True).sort_values(
+        ["submission", "workload_key", "study_key"]).reset_index(drop=True)
 
 
 def inert_components(trials: pd.DataFrame) -> dict[str, dict[str, str]]:
@@ -121,11 +158,17 @@ def check_pruning(trials: pd.DataFrame, tau_max: float) -> None:
                         f"those trials with prune=false.")
 
 
-def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0) -> Leaderboard:
-    """The leaderboard of every submission in ``trials`` over every workload in it."""
+def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0,
+          problems: Sequence[Problem] = (), planned: dict[Path, int] | None = None) -> Leaderboard:
+    """The leaderboard of every submission in ``trials`` over every workload in it.
+
+    ``problems`` (from :func:`scoring.records.read_records`): trials that should exist but are
+    missing, unfinished or damaged. They become the first notes, one per (submission, workload),
+    and the column ``incomplete_on`` names, per submission, the workloads concerned.
+    """
     check_consistent(trials)
     check_pruning(trials, tau_max)
-    bests = study_bests(trials)
+    bests = with_missing_studies(study_bests(trials), problems)
     submissions = sorted(bests["submission"].unique())
     workloads = sorted(bests["workload_key"].unique())
     study_times = to_array(bests, "time", submissions, workloads)
@@ -151,14 +194,20 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         table[f"time_s:{workload}"] = times[:, j]
     for j, workload in enumerate(workloads):
         table[f"ratio:{workload}"] = time_r[:, j]
-    order = np.lexsort((table["submission"].to_numpy(), -table["steps_score"].to_numpy(), -table["score"].to_numpy()))
+    table.insert(0, "rank", ranks(score))  # ties within scoring.scores.RANK_RTOL, as the bootstrap's
+    order = np.lexsort((table["submission"].to_numpy(), -table["steps_score"].to_numpy(), table["rank"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
-    table.insert(0, "rank", (table["score"].to_numpy()[None, :] > table["score"].to_numpy()[:, None]).sum(axis=1) + 1)
     inert = inert_components(trials)
     table["inert_on"] = [", ".join(sorted(inert.get(s, {}))) for s in table["submission"]]
-    notes = [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
-             f"fallback optimizer (see `optbench info workload=W submission={s}`)"
-             for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
+    incomplete: dict[str, set[str]] = {}
+    for submission, workload in problem_groups(problems):
+        if submission:
+            incomplete.setdefault(submission, set()).add(workload)
+    table["incomplete_on"] = [", ".join(sorted(incomplete.get(s, ()))) for s in table["submission"]]
+    notes = problem_messages(problems, planned)
+    notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
+              f"fallback optimizer (see `optbench info workload=W submission={s}`)"
+              for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "

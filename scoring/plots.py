@@ -30,8 +30,12 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
     metric = subset["metric"].iloc[0]
     for i, (submission, group) in enumerate(subset.groupby("submission")):
         for j, (_, trial) in enumerate(group.iterrows()):
-            evals = load_evals(Path(trial["record_dir"]))
-            if evals.empty:
+            # A trial without evals.jsonl (listed by scoring.records.read_records) has no curve to draw.
+            usable = bool(trial.get("evals_file", True))
+            evals = load_evals(Path(trial["record_dir"])) if usable else pd.DataFrame()
+            if evals.empty or f"validation/{metric}" not in evals:
+                if j == 0:
+                    ax.plot([], [], color=colours[i % len(colours)], label=f"{submission} (no curve: evals missing)")
                 continue
             ax.plot(evals["submission_time_s"], evals[f"validation/{metric}"], color=colours[i % len(colours)],
                     alpha=0.9, lw=1.2, label=submission if j == 0 else None)

@@ -16,10 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import UserError
+from harness.errors import Incomplete, UserError
+from harness.paths import ensure_writable_folder
 from scoring.leaderboard import Leaderboard, build
 from scoring.plots import plot_profiles, plot_sensitivity, plot_time_to_target, plot_validation_curves
-from scoring.records import load_trials
+from scoring.records import Records, problem_messages, read_records
 
 
 @dataclass
@@ -35,22 +36,30 @@ class ScoreConfig:
     tau_max: float = 4.0
     bootstrap: int = 1000  # resamples over studies; 0 turns the uncertainty off
     seed: int = 0
+    strict: bool = False  # refuse (exit 1, nothing written) when a trial is missing, unfinished or damaged
 
 
-def load_for_scoring(cfg: ScoreConfig) -> pd.DataFrame:
-    """The trials table of ``cfg.results``, or a clear error for a missing or empty folder."""
+def load_for_scoring(cfg: ScoreConfig) -> Records:
+    """The records of ``cfg.results`` (of ``cfg.ruleset`` only, when set), or a clear error for a
+    missing or empty folder; ``problems`` lists the trials that should be there but cannot be
+    scored as they are (missing, running, damaged; see :func:`scoring.records.read_records`)."""
     root = Path(cfg.results)
     if not root.is_dir():
         raise UserError(f"results={root} is not a folder. Point it at the records of `optbench trial/tune/suite` "
                         f"(default: ./results).")
-    trials = load_trials(root)
-    if trials.empty:
-        raise UserError(f"No finished trial records under {root} (looked for */manifest.json with a final status).")
+    records = read_records(root)
     if cfg.ruleset:
-        trials = trials[trials["ruleset"] == cfg.ruleset]
+        records.problems = [p for p in records.problems if p.ruleset in (None, cfg.ruleset)]
+    trials = records.trials
+    listed = "".join(f"\n  - {m}" for m in problem_messages(records.problems, records.planned))
+    if trials.empty:
+        raise UserError(f"No finished trial records under {root} (looked for */manifest.json with a final "
+                        f"status).{listed}")
+    if cfg.ruleset:
+        records.trials = trials = trials[trials["ruleset"] == cfg.ruleset]
         if trials.empty:
-            raise UserError(f"No finished trials of ruleset '{cfg.ruleset}' under {root}.")
-    return trials
+            raise UserError(f"No finished trials of ruleset '{cfg.ruleset}' under {root}.{listed}")
+    return records
 
 
 def markdown_table(board: Leaderboard) -> str:
@@ -76,8 +85,11 @@ def markdown_table(board: Leaderboard) -> str:
 
 
 def _name(row: pd.Series) -> str:
-    """The submission's name, marked when its own component was a no-op on some workload (see the notes)."""
-    return f"{row['submission']} (no-op on {row['inert_on']})" if row.get("inert_on") else row["submission"]
+    """The submission's name, marked when its own component was a no-op on some workload or when
+    some of its trials are missing, unfinished or damaged (see the notes)."""
+    marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
+    marks += [f"incomplete on {row['incomplete_on']}"] if row.get("incomplete_on") else []
+    return f"{row['submission']} ({'; '.join(marks)})" if marks else row["submission"]
 
 
 def _number(value: float, spec: str) -> str:
@@ -161,9 +173,19 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
         return score_algoperf(cfg, log)
     if cfg.compat:
         raise UserError("compat=true reproduces AlgoPerf's official scoring and needs format=algoperf targets=FILE.")
-    trials = load_for_scoring(cfg)
-    board = build(trials, tau_max=float(cfg.tau_max), samples=int(cfg.bootstrap), seed=int(cfg.seed))
+    records = load_for_scoring(cfg)
+    trials, messages = records.trials, problem_messages(records.problems, records.planned)
+    if messages and cfg.strict:
+        listed = "".join(f"\n  - {m}" for m in messages)
+        raise Incomplete(f"strict=true: some trials under {cfg.results} are missing, unfinished or damaged; nothing "
+                        f"was scored or written.{listed}\nFinish or restore them as said, or score without "
+                        f"strict=true (the leaderboard then carries these warnings in its notes).")
+    for message in messages:
+        log(f"warning: {message}")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
+    ensure_writable_folder(out, "out", cfg.out or out)
+    board = build(trials, tau_max=float(cfg.tau_max), samples=int(cfg.bootstrap), seed=int(cfg.seed),
+                  problems=records.problems, planned=records.planned)
     outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}")
     print(markdown_table(board), end="", flush=True)
     log(f"{len(board.submissions)} submissions x {len(board.workloads)} workloads; wrote {out}")

@@ -60,9 +60,22 @@ def area_score(r: np.ndarray, tau_max: float = 4.0) -> np.ndarray:
     return gap.mean(axis=1) / (tau_max - 1.0)
 
 
+# Two scores closer than this are a tie: RANK_RTOL relative to the larger plus RANK_ATOL absolute.
+# Scores are means of per-workload terms in [0, 1]: the same terms summed in another order differ
+# by a few ulps (~1e-16 relative per workload), far below 1e-9; two submissions whose scores differ
+# by 1e-9 would need times that differ by ~1e-9 relative, below any clock's meaning.
+RANK_RTOL = 1e-9
+RANK_ATOL = 1e-12
+
+
 def ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based positions by descending score; ties share the best position ("1, 1, 3")."""
-    return (scores[..., None, :] > scores[..., :, None]).sum(axis=-1) + 1
+    """1-based positions by descending score: 1 + the number of scores *clearly* above (by more
+    than ``RANK_RTOL`` x the larger + ``RANK_ATOL``); ties share the best position ("1, 1, 3").
+    Works on the last axis, so the bootstrap ranks its resamples by the same rule."""
+    others, own = scores[..., None, :], scores[..., :, None]
+    margin = RANK_RTOL * np.maximum(np.abs(others), np.abs(own)) + RANK_ATOL
+    with np.errstate(invalid="ignore"):
+        return ((others - own) > margin).sum(axis=-1) + 1
 
 
 @dataclass

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from harness.records import read_jsonl
-from harness.sweep import load_sweep
+from harness.sweep_file import load_sweep
 from harness.tune import run_tune
 
 

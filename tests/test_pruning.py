@@ -148,8 +148,11 @@ def test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_p
     entries = []
     for k in range(studies):
         finished_trial(competitor / f"study{k}" / "trial0", 1e-5 * (k + 1), 5)
-        entries.append({"study": k, "record_dir": str(competitor / f"study{k}" / "trial0")})
-    write_json_atomic(competitor / "sweep.json", {"trials": entries})
+        entries.append({"index": k, "study": k, "trial": 0, "seed": k, "config": {},
+                        "record_dir": f"study{k}/trial0"})
+    write_json_atomic(competitor / "sweep.json", {
+        "sweep_id": "stub", "workload": "fashion_mnist", "size": "smoke", "submission": "adamw",
+        "ruleset": "external", "studies": studies, "trials_per_study": 1, "trials": entries})
     peers = tmp_path / "peers.json"
     write_json_atomic(peers, {"tau_max": 2.0, "sweeps": [
         {"dir": str(competitor), "submission": "adamw", "studies": studies},

@@ -16,14 +16,14 @@ def test_manifest_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path = tmp_path / "manifest.json"
     write_json_atomic(path, {"status": "running", "n": 1})
 
-    def crash_midway(data, f, **kwargs):
-        f.write('{"status": "reac')  # half a document, then the process "dies"
+    def crash_midway(fd):  # the document is written but never reaches the disk
         raise OSError("disk vanished")
 
-    monkeypatch.setattr(records.json, "dump", crash_midway)
+    monkeypatch.setattr(records.os, "fsync", crash_midway)
     with pytest.raises(OSError):
         write_json_atomic(path, {"status": "reached", "n": 2})
     assert json.loads(path.read_text()) == {"status": "running", "n": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # the temporary file is gone
 
 
 def test_non_finite_values_are_written_as_null(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def test_unfinished_attempt_is_kept_aside(smoke_cfg) -> None:
     summary = runner.run_trial(cfg)
     folder = Path(summary["record_dir"])
     manifest = read_json(folder / "manifest.json")
-    (folder / "manifest.json").write_text('{"status": "running", "workload": "fashion_mnist"}')
+    interrupted = {k: v for k, v in manifest.items() if k != "summary"}
+    (folder / "manifest.json").write_text(json.dumps({**interrupted, "status": "running"}))  # as if killed
     old = (folder / "evals.jsonl").read_text()
     again = runner.run_trial(cfg)
     assert again.get("cached") is None and again["status"] == manifest["status"]

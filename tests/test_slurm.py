@@ -17,7 +17,7 @@ import pytest
 
 from harness.records import read_json, read_jsonl
 from harness.status import _slurm_id, collect
-from harness.sweep import load_sweep
+from harness.sweep_file import load_sweep
 from harness.tune import run_tune
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.sweep import SweepSettings, plan_sweep, quasirandom_points, write_sweep
+from harness.sweep import SweepSettings, plan_sweep, quasirandom_points
+from harness.sweep_file import write_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = {

@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main
 from harness.records import read_json
 from harness.status import collect
-from harness.sweep import load_sweep
+from harness.sweep_file import load_sweep
 from harness.tune import run_tune
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "max_steps=30", "progress=false", "device=cpu"]

@@ -1,0 +1,387 @@
+"""Fault injection: each case a user met — crafted checkpoints, failed writes, submissions that exit,
+two runs of one trial, damaged or moved records, unwritable outputs — ends visibly and loses nothing.
+
+Every test here failed on the code before the fix it guards (see the closing note of the issue).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import harness.runner as runner
+from harness.checkpoint import (
+    CHECKPOINT_NAME,
+    REJECTED_NAME,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from harness.cli import main
+from harness.records import DamagedRecord, read_json, read_jsonl, read_manifest
+from harness.status import collect
+from harness.sweep_file import SWEEP_FILE, load_sweep, unfinished
+from harness.tune import run_tune
+from submissions.sgd import SGD
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parent.parent
+UNREACHABLE = "workload.sizes.smoke.target=2.0"
+SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu", "threads=1"]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def optbench(*args: str, preexec=None, **kwargs) -> subprocess.CompletedProcess:
+    """``optbench`` in a child process (exit codes, signals, resource limits are its own)."""
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=ENV,
+                          cwd=REPO, preexec_fn=preexec, timeout=300, **kwargs)
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ checkpoints
+class Exploit:
+    """Unpickling this runs a shell command: what a crafted checkpoint.pt would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_checkpoint_is_never_unpickled(smoke_cfg, tmp_path: Path) -> None:
+    record_dir = tmp_path / "travelled" / "trial"
+    record_dir.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"config_hash": "whatever", "step": 5, "payload": Exploit(marker)}, record_dir / CHECKPOINT_NAME)
+
+    messages: list[str] = []
+    cfg = smoke_cfg("max_steps=20", UNREACHABLE, f"record_dir={record_dir}", "progress=true")
+    original = runner.Progress.say
+    runner.Progress.say = lambda self, text: messages.append(text)  # type: ignore[method-assign]
+    try:
+        summary = runner.run_trial(cfg)
+    finally:
+        runner.Progress.say = original  # type: ignore[method-assign]
+    assert not marker.exists()  # no code from the file ran
+    assert summary["status"] == "not_reached" and summary["steps"] == 20  # started cleanly from step 0
+    assert any(str(record_dir / CHECKPOINT_NAME) in m and "starting from step 0" in m for m in messages)
+    assert (record_dir / REJECTED_NAME).is_file()  # kept aside for inspection, never loaded again
+
+
+def test_safe_loading_reads_back_everything_the_harness_saves(tmp_path: Path) -> None:
+    """weights_only loading accepts the RNG states and optimizer state a checkpoint holds."""
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    state = {"config_hash": "abc", "rng": capture_rng(), "submission": {"opt": optimizer.state_dict()}}
+    save_checkpoint(tmp_path, state)
+    drawn = (torch.rand(2), np.random.rand(2), random.random())
+    loaded = load_checkpoint(tmp_path, "abc")
+    assert loaded is not None
+    restore_rng(loaded["rng"])
+    assert torch.equal(drawn[0], torch.rand(2)) and np.array_equal(drawn[1], np.random.rand(2))
+    assert drawn[2] == random.random()
+    assert loaded["submission"]["opt"]["param_groups"][0]["betas"] == (0.9, 0.95)
+
+
+# ------------------------------------------------------------------------------ harness failures
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
+
+
+def test_a_failed_checkpoint_write_is_the_harness_failure_and_a_rerun_retries(tmp_path: Path) -> None:
+    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0",
+            "workload.sizes.smoke.eval_every_steps=20", "progress=true", f"results={tmp_path}"]
+    first = optbench(*args, preexec=_limit_file_size)
+    assert first.returncode == 1, first.stderr
+    summary = last_json(first.stdout)
+    assert summary["status"] == "failed" and summary["error_in"] == "harness"
+    assert "File too large" in summary["error_message"]
+    assert summary["steps"] == 20 and summary["best_validation"] is not None  # what it had trained is kept
+    assert "FAILED in the harness" in first.stderr + first.stdout
+    record_dir = Path(summary["record_dir"])
+    assert not list(record_dir.glob(".*.tmp"))  # no temporary file left behind
+
+    again = optbench(*args)
+    assert again.returncode == 0, again.stderr
+    assert last_json(again.stdout)["status"] == "not_reached" and last_json(again.stdout)["steps"] == 60
+    assert "running it again" in again.stderr + again.stdout
+    assert read_json(record_dir / "manifest.json")["status"] == "not_reached"
+
+
+def test_a_harness_failure_after_a_checkpoint_resumes_from_it(smoke_cfg, tmp_path: Path, monkeypatch) -> None:
+    settings = ["submission=adamw", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0",
+                "workload.sizes.smoke.eval_every_steps=20"]
+    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    real_save, calls = runner.save_checkpoint, []
+
+    def full_disk_on_the_second_write(folder, state):
+        calls.append(state["step"])
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(folder, state)
+
+    monkeypatch.setattr(runner, "save_checkpoint", full_disk_on_the_second_write)
+    failed = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
+    assert failed["status"] == "failed" and failed["error_in"] == "harness" and failed["steps"] == 40
+    assert failed["error_message"] == "OSError: [Errno 28] No space left on device"
+    monkeypatch.setattr(runner, "save_checkpoint", real_save)
+    again = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
+    rows = read_jsonl(Path(again["record_dir"]) / "evals.jsonl")
+    assert [r["step"] for r in rows if r["event"] == "resume"] == [20]  # from the checkpoint that was written
+    assert sum(r["event"] == "end" for r in rows) == 1 and rows[-1]["status"] == "not_reached"
+    evals = {r["step"]: r["metrics"] for r in rows if r["event"] == "eval"}
+    expected = {r["step"]: r["metrics"] for r in read_jsonl(Path(reference["record_dir"]) / "evals.jsonl")
+                if r["event"] == "eval"}
+    assert evals == expected  # as if nothing had happened
+
+
+def test_a_sweep_retries_the_trials_the_harness_failed(tmp_path: Path, monkeypatch) -> None:
+    def full_disk(folder, state):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "save_checkpoint", full_disk)
+    settings = [*SMOKE, "submission=momentum", "studies=1", "trials=2", "max_steps=30", UNREACHABLE,
+                "checkpoint_every_s=0", "workload.sizes.smoke.eval_every_steps=10", "prune=false",
+                f"results={tmp_path}", "poll_s=0.5"]
+    first = run_tune(settings, log=lambda _: None)
+    assert first["launched"] == 2 and first["unfinished"] == 2 and "failed by the harness 2" in first["error"]
+    assert main(["tune", *settings]) == 1  # exit 1: launched trials did not end
+    monkeypatch.undo()  # the disk has room again: both are retried and end
+    assert main(["tune", *settings]) == 0
+    again = run_tune(settings, log=lambda _: None)
+    assert again["launched"] == 0 and again["counts"] == {"not_reached": 2}
+
+
+def test_leftover_temporary_files_are_removed_when_a_trial_starts(smoke_cfg, tmp_path: Path) -> None:
+    record_dir = tmp_path / "trial"
+    record_dir.mkdir()
+    leftover = record_dir / f".{CHECKPOINT_NAME}.99999.tmp"
+    leftover.write_bytes(b"x" * 1000)  # from a process killed mid-write
+    runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    assert not leftover.exists()
+
+
+# ------------------------------------------------------------------------------ submissions that exit
+class ExitsAtStep5(SGD):
+    exception: type[BaseException] = SystemExit
+    calls = 0
+
+    def update(self, batch, compute_loss):
+        type(self).calls += 1
+        if type(self).calls == 5:
+            raise self.exception("the submission gave up")
+        return super().update(batch, compute_loss)
+
+
+@pytest.mark.parametrize("exception", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_a_submission_that_raises_a_base_exception_fails_its_trial_only(smoke_cfg, monkeypatch, exception) -> None:
+    ExitsAtStep5.calls, ExitsAtStep5.exception = 0, exception
+    monkeypatch.setattr(runner, "submission_class", lambda name: ExitsAtStep5)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=20"))
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
+    assert summary["steps"] == 4 and exception.__name__ in summary["error"]
+    assert read_json(Path(summary["record_dir"]) / "manifest.json")["status"] == "failed"
+
+
+def test_a_sweep_goes_on_after_a_submission_calls_sys_exit(tmp_path: Path, monkeypatch) -> None:
+    ExitsAtStep5.calls, ExitsAtStep5.exception = 0, SystemExit
+    monkeypatch.setattr(runner, "submission_class", lambda name: ExitsAtStep5)
+    outcome = run_tune([*SMOKE, "submission=sgd", "studies=1", "trials=3", "max_steps=30", UNREACHABLE,
+                        f"results={tmp_path}", "poll_s=0.5"], log=lambda _: None)
+    assert outcome["launched"] == 3
+    assert outcome["counts"] == {"failed": 1, "not_reached": 2}  # the first trial failed; the rest ran
+
+
+def test_a_real_ctrl_c_stops_the_trial_and_leaves_it_resumable(tmp_path: Path) -> None:
+    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=100000", "checkpoint_every_s=0",
+            f"results={tmp_path}"]
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=ENV, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.rglob(CHECKPOINT_NAME)):
+        time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    manifest = read_json(next(tmp_path.rglob("manifest.json")))
+    assert manifest["status"] == "running"  # not 'failed': the user stopped it, a rerun resumes it
+    assert list(tmp_path.rglob(CHECKPOINT_NAME))
+
+
+# ------------------------------------------------------------------------------ one process per trial
+def test_a_second_run_of_a_running_trial_refuses_with_the_holders_identity(tmp_path: Path) -> None:
+    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=1000000", "max_runtime_s=20",
+            "checkpoint_every_s=0", f"results={tmp_path}"]
+    first = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=ENV, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.rglob("evals.jsonl")):
+        time.sleep(0.1)
+    second = optbench(*args)
+    out, _ = first.communicate(timeout=300)
+    assert second.returncode == 1, second.stderr
+    assert "already running" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert first.returncode == 0
+    rows = read_jsonl(Path(last_json(out)["record_dir"]) / "evals.jsonl")
+    steps = [r["step"] for r in rows if r["event"] == "eval"]
+    assert len(steps) == len(set(steps)) and sum(r["event"] == "end" for r in rows) == 1
+
+
+def test_a_lock_left_by_a_killed_process_does_not_block(smoke_cfg, tmp_path: Path) -> None:
+    record_dir = tmp_path / "trial"
+    record_dir.mkdir()
+    (record_dir / ".lock").write_text(json.dumps({"host": "gone", "pid": 1}))  # its holder died with kill -9
+    summary = runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    assert summary["status"] in ("reached", "not_reached")
+    assert not (record_dir / ".lock").exists()
+
+
+# ------------------------------------------------------------------------------ damaged and moved records
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = tmp_path_factory.mktemp("sweep") / "results"
+    run_tune([*SMOKE, "submission=momentum", "studies=2", "trials=2", "max_steps=20", f"results={results}",
+              "poll_s=0.5"], log=lambda _: None)
+    return results
+
+
+@pytest.fixture
+def sweep_copy(finished_sweep: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "results"
+    shutil.copytree(finished_sweep, copy)
+    return copy
+
+
+DAMAGE = {
+    "garbage": lambda text: "\x00\x13not json at all",
+    "empty": lambda text: "",
+    "a list": lambda text: "[1, 2, 3]",
+    "no workload": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "workload"}),
+    "a text time": lambda text: json.dumps({**json.loads(text), "summary": {
+        **json.loads(text)["summary"], "time_to_target_s": "fast"}}),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_status_lists_a_damaged_manifest_and_names_it(sweep_copy: Path, damage: str, capsys) -> None:
+    manifest = next(sweep_copy.rglob("trial1/manifest.json"))
+    manifest.write_text(DAMAGE[damage](manifest.read_text()))
+    with pytest.raises(DamagedRecord, match=str(manifest).replace(".", r"\.")):
+        read_manifest(manifest)
+    rows = collect(sweep_copy, ask_scheduler=False)
+    damaged = [r for r in rows if r["state"] == "damaged"]
+    assert len(rows) == 4 and len(damaged) == 1 and str(manifest) in damaged[0]["problem"]
+    assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0
+    printed = capsys.readouterr().out
+    assert str(manifest) in printed and "damaged 1" in printed
+    before = manifest.read_bytes()
+    assert main(["status", f"results={sweep_copy}", "scheduler=false", "strict=true"]) == 1
+    assert manifest.read_bytes() == before  # a reader never rewrites a record
+
+
+def test_tune_does_not_rerun_or_overwrite_a_damaged_trial(sweep_copy: Path) -> None:
+    manifest = next(sweep_copy.rglob("study1/trial0/manifest.json"))
+    manifest.write_text("{torn")
+    messages: list[str] = []
+    outcome = run_tune([*SMOKE, "submission=momentum", "studies=2", "trials=2", "max_steps=20",
+                        f"results={sweep_copy}", "poll_s=0.5"], log=messages.append)
+    assert outcome["launched"] == 0 and manifest.read_text() == "{torn"
+    assert any(str(manifest) in m for m in messages)
+
+
+def test_status_reports_a_damaged_sweep_file(sweep_copy: Path) -> None:
+    path = next(sweep_copy.rglob(SWEEP_FILE))
+    path.write_text(json.dumps({"kind": "optbench-sweep", "trials": "nope"}))
+    rows = collect(sweep_copy, ask_scheduler=False)
+    assert [r["state"] for r in rows] == ["damaged"] and str(path) in rows[0]["problem"]
+
+
+def test_a_moved_results_folder_keeps_working(sweep_copy: Path, tmp_path: Path) -> None:
+    sweep_file = next(sweep_copy.rglob(SWEEP_FILE))
+    assert str(sweep_copy) not in sweep_file.read_text()  # no absolute path in the plan
+    moved = tmp_path / "elsewhere" / "results"
+    moved.parent.mkdir()
+    sweep_copy.rename(moved)
+    rows = collect(moved, ask_scheduler=False)
+    assert {r["state"] for r in rows} <= {"done-reached", "done-not-reached", "done-pruned"}
+    assert all(r["record_dir"].startswith(str(moved)) for r in rows)
+    sweep = load_sweep(next(moved.rglob(SWEEP_FILE)).parent)
+    assert not unfinished(sweep)
+    outcome = run_tune([*SMOKE, "submission=momentum", "studies=2", "trials=2", "max_steps=20",
+                        f"results={moved}", "poll_s=0.5"], log=lambda _: None)
+    assert outcome["launched"] == 0 and not sweep_copy.exists()  # nothing re-created at the old place
+
+
+# ------------------------------------------------------------------------------ bad settings and outputs
+@pytest.mark.parametrize("where", ["a file", "/proc"])
+@pytest.mark.parametrize("command", ["trial", "tune"])
+def test_an_unwritable_results_folder_is_one_clear_error(tmp_path: Path, where: str, command: str, capsys) -> None:
+    target = tmp_path / "a-file" if where == "a file" else Path("/proc/optbench-results")
+    if where == "a file":
+        target.write_text("not a folder")
+    extra = ["studies=1", "trials=1"] if command == "tune" else []
+    assert main([command, *SMOKE, "max_steps=5", f"results={target}", *extra]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr and f"results= (now '{target}')" in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_an_unwritable_out_folder_is_one_clear_error_before_any_work(finished_sweep: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["score", f"results={finished_sweep}", f"out={blocker}", "bootstrap=0"]) == 2
+    assert main(["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[sgd]", "studies=1", "trials=1",
+                 f"results={tmp_path / 'results'}", f"out={blocker / 'suite'}", "progress=false"]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr and stderr.count(f"Set out= (now '{blocker}") == 2
+    assert not list((tmp_path / "results").rglob("manifest.json"))  # no trial ran before the refusal
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("submission.hparams.lr=inf", "finite"),
+    ("submission.hparams.lr=nan", "finite"),
+    ("max_runtime_s=inf", "finite"),
+    ("data_dir=", "data_dir is empty"),
+    ("workload.size=../../../esc", "usable name"),
+    ("workload.variant=../x", "usable name"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path: Path, override: str, expected: str,
+                                                             capsys) -> None:
+    assert main(["trial", *SMOKE, override, f"results={tmp_path / 'results'}"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not list(tmp_path.parent.glob("esc*"))
+
+
+def test_a_trial_stopped_by_max_steps_says_so(smoke_cfg, capsys) -> None:
+    summary = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=15", "progress=true"))
+    assert summary["status"] == "not_reached" and summary["stopped_by"] == "max_steps"
+    assert "within max_steps (15 steps)" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_a_traceback() -> None:
+    done = subprocess.run(f"{sys.executable} -m harness.cli list | head -n 1", shell=True, capture_output=True,
+                          text=True, env=ENV, cwd=REPO, timeout=120)
+    assert done.stdout.strip() and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

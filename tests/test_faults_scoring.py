@@ -1,0 +1,359 @@
+"""Scoring with faults in the records: nothing lost, nothing silently wrong.
+
+Damaged or missing files, trials that never ended, stray entries in AlgoPerf log trees, scores
+that are equal up to rounding, and lone trials that share a seed. Every record here is synthetic
+(written in milliseconds), never trained.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.records import append_jsonl, write_json_atomic
+from harness.sweep_file import write_sweep
+from scoring.leaderboard import build
+from scoring.records import load_evals, load_trials, read_records
+from scoring.scores import area_score, bootstrap, ranks, ratios
+
+pytestmark = pytest.mark.faults
+
+
+# ------------------------------------------------------------------------------- synthetic records
+def write_record(folder: Path, submission: str, time: float | None, *, workload: str = "w1", seed: int = 0,
+                 study: int | None = None, trial: int | None = None, ruleset: str = "single",
+                 lr: float = 1e-3, status: str | None = None) -> Path:
+    """A finished trial's manifest.json and evals.jsonl (two evaluations, then the end line)."""
+    status = status or ("reached" if time is not None else "not_reached")
+    steps = 100 if time is None else int(time * 10)
+    summary = {"status": status, "time_to_target_s": time, "steps_to_target": None if time is None else steps,
+               "best_validation": 0.95 if time is not None else 0.5, "target": 0.9, "metric": "accuracy",
+               "higher_is_better": True, "steps": steps, "submission_time_s": time or 50.0, "max_runtime_s": 50.0,
+               "workload": workload, "size": "cpu"}
+    manifest = {"schema_version": 1, "trial_id": folder.name, "workload": workload, "size": "cpu",
+                "submission": submission, "hparams": {"lr": lr}, "seed": seed, "study": study, "trial": trial,
+                "ruleset": ruleset, "config_hash": f"{seed:06d}{int(lr * 1e6):06d}",
+                "metric": "accuracy", "higher_is_better": True, "target": 0.9, "max_runtime_s": 50.0,
+                "status": status, "summary": summary}
+    write_json_atomic(folder / "manifest.json", manifest)
+    end = summary["submission_time_s"]
+    for step, seconds, value in ((steps // 2, end / 2, 0.5), (steps, end, summary["best_validation"])):
+        append_jsonl(folder / "evals.jsonl", {"event": "eval", "step": step, "submission_time_s": seconds,
+                                              "metrics": {"validation/accuracy": value}})
+    append_jsonl(folder / "evals.jsonl", {"event": "end", **summary})
+    return folder
+
+
+def write_sweep_records(results: Path, submission: str, times: list[list[float | None]], workload: str = "w1",
+                        ruleset: str = "external") -> Path:
+    """A sweep folder as `optbench tune` leaves it: sweep.json and study<k>/trial<j>/ records;
+    ``times[k][j]`` is trial j of study k's time to target (None: never reached)."""
+    folder = results / f"{workload}-cpu" / submission / f"{ruleset}-0123456789"
+    entries = []
+    for k, study in enumerate(times):
+        for j, time in enumerate(study):
+            seed = 1000 * k + j
+            record = write_record(folder / f"study{k}" / f"trial{j}", submission, time, workload=workload, seed=seed,
+                                  study=k, trial=j, ruleset=ruleset)
+            entries.append({"index": len(entries), "study": k, "trial": j, "seed": seed, "hparams": {},
+                            "record_dir": str(record), "config": {}})
+    write_sweep({"kind": "optbench-sweep", "sweep_id": "0123456789", "dir": str(folder), "workload": workload,
+                 "size": "cpu", "submission": submission, "ruleset": ruleset, "studies": len(times),
+                 "trials_per_study": len(times[0]), "trials": entries})
+    return folder
+
+
+@pytest.fixture
+def sweeps(tmp_path: Path) -> Path:
+    """Five submissions, two workloads, 2 studies x 2 trials: A is the fastest everywhere."""
+    results = tmp_path / "results"
+    speed = {"A": 10.0, "B": 14.0, "C": 18.0, "D": 22.0, "E": 26.0}
+    for submission, base in speed.items():
+        for workload in ("w1", "w2"):
+            write_sweep_records(results, submission, [[base, None], [None, base + 1]], workload=workload)
+    return results
+
+
+def trial_dir(results: Path, submission: str, study: int, trial: int, workload: str = "w1") -> Path:
+    return results / f"{workload}-cpu" / submission / "external-0123456789" / f"study{study}" / f"trial{trial}"
+
+
+def score(results: Path, out: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str]:
+    code = main(["score", f"results={results}", f"out={out}", "bootstrap=0", *extra])
+    return code, capsys.readouterr().err
+
+
+DAMAGE = {
+    "garbage bytes": lambda path: path.write_bytes(b"\x00\xff\xfe garbage \x80"),
+    "empty file": lambda path: path.write_text(""),
+    "a JSON list": lambda path: path.write_text("[1, 2, 3]"),
+    "no workload": lambda path: path.write_text(json.dumps(
+        {k: v for k, v in json.loads(path.read_text()).items() if k != "workload"})),
+    "text time": lambda path: path.write_text(json.dumps(
+        {**json.loads(path.read_text()), "summary": {**json.loads(path.read_text())["summary"],
+                                                     "time_to_target_s": "fast"}})),
+}
+
+
+# ------------------------------------------------------------------------------- damaged manifests
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_manifest_is_named_and_listed_not_a_traceback(damage: str, sweeps: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    manifest = trial_dir(sweeps, "A", 0, 0) / "manifest.json"
+    DAMAGE[damage](manifest)
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    assert str(manifest) in err and "damaged" in err and "Traceback" not in err
+    notes = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "A on w1-cpu" in notes and "study0/trial0" in notes
+
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and str(manifest) in err and "strict=true" in err
+    assert not (tmp_path / "strict").exists()  # refused before writing anything
+
+
+def test_a_damaged_lone_manifest_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    write_record(results / "w1-cpu" / "A" / "seed0-a", "A", 10.0)
+    lone = write_record(results / "w1-cpu" / "B" / "seed0-b", "B", 12.0)
+    (lone / "manifest.json").write_text('{"status": "reac')
+    code, err = score(results, tmp_path / "board", capsys)
+    assert code == 0 and str(lone / "manifest.json") in err and "not valid JSON" in err
+
+
+def test_a_lone_trial_left_running_is_its_own_unreached_study(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_record(results / "w1-cpu" / "A" / "seed0-a", "A", 10.0)
+    leave_running(write_record(results / "w1-cpu" / "A" / "seed1-a", "A", 8.0, seed=1))
+    records = read_records(results)
+    assert [(p.kind, p.submission, p.workload) for p in records.problems] == [("running", "A", "w1-cpu")]
+    board = build(records.trials, samples=0, problems=records.problems)
+    assert sorted(board.study_times[0, 0].tolist()) == [10.0, np.inf]
+
+
+def test_a_deleted_evals_file_is_listed_before_any_output_is_written(sweeps: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    evals = trial_dir(sweeps, "A", 0, 0) / "evals.jsonl"  # A's fastest trial: the curves plot draws it
+    evals.unlink()
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and str(evals) in err and not (tmp_path / "strict").exists()
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0 and str(evals) in err
+    board = tmp_path / "board"
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.html", "curves_w1_cpu.png"} <= {
+        p.name for p in board.iterdir()}
+    table = pd.read_csv(board / "leaderboard.csv").set_index("submission")
+    assert table.loc["A", "rank"] == 1  # its outcome is in its manifest: still scored
+
+
+# ------------------------------------------------------------------------------- lost trials
+def lose_manifest(record: Path) -> None:
+    (record / "manifest.json").unlink()
+
+
+def leave_running(record: Path) -> None:
+    manifest = json.loads((record / "manifest.json").read_text())
+    manifest.pop("summary")
+    (record / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    lines = (record / "evals.jsonl").read_text().splitlines()
+    (record / "evals.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+
+
+def drop_end_line(record: Path) -> None:
+    lines = (record / "evals.jsonl").read_text().splitlines()
+    (record / "evals.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+
+
+LOSSES = {"no manifest": (lose_manifest, "manifest.json"), "running": (leave_running, "running"),
+          "no end line": (drop_end_line, "end line")}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_lost_trial_is_never_silent(loss: str, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lose, words = LOSSES[loss]
+    for workload in ("w1", "w2"):
+        for study in (0, 1):  # every reaching trial of A
+            lose(trial_dir(sweeps, "A", study, study, workload))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warnings) == 2, err  # one per affected (submission, workload)
+    for workload, line in zip(("w1", "w2"), warnings):
+        assert f"A on {workload}-cpu" in line and "study0/trial0" in line and "study1/trial1" in line
+        assert words in line and ("optbench tune" in line or "restore" in line)
+    for name in ("leaderboard.md", "leaderboard.html"):
+        assert "A on w1-cpu" in (tmp_path / "board" / name).read_text()
+    table = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert table.loc["A", "incomplete_on"] == "w1-cpu, w2-cpu"
+
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and "A on w1-cpu" in err and "A on w2-cpu" in err
+    assert not (tmp_path / "strict").exists()
+
+
+def test_read_records_knows_the_planned_trials(sweeps: Path) -> None:
+    lose_manifest(trial_dir(sweeps, "C", 1, 0))
+    leave_running(trial_dir(sweeps, "C", 1, 1, "w2"))
+    records = read_records(sweeps)
+    found = {(p.submission, p.workload, p.record_dir.parent.name + "/" + p.record_dir.name, p.kind)
+             for p in records.problems}
+    assert found == {("C", "w1-cpu", "study1/trial0", "missing"), ("C", "w2-cpu", "study1/trial1", "running")}
+    assert len(records.trials) == 5 * 2 * 4 - 2
+    with pytest.warns(UserWarning) as caught:
+        load_trials(sweeps)  # the plain table's reader warns too: nobody drops a trial silently
+    assert [str(w.message).split(":")[0] for w in caught] == ["C on w1-cpu", "C on w2-cpu"]
+
+
+def test_a_trial_that_did_not_end_counts_as_not_reaching_the_target(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_sweep_records(results, "A", [[10.0], [12.0], [14.0]])
+    write_sweep_records(results, "B", [[20.0], [20.0], [20.0]])
+    lose_manifest(trial_dir(results, "A", 2, 0))  # a whole study of A did not end: inf, not left out
+    for study in (0, 1, 2):  # every record of B is gone; its plan (sweep.json) is not
+        shutil.rmtree(trial_dir(results, "B", study, 0).parent)
+    records = read_records(results)
+    board = build(records.trials, samples=0, problems=records.problems, planned=records.planned)
+    a, b = board.submissions.index("A"), board.submissions.index("B")
+    assert sorted(board.study_times[a, 0].tolist()) == [10.0, 12.0, np.inf] and board.times[a, 0] == 12.0
+    assert board.times[b, 0] == np.inf  # still on the board, with nothing reached
+    table = board.table.set_index("submission")
+    assert table.loc["B", "score"] == 0.0 and table.loc["B", "incomplete_on"] == table.loc["A", "incomplete_on"]
+    assert any(note.startswith("B on w1-cpu: 3 of 3 planned trials not scored") for note in board.notes)
+
+
+def test_a_damaged_sweep_file_is_named_and_its_trials_still_scored(sweeps: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    sweep = trial_dir(sweeps, "B", 0, 0).parents[1] / "sweep.json"
+    sweep.write_text("{}")
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0 and str(sweep) in err
+    assert len(pd.read_csv(tmp_path / "board" / "leaderboard.csv")) == 5
+
+
+def test_nothing_finished_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    folder = write_sweep_records(results, "A", [[10.0]])
+    lose_manifest(folder / "study0" / "trial0")
+    code, err = score(results, tmp_path / "board", capsys)
+    assert code == 2 and "study0/trial0" in err and not (tmp_path / "board").exists()
+
+
+# ------------------------------------------------------------------------------- rank ties
+def permuted_tie_cases(cases: int = 300, submissions: int = 20, workloads: int = 12, seed: int = 0):
+    """Ratio tables whose last row is row 0's ratios in another order: mathematically equal scores."""
+    rng = np.random.default_rng(seed)
+    for _ in range(cases):
+        r = 1 + rng.exponential(1.0, size=(submissions, workloads))
+        r[rng.integers(1, submissions - 1, workloads), np.arange(workloads)] = 1.0  # each column's fastest
+        r[-1] = rng.permutation(r[0])
+        yield r
+
+
+def test_equal_scores_from_permuted_ratios_share_a_rank() -> None:
+    split = 0
+    for r in permuted_tie_cases():
+        position = ranks(area_score(r, 4.0))
+        split += position[0] != position[-1]
+    assert split == 0
+    assert ranks(np.array([0.5, 0.5 * (1 + 1e-12), 0.5 * (1 + 1e-6), 0.2])).tolist() == [2, 2, 1, 4]
+
+
+def test_leaderboard_and_bootstrap_use_the_same_tie_rule() -> None:
+    for r in permuted_tie_cases(cases=50, submissions=4, workloads=9, seed=3):
+        scores = area_score(r, 4.0)
+        if scores[0] != scores[-1]:  # equal maths, different floats
+            break
+    else:
+        pytest.fail("no case with float-unequal, mathematically equal scores")
+    times = r * 10.0  # study times whose ratios are r (the fastest of each column is 10 s)
+    rows = [{"workload": f"w{j}", "size": "cpu", "submission": f"s{i}", "seed": 0, "study": 0, "trial": 0,
+             "ruleset": "external", "schema_version": 1, "status": "reached", "time_to_target_s": times[i, j],
+             "steps_to_target": 100, "best_validation": 0.9, "target": 0.9, "metric": "accuracy",
+             "higher_is_better": True, "max_runtime_s": 1e3}
+            for i in range(r.shape[0]) for j in range(r.shape[1])]
+    board = build(pd.DataFrame(rows), samples=50, seed=0)
+    table = board.table.set_index("submission")
+    assert table.loc["s0", "rank"] == table.loc[f"s{r.shape[0] - 1}", "rank"]
+    assert table["rank_probability"].tolist() == [1.0] * r.shape[0]  # no variance: every rank holds
+    uncertainty = bootstrap(times[:, :, None], 4.0, samples=20, seed=0)
+    assert uncertainty.rank_probability.tolist() == [1.0] * r.shape[0]
+    assert ratios(times) == pytest.approx(r)
+
+
+# ------------------------------------------------------------------------------- lone trials
+def test_each_lone_trial_is_its_own_study_even_with_one_seed(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for lr, time in ((1e-3, 10.0), (1e-2, 20.0), (1e-1, None)):  # `optbench trial seed=0 lr=...` three times
+        write_record(results / "w1-cpu" / "A" / f"seed0-{lr:g}", "A", time, lr=lr)
+    write_record(results / "w1-cpu" / "B" / "seed0-b", "B", 15.0)
+    board = build(load_trials(results), samples=0)
+    a = board.submissions.index("A")
+    assert np.sort(board.study_times[a, 0]).tolist() == [10.0, 20.0, np.inf]  # three studies, not one
+    assert board.times[a, 0] == 20.0  # their median
+    assert board.table.loc[0, "submission"] == "B"
+
+
+# ------------------------------------------------------------------------------- readers name the file
+def test_load_evals_names_the_file_it_could_not_use(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match=r"missing.*evals.jsonl.*no such file"):
+        assert load_evals(tmp_path / "missing").empty
+    evals = tmp_path / "evals.jsonl"
+    append_jsonl(evals, {"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {"validation/a": 0.5}})
+    append_jsonl(evals, {"event": "eval", "step": "two", "metrics": []})
+    with pytest.warns(UserWarning, match=r"evals.jsonl:2: .*expected"):
+        assert load_evals(tmp_path)["step"].tolist() == [1]
+
+
+# ------------------------------------------------------------------------------- AlgoPerf log trees
+ALGOPERF_TARGETS = {"base_workloads": ["wmt"], "held_out_workloads": [],
+                    "workloads": {"wmt": {"target_metric_name": "bleu", "validation_target_value": 30.0,
+                                          "step_hint": 1000}}}
+
+
+def algoperf_tree(root: Path) -> None:
+    for submission, seconds in (("X", 40.0), ("Y", 60.0)):
+        folder = root / submission / "study_0" / "wmt_jax" / "trial_1"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"global_step": [100, 200], "score": [seconds / 2, seconds],
+                      "validation/bleu": [10.0, 31.0]}).to_csv(folder / "eval_measurements.csv", index=False)
+
+
+def test_algoperf_stray_entries_are_skipped_with_one_warning_each(tmp_path: Path) -> None:
+    from scoring.algoperf import load_targets, score_tree
+
+    (tmp_path / "targets.json").write_text(json.dumps(ALGOPERF_TARGETS))
+    targets = load_targets(tmp_path / "targets.json")
+    clean, messy = tmp_path / "clean", tmp_path / "messy"
+    algoperf_tree(clean)
+    shutil.copytree(clean, messy)
+    stray_trial = messy / "X" / "study_0" / "trial_3"  # a trial folder one level too high
+    shutil.copytree(messy / "X" / "study_0" / "wmt_jax" / "trial_1", stray_trial)
+    stray_file = messy / "Y" / "study_0" / "notes.txt"
+    stray_file.write_text("rerun on Tuesday")
+    with pytest.warns(UserWarning) as caught:
+        table = score_tree(messy, targets, compat=False)
+    messages = [str(w.message) for w in caught]
+    assert sum(str(stray_trial) in m for m in messages) == 1 and sum(str(stray_file) in m for m in messages) == 1
+    pd.testing.assert_frame_equal(table, score_tree(clean, targets, compat=False))
+    out = tmp_path / "board"
+    assert main(["score", "format=algoperf", f"results={messy}", f"targets={tmp_path / 'targets.json'}",
+                 f"out={out}", "strict=true"]) == 1 and not out.exists()
+
+
+def test_algoperf_unreadable_time_names_the_file(tmp_path: Path) -> None:
+    from scoring.algoperf import load_targets, score_tree
+
+    (tmp_path / "targets.json").write_text(json.dumps(ALGOPERF_TARGETS))
+    root = tmp_path / "logs"
+    algoperf_tree(root)
+    csv = root / "X" / "study_0" / "wmt_jax" / "trial_1" / "eval_measurements.csv"
+    csv.write_text("global_step,score,validation/bleu\n100,soon,31.0\n")
+    with pytest.warns(UserWarning, match=rf"{csv}.*score"):
+        table = score_tree(root, load_targets(tmp_path / "targets.json"), compat=False)
+    assert table.set_index("submission").loc["X", "score"] == 0.0
