@@ -13,7 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import UserError
-from harness.registry import config_names, submission_names, workload_names
 from harness.schema import DEVICES, register_schemas
 
 
@@ -45,11 +44,16 @@ def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
 
 def _check_group_choices(overrides: Sequence[str]) -> None:
     """Name the valid options when ``workload=`` or ``submission=`` picks an unknown one."""
+    picks = [(key, value) for key, sep, value in (item.partition("=") for item in overrides)
+             if sep and key.lstrip("+~") in ("workload", "submission")]
+    if not picks:
+        return
+    from harness.registry import config_names, submission_names, workload_names  # imports torch: only when needed
+
     registries = {"workload": workload_names, "submission": submission_names}
-    for item in overrides:
-        key, sep, value = item.partition("=")
+    for key, value in picks:
         key = key.lstrip("+~")
-        if sep and key in registries and value not in config_names(key):
+        if value not in config_names(key):
             valid = registries[key]()
             raise UserError(f"Unknown {key} '{value}'. Valid {key}s: {', '.join(valid)}.")
 

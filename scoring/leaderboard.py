@@ -40,6 +40,9 @@ class Leaderboard:
     study_times: np.ndarray  # [s, w, k]
     uncertainty: Uncertainty | None = None
     notes: list[str] = field(default_factory=list)
+    studies: np.ndarray | None = None  # [s, w]: how many studies the times are medians of
+    workload_info: pd.DataFrame | None = None  # one row per workload: see :func:`workload_info`
+    memory_note: str = ""  # how peak memory was measured here, and why some is n/a
 
 
 def workload_key(frame: pd.DataFrame) -> pd.Series:
@@ -93,7 +96,8 @@ def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
     frame["study_key"] = keys
     frame["steps_value"] = pd.to_numeric(frame["steps_to_target"], errors="coerce").fillna(np.inf)
     grouped = frame.groupby(["submission", "workload_key", "study_key"], sort=True)
-    return grouped.agg(time=("time_to_target_s", "min"), steps=("steps_value", "min")).reset_index()
+    return grouped.agg(time=("time_to_target_s", "min"), steps=("steps_value", "min"),
+                       trials=("steps_value", "size")).reset_index()
 
 
 def study_key(study: Any) -> str:
@@ -114,7 +118,7 @@ def with_missing_studies(bests: pd.DataFrame, problems: Sequence[Problem]) -> pd
     extra = {(p.submission, p.workload, study_key(p.study) if p.study is not None else f"trial:{p.record_dir}")
              for p in problems if not p.scored and p.submission and p.workload
              and (p.study is not None or p.sweep is None)}  # a sweep's trial, or a lone one (its own study)
-    rows = [{"submission": s, "workload_key": w, "study_key": k, "time": np.inf, "steps": np.inf}
+    rows = [{"submission": s, "workload_key": w, "study_key": k, "time": np.inf, "steps": np.inf, "trials": 0}
             for s, w, k in sorted(extra - present)]
     if not rows:
         return bests
@@ -136,14 +140,12 @@ def inert_components(trials: pd.DataFrame) -> dict[str, dict[str, str]]:
 
 
 def to_array(bests: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
-    """study_times[s, w, k] with nan where a study does not exist."""
-    depth = int(bests.groupby(["submission", "workload_key"]).size().max())
-    out = np.full((len(submissions), len(workloads), depth), np.nan)
-    s_index = {s: i for i, s in enumerate(submissions)}
-    w_index = {w: i for i, w in enumerate(workloads)}
-    for (sub, work), group in bests.groupby(["submission", "workload_key"]):
-        values = group[column].to_numpy(dtype=float)
-        out[s_index[sub], w_index[work], : len(values)] = values
+    """study_times[s, w, k] with nan where a study does not exist (studies in the rows' order)."""
+    s_index = pd.Categorical(bests["submission"], categories=submissions).codes
+    w_index = pd.Categorical(bests["workload_key"], categories=workloads).codes
+    k_index = bests.groupby(["submission", "workload_key"], sort=False).cumcount().to_numpy()
+    out = np.full((len(submissions), len(workloads), int(k_index.max()) + 1 if len(k_index) else 1), np.nan)
+    out[s_index, w_index, k_index] = bests[column].to_numpy(dtype=float)
     return out
 
 
@@ -184,12 +186,15 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         table["rank_probability"] = uncertainty.rank_probability
     table["steps_score"] = step_score
     table["workloads_reached"] = np.isfinite(times).sum(axis=1)
-    for column, source in (("state_bytes_per_param", "state_bytes_per_param"), ("peak_memory_mb", "peak_memory_bytes")):
-        values = pd.to_numeric(trials.get(source, pd.Series(dtype=float)), errors="coerce")
-        per_submission = values.groupby(trials["submission"]).median() if not values.empty else pd.Series(dtype=float)
-        scale = 1 / 2**20 if column == "peak_memory_mb" else 1.0
-        table[column] = [per_submission.get(s, np.nan) * scale for s in submissions]
+    state = pd.to_numeric(trials.get("state_bytes_per_param", pd.Series(np.nan, trials.index)), errors="coerce")
+    state = state.groupby(trials["submission"]).median()
+    table["state_bytes_per_param"] = [state.get(s, np.nan) for s in submissions]
+    memory = peak_memory(trials, submissions)
+    table["peak_memory_mb"], table["peak_memory_note"] = memory.mib, memory.why
     table["studies"] = studies.min(axis=1)
+    table["studies_max"] = studies.max(axis=1)
+    ran = np.where(studies > 0, studies, np.iinfo(np.int64).max).min(axis=1)  # fewest, where it has any
+    table["uncertainty_shown"] = (ran >= MIN_STUDIES) & (ran < np.iinfo(np.int64).max) & (uncertainty is not None)
     for j, workload in enumerate(workloads):
         table[f"time_s:{workload}"] = times[:, j]
     for j, workload in enumerate(workloads):
@@ -217,4 +222,134 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
     return Leaderboard(table=table, submissions=submissions, workloads=workloads, times=times, steps=steps,
                        time_ratios=time_r, step_ratios=step_r, tau_max=tau_max, study_times=study_times,
-                       uncertainty=uncertainty, notes=notes)
+                       uncertainty=uncertainty, notes=notes, studies=studies,
+                       workload_info=workload_info(trials, bests, times, submissions, workloads),
+                       memory_note=memory.note)
+
+
+# Fewer studies than this on a workload, and a submission's bootstrap interval and rank probability
+# are not shown: with 1 study a resample is the study itself (an interval [x, x], P = 1), with 2
+# the median takes 3 values.
+MIN_STUDIES = 3
+
+
+def workload_info(trials: pd.DataFrame, bests: pd.DataFrame, times: np.ndarray, submissions: list[str],
+                  workloads: list[str]) -> pd.DataFrame:
+    """One row per workload (``<workload>-<size>``): its metric and direction, target, budget and
+    ruleset as the records state them; how many studies x trials per study its times come from
+    (the range over submissions where they differ); how many submissions ran it and reached the
+    target; the fastest time and who made it."""
+    of_workload = dict(iter(trials.groupby(workload_key(trials))))
+    studies_of = dict(iter(bests.groupby(["workload_key", "submission"])["study_key"].nunique().groupby(level=0)))
+    trials_of = dict(iter(bests.groupby("workload_key")["trials"]))
+    rows = []
+    for j, workload in enumerate(workloads):
+        group = of_workload.get(workload, trials.iloc[:0])
+        higher = _distinct(_column(group, "higher_is_better"))
+        finite = np.isfinite(times[:, j])
+        fastest = int(np.argmin(times[:, j])) if finite.any() else None
+        studies = studies_of.get(workload, pd.Series(dtype=int))
+        counts = trials_of.get(workload, pd.Series(dtype=int))
+        rows.append({
+            "workload": workload,
+            "metric": ", ".join(map(str, _distinct(_column(group, "metric")))),
+            "higher_is_better": higher[0] if len(higher) == 1 else None,
+            "target": ", ".join(f"{t:g}" for t in _distinct(pd.to_numeric(_column(group, "target"), errors="coerce"))),
+            "budget_s": ", ".join(f"{t:g}" for t in _distinct(pd.to_numeric(_column(group, "max_runtime_s"),
+                                                                               errors="coerce"))),
+            "ruleset": ", ".join(map(str, _distinct(_column(group, "ruleset")))),
+            "studies": _span(studies), "trials_per_study": _span(counts),
+            "submissions": len(studies), "reached": int(finite.sum()),
+            "fastest_s": float(times[fastest, j]) if fastest is not None else np.inf,
+            "fastest": submissions[fastest] if fastest is not None else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """``frame[name]``, or an empty column where there is none."""
+    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
+
+
+def _distinct(values: pd.Series) -> list[Any]:
+    return sorted(values.dropna().unique().tolist(), key=str)
+
+
+def _span(values: pd.Series) -> str:
+    """"5", or "2-5" where the values differ ("" for none)."""
+    if len(values) == 0:
+        return ""
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+@dataclass
+class PeakMemory:
+    """Per submission (in the board's order) its peak memory in MiB (nan: n/a) and why it is shown
+    or not; and a note for the page on how peak memory was measured."""
+
+    mib: list[float]
+    why: list[str]
+    note: str
+
+
+def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
+    """Peak memory where it is a real measurement of one trial, from the records alone.
+
+    harness/memory.py records, per trial, on CUDA ``torch.cuda.max_memory_allocated`` since the
+    trial started (its own), and on the CPU the growth of the *process's* resident set from the
+    trial's start to the process's peak: the trial's own only when its process ran no other trial
+    (``optbench trial``, a SLURM or local job per trial); where a process ran several
+    (``launcher=inline`` or ``parallel``) an earlier trial's peak is counted in a later one's (an
+    optimizer with no state showed 116 MiB). So a CPU figure is used only from a trial whose
+    process (host and pid of its last attempt) ran no other trial among the records. Per
+    submission: the largest, over workloads, of the median of those figures; n/a, with the
+    reason, when it has none.
+    """
+    peak = pd.to_numeric(_column(trials, "peak_memory_bytes"), errors="coerce")
+    kind, device, process = (_column(trials, name) for name in ("peak_memory_kind", "device_type", "process"))
+    cuda = (kind == "cuda_max_allocated") | (kind.isna() & (device == "cuda"))
+    cpu = (kind == "cpu_rss_growth") | (kind.isna() & (device == "cpu"))
+    sharing = process.map(process.value_counts()).fillna(0)
+    alone = process.notna() & (sharing == 1)
+    real = peak.notna() & (cuda | (cpu & alone))
+    submission = trials["submission"]
+    mib = (peak[real] / 2**20).groupby([submission[real], workload_key(trials)[real]]).median()
+    largest = mib.groupby(level=0).max()
+    has = peak.notna()
+    facts = pd.DataFrame({"has": has, "left": has & ~real, "cuda": real & cuda, "cpu": real & ~cuda,
+                          "shared": has & cpu & process.notna(), "cpu_any": has & cpu,
+                          "sharing": sharing.where(has & cpu, 0)}).groupby(submission).agg(
+        {"has": "any", "left": "sum", "cuda": "any", "cpu": "any", "shared": "any", "cpu_any": "any",
+         "sharing": "max"})
+    values, why = [], []
+    for s in submissions:
+        fact = facts.loc[s] if s in facts.index else None
+        if s in largest:
+            values.append(float(largest[s]))
+            kinds = ["CUDA"] * bool(fact["cuda"]) + ["CPU, one trial per process"] * bool(fact["cpu"])
+            left = int(fact["left"])
+            why.append(", ".join(kinds) + (f"; {left} trial(s) that shared a process left out" if left else ""))
+            continue
+        values.append(np.nan)
+        if fact is None or not fact["has"]:
+            why.append("not recorded")
+        elif fact["shared"]:
+            why.append(f"n/a: CPU resident-set growth of processes that ran several trials (up to "
+                       f"{int(fact['sharing'])})")
+        elif fact["cpu_any"]:
+            why.append("n/a: CPU resident-set growth, and the records do not say which process ran each trial")
+        else:
+            found = ", ".join(sorted(map(str, kind[has & (submission == s)].dropna().unique()))) or "unknown"
+            why.append(f"n/a: peak memory of an unknown kind ({found})")
+    shown = sum(np.isfinite(values))
+    shared = sum(w.startswith("n/a: CPU") for w in why)
+    note = ("optimizer state: bytes the optimizer keeps per trainable parameter (median over trials), always "
+            "recorded. peak memory: on CUDA the trial's torch.cuda.max_memory_allocated; on the CPU only the growth "
+            "of its process's resident set, which is the trial's own only when that process ran no other trial "
+            "(optbench trial, one SLURM or local job per trial): shown then, else n/a. Per submission, the "
+            f"largest over workloads of the median over trials, in MiB. Here: shown for {shown} of "
+            f"{len(submissions)} submissions")
+    note += (f"; n/a for {shared} whose CPU trials shared processes (launcher=inline or parallel run several "
+             f"trials per process) or do not say which process ran them." if shared else ".")
+    return PeakMemory(values, why, note)

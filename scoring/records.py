@@ -11,9 +11,15 @@ warning per (submission, workload) saying which files and what to do. Nothing is
 
 from __future__ import annotations
 
+import json
 import math
+import multiprocessing as mp
+import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +27,17 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import UserError
-from harness.records import FINAL_STATUSES, DamagedRecord, numbered_jsonl, read_manifest
-from harness.sweep_file import SWEEP_FILE, load_sweep
+from harness.records import (
+    FINAL_STATUSES,
+    MANIFEST_FIELDS,
+    SUMMARY_FIELDS,
+    DamagedRecord,
+    check_fields,
+    numbered_jsonl,
+    read_json,
+    read_manifest,
+)
+from harness.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
 
 MANIFEST_FILE = "manifest.json"
 EVALS_FILE = "evals.jsonl"
@@ -69,44 +84,232 @@ def find_trials(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob(MANIFEST_FILE))
 
 
-def read_records(root: Path) -> Records:
+def read_records(root: Path, workers: int | None = None) -> Records:
     """Every trial under ``root``: one row per finished, readable trial, and the problems.
 
     A sweep's trials are looked up from its plan, so a trial whose whole folder is gone is still
     listed (``missing``). Folders holding an ``evals.jsonl`` but no manifest are listed too.
-    """
-    root = Path(root)
-    problems: list[Problem] = []
-    planned: dict[Path, tuple[dict[str, Any], dict[str, Any], Path]] = {}  # resolved dir -> (sweep, entry, found)
-    counts: dict[Path, int] = {}
-    for path in sorted(root.rglob(SWEEP_FILE)):
-        try:
-            sweep = load_sweep(path.parent)
-        except UserError as error:
-            problem = error.problem if isinstance(error, DamagedRecord) else str(error)
-            problems.append(Problem(SWEEP, path.parent, path, problem))
-            continue
-        counts[path.parent] = len(sweep["trials"])
-        for entry in sweep["trials"]:
-            found = path.parent / Path(entry["record_dir"]).relative_to(sweep["dir"])
-            planned[found.resolve()] = (sweep, entry, found)
 
-    folders = {p.parent for p in root.rglob(MANIFEST_FILE)} | {p.parent for p in root.rglob(EVALS_FILE)}
-    rows, seen = [], set()
-    for folder in sorted(folders):
-        resolved = folder.resolve()
-        seen.add(resolved)
-        sweep, entry, _ = planned.get(resolved, (None, None, None))
-        row, problem = _read_trial(folder, sweep, entry)
-        if problem is not None:
-            problems.append(problem)
-        if row is not None:
-            rows.append(row)
-    for resolved, (sweep, entry, found) in sorted(planned.items(), key=lambda item: str(item[0])):
-        if resolved not in seen:
-            problems.append(_problem(MISSING, found, found / MANIFEST_FILE, "no manifest.json (not run yet, or its "
-                                     "record was lost)", sweep, entry))
-    return Records(pd.DataFrame(rows), problems, counts)
+    Read for speed (scripts/bench_scoring.py times 100,000 trials): the tree is walked once; a
+    sweep's plan is read when its folder is met, and its trials' two files are then opened directly
+    instead of listing their folders (so a folder nested *inside* a planned trial's folder is not
+    looked at); a trial's ``evals.jsonl`` is checked for its ``end`` line from the file's tail (see
+    :func:`_end_line`). From ``READ_PARALLEL_FROM`` sweeps and lone trials on, they are read by
+    ``workers`` processes (default: one per CPU, at most 4; forked, so on Linux only), whose warnings
+    are raised again here; the result is the same, in the same order.
+    """
+    units = _units(str(Path(root)))
+    if workers is None:
+        workers = min(4, _cpus()) if len(units) >= READ_PARALLEL_FROM else 1
+    results = None
+    if workers > 1 and len(units) >= 2 * workers and sys.platform.startswith("linux"):  # fork: safe on Linux
+        size = -(-len(units) // (4 * workers))  # a few batches per worker, to even out their sizes
+        try:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                results = list(pool.map(_read_units, [units[i:i + size] for i in range(0, len(units), size)]))
+        except (OSError, BrokenProcessPool):  # no process to be had (limits, memory): read them here
+            results = None
+    if results is None:
+        results = [_read_units(units, record=False)]
+    counts: dict[Path, int] = {}
+    sweeps, problems, missing, frames = [], [], [], []
+    for part in results:
+        counts.update(part.counts)
+        sweeps += part.sweeps
+        problems += part.problems
+        missing += part.missing
+        if not part.trials.empty:
+            frames.append(part.trials)
+        for message, category in part.warnings:
+            warnings.warn(message, category, stacklevel=2)
+    trials = (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False).infer_objects()
+              if frames else pd.DataFrame())
+    return Records(trials, sweeps + problems + missing, counts)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# From this many units (sweep folders and lone trial folders) on, read_records uses several processes.
+READ_PARALLEL_FROM = 200
+
+
+def _units(root: str) -> list[tuple[str, bool]]:
+    """(folder, is a sweep) of every sweep folder (holding a sweep.json) and every other folder
+    holding a manifest.json or an evals.jsonl under ``root``, in path order. Found as
+    ``Path.rglob`` finds files (symbolic links to folders not followed, unreadable folders
+    skipped); a sweep folder's inside is left to :func:`_scan`."""
+    units = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        entries = _listing(folder)
+        if entries is None:
+            continue
+        names = {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
+        if SWEEP_FILE in names:
+            units.append((folder, True))
+            continue
+        if names:
+            units.append((folder, False))
+        stack += _subfolders(folder, entries)
+    return sorted(units, key=lambda unit: _path_key(unit[0]))
+
+
+_FILES = (MANIFEST_FILE, EVALS_FILE, SWEEP_FILE)
+
+
+def _listing(folder: str) -> list[os.DirEntry] | None:
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except OSError:  # unreadable, or gone meanwhile
+        return None
+
+
+def _exists(entry: os.DirEntry) -> bool:
+    return not entry.is_symlink() or os.path.exists(entry.path)
+
+
+def _subfolders(folder: str, entries: list[os.DirEntry]) -> list[str]:
+    out = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                out.append(_child(folder, entry.name))
+        except OSError:
+            continue
+    return out
+
+
+def _child(folder: str, *names: str) -> str:
+    """``str(Path(folder, *names))`` for a folder spelled as ``str(Path(...))`` spells it, quicker."""
+    tail = os.sep.join(names)
+    if folder == ".":
+        return tail
+    return folder + tail if folder.endswith(os.sep) else folder + os.sep + tail
+
+
+@dataclass
+class _Part:
+    """What :func:`_read_units` read of some units, in their order."""
+
+    trials: pd.DataFrame
+    counts: dict[Path, int]  # sweep folder -> its number of planned trials
+    sweeps: list[Problem]  # unreadable sweep.json files
+    problems: list[Problem]  # trials found that cannot be scored as they are
+    missing: list[Problem]  # planned trials without their files
+    warnings: list[tuple[str, type[Warning]]]  # raised while reading (to be raised again in the parent)
+
+
+def _read_units(units: list[tuple[str, bool]], record: bool = True) -> _Part:
+    """Read ``units`` (see :func:`_units`): every trial's row and every problem, in path order."""
+    rows: list[dict[str, Any]] = []
+    counts: dict[Path, int] = {}
+    sweeps, problems, missing = [], [], []
+    with warnings.catch_warnings(record=record) as caught:
+        if record:
+            warnings.simplefilter("always")
+        for folder, is_sweep in units:
+            if not is_sweep:
+                _read_into(rows, problems, folder, False, None, None)
+                continue
+            scan = _scan(folder)
+            counts.update(scan.counts)
+            sweeps += sorted(scan.problems, key=lambda p: _path_key(str(p.file)))
+            seen = set()
+            for trial in sorted(scan.folders, key=_path_key):
+                if _read_into(rows, problems, trial, trial in scan.unlisted, *scan.planned.get(trial, (None, None))):
+                    seen.add(trial)
+            for trial in sorted(set(scan.planned) - seen, key=_path_key):
+                sweep, entry = scan.planned[trial]
+                missing.append(_problem(MISSING, Path(trial), Path(trial) / MANIFEST_FILE, "no manifest.json (not run "
+                                        "yet, or its record was lost)", sweep, entry))
+    return _Part(pd.DataFrame(rows), counts, sweeps, problems, missing,
+                 [(str(w.message), w.category) for w in caught or ()])
+
+
+def _read_into(rows: list, problems: list, folder: str, unlisted: bool, sweep: Any, entry: Any) -> bool:
+    """Read one trial folder into ``rows`` and ``problems``; False when it holds none of its files."""
+    row, problem = _read_trial(folder, unlisted, sweep, entry)
+    if problem is not None:
+        problems.append(problem)
+    if row is not None:
+        rows.append(row)
+    return row is not None or problem is not None
+
+
+@dataclass
+class _Scan:
+    """What one walk of a results folder found (paths spelled as ``str(Path(root) / ...)``)."""
+
+    planned: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)  # folder -> (sweep, entry)
+    counts: dict[Path, int] = field(default_factory=dict)  # sweep folder -> its number of planned trials
+    problems: list[Problem] = field(default_factory=list)  # sweep.json files that cannot be read
+    folders: set[str] = field(default_factory=set)  # trial folders to read
+    unlisted: set[str] = field(default_factory=set)  # of which planned ones not listed: their files may be absent
+
+
+def _scan(root: str) -> _Scan:
+    """Walk ``root`` (a sweep folder) once, finding files as :func:`_units` does: every sweep.json,
+    read when met; every folder holding a manifest.json or an evals.jsonl; and every existing folder
+    of a planned trial, not listed."""
+    scan = _Scan()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        entries = _listing(folder)
+        if entries is None:
+            continue
+        names = {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
+        if SWEEP_FILE in names:
+            _add_plan(scan, folder, _child(folder, SWEEP_FILE))
+        if MANIFEST_FILE in names or EVALS_FILE in names:
+            scan.folders.add(folder)
+        for child in _subfolders(folder, entries):
+            if child in scan.planned:
+                scan.folders.add(child)
+                scan.unlisted.add(child)
+            else:
+                stack.append(child)
+    return scan
+
+
+def _add_plan(scan: _Scan, folder: str, path: str) -> None:
+    try:
+        sweep = _read_plan(Path(path))
+    except UserError as error:
+        problem = error.problem if isinstance(error, DamagedRecord) else str(error)
+        scan.problems.append(Problem(SWEEP, Path(folder), Path(path), problem))
+        return
+    scan.counts[Path(folder)] = len(sweep["trials"])
+    for entry in sweep["trials"]:
+        scan.planned[_child(folder, f"study{entry['study']}", f"trial{entry['trial']}")] = (sweep, entry)
+
+
+def _path_key(path: str) -> str:
+    """Sorts path strings as ``Path`` objects sort, part by part (the separator below every character)."""
+    return path.replace(os.sep, "\0")
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    """What scoring needs of a ``sweep.json``: its settings and, per planned trial, its study and
+    trial number; checked as :func:`harness.sweep_file.load_sweep` checks it (a damaged file raises
+    :class:`DamagedRecord` naming it), without rebuilding every trial's config."""
+    sweep = read_json(path)
+    if sweep is None:
+        raise UserError(f"No {SWEEP_FILE} in {path.parent}.")
+    check_fields(sweep, SWEEP_FIELDS, path)
+    for position, entry in enumerate(sweep["trials"]):
+        if not isinstance(entry, dict):
+            raise DamagedRecord(path, f"trials[{position}] should be an object")
+        check_fields(entry, ENTRY_FIELDS, path, where=f"trials[{position}].")
+    return sweep
 
 
 def load_trials(root: Path) -> pd.DataFrame:
@@ -132,23 +335,26 @@ def _problem(kind: str, folder: Path, file: Path, detail: str, sweep: dict[str, 
     return Problem(kind, folder, file, detail, ruleset=None)
 
 
-def _read_trial(folder: Path, sweep: dict[str, Any] | None,
+def _read_trial(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
                 entry: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Problem | None]:
-    """(row or None, problem or None) of one trial folder."""
-    path = folder / MANIFEST_FILE
+    """(row or None, problem or None) of one trial folder; (None, None) for an ``unlisted`` (planned,
+    not listed) folder that holds neither a manifest.json nor an evals.jsonl."""
+    path = _child(folder, MANIFEST_FILE)
+    evals = _child(folder, EVALS_FILE)
     try:
-        manifest = read_manifest(path)
+        manifest = _load_manifest(path)
         if manifest is not None:
             _check_for_scoring(manifest, path)
     except DamagedRecord as error:
-        return None, _problem(DAMAGED, folder, path, f"damaged: {error.problem}", sweep, entry)
+        return None, _problem(DAMAGED, Path(folder), Path(path), f"damaged: {error.problem}", sweep, entry)
     if manifest is None:
-        return None, _problem(MISSING, folder, path, "no manifest.json, only an evals.jsonl (its record was lost)",
-                              sweep, entry)
+        if unlisted and not os.path.exists(evals):
+            return None, None
+        return None, _problem(MISSING, Path(folder), Path(path), "no manifest.json, only an evals.jsonl (its record "
+                              "was lost)", sweep, entry)
     if manifest["status"] not in FINAL_STATUSES:
-        return None, _problem(RUNNING, folder, path, "status running (interrupted, or still running)", sweep, entry,
-                              manifest)
-    evals = folder / EVALS_FILE
+        return None, _problem(RUNNING, Path(folder), Path(path), "status running (interrupted, or still running)",
+                              sweep, entry, manifest)
     end, present = _end_line(evals)
     problem = None
     if not present:
@@ -158,20 +364,96 @@ def _read_trial(folder: Path, sweep: dict[str, Any] | None,
     elif end.get("status") != manifest["status"]:
         problem = f"ends with status {end.get('status')!r} where manifest.json says {manifest['status']!r}"
     if problem is not None:
-        problem = _problem(EVALS, folder, evals, problem, sweep, entry, manifest)
+        problem = _problem(EVALS, Path(folder), Path(evals), problem, sweep, entry, manifest)
     return _row(manifest, folder, evals_file=present), problem
 
 
-def _end_line(path: Path) -> tuple[dict[str, Any] | None, bool]:
-    """(the last ``end`` event of an evals.jsonl or None, whether the file exists). A torn line
-    is reported here, once, with the same warning as when the evaluations are read."""
-    if not path.is_file():
+def _load_manifest(path: str) -> dict[str, Any] | None:
+    """:func:`harness.records.read_manifest`, with a quicker read of a manifest that passes its
+    checks; any other (unreadable, not JSON, not an object, a field missing or of the wrong type)
+    is handed to ``read_manifest`` itself, which raises its own :class:`DamagedRecord`."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return read_manifest(Path(path))
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 16))
+        manifest = json.loads(b"".join(chunks).decode("utf-8"))
+        if not _fits(manifest, _EXACT[id(MANIFEST_FIELDS)]):
+            raise ValueError("a field")
+        status, summary = manifest["status"], manifest.get("summary")
+        if status in FINAL_STATUSES and isinstance(summary, dict):
+            if not _fits(summary, _EXACT[id(SUMMARY_FIELDS)]):
+                raise ValueError("a summary field")
+        elif status != "running":
+            raise ValueError(status)
+        return manifest
+    except (OSError, ValueError, TypeError, AttributeError):
+        return read_manifest(Path(path))  # raises what is wrong, as every reader of manifests says it
+    finally:
+        os.close(fd)
+
+
+# How much of an evals.jsonl's end _end_line reads first (an end line is ~1-3 kB; 4x more until it fits).
+_TAIL_BYTES = 16384
+
+
+def _end_line(path: str) -> tuple[dict[str, Any] | None, bool]:
+    """(the last ``end`` event of an evals.jsonl or None, whether the file exists).
+
+    Read from the file's tail: when its last line is a well-formed ``end`` event, that is the
+    answer, and nothing before it is read. Otherwise (a torn or corrupt last line, no end line,
+    something after it) the whole file is read as :func:`load_evals` reads it: a torn line is
+    then reported here, once, with the same warning. A torn line *before* an intact end line is
+    not looked for here; it is reported when the evaluations are read (the curves).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None, False
+    except OSError:  # no permission, ...
+        return (_end_line_of_all(path), True) if os.path.isfile(path) else (None, False)
+    try:
+        last = _last_line(fd, os.fstat(fd).st_size)
+    except OSError:  # a folder of that name, ...
+        last = None
+        if not os.path.isfile(path):
+            return None, False
+    finally:
+        os.close(fd)
+    if last is not None:
+        try:
+            row = json.loads(last)
+        except (ValueError, UnicodeDecodeError):
+            row = None
+        if isinstance(row, dict) and row.get("event") == "end":
+            return row, True
+    return _end_line_of_all(path), True
+
+
+def _last_line(fd: int, size: int) -> bytes | None:
+    """The last non-blank line of the file open as ``fd``, of ``size`` bytes (None: none)."""
+    window = _TAIL_BYTES
+    while True:
+        start = max(0, size - window)
+        text = os.pread(fd, size - start, start).rstrip()
+        cut = text.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            line = text[cut + 1:].strip()
+            return line or None
+        window *= 4
+
+
+def _end_line_of_all(path: str) -> dict[str, Any] | None:
     end = None
-    for _, row in _numbered_rows(path):
+    for _, row in _numbered_rows(Path(path)):
         if row.get("event") == "end":
             end = row
-    return end, True
+    return end
 
 
 _OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": (str,),
@@ -180,11 +462,30 @@ _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validati
                      "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
 
 
-def _check_for_scoring(manifest: dict[str, Any], path: Path) -> None:
+def _fits(data: dict[str, Any], fields: tuple[tuple[str, frozenset[type]], ...], optional: bool = False) -> bool:
+    """Whether every key of ``fields`` in ``data`` (with ``optional``: when present) has one of its
+    types exactly. For values parsed from JSON (dict, list, str, int, float, bool, None) this is
+    :func:`harness.records.check_fields`' test (bool is not a number), only quicker; a False
+    is handed to the full check, which names what is wrong."""
+    for key, types in fields:
+        value = data.get(key, _ABSENT)
+        if type(value) not in types and not (optional and value is _ABSENT):
+            return False
+    return True
+
+
+_ABSENT = object()
+_EXACT = {id(fields): tuple((key, frozenset(types)) for key, types in fields.items())
+          for fields in (MANIFEST_FIELDS, SUMMARY_FIELDS, _OPTIONAL, _OPTIONAL_SUMMARY)}
+
+
+def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
     """What scoring relies on beyond :func:`harness.records.read_manifest`'s checks: the optional
     keys' types, and an outcome that agrees with itself (a finite time exactly when reached)."""
     for fields, data, where in ((_OPTIONAL, manifest, ""), (_OPTIONAL_SUMMARY, manifest.get("summary") or {},
                                                              "summary.")):
+        if _fits(data, _EXACT[id(fields)], optional=True):
+            continue
         for key, types in fields.items():
             value = data.get(key)
             if key in data and (not isinstance(value, types) or isinstance(value, bool)):
@@ -209,10 +510,11 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path) -> None:
                                   f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
 
 
-def _row(manifest: dict[str, Any], folder: Path, evals_file: bool) -> dict[str, Any]:
+def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, Any]:
     summary = manifest["summary"]
     ttt = summary["time_to_target_s"]
     memory, pruned, routing = (summary.get(k) or {} for k in ("memory", "pruned", "routing"))
+    device = manifest.get("device")
     return {
         "workload": manifest["workload"],
         "size": manifest["size"],
@@ -232,16 +534,28 @@ def _row(manifest: dict[str, Any], folder: Path, evals_file: bool) -> dict[str, 
         "higher_is_better": manifest["higher_is_better"],
         "max_runtime_s": manifest["max_runtime_s"],
         "steps": summary.get("steps"),
-        "record_dir": str(folder),
+        "record_dir": folder,
         "evals_file": evals_file,
         "state_bytes_per_param": memory.get("optimizer_state_bytes_per_parameter"),
         "peak_memory_bytes": memory.get("peak_memory_bytes"),
+        "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_max_allocated | cpu_rss_growth
+        "device_type": device.get("type") if isinstance(device, dict) else None,
+        "process": _process(manifest.get("attempts")),
         "pruned_rule": pruned.get("rule"),
         "pruned_tau_max": pruned.get("tau_max"),
         "special_component": routing.get("special"),
         "special_parameters": routing.get("special_parameters"),
         **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
     }
+
+
+def _process(attempts: Any) -> str | None:
+    """``host:pid`` of the process that ran the trial's last attempt (where its memory was measured),
+    or None when the manifest does not say."""
+    last = attempts[-1] if isinstance(attempts, list) and attempts else None
+    if not isinstance(last, dict) or last.get("pid") is None:
+        return None
+    return f"{last.get('host')}:{last['pid']}"
 
 
 # ------------------------------------------------------------------------------------ messages

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ import pandas as pd
 
 from harness.errors import Incomplete, UserError
 from harness.paths import ensure_writable_folder
-from scoring.leaderboard import Leaderboard, build
-from scoring.plots import plot_profiles, plot_sensitivity, plot_time_to_target, plot_validation_curves
+from scoring.leaderboard import MIN_STUDIES, Leaderboard, build
+from scoring.plots import leaderboard_plots
 from scoring.records import Records, problem_messages, read_records
 
 
@@ -63,28 +65,124 @@ def load_for_scoring(cfg: ScoreConfig) -> Records:
 
 
 def markdown_table(board: Leaderboard) -> str:
-    table = board.table
-    ci = "score_ci_low" in table
-    head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["steps score"]
-    head += ["state B/param", "peak MiB"] + [f"{w} (s)" for w in board.workloads]
+    """The leaderboard as Markdown: the table, the workloads it covers, what each column means, the notes."""
+    head, rows = _table(board)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, row in table.iterrows():
-        cells = [str(row["rank"]), _name(row), f"{row['score']:.3f}"]
-        if ci:
-            cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
-        cells.append(f"{row['steps_score']:.3f}")
-        cells += [_number(row["state_bytes_per_param"], ".1f"), _number(row["peak_memory_mb"], ".0f")]
-        cells += [_seconds(row[f"time_s:{w}"]) for w in board.workloads]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cell.text for cell in row) + " |" for row in rows]
+    lines += ["", "Workloads:", "", "| " + " | ".join(WORKLOAD_HEAD) + " |", "|" + "---|" * len(WORKLOAD_HEAD)]
+    lines += ["| " + " | ".join(row) + " |" for row in _workload_rows(board)]
+    lines += ["", "What the columns mean:", ""]
+    lines += [f"- **{name}**: {meaning}" for name, meaning in column_meanings(board)]
     lines.append("")
-    lines.append(f"score: normalised area under the time-based performance profile on [1, {board.tau_max:g}] "
-                 f"(1 = fastest on every workload, 0 = never within {board.tau_max:g}x of the fastest); "
-                 f"per-workload cells: median over studies of each study's fastest trial.")
     lines += [f"note: {n}" for n in board.notes]
     return "\n".join(lines) + "\n"
 
 
-def _name(row: pd.Series) -> str:
+@dataclass
+class _Cell:
+    text: str
+    weak: bool = False  # greyed on the page: shown for completeness, not to be relied on
+    title: str = ""  # the page's tooltip
+
+
+def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
+    """The leaderboard's header and cells (shared by the Markdown and the HTML)."""
+    table = board.table
+    ci = "score_ci_low" in table and board.uncertainty is not None
+    head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["studies", "steps score"]
+    head += ["optimizer state (B/param)", "peak memory (MiB)"]
+    for w in board.workloads:
+        head += [f"{w} (s)", f"{w} x fastest"]
+    shown = table["uncertainty_shown"] if "uncertainty_shown" in table else pd.Series(True, index=table.index)
+    rows = []
+    for row, show in zip(table.to_dict("records"), shown):
+        cells = [_Cell(str(row["rank"])), _Cell(_name(row)), _Cell(f"{row['score']:.3f}")]
+        if ci:
+            interval = f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]"
+            holds = f"{row['rank_probability']:.2f}"
+            if show:
+                cells += [_Cell(interval), _Cell(holds)]
+            else:
+                why = (f"fewer than {MIN_STUDIES} studies on some workload: the bootstrap gave {interval} and "
+                       f"{holds}, which say little")
+                cells += [_Cell("—", True, why), _Cell("—", True, why)]
+        low, high = int(row["studies"]), int(row.get("studies_max", row["studies"]))
+        cells.append(_Cell(f"{low}" if low == high else f"{low}-{high}", low < MIN_STUDIES,
+                           "fewest and most studies over workloads"))
+        cells.append(_Cell(f"{row['steps_score']:.3f}"))
+        cells.append(_Cell(_number(row["state_bytes_per_param"], ".1f")))
+        peak, why = row["peak_memory_mb"], str(row.get("peak_memory_note") or "")
+        cells.append(_Cell(_number(peak, ".0f"), title=why) if _finite(peak) else
+                     _Cell("n/a" if why.startswith("n/a") else "-", True, why))
+        for w in board.workloads:
+            cells += [_Cell(_seconds(row[f"time_s:{w}"])), _Cell(_ratio(row[f"ratio:{w}"], board.tau_max))]
+        rows.append(cells)
+    return head, rows
+
+
+WORKLOAD_HEAD = ["workload", "target", "budget (s)", "studies x trials", "ruleset", "reached", "fastest (s)"]
+
+
+def _workload_rows(board: Leaderboard) -> list[list[str]]:
+    """Per workload: its target (metric, direction), budget, studies x trials per study, ruleset,
+    how many submissions reached the target, and the fastest time (who)."""
+    info = board.workload_info
+    if info is None or info.empty:
+        return []
+    rows = []
+    for row in info.to_dict("records"):
+        direction = {True: ">=", False: "<="}.get(row["higher_is_better"], "?")
+        fastest = f"{row['fastest_s']:.3g} ({row['fastest']})" if _finite(row["fastest_s"]) else "not reached"
+        rows.append([row["workload"], f"{row['metric']} {direction} {row['target']}", row["budget_s"],
+                     f"{row['studies']} x {row['trials_per_study']}", row["ruleset"],
+                     f"{row['reached']} of {row['submissions']}", fastest])
+    return rows
+
+
+def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
+    """(column, what it means) for every column of the leaderboard, and the marks after a name."""
+    tau = f"{board.tau_max:g}"
+    samples = board.uncertainty.samples if board.uncertainty is not None else 0
+    meanings = [
+        ("rank", "1 + the number of submissions with a clearly higher score: equal scores share a rank (1, 1, 3), "
+                 "and every submission that scores 0 shares the last one."),
+        ("score", f"the normalised area under the submission's performance profile over [1, {tau}]: the mean over "
+                  f"workloads of max(0, {tau} - r) / ({tau} - 1), r being its time divided by the fastest "
+                  f"submission's on that workload. 1 = the fastest on every workload; 0 = never within {tau}x of "
+                  f"the fastest (or never reached)."),
+    ]
+    if samples:
+        meanings += [
+            ("95% CI", f"the 2.5th and 97.5th percentiles of the score over {samples} bootstrap resamples (each "
+                       f"submission's studies on each workload drawn again with replacement, every score "
+                       f"recomputed). Only shown where the submission has at least {MIN_STUDIES} studies on every "
+                       f"workload it ran; otherwise '—' (with 1 study a resample is that study itself, so the "
+                       f"interval has no width; with 2 the median takes only 3 values)."),
+            ("P(rank holds)", "the fraction of those resamples in which the submission keeps its rank; a submission "
+                              "that scores 0 keeps the shared last rank in a resample where it scores 0 again. Shown "
+                              f"under the same rule ({MIN_STUDIES} studies or more)."),
+        ]
+    meanings += [
+        ("studies", "how many studies (tuning runs with their own seeds) each of its times is the median of: the "
+                    "fewest and the most over workloads (0 where it has no records of a workload)."),
+        ("steps score", "the same score from steps to target instead of seconds: a view that does not depend on the "
+                        "hardware or on other jobs sharing it."),
+        ("optimizer state, peak memory", board.memory_note or "as recorded by each trial (harness/memory.py)."),
+        ("<workload> (s)", "time to target: per study its fastest trial by submission time, then the median over "
+                           "studies (a study that never reached counts as infinite, so more than half of them must "
+                           "reach); 'not reached' otherwise."),
+        ("<workload> x fastest", f"that time divided by the fastest submission's on the workload (1.00: the fastest); "
+                                 f"from {tau} on it adds 0 to the score."),
+        ("incomplete on ...", "after a name: workloads where some of its trials are missing, unfinished or damaged "
+                              "(see the notes). They count as not reaching the target, so its score is provisional "
+                              "and can only improve as they end."),
+        ("no-op on ...", "after a name: workloads where the method's own component updated no parameter (only its "
+                         "fallback optimizer ran)."),
+    ]
+    return meanings
+
+
+def _name(row: pd.Series | dict[str, Any]) -> str:
     """The submission's name, marked when its own component was a no-op on some workload or when
     some of its trials are missing, unfinished or damaged (see the notes)."""
     marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
@@ -92,67 +190,153 @@ def _name(row: pd.Series) -> str:
     return f"{row['submission']} ({'; '.join(marks)})" if marks else row["submission"]
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _number(value: float, spec: str) -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+    return format(value, spec) if _finite(value) else "-"
 
 
 def _seconds(value: float) -> str:
-    return "not reached" if not math.isfinite(value) else f"{value:.3g}"
+    return f"{value:.3g}" if _finite(value) else "not reached"
 
 
-def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: str) -> dict[str, Any]:
+def _ratio(value: float, tau_max: float) -> str:
+    if not _finite(value):
+        return "-"
+    return f"{value:.2f}" if value < tau_max else f"{value:.2f} (0)"
+
+
+def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: str,
+                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Write leaderboard.csv, .md, the plots and leaderboard.html to ``out``; the seconds each took
+    go into ``timings`` (csv, markdown, plots, html) when given."""
+    lap = _Laps(timings)
     out.mkdir(parents=True, exist_ok=True)
     board.table.replace({math.inf: None}).to_csv(out / "leaderboard.csv", index=False)
+    lap("csv")
     markdown = markdown_table(board)
     (out / "leaderboard.md").write_text(f"# {title}\n\n{markdown}")
-    plots = {"profiles": plot_profiles(board, out / "profiles.png"),
-             "time_to_target": plot_time_to_target(board, out / "time_to_target.png")}
-    if "record_dir" in trials:
-        for workload, size in sorted(set(zip(trials["workload"], trials["size"]))):
-            plots[f"curves {workload}-{size}"] = plot_validation_curves(trials, workload, size,
-                                                                         out / f"curves_{workload}_{size}.png")
-    for submission in board.submissions:
-        path = plot_sensitivity(trials, submission, out / f"sensitivity_{submission}.png")
-        if path is not None:
-            plots[f"sensitivity {submission}"] = path
-    (out / "leaderboard.html").write_text(render_html(board, title, plots))
+    lap("markdown")
+    plots = leaderboard_plots(board, trials, out)  # name -> Plot (os.PathLike, with .path and .caption)
+    lap("plots")
+    (out / "leaderboard.html").write_text(render_html(board, title, plots, folder=out))
+    lap("html")
     return {"leaderboard": str(out / "leaderboard.md"), "csv": str(out / "leaderboard.csv"),
-            "html": str(out / "leaderboard.html"), "plots": [str(p) for p in plots.values()]}
+            "html": str(out / "leaderboard.html"), "plots": [str(p) for p in plots.values()],
+            "captions": {name: p.caption for name, p in plots.items()}}
 
 
-def render_html(board: Leaderboard, title: str, plots: dict[str, Path]) -> str:
-    table = board.table
-    ci = "score_ci_low" in table
-    head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["steps score"]
-    head += ["optimizer state (bytes/param)", "peak memory (MiB)"] + [f"{w} time (s)" for w in board.workloads]
-    rows = []
-    for _, row in table.iterrows():
-        cells = [row["rank"], _name(row), f"{row['score']:.3f}"]
-        if ci:
-            cells += [f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]", f"{row['rank_probability']:.2f}"]
-        cells.append(f"{row['steps_score']:.3f}")
-        cells += [_number(row["state_bytes_per_param"], ".1f"), _number(row["peak_memory_mb"], ".0f")]
-        cells += [_seconds(row[f"time_s:{w}"]) for w in board.workloads]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    figures = []
-    for name, path in plots.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        figures.append(f'<figure id="{html.escape(name.replace(" ", "-"))}"><img alt="{html.escape(name)}" '
-                       f'src="data:image/png;base64,{data}"><figcaption>{html.escape(name)}</figcaption></figure>')
-    notes = "".join(f"<p class=note>{html.escape(n)}</p>" for n in board.notes)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(2){{text-align:left}}
-img{{max-width:100%}}figure{{margin:1.5em 0}}.note{{color:#a60}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<table id="leaderboard"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr></thead>
-<tbody>{"".join(rows)}</tbody></table>
-<p>score: normalised area under the time-based performance profile on [1, {board.tau_max:g}]; steps score: the
-same with steps to target. Cells: median over studies of each study's fastest trial.</p>{notes}
-{"".join(figures)}
+class _Laps:
+    """``lap(name)`` adds the seconds since the previous lap (or since it was made) to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+# The page embeds its plots until it would pass this many bytes; the others are linked as the PNG
+# files written beside it (each named on the page), so that a board of hundreds of submissions
+# still gives a page a browser opens at once and a mail can carry.
+PAGE_BYTES = 1_000_000
+
+
+def render_html(board: Leaderboard, title: str, plots: dict[str, Path], captions: dict[str, str] | None = None,
+                folder: Path | None = None) -> str:
+    """The leaderboard page: the table, the workloads, what each column means, the notes and the plots.
+
+    ``captions`` (plot name -> text) are shown under each plot; a plot without one uses its own
+    ``caption`` attribute (:class:`scoring.plots.Plot`) or a default. Plots are embedded as base64
+    PNGs while the page stays under ``PAGE_BYTES``; beyond that they are linked by their path
+    relative to ``folder`` (the page's folder; default: their file name, as ``write_outputs``
+    writes them beside the page).
+    """
+    esc = html.escape
+    head, rows = _table(board)
+    body_rows = ["<tr>" + "".join(map(_td, cells)) + "</tr>" for cells in rows]
+    workloads = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
+                        for row in _workload_rows(board))
+    meanings = "".join(f"<dt>{esc(name)}</dt><dd>{esc(text)}</dd>" for name, text in column_meanings(board))
+    notes = "".join(f"<p class=note>{esc(n)}</p>" for n in board.notes)
+    samples = board.uncertainty.samples if board.uncertainty is not None else 0
+    summary = (f"{len(board.submissions)} submissions on {len(board.workloads)} workloads; score on [1, "
+               f"{board.tau_max:g}]" + (f"; uncertainty from {samples} bootstrap resamples over studies" if samples
+                                       else "; no bootstrap (bootstrap=0)") + ".")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse;margin:.5em 0}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}td:nth-child(2){{text-align:left}}
+#workloads td{{text-align:left}}.scroll{{overflow-x:auto}}.weak{{color:#999;background:#f4f4f4}}
+img{{max-width:100%}}figure{{margin:1.5em 0}}figcaption{{max-width:900px;font-size:90%}}.note{{color:#a60}}
+dt{{font-weight:bold;margin-top:.4em}}dd{{margin-left:1.5em;max-width:900px}}</style></head>
+<body><h1>{esc(title)}</h1>
+<p>{esc(summary)} Greyed cells are shown for completeness only: what they rest on is said in their tooltip and
+below.</p>
+<div class=scroll><table id="leaderboard"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>
+<tbody>{"".join(body_rows)}</tbody></table></div>
+{notes}
+<h2>Workloads</h2>
+<table id="workloads"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in WORKLOAD_HEAD)}</tr></thead>
+<tbody>{workloads}</tbody></table>
+<h2>What the columns mean</h2>
+<dl>{meanings}</dl>
+<h2>Plots</h2>
+@@FIGURES@@
 </body></html>
 """
+    figures, linked = [], []
+    used = len(page.encode()) + 1000  # 1000: the note naming the plots not embedded, less their names
+    for name, plot in plots.items():
+        path = Path(plot)
+        caption = (captions or {}).get(name) or getattr(plot, "caption", "") or _default_caption(name, board)
+
+        def figure(source: str, name: str = name, caption: str = caption) -> str:
+            return (f'<figure id="{esc(name.replace(" ", "-"))}"><img alt="{esc(name)}" src="{esc(source)}">'
+                    f"<figcaption><b>{esc(name)}</b>: {esc(caption)}</figcaption></figure>")
+
+        data = base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else ""
+        markup = figure(f"data:image/png;base64,{data}") if data else ""
+        if not markup or used + len(markup.encode()) > PAGE_BYTES:
+            source = os.path.relpath(path, folder) if folder is not None else path.name
+            linked.append(source)
+            markup = figure(source)
+            used += len(esc(source).encode()) + 2
+        used += len(markup.encode()) + 1
+        figures.append(markup)
+    if linked:
+        figures.insert(0, f"<p class=note>{len(linked)} of {len(plots)} plots are not embedded, to keep this page "
+                          f"under {PAGE_BYTES / 1e6:g} MB: they are the PNG files beside it ({esc(', '.join(linked))}) "
+                          f"and show where the folder is kept together.</p>")
+    return page.replace("@@FIGURES@@", "\n".join(figures) if figures else "<p>(none)</p>")
+
+
+def _td(cell: _Cell) -> str:
+    weak = " class=weak" if cell.weak else ""
+    title = f' title="{html.escape(cell.title, quote=True)}"' if cell.title else ""
+    return f"<td{weak}{title}>{html.escape(cell.text)}</td>"
+
+
+def _default_caption(name: str, board: Leaderboard) -> str:
+    kind, _, what = name.partition(" ")
+    return {
+        "profiles": f"Performance profiles: for each submission, the fraction of workloads (y) on which its time "
+                    f"(left) or steps (right) to target is within a factor tau (x) of the fastest submission's, for "
+                    f"tau in [1, {board.tau_max:g}]. The score is the normalised area under the time curve.",
+        "time_to_target": "Time to target per workload: each submission's median over studies (the table's time) and "
+                          "each study's fastest trial.",
+        "curves": f"{what}: validation metric against submission time of each submission's best trial, with the "
+                  f"target.",
+        "sensitivity": f"{what}: the best validation value of every trial against each searched hyperparameter.",
+    }.get(kind, name)
 
 
 def run_score(overrides: list[str], log=None) -> dict[str, Any]:
@@ -173,7 +357,10 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
         return score_algoperf(cfg, log)
     if cfg.compat:
         raise UserError("compat=true reproduces AlgoPerf's official scoring and needs format=algoperf targets=FILE.")
+    timings: dict[str, float] = {}
+    lap = _Laps(timings)
     records = load_for_scoring(cfg)
+    lap("read")
     trials, messages = records.trials, problem_messages(records.problems, records.planned)
     if messages and cfg.strict:
         listed = "".join(f"\n  - {m}" for m in messages)
@@ -184,9 +371,15 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
         log(f"warning: {message}")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     ensure_writable_folder(out, "out", cfg.out or out)
+    lap("read")
     board = build(trials, tau_max=float(cfg.tau_max), samples=int(cfg.bootstrap), seed=int(cfg.seed),
                   problems=records.problems, planned=records.planned)
-    outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}")
+    lap("maths")
+    outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}",
+                            timings=timings)
+    lap.last = time.perf_counter()
     print(markdown_table(board), end="", flush=True)
-    log(f"{len(board.submissions)} submissions x {len(board.workloads)} workloads; wrote {out}")
-    return outputs
+    lap("print")
+    log(f"{len(board.submissions)} submissions x {len(board.workloads)} workloads ({len(trials)} trials); wrote "
+        f"{out} in {sum(timings.values()):.1f} s (" + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()) + ")")
+    return {**outputs, "timings_s": {k: round(v, 3) for k, v in timings.items()}}

@@ -93,10 +93,14 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
     """Resample each (submission, workload)'s studies with replacement, recompute the scores.
 
     The interval is the percentile interval at ``level``; ``rank_probability[s]`` is the fraction
-    of resamples in which submission ``s`` keeps the position it has in the point estimate.
+    of resamples in which submission ``s`` keeps the position it has in the point estimate. A
+    submission that scores 0 (within ``RANK_ATOL``) is tied last, whatever its rank's number
+    (1 + how many score more, which moves as *others* rise or fall to 0): it keeps that place in
+    a resample exactly when it scores 0 there too.
     """
     rng = np.random.default_rng(seed)
-    point_ranks = ranks(area_score(ratios(workload_times(study_times)), tau_max))
+    point = area_score(ratios(workload_times(study_times)), tau_max)
+    point_ranks, last = ranks(point), np.abs(point) <= RANK_ATOL
     n_sub, n_work, n_study = study_times.shape
     present = ~np.isnan(study_times)
     counts = np.maximum(present.sum(axis=-1), 1)
@@ -112,7 +116,8 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
         resampled = np.where(present.any(axis=-1)[None, :, :, None], resampled, np.nan)
         chunk_scores = np.stack([area_score(ratios(workload_times(x)), tau_max) for x in resampled])
         scores.append(chunk_scores)
-        same_rank += (ranks(chunk_scores) == point_ranks[None, :]).sum(axis=0)
+        held = np.where(last[None, :], np.abs(chunk_scores) <= RANK_ATOL, ranks(chunk_scores) == point_ranks[None, :])
+        same_rank += held.sum(axis=0)
     all_scores = np.concatenate(scores)
     tail = (1 - level) / 2 * 100
     return Uncertainty(low=np.percentile(all_scores, tail, axis=0), high=np.percentile(all_scores, 100 - tail, axis=0),
