@@ -139,6 +139,14 @@ def _cpus() -> int:
 READ_PARALLEL_FROM = 200
 
 
+def _look(folder: str) -> tuple[list[os.DirEntry], set[str]] | None:
+    """The folder's entries and which record files (``_FILES``) it holds; None if it cannot be listed."""
+    entries = _listing(folder)
+    if entries is None:
+        return None
+    return entries, {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
+
+
 def _units(root: str) -> list[tuple[str, bool]]:
     """(folder, is a sweep) of every sweep folder (holding a sweep.json) and every other folder
     holding a manifest.json or an evals.jsonl under ``root``, in path order. Found as
@@ -148,10 +156,10 @@ def _units(root: str) -> list[tuple[str, bool]]:
     stack = [root]
     while stack:
         folder = stack.pop()
-        entries = _listing(folder)
-        if entries is None:
+        looked = _look(folder)
+        if looked is None:
             continue
-        names = {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
+        entries, names = looked
         if SWEEP_FILE in names:
             units.append((folder, True))
             continue
@@ -263,10 +271,10 @@ def _scan(root: str) -> _Scan:
     stack = [root]
     while stack:
         folder = stack.pop()
-        entries = _listing(folder)
-        if entries is None:
+        looked = _look(folder)
+        if looked is None:
             continue
-        names = {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
+        entries, names = looked
         if SWEEP_FILE in names:
             _add_plan(scan, folder, _child(folder, SWEEP_FILE))
         if MANIFEST_FILE in names or EVALS_FILE in names:
