@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 # A PID counts as alive when it exists and is not a zombie: PID 1 on these machines reaps
-# orphans late if at all (shared/SLURM_NOTES.md), so a stopped daemon lingers as a zombie, and
+# orphans late if at all (measured on a single-node cluster), so a stopped daemon lingers as a zombie, and
 # `kill -0` still succeeds on a zombie.
 pid_alive() {
     local state

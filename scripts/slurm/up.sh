@@ -6,7 +6,7 @@
 # Progress goes to stderr; the only line on stdout is the `export SLURM_CONF=...` to use (it is
 # also written to STATE_DIR/env.sh), so `eval "$(scripts/slurm/up.sh)"` works.
 # Idempotent: daemons whose recorded PID is alive are left alone; only missing ones are started.
-# The reasons behind the settings are measured facts in shared/SLURM_NOTES.md ("the notes").
+# The reasons behind the settings are facts measured on a real single-node cluster ("the notes" below refers to those measurements).
 set -euo pipefail
 
 STATE_DIR=${1:-${OPTBENCH_SLURM_DIR:-/tmp/optbench-slurm}}
