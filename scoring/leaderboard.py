@@ -1,6 +1,6 @@
 """From a table of trials to the leaderboard: study bests, workload times, scores, uncertainty.
 
-Our rules (DESIGN.md; docs/scoring.md lists where AlgoPerf's official scoring differs):
+Our rules (docs/scoring.md lists where AlgoPerf's official scoring differs):
 - a study's time is its fastest trial *by time* (its steps-to-target, for the steps view, is
   its fewest steps among trials that reached the target);
 - a workload's time is the median over studies, a study that never reached the target

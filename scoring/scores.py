@@ -1,4 +1,4 @@
-"""The scoring maths of DESIGN.md, exactly: workload times, performance profiles, area scores,
+"""The scoring maths of docs/scoring.md, exactly: workload times, performance profiles, area scores,
 and bootstrap uncertainty over studies.
 
 Inputs are plain arrays: ``study_times[s, w, k]`` is the time (or steps) of submission ``s`` on

@@ -8,7 +8,7 @@ import pandas as pd
 
 def tuned_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (workload, size, submission) of a tuning sweep: the median over studies of each study's
-    fastest trial (DESIGN.md's rulesets; a study that never reached the target counts as inf).
+    fastest trial (docs/tuning.md's rulesets; a study that never reached the target counts as inf).
 
     Columns: studies, trials, reached trials, median time and steps to target (of the studies'
     best-by-time trials), best validation value over all trials, ratio to the fastest submission.
