@@ -23,6 +23,8 @@ from typing import Any
 from harness.errors import UserError
 
 SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"  # a trial's manifest (written whole, atomically)
+EVALS_FILE = "evals.jsonl"  # its evaluations, one JSON line each, appended; ends with an "end" line
 FINAL_STATUSES = ("reached", "not_reached", "pruned", "diverged", "failed")
 
 # What a manifest must hold, by the types a reader relies on (bool is not a number here).
@@ -191,8 +193,8 @@ class TrialRecord:
 
     def __init__(self, directory: Path):
         self.dir = directory
-        self.manifest_path = directory / "manifest.json"
-        self.evals_path = directory / "evals.jsonl"
+        self.manifest_path = directory / MANIFEST_FILE
+        self.evals_path = directory / EVALS_FILE
 
     def manifest(self) -> dict[str, Any] | None:
         return read_manifest(self.manifest_path)

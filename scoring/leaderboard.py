@@ -13,7 +13,7 @@ Our rules (docs/scoring.md lists where AlgoPerf's official scoring differs):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +59,23 @@ def check_consistent(trials: pd.DataFrame) -> None:
                          ("schema_version", "record schema version")):
         if column not in trials:
             continue
-        values = trials.groupby(keys)[column].agg(lambda s: sorted(set(map(str, s.dropna()))))
-        mixed = values[values.map(len) > 1]
-        if not mixed.empty:
-            workload, found = mixed.index[0], mixed.iloc[0]
+        present = trials[column].notna().to_numpy()
+        spelled = trials[column][present].astype(str).to_numpy()  # as the records spell them: 1 and 1.0 differ
+        where = keys[present].to_numpy()
+        counts = pd.Series(spelled).groupby(where).nunique()  # one pass; the list only where they differ
+        if (counts > 1).any():
+            workload = counts.index[counts > 1][0]
+            found = sorted(set(spelled[where == workload]))
             hint = (" Score one ruleset at a time (ruleset=external or ruleset=self)." if column == "ruleset" else
                     " Recalibrated targets make old records incomparable: score them in separate results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")
     if "submission_revision" in trials:
-        revisions = trials.groupby([keys, trials["submission"]])["submission_revision"].agg(lambda s: sorted(set(s)))
-        mixed = revisions[revisions.map(len) > 1]
-        if not mixed.empty:
-            (workload, submission), found = mixed.index[0], mixed.iloc[0]
+        counts = trials.groupby([keys, trials["submission"]])["submission_revision"].nunique()
+        if (counts > 1).any():
+            workload, submission = counts.index[counts > 1][0]
+            found = sorted(set(trials.loc[(keys == workload) & (trials["submission"] == submission),
+                                          "submission_revision"].dropna()))
             raise UserError(
                 f"Records of {submission} on {workload} come from different revisions of its algorithm "
                 f"({', '.join(map(str, found))}): the name meant another computation in the older ones "
@@ -178,12 +182,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     times, steps = workload_times(study_times), workload_times(study_steps)
     time_r, step_r = ratios(times), ratios(steps)
     score, step_score = area_score(time_r, tau_max), area_score(step_r, tau_max)
-    uncertainty = bootstrap(study_times, tau_max, samples, seed) if samples > 0 else None
     studies = np.sum(~np.isnan(study_times), axis=2)
     table = pd.DataFrame({"submission": submissions, "score": score})
-    if uncertainty is not None:
-        table["score_ci_low"], table["score_ci_high"] = uncertainty.low, uncertainty.high
-        table["rank_probability"] = uncertainty.rank_probability
     table["steps_score"] = step_score
     table["workloads_reached"] = np.isfinite(times).sum(axis=1)
     state = pd.to_numeric(trials.get("state_bytes_per_param", pd.Series(np.nan, trials.index)), errors="coerce")
@@ -193,8 +193,7 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     table["peak_memory_mb"], table["peak_memory_note"] = memory.mib, memory.why
     table["studies"] = studies.min(axis=1)
     table["studies_max"] = studies.max(axis=1)
-    ran = np.where(studies > 0, studies, np.iinfo(np.int64).max).min(axis=1)  # fewest, where it has any
-    table["uncertainty_shown"] = (ran >= MIN_STUDIES) & (ran < np.iinfo(np.int64).max) & (uncertainty is not None)
+    table["uncertainty_shown"] = False  # until with_uncertainty
     for j, workload in enumerate(workloads):
         table[f"time_s:{workload}"] = times[:, j]
     for j, workload in enumerate(workloads):
@@ -220,11 +219,29 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
-    return Leaderboard(table=table, submissions=submissions, workloads=workloads, times=times, steps=steps,
-                       time_ratios=time_r, step_ratios=step_r, tau_max=tau_max, study_times=study_times,
-                       uncertainty=uncertainty, notes=notes, studies=studies,
-                       workload_info=workload_info(trials, bests, times, submissions, workloads),
-                       memory_note=memory.note)
+    board = Leaderboard(table=table, submissions=submissions, workloads=workloads, times=times, steps=steps,
+                        time_ratios=time_r, step_ratios=step_r, tau_max=tau_max, study_times=study_times,
+                        notes=notes, studies=studies,
+                        workload_info=workload_info(trials, bests, times, submissions, workloads),
+                        memory_note=memory.note)
+    return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
+
+
+def with_uncertainty(board: Leaderboard, uncertainty: Uncertainty) -> Leaderboard:
+    """``board`` with the bootstrap's intervals and rank probabilities (``uncertainty``, per
+    submission in ``board.submissions`` order) in its table, after ``score``; shown for the
+    submissions with at least ``MIN_STUDIES`` studies on every workload they ran. Apart so that
+    the bootstrap can run while the plots, which do not need it, are drawn."""
+    table = board.table.copy()
+    position = {s: i for i, s in enumerate(board.submissions)}
+    order = [position[s] for s in table["submission"]]
+    at = table.columns.get_loc("score") + 1
+    for k, (name, values) in enumerate((("score_ci_low", uncertainty.low), ("score_ci_high", uncertainty.high),
+                                        ("rank_probability", uncertainty.rank_probability))):
+        table.insert(at + k, name, np.asarray(values)[order])
+    ran = np.where(board.studies > 0, board.studies, np.iinfo(np.int64).max).min(axis=1)  # fewest, where it has any
+    table["uncertainty_shown"] = ((ran >= MIN_STUDIES) & (ran < np.iinfo(np.int64).max))[order]
+    return replace(board, table=table, uncertainty=uncertainty)
 
 
 # Fewer studies than this on a workload, and a submission's bootstrap interval and rank probability

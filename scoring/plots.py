@@ -26,6 +26,7 @@ import json
 import math
 import os
 import textwrap
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,15 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullLocator
 from PIL import Image
 
-from scoring.records import load_evals
+from scoring.records import evaluation_curve
 from scoring.style import MISSING_COLOUR, OTHER_COLOUR, Style, Styles, board_styles, submission_styles
 
 DPI = 100
 MAX_PIXELS = 2_400_000  # larger figures are drawn at a lower dpi (their size on the page is the HTML's)
 SENSITIVITY_ALL = 16  # up to this many submissions every one gets a sensitivity plot ...
 SENSITIVITY_TOP = 3  # ... else only the best ranked ones (each plot costs time and page size)
-PANELS_UP_TO = 6  # time to target: one panel per workload up to this many workloads, else a heat map
+PANELS_UP_TO = 6  # up to this many workloads: time to target a panel each (else a heat map), curves a figure each
+# (else small multiples in one figure)
 LIMIT_COLOUR = "#c00000"  # the tau_max x fastest line
 SMALL = 7  # font size of ticks and legends (points)
 TITLE = 8
@@ -76,19 +78,46 @@ class Plot:
 
 
 # ------------------------------------------------------------------------------------ all plots
-def leaderboard_plots(board: Any, trials: pd.DataFrame, out: Path) -> dict[str, Plot]:
+PLOT_KINDS = ("profiles", "time_to_target", "curves", "sensitivity")
+
+
+def leaderboard_plots(board: Any, trials: pd.DataFrame, out: Path, seconds: dict[str, float] | None = None,
+                      kinds: Sequence[str] = PLOT_KINDS) -> dict[str, Plot]:
     """Every plot of a leaderboard, by the name the HTML shows: ``profiles``, ``time_to_target``,
-    ``curves <workload>-<size>`` (when the trials have records on disk) and ``sensitivity <name>``
-    (every submission up to ``SENSITIVITY_ALL`` of them, else the ``SENSITIVITY_TOP`` best ranked)."""
+    ``curves <workload>-<size>`` (when the trials have records on disk; above ``PANELS_UP_TO``
+    workloads one ``curves`` figure of them all) and ``sensitivity <name>`` (every submission up to
+    ``SENSITIVITY_ALL`` of them, else the ``SENSITIVITY_TOP`` best ranked). Only those of ``kinds``
+    (of ``PLOT_KINDS``); ``seconds``, when given, receives the time each kind took."""
     styles, budgets = board_styles(board), workload_budgets(trials)
-    plots = {"profiles": plot_profiles(board, out / "profiles.png", styles=styles, budgets=budgets),
-             "time_to_target": plot_time_to_target(board, out / "time_to_target.png", styles=styles,
-                                                   budgets=budgets)}
-    if "record_dir" in trials:
-        for workload, size in sorted(set(zip(trials["workload"], trials["size"]))):
+    seconds = {} if seconds is None else seconds
+    started = time.perf_counter()
+
+    def lap(kind: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        seconds[kind] = round(now - started, 3)
+        started = now
+
+    plots = {}
+    if "profiles" in kinds:
+        plots["profiles"] = plot_profiles(board, out / "profiles.png", styles=styles, budgets=budgets)
+        lap("profiles")
+    if "time_to_target" in kinds:
+        plots["time_to_target"] = plot_time_to_target(board, out / "time_to_target.png", styles=styles,
+                                                      budgets=budgets)
+        lap("time_to_target")
+    if "curves" in kinds and "record_dir" in trials:
+        picks = median_study_trials(trials)
+        keys = sorted(set(zip(trials["workload"], trials["size"])))
+        if len(keys) > PANELS_UP_TO:
+            plots["curves"] = plot_curves_grid(trials, out / "curves.png", styles=styles, board=board, picks=picks)
+        for workload, size in keys if len(keys) <= PANELS_UP_TO else ():
             plots[f"curves {workload}-{size}"] = plot_validation_curves(
-                trials, workload, size, out / f"curves_{workload}_{size}.png", styles=styles, board=board)
-    plots.update(sensitivity_plots(board, trials, out, styles=styles))
+                trials, workload, size, out / f"curves_{workload}_{size}.png", styles=styles, board=board, picks=picks)
+        lap("curves")
+    if "sensitivity" in kinds:
+        plots.update(sensitivity_plots(board, trials, out, styles=styles))
+        lap("sensitivity")
     return plots
 
 
@@ -364,34 +393,25 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
 
 # ------------------------------------------------------------------------------------ curves
 def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: Path, *,
-                           styles: Styles | None = None, board: Any = None) -> Plot:
+                           styles: Styles | None = None, board: Any = None, picks: pd.DataFrame | None = None) -> Plot:
     """Validation metric vs submission time on ``workload``/``size``; writes a PNG.
 
-    Per submission one curve: the trial behind the table's time. Its studies are ordered by
-    their fastest trial's time (inf when none reached) and the median one is taken (with an even
-    number, the slower of the two middle ones: the table's time is finite exactly when it is);
-    drawn is that study's fastest trial, or its best by validation value when none reached. So a
-    submission the table says did not reach does not cross the target here. Where a ``board``
-    says otherwise (studies that never ended count there as not reached), the curve is dashed and
-    its label says "not the table's median study".
+    Per submission one curve: the trial behind the table's time (:func:`median_study_trials`;
+    ``picks``: its result for ``trials``, when already at hand). So a submission the table says did
+    not reach does not cross the target here. Where a ``board`` says otherwise (studies that never
+    ended count there as not reached), the curve is dashed and its label says "not the table's
+    median study".
     """
     subset = trials[(trials["workload"] == workload) & (trials["size"] == size)]
     if styles is None:
         styles = board_styles(board) if board is not None else submission_styles(trials["submission"])
-    key = f"{workload}-{size}"
-    table_time = {}
-    if board is not None and key in board.workloads:
-        j = board.workloads.index(key)
-        table_time = {s: board.times[i, j] for i, s in enumerate(board.submissions)}
+    names = _curve_names(styles, subset)
+    chosen = _chosen(picks if picks is not None else median_study_trials(subset), workload, size)
+    table_time = _table_times(board, f"{workload}-{size}")
     metric = subset["metric"].iloc[0]
-    target = float(subset["target"].iloc[0])
-    budget = pd.to_numeric(subset["max_runtime_s"], errors="coerce").max() if "max_runtime_s" in subset else None
-    present = set(subset["submission"])
-    names = [s for s in styles.ranked if styles.labelled(s) and s in present]
-    names += sorted(present - set(styles.ranked))  # not on the board: drawn after
-    chosen = {s: median_study_trial(subset[subset["submission"] == s]) for s in names}
     labels, mismatched = {}, []
-    for s, pick in chosen.items():
+    for s in names:
+        pick = chosen.loc[s]
         shown_time = table_time.get(s, pick["study_time"])
         labels[s] = f"{s}: {_seconds(shown_time)}"
         if pick["studies"] > 1:
@@ -400,43 +420,123 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
             mismatched.append(s)
             labels[s] += ", not the table's median study"
     lines = [f"{workload} ({size}): validation {metric} vs submission time, per submission its median study",
-             "Studies are ordered by their fastest trial's time to target, as in the table's median (even count: the "
-             "slower middle one); drawn: that study's fastest trial, or its best if none reached. Label: the "
-             "table's time"]
-    if len(names) < len(present):
+             CURVES_RULE + ". Label: the table's time"]
+    if len(names) < subset["submission"].nunique():
         lines.append(styles.note.replace("the others are drawn thin and grey", "the others are not drawn"))
     if mismatched:
         lines.append(f"Dashed: the table counts studies that never ended as not reached ({', '.join(mismatched)})")
     entries = [*labels.values(), "target", "budget"]
     columns = styles.legend_columns(len(entries))
     frame = _Frame(1, 1, 6.2, 3.8, left=0.75, bottom=0.5, right=_legend_width(entries, columns), title=lines)
-    ax = frame.axes[0, 0]
-    handles = []
+    handles = _curves_panel(frame.axes[0, 0], subset, chosen, names, styles, labels, set(mismatched))
+    frame.legend_right(handles, ncol=columns, title="submission: the table's time")
+    _save(frame.fig, out)
+    return Plot(out, ". ".join(lines) + ".")
+
+
+CURVES_RULE = ("Studies are ordered by their fastest trial's time to target, as in the table's median (even count: "
+               "the slower middle one); drawn: that study's fastest trial, or its best if none reached")
+
+
+def plot_curves_grid(trials: pd.DataFrame, out: Path, *, styles: Styles | None = None, board: Any = None,
+                     picks: pd.DataFrame | None = None) -> Plot:
+    """Every workload's validation curves (as :func:`plot_validation_curves` draws one) as small
+    multiples in one figure with one legend: what a board of more than ``PANELS_UP_TO`` workloads
+    gets instead of a figure each (each submission keeps its style in every panel, so one legend
+    serves them all; each panel's times are in the table)."""
+    if styles is None:
+        styles = board_styles(board) if board is not None else submission_styles(trials["submission"])
+    picks = picks if picks is not None else median_study_trials(trials)
+    keys = sorted(set(zip(trials["workload"], trials["size"])))
+    ncols = min(len(keys), 4)
+    nrows = math.ceil(len(keys) / ncols)
+    lines = [f"Validation metric vs submission time on each of {len(keys)} workloads, per submission its median "
+             f"study", CURVES_RULE + ". Dashed: not the table's median study (the table counts studies that never "
+             "ended as not reached); black dashed: the target; dotted: the budget"]
+    lines += [styles.note.replace("the others are drawn thin and grey", "the others are not drawn")] if styles.note \
+        else []
+    present = set(trials["submission"])
+    legend_names = [s for s in styles.ranked if styles.labelled(s) and s in present]
+    columns = styles.legend_columns(len(legend_names))
+    frame = _Frame(nrows, ncols, 2.6, 1.9, left=0.55, bottom=0.45, right=_legend_width(legend_names, columns),
+                   title=lines, panel_title=True, wspace=0.45, hspace=0.7)
+    subsets = dict(iter(trials.groupby(["workload", "size"], sort=False)))
+    chosen_of = {key: group.set_index("submission", drop=False)
+                 for key, group in picks.groupby(["workload", "size"], sort=False)}
+    for k, (workload, size) in enumerate(keys):
+        ax = frame.axes[k // ncols, k % ncols]
+        subset, chosen = subsets[(workload, size)], chosen_of[(workload, size)]
+        table_time = _table_times(board, f"{workload}-{size}")
+        names = _curve_names(styles, subset)
+        mismatched = {s for s in names
+                      if np.isfinite(table_time.get(s, chosen.loc[s, "study_time"]))
+                      != np.isfinite(chosen.loc[s, "study_time"])}
+        _curves_panel(ax, subset, chosen, names, styles, {s: s for s in names}, mismatched, compact=True)
+        ax.text(0.5, 1.03, f"{workload} ({size})", transform=ax.transAxes, ha="center", va="bottom",
+                fontsize=SMALL)  # not set_title: its placement pass costs more than the panel
+    for k in range(len(keys), nrows * ncols):
+        frame.axes[k // ncols, k % ncols].set_visible(False)
+    frame.legend_right([Line2D([], [], lw=1.4, label=s, **styles.by_name[s].line()) for s in legend_names],
+                       ncol=columns, title="submission")
+    _save(frame.fig, out)
+    return Plot(out, ". ".join(lines) + ".")
+
+
+def _curve_names(styles: Styles, subset: pd.DataFrame) -> list[str]:
+    """The submissions whose curves are drawn, in legend order: the labelled ones (then any not on
+    the board)."""
+    present = set(subset["submission"])
+    names = [s for s in styles.ranked if styles.labelled(s) and s in present]
+    return names + sorted(present - set(styles.ranked))
+
+
+def _chosen(picks: pd.DataFrame, workload: str, size: str) -> pd.DataFrame:
+    """The rows of ``picks`` (see :func:`median_study_trials`) of one workload, by submission."""
+    return picks[(picks["workload"] == workload) & (picks["size"] == size)].set_index("submission", drop=False)
+
+
+def _table_times(board: Any, key: str) -> dict[str, float]:
+    """Each submission's time on workload ``key`` as the board's table has it ({} without a board)."""
+    if board is None or key not in board.workloads:
+        return {}
+    j = board.workloads.index(key)
+    return {s: board.times[i, j] for i, s in enumerate(board.submissions)}
+
+
+def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, names: Sequence[str], styles: Styles,
+                  labels: Mapping[str, str], mismatched: set[str], compact: bool = False) -> list[Any]:
+    """Draw each of ``names``' chosen trial's curve, the target and the budget on ``ax``; the handles."""
+    metric = subset["metric"].iloc[0]
+    target = float(subset["target"].iloc[0])
+    budget = pd.to_numeric(subset["max_runtime_s"], errors="coerce").max() if "max_runtime_s" in subset else None
     column = f"validation/{metric}"
+    handles = []
     for s in names:
-        row, mismatch = chosen[s]["trial"], s in mismatched
+        row, mismatch = chosen.loc[s], s in mismatched
         style = styles.by_name.get(s) or _own_style(s)
         usable = bool(row.get("evals_file", True)) and "record_dir" in row
-        evals = load_evals(Path(row["record_dir"])) if usable else pd.DataFrame()
-        if evals.empty or column not in evals:
+        curve = evaluation_curve(Path(row["record_dir"]), column) if usable else None
+        if curve is None:
             handles.append(ax.plot([], [], lw=1.4, label=f"{labels[s]} (no curve: evals missing)", **style.line())[0])
             continue
-        x, v = evals["submission_time_s"].to_numpy(float), evals[column].to_numpy(float)
+        x, v = curve
         look = {**style.line(), **({"linestyle": (0, (2, 2))} if mismatch else {})}
-        handles.append(ax.plot(x, v, lw=0.9 if mismatch else 1.4, alpha=0.6 if mismatch else 0.95,
-                               markevery=[len(x) - 1], markersize=5, label=labels[s], **look)[0])
+        handles.append(ax.plot(x, v, lw=0.9 if mismatch else (1.1 if compact else 1.4), alpha=0.6 if mismatch else 0.95,
+                               markevery=[len(x) - 1], markersize=4 if compact else 5, label=labels[s], **look)[0])
     handles.append(ax.axhline(target, color="black", ls="--", lw=1, label="target"))
     if budget is not None and np.isfinite(budget):
         handles.append(ax.axvline(budget, color=MISSING_COLOUR, ls=":", lw=1.2, label="budget"))
-    ax.set_xlabel("submission time (s)", fontsize=TITLE)
-    ax.set_ylabel(f"validation {metric}", fontsize=TITLE)
+    if not compact:
+        ax.set_xlabel("submission time (s)", fontsize=TITLE)
+        ax.set_ylabel(f"validation {metric}", fontsize=TITLE)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_locator(MaxNLocator(3))
     if bool(subset["higher_is_better"].iloc[0]):
         ax.set_ylim(bottom=max(0.0, target - 0.15), top=min(1.0, target + 0.05) if target <= 1 else None)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=SMALL)
-    frame.legend_right(handles, ncol=columns, title="submission: the table's time")
-    _save(frame.fig, out)
-    return Plot(out, ". ".join(lines) + ".")
+    return handles
 
 
 def study_keys(frame: pd.DataFrame) -> pd.Series:
@@ -451,24 +551,45 @@ def study_keys(frame: pd.DataFrame) -> pd.Series:
     return keys
 
 
-def median_study_trial(group: pd.DataFrame) -> dict[str, Any]:
-    """The trial drawn for one submission on one workload: see :func:`plot_validation_curves`.
+def median_study_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (workload, size, submission) the trial its curve draws: its studies are ordered by their
+    fastest trial's time (inf when none reached; ties by study key) and the median one is taken
+    (with an even number, the slower of the two middle ones: the table's time is finite exactly
+    when it is); of that study, its fastest trial, or its best by validation value when none
+    reached (then the first in ``trials``' order).
 
-    Returns ``trial`` (its row), ``study_time`` (its study's time: its fastest trial's, inf when
-    none reached), ``position`` (1-based, fastest study first) and ``studies`` (their number).
+    One row per group: the trial's columns, plus ``study_time`` (its study's time), ``position``
+    (1-based, fastest study first) and ``studies`` (their number). All groups at once: on a board
+    of 100,000 trials this is one sort, not a filter per submission.
     """
-    keys = study_keys(group)
-    times = pd.to_numeric(group["time_to_target_s"], errors="coerce").fillna(np.inf)
-    per_study = times.groupby(keys).min()
-    ordered = sorted(per_study.items(), key=lambda kv: (kv[1], kv[0]))
-    position = len(ordered) // 2  # odd: the middle one; even: the slower middle one
-    study, study_time = ordered[position]
-    members, member_times = group[keys == study], times[keys == study]
-    sign = 1.0 if bool(members["higher_is_better"].iloc[0]) else -1.0
-    worse = (-sign * pd.to_numeric(members["best_validation"], errors="coerce")).fillna(np.inf)  # smaller = better
-    order = np.lexsort((worse.to_numpy(), member_times.to_numpy()))  # fastest, then best value
-    return {"trial": members.iloc[order[0]], "study_time": float(study_time), "position": position + 1,
-            "studies": len(ordered)}
+    group = ["workload", "size", "submission"]
+    frame = trials.reset_index(drop=True)
+    times = pd.to_numeric(frame["time_to_target_s"], errors="coerce").fillna(np.inf).to_numpy(float)
+    sign = np.where(frame["higher_is_better"].astype(bool).to_numpy(), 1.0, -1.0)
+    worse = np.nan_to_num(-sign * pd.to_numeric(frame["best_validation"], errors="coerce").to_numpy(float),
+                          nan=np.inf)  # smaller = better
+    keys = frame[group].assign(_study=study_keys(frame).to_numpy(), _time=times, _worse=worse,
+                               _row=np.arange(len(frame)))
+    studies = keys.groupby([*group, "_study"], sort=False)["_time"].min().rename("study_time").reset_index()
+    studies = studies.sort_values([*group, "study_time", "_study"], kind="stable")
+    ordinal = studies.groupby(group, sort=False).cumcount()
+    count = studies.groupby(group, sort=False)["_study"].transform("size")
+    chosen = studies[ordinal.to_numpy() == (count // 2).to_numpy()].assign(
+        position=ordinal[ordinal == count // 2] + 1, studies=count[ordinal == count // 2])
+    members = keys.merge(chosen, on=[*group, "_study"]).sort_values([*group, "_time", "_worse", "_row"],
+                                                                      kind="stable")
+    first = members.drop_duplicates(group)
+    picked = frame.iloc[first["_row"].to_numpy()].reset_index(drop=True)
+    return picked.assign(study_time=first["study_time"].to_numpy(float),
+                         position=first["position"].to_numpy(int), studies=first["studies"].to_numpy(int))
+
+
+def median_study_trial(group: pd.DataFrame) -> dict[str, Any]:
+    """The trial drawn for one submission on one workload (see :func:`median_study_trials`):
+    ``trial`` (its row), ``study_time``, ``position`` and ``studies``."""
+    (pick,) = [row for _, row in median_study_trials(group).iterrows()]
+    return {"trial": pick[group.columns], "study_time": float(pick["study_time"]), "position": int(pick["position"]),
+            "studies": int(pick["studies"])}
 
 
 # ------------------------------------------------------------------------------------ sensitivity

@@ -15,7 +15,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
 from harness.records import (
+    EVALS_FILE,
     FINAL_STATUSES,
     MANIFEST_FIELDS,
+    MANIFEST_FILE,
     SUMMARY_FIELDS,
     DamagedRecord,
     check_fields,
@@ -38,9 +40,8 @@ from harness.records import (
     read_manifest,
 )
 from harness.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
-
-MANIFEST_FILE = "manifest.json"
-EVALS_FILE = "evals.jsonl"
+from scoring.forked import can_fork, usable_cpus
+from scoring.record_index import SweepIndex, entry_names, file_key, folder_key
 
 # Problem kinds. Not scored: MISSING, RUNNING, DAMAGED. Scored from the manifest: EVALS.
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
@@ -77,6 +78,8 @@ class Records:
     trials: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     planned: dict[Path, int] = field(default_factory=dict)  # sweep folder (as found) -> its number of trials
+    indexed: int = 0  # trials taken from the sweeps' indexes (scoring/record_index.py) instead of their files
+    unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
 
 
 def find_trials(root: Path) -> list[Path]:
@@ -84,7 +87,7 @@ def find_trials(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob(MANIFEST_FILE))
 
 
-def read_records(root: Path, workers: int | None = None) -> Records:
+def read_records(root: Path, workers: int | None = None, index: bool = False) -> Records:
     """Every trial under ``root``: one row per finished, readable trial, and the problems.
 
     A sweep's trials are looked up from its plan, so a trial whose whole folder is gone is still
@@ -94,45 +97,49 @@ def read_records(root: Path, workers: int | None = None) -> Records:
     sweep's plan is read when its folder is met, and its trials' two files are then opened directly
     instead of listing their folders (so a folder nested *inside* a planned trial's folder is not
     looked at); a trial's ``evals.jsonl`` is checked for its ``end`` line from the file's tail (see
-    :func:`_end_line`). From ``READ_PARALLEL_FROM`` sweeps and lone trials on, they are read by
-    ``workers`` processes (default: one per CPU, at most 4; forked, so on Linux only), whose warnings
-    are raised again here; the result is the same, in the same order.
+    :func:`_end_line`). From ``READ_PARALLEL_FROM`` sweeps and lone trials on, they are read in
+    ``workers`` equal shares (default: one per CPU, at most 4): one here, the others in forked
+    processes (:mod:`scoring.forked`), whose warnings are raised again here; the result is the same,
+    in the same order.
+
+    With ``index``, each sweep's finished trials are taken from its index where their files are
+    unchanged, and the index is brought up to date (:mod:`scoring.record_index`); the result is
+    the same as without.
     """
     units = _units(str(Path(root)))
     if workers is None:
-        workers = min(4, _cpus()) if len(units) >= READ_PARALLEL_FROM else 1
+        workers = min(4, usable_cpus()) if len(units) >= READ_PARALLEL_FROM else 1
     results = None
-    if workers > 1 and len(units) >= 2 * workers and sys.platform.startswith("linux"):  # fork: safe on Linux
-        size = -(-len(units) // (4 * workers))  # a few batches per worker, to even out their sizes
-        try:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-                results = list(pool.map(_read_units, [units[i:i + size] for i in range(0, len(units), size)]))
-        except (OSError, BrokenProcessPool):  # no process to be had (limits, memory): read them here
-            results = None
+    if workers > 1 and len(units) >= 2 * workers and can_fork():
+        size = -(-len(units) // workers)
+        shares = [units[i:i + size] for i in range(0, len(units), size)]
+        results = []
+        try:  # the first share read here meanwhile: its rows need not be sent back
+            with ProcessPoolExecutor(len(shares) - 1, mp_context=mp.get_context("fork")) as pool:
+                others = [pool.submit(_read_units, share, True, index) for share in shares[1:]]
+                results.append(_read_units(shares[0], record=False, index=index))
+                results += [future.result() for future in others]
+        except (OSError, BrokenProcessPool):  # no process to be had (limits, memory): read the rest here
+            results += [_read_units(share, record=False, index=index) for share in shares[len(results):]]
     if results is None:
-        results = [_read_units(units, record=False)]
+        results = [_read_units(units, record=False, index=index)]
     counts: dict[Path, int] = {}
-    sweeps, problems, missing, frames = [], [], [], []
+    sweeps, problems, missing, unindexed = [], [], [], []
+    indexed, frames = 0, []
     for part in results:
+        if not part.trials.empty:
+            frames.append(part.trials)
         counts.update(part.counts)
+        indexed += part.indexed
+        unindexed += part.unindexed
         sweeps += part.sweeps
         problems += part.problems
         missing += part.missing
-        if not part.trials.empty:
-            frames.append(part.trials)
         for message, category in part.warnings:
             warnings.warn(message, category, stacklevel=2)
     trials = (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False).infer_objects()
               if frames else pd.DataFrame())
-    return Records(trials, sweeps + problems + missing, counts)
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return Records(trials, sweeps + problems + missing, counts, indexed, unindexed)
 
 
 # From this many units (sweep folders and lone trial folders) on, read_records uses several processes.
@@ -207,19 +214,23 @@ def _child(folder: str, *names: str) -> str:
 class _Part:
     """What :func:`_read_units` read of some units, in their order."""
 
-    trials: pd.DataFrame
+    trials: pd.DataFrame  # built here: in a worker process, in parallel
     counts: dict[Path, int]  # sweep folder -> its number of planned trials
     sweeps: list[Problem]  # unreadable sweep.json files
     problems: list[Problem]  # trials found that cannot be scored as they are
     missing: list[Problem]  # planned trials without their files
     warnings: list[tuple[str, type[Warning]]]  # raised while reading (to be raised again in the parent)
+    indexed: int = 0  # trials taken from sweep indexes
+    unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
 
 
-def _read_units(units: list[tuple[str, bool]], record: bool = True) -> _Part:
-    """Read ``units`` (see :func:`_units`): every trial's row and every problem, in path order."""
-    rows: list[dict[str, Any]] = []
+def _read_units(units: list[tuple[str, bool]], record: bool = True, index: bool = False) -> _Part:
+    """Read ``units`` (see :func:`_units`): every trial's row and every problem, in path order;
+    with ``index``, through each sweep's index (:mod:`scoring.record_index`)."""
+    rows = _Table()
     counts: dict[Path, int] = {}
-    sweeps, problems, missing = [], [], []
+    sweeps, problems, missing, unindexed = [], [], [], []
+    indexed = 0
     with warnings.catch_warnings(record=record) as caught:
         if record:
             warnings.simplefilter("always")
@@ -227,29 +238,107 @@ def _read_units(units: list[tuple[str, bool]], record: bool = True) -> _Part:
             if not is_sweep:
                 _read_into(rows, problems, folder, False, None, None)
                 continue
-            scan = _scan(folder)
+            cache = SweepIndex(folder) if index else None
+            unchanged = cache.unchanged_rows() if cache is not None else None
+            if unchanged is not None:  # nothing under it changed since its index was written complete
+                counts[Path(folder)] = cache.planned_count()
+                for values in unchanged:
+                    rows.add_values(cache.columns, values)
+                indexed += cache.hits
+                continue
+            found = len(sweeps) + len(problems) + len(missing)
+            scan = _scan(folder, cache)
             counts.update(scan.counts)
             sweeps += sorted(scan.problems, key=lambda p: _path_key(str(p.file)))
             seen = set()
             for trial in sorted(scan.folders, key=_path_key):
-                if _read_into(rows, problems, trial, trial in scan.unlisted, *scan.planned.get(trial, (None, None))):
+                if _read_into(rows, problems, trial, trial in scan.unlisted, *scan.planned.get(trial, (None, None)),
+                              cache=cache):
                     seen.add(trial)
             for trial in sorted(set(scan.planned) - seen, key=_path_key):
                 sweep, entry = scan.planned[trial]
                 missing.append(_problem(MISSING, Path(trial), Path(trial) / MANIFEST_FILE, "no manifest.json (not run "
                                         "yet, or its record was lost)", sweep, entry))
-    return _Part(pd.DataFrame(rows), counts, sweeps, problems, missing,
-                 [(str(w.message), w.category) for w in caught or ()])
+            if cache is not None:
+                indexed += cache.hits
+                clean = len(sweeps) + len(problems) + len(missing) == found and list(scan.counts) == [Path(folder)]
+                if not cache.save(complete=clean):
+                    unindexed.append(Path(folder))
+    return _Part(rows.frame(), counts, sweeps, problems, missing,
+                 [(str(w.message), w.category) for w in caught or ()], indexed, unindexed)
 
 
-def _read_into(rows: list, problems: list, folder: str, unlisted: bool, sweep: Any, entry: Any) -> bool:
-    """Read one trial folder into ``rows`` and ``problems``; False when it holds none of its files."""
-    row, problem = _read_trial(folder, unlisted, sweep, entry)
+def _read_into(rows: _Table, problems: list, folder: str, unlisted: bool, sweep: Any, entry: Any,
+               cache: SweepIndex | None = None) -> bool:
+    """Read one trial folder into ``rows`` and ``problems``; False when it holds none of its files.
+
+    With ``cache`` (its sweep's index), a trial whose two files are still the ones its stored row
+    came from is taken from there; else it is read, and a cleanly read row is stored, under the
+    files' identities taken *before* they were read (so a file written meanwhile is read again
+    next time)."""
+    if cache is not None:
+        relative = cache.relative(folder)
+        keys = file_key(_child(folder, MANIFEST_FILE)), file_key(_child(folder, EVALS_FILE))
+        values = cache.row(relative, *keys) if keys[0] is not None else None
+        if values is not None:
+            values = list(values)
+            values[cache.columns.index("record_dir")] = folder
+            rows.add_values(cache.columns, values)
+            return True
+    row, problem, clean = _read_trial_files(folder, unlisted, sweep, entry)
     if problem is not None:
         problems.append(problem)
     if row is not None:
-        rows.append(row)
+        rows.add(row)
+        if clean and cache is not None:
+            cache.store(relative, *keys, {**row, "record_dir": None})  # its folder: where it is found
     return row is not None or problem is not None
+
+
+class _Table:
+    """Rows as lists under one growing list of columns, turned into the DataFrame that
+    ``pd.DataFrame(list of dicts)`` makes of the same rows (columns in order of first appearance,
+    nan where a row lacks one; pandas builds both through the same object array), faster: a row
+    stored in a sweep's index is appended as it is."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] = []
+        self.positions: dict[str, int] = {}
+        self.rows: list[list[Any]] = []
+        self._fits: tuple[list[str] | None, int] = (None, 0)  # the last column list found a prefix of ours, its length
+
+    def _position(self, name: str) -> int:
+        position = self.positions.get(name)
+        if position is None:
+            position = self.positions[name] = len(self.columns)
+            self.columns.append(name)
+        return position
+
+    def add(self, row: dict[str, Any]) -> None:
+        values = [math.nan] * len(self.columns)
+        for name, value in row.items():
+            position = self._position(name)
+            if position == len(values):
+                values.append(value)
+            else:
+                values[position] = value
+        self.rows.append(values)
+
+    def add_values(self, columns: list[str], values: list[Any]) -> None:
+        """Add a row given as ``values`` under ``columns`` (a list this table may already hold)."""
+        if (self._fits[0] is columns and self._fits[1] == len(columns)) or (
+                len(columns) <= len(self.columns) and self.columns[:len(columns)] == columns):
+            self._fits = (columns, len(columns))  # column lists only grow: the same list, as long, still fits
+            self.rows.append(values)
+        else:
+            self.add(dict(zip(columns, values)))
+
+    def frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame()
+        width = len(self.columns)
+        rows = [values if len(values) == width else values + [math.nan] * (width - len(values)) for values in self.rows]
+        return pd.DataFrame(rows, columns=self.columns)
 
 
 @dataclass
@@ -263,20 +352,23 @@ class _Scan:
     unlisted: set[str] = field(default_factory=set)  # of which planned ones not listed: their files may be absent
 
 
-def _scan(root: str) -> _Scan:
+def _scan(root: str, cache: SweepIndex | None = None) -> _Scan:
     """Walk ``root`` (a sweep folder) once, finding files as :func:`_units` does: every sweep.json,
-    read when met; every folder holding a manifest.json or an evals.jsonl; and every existing folder
-    of a planned trial, not listed."""
+    read when met (``root``'s own plan through ``cache``, its index, when given); every folder holding
+    a manifest.json or an evals.jsonl; and every existing folder of a planned trial, not listed."""
     scan = _Scan()
     stack = [root]
     while stack:
         folder = stack.pop()
+        key = folder_key(folder) if cache is not None else None  # before listing: a change meanwhile shows next time
         looked = _look(folder)
         if looked is None:
             continue
         entries, names = looked
+        if cache is not None:
+            cache.note_folder(folder, key if folder != root else entry_names(entries))
         if SWEEP_FILE in names:
-            _add_plan(scan, folder, _child(folder, SWEEP_FILE))
+            _add_plan(scan, folder, _child(folder, SWEEP_FILE), cache if folder == root else None)
         if MANIFEST_FILE in names or EVALS_FILE in names:
             scan.folders.add(folder)
         for child in _subfolders(folder, entries):
@@ -288,16 +380,32 @@ def _scan(root: str) -> _Scan:
     return scan
 
 
-def _add_plan(scan: _Scan, folder: str, path: str) -> None:
-    try:
-        sweep = _read_plan(Path(path))
-    except UserError as error:
-        problem = error.problem if isinstance(error, DamagedRecord) else str(error)
-        scan.problems.append(Problem(SWEEP, Path(folder), Path(path), problem))
-        return
-    scan.counts[Path(folder)] = len(sweep["trials"])
-    for entry in sweep["trials"]:
-        scan.planned[_child(folder, f"study{entry['study']}", f"trial{entry['trial']}")] = (sweep, entry)
+def _add_plan(scan: _Scan, folder: str, path: str, cache: SweepIndex | None = None) -> None:
+    key = file_key(path) if cache is not None else None
+    digest = cache.cached_plan(key) if cache is not None else None
+    if digest is None:
+        try:
+            digest = _plan_digest(_read_plan(Path(path)))
+        except UserError as error:
+            problem = error.problem if isinstance(error, DamagedRecord) else str(error)
+            scan.problems.append(Problem(SWEEP, Path(folder), Path(path), problem))
+            return
+        if cache is not None:
+            cache.store_plan(key, digest)
+    sweep = {name: digest[name] for name in _PLAN_KEYS}
+    scan.counts[Path(folder)] = len(digest["trials"])
+    for study, trial in digest["trials"]:
+        scan.planned[_child(folder, f"study{study}", f"trial{trial}")] = (sweep, {"study": study, "trial": trial})
+
+
+# What scoring keeps of a sweep plan: whose trials these are (for the problems' messages), and
+# which (study, trial) it planned.
+_PLAN_KEYS = ("submission", "workload", "size", "ruleset")
+
+
+def _plan_digest(sweep: dict[str, Any]) -> dict[str, Any]:
+    return {**{name: sweep[name] for name in _PLAN_KEYS},
+            "trials": [[entry["study"], entry["trial"]] for entry in sweep["trials"]]}
 
 
 def _path_key(path: str) -> str:
@@ -347,6 +455,14 @@ def _read_trial(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
                 entry: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Problem | None]:
     """(row or None, problem or None) of one trial folder; (None, None) for an ``unlisted`` (planned,
     not listed) folder that holds neither a manifest.json nor an evals.jsonl."""
+    row, problem, _ = _read_trial_files(folder, unlisted, sweep, entry)
+    return row, problem
+
+
+def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None, entry: dict[str, Any] | None
+                      ) -> tuple[dict[str, Any] | None, Problem | None, bool]:
+    """:func:`_read_trial`, and whether the trial was read cleanly: finished, no problem, its end
+    line found at the tail of evals.jsonl (so nothing was warned about)."""
     path = _child(folder, MANIFEST_FILE)
     evals = _child(folder, EVALS_FILE)
     try:
@@ -354,16 +470,16 @@ def _read_trial(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
         if manifest is not None:
             _check_for_scoring(manifest, path)
     except DamagedRecord as error:
-        return None, _problem(DAMAGED, Path(folder), Path(path), f"damaged: {error.problem}", sweep, entry)
+        return None, _problem(DAMAGED, Path(folder), Path(path), f"damaged: {error.problem}", sweep, entry), False
     if manifest is None:
         if unlisted and not os.path.exists(evals):
-            return None, None
+            return None, None, False
         return None, _problem(MISSING, Path(folder), Path(path), "no manifest.json, only an evals.jsonl (its record "
-                              "was lost)", sweep, entry)
+                              "was lost)", sweep, entry), False
     if manifest["status"] not in FINAL_STATUSES:
         return None, _problem(RUNNING, Path(folder), Path(path), "status running (interrupted, or still running)",
-                              sweep, entry, manifest)
-    end, present = _end_line(evals)
+                              sweep, entry, manifest), False
+    end, present, whole = _end_line_read(evals)
     problem = None
     if not present:
         problem = "missing"
@@ -373,7 +489,7 @@ def _read_trial(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
         problem = f"ends with status {end.get('status')!r} where manifest.json says {manifest['status']!r}"
     if problem is not None:
         problem = _problem(EVALS, Path(folder), Path(evals), problem, sweep, entry, manifest)
-    return _row(manifest, folder, evals_file=present), problem
+    return _row(manifest, folder, evals_file=present), problem, problem is None and not whole
 
 
 def _load_manifest(path: str) -> dict[str, Any] | None:
@@ -411,7 +527,15 @@ _TAIL_BYTES = 16384
 
 
 def _end_line(path: str) -> tuple[dict[str, Any] | None, bool]:
-    """(the last ``end`` event of an evals.jsonl or None, whether the file exists).
+    """(the last ``end`` event of an evals.jsonl or None, whether the file exists): see
+    :func:`_end_line_read`."""
+    end, present, _ = _end_line_read(path)
+    return end, present
+
+
+def _end_line_read(path: str) -> tuple[dict[str, Any] | None, bool, bool]:
+    """(the last ``end`` event of an evals.jsonl or None, whether the file exists, whether all of
+    it had to be read).
 
     Read from the file's tail: when its last line is a well-formed ``end`` event, that is the
     answer, and nothing before it is read. Otherwise (a torn or corrupt last line, no end line,
@@ -422,15 +546,15 @@ def _end_line(path: str) -> tuple[dict[str, Any] | None, bool]:
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
-        return None, False
+        return None, False, False
     except OSError:  # no permission, ...
-        return (_end_line_of_all(path), True) if os.path.isfile(path) else (None, False)
+        return (_end_line_of_all(path), True, True) if os.path.isfile(path) else (None, False, False)
     try:
         last = _last_line(fd, os.fstat(fd).st_size)
     except OSError:  # a folder of that name, ...
         last = None
         if not os.path.isfile(path):
-            return None, False
+            return None, False, False
     finally:
         os.close(fd)
     if last is not None:
@@ -439,8 +563,8 @@ def _end_line(path: str) -> tuple[dict[str, Any] | None, bool]:
         except (ValueError, UnicodeDecodeError):
             row = None
         if isinstance(row, dict) and row.get("event") == "end":
-            return row, True
-    return _end_line_of_all(path), True
+            return row, True, False
+    return _end_line_of_all(path), True, True
 
 
 def _last_line(fd: int, size: int) -> bytes | None:
@@ -632,6 +756,22 @@ def load_evals(record_dir: Path) -> pd.DataFrame:
     A missing file, a torn line or an evaluation line without its fields is skipped with a
     warning naming the file (and line) and what was expected.
     """
+    return pd.DataFrame(_evaluations(record_dir))
+
+
+def evaluation_curve(record_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(submission times, values of ``metric``) of one trial's evaluations that have it, read as
+    :func:`load_evals` reads them (without building a table: the curves plot reads hundreds);
+    None when none has it."""
+    points = [(row["submission_time_s"], row[metric]) for row in _evaluations(record_dir)
+              if _is_number(row.get(metric))]
+    if not points:
+        return None
+    x, y = np.array(points, dtype=float).T
+    return x, y
+
+
+def _evaluations(record_dir: Path) -> list[dict[str, Any]]:
     path = Path(record_dir) / EVALS_FILE
     rows = []
     for number, row in _numbered_rows(path):
@@ -640,10 +780,10 @@ def load_evals(record_dir: Path) -> pd.DataFrame:
         step, seconds, metrics = row.get("step"), row.get("submission_time_s"), row.get("metrics")
         if not (_is_number(step) and _is_number(seconds) and isinstance(metrics, dict)):
             warnings.warn(f"{path}:{number}: skipped an evaluation line; expected step and submission_time_s "
-                          f"(numbers) and metrics (an object)", stacklevel=2)
+                          f"(numbers) and metrics (an object)", stacklevel=3)
             continue
         rows.append({"step": step, "submission_time_s": seconds, **metrics})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _numbered_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ import pandas as pd
 
 from harness.errors import Incomplete, UserError
 from harness.paths import ensure_writable_folder
-from scoring.leaderboard import MIN_STUDIES, Leaderboard, build
-from scoring.plots import leaderboard_plots
+from scoring.forked import Aside
+from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, with_uncertainty
+from scoring.plots import PLOT_KINDS, leaderboard_plots
 from scoring.records import Records, problem_messages, read_records
+from scoring.scores import bootstrap
 
 
 @dataclass
@@ -39,6 +42,7 @@ class ScoreConfig:
     bootstrap: int = 1000  # resamples over studies; 0 turns the uncertainty off
     seed: int = 0
     strict: bool = False  # refuse (exit 1, nothing written) when a trial is missing, unfinished or damaged
+    index: bool = True  # keep and use each sweep's .score-index.json (scoring/record_index.py); false: records only
 
 
 def load_for_scoring(cfg: ScoreConfig) -> Records:
@@ -49,7 +53,7 @@ def load_for_scoring(cfg: ScoreConfig) -> Records:
     if not root.is_dir():
         raise UserError(f"results={root} is not a folder. Point it at the records of `optbench trial/tune/suite` "
                         f"(default: ./results).")
-    records = read_records(root)
+    records = read_records(root, index=bool(cfg.index))
     if cfg.ruleset:
         records.problems = [p for p in records.problems if p.ruleset in (None, cfg.ruleset)]
     trials = records.trials
@@ -212,23 +216,49 @@ def _ratio(value: float, tau_max: float) -> str:
 
 
 def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: str,
-                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+                  timings: dict[str, float] | None = None,
+                  meanwhile: Callable[[Leaderboard], Leaderboard] | None = None) -> dict[str, Any]:
     """Write leaderboard.csv, .md, the plots and leaderboard.html to ``out``; the seconds each took
-    go into ``timings`` (csv, markdown, plots, html) when given."""
+    go into ``timings`` (csv, markdown, plots, html) when given.
+
+    The plots are drawn in a forked process (:class:`scoring.forked.Aside`) while this one runs
+    ``meanwhile`` (``optbench score``: the bootstrap, which the plots do not need) on the board,
+    whose result the tables and page are then made of; ``timings["plots"]`` is what waiting for
+    them added, and each kind of plot's own drawing time is in the result's ``plot_seconds``."""
     lap = _Laps(timings)
     out.mkdir(parents=True, exist_ok=True)
+    drawing = [Aside(_timed_plots, board, trials, out, kinds) for kinds in PLOT_GROUPS]
+    if meanwhile is not None:
+        board = meanwhile(board)
+        lap("bootstrap")
     board.table.replace({math.inf: None}).to_csv(out / "leaderboard.csv", index=False)
     lap("csv")
     markdown = markdown_table(board)
     (out / "leaderboard.md").write_text(f"# {title}\n\n{markdown}")
     lap("markdown")
-    plots = leaderboard_plots(board, trials, out)  # name -> Plot (os.PathLike, with .path and .caption)
+    plots, seconds = {}, {}  # name -> Plot (os.PathLike, with .path and .caption); kind -> seconds
+    for aside in drawing:
+        drawn, took = aside.result()
+        plots.update(drawn)
+        seconds.update(took)
+    plots = {name: plots[name] for name in sorted(plots, key=lambda n: PLOT_KINDS.index(n.split(" ")[0]))}
     lap("plots")
     (out / "leaderboard.html").write_text(render_html(board, title, plots, folder=out))
     lap("html")
     return {"leaderboard": str(out / "leaderboard.md"), "csv": str(out / "leaderboard.csv"),
             "html": str(out / "leaderboard.html"), "plots": [str(p) for p in plots.values()],
-            "captions": {name: p.caption for name, p in plots.items()}}
+            "captions": {name: p.caption for name, p in plots.items()}, "plot_seconds": seconds}
+
+
+# The plots are drawn in two forked processes, these kinds in each: about equal halves of the work
+# on a large board (the curves take as long as the other three).
+PLOT_GROUPS = (("curves",), ("profiles", "time_to_target", "sensitivity"))
+
+
+def _timed_plots(board: Leaderboard, trials: pd.DataFrame, out: Path,
+                 kinds: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, float]]:
+    seconds: dict[str, float] = {}
+    return leaderboard_plots(board, trials, out, seconds, kinds), seconds
 
 
 class _Laps:
@@ -372,14 +402,21 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
-    board = build(trials, tau_max=float(cfg.tau_max), samples=int(cfg.bootstrap), seed=int(cfg.seed),
-                  problems=records.problems, planned=records.planned)
+    board = build(trials, tau_max=float(cfg.tau_max), samples=0, problems=records.problems, planned=records.planned)
     lap("maths")
+
+    def uncertain(point: Leaderboard) -> Leaderboard:
+        return with_uncertainty(point, bootstrap(point.study_times, point.tau_max, int(cfg.bootstrap), int(cfg.seed)))
+
     outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}",
-                            timings=timings)
+                            timings=timings, meanwhile=uncertain if int(cfg.bootstrap) > 0 else None)
     lap.last = time.perf_counter()
     print(markdown_table(board), end="", flush=True)
     lap("print")
-    log(f"{len(board.submissions)} submissions x {len(board.workloads)} workloads ({len(trials)} trials); wrote "
+    if records.unindexed:
+        log(f"note: could not write the index of {len(records.unindexed)} sweep(s) (e.g. {records.unindexed[0]}: "
+            f"not writable?); scoring them again reads all their records (index=false turns the index off)")
+    log(f"{len(board.submissions)} submissions x {len(board.workloads)} workloads ({len(trials)} trials, "
+        f"{records.indexed} from the sweeps' indexes); wrote "
         f"{out} in {sum(timings.values()):.1f} s (" + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()) + ")")
-    return {**outputs, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+    return {**outputs, "timings_s": {k: round(v, 3) for k, v in timings.items()}, "indexed": records.indexed}

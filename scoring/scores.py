@@ -34,8 +34,9 @@ def workload_times(study_times: np.ndarray) -> np.ndarray:
 
 def ratios(times: np.ndarray) -> np.ndarray:
     """r[s, w] = t[s, w] / min_s t[s, w]; inf where t is inf, and everywhere on a workload that no
-    submission reached (it then adds nothing to any profile)."""
-    best = np.min(times, axis=0, keepdims=True)
+    submission reached (it then adds nothing to any profile). Leading axes are a batch (the
+    bootstrap's resamples: t[b, s, w])."""
+    best = np.min(times, axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = times / best
     return np.where(np.isfinite(best) & np.isfinite(times), r, np.inf)
@@ -51,13 +52,13 @@ def area_score(r: np.ndarray, tau_max: float = 4.0) -> np.ndarray:
 
     rho_s is a step function: each workload contributes (tau_max - r) on [r, tau_max] when
     r < tau_max, so (1 / (tau_max - 1)) * integral_1^tau_max rho_s = mean_w max(0, tau_max - r)
-    / (tau_max - 1). Exact, no grid.
+    / (tau_max - 1). Exact, no grid. ``r[..., s, w]``: leading axes are a batch.
     """
     if tau_max <= 1:
         raise ValueError(f"tau_max must exceed 1, got {tau_max}")
     with np.errstate(invalid="ignore"):
         gap = np.where(np.isfinite(r), np.clip(tau_max - r, 0.0, None), 0.0)
-    return gap.mean(axis=1) / (tau_max - 1.0)
+    return gap.mean(axis=-1) / (tau_max - 1.0)
 
 
 # Two scores closer than this are a tie: RANK_RTOL relative to the larger plus RANK_ATOL absolute.
@@ -72,10 +73,12 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     """1-based positions by descending score: 1 + the number of scores *clearly* above (by more
     than ``RANK_RTOL`` x the larger + ``RANK_ATOL``); ties share the best position ("1, 1, 3").
     Works on the last axis, so the bootstrap ranks its resamples by the same rule."""
-    others, own = scores[..., None, :], scores[..., :, None]
-    margin = RANK_RTOL * np.maximum(np.abs(others), np.abs(own)) + RANK_ATOL
+    size = np.abs(scores)
+    margin = np.maximum(size[..., None, :], size[..., :, None])  # in place from here: the bootstrap's hot spot
+    margin *= RANK_RTOL
+    margin += RANK_ATOL
     with np.errstate(invalid="ignore"):
-        return ((others - own) > margin).sum(axis=-1) + 1
+        return np.count_nonzero(scores[..., None, :] - scores[..., :, None] > margin, axis=-1) + 1
 
 
 @dataclass
@@ -114,7 +117,7 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
         resampled = np.take_along_axis(np.broadcast_to(packed, (b, *packed.shape)), picks, axis=-1)
         resampled = np.where(np.arange(n_study)[None, None, None, :] < counts[None, :, :, None], resampled, np.nan)
         resampled = np.where(present.any(axis=-1)[None, :, :, None], resampled, np.nan)
-        chunk_scores = np.stack([area_score(ratios(workload_times(x)), tau_max) for x in resampled])
+        chunk_scores = area_score(ratios(workload_times(resampled)), tau_max)  # all b resamples at once
         scores.append(chunk_scores)
         held = np.where(last[None, :], np.abs(chunk_scores) <= RANK_ATOL, ranks(chunk_scores) == point_ranks[None, :])
         same_rank += held.sum(axis=0)

@@ -6,17 +6,21 @@ per sweep a sweep.json, per trial a manifest.json and an evals.jsonl with 4 eval
 end line; trials ran two per CPU worker process, as launcher=parallel does). Manifests and sweep
 plans leave out the resolved ``config`` real ones carry (~6 KB each; ``--full-manifests`` puts
 a stand-in of that size in). Then ``optbench score`` (harness.cli's main) runs on them in a fresh
-Python process, and one run prints its wall time (interpreter start and imports included; the
-files are in the page cache, having just been written) with the command's own breakdown:
-reading the records, the maths, each output (CSV, Markdown, each plot function, HTML), and the
-HTML's size. Last, for comparison, the maths alone on the same table in memory.
+Python process, ``--runs`` times (default 2), and each run prints its wall time (interpreter start
+and imports included; the files are in the page cache, having just been written) with the
+command's own breakdown: reading the records, the maths, the bootstrap, each output (CSV,
+Markdown, HTML; the plots, drawn in a forked process meanwhile, as the time waited for them and
+each kind's own drawing time), and the HTML's size. The first score of new records reads every
+record and writes each sweep's index (scoring/record_index.py); later ones take unchanged trials
+from there: both figures are printed. Last, for comparison, the maths alone on the same table
+in memory.
 
     python scripts/bench_scoring.py [--submissions 200] [--workloads 20] [--studies 5] [--trials 5]
-                                    [--bootstrap 1000] [--records DIR] [--full-manifests] [--no-plots] [--runs 1]
+                                    [--bootstrap 1000] [--records DIR] [--full-manifests] [--no-plots] [--runs 2]
 
 ``--records DIR`` writes the records there (kept) and reuses them when DIR already holds the same
-board (writing 100,000 trials takes a minute or two); ``--no-plots`` times everything but the
-plots; ``--runs N`` runs the command N times.
+board (writing 100,000 trials takes a minute or two; their indexes are kept too);
+``--no-plots`` times everything but the plots.
 """
 
 from __future__ import annotations
@@ -146,33 +150,18 @@ def _du(folder: Path) -> int:
 
 # ------------------------------------------------------------------------------------ the child process
 def child(results: str, out: str, bootstrap: int, plots: bool) -> None:
-    """Run `optbench score` here, timing each plot call; print the breakdown as the last stderr line."""
+    """Run `optbench score` here; print its breakdown as the last stderr line."""
     started = time.perf_counter()
-    import scoring.plots as plots_module
     import scoring.report as report
     from harness.cli import main as cli_main
 
     imported = time.perf_counter() - started
-    plot_times: dict[str, float] = {}
-
-    def timed(name, function):
-        def wrapper(*args, **kwargs):
-            began = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                plot_times[name] = plot_times.get(name, 0.0) + time.perf_counter() - began
-        return wrapper
-
-    if plots:  # each plot function, as the plots module calls it
-        for name in [n for n in dir(plots_module) if n.startswith("plot_") and callable(getattr(plots_module, n))]:
-            setattr(plots_module, name, timed(name, getattr(plots_module, name)))
-    else:
+    if not plots:
         report.leaderboard_plots = lambda *args, **kwargs: {}
     code = cli_main(["score", f"results={results}", f"out={out}", f"bootstrap={bootstrap}"])
     summary = json.loads(sys.stdout.getvalue().strip().splitlines()[-1]) if hasattr(sys.stdout, "getvalue") else {}
-    print(json.dumps({"code": code, "imports_s": imported, "plots_s": plot_times,
-                      "timings_s": summary.get("timings_s", {})}), file=sys.stderr)
+    print(json.dumps({"code": code, "imports_s": imported, "plots_s": summary.get("plot_seconds", {}),
+                      "timings_s": summary.get("timings_s", {}), "indexed": summary.get("indexed")}), file=sys.stderr)
 
 
 def main() -> None:
@@ -185,7 +174,8 @@ def main() -> None:
     parser.add_argument("--records", help="write the records here (kept) instead of a temporary folder")
     parser.add_argument("--full-manifests", action="store_true", help="manifests and sweep plans with a ~6 KB config")
     parser.add_argument("--no-plots", action="store_true", help="time everything but the plots")
-    parser.add_argument("--runs", type=int, default=1, help="end-to-end runs (each in a fresh process)")
+    parser.add_argument("--runs", type=int, default=2, help="end-to-end runs (each in a fresh process; the first "
+                        "on new records also writes the sweeps' indexes the later ones read)")
     parser.add_argument("--child", nargs=3, metavar=("RESULTS", "OUT", "BOOTSTRAP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -239,17 +229,18 @@ def end_to_end(results: Path, out: Path, args: argparse.Namespace, run: int) -> 
         sys.exit(f"optbench score failed:\n{done.stderr[-3000:]}")
     report = json.loads(done.stderr.strip().splitlines()[-1])
     timings, plot_times = report["timings_s"], report["plots_s"]
-    print(f"run {run}: optbench score end to end, in a fresh process: {wall:.2f} s (goal < 5 s); "
+    first = " (first score of these records: reads them all, writes the indexes)" if report.get("indexed") == 0 else ""
+    print(f"run {run}{first}: optbench score end to end, in a fresh process: {wall:.2f} s (goal < 5 s); "
           f"the files were in the page cache; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  start: interpreter, imports ({report['imports_s']:.2f} s), config, exit: "
           f"{wall - sum(timings.values()):.2f} s")
     for name, seconds in timings.items():
-        print(f"  {name}: {seconds:.2f} s")
-        if name == "plots":
-            for plot, spent in sorted(plot_times.items()):
-                print(f"    {plot}: {spent:.2f} s")
-    mine = wall - timings.get("plots", 0.0)
-    print(f"  everything but the plots: {mine:.2f} s, of which reading the records {timings.get('read', 0):.2f} s")
+        print(f"  {name}: {seconds:.2f} s" + (f" (trials taken from the sweeps' indexes: {report['indexed']:,})"
+                                               if name == "read" and report.get("indexed") is not None else "")
+              + (" (waiting for the plots, drawn in a forked process meanwhile)" if name == "plots" else ""))
+    if plot_times:
+        print(f"  the plots took {sum(plot_times.values()):.2f} s to draw: "
+              + ", ".join(f"{kind} {spent:.2f} s" for kind, spent in plot_times.items()))
     html = out / "leaderboard.html"
     print(f"  leaderboard.html: {html.stat().st_size / 1e6:.2f} MB (goal < 1 MB); "
           f"{len(list(out.glob('*.png')))} plots written")

@@ -179,6 +179,52 @@ def test_a_curve_that_is_not_the_tables_median_study_is_marked(tmp_path: Path, f
     assert line.get_linestyle() == "--" and "Dashed" in fig.texts[0].get_text()
 
 
+def test_the_median_study_picks_of_all_groups_at_once_are_the_per_group_rule(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    times = {f"s{i}": {f"w{w}": [[None if rng.random() < 0.4 else float(rng.integers(1, 4)) for _ in range(3)]
+                                 for _ in range(int(rng.integers(1, 5)))] for w in range(3)} for i in range(12)}
+    trials = trial_rows(times)  # integer times: ties between studies and within them
+    trials["best_validation"] = rng.choice([0.8, 0.85, 0.91], len(trials))
+    lone = trials.index[::7]
+    trials.loc[lone, "study"] = None  # lone trials: each its own study, keyed by its record folder
+    trials["record_dir"] = [f"r{i}" for i in range(len(trials))]
+    picks = plots.median_study_trials(trials.sample(frac=1.0, random_state=0))  # the order of the rows is no matter
+    assert len(picks) == trials.groupby(["workload", "size", "submission"]).ngroups
+    for _, pick in picks.iterrows():
+        group = trials[(trials["workload"] == pick["workload"]) & (trials["submission"] == pick["submission"])]
+        keys = plots.study_keys(group)  # the rule, written out per group
+        per_study = group["time_to_target_s"].groupby(keys).min()
+        ordered = sorted(per_study.items(), key=lambda kv: (kv[1], kv[0]))
+        study, study_time = ordered[len(ordered) // 2]
+        members = group[keys == study]
+        best = members.sort_values(["time_to_target_s", "best_validation"], ascending=[True, False], kind="stable")
+        assert pick["study_time"] == study_time and pick["position"] == len(ordered) // 2 + 1
+        assert pick["studies"] == len(ordered)
+        assert pick["time_to_target_s"] == best["time_to_target_s"].iloc[0]
+        assert pick["best_validation"] == best["best_validation"].iloc[0]
+
+
+def test_above_six_workloads_the_curves_are_small_multiples_with_one_legend(tmp_path: Path, figures: list) -> None:
+    times = many(5, workloads=8)
+    trials = trial_rows(times, tmp_path / "records")
+    board = build(trials, samples=0)
+    drawn = plots.leaderboard_plots(board, trials, tmp_path / "board")
+    assert "curves" in drawn and not [name for name in drawn if name.startswith("curves ")]
+    def title(ax) -> str:
+        return " ".join(text.get_text() for text in ax.texts)
+
+    (fig,) = [f for f in figures if any(title(ax).startswith("w7") for ax in f.axes)]
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert sorted(title(ax) for ax in panels) == [f"w{w} (cpu)" for w in range(8)]
+    assert len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(board.table["submission"])
+    for ax in panels:  # each panel draws every submission's median-study curve, as the single-workload plot
+        workload = title(ax).split(" ")[0]
+        picks = plots.median_study_trials(trials[trials["workload"] == workload]).set_index("submission")
+        ends = {line.get_label(): line.get_xdata()[-1] for line in ax.get_lines() if line.get_label() in times}
+        assert ends == pytest.approx({s: min(picks.loc[s, "time_to_target_s"], BUDGET) for s in times})
+
+
 # ------------------------------------------------------------------------------------ 4. time to target
 def test_time_to_target_draws_the_tau_max_line_and_not_reached_at_the_budget(tmp_path: Path, figures: list) -> None:
     times = {"A": {"w0": [[2.6]], "w1": [[5.0]]}, "B": {"w0": [[12.3]], "w1": [[6.0]]},

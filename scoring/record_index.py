@@ -1,0 +1,289 @@
+"""A per-sweep index of what scoring read from each finished trial, so that scoring the same
+results again checks each trial's files instead of reading them.
+
+Why: reading 100,000 trials (two files each, and every sweep's plan with its resolved configs)
+is most of ``optbench score``'s time on a large board, yet a finished trial's records do not
+change. The index, ``<sweep folder>/.score-index.json``, keeps per trial the row
+:mod:`scoring.records` made of it with the identity of both files it came from (inode, size,
+modification and change times in ns: any write, rename or restore changes one of them); the
+digest of the sweep's plan with the identity of its ``sweep.json``; the identity of every other
+folder the walk listed (a folder's times change when an entry is added, removed or renamed); and
+the entries of the sweep folder itself (whose times the index's own writes change).
+A trial is taken from the index only when both of its files are still exactly those; anything
+else is read from the records again, and the index rewritten. When the index was written
+*complete* (every planned trial read cleanly, nothing else found) and no folder, plan or trial
+file changed since, the whole sweep is taken from it without walking its folders. Only trials
+read cleanly are kept (a final status, no problem, the ``evals.jsonl`` end line found at its
+tail); running, damaged or incomplete ones are read every time.
+
+The index is tied to the reader: a hash of the modules that turn records into rows
+(``READER_MODULES``), so another version of optbench never uses rows this one made. It is a
+cache, safe to delete; ``optbench score index=false`` neither reads nor writes it. It is written
+as a temporary file renamed over the old one, without fsync: a crash leaves the old index, the
+new one or an unreadable file, and an unreadable index is ignored (and rewritten).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from harness.records import EVALS_FILE, MANIFEST_FILE
+from harness.sweep_file import SWEEP_FILE
+
+INDEX_FILE = ".score-index.json"
+KIND = "optbench-score-index"
+READER_MODULES = ("scoring.records", "scoring.record_index", "harness.records", "harness.sweep_file")
+
+FileKey = list  # [st_ino, st_size, st_mtime_ns, st_ctime_ns] (a folder: without the size)
+
+
+def file_key(path: str) -> FileKey | None:
+    """The identity of the file at ``path`` as the index compares it; None when it is not a file."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    if (found.st_mode & 0o170000) != 0o100000:  # not a regular file
+        return None
+    return [found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns]
+
+
+def entry_names(found: Iterable[os.DirEntry]) -> list[str]:
+    """The names of a folder's entries ``found`` but the index's own files, sorted, a folder's
+    ending with the separator: what the sweep folder is compared by."""
+    names = [entry.name + os.sep if entry.is_dir(follow_symlinks=False) else entry.name for entry in found]
+    return sorted(name for name in names if not name.startswith((INDEX_FILE, f".{INDEX_FILE}.")))
+
+
+def _entries(folder: str) -> list[str] | None:
+    try:
+        with os.scandir(folder) as found:
+            return entry_names(found)
+    except OSError:
+        return None
+
+
+def folder_key(path: str) -> FileKey | None:
+    """The identity of the folder at ``path`` (None when there is none): its times change whenever
+    an entry in it is added, removed or renamed."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return [found.st_ino, found.st_mtime_ns, found.st_ctime_ns]
+
+
+_reader: list[str | None] = []
+
+
+def reader_key() -> str | None:
+    """A hash of the reader's source files (None, and no index, when one cannot be read)."""
+    if not _reader:
+        digest = hashlib.sha256()
+        try:
+            for name in READER_MODULES:
+                with open(sys.modules[name].__file__, "rb") as source:
+                    digest.update(source.read())
+            _reader.append(digest.hexdigest()[:20])
+        except (KeyError, TypeError, OSError):
+            _reader.append(None)
+    return _reader[0]
+
+
+class SweepIndex:
+    """The index of one sweep folder (spelled as the reader spells it): load it, ask it, add to
+    it, save it if anything changed. Paths inside are relative to the sweep folder."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.path = self._join(INDEX_FILE)
+        self.columns: list[str] = []
+        self._positions: dict[str, int] = {}
+        self.trials: dict[str, list[Any]] = {}  # trial folder -> [manifest key, evals key, values]
+        self.plan: list[Any] | None = None  # [sweep.json key, digest]
+        self.folders: dict[str, Any] = {}  # every folder the walk listed -> its key before listing ("": entries)
+        self.complete = False  # written after a read with nothing missing, unfinished or damaged
+        self.used: list[str] = []  # trials read (from here or afresh), in the reader's order
+        self._listed: set[str] | None = None  # the folders this walk listed (None: no walk)
+        self.hits = 0
+        self.changed = False
+        self._load()
+
+    def _join(self, relative: str) -> str:
+        if not relative:
+            return self.folder
+        if self.folder == ".":
+            return relative
+        return self.folder + relative if self.folder.endswith(os.sep) else self.folder + os.sep + relative
+
+    def relative(self, path: str) -> str:
+        """``path`` (spelled as the reader spells paths under this sweep's folder) relative to it."""
+        if self.folder == ".":
+            return "" if path == "." else path
+        return path[len(self.folder) + (not self.folder.endswith(os.sep)):]
+
+    def _load(self) -> None:
+        key = reader_key()
+        try:
+            with open(self.path, "rb") as f:
+                data = json.loads(f.read())
+            if key is None or data["kind"] != KIND or data["reader"] != key:
+                raise ValueError("another reader")
+            columns, plan, folders = data["columns"], data["plan"], data["folders"]
+            if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+                    and isinstance(folders, dict) and (plan is None or (isinstance(plan, list) and len(plan) == 2))):
+                raise ValueError("malformed")
+            trials = _expand(columns, data["constants"], data["trials"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none yet, unreadable, stale: start afresh
+            self.changed = os.path.exists(self.path)
+            return
+        self.columns, self.trials, self.plan, self.folders = columns, trials, plan, folders
+        self.complete = data.get("complete") is True
+        self._positions = {name: i for i, name in enumerate(columns)}
+
+    # ---------------------------------------------------------------- a whole sweep, unchanged
+    def unchanged_rows(self) -> list[list[Any]] | None:
+        """Every stored row (values in the order of ``columns``, ``record_dir`` set), in the reader's
+        order, when the index was complete and no folder, plan or trial file changed since; else None."""
+        if not (self.complete and self.trials and self.plan is not None):
+            return None
+        if any((_entries(self.folder) if not relative else folder_key(self._join(relative))) != key
+               for relative, key in self.folders.items()):
+            return None
+        if file_key(self._join(SWEEP_FILE)) != self.plan[0]:
+            return None
+        place = self._positions.get("record_dir")
+        rows = []
+        for relative, (manifest, evals, values) in self.trials.items():
+            trial = self._join(relative)
+            if (file_key(trial + os.sep + MANIFEST_FILE) != manifest or file_key(trial + os.sep + EVALS_FILE) != evals
+                    or not isinstance(values, list) or len(values) != len(self.columns) or place is None):
+                return None
+            values = list(values)
+            values[place] = trial
+            rows.append(values)
+        self.used = list(self.trials)
+        self.hits = len(rows)
+        return rows
+
+    def planned_count(self) -> int:
+        """How many trials the stored plan lists."""
+        return len(self.plan[1]["trials"]) if self.plan is not None else 0
+
+    # ---------------------------------------------------------------- the walk and the plan
+    def note_folder(self, path: str, key: FileKey | list[str] | None) -> None:
+        """Record that the walk listed ``path``, whose key (taken before listing) was ``key``; for
+        the sweep folder itself, its :func:`entry_names` as listed."""
+        relative = self.relative(path)
+        if self.folders.get(relative, False) != key:
+            self.changed = True
+        self.folders[relative] = key
+        if self._listed is None:
+            self._listed = set()
+        self._listed.add(relative)
+
+    def cached_plan(self, key: FileKey | None) -> dict[str, Any] | None:
+        """The plan digest stored for a ``sweep.json`` whose identity is ``key``, else None."""
+        if key is not None and self.plan is not None and self.plan[0] == key and isinstance(self.plan[1], dict):
+            return self.plan[1]
+        return None
+
+    def store_plan(self, key: FileKey | None, digest: dict[str, Any]) -> None:
+        if key is not None:
+            self.plan = [key, digest]
+            self.changed = True
+
+    # ---------------------------------------------------------------- trials
+    def row(self, trial: str, manifest: FileKey, evals: FileKey | None) -> list[Any] | None:
+        """The row stored for ``trial`` (relative), as values in the order of ``columns`` (nan for a
+        column it lacks), if its files are still those it came from; else None."""
+        entry = self.trials.get(trial)
+        if entry is None or entry[0] != manifest or entry[1] != evals or evals is None:
+            return None
+        values = entry[2]
+        if not isinstance(values, list) or len(values) != len(self.columns):
+            return None
+        self.used.append(trial)
+        self.hits += 1
+        return values
+
+    def store(self, trial: str, manifest: FileKey | None, evals: FileKey | None, row: dict[str, Any]) -> None:
+        """Keep ``row`` (read from files whose identities are ``manifest`` and ``evals``)."""
+        if manifest is None or evals is None:
+            return
+        for name in row:
+            if name not in self._positions:
+                self._positions[name] = len(self.columns)
+                self.columns.append(name)
+                for entry in self.trials.values():
+                    entry[2].append(math.nan)
+        self.trials[trial] = [manifest, evals, [row.get(name, math.nan) for name in self.columns]]
+        self.used.append(trial)
+        self.changed = True
+
+    def save(self, complete: bool) -> bool:
+        """Write the index when it changed: the trials read this time, in their order; ``complete``
+        when nothing under the sweep was missing, unfinished or damaged. False when it cannot be
+        written (read-only results, a full disk, ...): scoring stays right, only slower."""
+        listed = self._listed if self._listed is not None else set(self.folders)
+        trials = {trial: self.trials[trial] for trial in self.used if trial in self.trials}
+        if not (self.changed or complete != self.complete or list(trials) != list(self.trials)
+                or listed != set(self.folders)):
+            return True
+        self.trials, self.complete = trials, complete and len(trials) == len(self.used)
+        self.folders = {relative: key for relative, key in self.folders.items() if relative in listed}
+        constants, trials = _compact(self.columns, self.trials)
+        data = {"kind": KIND, "reader": reader_key(), "complete": self.complete, "plan": self.plan,
+                "folders": self.folders, "columns": self.columns, "constants": constants, "trials": trials}
+        tmp = self._join(f".{INDEX_FILE}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except (OSError, ValueError, TypeError):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+        return True
+
+
+# On disk, a column with one value in every trial of the sweep (its workload, submission, target,
+# ...: about half of them) is stored once, under "constants"; each trial keeps the others' values in
+# column order. Besides a smaller file, the rows then share those value objects, which is what
+# makes sending them between processes cheap (pickle stores a shared object once).
+def _compact(columns: list[str], trials: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    rows = [values for _, _, values in trials.values()]
+    shared = {i for i in range(len(columns)) if rows and all(_same(row[i], rows[0][i]) for row in rows)}
+    constants = {columns[i]: rows[0][i] for i in sorted(shared)}
+    varying = [i for i in range(len(columns)) if i not in shared]
+    return constants, {trial: [manifest, evals, [values[i] for i in varying]]
+                       for trial, (manifest, evals, values) in trials.items()}
+
+
+def _expand(columns: list[str], constants: dict[str, Any], trials: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The trials of :func:`_compact`'s output with full rows again (raises on anything malformed)."""
+    template = [constants.get(name, math.nan) for name in columns]
+    varying = [i for i, name in enumerate(columns) if name not in constants]
+    out = {}
+    for trial, (manifest, evals, values) in trials.items():
+        if len(values) != len(varying):
+            raise ValueError("a row of another length")
+        row = template.copy()
+        for i, value in zip(varying, values):
+            row[i] = value
+        out[trial] = [manifest, evals, row]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one type (1, 1.0 and True stay apart); two nans are the same."""
+    if type(a) is not type(b):
+        return False
+    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
