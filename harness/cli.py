@@ -50,11 +50,17 @@ commands:
   info    parameters, measured step time, batch-production share and peak memory of a
           workload with a reference submission, and its target, budget and step hint
             optbench info workload=fashion_mnist [workload.size=cpu] [submission=adamw] [steps=30]
+  check   the conformance checks of one submission (yours, outside this repository, too): defaults,
+          search space, updates, exact resume from state_dict, a smoke trial on every workload
+            optbench check submission=mypkg.adan:Adan [submission_config=adan.yaml] [workloads=[fashion_mnist]]
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
 
 trial settings (defaults in brackets):
   workload=NAME [fashion_mnist]     workload.size=smoke|cpu|gpu [cpu]   workload.model=NAME
   submission=NAME [adamw]           submission.hparams.<name>=VALUE
+  submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)
+  submission_config=FILE (its defaults and search space; default: the .yaml beside its module)
+  rerun=true (run a finished trial again; its old record is kept beside it)
   seed=INT [0]                      data_dir=DIR (where the data is looked for first)
   results=DIR [results]             device=auto|cpu|cuda|cuda:N [auto]
   max_runtime_s=SECONDS (override the workload's budget)   max_steps=N (stop after N steps)
@@ -83,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     commands = {"trial": _trial, "tune": _tune, "suite": _suite, "status": _status, "score": _score,
-                "calibrate": _calibrate, "info": _info, "list": _list, "trajectories": _trajectories}
+                "calibrate": _calibrate, "info": _info, "list": _list, "trajectories": _trajectories,
+                "check": _check}
     if command not in commands:
         print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
               f"See optbench --help.", file=sys.stderr)
@@ -118,6 +125,14 @@ def _trial(overrides: list[str]) -> int:
     if summary["status"] != "failed":
         return 0
     return 1 if summary.get("error_in") == "harness" else 3
+
+
+def _check(overrides: list[str]) -> int:
+    from harness.check import run_check
+
+    result = run_check(overrides)
+    print(json.dumps(result), flush=True)
+    return 0 if result["passed"] else 1
 
 
 def _tune(overrides: list[str]) -> int:
@@ -182,6 +197,7 @@ def _info(overrides: list[str]) -> int:
 
 def _list(overrides: list[str]) -> int:
     from harness.config import compose_config
+    from harness.plugins import entry_points
     from harness.registry import submission_names, workload_names
 
     if overrides:
@@ -197,10 +213,12 @@ def _list(overrides: list[str]) -> int:
             targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
             print(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; targets {targets}")
     print("submissions:")
-    for name in submission_names():
+    installed = entry_points()
+    for name in [*submission_names(), *sorted(installed)]:
         hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
         shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
-        print(f"  {name:<16} batch {hparams.get('batch_size')}: {shown}")
+        where = f" (installed: {installed[name].text()})" if name in installed else ""
+        print(f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}")
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -19,10 +22,12 @@ from harness.schema import DEVICES, register_schemas
 def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
     """Compose ``configs/<primary>.yaml`` with ``key=value`` overrides into a typed config.
 
-    Raises UserError with one readable paragraph for unknown groups/options/keys, malformed
-    overrides and type errors.
+    ``submission=`` may also name an external submission (a module, a ``.py`` file or an
+    installed entry point; :mod:`harness.plugins`), with ``submission_config=PATH`` for its
+    config. Raises UserError with one readable paragraph for unknown groups/options/keys,
+    malformed overrides and type errors.
     """
-    _check_group_choices(overrides)
+    overrides = _resolve_choices(list(overrides))
     register_schemas()
     GlobalHydra.instance().clear()
     try:
@@ -42,20 +47,60 @@ def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
-def _check_group_choices(overrides: Sequence[str]) -> None:
-    """Name the valid options when ``workload=`` or ``submission=`` picks an unknown one."""
-    picks = [(key, value) for key, sep, value in (item.partition("=") for item in overrides)
-             if sep and key.lstrip("+~") in ("workload", "submission")]
-    if not picks:
-        return
-    from harness.registry import config_names, submission_names, workload_names  # imports torch: only when needed
+EXTERNAL = "external-"  # prefix of the config-store entries made for external submissions
 
-    registries = {"workload": workload_names, "submission": submission_names}
-    for key, value in picks:
-        key = key.lstrip("+~")
-        if value not in config_names(key):
-            valid = registries[key]()
-            raise UserError(f"Unknown {key} '{value}'. Valid {key}s: {', '.join(valid)}.")
+
+def _resolve_choices(overrides: list[str]) -> list[str]:
+    """Check ``workload=`` and ``submission=`` picks, naming the valid options for an unknown one;
+    an external submission's config is stored under a generated name and the override points at
+    it (``submission_config=`` is consumed here); ``submission.hparams.X=`` adds X if need be."""
+    # A hyperparameter is set as submission.hparams.X=v whether or not the config lists X (the
+    # submission's Hparams class checks the name); Hydra's own syntax would need +X for a new key.
+    overrides = [f"++{item.lstrip('+')}" if item.lstrip("+").startswith("submission.hparams.") else item
+                 for item in overrides]
+    configs = [item for item in overrides if item.partition("=")[0].lstrip("+") == "submission_config"]
+    overrides = [item for item in overrides if item not in configs]
+    config_file = configs[-1].partition("=")[2] if configs else None
+    split = [item.partition("=") for item in overrides]
+    picks = [(i, key.lstrip("+~"), value) for i, (key, sep, value) in enumerate(split)
+             if sep and key.lstrip("+~") in ("workload", "submission")]
+    external = False
+    for position, key, value in picks:
+        from harness.registry import config_names  # imports torch: only when needed
+
+        if value in config_names(key):
+            continue
+        if key == "submission":
+            overrides[position] = f"submission={_store_external(value, config_file)}"
+            external = True
+            continue
+        from harness.registry import workload_names
+
+        raise UserError(f"Unknown workload '{value}'. Valid workloads: {', '.join(workload_names())}.")
+    if config_file is not None and not external:
+        raise UserError("submission_config= gives the config of an external submission (submission=package.module:"
+                        "Class or a .py file); a built-in submission's config is configs/submission/<name>.yaml.")
+    return overrides
+
+
+def _store_external(text: str, config_file: str | None) -> str:
+    """Resolve ``submission=text`` to an external submission, store its config; the stored name."""
+    from harness import plugins
+    from harness.registry import submission_names
+    from harness.submission import Submission
+
+    if not (plugins.looks_external(text) or text in plugins.entry_points()):
+        installed = sorted(plugins.entry_points())
+        raise UserError(f"Unknown submission '{text}'. Valid submissions: {', '.join(submission_names())}"
+                        + (f"; installed: {', '.join(installed)}" if installed else "")
+                        + ". An external one is named by its module (package.module:Class) or its .py file.")
+    source = plugins.resolve(text)
+    cls = plugins.load_class(source, Submission)
+    node = plugins.submission_config(source, cls, config_file, taken=set(submission_names()))
+    check_safe_name("submission", node["name"])
+    name = EXTERNAL + hashlib.sha256(json.dumps(node, sort_keys=True).encode()).hexdigest()[:12]
+    ConfigStore.instance().store(group="submission", name=name, node=node)
+    return name
 
 
 def _first_line(error: BaseException) -> str:

@@ -23,7 +23,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # as a trial would: step times depend on it
     device = resolve_device(str(cfg.device))
-    cls = submission_class(cfg.submission.name)
+    cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
     hparams = cls.Hparams.from_mapping(cfg.submission.hparams, cfg.submission.name)
     workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)

@@ -199,6 +199,19 @@ class TrialRecord:
     def manifest(self) -> dict[str, Any] | None:
         return read_manifest(self.manifest_path)
 
+    def set_aside(self) -> list[str]:
+        """Rename a finished record's manifest.json and evals.jsonl to ``*.previous-N.*`` (N: the
+        first free number), so that the trial can run again without losing them; the new names."""
+        number = 1
+        while any((self.dir / _previous(path.name, number)).exists() for path in (self.manifest_path, self.evals_path)):
+            number += 1
+        kept = []
+        for path in (self.manifest_path, self.evals_path):
+            if path.exists():
+                path.rename(self.dir / _previous(path.name, number))
+                kept.append(_previous(path.name, number))
+        return kept
+
     def finished(self) -> bool:
         """Ended for good: a final status that is not a harness failure (those are retried)."""
         manifest = self.manifest()
@@ -242,3 +255,9 @@ class TrialRecord:
         self.log({"event": "end", **summary})
         manifest = self.manifest() or {}
         write_json_atomic(self.manifest_path, {**manifest, "status": summary["status"], "summary": summary})
+
+
+def _previous(name: str, number: int) -> str:
+    """``manifest.json`` -> ``manifest.previous-2.json``."""
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.previous-{number}{dot}{suffix}"

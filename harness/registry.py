@@ -3,7 +3,8 @@
 A workload is a module ``workloads/<name>.py`` exporting ``WORKLOAD`` with a config
 ``configs/workload/<name>.yaml``; a submission is ``submissions/<name>.py`` exporting
 ``SUBMISSION`` with ``configs/submission/<name>.yaml``. Modules starting with ``_`` are helpers.
-Unknown names fail loudly with the list of valid ones.
+Unknown names fail loudly with the list of valid ones. Submissions from outside the repository
+(a module, a file, an installed entry point) come through :mod:`harness.plugins`.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ def workload_class(name: str) -> type[Workload]:
     return cls
 
 
-def submission_class(name: str) -> type[Submission]:
-    """The Submission subclass registered as ``name``."""
+def submission_class(name: str, source: str | None = None) -> type[Submission]:
+    """The Submission subclass registered as ``name``, or the external one at ``source`` (a trial
+    config's ``submission.source``: :mod:`harness.plugins`)."""
+    if source:
+        from harness.plugins import Source, load_class
+
+        return load_class(Source.from_text(source), Submission)
     if name not in submission_names():
         raise _unknown("submission", name, submission_names())
     cls = importlib.import_module(f"submissions.{name}").SUBMISSION

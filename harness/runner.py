@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import math
 import time
@@ -38,6 +37,7 @@ from harness.errors import UserError
 from harness.interrupts import UserInterrupts, user_interrupts
 from harness.memory import MemoryMeter
 from harness.paths import ensure_writable_folder
+from harness.plugins import module_file, source_hash
 from harness.progress import Progress
 from harness.pruning import Pruner
 from harness.records import SCHEMA_VERSION, TrialRecord, harness_failed
@@ -104,6 +104,7 @@ def trial_identity(
         "model_options": workload.model_options,
         "spec": spec,
         "submission": cfg.submission.name,
+        **({"submission_source": cfg.submission.source} if cfg.submission.get("source") else {}),
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),
         "max_runtime_s": cfg.max_runtime_s,
@@ -131,14 +132,19 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
     return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
 
 
+UPDATE_CONTRACT = ("Submission.update(batch, compute_loss) must return the step's loss as a one-element tensor "
+                   "(e.g. `return loss.detach()`); it returned a {found}. See docs/writing-a-submission.md.")
+
+
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
     """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
     validate_trial_config(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
-    submission_cls = submission_class(cfg.submission.name)
-    hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name)
+    submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
+    hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
+                                                  config=cfg.submission.get("config_from"))
     workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
@@ -150,8 +156,16 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         label, workload.metric, workload.target, workload.higher_is_better, budget,
         interval_s=cfg.progress_interval_s, enabled=cfg.progress,
     )
-    if record.finished():
-        progress.say(f"already finished, not run again (delete {record.dir} to rerun)")
+    if record.finished() and cfg.rerun:
+        kept = record.set_aside()
+        progress.say(f"rerun=true: the finished record is kept beside as {', '.join(kept)}; running it again")
+    elif record.finished():
+        changed = _changed_code(record.manifest(), submission_cls, type(workload))
+        if changed:
+            raise UserError(f"{record.dir} finished with other code: {changed}. Its result is not returned as this "
+                            f"code's. Run it again with the code now by adding rerun=true (the old record is kept "
+                            f"beside it), or restore the code it was made with.")
+        progress.say("already finished, not run again (rerun=true runs it again)")
         return {**record.manifest()["summary"], "cached": True}
     if harness_failed(record.manifest()):
         progress.say("the last attempt ended by a failure of the harness, not of the submission: running it again")
@@ -306,6 +320,9 @@ def _train(
                 elapsed = clock.pause()
                 return done(status="failed", steps=step, submission_s=elapsed, best=best,
                             error=traceback.format_exc(), error_in="submission.update")
+            if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):  # host-side checks: no synchronisation
+                return done(status="failed", steps=step, submission_s=clock.pause(), best=best,
+                            error=UPDATE_CONTRACT.format(found=type(loss).__name__), error_in="submission.update")
             step += 1
             if on_cuda:
                 all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
@@ -461,11 +478,15 @@ def _summary(
     return summary
 
 
-def _source_hash(obj: object) -> str | None:
-    try:
-        return hashlib.sha256(Path(inspect.getfile(obj)).read_bytes()).hexdigest()
-    except (TypeError, OSError):
-        return None
+def _changed_code(manifest: dict[str, Any], submission_cls: type, workload_cls: type) -> str:
+    """What source changed since a record was made ("" when nothing did, or it cannot be told)."""
+    changes = []
+    for what, key, cls in (("the submission", "submission_source_sha256", submission_cls),
+                           ("the workload", "workload_source_sha256", workload_cls)):
+        then, now = manifest.get(key), source_hash(cls)
+        if then and now and then != now:
+            changes.append(f"{what}'s source {module_file(cls)} changed (sha256 {then[:12]} then, {now[:12]} now)")
+    return "; ".join(changes)
 
 
 def _manifest(
@@ -511,7 +532,8 @@ def _manifest(
         "git": git_revision(),
         "versions": package_versions(),
         "device": describe_device(device),
-        "submission_source_sha256": _source_hash(submission_cls),
-        "workload_source_sha256": _source_hash(type(workload)),
+        "submission_module": str(module_file(submission_cls)),
+        "submission_source_sha256": source_hash(submission_cls),
+        "workload_source_sha256": source_hash(type(workload)),
         "config": to_plain(cfg),
     }

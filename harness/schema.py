@@ -65,6 +65,8 @@ class SubmissionConfig:
     name: str = MISSING
     hparams: dict[str, Any] = field(default_factory=dict)
     search_space: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # an external submission's module or file (harness/plugins.py); None: built in
+    config_from: str | None = None  # an external submission's config: its YAML, or its class's own defaults
 
 
 @dataclass
@@ -85,6 +87,7 @@ class TrialConfig:
     threads: int | None = None  # torch CPU threads; default torch's. 1 is steadier on a busy machine
     checkpoint_every_s: float | None = 30.0  # wall seconds between checkpoints (0: every eval; null: never)
     record_dir: str | None = None  # the record folder; default <results>/<workload>-<size>/<submission>/seed..
+    rerun: bool = False  # run a finished trial again (optbench trial): its old record is kept beside it
     study: int | None = None  # set by a tuning sweep: the study and trial this run fills
     trial: int | None = None
     ruleset: str = "single"  # single | external | self

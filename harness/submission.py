@@ -1,8 +1,10 @@
 """The Submission contract: a training algorithm = hyperparameters + optimizer + schedule.
 
-A submission is one module ``submissions/<name>.py`` exporting its class as ``SUBMISSION``,
-plus ``configs/submission/<name>.yaml`` holding the default hyperparameters and the
-AlgoPerf-format search space. ``submissions/_template.py`` is the file to copy.
+A built-in submission is one module ``submissions/<name>.py`` exporting its class as
+``SUBMISSION``, plus ``configs/submission/<name>.yaml`` holding the default hyperparameters and the
+AlgoPerf-format search space; one outside this repository is a module or file of the user's
+(harness/plugins.py). ``submissions/_template.py`` is the file to copy; docs/writing-a-submission.md
+has the contract in full.
 
 A submission sees the model, its hyperparameters and :class:`~harness.workload.WorkloadInfo`
 (step hint, budget, batch size, ...). It never sees validation or test data, the clock or the
@@ -61,8 +63,9 @@ class TrainingHparams:
         require(0.0 <= self.final_lr_fraction <= 1.0, "final_lr_fraction", self.final_lr_fraction, "must be in [0, 1]")
 
     @classmethod
-    def from_mapping(cls: type[H], values: Mapping[str, Any], submission: str = "") -> H:
-        """Build and validate from a config mapping; unknown or missing keys are UserErrors."""
+    def from_mapping(cls: type[H], values: Mapping[str, Any], submission: str = "", config: str | None = None) -> H:
+        """Build and validate from a config mapping; unknown or missing keys are UserErrors
+        (``config``: where the values came from, for the message; default its YAML)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         who = f"submission '{submission}'" if submission else cls.__name__
@@ -77,7 +80,8 @@ class TrainingHparams:
             if n not in values and f.default is required and f.default_factory is required
         )
         if missing:
-            raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)} (set them in its YAML).")
+            raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in "
+                            f"{'its YAML' if config is None else f'its config ({config})'}.")
         coerced = {name: _coerce(name, value, fields[name].type) for name, value in values.items()}
         return cls(**coerced)
 

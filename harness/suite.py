@@ -18,6 +18,7 @@ from harness.config import compose_config, split_overrides
 from harness.errors import UserError
 from harness.launch import check_launcher
 from harness.paths import ensure_writable_folder
+from harness.plugins import entry_points, looks_external
 from harness.records import write_json_atomic
 from harness.registry import submission_names, workload_names
 from harness.schema import SuiteConfig
@@ -61,9 +62,11 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     cfg = compose_config("suite", [*preset, *own])
     chosen_workloads = list(cfg.workloads)
     chosen_submissions = list(cfg.submissions) or submission_names()
+    external = set(entry_points())  # and modules or files: harness/plugins.py, resolved when each sweep is planned
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
                                 ("submission", chosen_submissions, submission_names())):
-        unknown = [n for n in chosen if n not in valid]
+        unknown = [n for n in chosen if n not in valid and not (kind == "submission" and (
+            looks_external(n) or n in external))]
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
     check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written

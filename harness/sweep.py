@@ -73,8 +73,12 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     settings.check()
     base = compose_config("trial", trial_overrides)
     validate_trial_config(base)
+    if base.rerun:
+        raise UserError("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only "
+                        "the trials that have not ended. Rerun a sweep's trial by its command: optbench trial "
+                        "record_dir=<its folder> <its settings> rerun=true, or tune into a new results folder.")
     name = str(base.submission.name)
-    submission_cls = submission_class(name)
+    submission_cls = submission_class(name, base.submission.get("source"))
     hparams_cls = submission_cls.Hparams
     space = to_plain(base.submission.search_space)
     workload = base.workload
@@ -96,7 +100,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     identity = {
         "settings": {**settings.__dict__, "trials": trials_per_study},
         "workload": to_plain(workload),
-        "submission": to_plain(base.submission),
+        "submission": {k: v for k, v in to_plain(base.submission).items()
+                       if v is not None or k not in ("source", "config_from")},  # built-in: as before they existed
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
         "device": str(base.device),

@@ -1,22 +1,19 @@
-"""Template: copy to ``submissions/<name>.py`` and ``configs/submission/<name>.yaml``.
+"""Template of a submission: copy this file anywhere (your own package, or ``submissions/``).
 
-Steps to add an optimizer:
+1. Rename the classes; declare every hyperparameter in the ``Hparams`` dataclass and validate it in
+   ``__post_init__``. Batch size and the learning-rate schedule (warmup, cosine/linear decay) are
+   inherited from ``TrainingHparams``.
+2. Build your optimizer in ``build_optimizer``. For anything beyond one torch.optim optimizer
+   (several optimizers, closures, parameter routing) subclass ``Submission`` and implement
+   ``update(batch, compute_loss)``, returning the step's loss detached; implement
+   ``prepare_for_eval`` when evaluation must see other weights (weight averaging, schedule-free).
+3. Beside it, a YAML of the same stem (copy ``configs/submission/adamw.yaml``): ``name``, the
+   default ``hparams`` and the AlgoPerf-format ``search_space``.
+4. ``optbench check submission=mypkg.my_optimizer:MyOptimizer`` (or ``submission=path/to/file.py``),
+   then ``optbench trial`` / ``tune`` / ``suite`` with the same ``submission=``.
 
-1. Copy this file to ``submissions/my_optimizer.py``; rename the classes.
-2. Declare every hyperparameter your optimizer needs in the ``Hparams`` dataclass (no
-   defaults here; the YAML holds them) and validate it in ``__post_init__``. Batch size and
-   the learning-rate schedule (warmup, cosine/linear decay) are inherited from
-   ``TrainingHparams``.
-3. Build your optimizer in ``build_optimizer``. For anything beyond one torch.optim optimizer
-   (several optimizers, closures, parameter routing) subclass ``Submission`` instead and
-   implement ``update(batch, compute_loss)``; implement ``prepare_for_eval`` when evaluation
-   must see other weights (weight averaging, schedule-free).
-4. Write ``configs/submission/my_optimizer.yaml`` (copy ``adamw.yaml``): ``name``, the default
-   ``hparams`` and the AlgoPerf-format ``search_space``.
-5. Run ``pytest tests/test_conformance.py``: the conformance suite picks the new submission up
-   by itself. Then ``optbench trial submission=my_optimizer``.
-
-A submission never sees validation/test data, the clock or the target; the harness owns them.
+docs/writing-a-submission.md has the whole contract. A submission never sees validation/test data,
+the clock or the target; the harness owns them.
 """
 
 from __future__ import annotations

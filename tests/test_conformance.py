@@ -12,10 +12,10 @@ import math
 import pytest
 import torch
 
+from harness import check
 from harness.config import compose_config
 from harness.registry import submission_class, submission_names, workload_class, workload_names
 from harness.runner import run_trial
-from harness.search_space import point_from_unit, validate_search_space
 from harness.submission import Submission
 from harness.workload import Workload, WorkloadInfo
 
@@ -81,35 +81,19 @@ def test_public_info_hides_target_and_data() -> None:
 # ------------------------------------------------------------------------ submissions
 @pytest.mark.parametrize("name", submission_names())
 def test_submission_defaults_and_search_space(name: str) -> None:
-    cls = submission_class(name)
-    assert issubclass(cls, Submission)
-    cfg = compose_config("trial", [f"submission={name}"]).submission
-    assert cfg.name == name
-    defaults = dict(cfg.hparams)
-    cls.Hparams.from_mapping(defaults, name)
-    space = dict(cfg.search_space)
-    assert space, f"{name} declares no search space"
-    validate_search_space(space, cls.Hparams, name)
-    # Every corner of the space (and its centre) is a valid setting.
-    for unit in [*itertools.product((0.0, 0.999), repeat=len(space)), [0.5] * len(space)]:
-        cls.Hparams.from_mapping({**defaults, **point_from_unit(space, unit)}, name)
+    cfg = compose_config("trial", [f"submission={name}"])
+    assert issubclass(submission_class(name), Submission) and cfg.submission.name == name
+    assert cfg.submission.search_space, f"{name} declares no search space"
+    check.defaults_build(cfg)
+    check.search_space_valid(cfg)  # every corner of the space (and its centre) is a valid setting
 
 
 @pytest.mark.parametrize("name", submission_names())
-def test_submission_updates_parameters(name: str) -> None:
-    workload = smoke_workload(workload_names()[0])
-    cfg = compose_config("trial", [f"submission={name}"]).submission
-    cls = submission_class(name)
-    hparams = cls.Hparams.from_mapping({**cfg.hparams, "batch_size": 32}, name)
-    model = workload.build_model(0)
-    before = [p.detach().clone() for p in model.parameters()]
-    submission = cls(model, hparams, workload.public_info(32, model))
-    batches = workload.train_batches(32, 0)
-    for _ in range(3):
-        loss = submission.update(next(batches), lambda b: workload.loss(model, b))
-        assert loss.ndim == 0 and torch.isfinite(loss) and not loss.requires_grad
-    submission.prepare_for_eval()
-    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+def test_submission_updates_parameters_and_resumes_exactly(name: str) -> None:
+    cfg = compose_config("trial", [f"submission={name}"])
+    workload = check.smoke_workload(workload_names()[0])
+    check.updates_parameters(cfg, workload)
+    check.resumes_exactly(cfg, workload)
 
 
 @pytest.mark.parametrize("workload_name", workload_names())

@@ -197,7 +197,7 @@ class ExitsAtStep5(SGD):
 @pytest.mark.parametrize("exception", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_submission_that_raises_a_base_exception_fails_its_trial_only(smoke_cfg, monkeypatch, exception) -> None:
     ExitsAtStep5.calls, ExitsAtStep5.exception = 0, exception
-    monkeypatch.setattr(runner, "submission_class", lambda name: ExitsAtStep5)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: ExitsAtStep5)
     summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=20"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
     assert summary["steps"] == 4 and exception.__name__ in summary["error"]
@@ -206,7 +206,7 @@ def test_a_submission_that_raises_a_base_exception_fails_its_trial_only(smoke_cf
 
 def test_a_sweep_goes_on_after_a_submission_calls_sys_exit(tmp_path: Path, monkeypatch) -> None:
     ExitsAtStep5.calls, ExitsAtStep5.exception = 0, SystemExit
-    monkeypatch.setattr(runner, "submission_class", lambda name: ExitsAtStep5)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: ExitsAtStep5)
     outcome = run_tune([*SMOKE, "submission=sgd", "studies=1", "trials=3", "max_steps=30", UNREACHABLE,
                         f"results={tmp_path}", "poll_s=0.5"], log=lambda _: None)
     assert outcome["launched"] == 3

@@ -61,7 +61,7 @@ class SlowPrepare(SGD):
 
 
 def test_prepare_for_eval_is_charged(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "submission_class", lambda name: SlowPrepare)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowPrepare)
     summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=30",
                                          "workload.sizes.smoke.eval_every_steps=10"))
     assert summary["submission_time_s"] >= 3 * 0.2
@@ -74,7 +74,7 @@ class SlowUpdate(SGD):
 
 
 def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "submission_class", lambda name: SlowUpdate)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowUpdate)
     summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_runtime_s=0.25",
                                          "workload.sizes.smoke.eval_every_steps=1000"))
     assert summary["status"] == "not_reached"
@@ -85,7 +85,7 @@ def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch
 
 
 def test_target_met_after_the_budget_does_not_count(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "submission_class", lambda name: SlowUpdate)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowUpdate)
     summary = runner.run_trial(smoke_cfg("submission=sgd", "workload.sizes.smoke.target=0.0",
                                          "max_runtime_s=0.05", "workload.sizes.smoke.eval_every_steps=1000"))
     assert summary["status"] == "not_reached" and summary["time_to_target_s"] is None
@@ -110,7 +110,7 @@ class RaisesAtStep25(SGD):
 
 def test_exception_in_submission_fails_the_trial_and_keeps_records(smoke_cfg, monkeypatch) -> None:
     RaisesAtStep25.calls = 0
-    monkeypatch.setattr(runner, "submission_class", lambda name: RaisesAtStep25)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: RaisesAtStep25)
     summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "workload.sizes.smoke.eval_every_steps=10"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
     rows = events(summary)
@@ -125,7 +125,7 @@ class RaisesInInit(SGD):
 
 
 def test_exception_in_submission_constructor_fails_the_trial(smoke_cfg, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "submission_class", lambda name: RaisesInInit)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: RaisesInInit)
     summary = runner.run_trial(smoke_cfg("submission=sgd"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__"
     assert "ValueError: bad optimizer construction" in summary["error"]

@@ -1,0 +1,199 @@
+"""``optbench check submission=...``: the conformance checks of one submission, without pytest
+and without touching the repository. It is what a submission's author runs before tuning it.
+
+Each check is a function that raises :class:`CheckFailed` with what was wrong; the conformance
+tests (tests/test_conformance.py) call the same functions for every built-in submission. The
+trials run into a temporary results folder, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config import compose_config, split_overrides
+from harness.errors import UserError
+from harness.registry import submission_class, workload_class, workload_names
+from harness.search_space import point_from_unit, validate_search_space
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Workload
+
+CPU = torch.device("cpu")
+
+
+class CheckFailed(Exception):
+    """A check found the submission breaking its contract: the message says how."""
+
+
+@dataclass
+class CheckConfig:
+    """``optbench check``'s own keys; the other overrides choose the submission and its settings."""
+
+    workloads: list[str] | None = None  # the workloads of the smoke trials; default every registered one
+    trial_seconds: float = 3.0  # each smoke trial's budget
+
+
+def submission_of(cfg: DictConfig) -> type[Submission]:
+    return submission_class(cfg.submission.name, cfg.submission.get("source"))
+
+
+def defaults_build(cfg: DictConfig) -> TrainingHparams:
+    """The config's hyperparameters build the submission's Hparams."""
+    try:
+        return submission_of(cfg).Hparams.from_mapping(cfg.submission.hparams, str(cfg.submission.name))
+    except UserError as error:
+        raise CheckFailed(str(error)) from None
+
+
+def search_space_valid(cfg: DictConfig) -> str:
+    """The search space names only hyperparameters the submission has, and every corner of it
+    (and its centre), with the other defaults, is a valid setting."""
+    cls, name = submission_of(cfg), str(cfg.submission.name)
+    space, defaults = dict(cfg.submission.search_space), dict(cfg.submission.hparams)
+    if not space:
+        return "no search space: ruleset=external tuning has nothing to search (ruleset=self works)"
+    try:
+        validate_search_space(space, cls.Hparams, name)
+        for unit in [*itertools.product((0.0, 0.999), repeat=len(space)), [0.5] * len(space)]:
+            cls.Hparams.from_mapping({**defaults, **point_from_unit(space, unit)}, name)
+    except UserError as error:
+        raise CheckFailed(str(error)) from None
+    return f"{len(space)} hyperparameter(s), {2 ** len(space) + 1} corner and centre points valid"
+
+
+def smoke_workload(name: str) -> Workload:
+    """Workload ``name`` at its smoke size, loaded, on the CPU."""
+    workload_cfg = compose_config("trial", [f"workload={name}", "workload.size=smoke"]).workload
+    workload = workload_class(name)(workload_cfg, CPU)
+    workload.load()
+    return workload
+
+
+def _steps(submission: Submission, workload: Workload, model: torch.nn.Module, batches: Any, n: int) -> None:
+    for _ in range(n):
+        loss = submission.update(next(batches), lambda b: workload.loss(model, b))
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+            raise CheckFailed(f"update returned {type(loss).__name__}; it must return the step's loss as a "
+                              f"one-element tensor (e.g. `return loss.detach()`)")
+        if loss.requires_grad:
+            raise CheckFailed("update returned a loss that still requires grad; return loss.detach()")
+        if not torch.isfinite(loss):
+            raise CheckFailed(f"update returned a non-finite loss ({loss.item()}) with the default hyperparameters")
+
+
+def updates_parameters(cfg: DictConfig, workload: Workload) -> str:
+    """Three updates change the model's parameters and return finite, detached losses."""
+    cls, hparams = submission_of(cfg), defaults_build(cfg)
+    hparams = type(hparams).from_mapping({**hparams.as_dict(), "batch_size": 32}, str(cfg.submission.name))
+    model = workload.build_model(0)
+    before = [p.detach().clone() for p in model.parameters()]
+    submission = cls(model, hparams, workload.public_info(32, model))
+    _steps(submission, workload, model, workload.train_batches(32, 0), 3)
+    submission.prepare_for_eval()
+    if all(torch.equal(a, p) for a, p in zip(before, model.parameters())):
+        raise CheckFailed("three updates left every parameter unchanged")
+    return "3 updates: parameters changed, losses finite and detached"
+
+
+def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
+    """Resuming from ``state_dict`` (saved as checkpoints save it: torch.save, loaded with
+    weights_only=True) continues exactly as the uninterrupted run."""
+    cls, hparams = submission_of(cfg), defaults_build(cfg)
+    hparams = type(hparams).from_mapping({**hparams.as_dict(), "batch_size": 32}, str(cfg.submission.name))
+    torch.manual_seed(0)
+    model = workload.build_model(0)
+    going = cls(model, hparams, workload.public_info(32, model))
+    batches = list(itertools.islice(workload.train_batches(32, 0), 4))
+    _steps(going, workload, model, iter(batches[:2]), 2)
+    buffer = io.BytesIO()
+    try:
+        torch.save({"model": model.state_dict(), "submission": going.state_dict()}, buffer)
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=True)
+    except Exception as error:  # what checkpoints would hit
+        raise CheckFailed(f"state_dict() cannot be saved and loaded as a checkpoint (torch.save, then torch.load "
+                          f"with weights_only=True): {type(error).__name__}: {error}") from None
+    resumed_model = copy.deepcopy(model)
+    resumed_model.load_state_dict(saved["model"])
+    resumed = cls(resumed_model, hparams, workload.public_info(32, resumed_model))
+    resumed.load_state_dict(saved["submission"])
+    _steps(going, workload, model, iter(batches[2:]), 2)
+    _steps(resumed, workload, resumed_model, iter(batches[2:]), 2)
+    differ = [name for (name, a), b in zip(model.named_parameters(), resumed_model.parameters())
+              if not torch.equal(a, b)]
+    if differ:
+        raise CheckFailed(f"after load_state_dict, two more steps differ from the uninterrupted run in {differ[0]} "
+                          f"(and {len(differ) - 1} more): state_dict() misses some state (step counters, buffers "
+                          f"kept outside a torch optimizer): override state_dict/load_state_dict")
+    return "2 steps, save, load, 2 more: the same parameters as without the interruption"
+
+
+def smoke_trial(cfg: DictConfig, workload: str, results: str, seconds: float, overrides: list[str]) -> str:
+    """A whole trial of the smoke size ends normally (reached or not; diverged only on Rosenbrock)."""
+    from harness.runner import run_trial
+
+    trial = compose_config("trial", [*overrides, f"workload={workload}", "workload.size=smoke",
+                                     f"results={results}", f"max_runtime_s={seconds}", "progress=false",
+                                     "checkpoint_every_s=null", "device=cpu"])
+    summary = run_trial(trial)
+    status = summary["status"]
+    if status == "failed":
+        raise CheckFailed(f"the trial failed in {summary.get('error_in')}: "
+                          f"{(summary.get('error') or '').strip().splitlines()[-1:]}")
+    if status == "diverged" and workload != "rosenbrock":
+        raise CheckFailed("the loss diverged with the default hyperparameters")
+    return f"{status} after {summary['steps']} steps"
+
+
+def run_check(overrides: list[str], out: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every check for the submission the overrides choose; prints one line per check."""
+    out = out or (lambda text: print(text, file=sys.stderr, flush=True))
+    own, rest = split_overrides(overrides, CheckConfig)
+    try:
+        settings = OmegaConf.merge(OmegaConf.structured(CheckConfig), OmegaConf.from_dotlist(own))
+    except Exception as error:  # a wrong type, a malformed list
+        raise UserError(f"Invalid check setting ({', '.join(own)}): {str(error).splitlines()[0]}.") from None
+    cfg = compose_config("trial", rest)
+    names = list(settings.workloads or workload_names())
+    unknown = [n for n in names if n not in workload_names()]
+    if unknown:
+        raise UserError(f"Unknown workload(s) {', '.join(unknown)}. Valid workloads: {', '.join(workload_names())}.")
+    name = str(cfg.submission.name)
+    out(f"[check] {name}" + (f" from {cfg.submission.source}" if cfg.submission.get("source") else "")
+        + (f"; config: {cfg.submission.config_from}" if cfg.submission.get("config_from") else ""))
+    results: list[dict[str, Any]] = []
+
+    def check(title: str, function: Callable[..., str | Any], *args: Any) -> None:
+        started = time.perf_counter()
+        try:
+            detail, passed = function(*args), True
+            detail = detail if isinstance(detail, str) else "ok"
+        except CheckFailed as error:
+            detail, passed = str(error), False
+        except Exception as error:  # the submission's code raised: that is a failed check too
+            detail, passed = f"raised {type(error).__name__}: {error}", False
+        results.append({"check": title, "passed": passed, "detail": detail})
+        out(f"  {'PASS' if passed else 'FAIL'}  {title} ({time.perf_counter() - started:.1f} s): {detail}")
+
+    check("default hyperparameters build", lambda: f"{len(defaults_build(cfg).as_dict())} hyperparameters")
+    check("search space", search_space_valid, cfg)
+    first = smoke_workload(names[0])
+    check(f"updates parameters ({names[0]} smoke)", updates_parameters, cfg, first)
+    check(f"resumes exactly from state_dict ({names[0]} smoke)", resumes_exactly, cfg, first)
+    with tempfile.TemporaryDirectory(prefix="optbench-check-") as folder:
+        for workload in names:
+            check(f"smoke trial on {workload}", smoke_trial, cfg, workload, folder, settings.trial_seconds, rest)
+    failed = [r["check"] for r in results if not r["passed"]]
+    out(f"[check] {name}: {len(results) - len(failed)} of {len(results)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return {"submission": name, "passed": not failed, "checks": results}

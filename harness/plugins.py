@@ -1,0 +1,279 @@
+"""Where a submission comes from when it is not in this repository: an importable module, a
+``.py`` file, or an installed package's entry point — and the config that goes with it.
+
+``submission=`` takes, in this order of recognition:
+
+1. a name of ``configs/submission/`` (the built-in submissions);
+2. a name an installed package declares in the entry-point group ``optbench.submissions``
+   (``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``);
+3. a path to a ``.py`` file (``/home/me/adan.py``, ``./adan.py``; optionally ``FILE:Class``);
+4. an importable module, ``package.module:Class`` or ``package.module`` (the current folder is
+   searched too, after everything else).
+
+A module or file exports its class as ``SUBMISSION`` unless ``:Class`` names it. Its config (the
+default hyperparameters and the search space, as in ``configs/submission/*.yaml``) is, the first
+that exists of: the file ``submission_config=PATH``; a YAML beside the module file with the same
+stem (``adan.py`` -> ``adan.yaml``); the class's own ``Hparams`` defaults and its ``search_space``
+attribute. Its name (the records' folder, the leaderboard's label) is the config's ``name``, else
+the class's ``name`` attribute, else the file's stem (a module's last part, or ``:Class``'s name);
+it may not be a built-in submission's name. The resolved source (an absolute file path or a
+module path, with the folder that made it importable) is kept in the trial's config as
+``submission.source``, so a launched job imports the same code, and the manifest records the
+module file's sha256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+ENTRY_POINTS = "optbench.submissions"
+CONVENTION = "SUBMISSION"  # the attribute a module exports its submission class as
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a submission's class is: ``module`` (a dotted module, or an absolute ``.py`` path),
+    ``attribute`` (its name there) and ``root`` (a folder to put on ``sys.path`` first, or None)."""
+
+    module: str
+    attribute: str = CONVENTION
+    root: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.module.endswith(".py")
+
+    def text(self) -> str:
+        """How the trial config records it: ``module[:attribute]``, with ``@root`` when one is needed."""
+        text = self.module if self.attribute == CONVENTION else f"{self.module}:{self.attribute}"
+        return f"{text}@{self.root}" if self.root else text
+
+    @classmethod
+    def from_text(cls, text: str) -> Source:
+        body, _, root = text.partition("@")
+        module, _, attribute = body.rpartition(":") if _has_attribute(body) else (body, "", CONVENTION)
+        return cls(module, attribute or CONVENTION, root or None)
+
+
+def _has_attribute(text: str) -> bool:
+    """Whether ``text`` ends in ``:Name`` (a Windows drive letter ``C:\\`` is not one)."""
+    head, sep, tail = text.rpartition(":")
+    return bool(sep) and bool(head) and MODULE.fullmatch(tail) is not None and "." not in tail
+
+
+def looks_external(text: str) -> bool:
+    """Whether ``submission=text`` can only mean a module or a file (not a plain name)."""
+    return text.endswith(".py") or os.sep in text or "/" in text or ":" in text or "." in text
+
+
+def entry_points() -> dict[str, Source]:
+    """The submissions installed packages declare (entry-point group ``optbench.submissions``)."""
+    found = {}
+    for point in metadata.entry_points(group=ENTRY_POINTS):
+        found[point.name] = Source.from_text(point.value.replace(" ", ""))
+    return found
+
+
+def resolve(text: str) -> Source:
+    """The source ``submission=text`` names (an entry point, a file or a module); a UserError
+    naming what was tried when it is none of them."""
+    points = entry_points()
+    if text in points:
+        return points[text]
+    body, attribute = text, CONVENTION
+    if _has_attribute(text):
+        body, _, attribute = text.rpartition(":")
+    if body.endswith(".py") or os.sep in body or "/" in body:
+        path = Path(body).expanduser().resolve()
+        if not path.is_file():
+            raise UserError(f"submission={text}: no such file {path}. Give the path to the submission's .py file "
+                            f"(absolute, or relative to the current folder).")
+        return Source(str(path), attribute)
+    if not MODULE.fullmatch(body):
+        raise UserError(f"submission={text} is neither a submission's name, a .py file nor a module "
+                        f"(package.module or package.module:Class).")
+    here = os.getcwd()
+    if not _findable(body) and not _findable(body, extra=here):
+        raise UserError(f"submission={text}: no module {body!r} can be imported (looked on the Python path and "
+                        f"in the current folder {here}). Install its package (pip install -e .), run from the "
+                        f"folder holding it, or give the path to its .py file.")
+    return Source(body, attribute, _root_of(body, here))
+
+
+def _root_of(module: str, here: str) -> str | None:
+    """The folder to put on sys.path for ``module`` to import in another process: the folder its
+    top-level package is in, unless that is already an absolute entry of sys.path (an installed
+    package, PYTHONPATH) other than the current folder, which a job started elsewhere would lack."""
+    added = here not in sys.path
+    if added:
+        sys.path.append(here)
+    try:
+        spec = importlib.util.find_spec(module.split(".")[0])
+    finally:
+        if added:
+            sys.path.remove(here)
+    location = spec.submodule_search_locations[0] if spec.submodule_search_locations else spec.origin
+    folder = os.path.dirname(os.path.abspath(location))
+    installed = {os.path.abspath(p) for p in sys.path if p and os.path.isabs(p)} - {os.path.abspath(here)}
+    return None if folder in installed else folder
+
+
+def _findable(module: str, extra: str | None = None) -> bool:
+    if extra is not None:
+        sys.path.append(extra)
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is missing or broken
+        return False
+    finally:
+        if extra is not None:
+            sys.path.remove(extra)
+
+
+def load_class(source: Source, base: type) -> type:
+    """Import the class ``source`` names and check it is a subclass of ``base``; an import that
+    fails is a UserError quoting the error (the submission's code, not optbench, is at fault)."""
+    try:
+        module = _import(source)
+    except UserError:
+        raise
+    except Exception as error:  # whatever the module raised while importing
+        raise UserError(f"The submission {source.module} could not be imported: {type(error).__name__}: {error}. "
+                        f"Fix its code (try: python -c 'import {Path(source.module).stem}' in its folder).") from None
+    cls = getattr(module, source.attribute, None)
+    if cls is None:
+        names = sorted(n for n, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, base) and v.__module__ == module.__name__)
+        hint = f" It defines {', '.join(names)}: name one as {source.module}:{names[0]}." if names else ""
+        raise UserError(f"{source.module} has no {source.attribute}.{hint} A submission module exports its class as "
+                        f"{CONVENTION} = MyClass, or is named as module:MyClass.")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise UserError(f"{source.module}:{source.attribute} is {cls!r}, not a subclass of {base.__module__}."
+                        f"{base.__name__} (see docs/writing-a-submission.md).")
+    return cls
+
+
+_loaded: dict[str, Any] = {}
+
+
+def _import(source: Source) -> Any:
+    if source.root and source.root not in sys.path:
+        sys.path.append(source.root)
+    if not source.is_file:
+        return importlib.import_module(source.module)
+    if source.module in _loaded:
+        return _loaded[source.module]
+    path = Path(source.module)
+    if not path.is_file():
+        raise UserError(f"The submission file {path} is gone (the trial's config names it). Restore it, or run the "
+                        f"trial from where it is now.")
+    name = f"optbench_external.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)  # so that it can import the modules beside it
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    _loaded[source.module] = module
+    return module
+
+
+def module_file(cls: type) -> Path | None:
+    """The file a class was defined in (None for one defined interactively)."""
+    try:
+        return Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):
+        return None
+
+
+def source_hash(cls: type) -> str | None:
+    """sha256 of the file the class was defined in: the code a record was made with."""
+    path = module_file(cls)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+CONFIG_KEYS = ("name", "hparams", "search_space")
+
+
+def submission_config(source: Source, cls: type, config_file: str | None, taken: set[str]) -> dict[str, Any]:
+    """The config of an external submission (``name``, ``hparams``, ``search_space``, ``source``),
+    by the rule of this module's docstring; ``taken``: the names it may not have (built-in ones)."""
+    module_path = module_file(cls)
+    beside = module_path.with_suffix(".yaml") if module_path else None
+    if config_file is not None:
+        path = Path(config_file).expanduser().resolve()
+        if not path.is_file():
+            raise UserError(f"submission_config={config_file}: no such file {path}.")
+        data, where = _read_config(path), str(path)
+    elif beside is not None and beside.is_file():
+        data, where = _read_config(beside), str(beside)
+    else:
+        data = {"hparams": _declared_defaults(cls), "search_space": dict(getattr(cls, "search_space", {}) or {})}
+        missing = beside.name if beside else "YAML"
+        where = f"{cls.__name__}'s own defaults (no {missing} beside it, no submission_config=)"
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}. A submission's config holds "
+                        f"{', '.join(CONFIG_KEYS)} (see configs/submission/adamw.yaml).")
+    for key in ("hparams", "search_space"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise UserError(f"{where}: '{key}' should be a mapping of names to values.")
+    name = data.get("name") or (cls.name if isinstance(getattr(cls, "name", None), str) else None)
+    if not name:
+        name = Path(source.module).stem if source.is_file else source.module.rsplit(".", 1)[-1]
+        if source.attribute != CONVENTION and not source.is_file:
+            name = source.attribute
+    name = str(name)
+    if name in taken:
+        raise UserError(f"The submission {source.text()} would be called '{name}', the name of a built-in submission: "
+                        f"its records would mix with that one's. Name it in its config (name: my_{name}).")
+    return {"name": name, "hparams": dict(data.get("hparams") or {}),
+            "search_space": dict(data.get("search_space") or {}), "source": source.text(), "config_from": where}
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as error:  # YAML syntax, interpolation
+        raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with {', '.join(CONFIG_KEYS)}.")
+    return data
+
+
+def _declared_defaults(cls: type) -> dict[str, Any]:
+    """The defaults the class's ``Hparams`` dataclass declares (fields without one are left out:
+    building the hyperparameters then names them as missing)."""
+    hparams = getattr(cls, "Hparams", None)
+    if hparams is None or not dataclasses.is_dataclass(hparams):
+        return {}
+    out = {}
+    for field in dataclasses.fields(hparams):
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = field.default_factory()
+    return out

@@ -1,0 +1,228 @@
+"""A submission from outside the repository: a user's package in a temporary folder, benchmarked by
+every command and launcher without a file of this repository changed (harness/plugins.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.records import read_json
+
+SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu"]
+
+OPTIMIZER = '''
+"""A user's optimizer: SGD with Nesterov momentum and its own step counter."""
+import dataclasses
+
+import torch
+
+from harness.submission import TorchOptimSubmission, TrainingHparams, require
+
+
+@dataclasses.dataclass(kw_only=True)
+class NesterovHparams(TrainingHparams):
+    lr: float
+    momentum: float
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.lr > 0, "lr", self.lr, "must be positive")
+
+
+class Nesterov(TorchOptimSubmission):
+    Hparams = NesterovHparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, nesterov=True)
+'''
+
+CONFIG = """
+name: nesterov_mine
+hparams: {lr: 0.05, momentum: 0.9, batch_size: 64}
+search_space:
+  lr: {min: 0.01, max: 0.2, scaling: log}
+"""
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``mypkg/opt.py`` + ``mypkg/opt.yaml`` in a folder of their own, which is the current folder
+    (where a user runs optbench from); sys.path and sys.modules are restored afterwards."""
+    root = tmp_path / "userland"
+    (root / "mypkg").mkdir(parents=True)
+    (root / "mypkg" / "__init__.py").write_text("")
+    (root / "mypkg" / "opt.py").write_text(OPTIMIZER)
+    (root / "mypkg" / "opt.yaml").write_text(CONFIG)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [n for n in sys.modules if n == "mypkg" or n.startswith(("mypkg.", "optbench_external"))]:
+        monkeypatch.delitem(sys.modules, name)
+    yield root
+    for name in [n for n in sys.modules if n == "mypkg" or n.startswith(("mypkg.", "optbench_external"))]:
+        del sys.modules[name]
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict | None, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    try:
+        summary = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        summary = None
+    return code, summary, captured.err
+
+
+def test_a_module_of_the_users_package_runs_as_a_trial_and_is_recorded(package: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    code, summary, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}")
+    assert code == 0, err
+    assert summary["status"] in ("reached", "not_reached")
+    record = Path(summary["record_dir"])
+    assert record.parent.name == "nesterov_mine"  # the name its YAML gives
+    manifest = read_json(record / "manifest.json")
+    assert manifest["config"]["submission"]["source"] == f"mypkg.opt:Nesterov@{package}"
+    assert manifest["config"]["submission"]["config_from"] == str(package / "mypkg" / "opt.yaml")
+    assert manifest["submission_module"] == str(package / "mypkg" / "opt.py")
+    assert manifest["hparams"]["lr"] == 0.05 and manifest["hparams"]["batch_size"] == 64
+    assert len(manifest["submission_source_sha256"]) == 64
+
+    # a hyperparameter its YAML does not list is set without Hydra's "+"; a wrong one is named
+    code, summary, _ = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}",
+                           "submission.hparams.final_lr_fraction=0.1")
+    assert code == 0
+    assert read_json(Path(summary["record_dir"]) / "manifest.json")["hparams"]["final_lr_fraction"] == 0.1
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}",
+                       "submission.hparams.momentun=0.5")
+    assert code == 2 and "Unknown hyperparameter(s) momentun" in err
+
+
+def test_a_py_file_with_its_yaml_beside_it_runs_from_anywhere(package: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, summary, err = run(capsys, "trial", f"submission={package / 'mypkg' / 'opt.py'}:Nesterov", *SMOKE,
+                             f"results={tmp_path / 'results'}")
+    assert code == 0, err
+    assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
+
+
+def test_tune_inline_and_in_local_processes_and_a_suite_with_a_builtin(package: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    for launcher in ("inline", "local"):
+        code, summary, err = run(capsys, "tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=30",
+                                 f"results={results / launcher}", "studies=1", "trials=2", f"launcher={launcher}",
+                                 "poll_s=0.5", "hydra.launcher.timeout_min=10" if launcher == "local" else "seed=0")
+        assert code == 0, err
+        assert summary["launched"] == 2 and summary["job_errors"] == 0
+        sweep = read_json(Path(summary["sweep"]) / "sweep.json")
+        for entry in sweep["trials"]:  # in the local launcher's processes too, the user's module was imported
+            manifest = read_json(Path(summary["sweep"]) / entry["record_dir"] / "manifest.json")
+            assert manifest["status"] in ("reached", "not_reached", "pruned")
+            assert manifest["submission_module"] == str(package / "mypkg" / "opt.py")
+    code, summary, err = run(capsys, "suite", "suite=smoke", "submissions=[adamw,mypkg.opt:Nesterov]",
+                             "workloads=[fashion_mnist]", "studies=1", "trials=2", "max_steps=30",
+                             f"results={results / 'suite'}", "progress=false")
+    assert code == 0, err
+    table = pd.read_csv(Path(summary["csv"]))
+    assert set(table["submission"]) == {"adamw", "nesterov_mine"}
+    code, _, err = run(capsys, "score", f"results={results / 'suite'}", f"out={tmp_path / 'board'}", "bootstrap=0")
+    assert code == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv")
+    assert set(board["submission"]) == {"adamw", "nesterov_mine"}
+
+
+def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    site = tmp_path / "site"
+    info = site / "mypkg_opt-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
+    sys.path[:0] = [str(site), str(package)]  # installed: its metadata and its code on the path
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "nesterov_mine" in listing and "(installed: mypkg.opt:Nesterov)" in listing
+    code, summary, err = run(capsys, "trial", "submission=nesterov_mine", *SMOKE, f"results={tmp_path / 'results'}")
+    assert code == 0, err
+    assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
+
+
+def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = f"results={tmp_path / 'results'}"
+    (package / "broken.py").write_text("import torch\nraise RuntimeError('typo on line 2')\n")
+    code, _, err = run(capsys, "trial", "submission=broken.py", *SMOKE, results)
+    assert code == 2 and "could not be imported: RuntimeError: typo on line 2" in err
+    code, _, err = run(capsys, "trial", "submission=mypkg.nothere:X", *SMOKE, results)
+    assert code == 2 and "no module 'mypkg.nothere' can be imported" in err
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt", *SMOKE, results)  # no SUBMISSION, no :Class
+    assert code == 2 and "has no SUBMISSION" in err and "mypkg.opt:Nesterov" in err
+    (package / "mypkg" / "clash.yaml").write_text(CONFIG.replace("nesterov_mine", "adamw"))
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov",
+                       f"submission_config={package / 'mypkg' / 'clash.yaml'}", *SMOKE, results)
+    assert code == 2 and "the name of a built-in submission" in err
+    (package / "bare.py").write_text(OPTIMIZER.replace("class Nesterov(", "class Bare("))
+    code, _, err = run(capsys, "trial", "submission=bare.py:Bare", *SMOKE, results)  # no YAML, lr has no default
+    assert code == 2 and "needs hyperparameter(s) lr, momentum: set them in its config" in err
+    assert "no bare.yaml beside it" in err
+    silent = OPTIMIZER.replace("class Nesterov(TorchOptimSubmission)", "class Silent(TorchOptimSubmission)")
+    (package / "silent.py").write_text(silent + "\n    def update(self, batch, compute_loss):\n"
+                                                "        super().update(batch, compute_loss)\n")  # no return
+    (package / "silent.yaml").write_text(CONFIG.replace("nesterov_mine", "silent"))
+    code, summary, err = run(capsys, "trial", "submission=silent.py:Silent", *SMOKE, results)
+    assert code == 3 and summary["status"] == "failed" and summary["error_in"] == "submission.update"
+    manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
+    assert "must return the step's loss as a one-element tensor" in manifest["summary"]["error"]
+
+
+def test_a_finished_trial_made_with_other_code_is_not_returned_as_this_code_s(package: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    args = ["trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={tmp_path / 'results'}"]
+    code, first, _ = run(capsys, *args)
+    assert code == 0 and not first.get("cached")
+    code, again, _ = run(capsys, *args)
+    assert code == 0 and again["cached"]
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("nesterov=True", "nesterov=False"))
+    del sys.modules["mypkg.opt"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "finished with other code" in err and "rerun=true" in err
+    code, rerun, err = run(capsys, *args, "rerun=true")
+    assert code == 0 and not rerun.get("cached") and rerun["record_dir"] == first["record_dir"]
+    record = Path(first["record_dir"])
+    assert (record / "manifest.previous-1.json").is_file() and (record / "evals.previous-1.jsonl").is_file()
+    assert read_json(record / "manifest.json")["submission_source_sha256"] != read_json(
+        record / "manifest.previous-1.json")["submission_source_sha256"]
+
+
+def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(package: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    code, summary, err = run(capsys, "check", "submission=mypkg.opt:Nesterov", "workloads=[fashion_mnist]")
+    assert code == 0 and summary["passed"], err
+    assert [c["check"] for c in summary["checks"]][:4] == [
+        "default hyperparameters build", "search space", "updates parameters (fashion_mnist smoke)",
+        "resumes exactly from state_dict (fashion_mnist smoke)"]
+    forgetful = OPTIMIZER.replace("class Nesterov(TorchOptimSubmission)", "class Forgetful(TorchOptimSubmission)")
+    (package / "forgetful.py").write_text(forgetful + textwrap.dedent('''
+        def _halving(self, batch, compute_loss):
+            self.calls = getattr(self, "calls", 0) + 1  # state outside the optimizer, not in state_dict
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.hparams.lr / self.calls
+            return TorchOptimSubmission.update(self, batch, compute_loss)
+
+        Forgetful.update = _halving
+        '''))
+    (package / "forgetful.yaml").write_text(CONFIG.replace("nesterov_mine", "forgetful"))
+    code, summary, err = run(capsys, "check", "submission=forgetful.py:Forgetful", "workloads=[fashion_mnist]")
+    assert code == 1 and not summary["passed"]
+    failed = {c["check"]: c["detail"] for c in summary["checks"] if not c["passed"]}
+    assert list(failed) == ["resumes exactly from state_dict (fashion_mnist smoke)"]
+    assert "state_dict() misses some state" in failed["resumes exactly from state_dict (fashion_mnist smoke)"]
