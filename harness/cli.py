@@ -8,13 +8,17 @@ harness itself (a record it could not write, a trial another process is running)
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import UserError
+from harness.identity import relation as meets_as
 
 USAGE = """\
 usage: optbench <command> [key=value ...]
@@ -79,6 +83,49 @@ Records: <results>/<workload>-<size>/<submission>/seed<seed>-<hash>/, sweeps in
 """
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command: ``run`` ("module:function") takes the overrides and returns its result, which is
+    printed as the last stdout line in JSON (unless ``prints`` is False: the command prints a table
+    itself); ``status`` turns the result into the exit status. Imported only when run, so that
+    ``optbench score`` never loads torch."""
+
+    run: str
+    status: Callable[[Any], int] = lambda result: 0
+    prints: bool = True
+
+
+def trial_status(summary: dict) -> int:
+    """0 when the trial ran (reached, not_reached, pruned, diverged); 3 when the submission's code
+    failed; 1 when the harness failed (an I/O error: a rerun retries)."""
+    if summary["status"] != "failed":
+        return 0
+    return 1 if summary.get("error_in") == "harness" else 3
+
+
+def launch_status(result: dict) -> int:
+    """Exit status of ``tune``/``suite`` after the launch: 2 when none of its jobs could be submitted,
+    1 when launched trials did not end (their paragraph on stderr, after the JSON summary), else 0."""
+    if not result.get("error"):
+        return 0
+    print(f"optbench: error: {result['error']}", file=sys.stderr, flush=True)
+    return 2 if result.get("not_submitted") and not result.get("launched") else 1
+
+
+COMMANDS = {
+    "trial": Command("harness.core.runner:run_trial_command", trial_status),
+    "tune": Command("harness.orchestration.tune:run_tune", launch_status),
+    "suite": Command("harness.orchestration.suite:run_suite", launch_status),
+    "status": Command("harness.orchestration.status:run_status", prints=False),
+    "score": Command("scoring.report:run_score"),
+    "trajectories": Command("harness.tools.trajectories:run_trajectories"),
+    "calibrate": Command("harness.tools.calibrate_command:run_calibrate"),
+    "info": Command("harness.tools.info:run_info"),
+    "check": Command("harness.tools.check:run_check", lambda result: 0 if result["passed"] else 1),
+    "list": Command("harness.cli:run_list", prints=False),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -88,11 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in overrides):
         print(USAGE, end="")
         return 0
-    commands = {"trial": _trial, "tune": _tune, "suite": _suite, "status": _status, "score": _score,
-                "calibrate": _calibrate, "info": _info, "list": _list, "trajectories": _trajectories,
-                "check": _check}
-    if command not in commands:
-        print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(commands)}. "
+    if command not in COMMANDS:
+        print(f"optbench: error: unknown command '{command}'. Valid commands: {', '.join(COMMANDS)}. "
               f"See optbench --help.", file=sys.stderr)
         return 2
     bad = [a for a in overrides if a.startswith("-")]
@@ -101,8 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(e.g. seed=1); see optbench --help.", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", module="hydra")
+    spec = COMMANDS[command]
     try:
-        return commands[command](overrides)
+        module, _, function = spec.run.partition(":")
+        result = getattr(importlib.import_module(module), function)(overrides)
+        if spec.prints:
+            print(json.dumps(result), flush=True)
+        return spec.status(result)
     except UserError as error:
         print(f"optbench: error: {error}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
@@ -115,90 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _trial(overrides: list[str]) -> int:
-    from harness.config import compose_config
-    from harness.runner import run_trial
-
-    summary = run_trial(compose_config("trial", overrides))
-    compact = {k: v for k, v in summary.items() if k != "error"}
-    print(json.dumps(compact, sort_keys=False), flush=True)
-    if summary["status"] != "failed":
-        return 0
-    return 1 if summary.get("error_in") == "harness" else 3
-
-
-def _check(overrides: list[str]) -> int:
-    from harness.check import run_check
-
-    result = run_check(overrides)
-    print(json.dumps(result), flush=True)
-    return 0 if result["passed"] else 1
-
-
-def _tune(overrides: list[str]) -> int:
-    from harness.tune import run_tune
-
-    result = run_tune(overrides)
-    print(json.dumps(result), flush=True)
-    return _launch_status(result)
-
-
-def _launch_status(result: dict) -> int:
-    """Exit status of ``tune``/``suite`` after the launch: 2 when none of its jobs could be submitted,
-    1 when launched trials did not end (their paragraph on stderr, after the JSON summary), else 0."""
-    if not result.get("error"):
-        return 0
-    print(f"optbench: error: {result['error']}", file=sys.stderr, flush=True)
-    return 2 if result.get("not_submitted") and not result.get("launched") else 1
-
-
-def _status(overrides: list[str]) -> int:
-    from harness.status import run_status
-
-    run_status(overrides)
-    return 0
-
-
-def _trajectories(overrides: list[str]) -> int:
-    from harness.trajectories import run_trajectories
-
-    print(json.dumps(run_trajectories(overrides)), flush=True)
-    return 0
-
-
-def _score(overrides: list[str]) -> int:
-    from scoring.report import run_score
-
-    print(json.dumps(run_score(overrides)), flush=True)
-    return 0
-
-
-def _suite(overrides: list[str]) -> int:
-    from harness.suite import run_suite
-
-    result = run_suite(overrides)
-    print(json.dumps(result), flush=True)
-    return _launch_status(result)
-
-
-def _calibrate(overrides: list[str]) -> int:
-    from harness.calibrate_command import run_calibrate
-
-    print(json.dumps(run_calibrate(overrides)), flush=True)
-    return 0
-
-
-def _info(overrides: list[str]) -> int:
-    from harness.info import run_info
-
-    print(json.dumps(run_info(overrides)), flush=True)
-    return 0
-
-
-def _list(overrides: list[str]) -> int:
-    from harness.config import compose_config
-    from harness.plugins import entry_points
-    from harness.registry import submission_names, workload_names
+def run_list(overrides: list[str]) -> None:
+    """``optbench list``: the registered workloads (sizes, targets, budgets) and submissions (defaults)."""
+    from harness.config.compose import compose_config
+    from harness.config.plugins import entry_points
+    from harness.config.registry import submission_names, workload_names
 
     if overrides:
         raise UserError("optbench list takes no settings.")
@@ -206,7 +176,7 @@ def _list(overrides: list[str]) -> int:
     for name in workload_names():
         cfg = compose_config("trial", [f"workload={name}"]).workload
         for size, spec in cfg.sizes.items():
-            relation = ">=" if _higher(name) else "<="
+            relation = meets_as(_higher(name))
             print(f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
                   f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}")
         for variant, vspec in cfg.variants.items():
@@ -219,13 +189,13 @@ def _list(overrides: list[str]) -> int:
         shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
         where = f" (installed: {installed[name].text()})" if name in installed else ""
         print(f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}")
-    return 0
 
 
 def _higher(workload: str) -> bool:
-    from harness.registry import workload_class
+    from harness.config.registry import workload_class
 
     return workload_class(workload).higher_is_better
+
 
 
 if __name__ == "__main__":

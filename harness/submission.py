@@ -3,7 +3,7 @@
 A built-in submission is one module ``submissions/<name>.py`` exporting its class as
 ``SUBMISSION``, plus ``configs/submission/<name>.yaml`` holding the default hyperparameters and the
 AlgoPerf-format search space; one outside this repository is a module or file of the user's
-(harness/plugins.py). ``submissions/_template.py`` is the file to copy; docs/writing-a-submission.md
+(harness/config/plugins.py). ``submissions/_template.py`` is the file to copy; docs/writing-a-submission.md
 has the contract in full.
 
 A submission sees the model, its hyperparameters and :class:`~harness.workload.WorkloadInfo`

@@ -25,8 +25,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from harness.errors import UserError
+from harness.identity import meets, workload_label
 from harness.routing import output_layer_names
-from harness.schema import SizeSpec, WorkloadConfig
+from harness.specs import SizeSpec, WorkloadConfig
 
 Batch = Any  # whatever the workload's train_batches yields and its loss accepts
 
@@ -66,6 +67,9 @@ class Workload(ABC):
     higher_is_better: ClassVar[bool]
     #: model names this family can build (``workload.model=...``)
     models: ClassVar[tuple[str, ...]]
+    #: the options a size may set (``sizes.<size>.options``), with their types; a key not here is
+    #: refused when the workload is built. None: the workload checks its options itself.
+    options: ClassVar[dict[str, tuple[type, ...]] | None] = None
 
     def __init__(self, config: WorkloadConfig, device: torch.device, data_dir: str | None = None):
         if config.size not in config.sizes:
@@ -93,6 +97,8 @@ class Workload(ABC):
             **_plain(config.model_options), **(_plain(variant.model_options) if variant else {})
         }
         self.spec: SizeSpec = _spec_with_variant(config, variant)
+        if self.options is not None:
+            check_options(f"workload '{config.name}' (size {config.size})", _plain(self.spec.options), self.options)
         self.device = device
         self.data_dir = Path(data_dir).expanduser() if data_dir else None
         if self.data_dir is not None and not self.data_dir.is_dir():
@@ -104,7 +110,7 @@ class Workload(ABC):
     @property
     def label(self) -> str:
         """The workload's name in records and tables: ``<name>`` or ``<name>.<variant>``."""
-        return self.name if self.variant == "base" else f"{self.name}.{self.variant}"
+        return workload_label(self.name, self.variant)
 
     # ----------------------------------------------------------------- declared numbers
     @property
@@ -123,7 +129,7 @@ class Workload(ABC):
         """Whether a validation metric value meets the target (>= or <= by direction)."""
         if not math.isfinite(value):
             return False
-        return value >= self.target if self.higher_is_better else value <= self.target
+        return meets(value, self.target, self.higher_is_better)
 
     def check_batch_size(self, batch_size: int) -> None:
         """Refuse a batch size outside the workload's allowed range, naming the range."""
@@ -228,3 +234,17 @@ def _spec_with_variant(config: WorkloadConfig, variant: Any) -> SizeSpec:
 def _plain(mapping: Any) -> dict[str, Any]:
     """A plain dict (OmegaConf containers converted), so options hash and serialise as JSON."""
     return OmegaConf.to_container(mapping, resolve=True) if OmegaConf.is_config(mapping) else dict(mapping)
+
+
+def check_options(where: str, given: dict[str, Any], declared: dict[str, tuple[type, ...]]) -> None:
+    """Refuse an option a workload does not declare (a typo would otherwise be ignored) or one of
+    the wrong type (bool is not a number), naming the valid ones."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise UserError(f"Unknown option(s) {', '.join(unknown)} for {where}. Valid options: "
+                        f"{', '.join(sorted(declared))} (workload.sizes.<size>.options.<name>=...).")
+    for name, value in given.items():
+        types = declared[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise UserError(f"Option {name}={value!r} of {where} should be {expected}.")

@@ -313,7 +313,7 @@ class PeakMemory:
 def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     """Peak memory where it is a real measurement of one trial, from the records alone.
 
-    harness/memory.py records, per trial, on CUDA ``torch.cuda.max_memory_allocated`` since the
+    harness/core/memory.py records, per trial, on CUDA ``torch.cuda.max_memory_allocated`` since the
     trial started (its own), and on the CPU the growth of the *process's* resident set from the
     trial's start to the process's peak: the trial's own only when its process ran no other trial
     (``optbench trial``, a SLURM or local job per trial); where a process ran several

@@ -34,12 +34,12 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from harness.records import EVALS_FILE, MANIFEST_FILE
-from harness.sweep_file import SWEEP_FILE
+from harness.core.records import EVALS_FILE, MANIFEST_FILE
+from harness.core.sweep_file import SWEEP_FILE
 
 INDEX_FILE = ".score-index.json"
 KIND = "optbench-score-index"
-READER_MODULES = ("scoring.records", "scoring.record_index", "harness.records", "harness.sweep_file")
+READER_MODULES = ("scoring.records", "scoring.record_index", "harness.core.records", "harness.core.sweep_file")
 
 FileKey = list  # [st_ino, st_size, st_mtime_ns, st_ctime_ns] (a folder: without the size)
 

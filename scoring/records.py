@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError
-from harness.records import (
+from harness.core.records import (
     EVALS_FILE,
     FINAL_STATUSES,
     MANIFEST_FIELDS,
@@ -39,7 +38,8 @@ from harness.records import (
     read_json,
     read_manifest,
 )
-from harness.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
+from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
+from harness.errors import UserError
 from scoring.forked import can_fork, usable_cpus
 from scoring.record_index import SweepIndex, entry_names, file_key, folder_key
 
@@ -415,7 +415,7 @@ def _path_key(path: str) -> str:
 
 def _read_plan(path: Path) -> dict[str, Any]:
     """What scoring needs of a ``sweep.json``: its settings and, per planned trial, its study and
-    trial number; checked as :func:`harness.sweep_file.load_sweep` checks it (a damaged file raises
+    trial number; checked as :func:`harness.core.sweep_file.load_sweep` checks it (a damaged file raises
     :class:`DamagedRecord` naming it), without rebuilding every trial's config."""
     sweep = read_json(path)
     if sweep is None:
@@ -493,7 +493,7 @@ def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
 
 
 def _load_manifest(path: str) -> dict[str, Any] | None:
-    """:func:`harness.records.read_manifest`, with a quicker read of a manifest that passes its
+    """:func:`harness.core.records.read_manifest`, with a quicker read of a manifest that passes its
     checks; any other (unreadable, not JSON, not an object, a field missing or of the wrong type)
     is handed to ``read_manifest`` itself, which raises its own :class:`DamagedRecord`."""
     try:
@@ -597,7 +597,7 @@ _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validati
 def _fits(data: dict[str, Any], fields: tuple[tuple[str, frozenset[type]], ...], optional: bool = False) -> bool:
     """Whether every key of ``fields`` in ``data`` (with ``optional``: when present) has one of its
     types exactly. For values parsed from JSON (dict, list, str, int, float, bool, None) this is
-    :func:`harness.records.check_fields`' test (bool is not a number), only quicker; a False
+    :func:`harness.core.records.check_fields`' test (bool is not a number), only quicker; a False
     is handed to the full check, which names what is wrong."""
     for key, types in fields:
         value = data.get(key, _ABSENT)
@@ -612,7 +612,7 @@ _EXACT = {id(fields): tuple((key, frozenset(types)) for key, types in fields.ite
 
 
 def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
-    """What scoring relies on beyond :func:`harness.records.read_manifest`'s checks: the optional
+    """What scoring relies on beyond :func:`harness.core.records.read_manifest`'s checks: the optional
     keys' types, and an outcome that agrees with itself (a finite time exactly when reached)."""
     for fields, data, where in ((_OPTIONAL, manifest, ""), (_OPTIONAL_SUMMARY, manifest.get("summary") or {},
                                                              "summary.")):

@@ -10,7 +10,6 @@ import base64
 import html
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,30 +18,15 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config.schema import ScoreConfig
 from harness.errors import Incomplete, UserError
+from harness.log import stderr_logger
 from harness.paths import ensure_writable_folder
 from scoring.forked import Aside
 from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, with_uncertainty
 from scoring.plots import PLOT_KINDS, leaderboard_plots
 from scoring.records import Records, problem_messages, read_records
 from scoring.scores import bootstrap
-
-
-@dataclass
-class ScoreConfig:
-    """``optbench score``'s keys."""
-
-    results: str = "results"
-    out: str | None = None  # default <results>/leaderboard
-    format: str = "optbench"  # optbench | algoperf
-    targets: str | None = None  # AlgoPerf workload_targets.json (format=algoperf)
-    compat: bool = False  # AlgoPerf v0.5's official rules instead of ours (format=algoperf)
-    ruleset: str | None = None  # score only records of this ruleset (external, self, single)
-    tau_max: float = 4.0
-    bootstrap: int = 1000  # resamples over studies; 0 turns the uncertainty off
-    seed: int = 0
-    strict: bool = False  # refuse (exit 1, nothing written) when a trial is missing, unfinished or damaged
-    index: bool = True  # keep and use each sweep's .score-index.json (scoring/record_index.py); false: records only
 
 
 def load_for_scoring(cfg: ScoreConfig) -> Records:
@@ -171,7 +155,7 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
                     "fewest and the most over workloads (0 where it has no records of a workload)."),
         ("steps score", "the same score from steps to target instead of seconds: a view that does not depend on the "
                         "hardware or on other jobs sharing it."),
-        ("optimizer state, peak memory", board.memory_note or "as recorded by each trial (harness/memory.py)."),
+        ("optimizer state, peak memory", board.memory_note or "as recorded by each trial (harness/core/memory.py)."),
         ("<workload> (s)", "time to target: per study its fastest trial by submission time, then the median over "
                            "studies (a study that never reached counts as infinite, so more than half of them must "
                            "reach); 'not reached' otherwise."),
@@ -370,12 +354,9 @@ def _default_caption(name: str, board: Leaderboard) -> str:
 
 
 def run_score(overrides: list[str], log=None) -> dict[str, Any]:
-    from hydra.core.config_store import ConfigStore
+    from harness.config.compose import compose_config
 
-    from harness.config import compose_config
-
-    log = log or (lambda text: print(f"[score] {text}", file=sys.stderr, flush=True))
-    ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
+    log = log or stderr_logger("score")
     cfg = compose_config("score", overrides)
     if cfg.format not in ("optbench", "algoperf"):
         raise UserError(f"format={cfg.format} is not valid. Valid formats: optbench, algoperf.")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from harness.config import compose_config
+from harness.config.compose import compose_config
+from harness.config.registry import submission_class, workload_class, workload_names
+from harness.core.runner import resolve_device
 from harness.errors import UserError
-from harness.measure import measure_steps
-from harness.registry import submission_class, workload_class, workload_names
-from harness.runner import resolve_device
+from harness.tools.measure import measure_steps
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.records import read_jsonl
-from harness.sweep_file import load_sweep
-from harness.tune import run_tune
+from harness.core.records import read_jsonl
+from harness.core.sweep_file import load_sweep
+from harness.orchestration.tune import run_tune
 
 
 def trial_wall(sweep_dir: Path) -> float:

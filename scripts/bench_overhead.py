@@ -21,9 +21,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from harness.config import compose_config
-from harness.registry import submission_class, workload_class
-from harness.runner import resolve_device, run_trial
+from harness.config.compose import compose_config
+from harness.config.registry import submission_class, workload_class
+from harness.core.runner import resolve_device, run_trial
 
 
 def parse(argv: list[str]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """What exact pruning saves, replayed on the records of a suite that ran without it.
 
 Reads an unpruned suite's records (``optbench suite prune=false results=DIR``), takes its trials in
-the order they were launched (the launch plan), replays them through harness.pruning's rules
+the order they were launched (the launch plan), replays them through harness.core.pruning's rules
 (``replay``: the same caps the runner applies) and prints the submission time each workload
 would have used, the share saved, and whether study times, workload times, scores and ranks come
 out identical. ``fixture=PATH`` also writes the evaluation curves as the compact JSON that
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.pruning import INF, Outcome, RecordedTrial, replay, study_bests
-from harness.records import read_json, read_jsonl
+from harness.core.pruning import INF, Outcome, RecordedTrial, replay, study_bests
+from harness.core.records import read_json, read_jsonl
 from scoring.scores import area_score, ranks, ratios, workload_times
 
 

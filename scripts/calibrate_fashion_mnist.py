@@ -1,7 +1,7 @@
 """The grid calibration that set fashion_mnist's cpu numbers (see workloads/fashion_mnist.md).
 
 Usage: python scripts/calibrate_fashion_mnist.py DATA_DIR [SIZE] [OUT.json]
-Runs harness.calibrate with an explicit learning-rate x schedule-length grid (the quasirandom
+Runs harness.tools.calibrate with an explicit learning-rate x schedule-length grid (the quasirandom
 form of the same procedure is `optbench calibrate`) and writes every raw figure to OUT.json
 (default workloads/calibration/fashion_mnist-<size>.json).
 """
@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.calibrate import calibrate
+from harness.tools.calibrate import calibrate
 
 LEARNING_RATES = {"adamw": (1e-3, 2e-3, 4e-3, 8e-3), "momentum": (0.02, 0.05, 0.1, 0.2)}
 FIXED = {"adamw": {}, "momentum": {"nesterov": True}}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from harness.submission import TorchOptimSubmission
-from submissions.adamw import AdamHparams
+from submissions._hparams import AdamHparams
 
 
 class Adam(TorchOptimSubmission):

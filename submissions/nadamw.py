@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from harness.submission import TorchOptimSubmission
+from submissions._hparams import AdamHparams
 from submissions._optimizer import ParameterwiseOptimizer
-from submissions.adamw import AdamHparams
 
 
 class NAdamWOptimizer(ParameterwiseOptimizer):

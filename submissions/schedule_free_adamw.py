@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from harness.submission import Submission
 from harness.workload import Batch, WorkloadInfo
-from submissions.adamw import AdamHparams
+from submissions._hparams import AdamHparams
 
 ScheduleFreeHparams = AdamHparams  # the same hyperparameters as AdamW; no decay schedule is applied
 

@@ -42,7 +42,7 @@ def results(tmp_path: Path) -> Path:
 @pytest.fixture
 def smoke_cfg(results: Path):
     """Compose a smoke-size trial config with extra overrides."""
-    from harness.config import compose_config
+    from harness.config.compose import compose_config
 
     def make(*overrides: str):
         return compose_config(

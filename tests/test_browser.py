@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.tune import run_tune
+from harness.orchestration.tune import run_tune
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ("adamw", "sgd")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.calibrate import choose_target_and_budget
-from harness.calibrate_command import draw_points, run_calibrate, write_calibration
-from harness.config import compose_config
+from harness.config.compose import compose_config
+from harness.tools.calibrate import choose_target_and_budget
+from harness.tools.calibrate_command import draw_points, run_calibrate, write_calibration
 
 
 def run(submission: str, seed: int, best: float, curve: list[tuple[int, float, float]]) -> dict:
@@ -94,7 +94,7 @@ def test_calibrate_command_on_smoke(tmp_path: Path) -> None:
 
 
 def test_calibration_runs_set_a_variant_s_numbers(smoke_cfg) -> None:
-    from harness.calibrate import _set_size_field
+    from harness.tools.calibrate import _set_size_field
 
     cfg = smoke_cfg("workload.variant=gelu")
     _set_size_field(cfg, "step_hint", 123)
@@ -103,7 +103,7 @@ def test_calibration_runs_set_a_variant_s_numbers(smoke_cfg) -> None:
 
 
 def test_a_variant_is_calibrated_with_its_own_step_hint_and_budget() -> None:
-    from harness.calibrate_command import effective_spec
+    from harness.config.registry import effective_spec
 
     cfg = compose_config("trial", ["workload.variant=cnn"])
     cnn, base = effective_spec(cfg), effective_spec(compose_config("trial", []))

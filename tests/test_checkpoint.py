@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.runner as runner
-from harness.checkpoint import CHECKPOINT_NAME
-from harness.records import read_json, read_jsonl
+import harness.core.runner as runner
+from harness.core.checkpoint import CHECKPOINT_NAME
+from harness.core.records import read_json, read_jsonl
 from workloads.fashion_mnist import FashionMNIST
 
 UNREACHABLE = "workload.sizes.smoke.target=2.0"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import compose_config, validate_trial_config
+from harness.config.compose import compose_config, validate_trial_config
+from harness.config.registry import config_names, submission_class, submission_names, workload_names
 from harness.errors import UserError
-from harness.registry import config_names, submission_class, submission_names, workload_names
 
 
 @pytest.mark.parametrize("workload", workload_names())
@@ -70,3 +70,29 @@ def test_unknown_size_lists_valid_sizes() -> None:
 def test_bad_device_is_refused() -> None:
     with pytest.raises(UserError, match="device='tpu'"):
         validate_trial_config(compose_config("trial", ["device=tpu"]))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("+workload.sizes.smoke.options.validation_exmaples=50", "Unknown option(s) validation_exmaples"),
+    ("workload.sizes.smoke.options.validation_examples=lots", "validation_examples='lots' of workload"),
+    ("workload.sizes.smoke.options.synthetic=1", "synthetic=1 of workload"),  # not a bool
+])
+def test_a_workload_option_it_does_not_declare_or_of_the_wrong_type_is_refused(override: str, message: str) -> None:
+    import torch
+
+    from harness.config.registry import workload_class
+
+    cfg = compose_config("trial", ["workload=fashion_mnist", "workload.size=smoke", override])
+    with pytest.raises(UserError) as caught:
+        workload_class("fashion_mnist")(cfg.workload, torch.device("cpu"))
+    assert message in str(caught.value)
+    assert "Valid options: seed, split_seed, synthetic, validation_examples" in str(caught.value) or (
+        "should be" in str(caught.value))
+
+
+def test_every_built_in_submission_takes_its_schedule_from_one_shared_file() -> None:
+    from importlib import resources
+
+    for name in submission_names():
+        text = (resources.files("configs") / "submission" / f"{name}.yaml").read_text()
+        assert "- /schedule@hparams: " in text and "decay_fraction" not in text, name

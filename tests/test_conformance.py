@@ -12,11 +12,11 @@ import math
 import pytest
 import torch
 
-from harness import check
-from harness.config import compose_config
-from harness.registry import submission_class, submission_names, workload_class, workload_names
-from harness.runner import run_trial
+from harness.config.compose import compose_config
+from harness.config.registry import submission_class, submission_names, workload_class, workload_names
+from harness.core.runner import run_trial
 from harness.submission import Submission
+from harness.tools import check
 from harness.workload import Workload, WorkloadInfo
 
 CPU = torch.device("cpu")

@@ -1,5 +1,5 @@
 """A submission from outside the repository: a user's package in a temporary folder, benchmarked by
-every command and launcher without a file of this repository changed (harness/plugins.py)."""
+every command and launcher without a file of this repository changed (harness/config/plugins.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.records import read_json
+from harness.core.records import read_json
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu"]
 
@@ -43,6 +43,9 @@ class Nesterov(TorchOptimSubmission):
 '''
 
 CONFIG = """
+defaults:
+  - /schedule@hparams: cosine
+  - _self_
 name: nesterov_mine
 hparams: {lr: 0.05, momentum: 0.9, batch_size: 64}
 search_space:
@@ -92,6 +95,7 @@ def test_a_module_of_the_users_package_runs_as_a_trial_and_is_recorded(package: 
     assert manifest["config"]["submission"]["config_from"] == str(package / "mypkg" / "opt.yaml")
     assert manifest["submission_module"] == str(package / "mypkg" / "opt.py")
     assert manifest["hparams"]["lr"] == 0.05 and manifest["hparams"]["batch_size"] == 64
+    assert manifest["hparams"]["decay"] == "cosine"  # from the shared schedule its YAML starts from
     assert len(manifest["submission_source_sha256"]) == 64
 
     # a hyperparameter its YAML does not list is set without Hydra's "+"; a wrong one is named

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import workloads.fashion_mnist as fm
-from harness.config import compose_config
+from harness.config.compose import compose_config
 from harness.errors import UserError
 from workloads._idx import write_idx_gz
 

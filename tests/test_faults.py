@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-import harness.runner as runner
-from harness.checkpoint import (
+import harness.core.runner as runner
+from harness.cli import main
+from harness.core.checkpoint import (
     CHECKPOINT_NAME,
     REJECTED_NAME,
     capture_rng,
@@ -30,11 +31,10 @@ from harness.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from harness.cli import main
-from harness.records import DamagedRecord, read_json, read_jsonl, read_manifest
-from harness.status import collect
-from harness.sweep_file import SWEEP_FILE, load_sweep, unfinished
-from harness.tune import run_tune
+from harness.core.records import DamagedRecord, read_json, read_jsonl, read_manifest
+from harness.core.sweep_file import SWEEP_FILE, load_sweep, unfinished
+from harness.orchestration.status import collect
+from harness.orchestration.tune import run_tune
 from submissions.sgd import SGD
 
 pytestmark = pytest.mark.faults

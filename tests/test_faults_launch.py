@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.status import collect
-from harness.tune import run_tune
+from harness.orchestration.status import collect
+from harness.orchestration.tune import run_tune
 
 pytestmark = pytest.mark.faults
 cluster = pytest.importorskip("test_slurm").cluster  # the real single-node cluster, for the one test that needs it
@@ -175,12 +175,12 @@ def test_launcher_setting_of_another_launcher_is_named(results: Path, capsys: py
 
 def test_jobs_that_end_without_their_trial_exit_1(results: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
-    import harness.runner
+    import harness.core.runner
 
     def lost(cfg):
         raise RuntimeError("the node lost its data folder")
 
-    monkeypatch.setattr(harness.runner, "run_trial", lost)
+    monkeypatch.setattr(harness.core.runner, "run_trial", lost)
     code, out, err = tune_cli(capsys, results)
     assert code == 1, err
     summary = summary_of(out)

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.records import append_jsonl, write_json_atomic
-from harness.sweep_file import write_sweep
+from harness.core.records import append_jsonl, write_json_atomic
+from harness.core.sweep_file import write_sweep
 from scoring.leaderboard import build
 from scoring.records import load_evals, load_trials, read_records
 from scoring.scores import area_score, bootstrap, ranks, ratios

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import workloads.gpt as gpt
-from harness.config import compose_config
+from harness.config.compose import compose_config
+from harness.core.runner import run_trial
 from harness.errors import UserError
-from harness.runner import run_trial
 from workloads._text import contiguous_split, evaluation_windows, random_windows
 
 CPU = torch.device("cpu")

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.records import append_jsonl, write_json_atomic
-from harness.sweep_file import write_sweep
+from harness.core.records import append_jsonl, write_json_atomic
+from harness.core.sweep_file import write_sweep
 from scoring.leaderboard import MIN_STUDIES, build
 from scoring.records import read_records
 from scoring.report import PAGE_BYTES, markdown_table, render_html
@@ -35,7 +35,7 @@ def write_trial(folder: Path, submission: str, time: float | None, *, workload: 
                 pid: int | None = None, peak_mib: float | None = 100.0, state: float = 8.0, budget: float = 50.0,
                 metric: str = "accuracy", higher: bool = True, target: float = 0.9) -> Path:
     """A finished trial's manifest.json and evals.jsonl (one evaluation, then the end line), with
-    its memory record, device and process as harness/runner.py writes them."""
+    its memory record, device and process as harness/core/runner.py writes them."""
     status = "reached" if time is not None else "not_reached"
     steps = 100 if time is None else int(time * 10)
     kind = "cuda_max_allocated" if device == "cuda" else "cpu_rss_growth"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import harness.runner as runner
-from harness.memory import tensor_bytes
+import harness.core.runner as runner
+from harness.core.memory import tensor_bytes
 
 
 @pytest.mark.parametrize(("submission", "overrides", "expected"), [

@@ -11,11 +11,11 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from harness.config import compose_config, to_plain
-from harness.registry import workload_class
+from harness.config.compose import compose_config, to_plain
+from harness.config.registry import workload_class
 from harness.workload import WorkloadInfo
+from submissions._hparams import AdamHparams
 from submissions._shampoo import GraftedShampoo, inverse_root, preconditioned
-from submissions.adamw import AdamHparams
 from submissions.nadamw import NAdamW, NAdamWOptimizer
 from submissions.schedule_free_adamw import BN_BATCHES, ScheduleFreeAdamW, ScheduleFreeHparams
 

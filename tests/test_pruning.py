@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.runner as runner
-from harness.pruning import INF, Outcome, RecordedTrial, competition_cap, replay, study_bests, study_cap
-from harness.records import read_jsonl, write_json_atomic
+import harness.core.runner as runner
+from harness.core.pruning import INF, Outcome, RecordedTrial, competition_cap, replay, study_bests, study_cap
+from harness.core.records import read_jsonl, write_json_atomic
 from scoring.scores import area_score, bootstrap, ranks, ratios, workload_times
 
 FIXTURE = Path(__file__).parent / "fixtures" / "unpruned_main_job.json"

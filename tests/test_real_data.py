@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import compose_config
-from harness.runner import run_trial
+from harness.config.compose import compose_config
+from harness.core.runner import run_trial
 
 
 @pytest.mark.realdata

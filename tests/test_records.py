@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import harness.records as records
-from harness.records import append_jsonl, read_jsonl, write_json_atomic
+import harness.core.records as records
+from harness.core.records import append_jsonl, read_jsonl, write_json_atomic
 
 
 def test_manifest_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

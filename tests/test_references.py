@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import compose_config, to_plain
-from harness.registry import submission_class, submission_names
+from harness.config.compose import compose_config, to_plain
+from harness.config.registry import submission_class, submission_names
 from harness.routing import output_layer_names
 from harness.submission import Submission, TrainingHparams
 from harness.workload import WorkloadInfo

@@ -18,7 +18,7 @@ def test_rosenbrock_function() -> None:
 
 
 def test_gradient_noise_only_in_the_stochastic_size(smoke_cfg) -> None:
-    from harness.registry import workload_class
+    from harness.config.registry import workload_class
 
     grads = {}
     for size in ("smoke", "cpu"):

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import compose_config, to_plain
+from harness.config.compose import compose_config, to_plain
+from harness.config.registry import submission_class, workload_class
+from harness.core.runner import config_hash, run_trial, trial_identity
 from harness.errors import UserError
-from harness.info import run_info
-from harness.registry import submission_class, workload_class
 from harness.routing import embedding_names, output_layer_names, routing_report
-from harness.runner import config_hash, run_trial, trial_identity
+from harness.tools.info import run_info
 from harness.workload import WorkloadInfo
 from scoring.leaderboard import build
 from scoring.records import load_trials

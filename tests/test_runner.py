@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import harness.runner as runner
-from harness.records import read_json, read_jsonl
+import harness.core.runner as runner
+from harness.core.records import read_json, read_jsonl
 from submissions.sgd import SGD
 from workloads.fashion_mnist import FashionMNIST
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.submission import TrainingHparams, lr_multiplier
-from submissions.adamw import AdamHparams
+from submissions._hparams import AdamHparams
 
 ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 

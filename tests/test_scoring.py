@@ -120,7 +120,7 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
 @pytest.fixture(scope="module")
 def scored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real sweep on the smoke workload (2 submissions x 2 studies x 2 trials)."""
-    from harness.tune import run_tune
+    from harness.orchestration.tune import run_tune
 
     results = tmp_path_factory.mktemp("scored") / "results"
     for submission in ("adamw", "sgd"):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import read_json, read_jsonl
-from harness.status import _slurm_id, collect
-from harness.sweep_file import load_sweep
-from harness.tune import run_tune
+from harness.core.records import read_json, read_jsonl
+from harness.core.sweep_file import load_sweep
+from harness.orchestration.status import _slurm_id, collect
+from harness.orchestration.tune import run_tune
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [

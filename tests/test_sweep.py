@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.sweep_file import write_sweep
 from harness.errors import UserError
-from harness.sweep import SweepSettings, plan_sweep, quasirandom_points
-from harness.sweep_file import write_sweep
+from harness.orchestration.sweep import SweepSettings, plan_sweep, quasirandom_points
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = {
@@ -22,7 +22,7 @@ SPACE = {
 }
 PLAN_SCRIPT = """
 import json, sys
-from harness.sweep import SweepSettings, plan_sweep
+from harness.orchestration.sweep import SweepSettings, plan_sweep
 sweep = plan_sweep(SweepSettings(search_seed=int(sys.argv[1])),
                    ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", "results=" + sys.argv[2]])
 print(json.dumps([[t["study"], t["trial"], t["seed"], t["hparams"]] for t in sweep["trials"]]))

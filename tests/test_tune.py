@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.records import read_json
-from harness.status import collect
-from harness.sweep_file import load_sweep
-from harness.tune import run_tune
+from harness.core.records import read_json
+from harness.core.sweep_file import load_sweep
+from harness.orchestration.status import collect
+from harness.orchestration.tune import run_tune
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "max_steps=30", "progress=false", "device=cpu"]
 

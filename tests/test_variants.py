@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import compose_config
+from harness.config.compose import compose_config
+from harness.config.registry import workload_class, workload_names
+from harness.core.runner import run_trial
 from harness.errors import UserError
-from harness.registry import workload_class, workload_names
-from harness.runner import run_trial
 
 CPU = torch.device("cpu")
 

@@ -135,6 +135,8 @@ class Cifar10(Workload):
     metric = "accuracy"
     higher_is_better = True
     models = tuple(MODELS)
+    options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,),
+               "bf16_autocast": (bool,), "arch": (dict,)}
 
     def load(self) -> None:
         options = self.spec.options

@@ -73,6 +73,7 @@ class FashionMNIST(Workload):
     metric = "accuracy"
     higher_is_better = True
     models = tuple(MODELS)
+    options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,)}
 
     def load(self) -> None:
         options = self.spec.options

@@ -37,7 +37,7 @@ from torch import nn
 
 from harness.errors import UserError
 from harness.paths import cache_dir
-from harness.schema import WorkloadConfig
+from harness.specs import WorkloadConfig
 from harness.workload import Workload
 from workloads._bundled import bundled
 from workloads._text import (

@@ -55,6 +55,7 @@ class Rosenbrock(Workload):
     metric = "loss"
     higher_is_better = False
     models = ("point",)
+    options = {"dim": (int,), "noise": (int, float), "start": (list, type(None)), "start_jitter": (int, float)}
 
     def load(self) -> None:
         options = self.spec.options

@@ -1,4 +1,4 @@
-"""Typed config schemas, registered in Hydra's ConfigStore.
+"""Typed config schemas of every command (and of a trial), registered in Hydra's ConfigStore.
 
 The YAML files under ``configs/`` extend these dataclasses, so a misspelt key or a value of the
 wrong type fails at composition time. Values whose meaning depends on a plugin (a submission's
@@ -14,48 +14,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-SIZES = ("smoke", "cpu", "gpu")
+from harness.specs import SizeSpec, VariantSpec, WorkloadConfig  # noqa: F401 (schemas of the workload group)
+
 DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass
-class SizeSpec:
-    """What a workload declares for one size: target, budget, step hint, eval cadence."""
-
-    target: float = MISSING  # validation target of the workload's metric
-    test_target: float | None = None  # test-split target (reported, not used to stop)
-    max_runtime_s: float = MISSING  # budget in seconds of submission time
-    step_hint: int = MISSING  # steps a well-tuned baseline needs; schedules are sized by it
-    eval_every_steps: int | None = None  # evaluate every N steps (tiny workloads) ...
-    eval_period_s: float | None = None  # ... or every this many seconds of submission time
-    min_batch_size: int = 1
-    max_batch_size: int = 65536
-    device_class: str = "cpu"  # the hardware the budget was measured on
-    options: dict[str, Any] = field(default_factory=dict)  # workload-specific (split sizes, ...)
-    calibration: dict[str, Any] = field(default_factory=dict)  # where the numbers came from
-
-
-@dataclass
-class VariantSpec:
-    """A held-out variant (AlgoPerf's sense): another architecture or preprocessing, own targets."""
-
-    description: str = MISSING
-    model: str | None = None  # another model of the family, if the variant changes it
-    model_options: dict[str, Any] = field(default_factory=dict)  # merged over the base options
-    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per size: SizeSpec fields to override
-
-
-@dataclass
-class WorkloadConfig:
-    """A workload family with its sizes; ``size`` picks one, ``variant`` an optional variant."""
-
-    name: str = MISSING
-    size: str = "cpu"
-    model: str = MISSING
-    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. activation, width
-    sizes: dict[str, SizeSpec] = field(default_factory=dict)
-    variant: str = "base"  # "base" or a key of ``variants``
-    variants: dict[str, VariantSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,7 +26,7 @@ class SubmissionConfig:
     name: str = MISSING
     hparams: dict[str, Any] = field(default_factory=dict)
     search_space: dict[str, Any] = field(default_factory=dict)
-    source: str | None = None  # an external submission's module or file (harness/plugins.py); None: built in
+    source: str | None = None  # an external submission's module or file (harness/config/plugins.py); None: built in
     config_from: str | None = None  # an external submission's config: its YAML, or its class's own defaults
 
 
@@ -91,7 +52,7 @@ class TrialConfig:
     study: int | None = None  # set by a tuning sweep: the study and trial this run fills
     trial: int | None = None
     ruleset: str = "single"  # single | external | self
-    prune: bool = True  # stop a sweep trial once it cannot change any score or rank (harness/pruning.py)
+    prune: bool = True  # stop a sweep trial once it cannot change any score or rank (harness/core/pruning.py)
     prune_peers: str | None = None  # set by `optbench suite`: the competing sweeps of this workload (JSON)
 
 
@@ -153,6 +114,51 @@ class InfoConfig:
     warmup: int = 5  # untimed steps first
 
 
+@dataclass
+class StatusConfig:
+    """``optbench status``'s keys."""
+
+    results: str = "results"
+    scheduler: bool = True  # ask squeue/sacct about SLURM jobs when they are installed
+    strict: bool = False  # exit 1 unless every trial has ended with a readable record
+
+
+@dataclass
+class TrajectoriesConfig:
+    """``optbench trajectories``'s keys."""
+
+    submissions: list[str] = field(default_factory=list)  # empty: every registered submission
+    steps: int = 500
+    start: list[float] = field(default_factory=lambda: [-1.5, 2.0])
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per submission overrides
+    out: str = "trajectories.png"
+
+
+@dataclass
+class ScoreConfig:
+    """``optbench score``'s keys."""
+
+    results: str = "results"
+    out: str | None = None  # default <results>/leaderboard
+    format: str = "optbench"  # optbench | algoperf
+    targets: str | None = None  # AlgoPerf workload_targets.json (format=algoperf)
+    compat: bool = False  # AlgoPerf v0.5's official rules instead of ours (format=algoperf)
+    ruleset: str | None = None  # score only records of this ruleset (external, self, single)
+    tau_max: float = 4.0
+    bootstrap: int = 1000  # resamples over studies; 0 turns the uncertainty off
+    seed: int = 0
+    strict: bool = False  # refuse (exit 1, nothing written) when a trial is missing, unfinished or damaged
+    index: bool = True  # keep and use each sweep's .score-index.json (scoring/record_index.py); false: records only
+
+
+@dataclass
+class CheckConfig:
+    """``optbench check``'s own keys; the other overrides choose the submission and its settings."""
+
+    workloads: list[str] | None = None  # the workloads of the smoke trials; default every registered one
+    trial_seconds: float = 3.0  # each smoke trial's budget
+
+
 def register_schemas() -> None:
     """Store the schemas so that ``configs/*.yaml`` can extend them by name."""
     store = ConfigStore.instance()
@@ -161,5 +167,9 @@ def register_schemas() -> None:
     store.store(name="tune_schema", node=TuneConfig)
     store.store(name="calibrate_schema", node=CalibrateConfig)
     store.store(name="info_schema", node=InfoConfig)
+    store.store(name="status_schema", node=StatusConfig)
+    store.store(name="trajectories_schema", node=TrajectoriesConfig)
+    store.store(name="score_schema", node=ScoreConfig)
+    store.store(name="check_schema", node=CheckConfig)
     store.store(group="workload", name="workload_schema", node=WorkloadConfig)
     store.store(group="submission", name="submission_schema", node=SubmissionConfig)

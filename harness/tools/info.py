@@ -7,12 +7,13 @@ from typing import Any
 
 import torch
 
-from harness.config import compose_config, split_overrides, validate_trial_config
-from harness.measure import measure_steps
-from harness.registry import submission_class, workload_class
+from harness.config.compose import compose_config, split_overrides, validate_trial_config
+from harness.config.registry import submission_class, workload_class
+from harness.config.schema import InfoConfig
+from harness.core.runner import resolve_device
+from harness.identity import relation as meets_as
 from harness.routing import describe_routing
-from harness.runner import resolve_device
-from harness.schema import InfoConfig
+from harness.tools.measure import measure_steps
 
 
 def run_info(overrides: list[str]) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
         "step_hint_time_s": measured["step_time_s"] * workload.step_hint,
         "routing": measured["routing"],
     }
-    relation = ">=" if workload.higher_is_better else "<="
+    relation = meets_as(workload.higher_is_better)
     lines = [
         f"workload      {workload.label} (size {workload.size}, model {workload.model_name})",
         f"parameters    {measured['parameters']:,}",

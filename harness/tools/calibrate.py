@@ -16,7 +16,7 @@ the budget leaves a margin over the time that baseline needed. The procedure:
 4. budget: ``margin`` x the largest time-to-target among the reference's seeds that reached
    it, rounded up to ``budget_round_s``; the step hint is the best point's schedule length.
 
-Every run goes through :func:`harness.runner.run_trial`, so it is timed and recorded exactly like
+Every run goes through :func:`harness.core.runner.run_trial`, so it is timed and recorded exactly like
 a benchmark trial (and an interrupted calibration resumes: finished runs are not rerun).
 """
 
@@ -31,10 +31,11 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from harness.config import compose_config
-from harness.environment import describe_device, package_versions
-from harness.records import read_jsonl
-from harness.runner import resolve_device, run_trial
+from harness.config.compose import compose_config
+from harness.core.environment import describe_device, package_versions
+from harness.core.records import read_jsonl
+from harness.core.runner import resolve_device, run_trial
+from harness.identity import meets, utc_timestamp
 
 Curve = list[tuple[int, float, float]]  # (step, submission seconds, validation metric)
 
@@ -72,7 +73,7 @@ def _set_size_field(cfg: DictConfig, key: str, value: Any) -> None:
 
 
 def _higher(cfg: DictConfig) -> bool:
-    from harness.registry import workload_class
+    from harness.config.registry import workload_class
 
     return workload_class(cfg.workload.name).higher_is_better
 
@@ -80,7 +81,7 @@ def _higher(cfg: DictConfig) -> bool:
 def time_to(curve: Curve, target: float, higher: bool) -> tuple[int, float] | None:
     """(steps, seconds) of the first evaluation meeting ``target``, or None."""
     for step, seconds, value in curve:
-        if (value >= target) if higher else (value <= target):
+        if meets(value, target, higher):
             return step, seconds
     return None
 
@@ -136,7 +137,7 @@ def calibrate(
         "search_seed": search_seed,
         "search": [{k: v for k, v in r.items() if k != "curve"} for r in search],
         "confirm": confirm,
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "date": utc_timestamp(date_only=True),
         "duration_s": round(time.time() - started, 1),
         "device": describe_device(resolve_device(_device(base))),
         "versions": package_versions(),

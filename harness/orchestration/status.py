@@ -13,28 +13,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import compose_config
+from harness.config.compose import compose_config
+from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
+from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.errors import Incomplete, UserError
-from harness.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
-from harness.sweep_file import SWEEP_FILE, load_sweep, trial_state
 
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
                "failed": "failed", "running": "running", "pending": "pending", "interrupted": "interrupted",
                "damaged": "damaged"}
-
-
-@dataclass
-class StatusConfig:
-    """``optbench status``'s keys."""
-
-    results: str = "results"
-    scheduler: bool = True  # ask squeue/sacct about SLURM jobs when they are installed
-    strict: bool = False  # exit 1 unless every trial has ended with a readable record
 
 
 def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
@@ -201,9 +191,6 @@ def _is_zombie(pid: int) -> bool:
 
 
 def run_status(overrides: list[str]) -> list[dict[str, Any]]:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="status_schema", node=StatusConfig)
     cfg = compose_config("status", overrides)
     results = Path(cfg.results)
     if not results.is_dir():

@@ -6,10 +6,10 @@ not charged; data production, forward, backward, update and ``prepare_for_eval``
 budget is checked after every step; a non-finite loss ends the trial as ``diverged``; an
 exception in submission code ends it as ``failed`` with the traceback in the record (an error of
 the harness too, as ``error_in: harness``, which a rerun retries). One process runs a trial at a
-time (:mod:`harness.trial_lock`); a checkpoint is loaded without unpickling code. Every
+time (:mod:`harness.core.trial_lock`); a checkpoint is loaded without unpickling code. Every
 evaluation measures the validation split (it decides the outcome); the test split is measured
 at the last evaluation only (reached, out of budget, out of steps, pruned). A sweep trial stops
-as ``pruned`` once it can change no score or rank (:mod:`harness.pruning`). The record's
+as ``pruned`` once it can change no score or rank (:mod:`harness.core.pruning`). The record's
 ``timing`` audits the wall time: charged + evaluation + checkpoint + other = loop wall time.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import time
@@ -29,22 +28,23 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from harness.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
-from harness.clock import SubmissionClock
-from harness.config import to_plain, validate_trial_config
-from harness.environment import attempt_context, describe_device, git_revision, package_versions
+from harness.config.compose import compose_config, to_plain, validate_trial_config
+from harness.config.plugins import module_file, source_hash
+from harness.config.registry import submission_class, workload_class
+from harness.core.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
+from harness.core.clock import SubmissionClock
+from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
+from harness.core.interrupts import UserInterrupts, user_interrupts
+from harness.core.memory import MemoryMeter
+from harness.core.progress import Progress
+from harness.core.pruning import Pruner
+from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
+from harness.core.trial_lock import TrialLock
 from harness.errors import UserError
-from harness.interrupts import UserInterrupts, user_interrupts
-from harness.memory import MemoryMeter
+from harness.identity import digest, utc_timestamp
 from harness.paths import ensure_writable_folder
-from harness.plugins import module_file, source_hash
-from harness.progress import Progress
-from harness.pruning import Pruner
-from harness.records import SCHEMA_VERSION, TrialRecord, harness_failed
-from harness.registry import submission_class, workload_class
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
-from harness.trial_lock import TrialLock
 from harness.workload import Workload
 
 
@@ -114,7 +114,7 @@ def trial_identity(
 
 
 def config_hash(identity: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return digest(identity)
 
 
 def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
@@ -134,6 +134,13 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
 
 UPDATE_CONTRACT = ("Submission.update(batch, compute_loss) must return the step's loss as a one-element tensor "
                    "(e.g. `return loss.detach()`); it returned a {found}. See docs/writing-a-submission.md.")
+
+
+def run_trial_command(overrides: list[str]) -> dict[str, Any]:
+    """``optbench trial``: the trial the overrides describe; its summary without the traceback of
+    a failure (that is in its record)."""
+    summary = run_trial(compose_config("trial", overrides))
+    return {k: v for k, v in summary.items() if k != "error"}
 
 
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
@@ -504,7 +511,7 @@ def _manifest(
     return {
         "schema_version": SCHEMA_VERSION,
         "trial_id": record.dir.name,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": utc_timestamp(),
         "workload": workload.label,
         "family": workload.name,
         "variant": workload.variant,

@@ -17,8 +17,6 @@ again finds the same folder and the records already in it.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +25,11 @@ import numpy as np
 from omegaconf import OmegaConf
 from scipy.stats import qmc
 
-from harness.calibrate_command import effective_spec
-from harness.config import compose_config, to_plain, validate_trial_config
+from harness.config.compose import compose_config, to_plain, validate_trial_config
+from harness.config.registry import effective_spec, submission_class
+from harness.config.search_space import point_from_unit, validate_search_space
 from harness.errors import UserError
-from harness.registry import submission_class
-from harness.search_space import point_from_unit, validate_search_space
+from harness.identity import digest, workload_label
 
 RULESETS = ("external", "self")
 
@@ -107,9 +105,9 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "device": str(base.device),
         **({"submission_revision": submission_cls.revision} if submission_cls.revision != 1 else {}),
     }
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    label = workload.name if workload.variant == "base" else f"{workload.name}.{workload.variant}"
-    folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{digest}"
+    sweep_id = digest(identity, 10)
+    label = workload_label(workload.name, workload.variant)
+    folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{sweep_id}"
 
     entries = []
     for index, point in enumerate(points):
@@ -125,7 +123,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
                         "record_dir": cfg.record_dir, "config": to_plain(cfg)})
     return {
         "kind": "optbench-sweep",
-        "sweep_id": digest,
+        "sweep_id": sweep_id,
         "dir": str(folder),
         "workload": label,
         "size": str(workload.size),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from harness.identity import utc_timestamp
 
 PACKAGES = ("optbench", "torch", "torchvision", "numpy", "hydra-core", "omegaconf")
 
@@ -68,7 +69,7 @@ def attempt_context() -> dict[str, Any]:
     ``optbench status`` uses the SLURM ids to point at the job's logs and to agree with sacct.
     """
     context: dict[str, Any] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_at": utc_timestamp(),
         "host": platform.node(),
         "pid": os.getpid(),
     }

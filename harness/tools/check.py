@@ -15,16 +15,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from harness.config import compose_config, split_overrides
+from harness.config.compose import compose_config, split_overrides
+from harness.config.registry import submission_class, workload_class, workload_names
+from harness.config.schema import CheckConfig
+from harness.config.search_space import point_from_unit, validate_search_space
 from harness.errors import UserError
-from harness.registry import submission_class, workload_class, workload_names
-from harness.search_space import point_from_unit, validate_search_space
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -33,14 +33,6 @@ CPU = torch.device("cpu")
 
 class CheckFailed(Exception):
     """A check found the submission breaking its contract: the message says how."""
-
-
-@dataclass
-class CheckConfig:
-    """``optbench check``'s own keys; the other overrides choose the submission and its settings."""
-
-    workloads: list[str] | None = None  # the workloads of the smoke trials; default every registered one
-    trial_seconds: float = 3.0  # each smoke trial's budget
 
 
 def submission_of(cfg: DictConfig) -> type[Submission]:
@@ -140,7 +132,7 @@ def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
 
 def smoke_trial(cfg: DictConfig, workload: str, results: str, seconds: float, overrides: list[str]) -> str:
     """A whole trial of the smoke size ends normally (reached or not; diverged only on Rosenbrock)."""
-    from harness.runner import run_trial
+    from harness.core.runner import run_trial
 
     trial = compose_config("trial", [*overrides, f"workload={workload}", "workload.size=smoke",
                                      f"results={results}", f"max_runtime_s={seconds}", "progress=false",
@@ -159,10 +151,7 @@ def run_check(overrides: list[str], out: Callable[[str], None] | None = None) ->
     """Every check for the submission the overrides choose; prints one line per check."""
     out = out or (lambda text: print(text, file=sys.stderr, flush=True))
     own, rest = split_overrides(overrides, CheckConfig)
-    try:
-        settings = OmegaConf.merge(OmegaConf.structured(CheckConfig), OmegaConf.from_dotlist(own))
-    except Exception as error:  # a wrong type, a malformed list
-        raise UserError(f"Invalid check setting ({', '.join(own)}): {str(error).splitlines()[0]}.") from None
+    settings = compose_config("check", own)
     cfg = compose_config("trial", rest)
     names = list(settings.workloads or workload_names())
     unknown = [n for n in names if n not in workload_names()]

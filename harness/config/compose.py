@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -15,15 +13,16 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness.config.schema import DEVICES, register_schemas
 from harness.errors import UserError
-from harness.schema import DEVICES, register_schemas
+from harness.identity import digest
 
 
 def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
     """Compose ``configs/<primary>.yaml`` with ``key=value`` overrides into a typed config.
 
     ``submission=`` may also name an external submission (a module, a ``.py`` file or an
-    installed entry point; :mod:`harness.plugins`), with ``submission_config=PATH`` for its
+    installed entry point; :mod:`harness.config.plugins`), with ``submission_config=PATH`` for its
     config. Raises UserError with one readable paragraph for unknown groups/options/keys,
     malformed overrides and type errors.
     """
@@ -66,7 +65,7 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
              if sep and key.lstrip("+~") in ("workload", "submission")]
     external = False
     for position, key, value in picks:
-        from harness.registry import config_names  # imports torch: only when needed
+        from harness.config.registry import config_names  # imports torch: only when needed
 
         if value in config_names(key):
             continue
@@ -74,7 +73,7 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
             overrides[position] = f"submission={_store_external(value, config_file)}"
             external = True
             continue
-        from harness.registry import workload_names
+        from harness.config.registry import workload_names
 
         raise UserError(f"Unknown workload '{value}'. Valid workloads: {', '.join(workload_names())}.")
     if config_file is not None and not external:
@@ -85,8 +84,8 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
 
 def _store_external(text: str, config_file: str | None) -> str:
     """Resolve ``submission=text`` to an external submission, store its config; the stored name."""
-    from harness import plugins
-    from harness.registry import submission_names
+    from harness.config import plugins
+    from harness.config.registry import submission_names
     from harness.submission import Submission
 
     if not (plugins.looks_external(text) or text in plugins.entry_points()):
@@ -98,7 +97,7 @@ def _store_external(text: str, config_file: str | None) -> str:
     cls = plugins.load_class(source, Submission)
     node = plugins.submission_config(source, cls, config_file, taken=set(submission_names()))
     check_safe_name("submission", node["name"])
-    name = EXTERNAL + hashlib.sha256(json.dumps(node, sort_keys=True).encode()).hexdigest()[:12]
+    name = EXTERNAL + digest(node)
     ConfigStore.instance().store(group="submission", name=name, node=node)
     return name
 

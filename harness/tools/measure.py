@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from harness.memory import peak_rss_bytes
+from harness.core.memory import peak_rss_bytes
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.records import FINAL_STATUSES, DamagedRecord, check_fields, read_json
+from harness.core.sweep_file import load_sweep
 from harness.errors import UserError
-from harness.records import FINAL_STATUSES, DamagedRecord, check_fields, read_json
-from harness.sweep_file import load_sweep
 
 INF = math.inf
 

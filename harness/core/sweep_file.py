@@ -1,21 +1,19 @@
 """``sweep.json``: writing, reading and checking a sweep's plan file, and the state of its trials.
 
-Kept apart from :mod:`harness.sweep` (which plans sweeps and needs the registries and the
+Kept apart from :mod:`harness.orchestration.sweep` (which plans sweeps and needs the registries and the
 calibration code) so that the runner's pruning, ``optbench status`` and the scoring code can read
 sweeps without importing the planner. The file never holds an absolute path: see :func:`load_sweep`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import UserError
-from harness.paths import ensure_writable_folder
-from harness.records import (
+from harness.config.schema import TrialConfig
+from harness.core.records import (
     FINAL_STATUSES,
     DamagedRecord,
     check_fields,
@@ -24,7 +22,9 @@ from harness.records import (
     read_manifest,
     write_json_atomic,
 )
-from harness.schema import TrialConfig
+from harness.errors import UserError
+from harness.identity import utc_timestamp
+from harness.paths import ensure_writable_folder
 
 SWEEP_FILE = "sweep.json"
 
@@ -57,7 +57,7 @@ def write_sweep(sweep: dict[str, Any]) -> Path:
     stored = {k: v for k, v in sweep.items() if k != "dir"}
     ensure_writable_folder(path.parent, "results", sweep["trials"][0]["config"].get("results"))
     write_json_atomic(path, {**stored, "trials": trials,
-                             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                             "created_at": utc_timestamp()})
     return path
 
 

@@ -13,21 +13,19 @@ that did not end in ``unfinished`` (exit 1). Records already written are never t
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.config import compose_config, split_overrides
-from harness.launch import check_launcher, launch
-from harness.records import FINAL_STATUSES, DamagedRecord, read_manifest
-from harness.schema import TuneConfig
-from harness.sweep import SweepSettings, plan_sweep
-from harness.sweep_file import needs_run, trial_state, unfinished, write_sweep
-
-Log = Any
+from harness.config.compose import compose_config, split_overrides
+from harness.config.schema import TuneConfig
+from harness.core.records import FINAL_STATUSES, DamagedRecord, read_manifest
+from harness.core.sweep_file import needs_run, trial_state, unfinished, write_sweep
+from harness.log import Log, stderr_logger
+from harness.orchestration.launch import check_launcher, launch
+from harness.orchestration.sweep import SweepSettings, plan_sweep
 
 
 def split_hydra(overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -43,7 +41,7 @@ def settings_of(cfg: Any) -> SweepSettings:
 
 def run_tune(overrides: list[str], log: Log = None) -> dict[str, Any]:
     """Plan (or find) the sweep of one workload x submission and run what is left of it."""
-    log = log or _stderr_logger("tune")
+    log = log or stderr_logger("tune")
     hydra_overrides, rest = split_hydra(overrides)
     own, trial_overrides = split_overrides(rest, TuneConfig)
     cfg = compose_config("tune", own)
@@ -190,7 +188,3 @@ class ProgressWatcher:
         remaining = self.launched - done_now
         eta = f", ETA {elapsed / done_now * remaining:.0f}s" if done_now > 0 and remaining > 0 else ""
         self.log(f"{text}; {elapsed:.0f}s elapsed{eta}")
-
-
-def _stderr_logger(name: str) -> Log:
-    return lambda text: print(f"[{name}] {text}", file=sys.stderr, flush=True)

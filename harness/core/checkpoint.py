@@ -4,7 +4,7 @@ A checkpoint holds the model, the submission's state (optimizers, schedules), ev
 training step can draw from (torch CPU and CUDA, Python, NumPy), the loop's counters (step,
 best validation value, next evaluation time) and the submission clock. The batch stream is
 not saved: it is a deterministic function of the seed, so on resume the runner recreates it
-and skips the batches already consumed (see :func:`harness.runner._train`).
+and skips the batches already consumed (see :func:`harness.core.runner._train`).
 
 It is written at evaluation boundaries only (the clock is paused there, so writing it is never
 charged), atomically (write to a temporary file, fsync, rename; the temporary file is removed
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.records import write_atomic
+from harness.core.records import write_atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from harness.identity import better, relation
+
 
 class Progress:
     """Prints a line per evaluation and, between evaluations, at most one per ``interval_s``."""
@@ -22,7 +24,7 @@ class Progress:
         stream: TextIO | None = None,
     ):
         self.label, self.metric, self.target = label, metric, target
-        self.relation = ">=" if higher_is_better else "<="
+        self.relation = relation(higher_is_better)
         self.higher_is_better = higher_is_better
         self.budget_s, self.interval_s, self.enabled = budget_s, interval_s, enabled
         self.stream = stream if stream is not None else sys.stderr
@@ -52,8 +54,8 @@ class Progress:
         """Record an evaluation; printed with the first one, then at the usual interval."""
         first = self.last_value is None
         self.last_value = value
-        better = self.best is None or (value > self.best if self.higher_is_better else value < self.best)
-        if better:
+        improved = self.best is None or better(value, self.best, self.higher_is_better)
+        if improved:
             self.best = value
         if first or submission_s >= self.next_tick_s:
             self.next_tick_s = submission_s + self.interval_s

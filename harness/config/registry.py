@@ -4,7 +4,7 @@ A workload is a module ``workloads/<name>.py`` exporting ``WORKLOAD`` with a con
 ``configs/workload/<name>.yaml``; a submission is ``submissions/<name>.py`` exporting
 ``SUBMISSION`` with ``configs/submission/<name>.yaml``. Modules starting with ``_`` are helpers.
 Unknown names fail loudly with the list of valid ones. Submissions from outside the repository
-(a module, a file, an installed entry point) come through :mod:`harness.plugins`.
+(a module, a file, an installed entry point) come through :mod:`harness.config.plugins`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,29 @@ import importlib
 import pkgutil
 from importlib import resources
 
-import submissions
-import workloads
+from omegaconf import DictConfig
+
 from harness.errors import UserError
+from harness.specs import SizeSpec
 from harness.submission import Submission
 from harness.workload import Workload
 
 
-def _modules(package: object) -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+def _modules(package: str) -> list[str]:
+    """The public modules of a plugin package, found by name: the plugins sit above the harness
+    and are loaded as data, as an external one is (harness/config/plugins.py)."""
+    return sorted(m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__)
+                  if not m.name.startswith("_"))
 
 
 def workload_names() -> list[str]:
     """Every registered workload family."""
-    return _modules(workloads)
+    return _modules("workloads")
 
 
 def submission_names() -> list[str]:
     """Every registered submission."""
-    return _modules(submissions)
+    return _modules("submissions")
 
 
 def config_names(group: str) -> list[str]:
@@ -56,9 +60,9 @@ def workload_class(name: str) -> type[Workload]:
 
 def submission_class(name: str, source: str | None = None) -> type[Submission]:
     """The Submission subclass registered as ``name``, or the external one at ``source`` (a trial
-    config's ``submission.source``: :mod:`harness.plugins`)."""
+    config's ``submission.source``: :mod:`harness.config.plugins`)."""
     if source:
-        from harness.plugins import Source, load_class
+        from harness.config.plugins import Source, load_class
 
         return load_class(Source.from_text(source), Submission)
     if name not in submission_names():
@@ -67,3 +71,11 @@ def submission_class(name: str, source: str | None = None) -> type[Submission]:
     if not (isinstance(cls, type) and issubclass(cls, Submission)):
         raise TypeError(f"submissions.{name}.SUBMISSION must be a Submission subclass, got {cls!r}")
     return cls
+
+
+def effective_spec(trial: DictConfig) -> SizeSpec:
+    """The size spec in force for a trial config: its size's, with the selected variant's
+    overrides applied (as the workload itself computes it, on the CPU, loading no data)."""
+    import torch
+
+    return workload_class(trial.workload.name)(trial.workload, torch.device("cpu")).spec

@@ -20,11 +20,11 @@ import fcntl
 import json
 import os
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.identity import utc_timestamp
 
 LOCK_NAME = ".lock"
 
@@ -40,7 +40,7 @@ def holder_identity() -> dict[str, Any]:
     slurm = {k: os.environ[v] for k, v in (("job", "SLURM_JOB_ID"), ("array_job", "SLURM_ARRAY_JOB_ID"),
                                           ("array_task", "SLURM_ARRAY_TASK_ID")) if os.environ.get(v)}
     return {"host": socket.gethostname(), "pid": os.getpid(), **({"slurm": slurm} if slurm else {}),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "since": utc_timestamp()}
 
 
 class TrialLock:

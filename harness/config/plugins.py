@@ -261,7 +261,30 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with {', '.join(CONFIG_KEYS)}.")
+    schedule: dict[str, Any] = {}
+    for entry in data.pop("defaults", None) or []:  # as in configs/submission/*.yaml: a shared schedule
+        if entry == "_self_":
+            continue
+        if not (isinstance(entry, dict) and list(entry) == ["/schedule@hparams"]):
+            raise UserError(f"{path}: defaults may name a shared schedule only (- /schedule@hparams: cosine_warmup; "
+                            f"the choices are configs/schedule/*.yaml), found {entry!r}.")
+        schedule.update(_schedule(str(entry["/schedule@hparams"]), path))
+    if schedule:
+        data["hparams"] = {**schedule, **(data.get("hparams") or {})}
     return data
+
+
+def _schedule(name: str, where: Path) -> dict[str, Any]:
+    """A shared schedule of configs/schedule/ (the same files the built-in submissions use)."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    folder = resources.files("configs") / "schedule"
+    choices = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    if name not in choices:
+        raise UserError(f"{where}: no schedule '{name}'. Shared schedules: {', '.join(choices)}.")
+    return OmegaConf.to_container(OmegaConf.create((folder / f"{name}.yaml").read_text()))
 
 
 def _declared_defaults(cls: type) -> dict[str, Any]:

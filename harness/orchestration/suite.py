@@ -1,7 +1,7 @@
 """``optbench suite``: the main job — tune every submission on every workload, then score and plot.
 
 A suite preset (``suite=cpu|smoke|gpu``, configs/suite/) names the workloads, the size and the
-tuning settings. Every (workload, submission) pair becomes one sweep (:mod:`harness.sweep`);
+tuning settings. Every (workload, submission) pair becomes one sweep (:mod:`harness.orchestration.sweep`);
 all their unfinished trials go out in one launch (one SLURM job array with ``launcher=slurm``),
 with progress reported as trials finish. Re-running the same command skips finished trials and
 resumes interrupted ones, so an interrupted suite continues where it was. At the end: the
@@ -14,17 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import compose_config, split_overrides
+from harness.config.compose import compose_config, split_overrides
+from harness.config.plugins import entry_points, looks_external
+from harness.config.registry import submission_names, workload_names
+from harness.config.schema import SuiteConfig
+from harness.core.records import write_json_atomic
+from harness.core.sweep_file import write_sweep
 from harness.errors import UserError
-from harness.launch import check_launcher
+from harness.log import stderr_logger
+from harness.orchestration.launch import check_launcher
+from harness.orchestration.sweep import plan_sweep
+from harness.orchestration.tune import run_sweeps, settings_of, split_hydra
 from harness.paths import ensure_writable_folder
-from harness.plugins import entry_points, looks_external
-from harness.records import write_json_atomic
-from harness.registry import submission_names, workload_names
-from harness.schema import SuiteConfig
-from harness.sweep import plan_sweep
-from harness.sweep_file import write_sweep
-from harness.tune import _stderr_logger, run_sweeps, settings_of, split_hydra
 from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
 from scoring.records import problem_messages, read_records
@@ -35,7 +36,7 @@ from scoring.tables import to_markdown, tuned_table
 def competition(sweeps: list[dict[str, Any]], folder: Path, tau_max: float) -> dict[str, dict[str, Any]]:
     """Launch-time trial settings of every sweep: whether to prune, and the file naming its competitors.
 
-    One JSON file per workload and size lists that workload's sweeps (harness/pruning.py reads it);
+    One JSON file per workload and size lists that workload's sweeps (harness/core/pruning.py reads it);
     ``prune`` comes from this command's trial settings (a kept sweep plan holds an older value).
     """
     by_workload: dict[str, list[dict[str, Any]]] = {}
@@ -55,14 +56,14 @@ def competition(sweeps: list[dict[str, Any]], folder: Path, tau_max: float) -> d
 
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
-    log = log or _stderr_logger("suite")
+    log = log or stderr_logger("suite")
     hydra_overrides, rest = split_hydra(overrides)
     preset = [o for o in rest if o.partition("=")[0] == "suite"]
     own, trial_overrides = split_overrides([o for o in rest if o not in preset], SuiteConfig)
     cfg = compose_config("suite", [*preset, *own])
     chosen_workloads = list(cfg.workloads)
     chosen_submissions = list(cfg.submissions) or submission_names()
-    external = set(entry_points())  # and modules or files: harness/plugins.py, resolved when each sweep is planned
+    external = set(entry_points())  # and modules or files (harness/config/plugins.py): resolved per sweep
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
                                 ("submission", chosen_submissions, submission_names())):
         unknown = [n for n in chosen if n not in valid and not (kind == "submission" and (
@@ -71,7 +72,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
     check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written
     settings = settings_of(cfg)
-    # Baselines first on every workload: once one has finished, cap (b) of harness/pruning.py exists.
+    # Baselines first on every workload: once one has finished, cap (b) of harness/core/pruning.py exists.
     first = [s for s in cfg.baselines if s in chosen_submissions]
     ordered = first + [s for s in chosen_submissions if s not in first]
     # Plan every sweep first: a typo in any setting fails before hours of training.

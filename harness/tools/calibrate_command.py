@@ -1,4 +1,4 @@
-"""``optbench calibrate``: the target-setting procedure of :mod:`harness.calibrate` as a command.
+"""``optbench calibrate``: the target-setting procedure of :mod:`harness.tools.calibrate` as a command.
 
 Draws each baseline's points (its defaults, then a seeded scrambled Halton sequence over its
 search space), runs the procedure, writes every raw figure to
@@ -10,21 +10,20 @@ variant's entry when a variant is selected).
 from __future__ import annotations
 
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-from omegaconf import DictConfig
 from scipy.stats import qmc
 
-from harness.calibrate import calibrate
-from harness.config import compose_config, split_overrides, validate_trial_config
+from harness.config.compose import compose_config, split_overrides, validate_trial_config
+from harness.config.registry import effective_spec, submission_class
+from harness.config.schema import CalibrateConfig
+from harness.config.search_space import point_from_unit, validate_search_space
 from harness.errors import UserError
-from harness.registry import submission_class, workload_class
-from harness.schema import CalibrateConfig, SizeSpec
-from harness.search_space import point_from_unit, validate_search_space
+from harness.identity import workload_label
+from harness.log import stderr_logger
+from harness.tools.calibrate import calibrate
 
 
 def draw_points(
@@ -45,13 +44,8 @@ def draw_points(
     return points
 
 
-def effective_spec(trial: DictConfig) -> SizeSpec:
-    """The size spec in force: the size's, with the selected variant's overrides applied."""
-    return workload_class(trial.workload.name)(trial.workload, torch.device("cpu")).spec
-
-
 def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
-    log = log or (lambda text: print(f"[calibrate] {text}", file=sys.stderr, flush=True))
+    log = log or stderr_logger("calibrate")
     own, trial_overrides = split_overrides(overrides, CalibrateConfig)
     cfg = compose_config("calibrate", own)
     trial = compose_config("trial", trial_overrides)
@@ -62,7 +56,7 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     hints = list(cfg.step_hints) or [int(spec.step_hint)]
     points = {name: draw_points(name, dict(fixed), cfg.points, hints, cfg.search_seed)
               for name, fixed in cfg.baselines.items()}
-    label = workload.name if variant == "base" else f"{workload.name}.{variant}"
+    label = workload_label(workload.name, variant)
     results = cfg.results or f"results/calibration/{label}-{workload.size}"
     base = [*trial_overrides, f"results={results}"]
     max_run_s = cfg.max_run_s or 4 * float(spec.max_runtime_s)
@@ -120,7 +114,7 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
     device = report["device"]
     entry["calibration"] = {
         "date": report["date"],
-        "procedure": "optbench calibrate (harness/calibrate.py); see the workload's .md",
+        "procedure": "optbench calibrate (harness/tools/calibrate.py); see the workload's .md",
         "raw": f"workloads/calibration/{raw.name}",
         "hardware": f"{device.get('name', device['cpu'])}, {device['type']}, "
                     f"torch {report['versions']['torch']} ({device['torch_threads']} threads)",

@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from harness.config import compose_config, to_plain
+from harness.config.compose import compose_config, to_plain
+from harness.config.registry import submission_class, submission_names, workload_class
 from harness.errors import UserError
-from harness.registry import submission_class, submission_names, workload_class
-
-
-@dataclass
-class TrajectoriesConfig:
-    """``optbench trajectories``'s keys."""
-
-    submissions: list[str] = field(default_factory=list)  # empty: every registered submission
-    steps: int = 500
-    start: list[float] = field(default_factory=lambda: [-1.5, 2.0])
-    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per submission overrides
-    out: str = "trajectories.png"
+from harness.log import stderr_logger
 
 
 def trajectory(submission: str, overrides: dict[str, Any], steps: int, start: list[float]) -> np.ndarray:
@@ -66,10 +54,7 @@ def run_trajectories(overrides: list[str], log=None) -> dict[str, Any]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from hydra.core.config_store import ConfigStore
-
-    log = log or (lambda text: print(f"[trajectories] {text}", file=sys.stderr, flush=True))
-    ConfigStore.instance().store(name="trajectories_schema", node=TrajectoriesConfig)
+    log = log or stderr_logger("trajectories")
     cfg = compose_config("trajectories", overrides)
     names = list(cfg.submissions) or submission_names()
     unknown = [n for n in names if n not in submission_names()]

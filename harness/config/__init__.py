@@ -1,0 +1,1 @@
+"""Configuration: the schemas of every command, composing configs, the registries and external plugins."""

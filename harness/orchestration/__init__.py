@@ -1,0 +1,1 @@
+"""Sweeps: planning, launching (inline, processes, SLURM), tune, suite, status."""

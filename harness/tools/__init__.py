@@ -1,0 +1,1 @@
+"""Tools on top of trials: calibration, info, trajectories, the conformance check."""
