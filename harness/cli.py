@@ -64,6 +64,7 @@ trial settings (defaults in brackets):
   submission=NAME [adamw]           submission.hparams.<name>=VALUE
   submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)
   submission_config=FILE (its defaults and search space; default: the .yaml beside its module)
+  workload=package.module:Class | path/to/file.py   workload_config=FILE (likewise, for a workload)
   rerun=true (run a finished trial again; its old record is kept beside it)
   seed=INT [0]                      data_dir=DIR (where the data is looked for first)
   results=DIR [results]             device=auto|cpu|cuda|cuda:N [auto]
@@ -173,7 +174,8 @@ def run_list(overrides: list[str]) -> None:
     if overrides:
         raise UserError("optbench list takes no settings.")
     print("workloads:")
-    for name in workload_names():
+    installed_workloads = entry_points("workload")
+    for name in [*workload_names(), *sorted(installed_workloads)]:
         cfg = compose_config("trial", [f"workload={name}"]).workload
         for size, spec in cfg.sizes.items():
             relation = meets_as(_higher(name))
@@ -183,7 +185,7 @@ def run_list(overrides: list[str]) -> None:
             targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
             print(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; targets {targets}")
     print("submissions:")
-    installed = entry_points()
+    installed = entry_points("submission")
     for name in [*submission_names(), *sorted(installed)]:
         hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
         shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
@@ -192,9 +194,11 @@ def run_list(overrides: list[str]) -> None:
 
 
 def _higher(workload: str) -> bool:
+    from harness.config.plugins import entry_points
     from harness.config.registry import workload_class
 
-    return workload_class(workload).higher_is_better
+    installed = entry_points("workload")
+    return workload_class(workload, installed[workload].text() if workload in installed else None).higher_is_better
 
 
 

@@ -50,3 +50,5 @@ class WorkloadConfig:
     sizes: dict[str, SizeSpec] = field(default_factory=dict)
     variant: str = "base"  # "base" or a key of ``variants``
     variants: dict[str, VariantSpec] = field(default_factory=dict)
+    source: str | None = None  # an external workload's module or file (harness/config/plugins.py); None: built in
+    config_from: str | None = None  # an external workload's config file

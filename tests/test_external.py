@@ -230,3 +230,49 @@ def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(pack
     failed = {c["check"]: c["detail"] for c in summary["checks"] if not c["passed"]}
     assert list(failed) == ["resumes exactly from state_dict (fashion_mnist smoke)"]
     assert "state_dict() misses some state" in failed["resumes exactly from state_dict (fashion_mnist smoke)"]
+
+
+VALLEY = '''
+"""A user's workload: Rosenbrock's valley under another name (a subclass of the built-in one)."""
+from workloads.rosenbrock import Rosenbrock
+
+
+class Valley(Rosenbrock):
+    name = "valley"
+'''
+
+VALLEY_CONFIG = """
+model: point
+size: smoke
+model_options: {curvature: 10.0}
+sizes:
+  smoke:
+    target: 0.05
+    max_runtime_s: 5
+    step_hint: 500
+    eval_every_steps: 25
+    options: {dim: 2, noise: 0.0, start_jitter: 0.01}
+    calibration: {note: "a test's"}
+"""
+
+
+def test_a_workload_of_the_users_package_runs_trials_and_sweeps(package: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text(VALLEY_CONFIG)
+    results = tmp_path / "results"
+    code, summary, err = run(capsys, "trial", "workload=valley.py:Valley", "submission=adam", "progress=false",
+                             "device=cpu", f"results={results}")
+    assert code == 0, err
+    record = Path(summary["record_dir"])
+    assert record.parent.parent.name == "valley-smoke" and summary["target"] == 0.05
+    manifest = read_json(record / "manifest.json")
+    assert manifest["config"]["workload"]["source"] == f"{package / 'valley.py'}:Valley"
+    assert manifest["config"]["workload"]["config_from"] == str(package / "valley.yaml")
+    code, summary, err = run(capsys, "tune", "workload=valley.py:Valley", "submission=adam", "progress=false",
+                             "device=cpu", f"results={results}", "studies=1", "trials=2", "launcher=local",
+                             "poll_s=0.5", "hydra.launcher.timeout_min=10")
+    assert code == 0 and summary["launched"] == 2 and summary["job_errors"] == 0, err
+    (package / "nameless.py").write_text(VALLEY.replace("class Valley", "class Nameless"))
+    code, _, err = run(capsys, "trial", "workload=nameless.py:Nameless", "submission=adam", f"results={results}")
+    assert code == 2 and "has no config" in err and "nameless.yaml beside its module" in err

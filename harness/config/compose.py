@@ -51,54 +51,62 @@ EXTERNAL = "external-"  # prefix of the config-store entries made for external s
 
 def _resolve_choices(overrides: list[str]) -> list[str]:
     """Check ``workload=`` and ``submission=`` picks, naming the valid options for an unknown one;
-    an external submission's config is stored under a generated name and the override points at
-    it (``submission_config=`` is consumed here); ``submission.hparams.X=`` adds X if need be."""
+    an external plugin's config is stored under a generated name and the override points at it
+    (``submission_config=`` and ``workload_config=`` are consumed here); ``submission.hparams.X=``
+    adds X if need be."""
     # A hyperparameter is set as submission.hparams.X=v whether or not the config lists X (the
     # submission's Hparams class checks the name); Hydra's own syntax would need +X for a new key.
     overrides = [f"++{item.lstrip('+')}" if item.lstrip("+").startswith("submission.hparams.") else item
                  for item in overrides]
-    configs = [item for item in overrides if item.partition("=")[0].lstrip("+") == "submission_config"]
-    overrides = [item for item in overrides if item not in configs]
-    config_file = configs[-1].partition("=")[2] if configs else None
+    config_files: dict[str, str | None] = {}
+    for kind in PLUGIN_KINDS:
+        given = [item for item in overrides if item.partition("=")[0].lstrip("+") == f"{kind}_config"]
+        overrides = [item for item in overrides if item not in given]
+        config_files[kind] = given[-1].partition("=")[2] if given else None
     split = [item.partition("=") for item in overrides]
     picks = [(i, key.lstrip("+~"), value) for i, (key, sep, value) in enumerate(split)
-             if sep and key.lstrip("+~") in ("workload", "submission")]
-    external = False
-    for position, key, value in picks:
+             if sep and key.lstrip("+~") in PLUGIN_KINDS]
+    external = set()
+    for position, kind, value in picks:
         from harness.config.registry import config_names  # imports torch: only when needed
 
-        if value in config_names(key):
+        if value in config_names(kind):
             continue
-        if key == "submission":
-            overrides[position] = f"submission={_store_external(value, config_file)}"
-            external = True
-            continue
-        from harness.config.registry import workload_names
-
-        raise UserError(f"Unknown workload '{value}'. Valid workloads: {', '.join(workload_names())}.")
-    if config_file is not None and not external:
-        raise UserError("submission_config= gives the config of an external submission (submission=package.module:"
-                        "Class or a .py file); a built-in submission's config is configs/submission/<name>.yaml.")
+        overrides[position] = f"{kind}={_store_external(kind, value, config_files[kind])}"
+        external.add(kind)
+    for kind, config_file in config_files.items():
+        if config_file is not None and kind not in external:
+            raise UserError(f"{kind}_config= gives the config of an external {kind} ({kind}=package.module:Class or "
+                            f"a .py file); a built-in {kind}'s config is configs/{kind}/<name>.yaml.")
     return overrides
 
 
-def _store_external(text: str, config_file: str | None) -> str:
-    """Resolve ``submission=text`` to an external submission, store its config; the stored name."""
-    from harness.config import plugins
-    from harness.config.registry import submission_names
-    from harness.submission import Submission
+PLUGIN_KINDS = ("workload", "submission")
 
-    if not (plugins.looks_external(text) or text in plugins.entry_points()):
-        installed = sorted(plugins.entry_points())
-        raise UserError(f"Unknown submission '{text}'. Valid submissions: {', '.join(submission_names())}"
+
+def _store_external(kind: str, text: str, config_file: str | None) -> str:
+    """Resolve ``<kind>=text`` to an external plugin, store its config; the stored name."""
+    from harness.config import plugins
+    from harness.config.registry import submission_names, workload_names
+    from harness.submission import Submission
+    from harness.workload import Workload
+
+    names = {"submission": submission_names, "workload": workload_names}[kind]()
+    if not (plugins.looks_external(text) or text in plugins.entry_points(kind)):
+        installed = sorted(plugins.entry_points(kind))
+        raise UserError(f"Unknown {kind} '{text}'. Valid {kind}s: {', '.join(names)}"
                         + (f"; installed: {', '.join(installed)}" if installed else "")
                         + ". An external one is named by its module (package.module:Class) or its .py file.")
-    source = plugins.resolve(text)
-    cls = plugins.load_class(source, Submission)
-    node = plugins.submission_config(source, cls, config_file, taken=set(submission_names()))
-    check_safe_name("submission", node["name"])
+    source = plugins.resolve(text, kind)
+    if kind == "submission":
+        cls = plugins.load_class(source, Submission)
+        node = plugins.submission_config(source, cls, config_file, taken=set(names))
+    else:
+        cls = plugins.load_class(source, Workload)
+        node = plugins.workload_config(source, cls, config_file, taken=set(names))
+    check_safe_name(kind, node["name"])
     name = EXTERNAL + digest(node)
-    ConfigStore.instance().store(group="submission", name=name, node=node)
+    ConfigStore.instance().store(group=kind, name=name, node=node)
     return name
 
 

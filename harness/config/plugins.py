@@ -1,25 +1,27 @@
-"""Where a submission comes from when it is not in this repository: an importable module, a
-``.py`` file, or an installed package's entry point — and the config that goes with it.
+"""Where a submission or a workload comes from when it is not in this repository: an importable
+module, a ``.py`` file, or an installed package's entry point — and the config that goes with it.
 
-``submission=`` takes, in this order of recognition:
+``submission=`` (and likewise ``workload=``) takes, in this order of recognition:
 
-1. a name of ``configs/submission/`` (the built-in submissions);
+1. a name of ``configs/submission/`` (``configs/workload/``): the built-in ones;
 2. a name an installed package declares in the entry-point group ``optbench.submissions``
-   (``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``);
+   (``optbench.workloads``): ``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``;
 3. a path to a ``.py`` file (``/home/me/adan.py``, ``./adan.py``; optionally ``FILE:Class``);
 4. an importable module, ``package.module:Class`` or ``package.module`` (the current folder is
    searched too, after everything else).
 
-A module or file exports its class as ``SUBMISSION`` unless ``:Class`` names it. Its config (the
-default hyperparameters and the search space, as in ``configs/submission/*.yaml``) is, the first
-that exists of: the file ``submission_config=PATH``; a YAML beside the module file with the same
-stem (``adan.py`` -> ``adan.yaml``); the class's own ``Hparams`` defaults and its ``search_space``
-attribute. Its name (the records' folder, the leaderboard's label) is the config's ``name``, else
-the class's ``name`` attribute, else the file's stem (a module's last part, or ``:Class``'s name);
-it may not be a built-in submission's name. The resolved source (an absolute file path or a
-module path, with the folder that made it importable) is kept in the trial's config as
-``submission.source``, so a launched job imports the same code, and the manifest records the
-module file's sha256.
+A module or file exports its class as ``SUBMISSION`` (``WORKLOAD``) unless ``:Class`` names it.
+A submission's config (the default hyperparameters and the search space, as in
+``configs/submission/*.yaml``) is the first that exists of: the file ``submission_config=PATH``; a
+YAML beside the module file with the same stem (``adan.py`` -> ``adan.yaml``); the class's own
+``Hparams`` defaults and its ``search_space`` attribute. A workload's config (its model and sizes
+with their targets and budgets, as in ``configs/workload/*.yaml``) is ``workload_config=PATH`` or
+the YAML beside its module: it has no defaults to fall back on. The name (the records' folder,
+the leaderboard's label) is the config's ``name``, else the class's ``name`` attribute, else the
+file's stem (a module's last part, or ``:Class``'s name); it may not be a built-in one's name.
+The resolved source (an absolute file path or a module path, with the folder that made it
+importable) is kept in the trial's config as ``submission.source`` (``workload.source``), so a
+launched job imports the same code, and the manifest records the module file's sha256.
 """
 
 from __future__ import annotations
@@ -38,18 +40,18 @@ from typing import Any
 
 from harness.errors import UserError
 
-ENTRY_POINTS = "optbench.submissions"
-CONVENTION = "SUBMISSION"  # the attribute a module exports its submission class as
+# kind -> (entry-point group, the attribute a module exports its class as)
+KINDS = {"submission": ("optbench.submissions", "SUBMISSION"), "workload": ("optbench.workloads", "WORKLOAD")}
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Where a submission's class is: ``module`` (a dotted module, or an absolute ``.py`` path),
+    """Where a plugin's class is: ``module`` (a dotted module, or an absolute ``.py`` path),
     ``attribute`` (its name there) and ``root`` (a folder to put on ``sys.path`` first, or None)."""
 
     module: str
-    attribute: str = CONVENTION
+    attribute: str
     root: str | None = None
 
     @property
@@ -57,15 +59,14 @@ class Source:
         return self.module.endswith(".py")
 
     def text(self) -> str:
-        """How the trial config records it: ``module[:attribute]``, with ``@root`` when one is needed."""
-        text = self.module if self.attribute == CONVENTION else f"{self.module}:{self.attribute}"
-        return f"{text}@{self.root}" if self.root else text
+        """How the trial config records it: ``module:attribute``, with ``@root`` when one is needed."""
+        return f"{self.module}:{self.attribute}" + (f"@{self.root}" if self.root else "")
 
     @classmethod
-    def from_text(cls, text: str) -> Source:
+    def from_text(cls, text: str, kind: str = "submission") -> Source:
         body, _, root = text.partition("@")
-        module, _, attribute = body.rpartition(":") if _has_attribute(body) else (body, "", CONVENTION)
-        return cls(module, attribute or CONVENTION, root or None)
+        module, _, attribute = body.rpartition(":") if _has_attribute(body) else (body, "", "")
+        return cls(module, attribute or KINDS[kind][1], root or None)
 
 
 def _has_attribute(text: str) -> bool:
@@ -75,39 +76,39 @@ def _has_attribute(text: str) -> bool:
 
 
 def looks_external(text: str) -> bool:
-    """Whether ``submission=text`` can only mean a module or a file (not a plain name)."""
+    """Whether ``submission=text`` (``workload=text``) can only mean a module or a file (not a plain name)."""
     return text.endswith(".py") or os.sep in text or "/" in text or ":" in text or "." in text
 
 
-def entry_points() -> dict[str, Source]:
-    """The submissions installed packages declare (entry-point group ``optbench.submissions``)."""
+def entry_points(kind: str = "submission") -> dict[str, Source]:
+    """The plugins of ``kind`` installed packages declare (entry-point group ``optbench.<kind>s``)."""
     found = {}
-    for point in metadata.entry_points(group=ENTRY_POINTS):
-        found[point.name] = Source.from_text(point.value.replace(" ", ""))
+    for point in metadata.entry_points(group=KINDS[kind][0]):
+        found[point.name] = Source.from_text(point.value.replace(" ", ""), kind)
     return found
 
 
-def resolve(text: str) -> Source:
-    """The source ``submission=text`` names (an entry point, a file or a module); a UserError
-    naming what was tried when it is none of them."""
-    points = entry_points()
+def resolve(text: str, kind: str = "submission") -> Source:
+    """The source ``<kind>=text`` names (an entry point, a file or a module); a UserError naming
+    what was tried when it is none of them."""
+    points = entry_points(kind)
     if text in points:
         return points[text]
-    body, attribute = text, CONVENTION
+    body, attribute = text, KINDS[kind][1]
     if _has_attribute(text):
         body, _, attribute = text.rpartition(":")
     if body.endswith(".py") or os.sep in body or "/" in body:
         path = Path(body).expanduser().resolve()
         if not path.is_file():
-            raise UserError(f"submission={text}: no such file {path}. Give the path to the submission's .py file "
+            raise UserError(f"{kind}={text}: no such file {path}. Give the path to the submission's .py file "
                             f"(absolute, or relative to the current folder).")
         return Source(str(path), attribute)
     if not MODULE.fullmatch(body):
-        raise UserError(f"submission={text} is neither a submission's name, a .py file nor a module "
+        raise UserError(f"{kind}={text} is neither a submission's name, a .py file nor a module "
                         f"(package.module or package.module:Class).")
     here = os.getcwd()
     if not _findable(body) and not _findable(body, extra=here):
-        raise UserError(f"submission={text}: no module {body!r} can be imported (looked on the Python path and "
+        raise UserError(f"{kind}={text}: no module {body!r} can be imported (looked on the Python path and "
                         f"in the current folder {here}). Install its package (pip install -e .), run from the "
                         f"folder holding it, or give the path to its .py file.")
     return Source(body, attribute, _root_of(body, here))
@@ -151,18 +152,18 @@ def load_class(source: Source, base: type) -> type:
     except UserError:
         raise
     except Exception as error:  # whatever the module raised while importing
-        raise UserError(f"The submission {source.module} could not be imported: {type(error).__name__}: {error}. "
+        raise UserError(f"{source.module} could not be imported: {type(error).__name__}: {error}. "
                         f"Fix its code (try: python -c 'import {Path(source.module).stem}' in its folder).") from None
     cls = getattr(module, source.attribute, None)
     if cls is None:
         names = sorted(n for n, v in vars(module).items()
                        if isinstance(v, type) and issubclass(v, base) and v.__module__ == module.__name__)
         hint = f" It defines {', '.join(names)}: name one as {source.module}:{names[0]}." if names else ""
-        raise UserError(f"{source.module} has no {source.attribute}.{hint} A submission module exports its class as "
-                        f"{CONVENTION} = MyClass, or is named as module:MyClass.")
+        raise UserError(f"{source.module} has no {source.attribute}.{hint} A module exports its class as "
+                        f"{source.attribute} = MyClass, or is named as module:MyClass.")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UserError(f"{source.module}:{source.attribute} is {cls!r}, not a subclass of {base.__module__}."
-                        f"{base.__name__} (see docs/writing-a-submission.md).")
+                        f"{base.__name__} (see docs/writing-a-submission.md and docs/architecture.md).")
     return cls
 
 
@@ -178,7 +179,7 @@ def _import(source: Source) -> Any:
         return _loaded[source.module]
     path = Path(source.module)
     if not path.is_file():
-        raise UserError(f"The submission file {path} is gone (the trial's config names it). Restore it, or run the "
+        raise UserError(f"The plugin file {path} is gone (the trial's config names it). Restore it, or run the "
                         f"trial from where it is now.")
     name = f"optbench_external.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -239,15 +240,7 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
     for key in ("hparams", "search_space"):
         if not isinstance(data.get(key) or {}, dict):
             raise UserError(f"{where}: '{key}' should be a mapping of names to values.")
-    name = data.get("name") or (cls.name if isinstance(getattr(cls, "name", None), str) else None)
-    if not name:
-        name = Path(source.module).stem if source.is_file else source.module.rsplit(".", 1)[-1]
-        if source.attribute != CONVENTION and not source.is_file:
-            name = source.attribute
-    name = str(name)
-    if name in taken:
-        raise UserError(f"The submission {source.text()} would be called '{name}', the name of a built-in submission: "
-                        f"its records would mix with that one's. Name it in its config (name: my_{name}).")
+    name = _name("submission", data, source, cls, taken)
     return {"name": name, "hparams": dict(data.get("hparams") or {}),
             "search_space": dict(data.get("search_space") or {}), "source": source.text(), "config_from": where}
 
@@ -300,3 +293,45 @@ def _declared_defaults(cls: type) -> dict[str, Any]:
         elif field.default_factory is not dataclasses.MISSING:
             out[field.name] = field.default_factory()
     return out
+
+
+def workload_config(source: Source, cls: type, config_file: str | None, taken: set[str]) -> dict[str, Any]:
+    """The config of an external workload: ``workload_config=`` or the YAML beside its module (the
+    format of ``configs/workload/*.yaml``; the trial schema checks its keys), with its ``name``,
+    ``source`` and ``config_from``."""
+    module_path = module_file(cls)
+    beside = module_path.with_suffix(".yaml") if module_path else None
+    path = Path(config_file).expanduser().resolve() if config_file is not None else beside
+    if path is None or not path.is_file():
+        raise UserError(f"The workload {source.text()} has no config: give workload_config=PATH, or put "
+                        f"{beside.name if beside else 'a YAML of its stem'} beside its module (the format of "
+                        f"configs/workload/fashion_mnist.yaml: model, sizes with target, max_runtime_s, step_hint).")
+    from omegaconf import OmegaConf
+
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as error:  # YAML syntax, interpolation
+        raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping (name, model, sizes, ...).")
+    declared = getattr(cls, "name", None)  # the Workload contract names its class; records use that name
+    if isinstance(declared, str) and data.get("name", declared) != declared:
+        raise UserError(f"{path}: name {data['name']!r} differs from the workload class's name {declared!r}; "
+                        f"leave name out of the YAML or make them agree.")
+    data["name"] = _name("workload", data, source, cls, taken)
+    return {**data, "source": source.text(), "config_from": str(path)}
+
+
+def _name(kind: str, data: dict[str, Any], source: Source, cls: type, taken: set[str]) -> str:
+    """A plugin's name: its config's, else its class's ``name``, else its file's stem (a module's
+    last part; ``:Class`` gives the class's name); never a built-in one's."""
+    name = data.get("name") or (cls.name if isinstance(getattr(cls, "name", None), str) else None)
+    if not name:
+        name = Path(source.module).stem if source.is_file else source.module.rsplit(".", 1)[-1]
+        if source.attribute != KINDS[kind][1] and not source.is_file:
+            name = source.attribute
+    name = str(name)
+    if name in taken:
+        raise UserError(f"The {kind} {source.text()} would be called '{name}', the name of a built-in {kind}: its "
+                        f"records would mix with that one's. Name it in its config (name: my_{name}).")
+    return name

@@ -48,8 +48,13 @@ def _unknown(kind: str, name: str, valid: list[str]) -> UserError:
     return UserError(f"Unknown {kind} '{name}'. Valid {kind}s: {', '.join(valid)}.")
 
 
-def workload_class(name: str) -> type[Workload]:
-    """The Workload subclass registered as ``name``."""
+def workload_class(name: str, source: str | None = None) -> type[Workload]:
+    """The Workload subclass registered as ``name``, or the external one at ``source`` (a trial
+    config's ``workload.source``: :mod:`harness.config.plugins`)."""
+    if source:
+        from harness.config.plugins import Source, load_class
+
+        return load_class(Source.from_text(source, "workload"), Workload)
     if name not in workload_names():
         raise _unknown("workload", name, workload_names())
     cls = importlib.import_module(f"workloads.{name}").WORKLOAD
@@ -64,7 +69,7 @@ def submission_class(name: str, source: str | None = None) -> type[Submission]:
     if source:
         from harness.config.plugins import Source, load_class
 
-        return load_class(Source.from_text(source), Submission)
+        return load_class(Source.from_text(source, "submission"), Submission)
     if name not in submission_names():
         raise _unknown("submission", name, submission_names())
     cls = importlib.import_module(f"submissions.{name}").SUBMISSION
@@ -78,4 +83,4 @@ def effective_spec(trial: DictConfig) -> SizeSpec:
     overrides applied (as the workload itself computes it, on the CPU, loading no data)."""
     import torch
 
-    return workload_class(trial.workload.name)(trial.workload, torch.device("cpu")).spec
+    return workload_class(trial.workload.name, trial.workload.get("source"))(trial.workload, torch.device("cpu")).spec

@@ -105,6 +105,7 @@ def trial_identity(
         "spec": spec,
         "submission": cfg.submission.name,
         **({"submission_source": cfg.submission.source} if cfg.submission.get("source") else {}),
+        **({"workload_source": cfg.workload.source} if cfg.workload.get("source") else {}),
         "hparams": hparams.as_dict(),
         "seed": int(cfg.seed),
         "max_runtime_s": cfg.max_runtime_s,
@@ -152,7 +153,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
     hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
                                                   config=cfg.submission.get("config_from"))
-    workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
+    workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 

@@ -97,9 +97,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
 
     identity = {
         "settings": {**settings.__dict__, "trials": trials_per_study},
-        "workload": to_plain(workload),
-        "submission": {k: v for k, v in to_plain(base.submission).items()
-                       if v is not None or k not in ("source", "config_from")},  # built-in: as before they existed
+        "workload": _without_none(to_plain(workload)),
+        "submission": _without_none(to_plain(base.submission)),
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
         "device": str(base.device),
@@ -137,3 +136,9 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "budget_s": trial_budget if trial_budget is not None else budget,
         "trials": entries,
     }
+
+
+def _without_none(config: dict[str, Any]) -> dict[str, Any]:
+    """A workload's or submission's config without the provenance keys a built-in one leaves empty
+    (``source``, ``config_from``): so its sweep's identity is what it was before they existed."""
+    return {k: v for k, v in config.items() if v is not None or k not in ("source", "config_from")}

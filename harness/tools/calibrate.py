@@ -75,7 +75,7 @@ def _set_size_field(cfg: DictConfig, key: str, value: Any) -> None:
 def _higher(cfg: DictConfig) -> bool:
     from harness.config.registry import workload_class
 
-    return workload_class(cfg.workload.name).higher_is_better
+    return workload_class(cfg.workload.name, cfg.workload.get("source")).higher_is_better
 
 
 def time_to(curve: Curve, target: float, higher: bool) -> tuple[int, float] | None:

@@ -26,7 +26,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
     device = resolve_device(str(cfg.device))
     cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
     hparams = cls.Hparams.from_mapping(cfg.submission.hparams, cfg.submission.name)
-    workload = workload_class(cfg.workload.name)(cfg.workload, device, cfg.data_dir)
+    workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     workload.load()
     measured = measure_steps(workload, cls, hparams, steps=options.steps, warmup=options.warmup)
