@@ -57,14 +57,20 @@ class TrialConfig:
 
 
 @dataclass
-class TuneConfig:
-    """``optbench tune``'s own keys; ``hydra.*`` overrides go to the launcher, the rest to each trial."""
+class SweepSettings:
+    """What shapes a sweep: with the trial config, its identity (the hash that names its folder)."""
 
     ruleset: str = "external"  # external (quasirandom search) | self (defaults, longer budget)
     studies: int = 3
     trials: int = 5  # per study (external only)
     search_seed: int = 0  # seeds the Halton scrambling and, with the slot, every trial's seed
     self_tuning_factor: float = 3.0  # budget multiplier of the self-tuning ruleset
+
+
+@dataclass
+class TuneConfig(SweepSettings):
+    """``optbench tune``'s own keys; ``hydra.*`` overrides go to the launcher, the rest to each trial."""
+
     launcher: str = "inline"  # inline | parallel (joblib pool) | local (submitit_local) | slurm (job array)
     launch_dir: str | None = None  # plans, job folders, submitit logs; default <results>/launches
     poll_s: float = 5.0  # seconds between progress reports while trials run

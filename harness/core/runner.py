@@ -16,7 +16,6 @@ as ``pruned`` once it can change no score or rank (:mod:`harness.core.pruning`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import time
@@ -36,6 +35,7 @@ from harness.core.clock import SubmissionClock
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.memory import MemoryMeter
+from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
@@ -275,18 +275,14 @@ def _train(
     wall_start = time.monotonic()
 
     # ---- construction: not charged
-    model = workload.build_model(seed)
-    model.train()
-    info = workload.public_info(hparams.batch_size, model)  # the workload's part: a harness error if it fails
-    torch.manual_seed(seed)  # submission-side randomness (dropout, stochastic optimizers)
+    model, info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part: a harness error
     try:
-        submission = submission_cls(model, hparams, info)
+        submission = build_submission(submission_cls, model, hparams, info, seed)
     except BaseException as error:
         interrupts.reraise_if_real(error)
         return done(status="failed", steps=0, submission_s=0.0, best=None,
                     error=traceback.format_exc(), error_in="submission.__init__")
-    batches = workload.train_batches(hparams.batch_size, seed)
-    compute_loss = functools.partial(workload.loss, model)
+    batches, compute_loss = training_stream(workload, model, hparams.batch_size, seed)
     step, best, loss = 0, None, torch.zeros(())
     next_eval_s = spec.eval_period_s or math.inf
     wall_offset = 0.0

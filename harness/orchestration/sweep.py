@@ -17,7 +17,6 @@ again finds the same folder and the records already in it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from scipy.stats import qmc
 
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.registry import effective_spec, submission_class
+from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
 from harness.errors import UserError
 from harness.identity import digest, workload_label
@@ -34,23 +34,14 @@ from harness.identity import digest, workload_label
 RULESETS = ("external", "self")
 
 
-@dataclass(frozen=True)
-class SweepSettings:
-    """What shapes a sweep (``optbench tune``'s own keys, less the launcher)."""
-
-    ruleset: str = "external"
-    studies: int = 3
-    trials: int = 5
-    search_seed: int = 0
-    self_tuning_factor: float = 3.0
-
-    def check(self) -> None:
-        if self.ruleset not in RULESETS:
-            raise UserError(f"ruleset={self.ruleset!r} is not valid. Valid rulesets: {', '.join(RULESETS)}.")
-        if self.studies < 1 or self.trials < 1:
-            raise UserError(f"studies={self.studies} and trials={self.trials} must both be at least 1.")
-        if self.self_tuning_factor <= 0:
-            raise UserError(f"self_tuning_factor={self.self_tuning_factor} must be positive.")
+def check_settings(settings: SweepSettings) -> None:
+    """The checks a sweep's settings need beyond their types."""
+    if settings.ruleset not in RULESETS:
+        raise UserError(f"ruleset={settings.ruleset!r} is not valid. Valid rulesets: {', '.join(RULESETS)}.")
+    if settings.studies < 1 or settings.trials < 1:
+        raise UserError(f"studies={settings.studies} and trials={settings.trials} must both be at least 1.")
+    if settings.self_tuning_factor <= 0:
+        raise UserError(f"self_tuning_factor={settings.self_tuning_factor} must be positive.")
 
 
 def quasirandom_points(space: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
@@ -68,7 +59,7 @@ def trial_seed(search_seed: int, study: int, trial: int) -> int:
 
 def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str, Any]:
     """Compose and validate every trial of the sweep; return the sweep description (not yet written)."""
-    settings.check()
+    check_settings(settings)
     base = compose_config("trial", trial_overrides)
     validate_trial_config(base)
     if base.rerun:

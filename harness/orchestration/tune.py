@@ -12,6 +12,7 @@ that did not end in ``unfinished`` (exit 1). Records already written are never t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -35,8 +36,8 @@ def split_hydra(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def settings_of(cfg: Any) -> SweepSettings:
-    return SweepSettings(ruleset=str(cfg.ruleset), studies=int(cfg.studies), trials=int(cfg.trials),
-                         search_seed=int(cfg.search_seed), self_tuning_factor=float(cfg.self_tuning_factor))
+    """The sweep-shaping part of a tune or suite config (whose schemas extend :class:`SweepSettings`)."""
+    return SweepSettings(**{field.name: cfg[field.name] for field in dataclasses.fields(SweepSettings)})
 
 
 def run_tune(overrides: list[str], log: Log = None) -> dict[str, Any]:

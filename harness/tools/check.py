@@ -24,6 +24,7 @@ from harness.config.compose import compose_config, split_overrides
 from harness.config.registry import submission_class, workload_class, workload_names
 from harness.config.schema import CheckConfig
 from harness.config.search_space import point_from_unit, validate_search_space
+from harness.core.parts import trial_parts
 from harness.errors import UserError
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -87,10 +88,10 @@ def updates_parameters(cfg: DictConfig, workload: Workload) -> str:
     """Three updates change the model's parameters and return finite, detached losses."""
     cls, hparams = submission_of(cfg), defaults_build(cfg)
     hparams = type(hparams).from_mapping({**hparams.as_dict(), "batch_size": 32}, str(cfg.submission.name))
-    model = workload.build_model(0)
+    parts = trial_parts(workload, cls, hparams, seed=0)
+    model, submission = parts.model, parts.submission
     before = [p.detach().clone() for p in model.parameters()]
-    submission = cls(model, hparams, workload.public_info(32, model))
-    _steps(submission, workload, model, workload.train_batches(32, 0), 3)
+    _steps(submission, workload, model, parts.batches, 3)
     submission.prepare_for_eval()
     if all(torch.equal(a, p) for a, p in zip(before, model.parameters())):
         raise CheckFailed("three updates left every parameter unchanged")

@@ -7,13 +7,13 @@ submission time spent producing batches is ``batch_time / step_time``.
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
 import torch
 
 from harness.core.memory import peak_rss_bytes
+from harness.core.parts import trial_parts
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -40,11 +40,8 @@ def measure_steps(
     device = workload.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model = workload.build_model(seed)
-    model.train()
-    submission = submission_cls(model, hparams, workload.public_info(hparams.batch_size, model))
-    batches = workload.train_batches(hparams.batch_size, seed)
-    compute_loss = functools.partial(workload.loss, model)
+    parts = trial_parts(workload, submission_cls, hparams, seed)
+    model, submission, batches, compute_loss = parts.model, parts.submission, parts.batches, parts.compute_loss
     for _ in range(warmup):
         submission.update(next(batches), compute_loss)
     _sync(device)

@@ -9,7 +9,6 @@ leave the plot or diverge are drawn up to that point and marked in the legend.
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from harness.config.compose import compose_config, to_plain
 from harness.config.registry import submission_class, submission_names, workload_class
+from harness.core.parts import trial_parts
 from harness.errors import UserError
 from harness.log import stderr_logger
 
@@ -33,11 +33,8 @@ def trajectory(submission: str, overrides: dict[str, Any], steps: int, start: li
     workload.load()
     cls = submission_class(submission)
     hparams = cls.Hparams.from_mapping({**to_plain(cfg.submission.hparams), **overrides}, submission=submission)
-    model = workload.build_model(0)
-    torch.manual_seed(0)
-    instance = cls(model, hparams, workload.public_info(hparams.batch_size, model))
-    batches = workload.train_batches(hparams.batch_size, 0)
-    compute_loss = functools.partial(workload.loss, model)
+    parts = trial_parts(workload, cls, hparams, seed=0)
+    model, instance, batches, compute_loss = parts.model, parts.submission, parts.batches, parts.compute_loss
     points = [model.x.detach().clone().numpy()]
     for _ in range(steps):
         instance.update(next(batches), compute_loss)

@@ -1,0 +1,58 @@
+"""What a trial trains with, built in one order everywhere: the model from the seed (in training
+mode), the workload's public facts, the submission (built after torch is seeded with the trial's
+seed, for its own randomness), the stream of training batches and the loss function.
+
+The runner builds a trial this way, and so do ``optbench info`` (its timed steps), ``optbench
+trajectories`` and ``optbench check``: each of them measures what a trial would do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Batch, Workload, WorkloadInfo
+
+
+def model_and_info(workload: Workload, batch_size: int, seed: int) -> tuple[nn.Module, WorkloadInfo]:
+    """The model built from ``seed``, in training mode, and the facts the submission may see."""
+    model = workload.build_model(seed)
+    model.train()
+    return model, workload.public_info(batch_size, model)
+
+
+def build_submission(submission_cls: type[Submission], model: nn.Module, hparams: TrainingHparams,
+                     info: WorkloadInfo, seed: int) -> Submission:
+    """The submission, constructed after seeding torch with ``seed`` (dropout, stochastic optimizers)."""
+    torch.manual_seed(seed)
+    return submission_cls(model, hparams, info)
+
+
+def training_stream(workload: Workload, model: nn.Module, batch_size: int,
+                    seed: int) -> tuple[Iterator[Batch], Callable[[Batch], torch.Tensor]]:
+    """The training batches (their order a function of ``seed``) and the loss on ``model``."""
+    return workload.train_batches(batch_size, seed), functools.partial(workload.loss, model)
+
+
+@dataclass
+class TrialParts:
+    model: nn.Module
+    info: WorkloadInfo
+    submission: Submission
+    batches: Iterator[Batch]
+    compute_loss: Callable[[Batch], torch.Tensor]
+
+
+def trial_parts(workload: Workload, submission_cls: type[Submission], hparams: TrainingHparams,
+                seed: int) -> TrialParts:
+    """All of it at once, in the runner's order (for tools that do not need to tell a failing
+    submission from a failing workload)."""
+    model, info = model_and_info(workload, hparams.batch_size, seed)
+    submission = build_submission(submission_cls, model, hparams, info, seed)
+    batches, compute_loss = training_stream(workload, model, hparams.batch_size, seed)
+    return TrialParts(model, info, submission, batches, compute_loss)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in one run of under ten minutes (each trial time-boxed), for a
+# machine lent for a short while: the GPU and torch it has, a trial of each gpu size that has data
+# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target),
+# and the harness's GPU step rate against a bare loop. Everything it writes goes to $OUT (default
+# ./gpu-check): env.txt, one <name>.json (the trial's summary) and <name>.log (its progress) per
+# trial, the records under results/. Usage: bash scripts/gpu_check.sh  (PYTHON=python3 by default)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+{
+    date -u
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+    nproc
+} > "$OUT/env.txt" 2>&1
+
+trial() {  # name, seconds, overrides...
+    local name=$1 seconds=$2
+    shift 2
+    local started=$SECONDS
+    timeout "$seconds" "$PY" -m harness.cli trial device=cuda submission=adamw results="$OUT/results" \
+        progress_interval_s=10 checkpoint_every_s=null data_dir=workloads/data "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
+    echo "$name: exit $? after $((SECONDS - started)) s wall: $(tail -c 600 "$OUT/$name.json")"
+}
+
+trial gpt-gpu 300 workload=gpt workload.size=gpu
+trial cifar10-gpu 130 workload=cifar10 workload.size=gpu
+echo "done: $OUT"
