@@ -6,10 +6,12 @@ AlgoPerf-format search space; one outside this repository is a module or file of
 (harness/config/plugins.py). ``submissions/_template.py`` is the file to copy; docs/writing-a-submission.md
 has the contract in full.
 
-A submission sees the model, its hyperparameters and :class:`~harness.workload.WorkloadInfo`
-(step hint, budget, batch size, ...). It never sees validation or test data, the clock or the
-target: the harness calls :meth:`Submission.update` once per step with a training batch and a
-loss function, and :meth:`Submission.prepare_for_eval` before each evaluation.
+A submission is handed the model, its hyperparameters and :class:`~harness.workload.WorkloadInfo`
+(step hint, budget, batch size, ...), not validation or test data, the clock or the target: the
+harness calls :meth:`Submission.update` once per step with a training batch and a loss function,
+and :meth:`Submission.prepare_for_eval` before each evaluation. In the harness's own process that
+is a rule a submission could break (frames, the garbage collector); every trial's clock is
+cross-checked and its source audited, and the leaderboard shows both (docs/writing-a-submission.md).
 """
 
 from __future__ import annotations
@@ -146,9 +148,10 @@ class Submission(ABC):
     """Base class of every submission.
 
     ``Hparams`` names the hyperparameter dataclass. ``__init__`` builds the optimizer(s) and
-    schedule (not charged to the clock). :meth:`update` does one training step and returns
-    the (detached) loss; it is charged. Override :meth:`prepare_for_eval` when evaluation
-    must see different weights (schedule-free, weight averaging); it is charged too.
+    schedule; it is charged (optimizer-state set-up is part of the algorithm). :meth:`update`
+    does one training step and returns the (detached) loss; it is charged. Override
+    :meth:`prepare_for_eval` when evaluation must see different weights (schedule-free, weight
+    averaging); it is charged too.
     """
 
     Hparams: ClassVar[type[TrainingHparams]] = TrainingHparams

@@ -208,10 +208,16 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         if submission:
             incomplete.setdefault(submission, set()).add(workload)
     table["incomplete_on"] = [", ".join(sorted(incomplete.get(s, ()))) for s in table["submission"]]
+    flags = integrity_flags(trials)
+    table["audit"] = [flags.audit.get(s, "") for s in table["submission"]]
+    table["clock_suspect_on"] = [", ".join(sorted(flags.suspect.get(s, ()))) for s in table["submission"]]
     notes = problem_messages(problems, planned)
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
               f"fallback optimizer (see `optbench info workload=W submission={s}`)"
               for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
+    notes += [f"{s}: its charged time is implausibly below the wall time the harness measured on "
+              f"{', '.join(sorted(where))} (clock_suspect: the submission may have reached the clock; see its records' "
+              f"timing)" for s, where in sorted(flags.suspect.items())]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "
@@ -370,3 +376,29 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     note += (f"; n/a for {shared} whose CPU trials shared processes (launcher=inline or parallel run several "
              f"trials per process) or do not say which process ran them." if shared else ".")
     return PeakMemory(values, why, note)
+
+
+@dataclass
+class IntegrityFlags:
+    """Per submission: what its source audit found (kinds, comma-separated) and the workloads where
+    a trial's clock was suspect."""
+
+    audit: dict[str, str]
+    suspect: dict[str, set[str]]
+
+
+def integrity_flags(trials: pd.DataFrame) -> IntegrityFlags:
+    """The source audits and clock cross-checks the records carry (harness/core/source_audit.py,
+    harness/core/runner.py's clock_suspect), per submission."""
+    audit: dict[str, str] = {}
+    if "audit" in trials:
+        for submission, kinds in trials.groupby("submission")["audit"]:
+            found = sorted({k.strip() for text in kinds.dropna() for k in str(text).split(",") if k.strip()})
+            if found:
+                audit[submission] = ", ".join(found)
+    suspect: dict[str, set[str]] = {}
+    if "clock_suspect" in trials:
+        flagged = trials[trials["clock_suspect"].fillna(False).astype(bool)]
+        for submission, keys in workload_key(flagged).groupby(flagged["submission"]):
+            suspect[submission] = set(keys)
+    return IntegrityFlags(audit, suspect)

@@ -677,8 +677,17 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "pruned_tau_max": pruned.get("tau_max"),
         "special_component": routing.get("special"),
         "special_parameters": routing.get("special_parameters"),
+        "audit": _audit_kinds(manifest.get("submission_audit")),
+        "clock_suspect": bool((summary.get("timing") or {}).get("clock_suspect", False)),
         **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
     }
+
+
+def _audit_kinds(audit: Any) -> str:
+    """The kinds of escape hatch the submission's source audit found (harness/core/source_audit.py),
+    comma-separated; "" for none or a record without an audit."""
+    kinds = audit.get("kinds") if isinstance(audit, dict) else None
+    return ", ".join(str(k) for k in kinds) if isinstance(kinds, list) else ""
 
 
 def _process(attempts: Any) -> str | None:

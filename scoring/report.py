@@ -166,6 +166,11 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
                               "and can only improve as they end."),
         ("no-op on ...", "after a name: workloads where the method's own component updated no parameter (only its "
                          "fallback optimizer ran)."),
+        ("clock suspect on ...", "after a name: workloads where a trial's charged time was implausibly below the wall "
+                                 "time the harness measured itself (the submission may have reached the clock)."),
+        ("source uses ...", "after a name: what a static audit of the submission's source found that can reach "
+                            "around its contract (the garbage collector, interpreter frames, files, the network, ...): "
+                            "a flag for a reviewer, not a verdict."),
     ]
     return meanings
 
@@ -175,6 +180,8 @@ def _name(row: pd.Series | dict[str, Any]) -> str:
     some of its trials are missing, unfinished or damaged (see the notes)."""
     marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
     marks += [f"incomplete on {row['incomplete_on']}"] if row.get("incomplete_on") else []
+    marks += [f"clock suspect on {row['clock_suspect_on']}"] if row.get("clock_suspect_on") else []
+    marks += [f"source uses {row['audit']}"] if row.get("audit") else []
     return f"{row['submission']} ({'; '.join(marks)})" if marks else row["submission"]
 
 

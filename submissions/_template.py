@@ -12,8 +12,8 @@
 4. ``optbench check submission=mypkg.my_optimizer:MyOptimizer`` (or ``submission=path/to/file.py``),
    then ``optbench trial`` / ``tune`` / ``suite`` with the same ``submission=``.
 
-docs/writing-a-submission.md has the whole contract. A submission never sees validation/test data,
-the clock or the target; the harness owns them.
+docs/writing-a-submission.md has the whole contract. A submission is not handed validation/test
+data, the clock or the target, and must not reach for them; the harness owns them.
 """
 
 from __future__ import annotations

@@ -88,6 +88,31 @@ def test_sweep_runs_as_a_job_array_and_status_agrees_with_sacct(cluster: Path, t
         assert Path(row["logs"]).is_file()
 
 
+def test_an_external_submission_runs_in_slurm_jobs_as_it_does_here(cluster: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission from a file outside the repository: each SLURM job imports the same file (its
+    path is in the sweep's trial configs) and records it."""
+    user = tmp_path / "userland"
+    user.mkdir()
+    (user / "nesterov.py").write_text(
+        "import dataclasses\nimport torch\nfrom harness.submission import TorchOptimSubmission, TrainingHparams\n\n"
+        "@dataclasses.dataclass(kw_only=True)\nclass Hparams(TrainingHparams):\n    lr: float = 0.05\n\n"
+        "class Nesterov(TorchOptimSubmission):\n    Hparams = Hparams\n    search_space = {'lr': {'min': 0.01, "
+        "'max': 0.1, 'scaling': 'log'}}\n\n    def build_optimizer(self, params, hp):\n"
+        "        return torch.optim.SGD(params, lr=hp.lr, momentum=0.9, nesterov=True)\n")
+    monkeypatch.chdir(tmp_path)  # the jobs start elsewhere than the file's folder
+    results = tmp_path / "results"
+    outcome = run_tune([*SMOKE, f"submission={user / 'nesterov.py'}:Nesterov", "max_steps=30", "studies=1",
+                        "trials=2", "launcher=slurm", f"results={results}", "poll_s=1",
+                        "hydra.launcher.timeout_min=10", "hydra.launcher.cpus_per_task=1"], log=print)
+    assert outcome["launched"] == 2 and outcome["job_errors"] == 0 and not outcome["lost"]
+    for entry in load_sweep(Path(outcome["sweep"]))["trials"]:
+        manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
+        assert manifest["status"] in ("reached", "not_reached", "pruned") and manifest["submission"] == "nesterov"
+        assert manifest["submission_module"] == str(user / "nesterov.py")
+        assert manifest["attempts"][-1]["slurm"]["array_job_id"]
+
+
 # Ends by max_steps, never by the clock: a generous budget keeps a slow or busy machine from cutting
 # the reference run short (the comparison is of evaluations at the same steps).
 LONG_TRIAL = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",

@@ -245,7 +245,8 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
             "search_space": dict(data.get("search_space") or {}), "source": source.text(), "config_from": where}
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, holds: str) -> dict[str, Any]:
+    """A plugin's YAML config as a mapping; a UserError naming the file otherwise."""
     from omegaconf import OmegaConf
 
     try:
@@ -253,7 +254,12 @@ def _read_config(path: Path) -> dict[str, Any]:
     except Exception as error:  # YAML syntax, interpolation
         raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping with {', '.join(CONFIG_KEYS)}.")
+        raise UserError(f"{path}: expected a mapping with {holds}.")
+    return data
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    data = _read_yaml(path, ", ".join(CONFIG_KEYS))
     schedule: dict[str, Any] = {}
     for entry in data.pop("defaults", None) or []:  # as in configs/submission/*.yaml: a shared schedule
         if entry == "_self_":
@@ -306,14 +312,7 @@ def workload_config(source: Source, cls: type, config_file: str | None, taken: s
         raise UserError(f"The workload {source.text()} has no config: give workload_config=PATH, or put "
                         f"{beside.name if beside else 'a YAML of its stem'} beside its module (the format of "
                         f"configs/workload/fashion_mnist.yaml: model, sizes with target, max_runtime_s, step_hint).")
-    from omegaconf import OmegaConf
-
-    try:
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as error:  # YAML syntax, interpolation
-        raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping (name, model, sizes, ...).")
+    data = _read_yaml(path, "model, sizes, ...")
     declared = getattr(cls, "name", None)  # the Workload contract names its class; records use that name
     if isinstance(declared, str) and data.get("name", declared) != declared:
         raise UserError(f"{path}: name {data['name']!r} differs from the workload class's name {declared!r}; "

@@ -39,6 +39,7 @@ from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
+from harness.core.source_audit import audit_file
 from harness.core.trial_lock import TrialLock
 from harness.errors import UserError
 from harness.identity import digest, utc_timestamp
@@ -264,7 +265,7 @@ def _train(
     meter = MemoryMeter(device)
     submission = None
 
-    audit = {"setup_s": 0.0, "evaluation_s": 0.0, "checkpoint_s": 0.0}  # + charged + other = wall
+    audit = {"setup_s": 0.0, "evaluation_s": 0.0, "checkpoint_s": 0.0, "construction_s": 0.0}
 
     def done(**outcome: Any) -> dict[str, Any]:
         routing = routing_report(model, submission) if submission is not None else None
@@ -274,14 +275,16 @@ def _train(
     clock = SubmissionClock(device)
     wall_start = time.monotonic()
 
-    # ---- construction: not charged
+    # ---- construction: the model and the data are not charged; the submission's own is (optimizer state)
     model, info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part: a harness error
     try:
+        clock.resume()
         submission = build_submission(submission_cls, model, hparams, info, seed)
     except BaseException as error:
         interrupts.reraise_if_real(error)
-        return done(status="failed", steps=0, submission_s=0.0, best=None,
+        return done(status="failed", steps=0, submission_s=clock.pause(), best=None,
                     error=traceback.format_exc(), error_in="submission.__init__")
+    audit["construction_s"] = clock.pause()  # charged; outside the loop's wall time
     batches, compute_loss = training_stream(workload, model, hparams.batch_size, seed)
     step, best, loss = 0, None, torch.zeros(())
     next_eval_s = spec.eval_period_s or math.inf
@@ -293,7 +296,7 @@ def _train(
             next(batches)
         restore_rng(resume["rng"])
         step, best, next_eval_s = resume["step"], resume["best"], resume["next_eval_s"]
-        clock.restore(resume["submission_s"])
+        clock.restore(resume["submission_s"])  # its construction was charged in the first attempt
         wall_offset = resume["wall_s"]
         audit.update(resume.get("audit", {}))
     identity_hash = record.manifest()["config_hash"]
@@ -309,7 +312,8 @@ def _train(
     pruner = Pruner(record.dir, Path(cfg.prune_peers) if cfg.prune_peers else None) \
         if cfg.prune and cfg.study is not None else None
     if setup_started is not None:
-        audit["setup_s"] += time.monotonic() - setup_started  # this attempt's data loading and construction
+        audit["setup_s"] += time.monotonic() - setup_started - audit["construction_s"] * (resume is None)  # data,
+        # model; the submission's construction is charged (construction_s), except in a resumed attempt
     wall_start = time.monotonic() - wall_offset
 
     # ---- the loop: charged time runs between resume() and pause()
@@ -413,14 +417,31 @@ def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[st
 
 
 def _timing(audit: dict[str, float], charged: float, wall: float) -> dict[str, float]:
-    """Where the loop's wall time went: charged + evaluation + checkpoint + other = wall.
+    """Where the time went: charged (the submission's construction, then every step and
+    preparation for evaluation) + evaluation + checkpoint + other = construction + wall.
 
     ``other`` is everything else inside the loop (record and progress writing, the clock's own
-    reads, pruning's record reads); ``setup_s`` (data loading, model and submission construction
-    of every attempt) comes before the loop and is not part of ``wall_s``.
+    reads, pruning's record reads); ``setup_s`` (data loading and the model's construction, of every
+    attempt) comes before the loop and is not part of ``wall_s``. ``clock_suspect`` is the harness's
+    cross-check of its own clock (:func:`clock_suspect`).
     """
-    other = wall - charged - audit["evaluation_s"] - audit["checkpoint_s"]
-    return {"wall_s": wall, "submission_s": charged, **audit, "other_s": other}
+    other = wall - (charged - audit["construction_s"]) - audit["evaluation_s"] - audit["checkpoint_s"]
+    timing = {"wall_s": wall, "submission_s": charged, **audit, "other_s": other}
+    return {**timing, "clock_suspect": clock_suspect(timing)}
+
+
+# The loop's own overhead (budget and divergence checks, progress, records) is ~1-2% of its wall
+# time (scripts/bench_overhead.py: 1.015x a bare loop). Unexplained time above this share of it, and
+# above this many seconds, means the charged time was made to shrink.
+SUSPECT_SHARE, SUSPECT_SECONDS = 0.2, 1.0
+
+
+def clock_suspect(timing: dict[str, float]) -> bool:
+    """Whether the charged time is implausibly below the wall time the harness measured itself:
+    the loop's wall time less evaluation and checkpoints, less what was charged, leaves more than
+    ``SUSPECT_SHARE`` of it and ``SUSPECT_SECONDS`` unexplained. In-process, a submission can reach
+    the clock (interpreter frames, the garbage collector); this is how the harness notices."""
+    return timing["other_s"] > max(SUSPECT_SECONDS, SUSPECT_SHARE * timing["wall_s"])
 
 
 def _better(workload: Workload, a: float, b: float) -> bool:
@@ -537,6 +558,7 @@ def _manifest(
         "versions": package_versions(),
         "device": describe_device(device),
         "submission_module": str(module_file(submission_cls)),
+        "submission_audit": audit_file(module_file(submission_cls)),
         "submission_source_sha256": source_hash(submission_cls),
         "workload_source_sha256": source_hash(type(workload)),
         "config": to_plain(cfg),
