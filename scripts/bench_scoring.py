@@ -7,7 +7,7 @@ end line; trials ran two per CPU worker process, as launcher=parallel does). Man
 plans leave out the resolved ``config`` real ones carry (~6 KB each; ``--full-manifests`` puts
 a stand-in of that size in). Then ``optbench score`` (harness.cli's main) runs on them in a fresh
 Python process, ``--runs`` times (default 2), and each run prints its wall time (interpreter start
-and imports included; the files are in the page cache, having just been written) with the
+and imports included; the records are in the page cache unless evicted since written) with the
 command's own breakdown: reading the records, the maths, the bootstrap, each output (CSV,
 Markdown, HTML; the plots, drawn in a forked process meanwhile, as the time waited for them and
 each kind's own drawing time), and the HTML's size. The first score of new records reads every
@@ -231,7 +231,8 @@ def end_to_end(results: Path, out: Path, args: argparse.Namespace, run: int) -> 
     timings, plot_times = report["timings_s"], report["plots_s"]
     first = " (first score of these records: reads them all, writes the indexes)" if report.get("indexed") == 0 else ""
     print(f"run {run}{first}: optbench score end to end, in a fresh process: {wall:.2f} s (goal < 5 s); "
-          f"the files were in the page cache; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"page cache warm unless the records were evicted since last read or written; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  start: interpreter, imports ({report['imports_s']:.2f} s), config, exit: "
           f"{wall - sum(timings.values()):.2f} s")
     for name, seconds in timings.items():
