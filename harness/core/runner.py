@@ -42,7 +42,7 @@ from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
 from harness.core.source_audit import audit_file
 from harness.core.trial_lock import TrialLock
 from harness.errors import UserError
-from harness.identity import digest, utc_timestamp
+from harness.identity import better, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
@@ -373,7 +373,7 @@ def _train(
             if final:  # the test split is reported once, for the weights the trial ends with
                 metrics.update(_evaluate(workload, model, "test"))
             audit["evaluation_s"] += time.monotonic() - evaluation_started
-            if math.isfinite(value) and (best is None or _better(workload, value, best)):
+            if math.isfinite(value) and (best is None or better(value, best, workload.higher_is_better)):
                 best = value
             record.log({
                 "event": "eval", "step": step, "submission_time_s": elapsed,
@@ -442,10 +442,6 @@ def clock_suspect(timing: dict[str, float]) -> bool:
     ``SUSPECT_SHARE`` of it and ``SUSPECT_SECONDS`` unexplained. In-process, a submission can reach
     the clock (interpreter frames, the garbage collector); this is how the harness notices."""
     return timing["other_s"] > max(SUSPECT_SECONDS, SUSPECT_SHARE * timing["wall_s"])
-
-
-def _better(workload: Workload, a: float, b: float) -> bool:
-    return a > b if workload.higher_is_better else a < b
 
 
 def _summary(
