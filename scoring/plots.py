@@ -510,19 +510,25 @@ def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, name
     target = float(subset["target"].iloc[0])
     budget = pd.to_numeric(subset["max_runtime_s"], errors="coerce").max() if "max_runtime_s" in subset else None
     column = f"validation/{metric}"
-    handles = []
+    handles, bundle = [], _CurveBundle()
     for s in names:
         row, mismatch = chosen.loc[s], s in mismatched
         style = styles.by_name.get(s) or _own_style(s)
         usable = bool(row.get("evals_file", True)) and "record_dir" in row
         curve = evaluation_curve(Path(row["record_dir"]), column) if usable else None
         if curve is None:
-            handles.append(ax.plot([], [], lw=1.4, label=f"{labels[s]} (no curve: evals missing)", **style.line())[0])
+            if not compact:
+                handles.append(ax.plot([], [], lw=1.4, label=f"{labels[s]} (no curve: evals missing)",
+                                       **style.line())[0])
             continue
         x, v = curve
         look = {**style.line(), **({"linestyle": (0, (2, 2))} if mismatch else {})}
-        handles.append(ax.plot(x, v, lw=0.9 if mismatch else (1.1 if compact else 1.4), alpha=0.6 if mismatch else 0.95,
-                               markevery=[len(x) - 1], markersize=4 if compact else 5, label=labels[s], **look)[0])
+        if compact:
+            bundle.add(x, v, look, lw=0.9 if mismatch else 1.1, alpha=0.6 if mismatch else 0.95)
+            continue
+        handles.append(ax.plot(x, v, lw=0.9 if mismatch else 1.4, alpha=0.6 if mismatch else 0.95,
+                               markevery=[len(x) - 1], markersize=5, label=labels[s], **look)[0])
+    bundle.draw(ax)
     handles.append(ax.axhline(target, color="black", ls="--", lw=1, label="target"))
     if budget is not None and np.isfinite(budget):
         handles.append(ax.axvline(budget, color=MISSING_COLOUR, ls=":", lw=1.2, label="budget"))
@@ -537,6 +543,39 @@ def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, name
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=SMALL)
     return handles
+
+
+class _CurveBundle:
+    """Curves drawn as one LineCollection and their end markers as one scatter per marker shape:
+    what a small-multiples panel of many curves draws in a fraction of the time of a Line2D each
+    (the figure of 20 panels of 20 curves: ~1 s less). The look is the same: colour, line style,
+    width, alpha, and the submission's marker on its last point."""
+
+    def __init__(self) -> None:
+        self.segments: list[np.ndarray] = []
+        self.colours: list[tuple[float, float, float, float]] = []
+        self.styles: list[Any] = []
+        self.widths: list[float] = []
+        self.ends: dict[str, list[tuple[float, float, tuple[float, float, float, float]]]] = {}
+
+    def add(self, x: np.ndarray, v: np.ndarray, look: Mapping[str, Any], lw: float, alpha: float) -> None:
+        colour = _rgba(look["color"], alpha)
+        self.segments.append(np.column_stack((x, v)))
+        self.colours.append(colour)
+        self.styles.append(look["linestyle"])
+        self.widths.append(lw)
+        if look.get("marker"):
+            self.ends.setdefault(look["marker"], []).append((float(x[-1]), float(v[-1]), colour))
+
+    def draw(self, ax: plt.Axes) -> None:
+        if not self.segments:
+            return
+        ax.add_collection(LineCollection(self.segments, colors=self.colours, linestyles=self.styles,
+                                         linewidths=self.widths, zorder=2))
+        for marker, points in self.ends.items():
+            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=16,
+                       c=[p[2] for p in points], zorder=3)
+        ax.autoscale_view()
 
 
 def study_keys(frame: pd.DataFrame) -> pd.Series:

@@ -3,9 +3,9 @@ results again checks each trial's files instead of reading them.
 
 Why: reading 100,000 trials (two files each, and every sweep's plan with its resolved configs)
 is most of ``optbench score``'s time on a large board, yet a finished trial's records do not
-change. The index, ``<sweep folder>/.score-index.json``, keeps per trial the row
-:mod:`scoring.records` made of it with the identity of both files it came from (inode, size,
-modification and change times in ns: any write, rename or restore changes one of them); the
+change. The index, ``<sweep folder>/.score-index.json``, keeps the rows :mod:`scoring.records`
+made of the trials, by column, and per trial the identity of both files its row came from (inode,
+size, modification and change times in ns: any write, rename or restore changes one of them); the
 digest of the sweep's plan with the identity of its ``sweep.json``; the identity of every other
 folder the walk listed (a folder's times change when an entry is added, removed or renamed); and
 the entries of the sweep folder itself (whose times the index's own writes change).
@@ -99,14 +99,20 @@ def reader_key() -> str | None:
 
 class SweepIndex:
     """The index of one sweep folder (spelled as the reader spells it): load it, ask it, add to
-    it, save it if anything changed. Paths inside are relative to the sweep folder."""
+    it, save it if anything changed. Paths inside are relative to the sweep folder.
+
+    Its rows are kept by column (``data``: a list of every trial's values per column, in the order
+    of ``names``), which is what a DataFrame is built from: an unchanged sweep's trials go to the
+    reader's table as whole columns, without a Python object per row."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.path = self._join(INDEX_FILE)
         self.columns: list[str] = []
-        self._positions: dict[str, int] = {}
-        self.trials: dict[str, list[Any]] = {}  # trial folder -> [manifest key, evals key, values]
+        self.data: dict[str, list[Any]] = {}  # column -> every trial's value, in the order of names
+        self.names: list[str] = []  # trial folders (relative)
+        self.files: list[list[Any]] = []  # per trial [manifest key, evals key]
+        self._at: dict[str, int] = {}  # trial folder -> its place in names
         self.plan: list[Any] | None = None  # [sweep.json key, digest]
         self.folders: dict[str, Any] = {}  # every folder the walk listed -> its key before listing ("": entries)
         self.complete = False  # written after a read with nothing missing, unfinished or damaged
@@ -133,45 +139,45 @@ class SweepIndex:
         key = reader_key()
         try:
             with open(self.path, "rb") as f:
-                data = json.loads(f.read())
-            if key is None or data["kind"] != KIND or data["reader"] != key:
+                stored = json.loads(f.read())
+            if key is None or stored["kind"] != KIND or stored["reader"] != key:
                 raise ValueError("another reader")
-            columns, plan, folders = data["columns"], data["plan"], data["folders"]
+            columns, plan, folders = stored["columns"], stored["plan"], stored["folders"]
+            names, files = stored["trials"], stored["files"]
             if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)
-                    and isinstance(folders, dict) and (plan is None or (isinstance(plan, list) and len(plan) == 2))):
+                    and isinstance(folders, dict) and (plan is None or (isinstance(plan, list) and len(plan) == 2))
+                    and isinstance(names, list) and all(isinstance(n, str) for n in names)
+                    and isinstance(files, list) and len(files) == len(names)
+                    and all(isinstance(f, list) and len(f) == 2 for f in files)):
                 raise ValueError("malformed")
-            trials = _expand(columns, data["constants"], data["trials"])
+            data = _expand(columns, stored["constants"], stored["values"], len(names))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none yet, unreadable, stale: start afresh
             self.changed = os.path.exists(self.path)
             return
-        self.columns, self.trials, self.plan, self.folders = columns, trials, plan, folders
-        self.complete = data.get("complete") is True
-        self._positions = {name: i for i, name in enumerate(columns)}
+        self.columns, self.data, self.names, self.files = columns, data, names, files
+        self._at = {name: i for i, name in enumerate(names)}
+        self.plan, self.folders = plan, folders
+        self.complete = stored.get("complete") is True
 
     # ---------------------------------------------------------------- a whole sweep, unchanged
-    def unchanged_rows(self) -> list[list[Any]] | None:
-        """Every stored row (values in the order of ``columns``, ``record_dir`` set), in the reader's
+    def unchanged_columns(self) -> dict[str, list[Any]] | None:
+        """Every stored trial as columns (``record_dir`` set to each trial's folder), in the reader's
         order, when the index was complete and no folder, plan or trial file changed since; else None."""
-        if not (self.complete and self.trials and self.plan is not None):
+        if not (self.complete and self.names and self.plan is not None and "record_dir" in self.data):
             return None
         if any((_entries(self.folder) if not relative else folder_key(self._join(relative))) != key
                for relative, key in self.folders.items()):
             return None
         if file_key(self._join(SWEEP_FILE)) != self.plan[0]:
             return None
-        place = self._positions.get("record_dir")
-        rows = []
-        for relative, (manifest, evals, values) in self.trials.items():
-            trial = self._join(relative)
-            if (file_key(trial + os.sep + MANIFEST_FILE) != manifest or file_key(trial + os.sep + EVALS_FILE) != evals
-                    or not isinstance(values, list) or len(values) != len(self.columns) or place is None):
+        folders = [self._join(name) for name in self.names]
+        manifest, evals = os.sep + MANIFEST_FILE, os.sep + EVALS_FILE
+        for folder, stored in zip(folders, self.files):
+            if [file_key(folder + manifest), file_key(folder + evals)] != stored:
                 return None
-            values = list(values)
-            values[place] = trial
-            rows.append(values)
-        self.used = list(self.trials)
-        self.hits = len(rows)
-        return rows
+        self.used = list(self.names)
+        self.hits = len(self.names)
+        return {**self.data, "record_dir": folders}
 
     def planned_count(self) -> int:
         """How many trials the stored plan lists."""
@@ -204,27 +210,32 @@ class SweepIndex:
     def row(self, trial: str, manifest: FileKey, evals: FileKey | None) -> list[Any] | None:
         """The row stored for ``trial`` (relative), as values in the order of ``columns`` (nan for a
         column it lacks), if its files are still those it came from; else None."""
-        entry = self.trials.get(trial)
-        if entry is None or entry[0] != manifest or entry[1] != evals or evals is None:
-            return None
-        values = entry[2]
-        if not isinstance(values, list) or len(values) != len(self.columns):
+        at = self._at.get(trial)
+        if at is None or evals is None or self.files[at] != [manifest, evals]:
             return None
         self.used.append(trial)
         self.hits += 1
-        return values
+        return [self.data[name][at] for name in self.columns]
 
     def store(self, trial: str, manifest: FileKey | None, evals: FileKey | None, row: dict[str, Any]) -> None:
         """Keep ``row`` (read from files whose identities are ``manifest`` and ``evals``)."""
         if manifest is None or evals is None:
             return
         for name in row:
-            if name not in self._positions:
-                self._positions[name] = len(self.columns)
+            if name not in self.data:
                 self.columns.append(name)
-                for entry in self.trials.values():
-                    entry[2].append(math.nan)
-        self.trials[trial] = [manifest, evals, [row.get(name, math.nan) for name in self.columns]]
+                self.data[name] = [math.nan] * len(self.names)
+        at = self._at.get(trial)
+        if at is None:
+            at = self._at[trial] = len(self.names)
+            self.names.append(trial)
+            self.files.append([manifest, evals])
+            for name in self.columns:
+                self.data[name].append(row.get(name, math.nan))
+        else:
+            self.files[at] = [manifest, evals]
+            for name in self.columns:
+                self.data[name][at] = row.get(name, math.nan)
         self.used.append(trial)
         self.changed = True
 
@@ -233,19 +244,21 @@ class SweepIndex:
         when nothing under the sweep was missing, unfinished or damaged. False when it cannot be
         written (read-only results, a full disk, ...): scoring stays right, only slower."""
         listed = self._listed if self._listed is not None else set(self.folders)
-        trials = {trial: self.trials[trial] for trial in self.used if trial in self.trials}
-        if not (self.changed or complete != self.complete or list(trials) != list(self.trials)
+        kept = [self._at[trial] for trial in self.used if trial in self._at]
+        if not (self.changed or complete != self.complete or kept != list(range(len(self.names)))
                 or listed != set(self.folders)):
             return True
-        self.trials, self.complete = trials, complete and len(trials) == len(self.used)
+        self.complete = complete and len(kept) == len(self.used)
         self.folders = {relative: key for relative, key in self.folders.items() if relative in listed}
-        constants, trials = _compact(self.columns, self.trials)
-        data = {"kind": KIND, "reader": reader_key(), "complete": self.complete, "plan": self.plan,
-                "folders": self.folders, "columns": self.columns, "constants": constants, "trials": trials}
+        names, files = [self.names[i] for i in kept], [self.files[i] for i in kept]
+        constants, values = _compact(self.columns, {name: [self.data[name][i] for i in kept] for name in self.columns})
+        stored = {"kind": KIND, "reader": reader_key(), "complete": self.complete, "plan": self.plan,
+                  "folders": self.folders, "columns": self.columns, "constants": constants, "trials": names,
+                  "files": files, "values": values}
         tmp = self._join(f".{INDEX_FILE}.{os.getpid()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f, separators=(",", ":"))
+                json.dump(stored, f, separators=(",", ":"))
             os.replace(tmp, self.path)
         except (OSError, ValueError, TypeError):
             with contextlib.suppress(OSError):
@@ -254,32 +267,35 @@ class SweepIndex:
         return True
 
 
-# On disk, a column with one value in every trial of the sweep (its workload, submission, target,
-# ...: about half of them) is stored once, under "constants"; each trial keeps the others' values in
-# column order. Besides a smaller file, the rows then share those value objects, which is what
-# makes sending them between processes cheap (pickle stores a shared object once).
-def _compact(columns: list[str], trials: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    rows = [values for _, _, values in trials.values()]
-    shared = {i for i in range(len(columns)) if rows and all(_same(row[i], rows[0][i]) for row in rows)}
-    constants = {columns[i]: rows[0][i] for i in sorted(shared)}
-    varying = [i for i in range(len(columns)) if i not in shared]
-    return constants, {trial: [manifest, evals, [values[i] for i in varying]]
-                       for trial, (manifest, evals, values) in trials.items()}
+# On disk, the values are stored by column; a column with one value in every trial of the sweep (its
+# workload, submission, target, ...: about half of them) is stored once, under "constants". Read
+# back, such a column is that one value object repeated, which is what makes sending the columns
+# between processes cheap (pickle stores a shared object once).
+def _compact(columns: list[str], data: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    constants, values = {}, {}
+    for name in columns:
+        column = data[name]
+        if column and all(_same(value, column[0]) for value in column):
+            constants[name] = column[0]
+        else:
+            values[name] = column
+    return constants, values
 
 
-def _expand(columns: list[str], constants: dict[str, Any], trials: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """The trials of :func:`_compact`'s output with full rows again (raises on anything malformed)."""
-    template = [constants.get(name, math.nan) for name in columns]
-    varying = [i for i, name in enumerate(columns) if name not in constants]
-    out = {}
-    for trial, (manifest, evals, values) in trials.items():
-        if len(values) != len(varying):
-            raise ValueError("a row of another length")
-        row = template.copy()
-        for i, value in zip(varying, values):
-            row[i] = value
-        out[trial] = [manifest, evals, row]
-    return out
+def _expand(columns: list[str], constants: dict[str, Any], values: dict[str, list[Any]],
+            count: int) -> dict[str, list[Any]]:
+    """The columns of :func:`_compact`'s output, each ``count`` long (raises on anything malformed)."""
+    if not (isinstance(constants, dict) and isinstance(values, dict)):
+        raise ValueError("malformed")
+    data = {}
+    for name in columns:
+        if name in constants:
+            data[name] = [constants[name]] * count
+        elif isinstance(values.get(name), list) and len(values[name]) == count:
+            data[name] = values[name]
+        else:
+            raise ValueError("a column of another length")
+    return data
 
 
 def _same(a: Any, b: Any) -> bool:

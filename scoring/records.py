@@ -239,11 +239,10 @@ def _read_units(units: list[tuple[str, bool]], record: bool = True, index: bool 
                 _read_into(rows, problems, folder, False, None, None)
                 continue
             cache = SweepIndex(folder) if index else None
-            unchanged = cache.unchanged_rows() if cache is not None else None
+            unchanged = cache.unchanged_columns() if cache is not None else None
             if unchanged is not None:  # nothing under it changed since its index was written complete
                 counts[Path(folder)] = cache.planned_count()
-                for values in unchanged:
-                    rows.add_values(cache.columns, values)
+                rows.add_columns(cache.columns, unchanged, cache.hits)
                 indexed += cache.hits
                 continue
             found = len(sweeps) + len(problems) + len(missing)
@@ -296,49 +295,48 @@ def _read_into(rows: _Table, problems: list, folder: str, unlisted: bool, sweep:
 
 
 class _Table:
-    """Rows as lists under one growing list of columns, turned into the DataFrame that
+    """Rows kept by column under one growing list of columns, turned into the DataFrame that
     ``pd.DataFrame(list of dicts)`` makes of the same rows (columns in order of first appearance,
-    nan where a row lacks one; pandas builds both through the same object array), faster: a row
-    stored in a sweep's index is appended as it is."""
+    nan where a row lacks one; each column's type inferred from its values as pandas infers it),
+    faster: a sweep's trials taken from its index are added as whole columns."""
 
     def __init__(self) -> None:
         self.columns: list[str] = []
-        self.positions: dict[str, int] = {}
-        self.rows: list[list[Any]] = []
-        self._fits: tuple[list[str] | None, int] = (None, 0)  # the last column list found a prefix of ours, its length
+        self.data: dict[str, list[Any]] = {}
+        self.count = 0
 
-    def _position(self, name: str) -> int:
-        position = self.positions.get(name)
-        if position is None:
-            position = self.positions[name] = len(self.columns)
+    def _column(self, name: str) -> list[Any]:
+        column = self.data.get(name)
+        if column is None:
+            column = self.data[name] = [math.nan] * self.count
             self.columns.append(name)
-        return position
+        return column
 
     def add(self, row: dict[str, Any]) -> None:
-        values = [math.nan] * len(self.columns)
-        for name, value in row.items():
-            position = self._position(name)
-            if position == len(values):
-                values.append(value)
-            else:
-                values[position] = value
-        self.rows.append(values)
+        for name in row:
+            self._column(name)
+        for name in self.columns:
+            self.data[name].append(row.get(name, math.nan))
+        self.count += 1
 
     def add_values(self, columns: list[str], values: list[Any]) -> None:
-        """Add a row given as ``values`` under ``columns`` (a list this table may already hold)."""
-        if (self._fits[0] is columns and self._fits[1] == len(columns)) or (
-                len(columns) <= len(self.columns) and self.columns[:len(columns)] == columns):
-            self._fits = (columns, len(columns))  # column lists only grow: the same list, as long, still fits
-            self.rows.append(values)
-        else:
-            self.add(dict(zip(columns, values)))
+        """Add a row given as ``values`` under ``columns``."""
+        self.add(dict(zip(columns, values)))
+
+    def add_columns(self, columns: list[str], data: dict[str, list[Any]], count: int) -> None:
+        """Add ``count`` rows given by column (``data[name]`` for each of ``columns``)."""
+        for name in columns:
+            self._column(name).extend(data[name])
+        for name in self.columns:
+            if len(self.data[name]) != self.count + count:
+                self.data[name].extend([math.nan] * count)
+        self.count += count
 
     def frame(self) -> pd.DataFrame:
-        if not self.rows:
+        if not self.count:
             return pd.DataFrame()
-        width = len(self.columns)
-        rows = [values if len(values) == width else values + [math.nan] * (width - len(values)) for values in self.rows]
-        return pd.DataFrame(rows, columns=self.columns)
+        objects = {name: np.fromiter(self.data[name], dtype=object, count=self.count) for name in self.columns}
+        return pd.DataFrame(objects, columns=self.columns, copy=False).infer_objects()
 
 
 @dataclass

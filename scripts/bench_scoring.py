@@ -153,6 +153,7 @@ def child(results: str, out: str, bootstrap: int, plots: bool) -> None:
     """Run `optbench score` here; print its breakdown as the last stderr line."""
     started = time.perf_counter()
     import scoring.report as report
+    from harness.cli import exit_now
     from harness.cli import main as cli_main
 
     imported = time.perf_counter() - started
@@ -162,6 +163,7 @@ def child(results: str, out: str, bootstrap: int, plots: bool) -> None:
     summary = json.loads(sys.stdout.getvalue().strip().splitlines()[-1]) if hasattr(sys.stdout, "getvalue") else {}
     print(json.dumps({"code": code, "imports_s": imported, "plots_s": summary.get("plot_seconds", {}),
                       "timings_s": summary.get("timings_s", {}), "indexed": summary.get("indexed")}), file=sys.stderr)
+    exit_now(code)  # as the optbench program ends after scoring
 
 
 def main() -> None:

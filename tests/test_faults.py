@@ -360,6 +360,21 @@ def test_an_unwritable_out_folder_is_one_clear_error_before_any_work(finished_sw
     assert not list((tmp_path / "results").rglob("manifest.json"))  # no trial ran before the refusal
 
 
+def test_the_program_ends_score_at_once_with_all_its_output_and_status(finished_sweep: Path, tmp_path: Path) -> None:
+    """``optbench score`` skips the interpreter's teardown (harness.cli.entry): its table, its JSON
+    line and its files must still all be there, and a refusal must still exit 2."""
+    out = tmp_path / "board"
+    buffered = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "score", f"results={finished_sweep}", f"out={out}",
+                           "bootstrap=10"], capture_output=True, text=True, env=buffered, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| momentum" in done.stdout and json.loads(done.stdout.strip().splitlines()[-1])["html"] == \
+        str(out / "leaderboard.html")
+    assert "wrote" in done.stderr and (out / "leaderboard.html").stat().st_size > 0
+    refused = optbench("score", f"results={finished_sweep}", "tau_max=1")
+    assert refused.returncode == 2 and "tau_max=1" in refused.stderr and refused.stdout == ""
+
+
 @pytest.mark.parametrize("override, expected", [
     ("submission.hparams.lr=inf", "finite"),
     ("submission.hparams.lr=nan", "finite"),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PathCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from PIL import Image
@@ -179,6 +179,7 @@ def test_a_curve_that_is_not_the_tables_median_study_is_marked(tmp_path: Path, f
     assert line.get_linestyle() == "--" and "Dashed" in fig.texts[0].get_text()
 
 
+
 def test_the_median_study_picks_of_all_groups_at_once_are_the_per_group_rule(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     times = {f"s{i}": {f"w{w}": [[None if rng.random() < 0.4 else float(rng.integers(1, 4)) for _ in range(3)]
@@ -218,11 +219,17 @@ def test_above_six_workloads_the_curves_are_small_multiples_with_one_legend(tmp_
     assert sorted(title(ax) for ax in panels) == [f"w{w} (cpu)" for w in range(8)]
     assert len(fig.legends) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(board.table["submission"])
+    styles = board_styles(board)
     for ax in panels:  # each panel draws every submission's median-study curve, as the single-workload plot
         workload = title(ax).split(" ")[0]
         picks = plots.median_study_trials(trials[trials["workload"] == workload]).set_index("submission")
-        ends = {line.get_label(): line.get_xdata()[-1] for line in ax.get_lines() if line.get_label() in times}
+        (curves,) = [c for c in ax.collections if isinstance(c, LineCollection)]  # one artist for all curves
+        by_colour = {to_rgba(colour)[:3]: path for path, colour in zip(curves.get_segments(), curves.get_colors())}
+        paths = {s: by_colour[to_rgba(styles.by_name[s].colour)[:3]] for s in times}  # in each one's own colour
+        ends = {s: path[-1, 0] for s, path in paths.items()}
         assert ends == pytest.approx({s: min(picks.loc[s, "time_to_target_s"], BUDGET) for s in times})
+        markers = np.vstack([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
+        assert sorted(map(tuple, markers.round(9))) == sorted(tuple(path[-1].round(9)) for path in paths.values())
 
 
 # ------------------------------------------------------------------------------------ 4. time to target
