@@ -25,6 +25,7 @@ class SizeSpec:
     min_batch_size: int = 1
     max_batch_size: int = 65536
     device_class: str = "cpu"  # the hardware the budget was measured on
+    precision: str = "fp32"  # fp32 | bf16: autocast of forward, loss and evaluation (harness/core/precision.py)
     options: dict[str, Any] = field(default_factory=dict)  # workload-specific (split sizes, ...)
     calibration: dict[str, Any] = field(default_factory=dict)  # where the numbers came from
 

@@ -83,6 +83,23 @@ def check_consistent(trials: pd.DataFrame) -> None:
                 f"results folder (their manifests say submission_revision, absent = 1).")
 
 
+def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None:
+    """Refuse to rank records of one workload trained in different precisions (fp32, bf16) unless
+    ``mix_precisions``: bfloat16 changes both the speed and the trajectory, so such times are not
+    of the same benchmark. Records without a precision (made before it existed) are fp32."""
+    if mix_precisions or "precision" not in trials:
+        return
+    keys = workload_key(trials)
+    precision = trials["precision"].fillna("fp32").astype(str)
+    counts = precision.groupby(keys).nunique()
+    if (counts > 1).any():
+        workload = counts.index[counts > 1][0]
+        found = sorted(set(precision[keys == workload]))
+        raise UserError(f"Records of {workload} were trained in different precisions ({', '.join(found)}); "
+                        f"refusing to rank them together. Score each precision from its own results folder, "
+                        f"or add mix_precisions=true to rank them together anyway.")
+
+
 def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (submission, workload, study): the study's best time and best steps.
 
@@ -165,14 +182,17 @@ def check_pruning(trials: pd.DataFrame, tau_max: float) -> None:
 
 
 def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0,
-          problems: Sequence[Problem] = (), planned: dict[Path, int] | None = None) -> Leaderboard:
+          problems: Sequence[Problem] = (), planned: dict[Path, int] | None = None,
+          mix_precisions: bool = False) -> Leaderboard:
     """The leaderboard of every submission in ``trials`` over every workload in it.
 
     ``problems`` (from :func:`scoring.records.read_records`): trials that should exist but are
     missing, unfinished or damaged. They become the first notes, one per (submission, workload),
     and the column ``incomplete_on`` names, per submission, the workloads concerned.
+    ``mix_precisions``: rank records of different precisions on one workload together.
     """
     check_consistent(trials)
+    check_precisions(trials, mix_precisions)
     check_pruning(trials, tau_max)
     bests = with_missing_studies(study_bests(trials), problems)
     submissions = sorted(bests["submission"].unique())

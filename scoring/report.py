@@ -390,7 +390,8 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
-    board = build(trials, tau_max=float(cfg.tau_max), samples=0, problems=records.problems, planned=records.planned)
+    board = build(trials, tau_max=float(cfg.tau_max), samples=0, problems=records.problems, planned=records.planned,
+                  mix_precisions=bool(cfg.mix_precisions))
     lap("maths")
 
     def uncertain(point: Leaderboard) -> Leaderboard:

@@ -21,7 +21,6 @@ workload's own generator. Targets, budgets and measurements: ``workloads/cifar10
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import shutil
@@ -136,7 +135,7 @@ class Cifar10(Workload):
     higher_is_better = True
     models = tuple(MODELS)
     options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,),
-               "bf16_autocast": (bool,), "arch": (dict,)}
+               "arch": (dict,)}
 
     def load(self) -> None:
         options = self.spec.options
@@ -178,11 +177,6 @@ class Cifar10(Workload):
     def describe_data(self) -> str:
         return self._source
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast where the size asks for it (gpu), else nothing."""
-        enabled = bool(self.spec.options.get("bf16_autocast", False))
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
-
     def build_model(self, seed: int) -> nn.Module:
         """The size's ``options.arch`` with ``model_options`` (base + variant) over it."""
         arch = {**self.spec.options.get("arch", {}), **self.model_options}
@@ -223,13 +217,11 @@ class Cifar10(Workload):
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, labels = batch
-        with self._autocast():
-            logits = model(images)  # (B, 10)
+        logits = model(images)  # (B, 10); under bfloat16 autocast when the size's precision is bf16
         return F.cross_entropy(logits.float(), labels)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        with self._autocast():
-            return evaluate_classifier(model, *self._splits[split], batch_size=1000)
+        return evaluate_classifier(model, *self._splits[split], batch_size=1000)
 
 
 WORKLOAD = Cifar10

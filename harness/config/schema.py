@@ -155,6 +155,7 @@ class ScoreConfig:
     seed: int = 0
     strict: bool = False  # refuse (exit 1, nothing written) when a trial is missing, unfinished or damaged
     index: bool = True  # keep and use each sweep's .score-index.json (scoring/record_index.py); false: records only
+    mix_precisions: bool = False  # rank records of one workload trained in different precisions (fp32, bf16) together
 
 
 @dataclass

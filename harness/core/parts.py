@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.core.precision import with_precision
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Batch, Workload, WorkloadInfo
 
@@ -36,7 +37,9 @@ def build_submission(submission_cls: type[Submission], model: nn.Module, hparams
 def training_stream(workload: Workload, model: nn.Module, batch_size: int,
                     seed: int) -> tuple[Iterator[Batch], Callable[[Batch], torch.Tensor]]:
     """The training batches (their order a function of ``seed``) and the loss on ``model``."""
-    return workload.train_batches(batch_size, seed), functools.partial(workload.loss, model)
+    compute_loss = functools.partial(workload.loss, model)
+    compute_loss = with_precision(compute_loss, workload)  # mixed precision: the size's autocast (core/precision.py)
+    return workload.train_batches(batch_size, seed), compute_loss
 
 
 @dataclass

@@ -36,6 +36,7 @@ from harness.core.environment import attempt_context, describe_device, git_revis
 from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.precision import evaluation_precision, precision_identity, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
@@ -96,9 +97,10 @@ def trial_identity(
     A submission's ``revision`` joins it only once bumped past 1, so the hashes of records made
     before revisions existed stay valid for submissions that never changed.
     """
-    spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k != "calibration"}
+    spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k not in ("calibration", "precision")}
     return {
         **({"submission_revision": revision} if revision != 1 else {}),
+        **precision_identity(workload),  # mixed precision: only when not fp32, so old hashes hold
         "workload": workload.label,
         "size": workload.size,
         "model": workload.model_name,
@@ -411,7 +413,8 @@ def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[st
     """The metrics of one split as ``<split>/<name>`` (never charged), with the model in eval mode."""
     model.eval()
     try:
-        return {f"{split}/{k}": float(v) for k, v in workload.evaluate(model, split).items()}
+        with evaluation_precision(workload):  # mixed precision: the size's autocast (core/precision.py)
+            return {f"{split}/{k}": float(v) for k, v in workload.evaluate(model, split).items()}
     finally:
         model.train()
 
@@ -535,6 +538,7 @@ def _manifest(
         "submission": cfg.submission.name,
         "submission_revision": submission_cls.revision,
         "hparams": hparams.as_dict(),
+        "precision": size_precision(workload),  # mixed precision (core/precision.py)
         "seed": int(cfg.seed),
         "study": cfg.study,
         "trial": cfg.trial,
