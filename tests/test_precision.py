@@ -14,10 +14,12 @@ from torch import nn
 
 from harness.config.compose import to_plain
 from harness.config.registry import submission_class, workload_class
+from harness.config.schema import SweepSettings
 from harness.core.parts import model_and_info, training_stream
 from harness.core.runner import _evaluate, config_hash, run_trial, trial_identity
 from harness.errors import UserError
 from harness.identity import digest
+from harness.orchestration.sweep import plan_sweep
 from scoring.leaderboard import build
 from scoring.records import load_trials
 from scoring.report import run_score
@@ -114,3 +116,18 @@ def test_the_leaderboard_refuses_to_mix_precisions_unless_told(smoke_cfg, result
         run_score([f"results={results}", "bootstrap=0", f"out={results.parent / 'board'}"])
     run_score([f"results={results}", "bootstrap=0", f"out={results.parent / 'board'}", "mix_precisions=true"])
     assert (results.parent / "board").is_dir()
+
+
+# Sweep ids computed before precisions existed (commit ac7f901). cifar10's moved: its gpu size's
+# bf16_autocast option became the harness's precision.
+OLD_SWEEP_IDS = {("fashion_mnist", "smoke"): "0eb345754e", ("fashion_mnist", "cpu"): "66cc81543d",
+                 ("rosenbrock", "cpu"): "821c2c1982", ("gpt", "smoke"): "92f2c421e4", ("gpt", "cpu"): "bb3b2af7a3"}
+
+
+def test_sweeps_keep_their_ids_and_a_bf16_sweep_is_another(results: Path) -> None:
+    def sweep_id(*overrides: str) -> str:
+        return plan_sweep(SweepSettings(), [*overrides, "submission=adamw", f"results={results}"])["sweep_id"]
+
+    for (name, size), old in OLD_SWEEP_IDS.items():
+        assert sweep_id(f"workload={name}", f"workload.size={size}") == old, (name, size)
+    assert sweep_id("workload=gpt", "workload.size=smoke", BF16) != OLD_SWEEP_IDS[("gpt", "smoke")]

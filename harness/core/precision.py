@@ -38,8 +38,26 @@ def size_precision(workload: Workload) -> str:
 
 def precision_identity(workload: Workload) -> dict[str, Any]:
     """The precision's part of a trial's identity: nothing for fp32 (old hashes hold)."""
-    value = size_precision(workload)
+    return precision_entry(size_precision(workload))
+
+
+def precision_entry(value: str) -> dict[str, Any]:
+    """``{"precision": value}``, or nothing for fp32: what an identity (a trial's, a sweep's) holds."""
     return {} if value == "fp32" else {"precision": value}
+
+
+def without_precisions(workload: dict[str, Any]) -> dict[str, Any]:
+    """A plain workload config with the ``precision`` of each size left out.
+
+    A sweep's identity holds the whole workload config; the precision it needs is the chosen
+    size's (:func:`precision_entry`). Leaving the others out keeps the identities of sweeps made
+    before precisions existed, and of sizes whose precision did not change, as they were.
+    """
+    sizes = workload.get("sizes")
+    if not isinstance(sizes, dict):
+        return workload
+    return {**workload, "sizes": {name: {k: v for k, v in spec.items() if k != "precision"}
+                                  for name, spec in sizes.items()}}
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

@@ -28,6 +28,7 @@ from harness.config.compose import compose_config, to_plain, validate_trial_conf
 from harness.config.registry import effective_spec, submission_class
 from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
+from harness.core.precision import precision_entry, without_precisions
 from harness.errors import UserError
 from harness.identity import digest, workload_label
 
@@ -88,7 +89,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
 
     identity = {
         "settings": {**settings.__dict__, "trials": trials_per_study},
-        "workload": _without_none(to_plain(workload)),
+        "workload": without_precisions(_without_none(to_plain(workload))),  # mixed precision: the size's,
+        **precision_entry(str(effective_spec(base).precision)),  # below, only when not fp32 (core/precision.py)
         "submission": _without_none(to_plain(base.submission)),
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
