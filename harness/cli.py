@@ -27,6 +27,7 @@ commands:
   trial   one trial: train until the validation target is reached or the budget is spent
             optbench trial workload=fashion_mnist submission=adamw [submission.hparams.lr=3e-3]
                            [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
+                           [compile=auto|true|false] [charge_compile=true]
   tune    a tuning sweep of one workload x submission: studies x trials quasirandom points
           (ruleset=external) or the defaults with a longer budget (ruleset=self), launched
           in-process, as local processes or as a SLURM job array; rerun to resume
@@ -43,7 +44,7 @@ commands:
   score   the leaderboard of a results folder: scores (area under the performance profile),
           bootstrap CIs, steps view, per-workload times; writes leaderboard.md/.csv/.html + plots
             optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external] [strict=true]
-                           [format=algoperf targets=workload_targets.json [compat=true]]
+                           [mix_precisions=true] [format=algoperf targets=workload_targets.json [compat=true]]
   trajectories  each optimizer's path on the 2-D Rosenbrock contour plot, to a PNG
             optbench trajectories [submissions=[sgd,momentum,adam]] [steps=500] [out=trajectories.png]
                                   [hparams.adam.lr=0.05] [start=[-1.5,2.0]]

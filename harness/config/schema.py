@@ -54,6 +54,8 @@ class TrialConfig:
     ruleset: str = "single"  # single | external | self
     prune: bool = True  # stop a sweep trial once it cannot change any score or rank (harness/core/pruning.py)
     prune_peers: str | None = None  # set by `optbench suite`: the competing sweeps of this workload (JSON)
+    compile: str = "auto"  # true | false | auto (on for CUDA trials of gpu sizes): torch.compile before the clock
+    charge_compile: bool = False  # compile in the first steps, under the clock, instead (AlgoPerf's rule)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from harness.config.plugins import module_file, source_hash
 from harness.config.registry import submission_class, workload_class
 from harness.core.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
 from harness.core.clock import SubmissionClock
+from harness.core.compile import compile_before_clock, compile_identity
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.memory import MemoryMeter
@@ -101,6 +102,7 @@ def trial_identity(
     return {
         **({"submission_revision": revision} if revision != 1 else {}),
         **precision_identity(workload),  # mixed precision: only when not fp32, so old hashes hold
+        **compile_identity(cfg.compile, cfg.charge_compile, workload, device),  # torch.compile: only when on
         "workload": workload.label,
         "size": workload.size,
         "model": workload.model_name,
@@ -279,6 +281,8 @@ def _train(
 
     # ---- construction: the model and the data are not charged; the submission's own is (optimizer state)
     model, info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part: a harness error
+    compile_s = compile_before_clock(model, workload, hparams.batch_size, seed, cfg.compile,  # torch.compile,
+                                     cfg.charge_compile)  # warmed up and restored, uncharged (core/compile.py)
     try:
         clock.resume()
         submission = build_submission(submission_cls, model, hparams, info, seed)
@@ -316,6 +320,8 @@ def _train(
     if setup_started is not None:
         audit["setup_s"] += time.monotonic() - setup_started - audit["construction_s"] * (resume is None)  # data,
         # model; the submission's construction is charged (construction_s), except in a resumed attempt
+        audit["setup_s"] -= compile_s  # torch.compile: its own entry, below
+    audit["compile_s"] = audit.get("compile_s", 0.0) + compile_s  # torch.compile: every attempt's, uncharged
     wall_start = time.monotonic() - wall_offset
 
     # ---- the loop: charged time runs between resume() and pause()
@@ -425,7 +431,8 @@ def _timing(audit: dict[str, float], charged: float, wall: float) -> dict[str, f
 
     ``other`` is everything else inside the loop (record and progress writing, the clock's own
     reads, pruning's record reads); ``setup_s`` (data loading and the model's construction, of every
-    attempt) comes before the loop and is not part of ``wall_s``. ``clock_suspect`` is the harness's
+    attempt) comes before the loop and is not part of ``wall_s``; so does ``compile_s`` (torch.compile's
+    warm-up, :mod:`harness.core.compile`, never charged). ``clock_suspect`` is the harness's
     cross-check of its own clock (:func:`clock_suspect`).
     """
     other = wall - (charged - audit["construction_s"]) - audit["evaluation_s"] - audit["checkpoint_s"]
@@ -539,6 +546,8 @@ def _manifest(
         "submission_revision": submission_cls.revision,
         "hparams": hparams.as_dict(),
         "precision": size_precision(workload),  # mixed precision (core/precision.py)
+        "compile": bool(identity.get("compile", False)),  # torch.compile (core/compile.py)
+        "charge_compile": bool(identity.get("charge_compile", False)),
         "seed": int(cfg.seed),
         "study": cfg.study,
         "trial": cfg.trial,

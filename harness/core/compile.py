@@ -1,0 +1,103 @@
+"""torch.compile outside the clock: the trial setting ``compile`` (``true | false | auto``).
+
+``auto`` compiles on CUDA for sizes whose budget was measured on a GPU (``device_class: gpu``),
+nowhere else. The model is compiled in place (``nn.Module.compile``: the same module object, the
+same parameters and ``state_dict`` keys, so the submission, checkpoints and resume see no
+difference) and then warmed up before the clock starts: one forward and backward pass, through
+the loss exactly as the trial computes it (its precision included), on the first batch of a
+*separate* stream of the trial's seed. Everything that pass could change is put back afterwards:
+the model's parameters and buffers (BatchNorm statistics), the gradients (None again) and every
+global RNG (dropout), so the trial starts exactly as an eager one would; the trial's own stream
+is never touched. Dynamo keeps the compiled code on the module, and the trial's steps reuse it.
+Within one process (an inline sweep), a later trial of the same model finds its code already
+compiled and its ``compile_s`` is small; TorchInductor's on-disk cache shortens it across processes.
+
+The warm-up's time is recorded as ``timing.compile_s`` and not charged (``charge_compile=true``
+skips the warm-up instead, so the first steps compile under the clock, as AlgoPerf charges it).
+Why: docs/decisions.md, "torch.compile".
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.core.checkpoint import capture_rng, restore_rng
+from harness.core.parts import training_stream
+from harness.errors import UserError
+from harness.workload import Workload
+
+COMPILE_SETTINGS = ("true", "false", "auto")
+
+
+def compile_setting(value: Any) -> str:
+    """The ``compile`` setting as one of :data:`COMPILE_SETTINGS` (Hydra may hand a bool)."""
+    setting = str(value).lower()
+    if setting not in COMPILE_SETTINGS:
+        raise UserError(f"compile={value} is not valid. Valid settings: {', '.join(COMPILE_SETTINGS)} "
+                        f"(auto: on for CUDA trials of gpu sizes).")
+    return setting
+
+
+def compiles(setting: Any, workload: Workload, device: torch.device) -> bool:
+    """Whether the trial compiles its model: ``true``, or ``auto`` on CUDA for a gpu size.
+
+    A trial that compiles where torch.compile cannot work is refused (:func:`check_available`).
+    """
+    chosen = compile_setting(setting)
+    on = chosen == "true" or (chosen == "auto" and device.type == "cuda" and workload.spec.device_class == "gpu")
+    if on:
+        check_available(device)
+    return on
+
+
+def check_available(device: torch.device) -> None:
+    """Refuse compilation where this PyTorch cannot do it, saying why and what to do instead."""
+    dynamo = getattr(torch, "_dynamo", None)
+    if not hasattr(nn.Module, "compile") or dynamo is None or not dynamo.is_dynamo_supported():
+        raise UserError(f"compile=true needs torch.compile, which PyTorch {torch.__version__} does not support here "
+                        f"(this Python or platform). Use compile=false.")
+    if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
+        raise UserError("compile=true on the CPU needs a C++ compiler (TorchInductor builds C++ kernels), and none "
+                        "(c++, g++, clang++) is on the PATH. Install one, or use compile=false.")
+
+
+def compile_identity(setting: Any, charge: bool, workload: Workload, device: torch.device) -> dict[str, Any]:
+    """Compilation's part of a trial's identity: nothing for an eager trial, so old hashes hold."""
+    if not compiles(setting, workload, device):
+        return {}
+    return {"compile": True, **({"charge_compile": True} if charge else {})}
+
+
+def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, seed: int, setting: Any,
+                         charge: bool = False, backend: Any = "inductor") -> float:
+    """Compile ``model`` in place when the trial does, warmed up and restored; the seconds it took.
+
+    0.0 when the trial does not compile, or when ``charge`` leaves the compilation to the first
+    steps (under the clock). ``backend``: torch.compile's (tests pass a counting one).
+    """
+    if not compiles(setting, workload, workload.device):
+        return 0.0
+    if charge:  # each trial pays its own compilation, as in a fresh process: forget this process's
+        torch._dynamo.reset()  # compiled code (an inline sweep's earlier trials would otherwise pay for it)
+    model.compile(backend=backend)
+    if charge:
+        return 0.0
+    started = time.perf_counter()
+    state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
+    gradients = [parameter.grad for parameter in model.parameters()]
+    rng = capture_rng()
+    with torch.enable_grad():
+        batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
+        compute_loss(next(batches)).backward()
+    model.load_state_dict(state)
+    for parameter, gradient in zip(model.parameters(), gradients, strict=True):
+        parameter.grad = gradient
+    restore_rng(rng)
+    if workload.device.type == "cuda":
+        torch.cuda.synchronize(workload.device)
+    return time.perf_counter() - started

@@ -1,0 +1,164 @@
+"""torch.compile outside the clock (harness/core/compile.py): the setting, the warm-up that leaves
+the model, gradients and RNGs as an eager run has them, compiled code reused by the trial, the
+compile time recorded and not charged, and a compiled trajectory equal to the eager one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+from harness.config.compose import to_plain
+from harness.config.registry import submission_class, workload_class
+from harness.core.compile import compile_before_clock, compiles
+from harness.core.parts import model_and_info, training_stream
+from harness.core.records import read_jsonl
+from harness.core.runner import run_trial
+from harness.errors import UserError
+
+CPU = torch.device("cpu")
+UNREACHABLE = "workload.sizes.smoke.target=2.0"
+
+
+def loaded(cfg):
+    workload = workload_class(cfg.workload.name)(cfg.workload, CPU)
+    workload.load()
+    hparams = submission_class(cfg.submission.name).Hparams.from_mapping(to_plain(cfg.submission.hparams))
+    return workload, hparams
+
+
+def test_the_setting_is_checked(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UserError, match=r"compile=maybe is not valid\. Valid settings: true, false, auto"):
+        run_trial(smoke_cfg("compile=maybe"))
+    monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
+    with pytest.raises(UserError, match=r"compile=true needs torch\.compile.*Use compile=false"):
+        run_trial(smoke_cfg("compile=true"))
+    monkeypatch.undo()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="needs a C\\+\\+ compiler"):
+        run_trial(smoke_cfg("compile=true"))
+
+
+def test_auto_compiles_cuda_trials_of_gpu_sizes_only(smoke_cfg) -> None:
+    cuda = torch.device("cuda")  # only decided here, never run
+    gpu = workload_class("gpt")(smoke_cfg("workload=gpt", "workload.size=gpu").workload, CPU)
+    smoke = workload_class("gpt")(smoke_cfg("workload=gpt").workload, CPU)
+    assert compiles("auto", gpu, cuda) and not compiles("auto", gpu, CPU) and not compiles("auto", smoke, cuda)
+    assert compiles(True, smoke, CPU) and not compiles(False, gpu, cuda)  # Hydra hands true/false as bools
+
+
+@pytest.mark.parametrize("overrides", [
+    ("workload=gpt", "+workload.sizes.smoke.options.dropout=0.2"),  # dropout draws from the global RNG
+    ("workload=cifar10",),  # BatchNorm's running statistics move in a training-mode forward pass
+])
+def test_the_warm_up_leaves_the_model_as_eager_and_the_trial_reuses_its_code(smoke_cfg, overrides) -> None:
+    workload, hparams = loaded(smoke_cfg(*overrides))
+    compiled, _ = model_and_info(workload, hparams.batch_size, 0)
+    eager, _ = model_and_info(workload, hparams.batch_size, 0)
+    before = {k: v.clone() for k, v in compiled.state_dict().items()}
+    torch.manual_seed(1234)
+    rng = torch.get_rng_state()
+    counter = CompileCounter()  # a backend that runs the graphs as they are and counts compilations
+    seconds = compile_before_clock(compiled, workload, hparams.batch_size, 0, "true", backend=counter)
+    assert seconds > 0 and counter.frame_count > 0
+    after = compiled.state_dict()
+    assert list(after) == list(before)  # same keys: checkpoints and resume are unchanged
+    assert all(torch.equal(after[k], before[k]) for k in before)  # not trained; BatchNorm statistics put back
+    assert all(p.grad is None for p in compiled.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)  # the dropout draws are undone
+    frames = counter.frame_count
+    losses = []
+    for model in (compiled, eager):  # the trial's first step, from the same RNG: identical
+        torch.manual_seed(99)
+        batches, compute_loss = training_stream(workload, model, hparams.batch_size, 0)
+        loss = compute_loss(next(batches))
+        loss.backward()
+        losses.append(loss.item())
+    assert counter.frame_count == frames  # no compilation in the trial's step: the warm-up's code is reused
+    assert losses[0] == losses[1]
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(compiled.parameters(), eager.parameters(), strict=True))
+
+
+def _inductor_or_skip() -> None:
+    """Skip, saying why, where TorchInductor cannot build its C++ kernels here."""
+    try:
+        torch.compile(lambda x: x * 2)(torch.ones(2))
+    except Exception as error:  # any failure of the toolchain: say it and skip
+        pytest.skip(f"TorchInductor does not work here ({type(error).__name__}: {error}); compile=true is untested")
+
+
+def eval_events(summary: dict) -> list[dict]:
+    return [e for e in read_jsonl(Path(summary["record_dir"]) / "evals.jsonl") if e["event"] == "eval"]
+
+
+def test_compilation_is_not_charged_and_the_trajectory_is_eager_s(smoke_cfg) -> None:
+    _inductor_or_skip()
+    settings = (UNREACHABLE, "max_steps=30", "workload.sizes.smoke.eval_every_steps=10", "threads=1")
+    torch._dynamo.reset()  # compile here, not reuse the code an earlier test compiled in this process
+    compiled = run_trial(smoke_cfg(*settings, "compile=true"))
+    eager = run_trial(smoke_cfg(*settings, "compile=false"))
+    manifest = json.loads((Path(compiled["record_dir"]) / "manifest.json").read_text())
+    assert manifest["compile"] is True and manifest["charge_compile"] is False
+    assert compiled["record_dir"] != eager["record_dir"]  # another identity
+    compile_s = compiled["timing"]["compile_s"]
+    assert compile_s > 0 and eager["timing"]["compile_s"] == 0
+    # the warm-up took compile_s; none of it is in the charged time, nor in the loop's wall time
+    assert compiled["submission_time_s"] < 0.5 * compile_s, compiled["timing"]
+    assert not compiled["timing"]["clock_suspect"]
+    ours, theirs = eval_events(compiled), eval_events(eager)
+    assert [e["step"] for e in ours] == [e["step"] for e in theirs] == [10, 20, 30]
+    for a, b in zip(ours, theirs, strict=True):  # the same evaluations, to 1e-4 relative
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for name, value in a["metrics"].items():
+            assert value == pytest.approx(b["metrics"][name], rel=1e-4, abs=1e-6), (a["step"], name)
+
+
+def test_charge_compile_compiles_under_the_clock(smoke_cfg) -> None:
+    _inductor_or_skip()
+    settings = (UNREACHABLE, "max_steps=10", "workload.sizes.smoke.eval_every_steps=10", "threads=1")
+    torch._dynamo.reset()  # both compile from scratch (the runner resets it itself for charge_compile)
+    free = run_trial(smoke_cfg(*settings, "compile=true"))
+    charged = run_trial(smoke_cfg(*settings, "compile=true", "charge_compile=true"))
+    assert charged["record_dir"] != free["record_dir"]
+    assert json.loads((Path(charged["record_dir"]) / "manifest.json").read_text())["charge_compile"] is True
+    assert charged["timing"]["compile_s"] == 0 and free["timing"]["compile_s"] > 0
+    # the first step compiled under the clock: the charged time grows by about what the warm-up took
+    extra = charged["submission_time_s"] - free["submission_time_s"]
+    assert extra > 0.5 * free["timing"]["compile_s"], (charged["timing"], free["timing"])
+
+
+def test_a_compiled_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled model's state_dict is the eager one's: the checkpoint loads, the resumed
+    attempt compiles again (its warm-up added to compile_s) and the evaluations are the reference's."""
+    _inductor_or_skip()
+    from workloads.fashion_mnist import FashionMNIST
+
+    settings = [UNREACHABLE, "max_steps=40", "checkpoint_every_s=0", "compile=true", "threads=1"]
+    reference = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    real_evaluate, calls = FashionMNIST.evaluate, []
+
+    def interrupted_evaluate(self, model, split):
+        calls.append(split)
+        if len(calls) == 3:  # the third evaluation (step 30): the process "dies"
+            raise KeyboardInterrupt
+        return real_evaluate(self, model, split)
+
+    cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}")
+    monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg)
+    monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
+    resumed = run_trial(cfg)
+    assert resumed["steps"] == 40 and resumed["timing"]["compile_s"] > 0
+    rows = read_jsonl(Path(resumed["record_dir"]) / "evals.jsonl")
+    assert [r["step"] for r in rows if r["event"] == "resume"] == [20]
+    ours, theirs = eval_events(resumed), eval_events(reference)
+    assert [e["step"] for e in ours] == [e["step"] for e in theirs] == [10, 20, 30, 40]
+    for a, b in zip(ours, theirs, strict=True):
+        for name, value in a["metrics"].items():
+            assert value == pytest.approx(b["metrics"][name], rel=1e-6, abs=1e-9), (a["step"], name)
