@@ -27,7 +27,7 @@ commands:
   trial   one trial: train until the validation target is reached or the budget is spent
             optbench trial workload=fashion_mnist submission=adamw [submission.hparams.lr=3e-3]
                            [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
-                           [compile=auto|true|false] [charge_compile=true]
+                           [compile=auto|true|false] [charge_compile=true] [nproc=1]
   tune    a tuning sweep of one workload x submission: studies x trials quasirandom points
           (ruleset=external) or the defaults with a longer budget (ruleset=self), launched
           in-process, as local processes or as a SLURM job array; rerun to resume

@@ -131,3 +131,6 @@ def test_sweeps_keep_their_ids_and_a_bf16_sweep_is_another(results: Path) -> Non
     for (name, size), old in OLD_SWEEP_IDS.items():
         assert sweep_id(f"workload={name}", f"workload.size={size}") == old, (name, size)
     assert sweep_id("workload=gpt", "workload.size=smoke", BF16) != OLD_SWEEP_IDS[("gpt", "smoke")]
+    for setting in ("compile=true", "charge_compile=true", "nproc=2"):  # other trials: another sweep
+        assert sweep_id("workload=gpt", "workload.size=smoke", setting) != OLD_SWEEP_IDS[("gpt", "smoke")]
+    assert sweep_id("workload=gpt", "workload.size=smoke", "compile=auto", "nproc=1") == OLD_SWEEP_IDS[("gpt", "smoke")]

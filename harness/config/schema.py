@@ -56,6 +56,7 @@ class TrialConfig:
     prune_peers: str | None = None  # set by `optbench suite`: the competing sweeps of this workload (JSON)
     compile: str = "auto"  # true | false | auto (on for CUDA trials of gpu sizes): torch.compile before the clock
     charge_compile: bool = False  # compile in the first steps, under the clock, instead (AlgoPerf's rule)
+    nproc: int = 1  # data parallel: processes of one trial (DDP; batch_size is the global batch)
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """torch.compile outside the clock: the trial setting ``compile`` (``true | false | auto``).
 
 ``auto`` compiles on CUDA for sizes whose budget was measured on a GPU (``device_class: gpu``),
-nowhere else. The model is compiled in place (``nn.Module.compile``: the same module object, the
-same parameters and ``state_dict`` keys, so the submission, checkpoints and resume see no
-difference) and then warmed up before the clock starts: one forward and backward pass, through
+nowhere else (nor in a data-parallel trial). The model is compiled in place (``nn.Module.compile``:
+the same module object, the same parameters and ``state_dict`` keys, so the submission,
+checkpoints and resume see no difference) and then warmed up before the clock starts: one
+forward and backward pass, through
 the loss exactly as the trial computes it (its precision included), on the first batch of a
 *separate* stream of the trial's seed. Everything that pass could change is put back afterwards:
 the model's parameters and buffers (BatchNorm statistics), the gradients (None again) and every
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from harness.core.checkpoint import capture_rng, restore_rng
+from harness.core.distributed import current_team
 from harness.core.parts import training_stream
 from harness.errors import UserError
 from harness.workload import Workload
@@ -49,7 +51,9 @@ def compiles(setting: Any, workload: Workload, device: torch.device) -> bool:
     A trial that compiles where torch.compile cannot work is refused (:func:`check_available`).
     """
     chosen = compile_setting(setting)
-    on = chosen == "true" or (chosen == "auto" and device.type == "cuda" and workload.spec.device_class == "gpu")
+    alone = current_team().size == 1  # not combined with data-parallel trials (core/distributed.py)
+    gpu_size = device.type == "cuda" and workload.spec.device_class == "gpu"
+    on = chosen == "true" or (chosen == "auto" and alone and gpu_size)
     if on:
         check_available(device)
     return on

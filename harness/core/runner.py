@@ -33,6 +33,7 @@ from harness.config.registry import submission_class, workload_class
 from harness.core.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
 from harness.core.clock import SubmissionClock
 from harness.core.compile import compile_before_clock, compile_identity
+from harness.core.distributed import current_team, launch, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.memory import MemoryMeter
@@ -103,6 +104,7 @@ def trial_identity(
         **({"submission_revision": revision} if revision != 1 else {}),
         **precision_identity(workload),  # mixed precision: only when not fp32, so old hashes hold
         **compile_identity(cfg.compile, cfg.charge_compile, workload, device),  # torch.compile: only when on
+        **process_identity(cfg, hparams.batch_size),  # data parallel: only for nproc > 1
         "workload": workload.label,
         "size": workload.size,
         "model": workload.model_name,
@@ -152,6 +154,8 @@ def run_trial_command(overrides: list[str]) -> dict[str, Any]:
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
     """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
     validate_trial_config(cfg)
+    if processes(cfg) > 1 and current_team().size == 1:  # data parallel: N worker processes (core/distributed.py)
+        return launch(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
@@ -291,7 +295,9 @@ def _train(
         return done(status="failed", steps=0, submission_s=clock.pause(), best=None,
                     error=traceback.format_exc(), error_in="submission.__init__")
     audit["construction_s"] = clock.pause()  # charged; outside the loop's wall time
-    batches, compute_loss = training_stream(workload, model, hparams.batch_size, seed)
+    team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
+    batches, compute_loss = training_stream(workload, team.wrap(model), hparams.batch_size, seed)
+    batches = team.shard(batches, hparams.batch_size)  # data parallel: this rank's slice of each batch
     step, best, loss = 0, None, torch.zeros(())
     next_eval_s = spec.eval_period_s or math.inf
     wall_offset = 0.0
@@ -345,10 +351,10 @@ def _train(
                 diverged = step % check_every == 0 and not all_finite.item()
             else:
                 diverged = step % check_every == 0 and not math.isfinite(loss.item())
+            diverged, now = team.agree(diverged, clock.peek())  # data parallel: any rank's, the slowest clock
             if diverged:
                 return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
 
-            now = clock.peek()
             out_of_budget = now > budget
             eval_due = (
                 out_of_budget
@@ -368,6 +374,7 @@ def _train(
                 return done(status="failed", steps=step, submission_s=elapsed, best=best,
                             error=traceback.format_exc(), error_in="submission.prepare_for_eval")
             elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
+            elapsed, loss, all_finite = team.at_eval(elapsed, loss, all_finite)  # data parallel: agreed values
             if not (all_finite.item() and math.isfinite(loss.item())):
                 return done(status="diverged", steps=step, submission_s=elapsed, best=best)
 
@@ -408,6 +415,7 @@ def _train(
                 })
                 last_checkpoint = time.monotonic()
                 audit["checkpoint_s"] += last_checkpoint - checkpoint_started
+            team.go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
             clock.resume()
     except Exception:  # the harness's own failure (I/O, a workload bug): keep what was reached
         return done(status="failed", steps=step, submission_s=clock.pause(), best=best,
@@ -546,6 +554,7 @@ def _manifest(
         "submission_revision": submission_cls.revision,
         "hparams": hparams.as_dict(),
         "precision": size_precision(workload),  # mixed precision (core/precision.py)
+        "nproc": processes(cfg),  # data parallel (core/distributed.py)
         "compile": bool(identity.get("compile", False)),  # torch.compile (core/compile.py)
         "charge_compile": bool(identity.get("charge_compile", False)),
         "seed": int(cfg.seed),

@@ -58,6 +58,11 @@ def trial_seed(search_seed: int, study: int, trial: int) -> int:
     return int(np.random.SeedSequence([search_seed, study, trial]).generate_state(1)[0] % 2**31)
 
 
+# trial settings that change what a trial is (its identity) but that older sweeps did not have, with
+# their defaults (harness/core/compile.py, harness/core/distributed.py)
+GPU_SETTINGS = {"compile": "auto", "charge_compile": "false", "nproc": "1"}
+
+
 def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str, Any]:
     """Compose and validate every trial of the sweep; return the sweep description (not yet written)."""
     check_settings(settings)
@@ -95,6 +100,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
         "device": str(base.device),
+        **{key: str(base[key]).lower() for key, default in GPU_SETTINGS.items()  # compile, data parallel:
+           if str(base[key]).lower() != default},  # only when set, so older sweeps keep their ids
         **({"submission_revision": submission_cls.revision} if submission_cls.revision != 1 else {}),
     }
     sweep_id = digest(identity, 10)

@@ -1,0 +1,105 @@
+"""Data-parallel trials (harness/core/distributed.py): ``nproc=2`` on the CPU with gloo trains the
+same trial as one process with the same global batch, writes one record, refuses what it cannot
+do, and resumes from its checkpoint after the whole job is killed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.core.checkpoint import CHECKPOINT_NAME
+from harness.core.records import read_json, read_jsonl
+from harness.core.runner import run_trial
+from harness.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+UNREACHABLE = "workload.sizes.smoke.target=2.0"
+# Gradients are averaged over the ranks (a sum in another order than one batch's): the evaluations
+# agree to float32 rounding (1.6e-7 relative measured over 30 AdamW steps), asserted to 1e-5.
+TOLERANCE = 1e-5
+
+
+def evaluations(record_dir: Path) -> list[dict]:
+    return [e for e in read_jsonl(record_dir / "evals.jsonl") if e["event"] == "eval"]
+
+
+def assert_same_evaluations(one: Path, two: Path) -> None:
+    ours, theirs = evaluations(two), evaluations(one)
+    assert [e["step"] for e in ours] == [e["step"] for e in theirs] and ours
+    for a, b in zip(ours, theirs, strict=True):
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for name, value in a["metrics"].items():  # train/loss too: the mean of the ranks' slices
+            assert value == pytest.approx(b["metrics"][name], rel=TOLERANCE, abs=1e-7), (a["step"], name)
+
+
+def test_two_processes_train_as_one_with_the_same_global_batch(smoke_cfg, results: Path) -> None:
+    settings = ("workload.sizes.smoke.eval_every_steps=5", "threads=1", "max_runtime_s=60")
+    one = run_trial(smoke_cfg(*settings))
+    started = time.monotonic()
+    two = run_trial(smoke_cfg(*settings, "nproc=2"))
+    assert two["status"] == one["status"] == "reached" and two["steps"] == one["steps"]
+    assert time.monotonic() - started < 60  # the follower is ended when rank 0 ends the trial
+    assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
+    manifest = read_json(Path(two["record_dir"]) / "manifest.json")
+    assert manifest["nproc"] == 2 and read_json(Path(one["record_dir"]) / "manifest.json")["nproc"] == 1
+    assert two["record_dir"] != one["record_dir"]  # another identity: the hash of a 1-process trial is unchanged
+    assert len(list(results.rglob("manifest.json"))) == 2  # rank 0 alone wrote the 2-process trial's record
+
+
+def test_what_cannot_run_is_refused_with_rank_0_s_message(smoke_cfg) -> None:
+    with pytest.raises(UserError, match=r"batch_size=30 does not split evenly over nproc=4"):
+        run_trial(smoke_cfg("nproc=4", "submission.hparams.batch_size=30"))
+    with pytest.raises(UserError, match=r"nproc=0 must be a positive"):
+        run_trial(smoke_cfg("nproc=0"))
+    with pytest.raises(UserError, match=r"compile=true with nproc=2 is not supported"):
+        run_trial(smoke_cfg("nproc=2", "compile=true"))
+    with pytest.raises(UserError, match=r"precision=fp16 .* Valid precisions"):  # raised in rank 0, passed on
+        run_trial(smoke_cfg("nproc=2", "workload.sizes.smoke.precision=fp16"))
+
+
+def test_a_killed_data_parallel_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path) -> None:
+    """SIGKILL of the whole job (launcher and both ranks, as a preempted node), then the same
+    command again: it resumes from rank 0's checkpoint and ends as the 1-process trial."""
+    settings = [UNREACHABLE, "max_steps=300", "checkpoint_every_s=0", "threads=1"]
+    one = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    command = [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", *settings, "nproc=2",
+               "progress=false", "device=cpu", f"results={tmp_path / 'b'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    job = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline, checkpoint = time.monotonic() + 180, None
+    while time.monotonic() < deadline and job.poll() is None and checkpoint is None:
+        checkpoint = next((tmp_path / "b").rglob(CHECKPOINT_NAME), None)
+        time.sleep(0.05)
+    assert checkpoint is not None, "the trial never wrote a checkpoint"
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    time.sleep(0.5)  # the workers are gone with the job's process group
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = next((tmp_path / "b").rglob("manifest.json")).parent
+    manifest = read_json(two / "manifest.json")
+    assert manifest["summary"]["steps"] == 300 and len(manifest["attempts"]) == 2
+    assert [r["event"] for r in read_jsonl(two / "evals.jsonl")].count("resume") == 1
+    assert_same_evaluations(Path(one["record_dir"]), two)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "not_reached"
+
+
+def test_evaluations_by_submission_time_are_agreed_by_the_ranks(smoke_cfg) -> None:
+    """With eval_period_s the ranks decide from the agreed (slowest) clock: they evaluate at the
+    same steps and the trial ends normally, not in a hang."""
+    by_time = ("workload.sizes.smoke.eval_every_steps=null", "workload.sizes.smoke.eval_period_s=0.02")
+    summary = run_trial(smoke_cfg(UNREACHABLE, "nproc=2", "threads=1", "max_steps=80", *by_time))
+    assert summary["status"] == "not_reached" and summary["steps"] == 80
+    steps = [e["step"] for e in evaluations(Path(summary["record_dir"]))]
+    assert len(steps) >= 2 and steps[-1] == 80
+    times = [e["submission_time_s"] for e in evaluations(Path(summary["record_dir"]))]
+    assert all(b - a >= 0.02 for a, b in itertools.pairwise(times[:-1]))  # a period apart (the last: max_steps)
