@@ -49,6 +49,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from harness.config.compose import to_plain
+from harness.config.registry import submission_class, workload_class
+from harness.config.schema import TrialConfig
+from harness.core.checkpoint import load_checkpoint, restore_rng
+from harness.core.clock import SubmissionClock
+from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.errors import UserError
 from harness.workload import Batch
 
@@ -164,13 +170,9 @@ def launch(cfg: DictConfig) -> dict[str, Any]:
     are ended; a failure of rank 0 that is not the trial's own (it records those) is a UserError
     with its exit status.
     """
-    from harness.config.compose import to_plain
-
     count = processes(cfg)
     if RANK in os.environ:  # a worker never launches workers of its own
         raise RuntimeError(f"launch() called in rank {os.environ[RANK]} of a data-parallel trial")
-    from harness.config.registry import submission_class
-
     hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
     hparams = hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
                                        config=cfg.submission.get("config_from"))
@@ -226,11 +228,7 @@ def follow(cfg: DictConfig) -> None:
     decision from values all ranks agreed on, so it stops exactly when rank 0 does (or is ended
     by the launcher when rank 0 ends after an evaluation).
     """
-    from harness.config.registry import submission_class, workload_class
-    from harness.core import runner
-    from harness.core.checkpoint import load_checkpoint, restore_rng
-    from harness.core.clock import SubmissionClock
-    from harness.core.parts import build_submission, model_and_info, training_stream
+    from harness.core import runner  # it imports this module
 
     team = current_team()
     device = runner.resolve_device(str(cfg.device))
@@ -290,8 +288,7 @@ def follow(cfg: DictConfig) -> None:
 
 def main(argv: list[str]) -> int:
     """A worker: join the process group, run rank 0's trial or follow it."""
-    from harness.config.schema import TrialConfig
-    from harness.core.runner import run_trial
+    from harness.core.runner import run_trial  # it imports this module
 
     global _TEAM
     cfg = OmegaConf.merge(OmegaConf.structured(TrialConfig), json.loads(argv[0]))
