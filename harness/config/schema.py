@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from harness.specs import SizeSpec, VariantSpec, WorkloadConfig  # noqa: F401 (schemas of the workload group)
 
 DEVICES = ("auto", "cpu", "cuda")
+ISOLATION = ("inprocess", "process")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrialConfig:
     ruleset: str = "single"  # single | external | self
     prune: bool = True  # stop a sweep trial once it cannot change any score or rank (harness/core/pruning.py)
     prune_peers: str | None = None  # set by `optbench suite`: the competing sweeps of this workload (JSON)
+    isolation: str = "inprocess"  # inprocess | process: the submission in a trainer process (docs/decisions.md)
 
 
 @dataclass
