@@ -66,6 +66,13 @@ def context() -> Any:
     return _CONTEXT
 
 
+def check_isolation(workload: Workload) -> None:
+    """Refuse ``isolation=process`` for a workload that cannot load its training data alone,
+    saying what to implement (before the trial's record is started)."""
+    if not workload.loads_training_data_alone():
+        workload.load_training_data()  # the base class's: raises the UserError that says what to implement
+
+
 class TrainerDied(Exception):
     """The trainer process ended without a reply."""
 
@@ -76,8 +83,6 @@ class ProcessTrainer:
     def __init__(self, cfg: DictConfig, workload: Workload, submission_cls: type[Submission],
                  hparams: TrainingHparams, device: torch.device, check_every: int, progress: Progress,
                  interrupts: UserInterrupts):
-        if not workload.loads_training_data_alone():
-            workload.load_training_data()  # raises the UserError that says what to implement
         self.progress, self.interrupts = progress, interrupts
         self.clock = SubmissionClock(device)
         self.model = workload.build_model(int(cfg.seed))  # overwritten by the trainer's weights at every stop

@@ -34,7 +34,7 @@ from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_che
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import UserInterrupts, user_interrupts
-from harness.core.isolation import ProcessTrainer
+from harness.core.isolation import ProcessTrainer, check_isolation
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
@@ -151,6 +151,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
                                                   config=cfg.submission.get("config_from"))
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
+    if cfg.isolation == "process":
+        check_isolation(workload)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
     identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import signal
+import sys
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -64,6 +65,7 @@ def send(conn: Connection, message: dict[str, Any]) -> None:
 def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
     """The trainer process's main function: set up, say ``ready``, then answer commands."""
     os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
+    sys.argv[:] = ["optbench-trainer"]  # multiprocessing copied the harness's command line, overrides and all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
     torch.set_num_threads(int(setup["threads"]))
     try:
