@@ -21,26 +21,33 @@ can hang (a step that does not end long after the stop flag is given up on).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
+from collections import OrderedDict
+from collections.abc import Iterator
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config.compose import to_plain
+from harness.config.registry import submission_names, workload_class, workload_names
 from harness.core.clock import SubmissionClock
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
 from harness.core.steps import STATUSES, Stop
 from harness.core.trainer import STEP, STOP, redacted, serve
+from harness.specs import WorkloadConfig
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -58,12 +65,54 @@ _CONTEXT: Any = None
 
 
 def context() -> Any:
-    """The forkserver context, its server preloaded with torch and the trainer (once per process)."""
+    """The forkserver context (once per process). Its server is a fresh interpreter that imports
+    torch, the trainer and the built-in plugins' code (no data) once; each trainer is forked from
+    it, so a trial pays neither for importing them nor for anything this process holds."""
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["harness.core.trainer"])
+        plugins = [f"workloads.{name}" for name in workload_names()] + \
+            [f"submissions.{name}" for name in submission_names()]
+        _CONTEXT.set_forkserver_preload(["harness.core.trainer", *plugins])
     return _CONTEXT
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """While a trainer starts: no ``__main__`` module and no command line for multiprocessing to
+    copy into it. It would import this process's main script in the trainer (slow, and a script
+    without a ``__main__`` guard would run again there) and hand it our command line (whose
+    overrides may name the target)."""
+    main, argv = sys.modules["__main__"], sys.argv
+    sys.modules["__main__"], sys.argv = types.ModuleType("__main__"), ["optbench-trainer"]
+    try:
+        yield
+    finally:
+        sys.modules["__main__"], sys.argv = main, argv
+
+
+_TRAINING: OrderedDict[str, Workload] = OrderedDict()  # training-only workloads of this process, newest last
+
+
+def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], Workload]:
+    """The trial's workload config with its targets removed, and a workload built from it with
+    its training data alone loaded, or an identical one built for an earlier trial.
+
+    Handed to each trainer process (its tensors in shared memory, not copied), so that a trial
+    does not read and decode the data again: like :func:`harness.core.runner.loaded`, for the
+    trainer's side. Two are kept.
+    """
+    config = redacted(to_plain(cfg.workload))
+    key = json.dumps([config, str(device), cfg.data_dir], sort_keys=True)
+    if key not in _TRAINING:
+        structured = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), config)
+        workload = workload_class(structured.name, structured.get("source"))(structured, device, cfg.data_dir)
+        workload.load_training_data()
+        _TRAINING[key] = workload
+        while len(_TRAINING) > 2:
+            _TRAINING.popitem(last=False)
+    _TRAINING.move_to_end(key)
+    return config, _TRAINING[key]
 
 
 def check_isolation(workload: Workload) -> None:
@@ -89,8 +138,9 @@ class ProcessTrainer:
         self.model.train()
         if device.type == "cpu":
             self.model.share_memory()
+        config, training = training_workload(cfg, device)
         setup = {
-            "workload": redacted(to_plain(cfg.workload)), "data_dir": cfg.data_dir, "device": str(device),
+            "workload": config, "device": str(device),
             "seed": int(cfg.seed), "threads": torch.get_num_threads(), "check_every": check_every,
             "submission": cfg.submission.name, "submission_source": cfg.submission.get("source"),
             "hparams": to_plain(cfg.submission.hparams), "config_from": cfg.submission.get("config_from"),
@@ -101,9 +151,11 @@ class ProcessTrainer:
         self.process: Any = ctx.Process(target=serve, args=(child, self.control, setup), name="optbench-trainer")
         self.phase, self.step, self.alive = "setup", 0, True
         started = time.monotonic()
-        self.process.start()
+        with _bare_main():
+            self.process.start()
         child.close()
         try:
+            self.conn.send(training)  # its tensors go as shared memory: the data is not read again
             self.conn.send(self.model.state_dict())  # the tensors the trainer copies its weights into
             self._expect("ready")  # the data loaded, the model built: not charged
             self._freeze()

@@ -85,9 +85,9 @@ class Session:
         self.device = torch.device(setup["device"])
         self.seed = int(setup["seed"])
         config = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), setup["workload"])
-        self.workload: Workload = workload_class(config.name, config.get("source"))(
-            config, self.device, setup["data_dir"])
-        self.workload.load_training_data()
+        workload_class(config.name, config.get("source"))  # imported before the workload is unpickled
+        #: the harness's training-only workload (built from ``config``), its tensors in shared memory
+        self.workload: Workload = conn.recv()
         self.submission_cls: type[Submission] = submission_class(setup["submission"], setup["submission_source"])
         self.hparams = self.submission_cls.Hparams.from_mapping(
             setup["hparams"], submission=setup["submission"], config=setup["config_from"])
