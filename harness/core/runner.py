@@ -507,6 +507,7 @@ def _manifest(
         "study": cfg.study,
         "trial": cfg.trial,
         "ruleset": cfg.ruleset,
+        "isolation": cfg.isolation,  # where the submission ran: inprocess, or process (docs/decisions.md)
         "config_hash": config_hash(identity),
         "metric": workload.metric,
         "higher_is_better": workload.higher_is_better,
