@@ -28,11 +28,10 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import time
-import types
 from collections import OrderedDict
 from collections.abc import Iterator
+from multiprocessing import spawn
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -78,17 +77,26 @@ def context() -> Any:
 
 
 @contextlib.contextmanager
-def _bare_main() -> Iterator[None]:
-    """While a trainer starts: no ``__main__`` module and no command line for multiprocessing to
-    copy into it. It would import this process's main script in the trainer (slow, and a script
-    without a ``__main__`` guard would run again there) and hand it our command line (whose
-    overrides may name the target)."""
-    main, argv = sys.modules["__main__"], sys.argv
-    sys.modules["__main__"], sys.argv = types.ModuleType("__main__"), ["optbench-trainer"]
+def _bare_start() -> Iterator[None]:
+    """While a trainer starts: what multiprocessing tells the new process about this one is cut
+    to what it needs. Left alone it would import this process's main script in the trainer (slow,
+    and a script without a ``__main__`` guard would run again there), hand it our command line
+    (whose overrides may name the target), and make it switch to our start method (inside a
+    joblib/loky worker, ``loky``, which a trainer cannot load)."""
+    full = spawn.get_preparation_data
+
+    def bare(name: str) -> dict[str, Any]:
+        data = full(name)
+        for key in ("init_main_from_name", "init_main_from_path"):
+            data.pop(key, None)
+        data.update(sys_argv=["optbench-trainer"], start_method="forkserver")
+        return data
+
+    spawn.get_preparation_data = bare
     try:
         yield
     finally:
-        sys.modules["__main__"], sys.argv = main, argv
+        spawn.get_preparation_data = full
 
 
 _TRAINING: OrderedDict[str, Workload] = OrderedDict()  # training-only workloads of this process, newest last
@@ -151,7 +159,7 @@ class ProcessTrainer:
         self.process: Any = ctx.Process(target=serve, args=(child, self.control, setup), name="optbench-trainer")
         self.phase, self.step, self.alive = "setup", 0, True
         started = time.monotonic()
-        with _bare_main():
+        with _bare_start():
             self.process.start()
         child.close()
         try:
