@@ -1,7 +1,10 @@
 """One trial: build, train until the target or the budget, record everything.
 
 Read top to bottom: :func:`run_trial` validates the config and finds the record folder;
-:func:`_train` is the loop. Timing rules (docs/decisions.md): construction and evaluation are
+:func:`_train` is the loop. A trainer runs the charged steps between evaluations, in this process
+or, with ``isolation=process``, in a trainer process timed from here (:mod:`harness.core.inprocess`,
+:mod:`harness.core.isolation`); evaluating, deciding and recording are this module's, the same in both.
+Timing rules (docs/decisions.md): construction and evaluation are
 not charged; data production, forward, backward, update and ``prepare_for_eval`` are; the
 budget is checked after every step; a non-finite loss ends the trial as ``diverged``; an
 exception in submission code ends it as ``failed`` with the traceback in the record (an error of
