@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one run of under ten minutes (each trial time-boxed), for a
 # machine lent for a short while: the GPU and torch it has, a trial of each gpu size that has data
-# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target),
+# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target, in-process
+# and with isolation=process),
 # and the harness's GPU step rate against a bare loop. Everything it writes goes to $OUT (default
 # ./gpu-check): env.txt, one <name>.json (the trial's summary) and <name>.log (its progress) per
 # trial, the records under results/. Usage: bash scripts/gpu_check.sh  (PYTHON=python3 by default)
@@ -29,4 +30,7 @@ trial() {  # name, seconds, overrides...
 
 trial gpt-gpu 300 workload=gpt workload.size=gpu
 trial cifar10-gpu 130 workload=cifar10 workload.size=gpu
+# isolation=process on CUDA: the trainer gets the data and the harness's weights as CUDA IPC
+# handles; its evaluations must match the in-process cifar10 trial's above (same seed)
+trial cifar10-gpu-isolated 130 workload=cifar10 workload.size=gpu isolation=process
 echo "done: $OUT"

@@ -450,3 +450,84 @@ def test_an_interrupted_trial_resumes_exactly_in_a_trainer_process(
     reference_rows = read_jsonl(Path(reference["record_dir"]) / "evals.jsonl")
     for row in (r for r in reference_rows if r["event"] == "eval"):
         assert by_step[row["step"]] == pytest.approx(row["metrics"], rel=1e-6, abs=1e-7)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (Linux /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_real_ctrl_c_stops_an_isolated_trial_and_its_trainer(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    args = ["trial", *SMOKE, "submission=adamw", "max_steps=1000000", "checkpoint_every_s=0",
+            "workload.sizes.smoke.eval_every_steps=50", f"results={tmp_path}", PROCESS, "threads=1"]
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=repo, text=True,
+                             env={**os.environ, "PYTHONPATH": str(repo)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.rglob("checkpoint.pt")):
+        time.sleep(0.2)
+    below = descendants(child.pid)
+    assert below  # the forkserver and the trainer
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert read_json(next(tmp_path.rglob("manifest.json")))["status"] == "running"  # resumable
+    time.sleep(0.5)
+    alive = [pid for pid in below if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert alive == []
+
+
+def tensors_in(value: object) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [t for item in value for t in tensors_in(item)] if isinstance(value, (list, tuple)) else []
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "gpt", "cifar10", "rosenbrock"])
+def test_load_training_data_trains_the_same_and_holds_nothing_held_out(smoke_cfg, name: str) -> None:
+    """Each built-in workload's training-only load gives the same batches, model and loss as
+    load(), from a config without targets, and keeps no tensor of load()'s that training does not use."""
+    from omegaconf import OmegaConf
+
+    from harness.config.registry import workload_class
+    from harness.core.trainer import redacted
+    from harness.specs import WorkloadConfig
+
+    cfg = smoke_cfg(f"workload={name}")
+    full = workload_class(name)(cfg.workload, torch.device("cpu"), None)
+    full.load()
+    plain = redacted(OmegaConf.to_container(cfg.workload, resolve=True))
+    assert all(size["target"] != size["target"] and not size["calibration"] for size in plain["sizes"].values())
+    training = workload_class(name)(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), plain),
+                                    torch.device("cpu"), None)
+    training.load_training_data()
+    assert training.num_train_examples == full.num_train_examples and training.target != training.target
+    for a, b in zip(full.train_batches(16, 3), training.train_batches(16, 3), strict=False):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        model = full.build_model(0)
+        assert torch.equal(full.loss(model, a), training.loss(training.build_model(0), b))
+        break
+    for tensor in tensors_in(vars(training)):  # each its own buffer, not a view into held-out data
+        assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+    assert not hasattr(training, "_splits") and not hasattr(training, "_eval")

@@ -179,7 +179,7 @@ class ProcessTrainer:
         self._thaw()
         self.clock.resume()
         try:
-            self.conn.send(("construct", None))
+            self._send(("construct", None))
             message = self._receive(None)
         except TrainerDied as error:
             return Stop(0, "failed", error=str(error), error_in="submission.__init__")
@@ -196,7 +196,7 @@ class ProcessTrainer:
         self.model.load_state_dict(resume["model"])
         self._thaw()
         try:
-            self.conn.send(("restore", resume))
+            self._send(("restore", resume))
             self._expect("restored", timeout=None)  # replays the stream: as long as the steps took
         finally:
             self._freeze()
@@ -210,7 +210,7 @@ class ProcessTrainer:
         self._thaw()
         clock.resume()
         try:
-            self.conn.send(("run", stop_step))
+            self._send(("run", stop_step))
             due_at = min(budget, next_eval_s)
             flagged_at = None
             while not self.conn.poll():
@@ -241,7 +241,7 @@ class ProcessTrainer:
         self._thaw()
         self.clock.resume()
         try:
-            self.conn.send(("state", None))
+            self._send(("state", None))
             self._wait(REPLY_TIMEOUT_S)
             data = self._bytes(None)
         finally:
@@ -262,7 +262,7 @@ class ProcessTrainer:
         self.phase = "reports"
         self._thaw()
         try:
-            self.conn.send(("reports", None))
+            self._send(("reports", None))
             message = self._receive(REPLY_TIMEOUT_S)
         except (TrainerDied, OSError):
             return None, None
@@ -287,6 +287,12 @@ class ProcessTrainer:
         self.process = None
 
     # ------------------------------------------------------------------ messages
+    def _send(self, command: tuple[str, Any]) -> None:
+        try:
+            self.conn.send(command)
+        except OSError:  # a broken pipe: the trainer is gone
+            raise self._died() from None
+
     def _wait(self, timeout: float | None) -> None:
         """Until a message is there or ``timeout`` passes; a trainer that died raises."""
         ready = wait([self.conn, self.process.sentinel], timeout)
