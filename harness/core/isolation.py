@@ -57,6 +57,8 @@ STOP_GRACE_S = 60.0
 REPLY_TIMEOUT_S = 120.0
 #: the longest a message from the trainer may be (a traceback, the reports), in bytes
 MAX_MESSAGE = 16 * 2**20
+#: where a trainer's stop may say a failure happened
+SUBMISSION_PARTS = ("submission.__init__", "submission.update", "submission.prepare_for_eval")
 #: how often the harness wakes while the trainer runs, to report progress
 PROGRESS_POLL_S = 1.0
 
@@ -180,7 +182,7 @@ class ProcessTrainer:
         self.clock.resume()
         try:
             self._send(("construct", None))
-            message = self._receive(None)
+            message = self._read()
         except TrainerDied as error:
             return Stop(0, "failed", error=str(error), error_in="submission.__init__")
         finally:
@@ -226,14 +228,13 @@ class ProcessTrainer:
                 self.progress.tick(int(control[STEP]), now)
                 timeout = PROGRESS_POLL_S if flagged_at is not None else min(PROGRESS_POLL_S, due_at - now)
                 self._wait(max(timeout, 0.0) if math.isfinite(timeout) else PROGRESS_POLL_S)
-            message = self._read()
+            return self._stop(self._read(), expected_step=self.step)
         except TrainerDied as error:
             return Stop(self.step, "failed", error=str(error), error_in="submission")
         finally:
             clock.pause()
             if self.alive:
                 self._freeze()
-        return self._stop(message, expected_step=self.step)
 
     def state(self) -> dict[str, Any]:
         """The trainer's state for a checkpoint; the trainer runs to send it, so it is charged."""
@@ -242,8 +243,7 @@ class ProcessTrainer:
         self.clock.resume()
         try:
             self._send(("state", None))
-            self._wait(REPLY_TIMEOUT_S)
-            data = self._bytes(None)
+            data = self._bytes(REPLY_TIMEOUT_S)
         finally:
             self.clock.pause()
             self._freeze()
@@ -263,7 +263,7 @@ class ProcessTrainer:
         self._thaw()
         try:
             self._send(("reports", None))
-            message = self._receive(REPLY_TIMEOUT_S)
+            message = self._read(REPLY_TIMEOUT_S)
         except (TrainerDied, OSError):
             return None, None
         finally:
@@ -309,8 +309,9 @@ class ProcessTrainer:
         except (EOFError, OSError):
             raise self._died() from None
 
-    def _read(self) -> dict[str, Any]:
-        data = self._bytes(None, MAX_MESSAGE)
+    def _read(self, timeout: float | None = None) -> dict[str, Any]:
+        """The trainer's next message (JSON), waiting at most ``timeout`` (None: until it comes or dies)."""
+        data = self._bytes(timeout, MAX_MESSAGE)
         try:
             message = json.loads(data)
         except ValueError:
@@ -319,14 +320,9 @@ class ProcessTrainer:
             raise TrainerDied(f"the trainer sent a message that is not one of the harness's (during {self.phase})")
         return message
 
-    def _receive(self, timeout: float | None) -> dict[str, Any]:
-        if timeout is not None:
-            self._wait(timeout)
-        return self._read()
-
     def _expect(self, event: str, timeout: float | None = None) -> None:
         """A reply ``event``, else the trainer's failure as a harness error."""
-        message = self._receive(timeout)
+        message = self._read(timeout)
         if message["event"] != event:
             raise TrainerDied(f"the trainer failed during {self.phase}:\n{message.get('error', message)}")
 
@@ -339,9 +335,12 @@ class ProcessTrainer:
                 status not in STATUSES:
             raise TrainerDied(f"the trainer sent a malformed stop message (during {self.phase})")
         self.step = step
-        loss = message.get("loss")
+        loss, error_in = message.get("loss"), message.get("error_in")
+        if status == "failed" and error_in not in SUBMISSION_PARTS:
+            error_in = "submission"  # a stop is the submission's: it cannot name the harness
         return Stop(step, status, float(loss) if isinstance(loss, (int, float)) else math.nan,
-                    error=message.get("error"), error_in=message.get("error_in"))
+                    error=str(message.get("error")) if status == "failed" else None,
+                    error_in=error_in if status == "failed" else None)
 
     def _died(self) -> Exception:
         """The error for a trainer that ended: an interrupt when a signal came to the harness too."""
