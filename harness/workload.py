@@ -182,6 +182,27 @@ class Workload(ABC):
     def load(self) -> None:
         """Find, read and move the data to the device. Raise UserError when it is missing."""
 
+    def load_training_data(self) -> None:
+        """Load only what :meth:`train_batches`, :meth:`loss` and :meth:`build_model` need: no
+        validation or test split is kept (read them if they share a file, then drop them).
+
+        The trainer process of ``isolation=process`` calls this instead of :meth:`load`, on a
+        workload whose targets were removed from its config, so that nothing a submission can
+        reach there holds held-out data (docs/decisions.md). Optional: a workload without it
+        runs in-process only. After it, :meth:`evaluate` is not available.
+        """
+        raise UserError(
+            f"Workload '{self.name}' ({type(self).__module__}.{type(self).__qualname__}) does not implement "
+            f"load_training_data(), which isolation=process needs: the trainer process loads only the "
+            f"training data. Implement it (like load(), keeping no validation or test split; see "
+            f"harness/workload.py), or run with isolation=inprocess."
+        )
+
+    @classmethod
+    def loads_training_data_alone(cls) -> bool:
+        """Whether this workload implements :meth:`load_training_data` (isolation=process needs it)."""
+        return cls.load_training_data is not Workload.load_training_data
+
     @property
     @abstractmethod
     def num_train_examples(self) -> int:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one run of under ten minutes (each trial time-boxed), for a
 # machine lent for a short while: the GPU and torch it has, a trial of each gpu size that has data
-# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target),
-# gpt's step rate compiled and eager, a 2-process data-parallel trial where there are two GPUs,
-# and, where FASHION_MNIST names a folder of its files (none ships here), the harness's GPU step
-# rate against a bare loop (scripts/bench_overhead.py). Everything it writes goes to $OUT (default
+# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target,
+# in-process and with isolation=process), gpt's step rate compiled and eager, a 2-process
+# data-parallel trial where there are two GPUs, and, where FASHION_MNIST names a folder of its
+# files (none ships here), the harness's GPU step rate against a bare loop
+# (scripts/bench_overhead.py). Everything it writes goes to $OUT (default
 # ./gpu-check): env.txt, one <name>.json (the trial's summary) and <name>.log (its progress) per
 # trial, the records under results/. Usage: bash scripts/gpu_check.sh  (PYTHON=python3 by default)
 set -uo pipefail
@@ -44,4 +45,7 @@ if [ -n "${FASHION_MNIST:-}" ]; then
     timeout 120 "$PY" scripts/bench_overhead.py device=cuda data_dir="$FASHION_MNIST" > "$OUT/overhead.txt" 2>&1
     echo "overhead: $(tail -n 1 "$OUT/overhead.txt")"
 fi
+# isolation=process on CUDA: the trainer gets the data and the harness's weights as CUDA IPC
+# handles; its evaluations must match the in-process cifar10 trial's above (same seed)
+trial cifar10-gpu-isolated 130 workload=cifar10 workload.size=gpu isolation=process
 echo "done: $OUT"

@@ -28,7 +28,7 @@ def test_suite_config_composes() -> None:
     cfg = compose_config("suite", ["submissions=[adamw,sgd]", "studies=1"])
     assert list(cfg.submissions) == ["adamw", "sgd"] and cfg.studies == 1
     assert cfg.name == "mini" and list(cfg.workloads) == ["fashion_mnist", "gpt", "cifar10"] and cfg.trials == 3
-    assert cfg.launcher == "parallel" and list(cfg.trial_settings) == ["threads=1"]
+    assert cfg.launcher == "parallel" and list(cfg.trial_settings) == ["threads=1", "isolation=process"]
     cpu = compose_config("suite", ["suite=cpu"])
     assert cpu.size == "cpu" and len(cpu.workloads) == 3 and cpu.launcher == "inline"
     smoke = compose_config("suite", ["suite=smoke"])
@@ -96,3 +96,10 @@ def test_every_built_in_submission_takes_its_schedule_from_one_shared_file() -> 
     for name in submission_names():
         text = (resources.files("configs") / "submission" / f"{name}.yaml").read_text()
         assert "- /schedule@hparams: " in text and "decay_fraction" not in text, name
+
+
+def test_isolation_takes_two_values() -> None:
+    assert compose_config("trial", []).isolation == "inprocess"  # a single trial: in-process
+    validate_trial_config(compose_config("trial", ["isolation=process"]))
+    with pytest.raises(UserError, match="isolation='sandbox' is not valid"):
+        validate_trial_config(compose_config("trial", ["isolation=sandbox"]))

@@ -4,14 +4,17 @@ is a submission file of the kind a participant could hand in, run through the re
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from harness.cli import main
-from harness.core.records import read_json
+from harness.core.records import read_json, read_jsonl
 from harness.core.source_audit import audit_source
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu",
@@ -118,3 +121,413 @@ def test_work_done_in_init_is_charged(tmp_path: Path, capsys: pytest.CaptureFixt
 ])
 def test_the_static_audit_names_each_escape_hatch(source: str, kinds: set[str]) -> None:
     assert {f["kind"] for f in audit_source(source)} == kinds
+
+
+# ---------------------------------------------------------------------------- what the submission is handed
+LEADS = ("func", "__self__", "__closure__", "__dict__", "__wrapped__", "args", "keywords", "__func__")
+
+
+def reaches_workload(obj: object, depth: int = 3) -> bool:
+    """Whether a Workload is reachable from ``obj`` through the attributes a probe would try first."""
+    from harness.workload import Workload
+
+    if isinstance(obj, Workload):
+        return True
+    if depth == 0:
+        return False
+    children: list = []
+    for name in LEADS:
+        try:
+            value = getattr(obj, name)
+        except (AttributeError, ValueError):
+            continue
+        children += list(value.values()) if isinstance(value, dict) else \
+            [c.cell_contents for c in value] if name == "__closure__" and value else \
+            list(value) if isinstance(value, tuple) else [value]
+    return any(reaches_workload(child, depth - 1) for child in children)
+
+
+def test_the_loss_function_leads_to_no_workload_object(smoke_cfg) -> None:
+    from harness.config.registry import workload_class
+    from harness.core.parts import model_and_info, training_stream
+    from harness.core.runner import loaded
+
+    cfg = smoke_cfg()
+    workload = loaded(workload_class("fashion_mnist")(cfg.workload, torch.device("cpu"), None), cfg)
+    model, _ = model_and_info(workload, 32, 0)
+    batches, compute_loss = training_stream(workload, model, 32, 0)
+    assert not reaches_workload(compute_loss)
+    assert not any(reaches_workload(getattr(compute_loss, name)) for name in dir(compute_loss)
+                   if not name.startswith("__"))
+    with pytest.raises(TypeError):
+        vars(compute_loss)
+    with pytest.raises(TypeError):
+        copy.copy(compute_loss)
+    assert torch.isfinite(compute_loss(next(batches)))  # and it still is the workload's loss
+
+
+# ---------------------------------------------------------------------------- isolation=process
+PROCESS = "isolation=process"
+PROBE_TARGET = 0.91234  # a value found nowhere else, so that a search for it finds only the target
+
+GC_PROBE = HEADER + '''
+import gc, json, math, warnings
+from pathlib import Path
+
+TARGET = ''' + repr(PROBE_TARGET) + '''
+
+
+def search():
+    """Everything the garbage collector reaches: workloads, the target, held-out tensors."""
+    from harness.workload import Workload
+    found = {"workloads": [], "target": 0, "held_out": 0, "objects": 0}
+    warnings.simplefilter("ignore")  # isinstance() on some of torch's lazy modules warns
+    for obj in gc.get_objects():
+        found["objects"] += 1
+        if isinstance(obj, Workload):
+            found["workloads"].append({"target": obj.target, "splits": sorted(getattr(obj, "_splits", {}))})
+        elif isinstance(obj, torch.Tensor) and obj.ndim >= 1 and obj.shape[0] in (200, 300):
+            found["held_out"] += 1  # the smoke size's 200 validation and 300 test examples
+        elif isinstance(obj, (dict, list, tuple)) and obj is not globals():
+            values = obj.values() if isinstance(obj, dict) else obj
+            found["target"] += sum(1 for v in values if (isinstance(v, float) and v == TARGET)
+                                   or (isinstance(v, str) and repr(TARGET) in v))
+    return found
+
+
+class GcProbe(Base):
+    """In __init__, look for the workload; if found, train on its validation split."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        found = search()
+        Path(__file__).with_suffix(".found.json").write_text(json.dumps(found))
+        for obj in gc.get_objects():
+            splits = getattr(obj, "_splits", None) if type(obj).__name__ == "FashionMNIST" else None
+            if splits:
+                images, labels = splits["validation"]
+                for _ in range(300):
+                    loss = torch.nn.functional.cross_entropy(model(images), labels)
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+'''
+
+THREAD_PROBE = HEADER + '''
+import threading
+from pathlib import Path
+
+
+class ThreadProbe(Base):
+    """Starts a thread that keeps working (here: writes the time every 2 ms) whenever it can run."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        path = Path(__file__).with_suffix(".ticks")
+
+        def work():
+            with open(path, "a") as out:
+                while True:
+                    out.write(f"{time.time()}\\n")
+                    out.flush()
+                    time.sleep(0.002)
+
+        threading.Thread(target=work, daemon=True).start()
+'''
+
+DIES = HEADER + '''
+import os, signal
+
+
+class Dies(Base):
+    """Kills its own process at the fifth step."""
+
+    def update(self, batch, compute_loss):
+        if getattr(self, "steps", 0) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.steps = getattr(self, "steps", 0) + 1
+        return super().update(batch, compute_loss)
+'''
+
+FAILS = HEADER + '''
+class Fails(Base):
+    """Fails where its class attribute says."""
+
+    where = "update"
+
+    def __init__(self, model, hparams, info):
+        if self.where == "__init__":
+            raise ValueError("broken in __init__")
+        super().__init__(model, hparams, info)
+
+    def update(self, batch, compute_loss):
+        if self.where == "update":
+            raise ValueError("broken in update")
+        if self.where == "exit":
+            raise SystemExit(0)
+        if self.where == "nan":
+            super().update(batch, compute_loss)
+            return torch.tensor(float("nan"))
+        if self.where == "contract":
+            return 1.0
+        return super().update(batch, compute_loss)
+
+    def prepare_for_eval(self):
+        if self.where == "prepare_for_eval":
+            raise ValueError("broken in prepare_for_eval")
+'''
+
+
+def trial(tmp_path: Path, source: str, cls: str, capsys: pytest.CaptureFixture, *extra: str,
+          code: int = 0) -> dict:
+    """The summary of one trial of the probe ``cls`` in ``source`` (exit status ``code``)."""
+    path = tmp_path / f"{cls.lower()}.py"
+    path.write_text(source)
+    status = main(["trial", f"submission={path}:{cls}", *SMOKE, f"results={tmp_path / 'results'}",
+                   "threads=1", "rerun=true", *extra])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert status == code, out
+    return json.loads(out[-1])
+
+
+def test_the_clock_attack_has_no_effect_in_a_trainer_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    honest = trial(tmp_path, HONEST, "Honest", capsys, "max_steps=100", PROCESS)
+    attack = trial(tmp_path, CLOCK_ATTACK, "ClockAttack", capsys, "max_steps=100", PROCESS)
+    assert honest["steps"] == attack["steps"] == 100
+    assert attack["submission_time_s"] > 1.0 and attack["submission_time_s"] > 0.8 * honest["submission_time_s"]
+    assert not attack["timing"]["clock_suspect"] and not honest["timing"]["clock_suspect"]
+
+
+def test_gc_finds_the_workload_in_process_and_nothing_held_out_in_a_trainer_process(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    settings = [f"workload.sizes.smoke.target={PROBE_TARGET}", "workload.sizes.smoke.eval_every_steps=10",
+                "max_steps=200", "submission.hparams.batch_size=50"]
+    found_file = tmp_path / "gcprobe.found.json"
+    # In-process the probe finds the workload, its target and its held-out data, and trains on
+    # the validation split in __init__: the first evaluation reaches the target. Its work is charged.
+    inprocess = trial(tmp_path, GC_PROBE, "GcProbe", capsys, *settings)
+    found = json.loads(found_file.read_text())
+    assert {"target": PROBE_TARGET, "splits": ["test", "validation"]} in found["workloads"]
+    assert found["target"] > 0 and found["held_out"] > 0
+    assert inprocess["status"] == "reached" and inprocess["steps_to_target"] == 10
+    assert inprocess["timing"]["construction_s"] > 0.05
+    # In a trainer process the same search finds no target, no held-out tensor, and only the
+    # training-only workload (target NaN, no evaluation splits): the probe trains honestly.
+    isolated = trial(tmp_path, GC_PROBE, "GcProbe", capsys, *settings, PROCESS)
+    found = json.loads(found_file.read_text())
+    assert found["objects"] > 10_000 and found["target"] == 0 and found["held_out"] == 0
+    assert all(w["splits"] == [] and w["target"] != w["target"] for w in found["workloads"])  # NaN
+    assert isolated["steps_to_target"] is None or isolated["steps_to_target"] > 10
+    assert isolated["target"] == PROBE_TARGET  # the harness's records keep it
+
+
+def test_the_trajectory_is_the_same_in_both_modes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = {}
+    for mode in ("inprocess", "process"):
+        summary = trial(tmp_path, HONEST.replace("time.sleep(0.01)", "pass"), "Honest", capsys,
+                        "workload.sizes.smoke.eval_every_steps=10", "max_steps=60", f"isolation={mode}")
+        rows = read_jsonl(Path(summary["record_dir"]) / "evals.jsonl")
+        runs[mode] = {e["step"]: e["metrics"] for e in rows if e["event"] == "eval"}
+        assert summary["status"] == "not_reached" and summary["memory"]["optimizer_state_bytes"] == 0
+    assert list(runs["process"]) == [10, 20, 30, 40, 50, 60]
+    for step, metrics in runs["inprocess"].items():
+        assert runs["process"][step] == pytest.approx(metrics, rel=1e-6, abs=1e-7)
+
+
+def test_the_trainer_is_stopped_while_the_harness_evaluates(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread the submission starts cannot run (so cannot train) while the harness evaluates."""
+    from workloads.fashion_mnist import FashionMNIST
+
+    real_evaluate, windows = FashionMNIST.evaluate, []
+
+    def slow_evaluate(self, model, split):
+        started = time.time()
+        time.sleep(0.3)
+        result = real_evaluate(self, model, split)
+        windows.append((started, time.time()))
+        return result
+
+    monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
+    ticks_file = tmp_path / "threadprobe.ticks"
+
+    def ticks_during_evaluation(mode: str) -> tuple[int, int]:
+        windows.clear()
+        ticks_file.unlink(missing_ok=True)
+        trial(tmp_path, THREAD_PROBE, "ThreadProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
+              "max_steps=30", f"isolation={mode}")
+        ticks = [float(t) for t in ticks_file.read_text().split()]
+        inside = sum(1 for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001)
+        return len(ticks), inside
+
+    assert ticks_during_evaluation("inprocess")[1] > 50  # in-process the thread runs on: the probe sees it
+    total, inside = ticks_during_evaluation("process")
+    assert len(windows) == 4 and total > 5 and inside == 0
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSEGV"])
+def test_a_trainer_that_dies_ends_the_trial_as_failed(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                      signal_name: str) -> None:
+    started = time.monotonic()
+    summary = trial(tmp_path, DIES.replace("SIGKILL", signal_name), "Dies", capsys, "max_steps=50", PROCESS, code=3)
+    assert time.monotonic() - started < 30
+    assert summary["status"] == "failed" and summary["error_in"] == "submission" and summary["steps"] == 0
+    assert f"killed by {signal_name}" in summary["error_message"]
+    manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
+    assert manifest["status"] == "failed" and manifest["summary"]["error_in"] == "submission"
+
+
+@pytest.mark.parametrize(("where", "status", "error_in"), [
+    ("__init__", "failed", "submission.__init__"),
+    ("update", "failed", "submission.update"),
+    ("exit", "failed", "submission.update"),
+    ("contract", "failed", "submission.update"),
+    ("prepare_for_eval", "failed", "submission.prepare_for_eval"),
+    ("nan", "diverged", None),
+])
+def test_failures_in_a_trainer_process_are_the_submission_s(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                            where: str, status: str, error_in: str | None) -> None:
+    source = FAILS.replace('where = "update"', f'where = "{where}"')
+    summary = trial(tmp_path, source, "Fails", capsys, "workload.sizes.smoke.eval_every_steps=10", "max_steps=30",
+                    PROCESS, code=3 if status == "failed" else 0)
+    assert summary["status"] == status and summary.get("error_in") == error_in
+    if where in ("__init__", "update", "prepare_for_eval"):
+        assert f"ValueError: broken in {where}" in summary["error_message"]
+
+
+def test_a_workload_without_load_training_data_is_refused_clearly(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.workload import Workload
+    from workloads.fashion_mnist import FashionMNIST
+
+    monkeypatch.setattr(FashionMNIST, "load_training_data", Workload.load_training_data)
+    path = tmp_path / "honest.py"
+    path.write_text(HONEST)
+    assert main(["trial", f"submission={path}:Honest", *SMOKE, f"results={tmp_path}", PROCESS]) == 2
+    err = capsys.readouterr().err
+    assert "load_training_data()" in err and "isolation=inprocess" in err
+    assert not any(tmp_path.rglob("manifest.json"))  # refused before a record was started
+
+
+def test_an_interrupted_trial_resumes_exactly_in_a_trainer_process(
+        smoke_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer sends its state at each checkpoint and is handed it back on resume; an
+    interrupt leaves no trainer behind. The result is the uninterrupted in-process trial's."""
+    import harness.core.isolation as isolation
+    import harness.core.runner as runner
+    from workloads.fashion_mnist import FashionMNIST
+
+    settings = ["submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=60", "checkpoint_every_s=0",
+                "workload.sizes.smoke.eval_every_steps=10", "threads=1"]
+    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    trainers, real_init = [], isolation.ProcessTrainer.__init__
+
+    def recorded_init(self, *args, **kwargs):
+        trainers.append(self)
+        real_init(self, *args, **kwargs)
+
+    real_evaluate, calls = FashionMNIST.evaluate, []
+
+    def interrupted_evaluate(self, model, split):
+        calls.append(split)
+        if len(calls) == 4:  # the 4th evaluation (step 40): a Ctrl-C
+            raise KeyboardInterrupt
+        return real_evaluate(self, model, split)
+
+    monkeypatch.setattr(isolation.ProcessTrainer, "__init__", recorded_init)
+    monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
+    cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}", PROCESS)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_trial(cfg)
+    assert len(trainers) == 1 and trainers[0].process is None  # killed and reaped
+    monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
+    resumed = runner.run_trial(cfg)
+    record_dir = Path(resumed["record_dir"])
+    assert resumed["steps"] == reference["steps"] == 60 and resumed["status"] == "not_reached"
+    rows = read_jsonl(record_dir / "evals.jsonl")
+    assert [r["step"] for r in rows if r["event"] == "resume"] == [30]
+    by_step = {r["step"]: r["metrics"] for r in rows if r["event"] == "eval"}
+    reference_rows = read_jsonl(Path(reference["record_dir"]) / "evals.jsonl")
+    for row in (r for r in reference_rows if r["event"] == "eval"):
+        assert by_step[row["step"]] == pytest.approx(row["metrics"], rel=1e-6, abs=1e-7)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (Linux /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_real_ctrl_c_stops_an_isolated_trial_and_its_trainer(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    args = ["trial", *SMOKE, "submission=adamw", "max_steps=1000000", "checkpoint_every_s=0",
+            "workload.sizes.smoke.eval_every_steps=50", f"results={tmp_path}", PROCESS, "threads=1"]
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=repo, text=True,
+                             env={**os.environ, "PYTHONPATH": str(repo)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.rglob("checkpoint.pt")):
+        time.sleep(0.2)
+    below = descendants(child.pid)
+    assert below  # the forkserver and the trainer
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert read_json(next(tmp_path.rglob("manifest.json")))["status"] == "running"  # resumable
+    time.sleep(0.5)
+    alive = [pid for pid in below if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert alive == []
+
+
+def tensors_in(value: object) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [t for item in value for t in tensors_in(item)] if isinstance(value, (list, tuple)) else []
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "gpt", "cifar10", "rosenbrock"])
+def test_load_training_data_trains_the_same_and_holds_nothing_held_out(smoke_cfg, name: str) -> None:
+    """Each built-in workload's training-only load gives the same batches, model and loss as
+    load(), from a config without targets, and keeps no tensor of load()'s that training does not use."""
+    from omegaconf import OmegaConf
+
+    from harness.config.registry import workload_class
+    from harness.core.trainer import redacted
+    from harness.specs import WorkloadConfig
+
+    cfg = smoke_cfg(f"workload={name}")
+    full = workload_class(name)(cfg.workload, torch.device("cpu"), None)
+    full.load()
+    plain = redacted(OmegaConf.to_container(cfg.workload, resolve=True))
+    assert all(size["target"] != size["target"] and not size["calibration"] for size in plain["sizes"].values())
+    training = workload_class(name)(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), plain),
+                                    torch.device("cpu"), None)
+    training.load_training_data()
+    assert training.num_train_examples == full.num_train_examples and training.target != training.target
+    for a, b in zip(full.train_batches(16, 3), training.train_batches(16, 3), strict=False):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        model = full.build_model(0)
+        assert torch.equal(full.loss(model, a), training.loss(training.build_model(0), b))
+        break
+    for tensor in tensors_in(vars(training)):  # each its own buffer, not a view into held-out data
+        assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+    assert not hasattr(training, "_splits") and not hasattr(training, "_eval")

@@ -138,14 +138,33 @@ class Cifar10(Workload):
                "arch": (dict,)}
 
     def load(self) -> None:
+        data = self._read()
+        validation = self._load_training(data)
+        test = (torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels))
+        self._splits = {
+            name: (self._normalise(x.to(self.device)), y.to(self.device))
+            for name, (x, y) in (("validation", validation), ("test", test))
+        }
+
+    def load_training_data(self) -> None:
+        self._load_training(self._read())  # the test images are read with the training ones, then dropped
+
+    def _read(self) -> ImageData:
+        """Both splits as uint8 arrays (generated for the smoke size); sets the data's description."""
         options = self.spec.options
         if options.get("synthetic", False):
             root = generated_root(int(options.get("seed", 0)))
             data, self._source = read_class_folders(root, NUM_CLASSES), "generated smoke data"
         else:
             data, self._source = find_data(self.data_dir)
+        return data
+
+    def _load_training(self, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split on the device; returns the validation split (uint8, on the CPU),
+        carved from the training images, for :meth:`load` to keep."""
+        options = self.spec.options
         images, labels = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
-        (train_x, train_y), (val_x, val_y) = split_off(
+        (train_x, train_y), validation = split_off(
             images, labels, int(options.get("validation_examples", 5000)), int(options.get("split_seed", 0))
         )
         # Per-channel statistics of the training split (its first 5,000 images, a random sample
@@ -156,11 +175,7 @@ class Cifar10(Workload):
         # Training images stay uint8 NHWC, zero-padded once for the random crops: (N, 40, 40, 3).
         self._train_padded = F.pad(train_x, (0, 0, PAD, PAD, PAD, PAD)).to(self.device)
         self._train_labels = train_y.to(self.device)
-        test = (torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels))
-        self._splits = {
-            name: (self._normalise(x.to(self.device)), y.to(self.device))
-            for name, (x, y) in (("validation", (val_x, val_y)), ("test", test))
-        }
+        return validation
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, C) → normalised float32 (B, C, H, W), stored channels-last.

@@ -76,27 +76,39 @@ class FashionMNIST(Workload):
     options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,)}
 
     def load(self) -> None:
+        root = self._root()
+        validation = self._load_training(root)
+        test_x, test_y = read_split(root, train=False)
+        self._splits = {"validation": validation, "test": self._prepare(test_x, test_y)}
+
+    def load_training_data(self) -> None:
+        self._load_training(self._root())  # the validation split it returns is dropped here
+
+    def _load_training(self, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split on the device; returns the validation split (carved from the same
+        file), for :meth:`load` to keep."""
+        options = self.spec.options
+        train_x, train_y = read_split(root, train=True)
+        (train_x, train_y), (val_x, val_y) = split_off(
+            train_x, train_y, int(options.get("validation_examples", 10_000)), int(options.get("split_seed", 0))
+        )
+        # Normalise with training-split statistics; keep (N, 1, 28, 28) float32 on the device.
+        self._mean, self._std = train_x.float().mean() / 255, train_x.float().std() / 255
+        self._train = self._prepare(train_x, train_y)
+        return self._prepare(val_x, val_y)
+
+    def _root(self) -> Path:
+        """The folder of the IDX files (generated for the smoke size); sets the data's description."""
         options = self.spec.options
         if options.get("synthetic", False):
             root, self._source = generated_root(int(options.get("seed", 0))), "generated smoke data"
         else:
             root, self._source = find_or_download(self.data_dir)
-        train_x, train_y = read_split(root, train=True)
-        test_x, test_y = read_split(root, train=False)
-        (train_x, train_y), (val_x, val_y) = split_off(
-            train_x, train_y, int(options.get("validation_examples", 10_000)), int(options.get("split_seed", 0))
-        )
-        # Normalise with training-split statistics; keep (N, 1, 28, 28) float32 on the device.
-        mean, std = train_x.float().mean() / 255, train_x.float().std() / 255
+        return root
 
-        def prepare(images: torch.Tensor) -> torch.Tensor:
-            return ((images.float() / 255 - mean) / std).unsqueeze(1).to(self.device)
-
-        self._train = (prepare(train_x), train_y.long().to(self.device))
-        self._splits = {
-            "validation": (prepare(val_x), val_y.long().to(self.device)),
-            "test": (prepare(test_x), test_y.long().to(self.device)),
-        }
+    def _prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ((images.float() / 255 - self._mean) / self._std).unsqueeze(1).to(self.device), labels.long().to(
+            self.device)
 
     @property
     def num_train_examples(self) -> int:

@@ -204,6 +204,19 @@ class CharGPT(Workload):
         self.block_size = GPTConfig(vocab_size=1, **self.model_settings).block_size  # validates early
 
     def load(self) -> None:
+        splits = self._load_training()
+        self._eval = {  # (W, T+1) each: the same windows at every evaluation
+            split: evaluation_windows(splits[split], self.block_size, int(self.data_options["eval_windows"])).to(
+                self.device)
+            for split in ("validation", "test")
+        }
+
+    def load_training_data(self) -> None:
+        self._load_training()  # the held-out slices of the corpus it returns are dropped here
+
+    def _load_training(self) -> dict[str, torch.Tensor]:
+        """The training slice on the device and the vocabulary (of the whole corpus: the model's
+        size depends on it); returns every slice, for :meth:`load` to keep the held-out ones."""
         text, source = self._read_corpus()
         corpus = encode_chars(text, source)
         self.vocab = corpus.vocab
@@ -211,12 +224,10 @@ class CharGPT(Workload):
         splits = contiguous_split(corpus.tokens, float(o["validation_fraction"]), float(o["test_fraction"]))
         if splits["train"].numel() <= self.block_size:
             raise UserError(f"The corpus from {source} ({len(text)} characters) is too short to train on.")
-        self._train = splits["train"].to(self.device)
-        self._eval = {  # (W, T+1) each: the same windows at every evaluation
-            split: evaluation_windows(splits[split], self.block_size, int(o["eval_windows"])).to(self.device)
-            for split in ("validation", "test")
-        }
+        # A copy, not a view: a view's storage would still hold the held-out slices.
+        self._train = splits["train"].clone().to(self.device)
         self._source = f"{source}: {len(text):,} characters, vocabulary of {corpus.vocab_size}"
+        return splits
 
     def _read_corpus(self) -> tuple[str, str]:
         o = self.data_options

@@ -66,6 +66,9 @@ class Rosenbrock(Workload):
         self.start = start_point(self.dim, options.get("start"))
         self.jitter = float(options.get("start_jitter", 0.0))
 
+    def load_training_data(self) -> None:
+        self.load()  # no data: nothing is held out
+
     @property
     def num_train_examples(self) -> int:
         return NOMINAL_EXAMPLES

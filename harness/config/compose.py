@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from harness.config.schema import DEVICES, register_schemas
+from harness.config.schema import DEVICES, ISOLATION, register_schemas
 from harness.errors import UserError
 from harness.identity import digest
 
@@ -144,6 +144,9 @@ def validate_trial_config(cfg: DictConfig) -> None:
     device = str(cfg.device)
     if device.split(":")[0] not in DEVICES:
         raise UserError(f"device='{device}' is not valid. Use one of: auto, cpu, cuda, cuda:<index>.")
+    if cfg.isolation not in ISOLATION:
+        raise UserError(f"isolation='{cfg.isolation}' is not valid. Use inprocess (the submission in the harness's "
+                        f"process) or process (in a trainer process of its own; docs/decisions.md).")
     if cfg.max_runtime_s is not None and cfg.max_runtime_s <= 0:
         raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be positive.")
     if cfg.threads is not None and cfg.threads <= 0:

@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from harness.specs import SizeSpec, VariantSpec, WorkloadConfig  # noqa: F401 (schemas of the workload group)
 
 DEVICES = ("auto", "cpu", "cuda")
+ISOLATION = ("inprocess", "process")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrialConfig:
     compile: str = "auto"  # true | false | auto (on for CUDA trials of gpu sizes): torch.compile before the clock
     charge_compile: bool = False  # compile in the first steps, under the clock, instead (AlgoPerf's rule)
     nproc: int = 1  # data parallel: processes of one trial (DDP; batch_size is the global batch)
+    isolation: str = "inprocess"  # inprocess | process: the submission in a trainer process (docs/decisions.md)
 
 
 @dataclass

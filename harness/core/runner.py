@@ -1,7 +1,10 @@
 """One trial: build, train until the target or the budget, record everything.
 
 Read top to bottom: :func:`run_trial` validates the config and finds the record folder;
-:func:`_train` is the loop. Timing rules (docs/decisions.md): construction and evaluation are
+:func:`_train` is the loop. A trainer runs the charged steps between evaluations, in this process
+or, with ``isolation=process``, in a trainer process timed from here (:mod:`harness.core.inprocess`,
+:mod:`harness.core.isolation`); evaluating, deciding and recording are this module's, the same in both.
+Timing rules (docs/decisions.md): construction and evaluation are
 not charged; data production, forward, backward, update and ``prepare_for_eval`` are; the
 budget is checked after every step; a non-finite loss ends the trial as ``diverged``; an
 exception in submission code ends it as ``failed`` with the traceback in the record (an error of
@@ -30,24 +33,23 @@ from omegaconf import DictConfig
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import submission_class, workload_class
-from harness.core.checkpoint import capture_rng, load_checkpoint, remove_checkpoint, restore_rng, save_checkpoint
-from harness.core.clock import SubmissionClock
-from harness.core.compile import compile_before_clock, compile_identity
+from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from harness.core.compile import compile_identity
 from harness.core.distributed import current_team, launch, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
+from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import UserInterrupts, user_interrupts
-from harness.core.memory import MemoryMeter
-from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.isolation import ProcessTrainer, check_isolation
 from harness.core.precision import evaluation_precision, precision_identity, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
 from harness.core.source_audit import audit_file
+from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.trial_lock import TrialLock
 from harness.errors import UserError
 from harness.identity import better, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
-from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
 
@@ -140,10 +142,6 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
     return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
 
 
-UPDATE_CONTRACT = ("Submission.update(batch, compute_loss) must return the step's loss as a one-element tensor "
-                   "(e.g. `return loss.detach()`); it returned a {found}. See docs/writing-a-submission.md.")
-
-
 def run_trial_command(overrides: list[str]) -> dict[str, Any]:
     """``optbench trial``: the trial the overrides describe; its summary without the traceback of
     a failure (that is in its record)."""
@@ -164,6 +162,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
                                                   config=cfg.submission.get("config_from"))
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
+    if cfg.isolation == "process":
+        check_isolation(workload, processes(cfg), compile_identity(cfg.compile, cfg.charge_compile, workload, device))
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
     identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)
@@ -257,9 +257,11 @@ def _train(
 ) -> dict[str, Any]:
     """The training loop. Returns the summary; every evaluation is already in the record.
 
-    With ``resume`` (a checkpoint), the model, submission, RNGs, counters and clock are put
-    back and the batch stream is replayed up to the checkpoint's step, so the run continues
-    exactly where the checkpoint was taken; the time lost after it is never charged.
+    The trainer (:func:`_trainer`: in this process, or a trainer process with ``isolation=process``)
+    runs the charged steps up to each evaluation; this loop evaluates, decides and records, the
+    same in both modes. With ``resume`` (a checkpoint), the model, submission, RNGs, counters and
+    clock are put back and the batch stream is replayed up to the checkpoint's step, so the run
+    continues exactly where the checkpoint was taken; the time lost after it is never charged.
 
     Anything submission code raises — ``SystemExit`` and a ``KeyboardInterrupt`` it raises
     itself included — ends the trial as ``failed`` in that part of the submission; only a real
@@ -268,45 +270,53 @@ def _train(
     with ``error_in: harness``, keeping the steps, time and best value reached so far.
     """
     interrupts = interrupts or UserInterrupts()
-    seed = int(cfg.seed)
-    spec = workload.spec
-    meter = MemoryMeter(device)
-    submission = None
+    wall_start = time.monotonic()
+    trainer = _trainer(cfg, workload, submission_cls, hparams, device, progress, interrupts)
+    try:
+        return _loop(cfg, trainer, workload, budget, record, progress, resume, setup_started, wall_start)
+    finally:
+        trainer.close()
 
+
+def _trainer(cfg: DictConfig, workload: Workload, submission_cls: type[Submission], hparams: TrainingHparams,
+             device: torch.device, progress: Progress, interrupts: UserInterrupts) -> Trainer:
+    """The trial's trainer in the mode ``isolation`` asks for (docs/decisions.md)."""
+    # Reading the loss on CUDA syncs the device: it is checked every few steps there.
+    check_every = cfg.divergence_check_every or (25 if device.type == "cuda" else 1)
+    if cfg.isolation == "process":
+        return ProcessTrainer(cfg, workload, submission_cls, hparams, device, check_every, progress, interrupts)
+    return InProcessTrainer(workload, submission_cls, hparams, int(cfg.seed), device, check_every, progress,
+                            interrupts, compile_setting=cfg.compile, charge_compile=cfg.charge_compile)
+
+
+def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, record: TrialRecord,
+          progress: Progress, resume: dict[str, Any] | None, setup_started: float | None,
+          wall_start: float) -> dict[str, Any]:
+    """:func:`_train` once the trainer exists: construction, then runs of steps and evaluations."""
+    spec, clock, model = workload.spec, trainer.clock, trainer.model
     audit = {"setup_s": 0.0, "evaluation_s": 0.0, "checkpoint_s": 0.0, "construction_s": 0.0}
+    step, best = 0, None
 
     def done(**outcome: Any) -> dict[str, Any]:
-        routing = routing_report(model, submission) if submission is not None else None
-        return _summary(record, workload, budget, memory=meter.report(model, submission), routing=routing,
+        memory, routing = trainer.reports()
+        return _summary(record, workload, budget, memory=memory, routing=routing,
                         timing=_timing(audit, clock.elapsed, time.monotonic() - wall_start), **outcome)
 
-    clock = SubmissionClock(device)
-    wall_start = time.monotonic()
+    def ended(stop: Stop) -> dict[str, Any]:
+        if stop.status == "failed":
+            return done(status="failed", steps=stop.step, submission_s=clock.elapsed, best=best, error=stop.error,
+                        error_in=stop.error_in)
+        return done(status="diverged", steps=stop.step, submission_s=clock.elapsed, best=best)
 
     # ---- construction: the model and the data are not charged; the submission's own is (optimizer state)
-    model, info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part: a harness error
-    compile_s = compile_before_clock(model, workload, hparams.batch_size, seed, cfg.compile,  # torch.compile,
-                                     cfg.charge_compile)  # warmed up and restored, uncharged (core/compile.py)
-    try:
-        clock.resume()
-        submission = build_submission(submission_cls, model, hparams, info, seed)
-    except BaseException as error:
-        interrupts.reraise_if_real(error)
-        return done(status="failed", steps=0, submission_s=clock.pause(), best=None,
-                    error=traceback.format_exc(), error_in="submission.__init__")
-    audit["construction_s"] = clock.pause()  # charged; outside the loop's wall time
-    team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
-    batches, compute_loss = training_stream(workload, team.wrap(model), hparams.batch_size, seed)
-    batches = team.shard(batches, hparams.batch_size)  # data parallel: this rank's slice of each batch
-    step, best, loss = 0, None, torch.zeros(())
+    failure = trainer.construct()
+    if failure is not None:
+        return ended(failure)
+    audit["construction_s"] = clock.elapsed  # charged; outside the loop's wall time
     next_eval_s = spec.eval_period_s or math.inf
     wall_offset = 0.0
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        submission.load_state_dict(resume["submission"])
-        for _ in range(resume["step"]):  # the stream is a function of the seed: replay, uncharged
-            next(batches)
-        restore_rng(resume["rng"])
+        trainer.restore(resume)
         step, best, next_eval_s = resume["step"], resume["best"], resume["next_eval_s"]
         clock.restore(resume["submission_s"])  # its construction was charged in the first attempt
         wall_offset = resume["wall_s"]
@@ -314,11 +324,6 @@ def _train(
     identity_hash = record.manifest()["config_hash"]
     checkpoint_every = cfg.checkpoint_every_s
     last_checkpoint = time.monotonic()
-    on_cuda = device.type == "cuda"
-    # On CUDA, reading the loss syncs the device: accumulate a finiteness flag on the device
-    # and look at it every few steps (and at every evaluation) instead of every step.
-    check_every = cfg.divergence_check_every or (25 if on_cuda else 1)
-    all_finite = torch.ones((), dtype=torch.bool, device=device)
     eval_every, eval_period = spec.eval_every_steps, spec.eval_period_s
     max_steps = cfg.max_steps or math.inf
     pruner = Pruner(record.dir, Path(cfg.prune_peers) if cfg.prune_peers else None) \
@@ -326,60 +331,20 @@ def _train(
     if setup_started is not None:
         audit["setup_s"] += time.monotonic() - setup_started - audit["construction_s"] * (resume is None)  # data,
         # model; the submission's construction is charged (construction_s), except in a resumed attempt
-        audit["setup_s"] -= compile_s  # torch.compile: its own entry, below
-    audit["compile_s"] = audit.get("compile_s", 0.0) + compile_s  # torch.compile: every attempt's, uncharged
+        audit["setup_s"] -= trainer.compile_s  # torch.compile: its own entry, below
+    audit["compile_s"] = audit.get("compile_s", 0.0) + trainer.compile_s  # torch.compile: every attempt's, uncharged
     wall_start = time.monotonic() - wall_offset
 
-    # ---- the loop: charged time runs between resume() and pause()
+    # ---- the loop: the trainer runs the charged steps up to each evaluation
     try:
-        clock.resume()
         while True:
-            batch = next(batches)
-            try:
-                loss = submission.update(batch, compute_loss)
-            except BaseException as error:
-                interrupts.reraise_if_real(error)
-                elapsed = clock.pause()
-                return done(status="failed", steps=step, submission_s=elapsed, best=best,
-                            error=traceback.format_exc(), error_in="submission.update")
-            if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):  # host-side checks: no synchronisation
-                return done(status="failed", steps=step, submission_s=clock.pause(), best=best,
-                            error=UPDATE_CONTRACT.format(found=type(loss).__name__), error_in="submission.update")
-            step += 1
-            if on_cuda:
-                all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
-                diverged = step % check_every == 0 and not all_finite.item()
-            else:
-                diverged = step % check_every == 0 and not math.isfinite(loss.item())
-            diverged, now = team.agree(diverged, clock.peek())  # data parallel: any rank's, the slowest clock
-            if diverged:
-                return done(status="diverged", steps=step, submission_s=clock.pause(), best=best)
-
-            out_of_budget = now > budget
-            eval_due = (
-                out_of_budget
-                or step >= max_steps
-                or (eval_every is not None and step % eval_every == 0)
-                or now >= next_eval_s
-            )
-            if not eval_due:
-                progress.tick(step, now)
-                continue
-
-            try:
-                submission.prepare_for_eval()  # charged: it is part of the algorithm
-            except BaseException as error:
-                interrupts.reraise_if_real(error)
-                elapsed = clock.pause()
-                return done(status="failed", steps=step, submission_s=elapsed, best=best,
-                            error=traceback.format_exc(), error_in="submission.prepare_for_eval")
-            elapsed = clock.pause()  # synchronises the device; evaluation below is not charged
-            elapsed, loss, all_finite = team.at_eval(elapsed, loss, all_finite)  # data parallel: agreed values
-            if not (all_finite.item() and math.isfinite(loss.item())):
-                return done(status="diverged", steps=step, submission_s=elapsed, best=best)
+            stop = trainer.run(next_stop_step(step, eval_every, max_steps), budget, next_eval_s)
+            step, elapsed = stop.step, clock.elapsed
+            if stop.status != "due":
+                return ended(stop)
 
             evaluation_started = time.monotonic()
-            metrics = {"train/loss": loss.item(), **_evaluate(workload, model, "validation")}
+            metrics = {"train/loss": stop.loss, **_evaluate(workload, model, "validation")}
             value = metrics[f"validation/{workload.metric}"]
             within_budget = elapsed <= budget
             reached = within_budget and workload.reached(value)
@@ -408,17 +373,18 @@ def _train(
             next_eval_s = elapsed + (eval_period or math.inf)
             if checkpoint_every is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
                 checkpoint_started = time.monotonic()
+                state = trainer.state()  # in process isolation: charged, the trainer runs to send it
                 save_checkpoint(record.dir, {  # the clock is paused: writing it is not charged
                     "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
-                    "submission_s": elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
-                    "model": model.state_dict(), "submission": submission.state_dict(), "rng": capture_rng(),
+                    "submission_s": clock.elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
+                    **state,
                 })
                 last_checkpoint = time.monotonic()
-                audit["checkpoint_s"] += last_checkpoint - checkpoint_started
-            team.go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
-            clock.resume()
+                audit["checkpoint_s"] += last_checkpoint - checkpoint_started - (clock.elapsed - elapsed)
+            current_team().go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
     except Exception:  # the harness's own failure (I/O, a workload bug): keep what was reached
-        return done(status="failed", steps=step, submission_s=clock.pause(), best=best,
+        clock.pause()
+        return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
                     error=traceback.format_exc(), error_in="harness")
 
 
@@ -561,6 +527,7 @@ def _manifest(
         "study": cfg.study,
         "trial": cfg.trial,
         "ruleset": cfg.ruleset,
+        "isolation": cfg.isolation,  # where the submission ran: inprocess, or process (docs/decisions.md)
         "config_hash": config_hash(identity),
         "metric": workload.metric,
         "higher_is_better": workload.higher_is_better,

@@ -1,0 +1,109 @@
+"""``isolation=inprocess``: the submission trains in the harness's own process (fast iteration,
+debugging, the tools).
+
+The clock runs around the steps (:class:`harness.core.steps.StepRunner`) and is checked after
+every one. What this mode guarantees and what it does not (docs/decisions.md): the submission is
+handed nothing that leads to the workload, the target or the clock, but the interpreter reaches
+every object of the process (``gc``, frames); the static audit (:mod:`harness.core.source_audit`)
+lists such code and ``clock_suspect`` flags a clock that was made to run slow.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import torch
+
+from harness.core.checkpoint import capture_rng
+from harness.core.clock import SubmissionClock
+from harness.core.compile import compile_before_clock
+from harness.core.distributed import current_team
+from harness.core.interrupts import UserInterrupts
+from harness.core.memory import MemoryMeter
+from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.progress import Progress
+from harness.core.steps import StepRunner, Stop
+from harness.routing import routing_report
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Workload
+
+
+class InProcessTrainer:
+    """The model, the submission and the batch stream in this process (:class:`harness.core.steps.Trainer`)."""
+
+    def __init__(self, workload: Workload, submission_cls: type[Submission], hparams: TrainingHparams, seed: int,
+                 device: torch.device, check_every: int, progress: Progress, interrupts: UserInterrupts,
+                 compile_setting: Any = False, charge_compile: bool = False):
+        self.workload, self.submission_cls, self.hparams, self.seed = workload, submission_cls, hparams, seed
+        self.device, self.check_every, self.progress, self.interrupts = device, check_every, progress, interrupts
+        self.meter = MemoryMeter(device)
+        self.clock = SubmissionClock(device)
+        self.model, self.info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part
+        self.compile_s = compile_before_clock(self.model, workload, hparams.batch_size, seed,  # torch.compile:
+                                              compile_setting, charge_compile)  # warmed up, restored, uncharged
+        self.team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
+        self.submission: Submission | None = None
+        self.steps: StepRunner | None = None
+
+    def construct(self) -> Stop | None:
+        self.clock.resume()
+        try:
+            self.submission = build_submission(self.submission_cls, self.model, self.hparams, self.info, self.seed)
+        except BaseException as error:
+            self.interrupts.reraise_if_real(error)
+            self.clock.pause()
+            return Stop(0, "failed", error=traceback.format_exc(), error_in="submission.__init__")
+        self.clock.pause()
+        batches, compute_loss = training_stream(self.workload, self.team.wrap(self.model), self.hparams.batch_size,
+                                                self.seed)
+        batches = self.team.shard(batches, self.hparams.batch_size)  # data parallel: this rank's slice
+        self.steps = StepRunner(self.submission, batches, compute_loss, self.device, self.check_every,
+                                self.interrupts)
+        return None
+
+    def restore(self, resume: dict[str, Any]) -> None:
+        self._steps().restore(self.model, resume)
+
+    def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
+        clock, progress, team = self.clock, self.progress, self.team
+        agreed: list[float] = []  # data parallel: the slowest rank's clock after this step
+
+        def due(step: int) -> bool:
+            now = agreed.pop() if agreed else clock.peek()
+            if now > budget or now >= next_eval_s:
+                return True
+            progress.tick(step, now)
+            return False
+
+        def agree(diverged: bool) -> bool:  # data parallel: one exchange per step (core/distributed.py)
+            diverged, now = team.agree(diverged, clock.peek())
+            agreed.append(now)
+            return diverged
+
+        clock.resume()
+        try:
+            stop = self._steps().run(stop_step, due, agree if team.size > 1 else None)
+        finally:
+            clock.pause()  # synchronises the device
+        if team.size > 1 and stop.status == "due":  # data parallel: the slowest clock, the mean loss
+            elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss), torch.ones((), dtype=bool))
+            clock.restore(elapsed)
+            stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
+        return stop
+
+    def state(self) -> dict[str, Any]:
+        assert self.submission is not None
+        return {"model": self.model.state_dict(), "submission": self.submission.state_dict(), "rng": capture_rng()}
+
+    def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        routing = routing_report(self.model, self.submission) if self.submission is not None else None
+        return self.meter.report(self.model, self.submission), routing
+
+    def close(self) -> None:
+        """Nothing to release: everything is this process's."""
+
+    def _steps(self) -> StepRunner:
+        if self.steps is None:
+            raise RuntimeError("construct() first")
+        return self.steps

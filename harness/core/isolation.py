@@ -1,0 +1,403 @@
+"""``isolation=process``: the submission trains in a trainer process; the harness keeps the clock,
+the target, the validation and test data and the records (docs/decisions.md, "Process isolation").
+
+The trainer (:mod:`harness.core.trainer`) is forked from a forkserver: a fresh interpreter with
+torch and the trainer's module imported and no data, so nothing of this process (its loaded
+workloads, the target, the clock) is in its memory. Per run of steps the harness sends one
+``run`` message and receives one ``stopped``; in between it sleeps until the charged time at
+which an evaluation or the end of the budget is due and then sets a stop flag in shared memory,
+which the trainer reads after every step. The charged time is what the harness measures between
+the two messages: the trainer has no clock to reset. At a stop the trainer copies its weights
+into the harness's model (shared memory on the CPU; CUDA IPC handles of the harness's tensors
+on a GPU, a device-to-device copy), and the harness stops the trainer's whole process group
+(SIGSTOP) while it evaluates, checkpoints and records, so that no thread of the submission
+trains off the clock; SIGCONT comes right before the next ``run``.
+
+What the trainer sends is never unpickled: control messages are JSON and a checkpoint's state is
+read with ``torch.load(weights_only=True)``. A trainer that dies (killed, a segfault) ends the
+trial as ``failed`` with its signal named; none of the waits here is unbounded while the trainer
+can hang (a step that does not end long after the stop flag is given up on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from multiprocessing import spawn
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config.compose import to_plain
+from harness.config.registry import submission_names, workload_class, workload_names
+from harness.core.clock import SubmissionClock
+from harness.errors import UserError
+from harness.core.interrupts import UserInterrupts
+from harness.core.progress import Progress
+from harness.core.steps import STATUSES, Stop
+from harness.core.trainer import STEP, STOP, redacted, serve
+from harness.specs import WorkloadConfig
+from harness.submission import Submission, TrainingHparams
+from harness.workload import Workload
+
+#: a step still running this long after the stop flag was set (or after the budget ran out, when
+#: that is longer) is a hung trainer: it is killed and the trial fails
+STOP_GRACE_S = 60.0
+#: the longest wait for a reply that involves no submission code (weights, reports)
+REPLY_TIMEOUT_S = 120.0
+#: the longest a message from the trainer may be (a traceback, the reports), in bytes
+MAX_MESSAGE = 16 * 2**20
+#: where a trainer's stop may say a failure happened
+SUBMISSION_PARTS = ("submission.__init__", "submission.update", "submission.prepare_for_eval")
+#: how often the harness wakes while the trainer runs, to report progress
+PROGRESS_POLL_S = 1.0
+
+_CONTEXT: Any = None
+
+
+def context() -> Any:
+    """The forkserver context (once per process). Its server is a fresh interpreter that imports
+    torch, the trainer and the built-in plugins' code (no data) once; each trainer is forked from
+    it, so a trial pays neither for importing them nor for anything this process holds."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        plugins = [f"workloads.{name}" for name in workload_names()] + \
+            [f"submissions.{name}" for name in submission_names()]
+        _CONTEXT.set_forkserver_preload(["harness.core.trainer", *plugins])
+    return _CONTEXT
+
+
+@contextlib.contextmanager
+def _bare_start() -> Iterator[None]:
+    """While a trainer starts: what multiprocessing tells the new process about this one is cut
+    to what it needs. Left alone it would import this process's main script in the trainer (slow,
+    and a script without a ``__main__`` guard would run again there), hand it our command line
+    (whose overrides may name the target), and make it switch to our start method (inside a
+    joblib/loky worker, ``loky``, which a trainer cannot load)."""
+    full = spawn.get_preparation_data
+
+    def bare(name: str) -> dict[str, Any]:
+        data = full(name)
+        for key in ("init_main_from_name", "init_main_from_path"):
+            data.pop(key, None)
+        data.update(sys_argv=["optbench-trainer"], start_method="forkserver")
+        return data
+
+    spawn.get_preparation_data = bare
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = full
+
+
+_TRAINING: OrderedDict[str, Workload] = OrderedDict()  # training-only workloads of this process, newest last
+
+
+def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], Workload]:
+    """The trial's workload config with its targets removed, and a workload built from it with
+    its training data alone loaded, or an identical one built for an earlier trial.
+
+    Handed to each trainer process (its tensors in shared memory, not copied), so that a trial
+    does not read and decode the data again: like :func:`harness.core.runner.loaded`, for the
+    trainer's side. Two are kept.
+    """
+    config = redacted(to_plain(cfg.workload))
+    key = json.dumps([config, str(device), cfg.data_dir], sort_keys=True)
+    if key not in _TRAINING:
+        structured = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), config)
+        workload = workload_class(structured.name, structured.get("source"))(structured, device, cfg.data_dir)
+        workload.load_training_data()
+        _TRAINING[key] = workload
+        while len(_TRAINING) > 2:
+            _TRAINING.popitem(last=False)
+    _TRAINING.move_to_end(key)
+    return config, _TRAINING[key]
+
+
+def check_isolation(workload: Workload, nproc: int = 1, compiling: dict[str, Any] | None = None) -> None:
+    """Refuse ``isolation=process`` for a workload that cannot load its training data alone,
+    saying what to implement, and with what it does not run with yet: data-parallel trials and
+    torch.compile (before the trial's record is started)."""
+    if nproc > 1:
+        raise UserError(f"isolation=process does not run data-parallel trials yet (nproc={nproc}): use "
+                        f"isolation=inprocess with nproc, or nproc=1 with isolation=process.")
+    if compiling:
+        raise UserError("isolation=process does not compile the model yet: set compile=false (or "
+                        "isolation=inprocess to compile).")
+    if not workload.loads_training_data_alone():
+        workload.load_training_data()  # the base class's: raises the UserError that says what to implement
+
+
+class TrainerDied(Exception):
+    """The trainer process ended without a reply."""
+
+
+class ProcessTrainer:
+    """The harness's side of a trainer process (:class:`harness.core.steps.Trainer`)."""
+
+    def __init__(self, cfg: DictConfig, workload: Workload, submission_cls: type[Submission],
+                 hparams: TrainingHparams, device: torch.device, check_every: int, progress: Progress,
+                 interrupts: UserInterrupts):
+        self.progress, self.interrupts = progress, interrupts
+        self.clock = SubmissionClock(device)
+        self.compile_s = 0.0  # the trainer process does not compile (check_isolation)
+        self.model = workload.build_model(int(cfg.seed))  # overwritten by the trainer's weights at every stop
+        self.model.train()
+        if device.type == "cpu":
+            self.model.share_memory()
+        config, training = training_workload(cfg, device)
+        setup = {
+            "workload": config, "device": str(device),
+            "seed": int(cfg.seed), "threads": torch.get_num_threads(), "check_every": check_every,
+            "submission": cfg.submission.name, "submission_source": cfg.submission.get("source"),
+            "hparams": to_plain(cfg.submission.hparams), "config_from": cfg.submission.get("config_from"),
+        }
+        ctx = context()
+        self.control = ctx.RawArray("q", 2)
+        self.conn, child = ctx.Pipe()
+        self.process: Any = ctx.Process(target=serve, args=(child, self.control, setup), name="optbench-trainer")
+        self.phase, self.step, self.alive = "setup", 0, True
+        started = time.monotonic()
+        with _bare_start():
+            self.process.start()
+        child.close()
+        try:
+            self.conn.send(training)  # its tensors go as shared memory: the data is not read again
+            self.conn.send(self.model.state_dict())  # the tensors the trainer copies its weights into
+            self._expect("ready")  # the data loaded, the model built: not charged
+            self._freeze()
+        except BaseException:
+            self.close()
+            raise
+        #: seconds from starting the trainer to its being ready (its data loaded, its model built)
+        self.startup_s = time.monotonic() - started
+
+    # ------------------------------------------------------------------ the Trainer protocol
+    def construct(self) -> Stop | None:
+        self.phase = "submission.__init__"
+        self._thaw()
+        self.clock.resume()
+        try:
+            self._send(("construct", None))
+            message = self._read()
+        except TrainerDied as error:
+            return Stop(0, "failed", error=str(error), error_in="submission.__init__")
+        finally:
+            self.clock.pause()
+            if self.alive:
+                self._freeze()
+        if message["event"] == "constructed":
+            return None
+        return self._stop(message, expected_step=0)
+
+    def restore(self, resume: dict[str, Any]) -> None:
+        self.phase = "restore"
+        self.model.load_state_dict(resume["model"])
+        self._thaw()
+        try:
+            self._send(("restore", resume))
+            self._expect("restored", timeout=None)  # replays the stream: as long as the steps took
+        finally:
+            self._freeze()
+        self.step = int(resume["step"])
+
+    def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
+        """One run of steps, timed here: from the ``run`` message to the ``stopped`` reply."""
+        self.phase = "submission"
+        control, clock = self.control, self.clock
+        control[STOP] = 0
+        self._thaw()
+        clock.resume()
+        try:
+            self._send(("run", stop_step))
+            due_at = min(budget, next_eval_s)
+            flagged_at = None
+            while not self.conn.poll():
+                now = clock.peek()
+                if flagged_at is None and (now > budget or now >= next_eval_s):
+                    control[STOP] = 1  # the trainer ends its step, prepares for evaluation and reports
+                    flagged_at = now
+                elif flagged_at is not None and now - flagged_at > max(STOP_GRACE_S, budget):
+                    self.close()
+                    return Stop(int(control[STEP]), "failed", error_in="submission", error=(
+                        f"the trainer's step did not end within {now - flagged_at:.0f} s after the harness asked it "
+                        f"to stop (the budget is {budget:g} s): it was killed"))
+                self.progress.tick(int(control[STEP]), now)
+                timeout = PROGRESS_POLL_S if flagged_at is not None else min(PROGRESS_POLL_S, due_at - now)
+                self._wait(max(timeout, 0.0) if math.isfinite(timeout) else PROGRESS_POLL_S)
+            return self._stop(self._read(), expected_step=self.step)
+        except TrainerDied as error:
+            return Stop(self.step, "failed", error=str(error), error_in="submission")
+        finally:
+            clock.pause()
+            if self.alive:
+                self._freeze()
+
+    def state(self) -> dict[str, Any]:
+        """The trainer's state for a checkpoint; the trainer runs to send it, so it is charged."""
+        self.phase = "checkpoint"
+        self._thaw()
+        self.clock.resume()
+        try:
+            self._send(("state", None))
+            data = self._bytes(REPLY_TIMEOUT_S)
+        finally:
+            self.clock.pause()
+            self._freeze()
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never runs its code
+        except Exception:  # the trainer's failure (a JSON message), or not a state at all
+            raise TrainerDied(f"the trainer sent no checkpoint state: {data[:2000].decode(errors='replace')}") from None
+        if not (isinstance(state, dict) and {"model", "submission", "rng"} <= set(state)):
+            raise TrainerDied("the trainer sent a checkpoint state without model, submission and rng")
+        return {key: state[key] for key in ("model", "submission", "rng")}
+
+    def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Memory and routing as the trainer measured them; none when it is gone."""
+        if not self.alive:
+            return None, None
+        self.phase = "reports"
+        self._thaw()
+        try:
+            self._send(("reports", None))
+            message = self._read(REPLY_TIMEOUT_S)
+        except (TrainerDied, OSError):
+            return None, None
+        finally:
+            if self.alive:
+                self._freeze()
+        if message.get("event") != "reports":
+            return None, None
+        memory, routing = message.get("memory"), message.get("routing")
+        return (memory if isinstance(memory, dict) else None), (routing if isinstance(routing, dict) else None)
+
+    def close(self) -> None:
+        """Kill the trainer and everything it started (its process group), and reap it."""
+        if getattr(self, "process", None) is None:
+            return
+        self.alive = False
+        if self.process.pid is not None:
+            for signum in (signal.SIGKILL, signal.SIGCONT):
+                _signal_group(self.process.pid, signum)
+        self.process.join(timeout=10)
+        self.conn.close()
+        self.process = None
+
+    # ------------------------------------------------------------------ messages
+    def _send(self, command: tuple[str, Any]) -> None:
+        try:
+            self.conn.send(command)
+        except OSError:  # a broken pipe: the trainer is gone
+            raise self._died() from None
+
+    def _wait(self, timeout: float | None) -> None:
+        """Until a message is there or ``timeout`` passes; a trainer that died raises."""
+        ready = wait([self.conn, self.process.sentinel], timeout)
+        if self.process.sentinel in ready and not self.conn.poll():
+            raise self._died()
+
+    def _bytes(self, timeout: float | None, limit: int | None = None) -> bytes:
+        if not self.conn.poll(0):
+            self._wait(timeout)
+            if not self.conn.poll(0):
+                raise TrainerDied(f"the trainer sent no reply within {timeout:.0f} s (during {self.phase})")
+        try:
+            return self.conn.recv_bytes(limit) if limit else self.conn.recv_bytes()
+        except (EOFError, OSError):
+            raise self._died() from None
+
+    def _read(self, timeout: float | None = None) -> dict[str, Any]:
+        """The trainer's next message (JSON), waiting at most ``timeout`` (None: until it comes or dies)."""
+        data = self._bytes(timeout, MAX_MESSAGE)
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        if not (isinstance(message, dict) and isinstance(message.get("event"), str)):
+            raise TrainerDied(f"the trainer sent a message that is not one of the harness's (during {self.phase})")
+        return message
+
+    def _expect(self, event: str, timeout: float | None = None) -> None:
+        """A reply ``event``, else the trainer's failure as a harness error."""
+        message = self._read(timeout)
+        if message["event"] != event:
+            raise TrainerDied(f"the trainer failed during {self.phase}:\n{message.get('error', message)}")
+
+    def _stop(self, message: dict[str, Any], expected_step: int) -> Stop:
+        """The trainer's ``stopped`` (or ``failed``) message as a :class:`Stop`, checked."""
+        if message["event"] == "failed":  # outside submission code: the harness's part of the trainer
+            return Stop(expected_step, "failed", error=str(message.get("error")), error_in="harness")
+        step, status = message.get("step"), message.get("status")
+        if message["event"] != "stopped" or not isinstance(step, int) or step < expected_step or \
+                status not in STATUSES:
+            raise TrainerDied(f"the trainer sent a malformed stop message (during {self.phase})")
+        self.step = step
+        loss, error_in = message.get("loss"), message.get("error_in")
+        if status == "failed" and error_in not in SUBMISSION_PARTS:
+            error_in = "submission"  # a stop is the submission's: it cannot name the harness
+        return Stop(step, status, float(loss) if isinstance(loss, (int, float)) else math.nan,
+                    error=str(message.get("error")) if status == "failed" else None,
+                    error_in=error_in if status == "failed" else None)
+
+    def _died(self) -> Exception:
+        """The error for a trainer that ended: an interrupt when a signal came to the harness too."""
+        self.process.join(timeout=5)
+        self.alive = False
+        if self.interrupts.signalled is not None:
+            return KeyboardInterrupt()
+        code = self.process.exitcode
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+        return TrainerDied(f"the trainer process ended ({how}) during {self.phase}")
+
+    # ------------------------------------------------------------------ freezing
+    def _freeze(self) -> None:
+        """Stop every thread of the trainer's process group, and wait until the kernel has."""
+        pid = self.process.pid
+        if pid is None or not _signal_group(pid, signal.SIGSTOP):
+            return
+        deadline = time.monotonic() + 5.0
+        while not _stopped(pid) and time.monotonic() < deadline:
+            time.sleep(0.0002)
+
+    def _thaw(self) -> None:
+        if self.process.pid is not None:
+            _signal_group(self.process.pid, signal.SIGCONT)
+
+
+def _signal_group(pid: int, signum: int) -> bool:
+    """Send ``signum`` to the trainer's process group (to the trainer alone before it made one)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (Linux /proc; elsewhere assumed after the signal)."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return True
+    try:
+        for task in tasks.iterdir():
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state not in ("T", "t", "Z", "X"):
+                return False
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return True

@@ -1,0 +1,149 @@
+"""The training steps between two evaluations: the one loop both isolation modes run.
+
+In-process (:mod:`harness.core.inprocess`) the runner's process runs it with the clock around
+it; with ``isolation=process`` the trainer process (:mod:`harness.core.trainer`) runs it and the
+harness times it from outside (:mod:`harness.core.isolation`). Either way a step is: the next
+batch, ``Submission.update``, the contract check on what it returned, the divergence check;
+after the last step before an evaluation, ``prepare_for_eval`` and the final finiteness check
+(all charged). What ends a run of steps is the caller's: a step number (every
+``eval_every_steps``, ``max_steps``) or a ``due`` callable (the budget, ``eval_period_s``).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from harness.core.checkpoint import restore_rng
+from harness.core.clock import SubmissionClock
+from harness.core.interrupts import UserInterrupts
+from harness.submission import Submission
+from harness.workload import Batch
+
+UPDATE_CONTRACT = ("Submission.update(batch, compute_loss) must return the step's loss as a one-element tensor "
+                   "(e.g. `return loss.detach()`); it returned a {found}. See docs/writing-a-submission.md.")
+
+#: how a run of steps ended: an evaluation is due, the loss is not finite, submission code raised
+STATUSES = ("due", "diverged", "failed")
+
+
+@dataclass
+class Stop:
+    """Where and why a run of steps ended; ``loss`` is the last step's (the evaluation's train/loss)."""
+
+    step: int
+    status: str
+    loss: float = math.nan
+    error: str | None = None
+    error_in: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def next_stop_step(step: int, eval_every: int | None, max_steps: float) -> float:
+    """The step after which the next run of steps ends at the latest: the next multiple of
+    ``eval_every`` (when the workload evaluates by steps) or ``max_steps``, whichever comes first."""
+    by_steps = (step // eval_every + 1) * eval_every if eval_every else math.inf
+    return min(by_steps, max_steps)
+
+
+class StepRunner:
+    """Runs the submission's steps on the trial's batch stream, counting them."""
+
+    def __init__(self, submission: Submission, batches: Iterator[Batch],
+                 compute_loss: Callable[[Batch], torch.Tensor], device: torch.device, check_every: int,
+                 interrupts: UserInterrupts):
+        self.submission, self.batches, self.compute_loss = submission, batches, compute_loss
+        self.check_every, self.interrupts = check_every, interrupts
+        self.on_cuda = device.type == "cuda"
+        # On CUDA, reading the loss syncs the device: a finiteness flag accumulates on the device
+        # and is looked at every few steps (and at every evaluation) instead of every step.
+        self.all_finite = torch.ones((), dtype=torch.bool, device=device)
+        self.step = 0
+
+    def restore(self, model: nn.Module, resume: dict[str, Any]) -> None:
+        """Put a checkpoint back: weights, submission state, the batch stream replayed up to its
+        step (uncharged: the stream is a function of the seed), then the RNGs."""
+        model.load_state_dict(resume["model"])
+        self.submission.load_state_dict(resume["submission"])
+        for _ in range(resume["step"]):
+            next(self.batches)
+        restore_rng(resume["rng"])
+        self.step = int(resume["step"])
+
+    def run(self, stop_step: float, due: Callable[[int], bool],
+            agree: Callable[[bool], bool] | None = None) -> Stop:
+        """Steps until ``stop_step`` or until ``due(step)`` says so, then ``prepare_for_eval``.
+        ``agree``, in a data-parallel trial, turns this rank's divergence into every rank's (and is
+        called before ``due``, every step).
+
+        A failure of submission code ends the run as ``failed`` with its traceback; anything
+        else raised (a workload's batch stream) is the harness's and goes up.
+        """
+        submission, interrupts = self.submission, self.interrupts
+        loss = torch.zeros(())
+        while True:
+            batch = next(self.batches)
+            try:
+                loss = submission.update(batch, self.compute_loss)
+            except BaseException as error:
+                interrupts.reraise_if_real(error)
+                return Stop(self.step, "failed", error=traceback.format_exc(), error_in="submission.update")
+            if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):  # host-side checks: no synchronisation
+                return Stop(self.step, "failed", error=UPDATE_CONTRACT.format(found=type(loss).__name__),
+                            error_in="submission.update")
+            self.step += 1
+            if self.on_cuda:
+                self.all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
+                diverged = self.step % self.check_every == 0 and not self.all_finite.item()
+            else:
+                diverged = self.step % self.check_every == 0 and not math.isfinite(loss.item())
+            if agree is not None:
+                diverged = agree(diverged)
+            if diverged:
+                return Stop(self.step, "diverged")
+            if self.step >= stop_step or due(self.step):
+                break
+        try:
+            submission.prepare_for_eval()  # charged: it is part of the algorithm
+        except BaseException as error:
+            interrupts.reraise_if_real(error)
+            return Stop(self.step, "failed", error=traceback.format_exc(), error_in="submission.prepare_for_eval")
+        value = loss.item()  # synchronises the device
+        if not (self.all_finite.item() and math.isfinite(value)):
+            return Stop(self.step, "diverged", value)
+        return Stop(self.step, "due", value)
+
+
+class Trainer(Protocol):
+    """What the runner's loop drives, in either isolation mode. ``model`` is the harness's model:
+    the weights it evaluates, as they were at the last stop; ``clock`` holds the charged time."""
+
+    model: nn.Module
+    clock: SubmissionClock
+
+    def construct(self) -> Stop | None:
+        """Build the submission, charged; a failed construction comes back as a ``failed`` Stop."""
+
+    def restore(self, resume: dict[str, Any]) -> None:
+        """Continue from a checkpoint (:meth:`StepRunner.restore`)."""
+
+    def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
+        """Charged steps until ``stop_step``, or until the charged time passes ``budget`` or
+        reaches ``next_eval_s``; then ``prepare_for_eval`` and the model's weights ready to evaluate."""
+
+    def state(self) -> dict[str, Any]:
+        """The model's and submission's state and the RNGs: the trainer's part of a checkpoint."""
+
+    def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The memory and routing reports of the trial's end (:mod:`harness.core.memory`, :mod:`harness.routing`)."""
+
+    def close(self) -> None:
+        """Release what the trainer holds (the trainer process, in process isolation)."""

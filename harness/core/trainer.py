@@ -1,0 +1,183 @@
+"""The trainer process of ``isolation=process``: the model, the submission and the training batches.
+
+Started by the harness (:mod:`harness.core.isolation`) from a fresh interpreter that has torch
+imported and nothing else of the harness's: it builds the workload from a config with every
+target and calibration note removed, loads the training data alone
+(:meth:`harness.workload.Workload.load_training_data`), and builds the model, the submission and
+the batch stream exactly as in-process (:mod:`harness.core.parts`), so the trajectory is the same.
+It has no clock of the harness's. It runs steps (:class:`harness.core.steps.StepRunner`) when
+told to, until the step it was told or until the harness sets the stop flag in shared memory,
+then copies the weights into the harness's shared tensors and says where it stopped.
+
+Messages to the harness are JSON, and state (a checkpoint's) goes as ``torch.save`` bytes that
+the harness reads with ``weights_only=True``: nothing this process sends can run code in the
+harness. Messages from the harness are trusted (it started this process).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from harness.config.registry import submission_class, workload_class
+from harness.core.checkpoint import capture_rng
+from harness.core.interrupts import UserInterrupts
+from harness.core.memory import MemoryMeter
+from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.steps import StepRunner, Stop
+from harness.routing import routing_report
+from harness.specs import WorkloadConfig
+from harness.submission import Submission
+from harness.workload import Workload
+
+PAGE = 4096  # bytes of a memory page (at most: reading one byte every PAGE touches each one)
+
+#: indices of the shared control array: the harness sets STOP; the trainer counts steps in STEP
+STOP, STEP = 0, 1
+
+
+def redacted(workload: dict[str, Any]) -> dict[str, Any]:
+    """A workload config (plain) without what the trainer must not know: every size's and
+    variant's target and test target (NaN / None) and calibration notes (which quote them)."""
+    out = json.loads(json.dumps(workload))
+    for size in out.get("sizes", {}).values():
+        size.update(target=math.nan, test_target=None, calibration={})
+    for variant in out.get("variants", {}).values():
+        for size in variant.get("sizes", {}).values():
+            for key in ("target", "test_target", "calibration"):
+                size.pop(key, None)
+            size["target"] = math.nan  # a variant declares its own target; NaN here
+    return out
+
+
+def touch(value: Any, depth: int = 3) -> None:
+    """Read every CPU tensor in ``value`` (nested in dicts, lists, tuples) once.
+
+    The training data arrives as shared memory that this process has not mapped yet: the first
+    read of each page is a page fault. Taken here, at set-up, they are not charged; else the
+    first epoch's steps would pay for them (~4 % of a short fashion_mnist trial).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "cpu" and value.numel():
+            everything = torch.empty(0, dtype=torch.uint8).set_(value.untyped_storage())  # its bytes
+            everything[::PAGE].sum()  # one byte of each page: a sum of the whole took 3.6 s for CIFAR-10
+    elif depth and isinstance(value, dict):
+        for item in value.values():
+            touch(item, depth - 1)
+    elif depth and isinstance(value, (list, tuple)):
+        for item in value:
+            touch(item, depth - 1)
+
+
+def send(conn: Connection, message: dict[str, Any]) -> None:
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
+    """The trainer process's main function: set up, say ``ready``, then answer commands."""
+    os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
+    sys.argv[:] = ["optbench-trainer"]  # multiprocessing copied the harness's command line, overrides and all
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
+    torch.set_num_threads(int(setup["threads"]))
+    try:
+        session = Session(conn, control, setup)
+    except BaseException:
+        send(conn, {"event": "failed", "error": traceback.format_exc(), "error_in": "harness"})
+        return
+    send(conn, {"event": "ready"})
+    session.serve()
+
+
+class Session:
+    """One trial's side of the trainer: what the commands act on."""
+
+    def __init__(self, conn: Connection, control: Any, setup: dict[str, Any]):
+        self.conn, self.control, self.setup = conn, control, setup
+        self.device = torch.device(setup["device"])
+        self.seed = int(setup["seed"])
+        config = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), setup["workload"])
+        workload_class(config.name, config.get("source"))  # imported before the workload is unpickled
+        #: the harness's training-only workload (built from ``config``), its tensors in shared memory
+        self.workload: Workload = conn.recv()
+        touch(vars(self.workload))
+        self.submission_cls: type[Submission] = submission_class(setup["submission"], setup["submission_source"])
+        self.hparams = self.submission_cls.Hparams.from_mapping(
+            setup["hparams"], submission=setup["submission"], config=setup["config_from"])
+        self.meter = MemoryMeter(self.device)
+        self.model, self.info = model_and_info(self.workload, self.hparams.batch_size, self.seed)
+        self.shared: dict[str, torch.Tensor] = conn.recv()  # the harness's model's tensors, in shared memory
+        self.submission: Submission | None = None
+        self.steps: StepRunner | None = None
+        self.interrupts = UserInterrupts()  # no signal reaches here: every exit of submission code is a failure
+
+    def serve(self) -> None:
+        commands = {"construct": self.construct, "restore": self.restore, "run": self.run, "state": self.state,
+                    "reports": self.reports}
+        while True:
+            try:
+                command, argument = self.conn.recv()
+            except EOFError:  # the harness is gone
+                return
+            if command == "close":
+                return
+            try:
+                commands[command](argument)
+            except BaseException:  # not submission code's (that is caught where it runs): the harness's
+                send(self.conn, {"event": "failed", "error": traceback.format_exc(), "error_in": "harness"})
+
+    def construct(self, _: Any) -> None:
+        try:
+            self.submission = build_submission(self.submission_cls, self.model, self.hparams, self.info, self.seed)
+        except BaseException:
+            send(self.conn, {"event": "stopped", **Stop(0, "failed", error=traceback.format_exc(),
+                                                         error_in="submission.__init__").as_dict()})
+            return
+        batches, compute_loss = training_stream(self.workload, self.model, self.hparams.batch_size, self.seed)
+        self.steps = StepRunner(self.submission, batches, compute_loss, self.device, int(self.setup["check_every"]),
+                                self.interrupts)
+        send(self.conn, {"event": "constructed"})
+
+    def restore(self, resume: dict[str, Any]) -> None:
+        assert self.steps is not None
+        self.steps.restore(self.model, resume)
+        send(self.conn, {"event": "restored"})
+
+    def run(self, stop_step: float) -> None:
+        """Steps until ``stop_step`` or the stop flag, then the weights into the harness's tensors."""
+        assert self.steps is not None
+        control = self.control
+
+        def due(step: int) -> bool:
+            control[STEP] = step
+            return control[STOP] != 0
+
+        stop = self.steps.run(stop_step, due)
+        if stop.status == "due":
+            with torch.no_grad():
+                for name, tensor in self.model.state_dict().items():
+                    self.shared[name].copy_(tensor)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        send(self.conn, {"event": "stopped", **stop.as_dict()})
+
+    def state(self, _: Any) -> None:
+        assert self.submission is not None
+        buffer = io.BytesIO()
+        torch.save({"model": self.model.state_dict(), "submission": self.submission.state_dict(),
+                    "rng": capture_rng()}, buffer)
+        self.conn.send_bytes(buffer.getvalue())
+
+    def reports(self, _: Any) -> None:
+        routing = routing_report(self.model, self.submission) if self.submission is not None else None
+        send(self.conn, {"event": "reports", "memory": self.meter.report(self.model, self.submission),
+                         "routing": routing})
