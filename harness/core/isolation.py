@@ -42,11 +42,11 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config.compose import to_plain
 from harness.config.registry import submission_names, workload_class, workload_names
 from harness.core.clock import SubmissionClock
-from harness.errors import UserError
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
 from harness.core.steps import STATUSES, Stop
 from harness.core.trainer import STEP, STOP, redacted, serve
+from harness.errors import UserError
 from harness.specs import WorkloadConfig
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
