@@ -409,6 +409,15 @@ def test_a_workload_without_load_training_data_is_refused_clearly(
     assert not any(tmp_path.rglob("manifest.json"))  # refused before a record was started
 
 
+@pytest.mark.parametrize("setting, says", [("nproc=2", "data-parallel"), ("compile=true", "compile=false")])
+def test_what_a_trainer_process_does_not_run_yet_is_refused_before_any_record(
+        tmp_path: Path, capsys: pytest.CaptureFixture, setting: str, says: str) -> None:
+    assert main(["trial", *SMOKE, f"results={tmp_path}", PROCESS, setting]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "isolation" in err and "Traceback" not in err
+    assert not any(tmp_path.rglob("manifest.json"))
+
+
 def test_an_interrupted_trial_resumes_exactly_in_a_trainer_process(
         smoke_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The trainer sends its state at each checkpoint and is handed it back on resume; an

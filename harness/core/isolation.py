@@ -126,7 +126,7 @@ def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, 
     return config, _TRAINING[key]
 
 
-def check_isolation(workload: Workload, nproc: int = 1, compiling: dict[str, Any] | None = None) -> None:
+def check_isolation(workload: Workload | None, nproc: int = 1, compiling: dict[str, Any] | None = None) -> None:
     """Refuse ``isolation=process`` for a workload that cannot load its training data alone,
     saying what to implement, and with what it does not run with yet: data-parallel trials and
     torch.compile (before the trial's record is started)."""
@@ -136,7 +136,7 @@ def check_isolation(workload: Workload, nproc: int = 1, compiling: dict[str, Any
     if compiling:
         raise UserError("isolation=process does not compile the model yet: set compile=false (or "
                         "isolation=inprocess to compile).")
-    if not workload.loads_training_data_alone():
+    if workload is not None and not workload.loads_training_data_alone():
         workload.load_training_data()  # the base class's: raises the UserError that says what to implement
 
 

@@ -153,6 +153,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
     validate_trial_config(cfg)
     if processes(cfg) > 1 and current_team().size == 1:  # data parallel: N worker processes (core/distributed.py)
+        if cfg.isolation == "process":
+            check_isolation(None, processes(cfg))  # refused before any worker starts
         return launch(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
