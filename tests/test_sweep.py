@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness.core.sweep_file import write_sweep
+from harness.core.records import DamagedRecord
+from harness.core.sweep_file import load_sweep, needs_run, trial_config, trial_state, unfinished, write_sweep
 from harness.errors import UserError
 from harness.orchestration.sweep import SweepSettings, plan_sweep, quasirandom_points
 
@@ -29,9 +31,9 @@ print(json.dumps([[t["study"], t["trial"], t["seed"], t["hparams"]] for t in swe
 """
 
 
-def plan(tmp_path: Path, **settings) -> dict:
-    overrides = ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}"]
-    return plan_sweep(SweepSettings(**settings), overrides)
+def plan(tmp_path: Path, overrides: tuple[str, ...] | list[str] = (), **settings) -> dict:
+    base = ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}"]
+    return plan_sweep(SweepSettings(**settings), [*base, *overrides])
 
 
 def slots(sweep: dict) -> list:
@@ -106,3 +108,122 @@ def test_the_sweep_file_is_written_once(tmp_path: Path) -> None:
     created = json.loads(path.read_text())["created_at"]
     write_sweep(plan(tmp_path, studies=1, trials=2))
     assert json.loads(path.read_text())["created_at"] == created
+
+
+def test_the_sweep_plan_round_trip(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=2)
+    folder = write_sweep(sweep).parent
+    assert str(folder) == sweep["dir"]
+    loaded = load_sweep(folder)
+    assert loaded["dir"] == str(folder.resolve()) and loaded["sweep_id"] == sweep["sweep_id"]
+    assert [(t["study"], t["trial"], t["seed"], t["hparams"]) for t in loaded["trials"]] == \
+        [(t["study"], t["trial"], t["seed"], t["hparams"]) for t in sweep["trials"]]
+    for entry in loaded["trials"]:
+        where = folder.resolve() / f"study{entry['study']}" / f"trial{entry['trial']}"
+        assert entry["record_dir"] == entry["config"]["record_dir"] == str(where)
+        assert entry["config"]["results"] == str(tmp_path.resolve())
+        cfg = trial_config(entry)  # the typed config a job runs
+        assert (cfg.study, cfg.trial, cfg.seed, cfg.ruleset) == (entry["study"], entry["trial"], entry["seed"],
+                                                                 "external")
+        assert cfg.submission.hparams.lr == entry["hparams"]["lr"] and cfg.record_dir == str(where)
+    stored = json.loads((folder / "sweep.json").read_text())
+    assert "dir" not in stored and all(not Path(t["record_dir"]).is_absolute() for t in stored["trials"])
+    assert all(not Path(t["config"]["results"]).is_absolute() for t in stored["trials"])
+
+
+def test_a_moved_sweep_is_read_where_it_is_now(tmp_path: Path) -> None:
+    sweep = plan(tmp_path / "a", studies=1, trials=2)
+    folder = write_sweep(sweep).parent
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = load_sweep(tmp_path / "b" / folder.relative_to(tmp_path / "a"))
+    assert moved["dir"].startswith(str((tmp_path / "b").resolve()))
+    assert all(t["record_dir"].startswith(moved["dir"]) for t in moved["trials"])
+    assert all(t["config"]["results"] == str((tmp_path / "b").resolve()) for t in moved["trials"])
+
+
+def test_another_plan_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=1, trials=2)
+    path = write_sweep(sweep)
+    before = path.read_text()
+    other = {**sweep, "trials": [{**t, "seed": t["seed"] + 1} for t in sweep["trials"]]}
+    with pytest.raises(UserError, match="describes another plan than this command; it is left untouched"):
+        write_sweep(other)
+    assert path.read_text() == before
+
+
+def test_a_missing_or_damaged_sweep_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"No sweep\.json in"):
+        load_sweep(tmp_path)
+    sweep = plan(tmp_path, studies=1, trials=1)
+    path = write_sweep(sweep)
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "trials": ["not an entry"]}))
+    with pytest.raises(DamagedRecord, match=r"trials\[0\] should be an object"):
+        load_sweep(path.parent)
+    path.write_text(json.dumps({**stored, "trials": [{**stored["trials"][0], "seed": "7"}]}))
+    with pytest.raises(DamagedRecord, match=r"trials\[0\]\.'seed' should be int"):
+        load_sweep(path.parent)
+    path.write_text(json.dumps({k: v for k, v in stored.items() if k != "studies"}))
+    with pytest.raises(DamagedRecord, match="'studies' should be int, found missing"):
+        load_sweep(path.parent)
+
+
+def _manifest(status: str, **summary) -> dict:
+    manifest = {"workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "seed": 1, "status": status,
+                "config_hash": "abc", "metric": "accuracy", "higher_is_better": True, "target": 0.5,
+                "max_runtime_s": 20.0}
+    if status != "running":
+        manifest["summary"] = {"status": status, "time_to_target_s": None, "steps": 3, "submission_time_s": 1.0,
+                               **summary}
+    return manifest
+
+
+def test_trial_states_and_which_trials_are_unfinished(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=4)
+    folder = write_sweep(sweep).parent
+    loaded = load_sweep(folder)
+    dirs = [Path(t["record_dir"]) for t in loaded["trials"]]
+    manifests = [None, _manifest("running"), _manifest("reached"), _manifest("not_reached"), _manifest("pruned"),
+                 _manifest("failed", error_in="harness"), _manifest("failed", error_in="submission.update"), "{torn"]
+    for where, manifest in zip(dirs, manifests):
+        if manifest is not None:
+            where.mkdir(parents=True)
+            (where / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    assert [trial_state(d) for d in dirs] == ["pending", "running", "reached", "not_reached", "pruned", "failed",
+                                              "failed", "damaged"]
+    assert [needs_run(d) for d in dirs] == [True, True, False, False, False, True, False, False]
+    assert [t["index"] for t in unfinished(loaded)] == [0, 1, 5]
+
+
+def test_the_device_and_the_variant_are_part_of_the_sweep(tmp_path: Path) -> None:
+    cpu = plan(tmp_path, studies=1, trials=1)
+    cuda = plan_sweep(SweepSettings(studies=1, trials=1),
+                      ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}",
+                       "device=cuda"])
+    assert cpu["sweep_id"] != cuda["sweep_id"] and cpu["dir"] != cuda["dir"]
+    gelu = plan(tmp_path, studies=1, trials=1, overrides=["workload.variant=gelu"])
+    assert gelu["workload"] == "fashion_mnist.gelu" and cpu["workload"] == "fashion_mnist"
+    assert Path(gelu["dir"]).parent.parent.name == "fashion_mnist.gelu-smoke"
+    assert Path(cpu["dir"]).parent.parent.name == "fashion_mnist-smoke"
+    assert Path(cpu["dir"]).parent.name == "adamw" and Path(cpu["dir"]).name == f"external-{cpu['sweep_id']}"
+
+
+def test_an_external_sweep_keeps_the_trial_budget_it_was_given(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=1, trials=1, overrides=["max_runtime_s=7.5"])
+    assert sweep["budget_s"] == 7.5 and sweep["trials"][0]["config"]["max_runtime_s"] == 7.5
+    assert plan(tmp_path, studies=1, trials=1)["budget_s"] == 20  # the smoke size's own
+    assert sweep["sweep_id"] != plan(tmp_path, studies=1, trials=1)["sweep_id"]
+
+
+def test_one_trial_per_study_is_a_sweep(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=1)
+    assert sweep["trials_per_study"] == 1 and [(t["study"], t["trial"]) for t in sweep["trials"]] == [(0, 0), (1, 0)]
+    assert sweep["search_space"] and sweep["self_tuning_factor"] is None
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0])
+def test_a_self_tuning_factor_must_be_positive(tmp_path: Path, factor: float) -> None:
+    with pytest.raises(UserError, match=f"self_tuning_factor={factor} must be positive"):
+        plan(tmp_path, ruleset="self", self_tuning_factor=factor)
+    with pytest.raises(UserError, match="trials=0 must both be at least 1"):
+        plan(tmp_path, trials=0)
