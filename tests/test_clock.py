@@ -67,7 +67,7 @@ def test_restore_continues_from_a_checkpoint(fake_time: FakeTime) -> None:
     clock.resume()
     fake_time.advance(0.5)
     assert clock.peek() == 7.5
-    with pytest.raises(RuntimeError, match=r"restore\(\) needs a paused clock"):
+    with pytest.raises(RuntimeError, match=r"^restore\(\) needs a paused clock$"):
         clock.restore(1.0)
     assert clock.pause() == 7.5
 

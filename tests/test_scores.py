@@ -86,16 +86,30 @@ RAGGED = np.array([
 ])
 
 
+def _many_studies() -> np.ndarray:
+    """4 submissions x 2 workloads x 40 studies, a third of them missing, in the middle as well as at
+    the end (so the order in which the present studies are kept matters); D is about 3x slower
+    than the best: it scores 0 at tau_max = 2 and more at tau_max = 4."""
+    rng = np.random.default_rng(11)
+    times = np.exp(rng.normal(size=(4, 2, 40)) * 0.3) * np.array([1.0, 1.1, 1.3, 3.0])[:, None, None]
+    times[rng.random(times.shape) < 0.33] = NAN
+    times[1, 0, 5:9] = INF
+    return times
+
+
 @pytest.mark.parametrize("level", [0.95, 0.5])
 @pytest.mark.parametrize("tau_max", [4.0, 2.0])
-def test_bootstrap_equals_a_reference_resampling(level: float, tau_max: float) -> None:
+@pytest.mark.parametrize("data", ["ragged", "many studies"])
+def test_bootstrap_equals_a_reference_resampling(level: float, tau_max: float, data: str) -> None:
+    times = RAGGED if data == "ragged" else _many_studies()
     # 250 samples in chunks of 100: the last chunk is a short one.
-    result = bootstrap(RAGGED, tau_max, samples=250, seed=7, level=level, chunk=100)
-    low, high, held = reference_bootstrap(RAGGED, tau_max, samples=250, seed=7, level=level)
-    assert result.samples == 250
+    samples = 250 if data == "ragged" else 120
+    result = bootstrap(times, tau_max, samples=samples, seed=7, level=level, chunk=100)
+    low, high, held = reference_bootstrap(times, tau_max, samples=samples, seed=7, level=level)
+    assert result.samples == samples
     for mine, theirs in ((result.low, low), (result.high, high), (result.rank_probability, held)):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
-    assert np.all(result.low < result.high)  # the data vary: the interval is not a point
+    assert np.all(result.low[:3] < result.high[:3])  # the data vary: the interval is not a point
 
 
 def test_the_interval_narrows_with_the_level() -> None:
@@ -176,3 +190,14 @@ def test_ranks_share_ties_and_tolerate_rounding() -> None:
     assert ranks(np.array([0.3, 0.3 + 1e-6])).tolist() == [2, 1]
     assert ranks(np.array([0.0, 5e-13, 1.0])).tolist() == [2, 2, 1]  # the absolute tolerance near 0
     assert ranks(np.array([[0.2, 0.4], [0.4, 0.2]])).tolist() == [[2, 1], [1, 2]]  # per row
+
+
+def test_the_point_ranks_use_tau_max_too() -> None:
+    # Ranks cross between tau_max 2 and 4: C, A, B at 2 (0.55, 0.5, 0.4) but C, B, A at 4 (0.85, 0.8, 0.75).
+    noise = np.array([1.0, 1.01, 0.99])
+    times = np.array([[[10.0], [25.0]], [[16.0], [16.0]], [[19.0], [10.0]]]) * noise
+    for tau_max in (2.0, 4.0):
+        result = bootstrap(times, tau_max, samples=100, seed=0)
+        assert result.rank_probability.tolist() == [1.0, 1.0, 1.0]  # the small noise never swaps them
+        _, _, held = reference_bootstrap(times, tau_max, samples=100, seed=0, level=0.95)
+        assert held.tolist() == [1.0, 1.0, 1.0]
