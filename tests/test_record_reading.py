@@ -1,0 +1,211 @@
+"""Reading one trial's files for scoring (scoring/records.py): the row a manifest becomes, the checks a
+manifest must pass, the end line of evals.jsonl found from its tail, and the evaluations of a curve.
+Records are written by hand here, field by field, so each test says exactly what is on disk."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scoring.records import DAMAGED, EVALS, evaluation_curve, load_evals, read_records
+
+
+def manifest(status: str = "reached", **changes: Any) -> dict[str, Any]:
+    """A finished lone trial's manifest; ``summary`` changes merge into its summary."""
+    summary = {"status": status, "time_to_target_s": 12.5 if status == "reached" else None, "steps": 300,
+               "submission_time_s": 12.5, "steps_to_target": 300 if status == "reached" else None,
+               "best_validation": 0.91, **changes.pop("summary", {})}
+    return {"workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "seed": 7, "status": status,
+            "config_hash": "abc", "metric": "accuracy", "higher_is_better": True, "target": 0.9,
+            "max_runtime_s": 20.0, "summary": summary, **changes}
+
+
+def write_trial(folder: Path, data: dict[str, Any] | None, lines: list[Any] | None = None) -> Path:
+    """A trial folder with ``manifest.json`` (unless None) and ``evals.jsonl`` (unless None; dicts are
+    JSON lines, strings are written as they are): by default an eval and the end line."""
+    folder.mkdir(parents=True)
+    if data is not None:
+        (folder / "manifest.json").write_text(json.dumps(data))
+    if lines is None and data is not None:
+        lines = [{"event": "eval", "step": 100, "submission_time_s": 4.0, "metrics": {"validation/accuracy": 0.5}},
+                 {"event": "end", "status": data["status"]}]
+    if lines is not None:
+        (folder / "evals.jsonl").write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n"
+                                                    for x in lines))
+    return folder
+
+
+def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(
+        study=1, trial=2, ruleset="external", submission_revision=3, hparams={"lr": 0.1, "beta2": 0.99},
+        device={"type": "cpu"}, attempts=[{"host": "h1", "pid": 5}, {"host": "h2", "pid": 9}],
+        submission_audit={"kinds": ["frames", "gc"]},
+        summary={"memory": {"optimizer_state_bytes_per_parameter": 8.0, "peak_memory_bytes": 1000,
+                            "peak_memory_kind": "cpu_rss_growth"},
+                 "routing": {"special": "embedding", "special_parameters": 12},
+                 "timing": {"clock_suspect": True}}))
+    records = read_records(tmp_path)
+    assert records.problems == []
+    row = records.trials.iloc[0].to_dict()
+    assert {k: row[k] for k in ("workload", "size", "submission", "submission_revision", "seed", "study", "trial",
+                                "ruleset", "status", "time_to_target_s", "steps_to_target", "best_validation",
+                                "target", "metric", "higher_is_better", "max_runtime_s", "steps", "evals_file",
+                                "state_bytes_per_param", "peak_memory_bytes", "peak_memory_kind", "device_type",
+                                "process", "special_component", "special_parameters", "audit", "clock_suspect",
+                                "hp.lr", "hp.beta2")} == {
+        "workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "submission_revision": 3, "seed": 7,
+        "study": 1, "trial": 2, "ruleset": "external", "status": "reached", "time_to_target_s": 12.5,
+        "steps_to_target": 300, "best_validation": 0.91, "target": 0.9, "metric": "accuracy",
+        "higher_is_better": True, "max_runtime_s": 20.0, "steps": 300, "evals_file": True,
+        "state_bytes_per_param": 8.0, "peak_memory_bytes": 1000, "peak_memory_kind": "cpu_rss_growth",
+        "device_type": "cpu", "process": "h2:9", "special_component": "embedding", "special_parameters": 12,
+        "audit": "frames, gc", "clock_suspect": True, "hp.lr": 0.1, "hp.beta2": 0.99}
+    assert row["record_dir"] == str(tmp_path / "a")
+
+
+def test_what_an_older_or_plainer_manifest_leaves_out(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest("not_reached", attempts=[{"host": "h"}], device="cpu",
+                                         submission_audit={"kinds": "frames"}, pruned=None,
+                                         summary={"pruned": {"rule": "exact", "tau_max": 4.0}}))
+    row = read_records(tmp_path).trials.iloc[0].to_dict()
+    assert row["time_to_target_s"] == math.inf and row["status"] == "not_reached"
+    assert row["ruleset"] == "single" and row["submission_revision"] == 1 and row["study"] is None
+    assert row["process"] is None and row["device_type"] is None and row["audit"] == ""
+    assert row["pruned_rule"] == "exact" and row["pruned_tau_max"] == 4.0
+    assert row["state_bytes_per_param"] is None and row["clock_suspect"] is False
+    assert not any(k.startswith("hp.") for k in row)
+
+
+@pytest.mark.parametrize(("data", "detail"), [
+    (manifest("reached", summary={"time_to_target_s": None}),
+     r"status is 'reached' but summary\.time_to_target_s is None \(expected a finite number of seconds >= 0\)"),
+    (manifest("reached", summary={"time_to_target_s": -1.0}), r"summary\.time_to_target_s is -1\.0"),
+    (manifest("reached", summary={"steps_to_target": None}),
+     r"status is 'reached' but summary\.steps_to_target is None \(expected a number of steps\)"),
+    (manifest("not_reached", summary={"time_to_target_s": 3.0}),
+     r"status is 'not_reached' but summary\.time_to_target_s / steps_to_target are 3\.0 / None \(expected null"),
+    (manifest("not_reached", summary={"steps_to_target": 30}), r"steps_to_target are None / 30"),
+    (manifest("reached", summary={"status": "pruned"}), r"status is 'reached' but summary\.status is 'pruned'"),
+    (manifest(study="1"), r"'study' should be int or null, found str '1'"),
+    (manifest(trial=True), r"'trial' should be int or null, found bool True"),
+    (manifest(hparams=[0.1]), r"'hparams' should be dict, found list"),
+    (manifest(summary={"best_validation": "high"}), r"summary\.'best_validation' should be int or float or null"),
+    (manifest(summary={"memory": 3}), r"summary\.'memory' should be dict or null, found int 3"),
+    (manifest(seed=True), r"'seed' should be int, found bool True"),
+    (manifest(summary={"steps": 2.5}), r"summary\.'steps' should be int, found float 2\.5"),
+    ({k: v for k, v in manifest().items() if k != "metric"}, r"'metric' should be str, found missing"),
+    (manifest(status="done"), r"unknown status 'done'"),
+])
+def test_a_manifest_that_contradicts_itself_is_damaged(tmp_path: Path, data: dict[str, Any], detail: str) -> None:
+    write_trial(tmp_path / "a", data, [{"event": "end", "status": data["status"]}])
+    records = read_records(tmp_path)
+    assert records.trials.empty
+    [problem] = records.problems
+    assert problem.kind == DAMAGED and problem.file == tmp_path / "a" / "manifest.json"
+    assert problem.detail.startswith("damaged: ")
+    assert re.search(detail, problem.detail), problem.detail
+
+
+def test_numbers_of_every_accepted_type_pass(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(study=None, schema_version=None, target=None,
+                                         summary={"best_validation": 1, "steps_to_target": 300.0,
+                                                  "time_to_target_s": 0}))
+    records = read_records(tmp_path)
+    assert records.problems == [] and records.trials.iloc[0]["time_to_target_s"] == 0.0
+
+
+def test_a_large_manifest_is_read_whole(tmp_path: Path) -> None:
+    big = manifest(hparams={f"p{i}": "x" * 100 for i in range(1500)})  # ~165 kB: several reads
+    write_trial(tmp_path / "a", big)
+    row = read_records(tmp_path).trials.iloc[0]
+    assert row["hp.p1499"] == "x" * 100
+
+
+@pytest.mark.parametrize(("lines", "problem"), [
+    ([{"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {}}], "has no end line"),
+    ([{"event": "end", "status": "not_reached"}], "ends with status 'not_reached' where manifest.json says 'reached'"),
+    ([{"event": "end", "status": "reached"}, {"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {}}],
+     None),  # something after the end line: the whole file is read, the end line is found
+    ([{"event": "end", "status": "reached"}, '{"event": "eval", "st'], None),  # a torn line after it
+    (["", {"event": "end", "status": "reached"}, "", "  "], None),  # blank lines around it
+    ([{"event": "end", "status": "reached", "note": "x" * 70_000}], None),  # longer than the first tail read
+    ([{"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {}, "note": "y" * 70_000},
+      {"event": "end", "status": "reached"}], None),
+    (['{"event": "end", "status": "reached"'], "has no end line"),  # torn: not an end line
+    (["[1, 2]"], "has no end line"),
+    ([], "has no end line"),
+])
+def test_the_end_line_of_evals(tmp_path: Path, lines: list[Any], problem: str | None) -> None:
+    write_trial(tmp_path / "a", manifest("reached"), lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torn lines are warned about; not the point here
+        records = read_records(tmp_path)
+    assert len(records.trials) == 1 and records.trials.iloc[0]["evals_file"]
+    if problem is None:
+        assert records.problems == []
+    else:
+        [found] = records.problems
+        assert found.kind == EVALS and found.detail == problem and found.file == tmp_path / "a" / "evals.jsonl"
+
+
+def test_a_missing_evals_file_is_scored_and_listed(tmp_path: Path) -> None:
+    folder = write_trial(tmp_path / "a", manifest("reached"), [])
+    (folder / "evals.jsonl").unlink()
+    records = read_records(tmp_path)
+    assert len(records.trials) == 1 and not records.trials.iloc[0]["evals_file"]
+    [found] = records.problems
+    assert found.kind == EVALS and found.detail == "missing"
+
+
+EVAL_LINES = [
+    {"event": "start"},
+    {"event": "eval", "step": 10, "submission_time_s": 1.5, "metrics": {"validation/accuracy": 0.3, "train/loss": 2}},
+    '{"event": "eval", "step": 1',  # torn
+    {"event": "eval", "step": "20", "submission_time_s": 2.5, "metrics": {}},  # a step that is text
+    {"event": "eval", "step": 20, "submission_time_s": True, "metrics": {}},  # a bool is not a number
+    {"event": "eval", "step": 20, "submission_time_s": 2.5, "metrics": [1]},
+    {"event": "eval", "step": 20, "submission_time_s": 2.5},
+    {"event": "eval", "submission_time_s": 2.5, "metrics": {}},
+    {"event": "eval", "step": 30, "submission_time_s": 3.5, "metrics": {"validation/accuracy": None}},
+    {"event": "eval", "step": 40, "submission_time_s": 4.5, "metrics": {"validation/accuracy": 0.7}},
+    {"event": "end", "status": "not_reached"},
+]
+
+
+def test_evaluations_keep_the_well_formed_eval_lines_and_warn_about_the_rest(tmp_path: Path) -> None:
+    folder = write_trial(tmp_path / "a", manifest("not_reached"), EVAL_LINES)
+    with pytest.warns(UserWarning) as caught:
+        table = load_evals(folder)
+    assert table["step"].tolist() == [10, 30, 40]
+    assert table["submission_time_s"].tolist() == [1.5, 3.5, 4.5]
+    assert table["train/loss"].iloc[0] == 2
+    messages = [str(w.message) for w in caught]
+    skipped = [m for m in messages if "skipped an evaluation line" in m]
+    assert [m.split(":")[1] for m in skipped] == ["4", "5", "6", "7", "8"]  # the line numbers
+    assert all("expected step and submission_time_s (numbers) and metrics (an object)" in m for m in skipped)
+    assert any(":3" in m for m in messages if m not in skipped)  # the torn line
+    assert {w.filename for w in caught if "skipped an evaluation" in str(w.message)} == {__file__}  # the caller
+
+
+def test_a_curve_is_the_evaluations_that_have_the_metric(tmp_path: Path) -> None:
+    folder = write_trial(tmp_path / "a", manifest("not_reached"), EVAL_LINES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x, y = evaluation_curve(folder, "validation/accuracy")
+        assert evaluation_curve(folder, "validation/loss") is None
+    assert isinstance(x, np.ndarray) and x.dtype == float and x.tolist() == [1.5, 4.5]
+    assert y.tolist() == [0.3, 0.7]
+
+
+def test_a_missing_evals_file_has_no_evaluations(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="evals.jsonl: no such file; expected the trial's evaluations"):
+        assert load_evals(tmp_path).empty
+    with pytest.warns(UserWarning, match="no such file"):
+        assert evaluation_curve(tmp_path, "validation/accuracy") is None
