@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import warnings
 from pathlib import Path
@@ -211,3 +212,85 @@ def test_a_missing_evals_file_has_no_evaluations(tmp_path: Path) -> None:
         assert load_evals(tmp_path).empty
     with pytest.warns(UserWarning, match="no such file"):
         assert evaluation_curve(tmp_path, "validation/accuracy") is None
+
+
+@pytest.mark.parametrize(("content", "last"), [
+    (b'{"a": 1}\n{"b": 2}\n', b'{"b": 2}'),
+    (b"1\n2\n3\n", b"3"),
+    (b'{"a": 1}\n{"b": 2}\n\n  \n', b'{"b": 2}'),  # blank lines after it
+    (b'{"a": 1}\n  {"b": 2}  ', b'{"b": 2}'),  # no newline at the end; spaces around it
+    (b"only", b"only"),
+    (b"\nonly\n", b"only"),
+    (b"", None),
+    (b"\n \n\n", None),
+    (b"x" * 20_000 + b"\n" + b"y" * 70_000 + b"\n", b"y" * 70_000),  # longer than 4x the first read
+    (b"x" * 70_000 + b"\n" + b"y" * 100 + b"\n", b"y" * 100),
+    (b"z" * 40_000, b"z" * 40_000),  # one line, longer than the first read
+])
+def test_the_last_line_of_a_file(tmp_path: Path, content: bytes, last: bytes | None) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert records._last_line(fd, len(content)) == last
+    finally:
+        os.close(fd)
+
+
+def test_the_end_line_and_how_much_was_read(tmp_path: Path) -> None:
+    """(end line, the file exists, all of it was read): the tail when its last line is an end line."""
+    path = tmp_path / "evals.jsonl"
+    end = {"event": "end", "status": "reached"}
+    path.write_text(json.dumps({"event": "eval"}) + "\n" + json.dumps(end) + "\n")
+    assert records._end_line_read(str(path)) == (end, True, False)
+    assert records._end_line(str(path)) == (end, True)
+    path.write_text(json.dumps(end) + "\n" + json.dumps({"event": "eval"}) + "\n")  # not last: read it all
+    assert records._end_line_read(str(path)) == (end, True, True)
+    path.write_text(json.dumps({"event": "eval"}) + "\n" + '["end"]\n')
+    assert records._end_line_read(str(path)) == (None, True, True)
+    path.write_text(json.dumps(end) + "\n" + '{"event": "end", "sta\n')
+    with pytest.warns(UserWarning, match=r"evals\.jsonl:2: skipped a partial"):
+        assert records._end_line_read(str(path)) == (end, True, True)
+    path.write_text(json.dumps({"event": "END", "status": "x"}) + "\n")
+    assert records._end_line_read(str(path)) == (None, True, True)
+    path.write_text("")
+    assert records._end_line_read(str(path)) == (None, True, True)
+    assert records._end_line_read(str(tmp_path / "none.jsonl")) == (None, False, False)
+    assert records._end_line_read(str(tmp_path / "none" / "evals.jsonl")) == (None, False, False)
+    (tmp_path / "folder.jsonl").mkdir()
+    assert records._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
+    assert records._end_line(str(tmp_path / "none.jsonl")) == (None, False)
+
+
+def test_an_unreadable_evals_file_is_read_in_full_or_warned_about(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "evals.jsonl"
+    end = {"event": "end", "status": "reached"}
+    path.write_text(json.dumps(end) + "\n")
+    real_open = os.open
+
+    def refuse(file: Any, *args: Any, **kwargs: Any) -> int:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(records.os, "open", refuse)  # the tail cannot be opened: the file is read as a whole
+    assert records._end_line_read(str(path)) == (end, True, True)
+    assert records._end_line_read(str(tmp_path / "gone.jsonl")) == (None, False, False)
+    monkeypatch.undo()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "evals.jsonl").mkdir()
+    with pytest.warns(UserWarning, match=r"evals\.jsonl: cannot be read \(.*\); expected the trial's evaluations"):
+        assert load_evals(tmp_path / "folder").empty
+
+
+def test_a_curve_of_whole_numbers_is_of_floats(tmp_path: Path) -> None:
+    folder = write_trial(tmp_path / "a", manifest("not_reached"), [
+        {"event": "eval", "step": 1, "submission_time_s": 2, "metrics": {"validation/loss": 3}}])
+    x, y = evaluation_curve(folder, "validation/loss")
+    assert x.dtype == float and y.dtype == float and x.tolist() == [2.0] and y.tolist() == [3.0]
+
+
+def test_the_schema_version_is_kept(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(schema_version=2))
+    assert read_records(tmp_path).trials.iloc[0]["schema_version"] == 2
