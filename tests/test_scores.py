@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pytest
@@ -201,3 +202,24 @@ def test_the_point_ranks_use_tau_max_too() -> None:
         assert result.rank_probability.tolist() == [1.0, 1.0, 1.0]  # the small noise never swaps them
         _, _, held = reference_bootstrap(times, tau_max, samples=100, seed=0, level=0.95)
         assert held.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_relative_tolerance_of_ranks_scales_with_the_scores() -> None:
+    # 5e-10 apart: a tie at 0.9 (1e-9 x 0.9 + 1e-12 > 5e-10), a clear difference at 0.1
+    assert ranks(np.array([0.9, 0.9 + 5e-10])).tolist() == [1, 1]
+    assert ranks(np.array([0.1, 0.1 + 5e-10])).tolist() == [2, 1]
+
+
+def test_scoring_inf_nan_and_zero_times_warns_about_nothing() -> None:
+    """inf / inf, 0 / 0 and inf - inf are expected here (never reached, instant targets, scores of
+    submissions that reached nothing): no RuntimeWarning may reach the user."""
+    times = np.array([[[INF, NAN, INF], [0.0, 0.0, NAN], [5.0, INF, NAN]],
+                      [[INF, INF, INF], [0.0, 1.0, 2.0], [NAN, NAN, NAN]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = workload_times(times)
+        r = ratios(t)
+        assert r[:, 0].tolist() == [INF, INF] and math.isnan(r[0, 1]) and r[1, 1] == INF
+        ranks(np.array([INF, INF, NAN, 0.5]))
+        bootstrap(times, 4.0, samples=20, seed=0)
+        ratios(np.array([[3.0, INF], [0.0, INF]]))  # x / 0 where another time is 0

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from harness.config.schema import TrialConfig
 from harness.core.records import DamagedRecord
 from harness.core.sweep_file import load_sweep, needs_run, trial_config, trial_state, unfinished, write_sweep
 from harness.errors import UserError
@@ -123,6 +125,7 @@ def test_the_sweep_plan_round_trip(tmp_path: Path) -> None:
         assert entry["record_dir"] == entry["config"]["record_dir"] == str(where)
         assert entry["config"]["results"] == str(tmp_path.resolve())
         cfg = trial_config(entry)  # the typed config a job runs
+        assert OmegaConf.get_type(cfg) is TrialConfig
         assert (cfg.study, cfg.trial, cfg.seed, cfg.ruleset) == (entry["study"], entry["trial"], entry["seed"],
                                                                  "external")
         assert cfg.submission.hparams.lr == entry["hparams"]["lr"] and cfg.record_dir == str(where)
