@@ -294,3 +294,69 @@ def test_a_curve_of_whole_numbers_is_of_floats(tmp_path: Path) -> None:
 def test_the_schema_version_is_kept(tmp_path: Path) -> None:
     write_trial(tmp_path / "a", manifest(schema_version=2))
     assert read_records(tmp_path).trials.iloc[0]["schema_version"] == 2
+
+
+FULL_OPTIONAL = {"study": 0, "trial": 1, "ruleset": "external", "submission_revision": 2, "hparams": {"lr": 0.1},
+                 "schema_version": 1}
+FULL_OPTIONAL_SUMMARY = {"steps_to_target": 300, "best_validation": 0.9, "memory": {}, "pruned": None,
+                         "routing": None}
+
+
+@pytest.mark.parametrize(("changes", "detail"), [
+    ({"study": "1"}, "'study' should be int or null, found str '1'"),
+    ({"hparams": None}, "'hparams' should be dict, found NoneType None"),
+    ({"summary": {**FULL_OPTIONAL_SUMMARY, "memory": []}}, "summary.'memory' should be dict or null, found list []"),
+])
+def test_a_wrong_optional_field_is_found_when_every_other_one_is_there(tmp_path: Path, changes: dict[str, Any],
+                                                                        detail: str) -> None:
+    data = manifest(**FULL_OPTIONAL, summary=FULL_OPTIONAL_SUMMARY)
+    data = {**data, **{k: v for k, v in changes.items() if k != "summary"},
+            "summary": {**data["summary"], **changes.get("summary", {})}}
+    write_trial(tmp_path / "a", data)
+    [problem] = read_records(tmp_path).problems
+    assert problem.kind == DAMAGED and problem.detail == f"damaged: {detail}"
+
+
+def test_a_damaged_field_is_described_in_at_most_200_characters(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(hparams="x" * 500))
+    [problem] = read_records(tmp_path).problems
+    assert problem.detail == "damaged: " + ("'hparams' should be dict, found str '" + "x" * 500)[:200]
+
+
+def test_a_manifest_without_its_target_is_damaged(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", {k: v for k, v in manifest().items() if k != "target"})
+    [problem] = read_records(tmp_path).problems
+    assert problem.kind == DAMAGED and "'target' should be int or float or null, found missing" in problem.detail
+
+
+def test_a_well_formed_manifest_is_read_without_the_full_check(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick read of scoring (100,000 trials in seconds) hands only a manifest that fails its own
+    checks to harness.core.records.read_manifest."""
+    checked: list[Path] = []
+    real = records.read_manifest
+
+    def spy(path: Path) -> Any:
+        checked.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(records, "read_manifest", spy)
+    write_trial(tmp_path / "reached", manifest("reached", **FULL_OPTIONAL, summary=FULL_OPTIONAL_SUMMARY))
+    write_trial(tmp_path / "not_reached", manifest("not_reached"))
+    running = manifest("running")
+    del running["summary"]
+    write_trial(tmp_path / "running", running, [])
+    write_trial(tmp_path / "large", manifest(hparams={f"p{i}": "x" * 100 for i in range(1500)}))  # several reads
+    write_trial(tmp_path / "unicode", manifest(submission="adamw-ü"))
+    result = read_records(tmp_path)
+    assert checked == []
+    assert sorted(result.trials["submission"]) == ["adamw", "adamw", "adamw", "adamw-ü"]
+    assert [p.kind for p in result.problems] == ["running"]
+    assert result.trials.set_index("record_dir").loc[str(tmp_path / "large"), "hp.p1499"] == "x" * 100
+    write_trial(tmp_path / "damaged", manifest(seed="7"))
+    write_trial(tmp_path / "summary", manifest(summary={"steps": "3"}))
+    write_trial(tmp_path / "status", {**manifest("reached"), "status": "lost"})
+    checked.clear()
+    result = read_records(tmp_path)
+    assert sorted(p.name for p in checked) == ["manifest.json"] * 3
+    assert sorted(p.parent.name for p in checked) == ["damaged", "status", "summary"]
