@@ -230,3 +230,20 @@ def test_a_self_tuning_factor_must_be_positive(tmp_path: Path, factor: float) ->
         plan(tmp_path, ruleset="self", self_tuning_factor=factor)
     with pytest.raises(UserError, match="trials=0 must both be at least 1"):
         plan(tmp_path, trials=0)
+
+
+def test_the_stored_plan_is_relative_to_its_folder(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=2)
+    stored = json.loads(write_sweep(sweep).read_text())
+    assert [t["record_dir"] for t in stored["trials"]] == ["study0/trial0", "study0/trial1", "study1/trial0",
+                                                           "study1/trial1"]
+    assert {t["config"]["results"] for t in stored["trials"]} == {"../../.."}
+    assert [t["config"]["record_dir"] for t in stored["trials"]] == [t["record_dir"] for t in stored["trials"]]
+
+
+def test_an_unwritable_results_folder_is_named_with_its_setting(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    results = tmp_path / "file" / "results"  # below a file: no folder can be made there, not even by root
+    sweep = plan(results, studies=1, trials=1)
+    with pytest.raises(UserError, match=rf"^Cannot write to .*\. Set results= \(now '{results}'\) to a folder you"):
+        write_sweep(sweep)
