@@ -247,3 +247,9 @@ def test_an_unwritable_results_folder_is_named_with_its_setting(tmp_path: Path) 
     sweep = plan(results, studies=1, trials=1)
     with pytest.raises(UserError, match=rf"^Cannot write to .*\. Set results= \(now '{results}'\) to a folder you"):
         write_sweep(sweep)
+
+
+def test_the_points_are_a_function_of_the_seed() -> None:
+    assert quasirandom_points(SPACE, 8, seed=3) == quasirandom_points(SPACE, 8, seed=3)
+    assert quasirandom_points(SPACE, 8, seed=3) != quasirandom_points(SPACE, 8, seed=4)
+    assert quasirandom_points({}, 3, seed=0) == [{}, {}, {}]  # nothing to search: the defaults, three times
