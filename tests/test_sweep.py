@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,33 @@ def test_the_points_are_a_function_of_the_seed() -> None:
     assert quasirandom_points(SPACE, 8, seed=3) == quasirandom_points(SPACE, 8, seed=3)
     assert quasirandom_points(SPACE, 8, seed=3) != quasirandom_points(SPACE, 8, seed=4)
     assert quasirandom_points({}, 3, seed=0) == [{}, {}, {}]  # nothing to search: the defaults, three times
+
+
+def test_a_sweep_of_rerun_true_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    message = ("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only the "
+               "trials that have not ended. Rerun a sweep's trial by its command: optbench trial record_dir=<its "
+               "folder> <its settings> rerun=true, or tune into a new results folder.")
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        plan(tmp_path, overrides=["rerun=true"])
+
+
+def test_a_self_tuning_factor_below_one_is_a_shorter_budget(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, ruleset="self", studies=1, self_tuning_factor=0.5)
+    assert sweep["budget_s"] == 10 and sweep["self_tuning_factor"] == 0.5
+
+
+def test_the_identity_leaves_out_only_empty_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built-in workload's and submission's empty ``source``/``config_from`` are not part of the sweep's
+    identity (so its folder is the one it had before they existed); every other empty value is."""
+    import harness.orchestration.sweep as sweep_module
+
+    seen: list[dict] = []
+    real = sweep_module.digest
+    monkeypatch.setattr(sweep_module, "digest", lambda identity, size: seen.append(identity) or real(identity, size))
+    plan(tmp_path, studies=1, trials=1)
+    [identity] = seen
+    for part in ("workload", "submission"):
+        assert "source" not in identity[part] and "config_from" not in identity[part]
+    assert sweep_module._without_none({"source": "x.py", "config_from": None, "note": None, "lr": 1}) == \
+        {"source": "x.py", "note": None, "lr": 1}
+    assert sweep_module._without_none({"source": None, "config_from": "a.yaml"}) == {"config_from": "a.yaml"}
