@@ -99,7 +99,7 @@ def report(modules: list[Module]) -> int:
                        if status not in DETECTED | {"skipped", "not checked"})
         unchecked += sum(status == "not checked" for status in found.values())
         excluded = [name for name in alive if name in allowed]
-        stale += [name for name in allowed if name in found and name not in alive]
+        stale += [name for name in allowed if found.get(name) in DETECTED]
         survivors += [(name, found[name]) for name in alive if name not in allowed]
         counted = len(found) - sum(s in ("skipped", "not checked") for s in found.values()) - len(excluded)
         score = 100.0 * detected / counted if counted else float("nan")

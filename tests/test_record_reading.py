@@ -270,13 +270,18 @@ def test_an_unreadable_evals_file_is_read_in_full_or_warned_about(tmp_path: Path
     real_open = os.open
 
     def refuse(file: Any, *args: Any, **kwargs: Any) -> int:
-        if str(file) == str(path):
+        if str(file).startswith(str(tmp_path)):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(records.os, "open", refuse)  # the tail cannot be opened: the file is read as a whole
     assert records._end_line_read(str(path)) == (end, True, True)
-    assert records._end_line_read(str(tmp_path / "gone.jsonl")) == (None, False, False)
+    assert records._end_line_read(str(tmp_path / "gone.jsonl")) == (None, False, False)  # refused, and no file
+    (tmp_path / "folder.jsonl").mkdir()
+    assert records._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
+    write_trial(tmp_path / "trial", manifest("reached"))  # its manifest too: read by the full check instead
+    read = read_records(tmp_path / "trial")
+    assert read.trials.iloc[0]["status"] == "reached" and read.problems == []
     monkeypatch.undo()
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "evals.jsonl").mkdir()
@@ -346,13 +351,15 @@ def test_a_well_formed_manifest_is_read_without_the_full_check(tmp_path: Path,
     running = manifest("running")
     del running["summary"]
     write_trial(tmp_path / "running", running, [])
-    write_trial(tmp_path / "large", manifest(hparams={f"p{i}": "x" * 100 for i in range(1500)}))  # several reads
+    large = {f"p{i}": f"{i:05d}" * 20 for i in range(3000)}  # 330 kB: several reads of 64 kB
+    write_trial(tmp_path / "large", manifest(hparams=large))
     write_trial(tmp_path / "unicode", manifest(submission="adamw-ü"))
     result = read_records(tmp_path)
     assert checked == []
     assert sorted(result.trials["submission"]) == ["adamw", "adamw", "adamw", "adamw-ü"]
     assert [p.kind for p in result.problems] == ["running"]
-    assert result.trials.set_index("record_dir").loc[str(tmp_path / "large"), "hp.p1499"] == "x" * 100
+    row = result.trials.set_index("record_dir").loc[str(tmp_path / "large")]
+    assert {k: row[f"hp.{k}"] for k in large} == large
     write_trial(tmp_path / "damaged", manifest(seed="7"))
     write_trial(tmp_path / "summary", manifest(summary={"steps": "3"}))
     write_trial(tmp_path / "status", {**manifest("reached"), "status": "lost"})
