@@ -176,7 +176,8 @@ def test_area_score_by_definition() -> None:
     assert area_score(r, 4.0).tolist() == pytest.approx([(3 + 1 + 0) / 3 / 3, (2 + 3 + 0) / 3 / 3])
     assert area_score(r, 2.0).tolist() == pytest.approx([1 / 3, 1 / 3])
     assert area_score(r[None], 4.0).shape == (1, 2)  # batched
-    assert area_score(np.array([[1.0]])).tolist() == [1.0]  # default tau_max 4: the best everywhere scores 1
+    assert area_score(np.array([[1.0]])).tolist() == [1.0]  # the best everywhere scores 1
+    assert area_score(np.array([[1.0, 3.0]])).tolist() == pytest.approx([(3 + 1) / 2 / 3])  # default tau_max: 4
 
 
 @pytest.mark.parametrize("tau_max", [1.0, 0.5])
