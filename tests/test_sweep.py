@@ -284,3 +284,56 @@ def test_the_identity_leaves_out_only_empty_provenance(tmp_path: Path, monkeypat
     assert sweep_module._without_none({"source": "x.py", "config_from": None, "note": None, "lr": 1}) == \
         {"source": "x.py", "note": None, "lr": 1}
     assert sweep_module._without_none({"source": None, "config_from": "a.yaml"}) == {"config_from": "a.yaml"}
+
+
+USER_OPTIMIZER = '''
+import dataclasses
+import torch
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+
+@dataclasses.dataclass(kw_only=True)
+class PlainHparams(TrainingHparams):
+    lr: float
+
+
+class Plain(TorchOptimSubmission):
+    Hparams = PlainHparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+'''
+USER_CONFIG = "name: plain_mine\nhparams: {lr: 0.05}\nsearch_space:\n  lr: {min: 0.01, max: 0.2, scaling: log}\n"
+
+
+def test_a_sweep_of_a_users_submission_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(sys.modules)
+    try:
+        _plan_a_users_submission(tmp_path, monkeypatch)
+    finally:  # the file's module is forgotten
+        for name in set(sys.modules) - before:
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(str(tmp_path)):
+                del sys.modules[name]
+
+
+def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plain.py").write_text(USER_OPTIMIZER)
+    (tmp_path / "plain.yaml").write_text(USER_CONFIG)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sweep = plan_sweep(SweepSettings(studies=1, trials=2),
+                       ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                        f"submission={tmp_path / 'plain.py'}:Plain"])
+    assert sweep["submission"] == "plain_mine" and Path(sweep["dir"]).parent.name == "plain_mine"
+    assert all(0.01 <= t["hparams"]["lr"] <= 0.2 for t in sweep["trials"])
+    (tmp_path / "plain.yaml").write_text(USER_CONFIG.replace("min: 0.01", "min: 0.3"))
+    with pytest.raises(UserError, match=r"^search space of plain_mine, 'lr': min \(0\.3\) must be smaller"):
+        plan_sweep(SweepSettings(studies=1, trials=2),
+                   ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                    f"submission={tmp_path / 'plain.py'}:Plain"])
+    (tmp_path / "plain.yaml").write_text("name: plain_mine\nhparams: {lr: 0.05}\n")
+    with pytest.raises(UserError, match=r"^Submission 'plain_mine' declares no search space \(configs/submission/"
+                                        r"plain_mine\.yaml\): external tuning has nothing to search\. "
+                                        r"Use ruleset=self"):
+        plan_sweep(SweepSettings(studies=1, trials=2),
+                   ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                    f"submission={tmp_path / 'plain.py'}:Plain"])
