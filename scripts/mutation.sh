@@ -2,9 +2,10 @@
 # Mutation testing of the core: how many deliberately broken versions of the scoring maths, the
 # clock, sweep planning, the search space, the runner's loop and record reading the tests notice.
 #
-#   scripts/mutation.sh                 all core modules (about 40 min on 2 cores)
+#   scripts/mutation.sh                 all core modules (the runner's 541 mutants take the longest: see README)
 #   scripts/mutation.sh scores clock    only these (scores clock sweep sweep_file search_space runner records)
 #   scripts/mutation.sh --report        the table again from the last run, without running anything
+#   scripts/mutation.sh --clean         remove mutants/ (the last run's copy, kept for --report and mutmut show)
 #
 # mutmut (pinned below; installed into .venv when missing, it is no CI dependency) copies the project
 # into mutants/ (git-ignored; cleaned at the start of every run), mutates the functions listed in
@@ -13,13 +14,16 @@
 # those detected, the survivors and the score, with the equivalent mutants of
 # scripts/mutation-equivalent.txt (each with its reason) left out, then every surviving mutant
 # (.venv/bin/mutmut show <name> prints its diff). Not part of CI: run it after changing one of these
-# modules or their tests (README, "Development").
+# modules or their tests (README, "Mutation testing").
 #
 # Environment: MUTATION_JOBS (parallel mutants; default: the number of cores), MUTATION_NICE (default 19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MUTMUT_VERSION=3.8.1
 
+if [ "${1:-}" = "--clean" ]; then
+    exec rm -rf mutants
+fi
 if [ "${1:-}" = "--report" ]; then
     shift
     exec .venv/bin/python scripts/mutation_report.py report "$@"
