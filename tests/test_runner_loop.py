@@ -142,3 +142,12 @@ def test_the_timing_adds_up() -> None:
 ])
 def test_the_clock_is_suspect_only_past_both_thresholds(other: float, wall: float, suspect: bool) -> None:
     assert runner.clock_suspect({"other_s": other, "wall_s": wall}) is suspect
+
+
+def test_the_summary_reports_the_budget_memory_and_timing(smoke_cfg, virtual) -> None:
+    summary = run(smoke_cfg, UNREACHABLE, "max_runtime_s=0.5", "workload.sizes.smoke.eval_every_steps=100")
+    assert summary["max_runtime_s"] == 0.5 and summary["steps"] == 5
+    assert summary["memory"]["optimizer_state_bytes_per_parameter"] >= 0
+    timing = summary["timing"]
+    assert timing["submission_s"] == 5 * STEP_S and timing["construction_s"] == 0.0  # construction took no time
+    assert 0.0 < timing["setup_s"] < 60 and timing["checkpoint_s"] == 0.0
