@@ -106,17 +106,17 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
     point_ranks, last = ranks(point), np.abs(point) <= RANK_ATOL
     n_sub, n_work, n_study = study_times.shape
     present = ~np.isnan(study_times)
+    # A (submission, workload) without studies counts 1: its one slot picks index 0 of an all-nan row,
+    # so its resamples have no study either (a workload time of inf).
     counts = np.maximum(present.sum(axis=-1), 1)
-    # Present studies first, so that an index below counts[s, w] always picks a real study.
+    # Present studies first, in their order, so that an index below counts[s, w] always picks a real study.
     packed = np.take_along_axis(study_times, np.argsort(~present, axis=-1, kind="stable"), axis=-1)
     scores, same_rank = [], np.zeros(n_sub)
     for start in range(0, samples, chunk):
         b = min(chunk, samples - start)
         picks = (rng.random((b, n_sub, n_work, n_study)) * counts[None, :, :, None]).astype(np.int64)
-        picks = np.where(present.any(axis=-1)[None, :, :, None], picks, 0)
         resampled = np.take_along_axis(np.broadcast_to(packed, (b, *packed.shape)), picks, axis=-1)
         resampled = np.where(np.arange(n_study)[None, None, None, :] < counts[None, :, :, None], resampled, np.nan)
-        resampled = np.where(present.any(axis=-1)[None, :, :, None], resampled, np.nan)
         chunk_scores = area_score(ratios(workload_times(resampled)), tau_max)  # all b resamples at once
         scores.append(chunk_scores)
         held = np.where(last[None, :], np.abs(chunk_scores) <= RANK_ATOL, ranks(chunk_scores) == point_ranks[None, :])

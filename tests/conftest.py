@@ -19,6 +19,22 @@ def _real_fashion_mnist() -> Path | None:
 
 REAL_FASHION_MNIST = _real_fashion_mnist()
 
+# Per-test time limits (pytest-timeout). The default in pyproject.toml ([tool.pytest.ini_options]
+# timeout) bounds every test, so a broken clock or a lost child process fails that test in a couple of
+# minutes instead of hanging the suite; the markers below name the tests that legitimately take longer
+# (training on real data, starting a SLURM cluster) and get these limits unless they set their own
+# with @pytest.mark.timeout(seconds). The longest limit of a test's markers applies.
+MARKER_TIMEOUTS_S = {"slurm": 1800, "slow": 900, "realdata": 900, "browser": 300}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        limits = [limit for marker, limit in MARKER_TIMEOUTS_S.items() if item.get_closest_marker(marker)]
+        if limits:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -118,6 +118,7 @@ def test_a_py_file_with_its_yaml_beside_it_runs_from_anywhere(package: Path, tmp
     assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
 
 
+@pytest.mark.timeout(300)  # several processes: 20-55 s here on 2 busy cores
 def test_tune_inline_and_in_local_processes_and_a_suite_with_a_builtin(package: Path, tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"

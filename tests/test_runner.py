@@ -76,9 +76,11 @@ class SlowUpdate(SGD):
 
 def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowUpdate)
+    # max_steps: a step cap, so that a clock that stopped advancing ends the trial in 2 s (and fails
+    # the test) instead of training forever
     summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_runtime_s=0.25",
-                                         "workload.sizes.smoke.eval_every_steps=1000"))
-    assert summary["status"] == "not_reached"
+                                         "workload.sizes.smoke.eval_every_steps=1000", "max_steps=20"))
+    assert summary["status"] == "not_reached" and summary["stopped_by"] == "budget"
     assert summary["steps"] == 3  # 0.3 s > 0.25 s after the third step, long before step 1000
     assert 0.25 < summary["submission_time_s"] < 0.45
     final = [e for e in events(summary) if e["event"] == "eval"]
@@ -88,7 +90,8 @@ def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch
 def test_target_met_after_the_budget_does_not_count(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowUpdate)
     summary = runner.run_trial(smoke_cfg("submission=sgd", "workload.sizes.smoke.target=0.0",
-                                         "max_runtime_s=0.05", "workload.sizes.smoke.eval_every_steps=1000"))
+                                         "max_runtime_s=0.05", "workload.sizes.smoke.eval_every_steps=1000",
+                                         "max_steps=20"))
     assert summary["status"] == "not_reached" and summary["time_to_target_s"] is None
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from harness.core.sweep_file import write_sweep
+from harness.config.schema import TrialConfig
+from harness.core.records import DamagedRecord
+from harness.core.sweep_file import load_sweep, needs_run, trial_config, trial_state, unfinished, write_sweep
 from harness.errors import UserError
 from harness.orchestration.sweep import SweepSettings, plan_sweep, quasirandom_points
 
@@ -29,9 +34,9 @@ print(json.dumps([[t["study"], t["trial"], t["seed"], t["hparams"]] for t in swe
 """
 
 
-def plan(tmp_path: Path, **settings) -> dict:
-    overrides = ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}"]
-    return plan_sweep(SweepSettings(**settings), overrides)
+def plan(tmp_path: Path, overrides: tuple[str, ...] | list[str] = (), **settings) -> dict:
+    base = ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}"]
+    return plan_sweep(SweepSettings(**settings), [*base, *overrides])
 
 
 def slots(sweep: dict) -> list:
@@ -106,3 +111,249 @@ def test_the_sweep_file_is_written_once(tmp_path: Path) -> None:
     created = json.loads(path.read_text())["created_at"]
     write_sweep(plan(tmp_path, studies=1, trials=2))
     assert json.loads(path.read_text())["created_at"] == created
+
+
+def test_the_sweep_plan_round_trip(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=2)
+    folder = write_sweep(sweep).parent
+    assert str(folder) == sweep["dir"]
+    loaded = load_sweep(folder)
+    assert loaded["dir"] == str(folder.resolve()) and loaded["sweep_id"] == sweep["sweep_id"]
+    assert [(t["study"], t["trial"], t["seed"], t["hparams"]) for t in loaded["trials"]] == \
+        [(t["study"], t["trial"], t["seed"], t["hparams"]) for t in sweep["trials"]]
+    for entry in loaded["trials"]:
+        where = folder.resolve() / f"study{entry['study']}" / f"trial{entry['trial']}"
+        assert entry["record_dir"] == entry["config"]["record_dir"] == str(where)
+        assert entry["config"]["results"] == str(tmp_path.resolve())
+        cfg = trial_config(entry)  # the typed config a job runs
+        assert OmegaConf.get_type(cfg) is TrialConfig
+        assert (cfg.study, cfg.trial, cfg.seed, cfg.ruleset) == (entry["study"], entry["trial"], entry["seed"],
+                                                                 "external")
+        assert cfg.submission.hparams.lr == entry["hparams"]["lr"] and cfg.record_dir == str(where)
+    stored = json.loads((folder / "sweep.json").read_text())
+    assert "dir" not in stored and all(not Path(t["record_dir"]).is_absolute() for t in stored["trials"])
+    assert all(not Path(t["config"]["results"]).is_absolute() for t in stored["trials"])
+
+
+def test_a_moved_sweep_is_read_where_it_is_now(tmp_path: Path) -> None:
+    sweep = plan(tmp_path / "a", studies=1, trials=2)
+    folder = write_sweep(sweep).parent
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = load_sweep(tmp_path / "b" / folder.relative_to(tmp_path / "a"))
+    assert moved["dir"].startswith(str((tmp_path / "b").resolve()))
+    assert all(t["record_dir"].startswith(moved["dir"]) for t in moved["trials"])
+    assert all(t["config"]["results"] == str((tmp_path / "b").resolve()) for t in moved["trials"])
+
+
+def test_another_plan_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=1, trials=2)
+    path = write_sweep(sweep)
+    before = path.read_text()
+    other = {**sweep, "trials": [{**t, "seed": t["seed"] + 1} for t in sweep["trials"]]}
+    with pytest.raises(UserError, match="describes another plan than this command; it is left untouched"):
+        write_sweep(other)
+    assert path.read_text() == before
+
+
+def test_a_missing_or_damaged_sweep_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"No sweep\.json in"):
+        load_sweep(tmp_path)
+    sweep = plan(tmp_path, studies=1, trials=1)
+    path = write_sweep(sweep)
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "trials": ["not an entry"]}))
+    with pytest.raises(DamagedRecord, match=r"trials\[0\] should be an object"):
+        load_sweep(path.parent)
+    path.write_text(json.dumps({**stored, "trials": [{**stored["trials"][0], "seed": "7"}]}))
+    with pytest.raises(DamagedRecord, match=r"trials\[0\]\.'seed' should be int"):
+        load_sweep(path.parent)
+    path.write_text(json.dumps({k: v for k, v in stored.items() if k != "studies"}))
+    with pytest.raises(DamagedRecord, match="'studies' should be int, found missing"):
+        load_sweep(path.parent)
+
+
+def _manifest(status: str, **summary) -> dict:
+    manifest = {"workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "seed": 1, "status": status,
+                "config_hash": "abc", "metric": "accuracy", "higher_is_better": True, "target": 0.5,
+                "max_runtime_s": 20.0}
+    if status != "running":
+        manifest["summary"] = {"status": status, "time_to_target_s": None, "steps": 3, "submission_time_s": 1.0,
+                               **summary}
+    return manifest
+
+
+def test_trial_states_and_which_trials_are_unfinished(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=4)
+    folder = write_sweep(sweep).parent
+    loaded = load_sweep(folder)
+    dirs = [Path(t["record_dir"]) for t in loaded["trials"]]
+    manifests = [None, _manifest("running"), _manifest("reached"), _manifest("not_reached"), _manifest("pruned"),
+                 _manifest("failed", error_in="harness"), _manifest("failed", error_in="submission.update"), "{torn"]
+    for where, manifest in zip(dirs, manifests):
+        if manifest is not None:
+            where.mkdir(parents=True)
+            (where / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    assert [trial_state(d) for d in dirs] == ["pending", "running", "reached", "not_reached", "pruned", "failed",
+                                              "failed", "damaged"]
+    assert [needs_run(d) for d in dirs] == [True, True, False, False, False, True, False, False]
+    assert [t["index"] for t in unfinished(loaded)] == [0, 1, 5]
+
+
+def test_the_device_and_the_variant_are_part_of_the_sweep(tmp_path: Path) -> None:
+    cpu = plan(tmp_path, studies=1, trials=1)
+    cuda = plan_sweep(SweepSettings(studies=1, trials=1),
+                      ["workload=fashion_mnist", "submission=adamw", "workload.size=smoke", f"results={tmp_path}",
+                       "device=cuda"])
+    assert cpu["sweep_id"] != cuda["sweep_id"] and cpu["dir"] != cuda["dir"]
+    gelu = plan(tmp_path, studies=1, trials=1, overrides=["workload.variant=gelu"])
+    assert gelu["workload"] == "fashion_mnist.gelu" and cpu["workload"] == "fashion_mnist"
+    assert Path(gelu["dir"]).parent.parent.name == "fashion_mnist.gelu-smoke"
+    assert Path(cpu["dir"]).parent.parent.name == "fashion_mnist-smoke"
+    assert Path(cpu["dir"]).parent.name == "adamw" and Path(cpu["dir"]).name == f"external-{cpu['sweep_id']}"
+
+
+def test_an_external_sweep_keeps_the_trial_budget_it_was_given(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=1, trials=1, overrides=["max_runtime_s=7.5"])
+    assert sweep["budget_s"] == 7.5 and sweep["trials"][0]["config"]["max_runtime_s"] == 7.5
+    assert plan(tmp_path, studies=1, trials=1)["budget_s"] == 20  # the smoke size's own
+    assert sweep["sweep_id"] != plan(tmp_path, studies=1, trials=1)["sweep_id"]
+
+
+def test_one_trial_per_study_is_a_sweep(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=1)
+    assert sweep["trials_per_study"] == 1 and [(t["study"], t["trial"]) for t in sweep["trials"]] == [(0, 0), (1, 0)]
+    assert sweep["search_space"] and sweep["self_tuning_factor"] is None
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0])
+def test_a_self_tuning_factor_must_be_positive(tmp_path: Path, factor: float) -> None:
+    with pytest.raises(UserError, match=f"self_tuning_factor={factor} must be positive"):
+        plan(tmp_path, ruleset="self", self_tuning_factor=factor)
+    with pytest.raises(UserError, match="trials=0 must both be at least 1"):
+        plan(tmp_path, trials=0)
+
+
+def test_the_stored_plan_is_relative_to_its_folder(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, studies=2, trials=2)
+    stored = json.loads(write_sweep(sweep).read_text())
+    assert [t["record_dir"] for t in stored["trials"]] == ["study0/trial0", "study0/trial1", "study1/trial0",
+                                                           "study1/trial1"]
+    assert {t["config"]["results"] for t in stored["trials"]} == {"../../.."}
+    assert [t["config"]["record_dir"] for t in stored["trials"]] == [t["record_dir"] for t in stored["trials"]]
+
+
+def test_an_unwritable_results_folder_is_named_with_its_setting(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    results = tmp_path / "file" / "results"  # below a file: no folder can be made there, not even by root
+    sweep = plan(results, studies=1, trials=1)
+    with pytest.raises(UserError, match=rf"^Cannot write to .*\. Set results= \(now '{results}'\) to a folder you"):
+        write_sweep(sweep)
+
+
+def test_the_points_are_a_function_of_the_seed() -> None:
+    assert quasirandom_points(SPACE, 8, seed=3) == quasirandom_points(SPACE, 8, seed=3)
+    assert quasirandom_points(SPACE, 8, seed=3) != quasirandom_points(SPACE, 8, seed=4)
+    assert quasirandom_points({}, 3, seed=0) == [{}, {}, {}]  # nothing to search: the defaults, three times
+
+
+def test_a_sweep_of_rerun_true_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    message = ("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only the "
+               "trials that have not ended. Rerun a sweep's trial by its command: optbench trial record_dir=<its "
+               "folder> <its settings> rerun=true, or tune into a new results folder.")
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        plan(tmp_path, overrides=["rerun=true"])
+
+
+def test_a_self_tuning_factor_below_one_is_a_shorter_budget(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, ruleset="self", studies=1, self_tuning_factor=0.5)
+    assert sweep["budget_s"] == 10 and sweep["self_tuning_factor"] == 0.5
+
+
+def test_the_identity_leaves_out_only_empty_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built-in workload's and submission's empty ``source``/``config_from`` are not part of the sweep's
+    identity (so its folder is the one it had before they existed); every other empty value is."""
+    import harness.orchestration.sweep as sweep_module
+
+    seen: list[dict] = []
+    real = sweep_module.digest
+    monkeypatch.setattr(sweep_module, "digest", lambda identity, size: seen.append(identity) or real(identity, size))
+    plan(tmp_path, studies=1, trials=1)
+    [identity] = seen
+    for part in ("workload", "submission"):
+        assert "source" not in identity[part] and "config_from" not in identity[part]
+    assert sweep_module._without_none({"source": "x.py", "config_from": None, "note": None, "lr": 1}) == \
+        {"source": "x.py", "note": None, "lr": 1}
+    assert sweep_module._without_none({"source": None, "config_from": "a.yaml"}) == {"config_from": "a.yaml"}
+
+
+USER_OPTIMIZER = '''
+import dataclasses
+import torch
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+
+@dataclasses.dataclass(kw_only=True)
+class PlainHparams(TrainingHparams):
+    lr: float
+
+
+class Plain(TorchOptimSubmission):
+    Hparams = PlainHparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+'''
+USER_CONFIG = "name: plain_mine\nhparams: {lr: 0.05}\nsearch_space:\n  lr: {min: 0.01, max: 0.2, scaling: log}\n"
+
+
+def test_a_sweep_of_a_users_submission_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(sys.modules)
+    try:
+        _plan_a_users_submission(tmp_path, monkeypatch)
+    finally:  # the file's module is forgotten
+        for name in set(sys.modules) - before:
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(str(tmp_path)):
+                del sys.modules[name]
+
+
+def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plain.py").write_text(USER_OPTIMIZER)
+    (tmp_path / "plain.yaml").write_text(USER_CONFIG)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sweep = plan_sweep(SweepSettings(studies=1, trials=2),
+                       ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                        f"submission={tmp_path / 'plain.py'}:Plain"])
+    assert sweep["submission"] == "plain_mine" and Path(sweep["dir"]).parent.name == "plain_mine"
+    assert all(0.01 <= t["hparams"]["lr"] <= 0.2 for t in sweep["trials"])
+    (tmp_path / "plain.yaml").write_text(USER_CONFIG.replace("min: 0.01", "min: 0.3"))
+    with pytest.raises(UserError, match=r"^search space of plain_mine, 'lr': min \(0\.3\) must be smaller"):
+        plan_sweep(SweepSettings(studies=1, trials=2),
+                   ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                    f"submission={tmp_path / 'plain.py'}:Plain"])
+    (tmp_path / "plain.yaml").write_text("name: plain_mine\nhparams: {lr: 0.05}\n")
+    with pytest.raises(UserError, match=r"^Submission 'plain_mine' declares no search space \(configs/submission/"
+                                        r"plain_mine\.yaml\): external tuning has nothing to search\. "
+                                        r"Use ruleset=self"):
+        plan_sweep(SweepSettings(studies=1, trials=2),
+                   ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                    f"submission={tmp_path / 'plain.py'}:Plain"])
+
+
+def test_the_plan_describes_itself_and_its_identity_is_stable(tmp_path: Path) -> None:
+    """The sweep folder is named by a hash of what determines the plan: the same command finds the same
+    folder, today and after an upgrade. A change of this hash orphans every sweep already run; if one
+    is meant, say so in the release notes and update the two values here."""
+    external = plan(tmp_path, studies=1, trials=2)
+    assert external["sweep_id"] == "84344caa49" and Path(external["dir"]).name == "external-84344caa49"
+    assert plan(tmp_path, ruleset="self", studies=1, trials=2)["sweep_id"] == "9b5288f97b"
+    assert {k: external[k] for k in ("kind", "workload", "size", "submission", "ruleset", "studies",
+                                     "trials_per_study", "search_seed", "self_tuning_factor")} == {
+        "kind": "optbench-sweep", "workload": "fashion_mnist", "size": "smoke", "submission": "adamw",
+        "ruleset": "external", "studies": 1, "trials_per_study": 2, "search_seed": 0, "self_tuning_factor": None}
+    assert "lr" in external["search_space"]
+    for entry in external["trials"]:
+        assert entry["record_dir"] == entry["config"]["record_dir"] == \
+            str(Path(external["dir"]) / f"study{entry['study']}" / f"trial{entry['trial']}")
+    assert [t["hparams"] for t in plan(tmp_path, studies=1, trials=2)["trials"]] == \
+        [t["hparams"] for t in external["trials"]]  # the same seed, the same points
+    assert plan(tmp_path, ruleset="self", studies=1)["search_space"] == {}

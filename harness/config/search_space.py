@@ -24,14 +24,24 @@ def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHp
         where = f"search space of {who}, '{name}'"
         if name not in names:
             raise UserError(f"{where}: not a hyperparameter. Valid: {', '.join(sorted(names))}.")
+        if not isinstance(entry, Mapping):
+            raise UserError(f"{where}: give either {{min, max, scaling}} or {{feasible_points}}, got {entry!r}.")
         keys = set(entry)
         if keys == {"feasible_points"}:
-            if not isinstance(entry["feasible_points"], Sequence) or not entry["feasible_points"]:
+            points = entry["feasible_points"]
+            if isinstance(points, (str, bytes)) or not isinstance(points, Sequence) or not points:
                 raise UserError(f"{where}: feasible_points must be a non-empty list.")
             continue
         if keys != {"min", "max", "scaling"}:
             raise UserError(f"{where}: give either {{min, max, scaling}} or {{feasible_points}}, got {sorted(keys)}.")
-        lo, hi, scaling = float(entry["min"]), float(entry["max"]), entry["scaling"]
+        try:
+            lo, hi = float(entry["min"]), float(entry["max"])
+        except (TypeError, ValueError):
+            bounds = f"{entry['min']!r} and {entry['max']!r}"
+            raise UserError(f"{where}: min and max must be numbers, got {bounds}.") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise UserError(f"{where}: min and max must be finite, got {lo} and {hi}.")
+        scaling = entry["scaling"]
         if scaling not in SCALINGS:
             raise UserError(f"{where}: scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}.")
         if not lo < hi:
