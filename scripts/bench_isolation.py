@@ -22,23 +22,14 @@ import tempfile
 import time
 from typing import Any
 
+from bench_overhead import parse  # scripts/ is on the path when a script runs
+
 from harness.config.compose import compose_config
 from harness.core.runner import run_trial
 
 UNREACHABLE = {"fashion_mnist": 2.0, "cifar10": 2.0, "gpt": 0.0}  # accuracy above 1, a loss of 0
 
-
-def parse(argv: list[str]) -> dict[str, str]:
-    options = {"steps": "400", "repeats": "5", "size": "mini", "data_dir": "",
-               "workloads": "fashion_mnist,gpt,cifar10"}
-    for item in argv:
-        key, _, value = item.partition("=")
-        if key not in options:
-            sys.exit(f"unknown option {key}; valid: {', '.join(options)}")
-        options[key] = value
-    return options
-
-
+OPTIONS = {"steps": "400", "repeats": "5", "size": "mini", "data_dir": "", "workloads": "fashion_mnist,gpt,cifar10"}
 def one_trial(workload: str, size: str, mode: str, steps: int, results: str, data_dir: str) -> dict[str, float]:
     """Charged and wall throughput, set-up and whole-call seconds of one trial."""
     overrides = [f"workload={workload}", f"workload.size={size}", "submission=adamw", "device=cpu", "threads=1",
@@ -61,7 +52,7 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
-    options = parse(sys.argv[1:])
+    options = parse(sys.argv[1:], OPTIONS)
     steps, repeats, size = int(options["steps"]), int(options["repeats"]), options["size"]
     print(f"size {size}, {steps} steps per trial, {repeats} pairs per workload, adamw, 1 torch thread")
     rows: list[dict[str, Any]] = []

@@ -26,8 +26,10 @@ from harness.config.registry import submission_class, workload_class
 from harness.core.runner import resolve_device, run_trial
 
 
-def parse(argv: list[str]) -> dict[str, str]:
-    options = {"steps": "3000", "repeats": "3", "device": "cpu", "data_dir": ""}
+def parse(argv: list[str], defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``key=value`` options of a bench script's command line, over ``defaults`` (this script's
+    when None); an unknown key ends the script naming the valid ones."""
+    options = dict(defaults or {"steps": "3000", "repeats": "3", "device": "cpu", "data_dir": ""})
     for item in argv:
         key, _, value = item.partition("=")
         if key not in options:

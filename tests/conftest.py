@@ -81,3 +81,20 @@ def real_data() -> Path:
     if REAL_FASHION_MNIST is None:
         pytest.skip("real Fashion-MNIST files not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
     return REAL_FASHION_MNIST
+
+
+@pytest.fixture
+def loaded_parts():
+    """``make(cfg)``: the workload a composed trial config names, loaded on the CPU, and its
+    submission's hyperparameters (for tests that build a trial's parts themselves)."""
+    import torch
+
+    from harness.config.compose import to_plain
+    from harness.config.registry import submission_class, workload_class
+
+    def make(cfg):
+        workload = workload_class(cfg.workload.name)(cfg.workload, torch.device("cpu"))
+        workload.load()
+        return workload, submission_class(cfg.submission.name).Hparams.from_mapping(to_plain(cfg.submission.hparams))
+
+    return make

@@ -12,8 +12,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
 
-from harness.config.compose import to_plain
-from harness.config.registry import submission_class, workload_class
+from harness.config.registry import workload_class
 from harness.core.compile import compile_before_clock, compiles
 from harness.core.parts import model_and_info, training_stream
 from harness.core.records import read_jsonl
@@ -23,12 +22,6 @@ from harness.errors import UserError
 CPU = torch.device("cpu")
 UNREACHABLE = "workload.sizes.smoke.target=2.0"
 
-
-def loaded(cfg):
-    workload = workload_class(cfg.workload.name)(cfg.workload, CPU)
-    workload.load()
-    hparams = submission_class(cfg.submission.name).Hparams.from_mapping(to_plain(cfg.submission.hparams))
-    return workload, hparams
 
 
 def test_the_setting_is_checked(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,8 +48,9 @@ def test_auto_compiles_cuda_trials_of_gpu_sizes_only(smoke_cfg) -> None:
     ("workload=gpt", "+workload.sizes.smoke.options.dropout=0.2"),  # dropout draws from the global RNG
     ("workload=cifar10",),  # BatchNorm's running statistics move in a training-mode forward pass
 ])
-def test_the_warm_up_leaves_the_model_as_eager_and_the_trial_reuses_its_code(smoke_cfg, overrides) -> None:
-    workload, hparams = loaded(smoke_cfg(*overrides))
+def test_the_warm_up_leaves_the_model_as_eager_and_the_trial_reuses_its_code(smoke_cfg, loaded_parts,
+                                                                               overrides) -> None:
+    workload, hparams = loaded_parts(smoke_cfg(*overrides))
     compiled, _ = model_and_info(workload, hparams.batch_size, 0)
     eager, _ = model_and_info(workload, hparams.batch_size, 0)
     before = {k: v.clone() for k, v in compiled.state_dict().items()}

@@ -28,13 +28,6 @@ CPU = torch.device("cpu")
 BF16 = "workload.sizes.smoke.precision=bf16"
 
 
-def parts(cfg):
-    """The workload (loaded) and the hyperparameters of ``cfg``."""
-    workload = workload_class(cfg.workload.name)(cfg.workload, CPU)
-    workload.load()
-    hparams = submission_class(cfg.submission.name).Hparams.from_mapping(to_plain(cfg.submission.hparams))
-    return workload, hparams
-
 
 def linear_output_dtypes(model: nn.Module) -> list[torch.dtype]:
     """A list that fills with the dtype of every Linear layer's output as the model runs."""
@@ -50,9 +43,9 @@ def linear_output_dtypes(model: nn.Module) -> list[torch.dtype]:
     ("gpt", "bf16", torch.bfloat16),
 ])
 def test_bf16_computes_in_bfloat16_with_float32_weights_and_gradients(
-        smoke_cfg, workload_name: str, precision: str, computed: torch.dtype) -> None:
+        smoke_cfg, loaded_parts, workload_name: str, precision: str, computed: torch.dtype) -> None:
     cfg = smoke_cfg(f"workload={workload_name}", f"workload.sizes.smoke.precision={precision}")
-    workload, hparams = parts(cfg)
+    workload, hparams = loaded_parts(cfg)
     model, _ = model_and_info(workload, hparams.batch_size, 0)
     seen = linear_output_dtypes(model)
     batches, compute_loss = training_stream(workload, model, hparams.batch_size, 0)
