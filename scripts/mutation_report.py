@@ -35,7 +35,8 @@ def _functions(prefix: str, *names: str) -> tuple[str, ...]:
     return tuple(f"{prefix}.x_{name}__mutmut_*" for name in names)
 
 
-# The runner's loop decision code: the training loop (budget, evaluation, divergence, stopping rules)
+# The runner's loop decision code: the training loop (runner.py: evaluation, stopping rules, budget;
+# steps.py: the steps between evaluations, divergence, the contract check)
 # and the timing audit; not the record writing and manifest plumbing around it. Record reading: what
 # turns one trial's files into a row (manifest, end line, evaluations), not the directory walk.
 MODULES = (
@@ -45,7 +46,8 @@ MODULES = (
     Module("sweep_file", "harness/core/sweep_file.py", ("harness.core.sweep_file.*",)),
     Module("search_space", "harness/config/search_space.py", ("harness.config.search_space.*",)),
     Module("runner", "harness/core/runner.py",
-           _functions("harness.core.runner", "_train", "_timing", "clock_suspect")),
+           _functions("harness.core.runner", "_train", "_loop", "_timing", "clock_suspect")),
+    Module("steps", "harness/core/steps.py", ("harness.core.steps.*",)),
     Module("records", "scoring/records.py",
            _functions("scoring.records", "_load_manifest", "_check_for_scoring", "_fits", "_row", "_end_line",
                       "_end_line_read", "_last_line", "_end_line_of_all", "_evaluations", "_numbered_rows",
