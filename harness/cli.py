@@ -120,7 +120,7 @@ COMMANDS = {
     "tune": Command("harness.orchestration.tune:run_tune", launch_status),
     "suite": Command("harness.orchestration.suite:run_suite", launch_status),
     "status": Command("harness.orchestration.status:run_status", prints=False),
-    "score": Command("scoring.report:run_score", quick_exit=True),
+    "score": Command("scoring.command:run_score", quick_exit=True),
     "trajectories": Command("harness.tools.trajectories:run_trajectories"),
     "calibrate": Command("harness.tools.calibrate_command:run_calibrate"),
     "info": Command("harness.tools.info:run_info"),

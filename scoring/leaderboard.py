@@ -60,12 +60,14 @@ def check_consistent(trials: pd.DataFrame) -> None:
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()
-        spelled = trials[column][present].astype(str).to_numpy()  # as the records spell them: 1 and 1.0 differ
+        values = trials[column][present]
+        # As the records spell them: 1 and 1.0 differ. Only a column of mixed Python objects can hold both.
+        spelled = (values.astype(str) if values.dtype == object else values).to_numpy()
         where = keys[present].to_numpy()
         counts = pd.Series(spelled).groupby(where).nunique()  # one pass; the list only where they differ
         if (counts > 1).any():
             workload = counts.index[counts > 1][0]
-            found = sorted(set(spelled[where == workload]))
+            found = sorted({str(value) for value in spelled[where == workload]})
             hint = (" Score one ruleset at a time (ruleset=external or ruleset=self)." if column == "ruleset" else
                     " Recalibrated targets make old records incomparable: score them in separate results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
@@ -181,24 +183,47 @@ def check_pruning(trials: pd.DataFrame, tau_max: float) -> None:
                         f"those trials with prune=false.")
 
 
-def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0,
-          problems: Sequence[Problem] = (), planned: dict[Path, int] | None = None,
-          mix_precisions: bool = False) -> Leaderboard:
-    """The leaderboard of every submission in ``trials`` over every workload in it.
+@dataclass
+class Studies:
+    """What the scores are computed from: each study's best time and steps, as a table (``bests``)
+    and as ``[submission, workload, study]`` arrays over the sorted submissions and workloads."""
 
-    ``problems`` (from :func:`scoring.records.read_records`): trials that should exist but are
-    missing, unfinished or damaged. They become the first notes, one per (submission, workload),
-    and the column ``incomplete_on`` names, per submission, the workloads concerned.
-    ``mix_precisions``: rank records of different precisions on one workload together.
-    """
+    bests: pd.DataFrame
+    submissions: list[str]
+    workloads: list[str]
+    study_times: np.ndarray
+    study_steps: np.ndarray
+
+
+def studies_of(trials: pd.DataFrame, tau_max: float = 4.0, problems: Sequence[Problem] = (),
+               mix_precisions: bool = False) -> Studies:
+    """The records checked (consistent targets and rules, precisions, pruning) and their studies:
+    the first part of :func:`build`, apart so that ``optbench score`` can start the bootstrap (which
+    needs only ``study_times``) while the rest of the board is built."""
     check_consistent(trials)
     check_precisions(trials, mix_precisions)
     check_pruning(trials, tau_max)
     bests = with_missing_studies(study_bests(trials), problems)
     submissions = sorted(bests["submission"].unique())
     workloads = sorted(bests["workload_key"].unique())
-    study_times = to_array(bests, "time", submissions, workloads)
-    study_steps = to_array(bests, "steps", submissions, workloads)
+    return Studies(bests, submissions, workloads, to_array(bests, "time", submissions, workloads),
+                   to_array(bests, "steps", submissions, workloads))
+
+
+def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed: int = 0,
+          problems: Sequence[Problem] = (), planned: dict[Path, int] | None = None,
+          mix_precisions: bool = False, studies_found: Studies | None = None) -> Leaderboard:
+    """The leaderboard of every submission in ``trials`` over every workload in it.
+
+    ``problems`` (from :func:`scoring.records.read_records`): trials that should exist but are
+    missing, unfinished or damaged. They become the first notes, one per (submission, workload),
+    and the column ``incomplete_on`` names, per submission, the workloads concerned.
+    ``mix_precisions``: rank records of different precisions on one workload together.
+    ``studies_found``: :func:`studies_of` the same arguments, when already made.
+    """
+    found = studies_found or studies_of(trials, tau_max, problems, mix_precisions)
+    bests, submissions, workloads = found.bests, found.submissions, found.workloads
+    study_times, study_steps = found.study_times, found.study_steps
     times, steps = workload_times(study_times), workload_times(study_steps)
     time_r, step_r = ratios(times), ratios(steps)
     score, step_score = area_score(time_r, tau_max), area_score(step_r, tau_max)
@@ -412,8 +437,8 @@ def integrity_flags(trials: pd.DataFrame) -> IntegrityFlags:
     harness/core/runner.py's clock_suspect), per submission."""
     audit: dict[str, str] = {}
     if "audit" in trials:
-        for submission, kinds in trials.groupby("submission")["audit"]:
-            found = sorted({k.strip() for text in kinds.dropna() for k in str(text).split(",") if k.strip()})
+        for submission, texts in trials.groupby("submission")["audit"].unique().items():
+            found = sorted({k.strip() for text in texts if pd.notna(text) for k in str(text).split(",") if k.strip()})
             if found:
                 audit[submission] = ", ".join(found)
     suspect: dict[str, set[str]] = {}

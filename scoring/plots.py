@@ -38,10 +38,12 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import path as mpath
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap, Normalize, to_rgba
 from matplotlib.lines import Line2D
+from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullLocator
 from PIL import Image
@@ -546,17 +548,18 @@ def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, name
 
 
 class _CurveBundle:
-    """Curves drawn as one LineCollection and their end markers as one scatter per marker shape:
-    what a small-multiples panel of many curves draws in a fraction of the time of a Line2D each
-    (the figure of 20 panels of 20 curves: ~1 s less). The look is the same: colour, line style,
-    width, alpha, and the submission's marker on its last point."""
+    """Curves drawn as one LineCollection and their end markers as one scatter, each point with its
+    own marker's path: what a small-multiples panel of many curves draws in a fraction of the time
+    of a Line2D each (the figure of 20 panels of 20 curves: ~1 s less, and ~0.3 s less again than a
+    scatter per marker shape). The look is the same: colour, line style, width, alpha, and the
+    submission's marker on its last point."""
 
     def __init__(self) -> None:
         self.segments: list[np.ndarray] = []
         self.colours: list[tuple[float, float, float, float]] = []
         self.styles: list[Any] = []
         self.widths: list[float] = []
-        self.ends: dict[str, list[tuple[float, float, tuple[float, float, float, float]]]] = {}
+        self.ends: list[tuple[float, float, tuple[float, float, float, float], str]] = []  # x, y, colour, marker
 
     def add(self, x: np.ndarray, v: np.ndarray, look: Mapping[str, Any], lw: float, alpha: float) -> None:
         colour = _rgba(look["color"], alpha)
@@ -565,17 +568,24 @@ class _CurveBundle:
         self.styles.append(look["linestyle"])
         self.widths.append(lw)
         if look.get("marker"):
-            self.ends.setdefault(look["marker"], []).append((float(x[-1]), float(v[-1]), colour))
+            self.ends.append((float(x[-1]), float(v[-1]), colour, look["marker"]))
 
     def draw(self, ax: plt.Axes) -> None:
         if not self.segments:
             return
         ax.add_collection(LineCollection(self.segments, colors=self.colours, linestyles=self.styles,
                                          linewidths=self.widths, zorder=2))
-        for marker, points in self.ends.items():
-            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=16,
-                       c=[p[2] for p in points], zorder=3)
+        if self.ends:
+            x, y, colours, markers = zip(*self.ends)
+            ends = ax.scatter(x, y, s=16, c=list(colours), zorder=3)
+            ends.set_paths([marker_path(m) for m in markers])  # point i drawn with path i
         ax.autoscale_view()
+
+
+def marker_path(marker: str) -> mpath.Path:
+    """The path ``Axes.scatter`` draws a (filled) ``marker`` with, at size 1."""
+    style = MarkerStyle(marker)
+    return style.get_path().transformed(style.get_transform())
 
 
 def study_keys(frame: pd.DataFrame) -> pd.Series:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,7 +39,8 @@ from harness.core.sweep_file import SWEEP_FILE
 
 INDEX_FILE = ".score-index.json"
 KIND = "optbench-score-index"
-READER_MODULES = ("scoring.records", "scoring.record_index", "harness.core.records", "harness.core.sweep_file")
+READER_MODULES = ("scoring.record_walk", "scoring.trial_files", "scoring.record_index", "harness.core.records",
+                  "harness.core.sweep_file")
 
 FileKey = list  # [st_ino, st_size, st_mtime_ns, st_ctime_ns] (a folder: without the size)
 
@@ -84,15 +85,17 @@ _reader: list[str | None] = []
 
 
 def reader_key() -> str | None:
-    """A hash of the reader's source files (None, and no index, when one cannot be read)."""
+    """A hash of the reader's source files (None, and no index, when one cannot be read). The
+    files are found without importing them, so that every process gets the same key whatever it
+    has imported."""
     if not _reader:
         digest = hashlib.sha256()
         try:
             for name in READER_MODULES:
-                with open(sys.modules[name].__file__, "rb") as source:
+                with open(importlib.util.find_spec(name).origin, "rb") as source:
                     digest.update(source.read())
             _reader.append(digest.hexdigest()[:20])
-        except (KeyError, TypeError, OSError):
+        except (AttributeError, ImportError, TypeError, ValueError, OSError):
             _reader.append(None)
     return _reader[0]
 
@@ -119,6 +122,7 @@ class SweepIndex:
         self.used: list[str] = []  # trials read (from here or afresh), in the reader's order
         self._listed: set[str] | None = None  # the folders this walk listed (None: no walk)
         self.hits = 0
+        self.skipped = False  # a trial read this time is not kept (see skip)
         self.changed = False
         self._load()
 
@@ -220,6 +224,7 @@ class SweepIndex:
     def store(self, trial: str, manifest: FileKey | None, evals: FileKey | None, row: dict[str, Any]) -> None:
         """Keep ``row`` (read from files whose identities are ``manifest`` and ``evals``)."""
         if manifest is None or evals is None:
+            self.skip()
             return
         for name in row:
             if name not in self.data:
@@ -239,16 +244,22 @@ class SweepIndex:
         self.used.append(trial)
         self.changed = True
 
+    def skip(self) -> None:
+        """Note a trial that was read and scored but is not kept here (it had to be read whole, or a
+        file's identity could not be taken): the sweep must be walked, not taken whole, next time."""
+        self.skipped = True
+
     def save(self, complete: bool) -> bool:
         """Write the index when it changed: the trials read this time, in their order; ``complete``
         when nothing under the sweep was missing, unfinished or damaged. False when it cannot be
         written (read-only results, a full disk, ...): scoring stays right, only slower."""
         listed = self._listed if self._listed is not None else set(self.folders)
         kept = [self._at[trial] for trial in self.used if trial in self._at]
+        complete = complete and not self.skipped and len(kept) == len(self.used)
         if not (self.changed or complete != self.complete or kept != list(range(len(self.names)))
                 or listed != set(self.folders)):
             return True
-        self.complete = complete and len(kept) == len(self.used)
+        self.complete = complete
         self.folders = {relative: key for relative, key in self.folders.items() if relative in listed}
         names, files = [self.names[i] for i in kept], [self.files[i] for i in kept]
         constants, values = _compact(self.columns, {name: [self.data[name][i] for i in kept] for name in self.columns})

@@ -23,21 +23,19 @@ from harness.errors import Incomplete, UserError
 from harness.log import stderr_logger
 from harness.paths import ensure_writable_folder
 from scoring.forked import Aside
-from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, with_uncertainty
+from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, studies_of, with_uncertainty
 from scoring.plots import PLOT_KINDS, leaderboard_plots
+from scoring.record_walk import Reading
 from scoring.records import Records, problem_messages, read_records
 from scoring.scores import bootstrap
 
 
-def load_for_scoring(cfg: ScoreConfig) -> Records:
-    """The records of ``cfg.results`` (of ``cfg.ruleset`` only, when set), or a clear error for a
-    missing or empty folder; ``problems`` lists the trials that should be there but cannot be
+def load_for_scoring(cfg: ScoreConfig, reading: Reading) -> Records:
+    """The records ``reading`` reads (of ``cfg.results``; of ``cfg.ruleset`` only, when set), or a clear
+    error when there are none; ``problems`` lists the trials that should be there but cannot be
     scored as they are (missing, running, damaged; see :func:`scoring.records.read_records`)."""
     root = Path(cfg.results)
-    if not root.is_dir():
-        raise UserError(f"results={root} is not a folder. Point it at the records of `optbench trial/tune/suite` "
-                        f"(default: ./results).")
-    records = read_records(root, index=bool(cfg.index))
+    records = read_records(root, reading=reading)
     if cfg.ruleset:
         records.problems = [p for p in records.problems if p.ruleset in (None, cfg.ruleset)]
     trials = records.trials
@@ -360,24 +358,17 @@ def _default_caption(name: str, board: Leaderboard) -> str:
     }.get(kind, name)
 
 
-def run_score(overrides: list[str], log=None) -> dict[str, Any]:
-    from harness.config.compose import compose_config
-
+def score(cfg: ScoreConfig, reading: Reading, started: float, log: Callable[[str], None] | None = None
+          ) -> dict[str, Any]:
+    """``optbench score`` once its settings are checked and ``reading`` (of the records) started at
+    ``started`` (see scoring/command.py): the leaderboard's tables, page and plots written; the
+    seconds of each phase in the result's ``timings_s`` (``read``: from the reading's start, the
+    imports made meanwhile included)."""
     log = log or stderr_logger("score")
-    cfg = compose_config("score", overrides)
-    if cfg.format not in ("optbench", "algoperf"):
-        raise UserError(f"format={cfg.format} is not valid. Valid formats: optbench, algoperf.")
-    if cfg.tau_max <= 1:
-        raise UserError(f"tau_max={cfg.tau_max} must be greater than 1.")
-    if cfg.format == "algoperf":
-        from scoring.algoperf import score_algoperf
-
-        return score_algoperf(cfg, log)
-    if cfg.compat:
-        raise UserError("compat=true reproduces AlgoPerf's official scoring and needs format=algoperf targets=FILE.")
     timings: dict[str, float] = {}
     lap = _Laps(timings)
-    records = load_for_scoring(cfg)
+    lap.last = started
+    records = load_for_scoring(cfg, reading)
     lap("read")
     trials, messages = records.trials, problem_messages(records.problems, records.planned)
     if messages and cfg.strict:
@@ -390,15 +381,18 @@ def run_score(overrides: list[str], log=None) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
-    board = build(trials, tau_max=float(cfg.tau_max), samples=0, problems=records.problems, planned=records.planned,
-                  mix_precisions=bool(cfg.mix_precisions))
+    tau_max, samples = float(cfg.tau_max), int(cfg.bootstrap)
+    found = studies_of(trials, tau_max, records.problems, bool(cfg.mix_precisions))
+    resampling = Aside(bootstrap, found.study_times, tau_max, samples, int(cfg.seed)) if samples > 0 else None
+    board = build(trials, tau_max=tau_max, samples=0, problems=records.problems, planned=records.planned,
+                  mix_precisions=bool(cfg.mix_precisions), studies_found=found)
     lap("maths")
 
-    def uncertain(point: Leaderboard) -> Leaderboard:
-        return with_uncertainty(point, bootstrap(point.study_times, point.tau_max, int(cfg.bootstrap), int(cfg.seed)))
+    def uncertain(point: Leaderboard) -> Leaderboard:  # the bootstrap, run in a forked process since the studies
+        return with_uncertainty(point, resampling.result())
 
     outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}",
-                            timings=timings, meanwhile=uncertain if int(cfg.bootstrap) > 0 else None)
+                            timings=timings, meanwhile=uncertain if resampling is not None else None)
     lap.last = time.perf_counter()
     print(markdown_table(board), end="", flush=True)
     lap("print")

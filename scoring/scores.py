@@ -92,7 +92,7 @@ class Uncertainty:
 
 
 def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, level: float = 0.95,
-              chunk: int = 100) -> Uncertainty:
+              chunk: int = 10) -> Uncertainty:
     """Resample each (submission, workload)'s studies with replacement, recompute the scores.
 
     The interval is the percentile interval at ``level``; ``rank_probability[s]`` is the fraction
@@ -100,6 +100,10 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
     submission that scores 0 (within ``RANK_ATOL``) is tied last, whatever its rank's number
     (1 + how many score more, which moves as *others* rise or fall to 0): it keeps that place in
     a resample exactly when it scores 0 there too.
+
+    Resamples are drawn ``chunk`` at a time (the same random numbers, in the same order, whatever
+    the chunk): 10 keeps each chunk's arrays small enough to be reused instead of mapped afresh,
+    which made 100 at a time 20 % slower on a board of 200 submissions x 20 workloads x 5 studies.
     """
     rng = np.random.default_rng(seed)
     point = area_score(ratios(workload_times(study_times)), tau_max)
@@ -110,12 +114,13 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
     # so its resamples have no study either (a workload time of inf).
     counts = np.maximum(present.sum(axis=-1), 1)
     # Present studies first, in their order, so that an index below counts[s, w] always picks a real study.
-    packed = np.take_along_axis(study_times, np.argsort(~present, axis=-1, kind="stable"), axis=-1)
+    packed = np.take_along_axis(study_times, np.argsort(~present, axis=-1, kind="stable"), axis=-1).ravel()
+    row_start = (np.arange(n_sub * n_work) * n_study).reshape(n_sub, n_work, 1)  # where each row's studies begin
     scores, same_rank = [], np.zeros(n_sub)
     for start in range(0, samples, chunk):
         b = min(chunk, samples - start)
         picks = (rng.random((b, n_sub, n_work, n_study)) * counts[None, :, :, None]).astype(np.int64)
-        resampled = np.take_along_axis(np.broadcast_to(packed, (b, *packed.shape)), picks, axis=-1)
+        resampled = packed[row_start + picks]  # picks[..., j]-th study of each row, by flat index
         resampled = np.where(np.arange(n_study)[None, None, None, :] < counts[None, :, :, None], resampled, np.nan)
         chunk_scores = area_score(ratios(workload_times(resampled)), tau_max)  # all b resamples at once
         scores.append(chunk_scores)

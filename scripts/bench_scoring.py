@@ -5,12 +5,13 @@ The synthetic records are written to a temporary folder in the real schema (resu
 per sweep a sweep.json, per trial a manifest.json and an evals.jsonl with 4 evaluations and its
 end line; trials ran two per CPU worker process, as launcher=parallel does). Manifests and sweep
 plans leave out the resolved ``config`` real ones carry (~6 KB each; ``--full-manifests`` puts
-a stand-in of that size in). Then ``optbench score`` (harness.cli's main) runs on them in a fresh
-Python process, ``--runs`` times (default 2), and each run prints its wall time (interpreter start
-and imports included; the records are in the page cache unless evicted since written) with the
-command's own breakdown: reading the records, the maths, the bootstrap, each output (CSV,
-Markdown, HTML; the plots, drawn in a forked process meanwhile, as the time waited for them and
-each kind's own drawing time), and the HTML's size. The first score of new records reads every
+a stand-in of that size in). Then the ``optbench`` program (``python -m harness.cli score``) runs
+on them in a fresh process, ``--runs`` times (default 2), and each run prints its wall time
+(interpreter start and imports included; the records are in the page cache unless evicted since
+written) with the command's own breakdown: reading the records (the scoring code's imports are
+made meanwhile), the maths, the wait for the bootstrap (run in a forked process meanwhile), each
+output (CSV, Markdown, HTML; the plots, drawn in forked processes meanwhile, as the time waited
+for them and each kind's own drawing time), and the HTML's size. The first score of new records reads every
 record and writes each sweep's index (scoring/record_index.py); later ones take unchanged trials
 from there: both figures are printed. Last, for comparison, the maths alone on the same table
 in memory.
@@ -149,21 +150,14 @@ def _du(folder: Path) -> int:
 
 
 # ------------------------------------------------------------------------------------ the child process
-def child(results: str, out: str, bootstrap: int, plots: bool) -> None:
-    """Run `optbench score` here; print its breakdown as the last stderr line."""
-    started = time.perf_counter()
+def child(results: str, out: str, bootstrap: int) -> None:
+    """``--no-plots``: run `optbench score` here with the plots left out; print its summary on stdout."""
     import scoring.report as report
     from harness.cli import exit_now
     from harness.cli import main as cli_main
 
-    imported = time.perf_counter() - started
-    if not plots:
-        report.leaderboard_plots = lambda *args, **kwargs: {}
-    code = cli_main(["score", f"results={results}", f"out={out}", f"bootstrap={bootstrap}"])
-    summary = json.loads(sys.stdout.getvalue().strip().splitlines()[-1]) if hasattr(sys.stdout, "getvalue") else {}
-    print(json.dumps({"code": code, "imports_s": imported, "plots_s": summary.get("plot_seconds", {}),
-                      "timings_s": summary.get("timings_s", {}), "indexed": summary.get("indexed")}), file=sys.stderr)
-    exit_now(code)  # as the optbench program ends after scoring
+    report.leaderboard_plots = lambda *args, **kwargs: {}
+    exit_now(cli_main(["score", f"results={results}", f"out={out}", f"bootstrap={bootstrap}"]))
 
 
 def main() -> None:
@@ -181,10 +175,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("RESULTS", "OUT", "BOOTSTRAP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import io
-
-        sys.stdout = io.StringIO()  # the command's table and JSON summary; only the summary is read
-        child(args.child[0], args.child[1], int(args.child[2]), plots=not args.no_plots)
+        child(args.child[0], args.child[1], int(args.child[2]))
         return
 
     print(f"{args.submissions * args.workloads * args.studies * args.trials:,} trials: {args.submissions} submissions "
@@ -219,27 +210,29 @@ def main() -> None:
 
 
 def end_to_end(results: Path, out: Path, args: argparse.Namespace, run: int) -> None:
-    """Run `optbench score` on ``results`` in a fresh process and print its wall time and breakdown."""
+    """Run `optbench score` on ``results`` in a fresh process (the ``optbench`` program itself,
+    ``python -m harness.cli``) and print its wall time and breakdown."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(results), str(out),
-               str(args.bootstrap)] + (["--no-plots"] if args.no_plots else [])
+    settings = [str(results), str(out), str(args.bootstrap)]
+    command = ([sys.executable, str(Path(__file__).resolve()), "--child", *settings] if args.no_plots else
+               [sys.executable, "-m", "harness.cli", "score", *(f"{k}={v}" for k, v in
+                                                                 zip(("results", "out", "bootstrap"), settings))])
     started = time.perf_counter()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"optbench score failed:\n{done.stderr[-3000:]}")
-    report = json.loads(done.stderr.strip().splitlines()[-1])
-    timings, plot_times = report["timings_s"], report["plots_s"]
-    first = " (first score of these records: reads them all, writes the indexes)" if report.get("indexed") == 0 else ""
+    summary = json.loads(done.stdout.strip().splitlines()[-1])  # the command's last line: its JSON summary
+    timings, plot_times = summary["timings_s"], summary.get("plot_seconds", {})
+    first = " (first score of these records: reads them all, writes the indexes)" if summary.get("indexed") == 0 else ""
     print(f"run {run}{first}: optbench score end to end, in a fresh process: {wall:.2f} s (goal < 5 s); "
           f"page cache warm unless the records were evicted since last read or written; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  start: interpreter, imports ({report['imports_s']:.2f} s), config, exit: "
-          f"{wall - sum(timings.values()):.2f} s")
+    print(f"  start: interpreter, settings, exit: {wall - sum(timings.values()):.2f} s")
     for name, seconds in timings.items():
-        print(f"  {name}: {seconds:.2f} s" + (f" (trials taken from the sweeps' indexes: {report['indexed']:,})"
-                                               if name == "read" and report.get("indexed") is not None else "")
+        print(f"  {name}: {seconds:.2f} s" + (f" (the scoring code's imports meanwhile; trials taken from the sweeps' "
+                                               f"indexes: {summary['indexed']:,})" if name == "read" else "")
               + (" (waiting for the plots, drawn in a forked process meanwhile)" if name == "plots" else ""))
     if plot_times:
         print(f"  the plots took {sum(plot_times.values()):.2f} s to draw: "

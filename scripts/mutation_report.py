@@ -24,10 +24,10 @@ EQUIVALENT_FILE = ROOT / "scripts" / "mutation-equivalent.txt"
 
 @dataclass(frozen=True)
 class Module:
-    """A core module: its file and the mutmut name patterns of the functions that are mutated."""
+    """A core module: its files and the mutmut name patterns of the functions that are mutated."""
 
     name: str
-    path: str
+    paths: tuple[str, ...]
     patterns: tuple[str, ...]
 
 
@@ -40,18 +40,18 @@ def _functions(prefix: str, *names: str) -> tuple[str, ...]:
 # and the timing audit; not the record writing and manifest plumbing around it. Record reading: what
 # turns one trial's files into a row (manifest, end line, evaluations), not the directory walk.
 MODULES = (
-    Module("scores", "scoring/scores.py", ("scoring.scores.*",)),
-    Module("clock", "harness/core/clock.py", ("harness.core.clock.*",)),
-    Module("sweep", "harness/orchestration/sweep.py", ("harness.orchestration.sweep.*",)),
-    Module("sweep_file", "harness/core/sweep_file.py", ("harness.core.sweep_file.*",)),
-    Module("search_space", "harness/config/search_space.py", ("harness.config.search_space.*",)),
-    Module("runner", "harness/core/runner.py",
+    Module("scores", ("scoring/scores.py",), ("scoring.scores.*",)),
+    Module("clock", ("harness/core/clock.py",), ("harness.core.clock.*",)),
+    Module("sweep", ("harness/orchestration/sweep.py",), ("harness.orchestration.sweep.*",)),
+    Module("sweep_file", ("harness/core/sweep_file.py",), ("harness.core.sweep_file.*",)),
+    Module("search_space", ("harness/config/search_space.py",), ("harness.config.search_space.*",)),
+    Module("runner", ("harness/core/runner.py",),
            _functions("harness.core.runner", "_train", "_loop", "_timing", "clock_suspect")),
-    Module("steps", "harness/core/steps.py", ("harness.core.steps.*",)),
-    Module("records", "scoring/records.py",
-           _functions("scoring.records", "_load_manifest", "_check_for_scoring", "_fits", "_row", "_end_line",
+    Module("steps", ("harness/core/steps.py",), ("harness.core.steps.*",)),
+    Module("records", ("scoring/trial_files.py", "scoring/records.py"),
+           _functions("scoring.trial_files", "_load_manifest", "_check_for_scoring", "_fits", "_row", "_end_line",
                       "_end_line_read", "_last_line", "_end_line_of_all", "_evaluations", "_numbered_rows",
-                      "_is_number", "load_evals", "evaluation_curve")),
+                      "_is_number") + _functions("scoring.records", "load_evals", "evaluation_curve")),
 )
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 STATUS = {0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
@@ -83,12 +83,13 @@ def equivalent() -> dict[str, str]:
 
 def results(module: Module) -> dict[str, str]:
     """Mutant name -> status, for the mutants of the module's patterns."""
-    meta = ROOT / "mutants" / f"{module.path}.meta"
-    if not meta.is_file():
-        return {}
-    codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return {name: STATUS.get(code, "suspicious") for name, code in codes.items()
-            if any(fnmatch.fnmatchcase(name, p) for p in module.patterns)}
+    found = {}
+    for path in module.paths:
+        meta = ROOT / "mutants" / f"{path}.meta"
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.is_file() else {}
+        found.update({name: STATUS.get(code, "suspicious") for name, code in codes.items()
+                      if any(fnmatch.fnmatchcase(name, p) for p in module.patterns)})
+    return found
 
 
 def report(modules: list[Module]) -> int:

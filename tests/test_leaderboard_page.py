@@ -282,7 +282,7 @@ def test_reading_in_several_processes_reads_what_one_process_reads(tmp_path: Pat
 
 
 def test_an_end_line_is_found_from_the_tail_and_a_torn_tail_is_read_in_full(tmp_path: Path) -> None:
-    from scoring.records import _end_line
+    from scoring.trial_files import _end_line
 
     path = tmp_path / "evals.jsonl"
     for step in range(2000):  # a long file: the end line is found without reading it all

@@ -228,8 +228,12 @@ def test_above_six_workloads_the_curves_are_small_multiples_with_one_legend(tmp_
         paths = {s: by_colour[to_rgba(styles.by_name[s].colour)[:3]] for s in times}  # in each one's own colour
         ends = {s: path[-1, 0] for s, path in paths.items()}
         assert ends == pytest.approx({s: min(picks.loc[s, "time_to_target_s"], BUDGET) for s in times})
-        markers = np.vstack([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
-        assert sorted(map(tuple, markers.round(9))) == sorted(tuple(path[-1].round(9)) for path in paths.values())
+        (ends,) = [c for c in ax.collections if isinstance(c, PathCollection)]  # one artist for all end markers
+        drawn = {tuple(point.round(9)): marker.vertices for point, marker in zip(ends.get_offsets(), ends.get_paths())}
+        assert sorted(drawn) == sorted(tuple(path[-1].round(9)) for path in paths.values())
+        for s, path in paths.items():  # each curve's end drawn with its submission's own marker
+            assert np.array_equal(drawn[tuple(path[-1].round(9))],
+                                  plots.marker_path(styles.by_name[s].marker).vertices)
 
 
 # ------------------------------------------------------------------------------------ 4. time to target

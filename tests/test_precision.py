@@ -20,9 +20,9 @@ from harness.core.runner import _evaluate, config_hash, run_trial, trial_identit
 from harness.errors import UserError
 from harness.identity import digest
 from harness.orchestration.sweep import plan_sweep
+from scoring.command import run_score
 from scoring.leaderboard import build
 from scoring.records import load_trials
-from scoring.report import run_score
 
 CPU = torch.device("cpu")
 BF16 = "workload.sizes.smoke.precision=bf16"

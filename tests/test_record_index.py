@@ -101,6 +101,19 @@ def test_any_change_to_the_records_is_read_again(results: Path, change: str) -> 
     assert same_as_records(results) >= taken  # and the index is brought up to date
 
 
+def test_a_trial_read_whole_every_time_is_never_dropped_from_a_complete_sweep(results: Path) -> None:
+    """A torn line after its end line: the trial is scored, warned about, and read again every time
+    (it is not kept in the index); its sweep must then never be taken whole from the index."""
+    evals = sweep(results, "A") / "study0" / "trial0" / "evals.jsonl"
+    with evals.open("a") as f:
+        f.write('{"event": "ev')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert same_as_records(results) == 0
+        assert same_as_records(results) == 11 - 1  # everything but the lost trial and this one
+        assert same_as_records(results) == 10
+
+
 def test_an_index_that_cannot_be_written_changes_nothing_but_speed(results: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(source, target):

@@ -1,5 +1,6 @@
-"""Reading one trial's files for scoring (scoring/records.py): the row a manifest becomes, the checks a
-manifest must pass, the end line of evals.jsonl found from its tail, and the evaluations of a curve.
+"""Reading one trial's files for scoring (scoring/trial_files.py, scoring/records.py): the row a
+manifest becomes, the checks a manifest must pass, the end line of evals.jsonl found from its tail,
+and the evaluations of a curve.
 Records are written by hand here, field by field, so each test says exactly what is on disk."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import scoring.records as records
+import scoring.trial_files as trial_files
 from scoring.records import DAMAGED, EVALS, evaluation_curve, load_evals, read_records
 
 
@@ -193,8 +195,9 @@ def test_evaluations_keep_the_well_formed_eval_lines_and_warn_about_the_rest(tmp
     assert [m.split(":")[1] for m in skipped] == ["4", "5", "6", "7", "8"]  # the line numbers
     assert all("expected step and submission_time_s (numbers) and metrics (an object)" in m for m in skipped)
     assert any(":3" in m for m in messages if m not in skipped)  # the torn line
-    # attributed to the reader's caller, not to a line of scoring/records.py
-    assert all(Path(w.filename) != Path(records.__file__) for w in caught if "skipped an evaluation" in str(w.message))
+    # attributed to the reader's caller, not to a line of the reading code
+    assert all(Path(w.filename) not in (Path(records.__file__), Path(trial_files.__file__))
+               for w in caught if "skipped an evaluation" in str(w.message))
 
 
 def test_a_curve_is_the_evaluations_that_have_the_metric(tmp_path: Path) -> None:
@@ -232,7 +235,7 @@ def test_the_last_line_of_a_file(tmp_path: Path, content: bytes, last: bytes | N
     path.write_bytes(content)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert records._last_line(fd, len(content)) == last
+        assert trial_files._last_line(fd, len(content)) == last
     finally:
         os.close(fd)
 
@@ -242,24 +245,24 @@ def test_the_end_line_and_how_much_was_read(tmp_path: Path) -> None:
     path = tmp_path / "evals.jsonl"
     end = {"event": "end", "status": "reached"}
     path.write_text(json.dumps({"event": "eval"}) + "\n" + json.dumps(end) + "\n")
-    assert records._end_line_read(str(path)) == (end, True, False)
-    assert records._end_line(str(path)) == (end, True)
+    assert trial_files._end_line_read(str(path)) == (end, True, False)
+    assert trial_files._end_line(str(path)) == (end, True)
     path.write_text(json.dumps(end) + "\n" + json.dumps({"event": "eval"}) + "\n")  # not last: read it all
-    assert records._end_line_read(str(path)) == (end, True, True)
+    assert trial_files._end_line_read(str(path)) == (end, True, True)
     path.write_text(json.dumps({"event": "eval"}) + "\n" + '["end"]\n')
-    assert records._end_line_read(str(path)) == (None, True, True)
+    assert trial_files._end_line_read(str(path)) == (None, True, True)
     path.write_text(json.dumps(end) + "\n" + '{"event": "end", "sta\n')
     with pytest.warns(UserWarning, match=r"evals\.jsonl:2: skipped a partial"):
-        assert records._end_line_read(str(path)) == (end, True, True)
+        assert trial_files._end_line_read(str(path)) == (end, True, True)
     path.write_text(json.dumps({"event": "END", "status": "x"}) + "\n")
-    assert records._end_line_read(str(path)) == (None, True, True)
+    assert trial_files._end_line_read(str(path)) == (None, True, True)
     path.write_text("")
-    assert records._end_line_read(str(path)) == (None, True, True)
-    assert records._end_line_read(str(tmp_path / "none.jsonl")) == (None, False, False)
-    assert records._end_line_read(str(tmp_path / "none" / "evals.jsonl")) == (None, False, False)
+    assert trial_files._end_line_read(str(path)) == (None, True, True)
+    assert trial_files._end_line_read(str(tmp_path / "none.jsonl")) == (None, False, False)
+    assert trial_files._end_line_read(str(tmp_path / "none" / "evals.jsonl")) == (None, False, False)
     (tmp_path / "folder.jsonl").mkdir()
-    assert records._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
-    assert records._end_line(str(tmp_path / "none.jsonl")) == (None, False)
+    assert trial_files._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
+    assert trial_files._end_line(str(tmp_path / "none.jsonl")) == (None, False)
 
 
 def test_an_unreadable_evals_file_is_read_in_full_or_warned_about(tmp_path: Path,
@@ -274,11 +277,11 @@ def test_an_unreadable_evals_file_is_read_in_full_or_warned_about(tmp_path: Path
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(records.os, "open", refuse)  # the tail cannot be opened: the file is read as a whole
-    assert records._end_line_read(str(path)) == (end, True, True)
-    assert records._end_line_read(str(tmp_path / "gone.jsonl")) == (None, False, False)  # refused, and no file
+    monkeypatch.setattr(trial_files.os, "open", refuse)  # the tail cannot be opened: the file is read as a whole
+    assert trial_files._end_line_read(str(path)) == (end, True, True)
+    assert trial_files._end_line_read(str(tmp_path / "gone.jsonl")) == (None, False, False)  # refused, and no file
     (tmp_path / "folder.jsonl").mkdir()
-    assert records._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
+    assert trial_files._end_line_read(str(tmp_path / "folder.jsonl")) == (None, False, False)
     write_trial(tmp_path / "trial", manifest("reached"))  # its manifest too: read by the full check instead
     read = read_records(tmp_path / "trial")
     assert read.trials.iloc[0]["status"] == "reached" and read.problems == []
@@ -339,13 +342,13 @@ def test_a_well_formed_manifest_is_read_without_the_full_check(tmp_path: Path,
     """The quick read of scoring (100,000 trials in seconds) hands only a manifest that fails its own
     checks to harness.core.records.read_manifest."""
     checked: list[Path] = []
-    real = records.read_manifest
+    real = trial_files.read_manifest
 
     def spy(path: Path) -> Any:
         checked.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(records, "read_manifest", spy)
+    monkeypatch.setattr(trial_files, "read_manifest", spy)
     write_trial(tmp_path / "reached", manifest("reached", **FULL_OPTIONAL, summary=FULL_OPTIONAL_SUMMARY))
     write_trial(tmp_path / "not_reached", manifest("not_reached"))
     running = manifest("running")

@@ -1,0 +1,359 @@
+"""One trial's record files as scoring reads them: the checks a ``manifest.json`` must pass to be
+scored, the ``end`` line of its ``evals.jsonl`` found from the file's tail, and the row a trial
+becomes; and the kinds of :class:`Problem` a trial (or sweep plan) can have.
+
+Plain Python, without pandas or NumPy: :mod:`scoring.record_walk` reads records with it in forked
+processes started before ``optbench score`` imports those (see there why).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.core.records import (
+    EVALS_FILE,
+    FINAL_STATUSES,
+    MANIFEST_FIELDS,
+    MANIFEST_FILE,
+    SUMMARY_FIELDS,
+    DamagedRecord,
+    numbered_jsonl,
+    read_manifest,
+)
+
+# Problem kinds. Not scored: MISSING, RUNNING, DAMAGED. Scored from the manifest: EVALS.
+MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
+RUNNING = "running"  # manifest.json says running: interrupted, or still running
+DAMAGED = "damaged"  # manifest.json exists but cannot be used
+EVALS = "evals"  # a finished trial whose evals.jsonl is missing, lacks its end line or contradicts the manifest
+SWEEP = "sweep"  # sweep.json cannot be read: which trials it planned is unknown
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One trial (or sweep file) that is missing, unfinished or damaged."""
+
+    kind: str
+    record_dir: Path  # the trial's folder (for SWEEP: the sweep's folder)
+    file: Path  # the file that is missing or damaged
+    detail: str  # what was found, against what was expected
+    submission: str | None = None
+    workload: str | None = None  # "<workload>-<size>"
+    ruleset: str | None = None
+    sweep: Path | None = None  # the sweep folder of a sweep trial
+    study: int | None = None  # its study in the sweep's plan
+
+    @property
+    def scored(self) -> bool:
+        """Whether the trial still counts in the scores (its outcome is in its manifest)."""
+        return self.kind in (EVALS, SWEEP)
+
+
+def _child(folder: str, *names: str) -> str:
+    """``str(Path(folder, *names))`` for a folder spelled as ``str(Path(...))`` spells it, quicker."""
+    tail = os.sep.join(names)
+    if folder == ".":
+        return tail
+    return folder + tail if folder.endswith(os.sep) else folder + os.sep + tail
+
+
+def _problem(kind: str, folder: Path, file: Path, detail: str, sweep: dict[str, Any] | None,
+             entry: dict[str, Any] | None, manifest: dict[str, Any] | None = None) -> Problem:
+    if sweep is not None and entry is not None:
+        return Problem(kind, folder, file, detail, sweep["submission"], f"{sweep['workload']}-{sweep['size']}",
+                       sweep["ruleset"], folder.parent.parent, entry["study"])
+    if manifest is not None:
+        return Problem(kind, folder, file, detail, manifest["submission"],
+                       f"{manifest['workload']}-{manifest['size']}", str(manifest.get("ruleset") or "single"))
+    return Problem(kind, folder, file, detail, ruleset=None)
+
+
+def _read_trial(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
+                entry: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Problem | None]:
+    """(row or None, problem or None) of one trial folder; (None, None) for an ``unlisted`` (planned,
+    not listed) folder that holds neither a manifest.json nor an evals.jsonl."""
+    row, problem, _ = _read_trial_files(folder, unlisted, sweep, entry)
+    return row, problem
+
+
+def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None, entry: dict[str, Any] | None
+                      ) -> tuple[dict[str, Any] | None, Problem | None, bool]:
+    """:func:`_read_trial`, and whether the trial was read cleanly: finished, no problem, its end
+    line found at the tail of evals.jsonl (so nothing was warned about)."""
+    path = _child(folder, MANIFEST_FILE)
+    evals = _child(folder, EVALS_FILE)
+    try:
+        manifest = _load_manifest(path)
+        if manifest is not None:
+            _check_for_scoring(manifest, path)
+    except DamagedRecord as error:
+        return None, _problem(DAMAGED, Path(folder), Path(path), f"damaged: {error.problem}", sweep, entry), False
+    if manifest is None:
+        if unlisted and not os.path.exists(evals):
+            return None, None, False
+        return None, _problem(MISSING, Path(folder), Path(path), "no manifest.json, only an evals.jsonl (its record "
+                              "was lost)", sweep, entry), False
+    if manifest["status"] not in FINAL_STATUSES:
+        return None, _problem(RUNNING, Path(folder), Path(path), "status running (interrupted, or still running)",
+                              sweep, entry, manifest), False
+    end, present, whole = _end_line_read(evals)
+    problem = None
+    if not present:
+        problem = "missing"
+    elif end is None:
+        problem = "has no end line"
+    elif end.get("status") != manifest["status"]:
+        problem = f"ends with status {end.get('status')!r} where manifest.json says {manifest['status']!r}"
+    if problem is not None:
+        problem = _problem(EVALS, Path(folder), Path(evals), problem, sweep, entry, manifest)
+    return _row(manifest, folder, evals_file=present), problem, problem is None and not whole
+
+
+def _load_manifest(path: str) -> dict[str, Any] | None:
+    """:func:`harness.core.records.read_manifest`, with a quicker read of a manifest that passes its
+    checks; any other (unreadable, not JSON, not an object, a field missing or of the wrong type)
+    is handed to ``read_manifest`` itself, which raises its own :class:`DamagedRecord`."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return read_manifest(Path(path))
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 16))
+        manifest = json.loads(b"".join(chunks).decode("utf-8"))
+        if not _fits(manifest, _EXACT[id(MANIFEST_FIELDS)]):
+            raise ValueError("a field")
+        status, summary = manifest["status"], manifest.get("summary")
+        if status in FINAL_STATUSES and isinstance(summary, dict):
+            if not _fits(summary, _EXACT[id(SUMMARY_FIELDS)]):
+                raise ValueError("a summary field")
+        elif status != "running":
+            raise ValueError(status)
+        return manifest
+    except (OSError, ValueError, TypeError, AttributeError):
+        return read_manifest(Path(path))  # raises what is wrong, as every reader of manifests says it
+    finally:
+        os.close(fd)
+
+
+# How much of an evals.jsonl's end _end_line reads first (an end line is ~1-3 kB; 4x more until it fits).
+_TAIL_BYTES = 16384
+
+
+def _end_line(path: str) -> tuple[dict[str, Any] | None, bool]:
+    """(the last ``end`` event of an evals.jsonl or None, whether the file exists): see
+    :func:`_end_line_read`."""
+    end, present, _ = _end_line_read(path)
+    return end, present
+
+
+def _end_line_read(path: str) -> tuple[dict[str, Any] | None, bool, bool]:
+    """(the last ``end`` event of an evals.jsonl or None, whether the file exists, whether all of
+    it had to be read).
+
+    Read from the file's tail: when its last line is a well-formed ``end`` event, that is the
+    answer, and nothing before it is read. Otherwise (a torn or corrupt last line, no end line,
+    something after it) the whole file is read as :func:`load_evals` reads it: a torn line is
+    then reported here, once, with the same warning. A torn line *before* an intact end line is
+    not looked for here; it is reported when the evaluations are read (the curves).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, False, False
+    except OSError:  # no permission, ...
+        return (_end_line_of_all(path), True, True) if os.path.isfile(path) else (None, False, False)
+    try:
+        last = _last_line(fd, os.fstat(fd).st_size)
+    except OSError:  # a folder of that name, ...
+        last = None
+        if not os.path.isfile(path):
+            return None, False, False
+    finally:
+        os.close(fd)
+    if last is not None:
+        try:
+            row = json.loads(last)
+        except (ValueError, UnicodeDecodeError):
+            row = None
+        if isinstance(row, dict) and row.get("event") == "end":
+            return row, True, False
+    return _end_line_of_all(path), True, True
+
+
+def _last_line(fd: int, size: int) -> bytes | None:
+    """The last non-blank line of the file open as ``fd``, of ``size`` bytes (None: none)."""
+    window = _TAIL_BYTES
+    while True:
+        start = max(0, size - window)
+        text = os.pread(fd, size - start, start).rstrip()
+        cut = text.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            line = text[cut + 1:].strip()
+            return line or None
+        window *= 4
+
+
+def _end_line_of_all(path: str) -> dict[str, Any] | None:
+    end = None
+    for _, row in _numbered_rows(Path(path)):
+        if row.get("event") == "end":
+            end = row
+    return end
+
+
+_OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": (str,),
+             "submission_revision": (int,), "hparams": (dict,), "schema_version": (int, type(None)),
+             "precision": (str,)}
+_OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validation": (int, float, type(None)),
+                     "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
+
+
+def _fits(data: dict[str, Any], fields: tuple[tuple[str, frozenset[type]], ...], optional: bool = False) -> bool:
+    """Whether every key of ``fields`` in ``data`` (with ``optional``: when present) has one of its
+    types exactly. For values parsed from JSON (dict, list, str, int, float, bool, None) this is
+    :func:`harness.core.records.check_fields`' test (bool is not a number), only quicker; a False
+    is handed to the full check, which names what is wrong."""
+    for key, types in fields:
+        value = data.get(key, _ABSENT)
+        if type(value) not in types and not (optional and value is _ABSENT):
+            return False
+    return True
+
+
+_ABSENT = object()
+_EXACT = {id(fields): tuple((key, frozenset(types)) for key, types in fields.items())
+          for fields in (MANIFEST_FIELDS, SUMMARY_FIELDS, _OPTIONAL, _OPTIONAL_SUMMARY)}
+
+
+def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
+    """What scoring relies on beyond :func:`harness.core.records.read_manifest`'s checks: the optional
+    keys' types, and an outcome that agrees with itself (a finite time exactly when reached)."""
+    for fields, data, where in ((_OPTIONAL, manifest, ""), (_OPTIONAL_SUMMARY, manifest.get("summary") or {},
+                                                             "summary.")):
+        if _fits(data, _EXACT[id(fields)], optional=True):
+            continue
+        for key, types in fields.items():
+            value = data.get(key)
+            if key in data and (not isinstance(value, types) or isinstance(value, bool)):
+                expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise DamagedRecord(path, f"{where}'{key}' should be {expected}, found "
+                                          f"{type(value).__name__} {value!r}"[:200])
+    if manifest["status"] not in FINAL_STATUSES:
+        return
+    summary = manifest["summary"]
+    if summary["status"] != manifest["status"]:
+        raise DamagedRecord(path, f"status is {manifest['status']!r} but summary.status is {summary['status']!r}")
+    time, steps = summary["time_to_target_s"], summary.get("steps_to_target")
+    if manifest["status"] == "reached":
+        if time is None or not math.isfinite(time) or time < 0:
+            raise DamagedRecord(path, f"status is 'reached' but summary.time_to_target_s is {time!r} (expected a "
+                                      f"finite number of seconds >= 0)")
+        if steps is None or not math.isfinite(steps):
+            raise DamagedRecord(path, f"status is 'reached' but summary.steps_to_target is {steps!r} (expected a "
+                                      f"number of steps)")
+    elif time is not None or steps is not None:
+        raise DamagedRecord(path, f"status is {manifest['status']!r} but summary.time_to_target_s / "
+                                  f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
+
+
+def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, Any]:
+    summary = manifest["summary"]
+    ttt = summary["time_to_target_s"]
+    memory, pruned, routing = (summary.get(k) or {} for k in ("memory", "pruned", "routing"))
+    device = manifest.get("device")
+    return {
+        "workload": manifest["workload"],
+        "size": manifest["size"],
+        "submission": manifest["submission"],
+        "submission_revision": manifest.get("submission_revision", 1),
+        "precision": manifest.get("precision", "fp32"),  # absent: made before precisions existed, fp32
+        "seed": manifest["seed"],
+        "study": manifest.get("study"),
+        "trial": manifest.get("trial"),
+        "ruleset": manifest.get("ruleset", "single"),
+        "schema_version": manifest.get("schema_version"),
+        "status": manifest["status"],
+        "time_to_target_s": math.inf if ttt is None else float(ttt),
+        "steps_to_target": summary.get("steps_to_target"),
+        "best_validation": summary.get("best_validation"),
+        "target": manifest["target"],
+        "metric": manifest["metric"],
+        "higher_is_better": manifest["higher_is_better"],
+        "max_runtime_s": manifest["max_runtime_s"],
+        "steps": summary.get("steps"),
+        "record_dir": folder,
+        "evals_file": evals_file,
+        "state_bytes_per_param": memory.get("optimizer_state_bytes_per_parameter"),
+        "peak_memory_bytes": memory.get("peak_memory_bytes"),
+        "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_max_allocated | cpu_rss_growth
+        "device_type": device.get("type") if isinstance(device, dict) else None,
+        "process": _process(manifest.get("attempts")),
+        "pruned_rule": pruned.get("rule"),
+        "pruned_tau_max": pruned.get("tau_max"),
+        "special_component": routing.get("special"),
+        "special_parameters": routing.get("special_parameters"),
+        "audit": _audit_kinds(manifest.get("submission_audit")),
+        "clock_suspect": bool((summary.get("timing") or {}).get("clock_suspect", False)),
+        **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
+    }
+
+
+def _audit_kinds(audit: Any) -> str:
+    """The kinds of escape hatch the submission's source audit found (harness/core/source_audit.py),
+    comma-separated; "" for none or a record without an audit."""
+    kinds = audit.get("kinds") if isinstance(audit, dict) else None
+    return ", ".join(str(k) for k in kinds) if isinstance(kinds, list) else ""
+
+
+def _process(attempts: Any) -> str | None:
+    """``host:pid`` of the process that ran the trial's last attempt (where its memory was measured),
+    or None when the manifest does not say."""
+    last = attempts[-1] if isinstance(attempts, list) and attempts else None
+    if not isinstance(last, dict) or last.get("pid") is None:
+        return None
+    return f"{last.get('host')}:{last['pid']}"
+
+
+def _numbered_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every well-formed line; torn lines skipped with a warning."""
+    try:
+        rows = numbered_jsonl(path)
+    except FileNotFoundError:
+        warnings.warn(f"{path}: no such file; expected the trial's evaluations (one JSON object per line), its "
+                      f"curve is left out", stacklevel=3)
+        return
+    except OSError as error:
+        warnings.warn(f"{path}: cannot be read ({error}); expected the trial's evaluations (one JSON object per "
+                      f"line), its curve is left out", stacklevel=3)
+        return
+    yield from rows
+
+
+def _evaluations(record_dir: Path) -> list[dict[str, Any]]:
+    path = Path(record_dir) / EVALS_FILE
+    rows = []
+    for number, row in _numbered_rows(path):
+        if row.get("event") != "eval":
+            continue
+        step, seconds, metrics = row.get("step"), row.get("submission_time_s"), row.get("metrics")
+        if not (_is_number(step) and _is_number(seconds) and isinstance(metrics, dict)):
+            warnings.warn(f"{path}:{number}: skipped an evaluation line; expected step and submission_time_s "
+                          f"(numbers) and metrics (an object)", stacklevel=3)
+            continue
+        rows.append({"step": step, "submission_time_s": seconds, **metrics})
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
