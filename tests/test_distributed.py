@@ -103,3 +103,61 @@ def test_evaluations_by_submission_time_are_agreed_by_the_ranks(smoke_cfg) -> No
     assert len(steps) >= 2 and steps[-1] == 80
     times = [e["submission_time_s"] for e in evaluations(Path(summary["record_dir"]))]
     assert all(b - a >= 0.02 for a, b in itertools.pairwise(times[:-1]))  # a period apart (the last: max_steps)
+
+
+# ------------------------------------------------------------------------------------ ranks started by SLURM
+def slurm_env(rank: int, job_dir: Path) -> dict[str, str]:
+    """The environment submitit's task ``rank`` of a 2-task SLURM job on this machine sees."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "SUBMITIT_EXECUTOR": "slurm", "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_JOB_ID": "4242", "SLURM_NODEID": "0",
+            "SLURM_JOB_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1", "OPTBENCH_JOB_DIR": str(job_dir)}
+
+
+def test_ranks_started_by_slurm_are_the_trial_s_processes(smoke_cfg, results: Path, tmp_path: Path) -> None:
+    """``launcher=slurm`` with nproc=2 runs each trial as one job of 2 tasks: each task is a rank
+    itself (none starts workers of its own), and together they train as one process does."""
+    settings = ["workload.sizes.smoke.eval_every_steps=5", "threads=1", "max_runtime_s=60"]
+    one = run_trial(smoke_cfg(*settings))
+    command = [sys.executable, "-m", "harness.cli", "trial", "workload=fashion_mnist", "workload.size=smoke",
+               f"results={results}", "progress=false", "device=cpu", "nproc=2", *settings]
+    tasks = [subprocess.Popen(command, env=slurm_env(rank, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=120) for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs
+    two = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert json.loads(outputs[1][0].strip().splitlines()[-1]) == {"status": "rank", "rank": 1, "exit_status": 0}
+    assert two["status"] == one["status"] == "reached" and two["steps"] == one["steps"]
+    assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
+    assert read_json(Path(two["record_dir"]) / "manifest.json")["nproc"] == 2
+    assert len(list(results.rglob("manifest.json"))) == 2  # rank 0 alone wrote the 2-process trial's record
+    assert (tmp_path / "ddp-4242-summary.json").is_file()
+
+
+def test_a_job_of_one_task_starts_its_ranks_itself(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.core.distributed import slurm_task
+
+    monkeypatch.setattr(os, "environ", slurm_env(1, tmp_path))
+    task = slurm_task(2)
+    assert (task.rank, task.local_rank, task.master) == (1, 1, "localhost") and 20000 <= task.port < 40000
+    assert task.summary == tmp_path / "ddp-4242-summary.json"
+    monkeypatch.setattr(os, "environ", {**slurm_env(0, tmp_path), "SLURM_NTASKS": "1"})
+    assert slurm_task(2) is None  # one task: it starts both ranks on its node
+    monkeypatch.setattr(os, "environ", {k: v for k, v in slurm_env(0, tmp_path).items() if k != "SUBMITIT_EXECUTOR"})
+    assert slurm_task(2) is None  # an sbatch script's own shell (or salloc's) is no rank: no submitit task
+
+
+def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.core.sweep_file as sweep_file
+    from harness.orchestration.launch import data_parallel_overrides
+
+    nproc = {"a": [2, 2], "b": [1], "c": [2]}
+    monkeypatch.setattr(sweep_file, "load_sweep", lambda folder: {
+        "trials": [{"config": {"nproc": n}} for n in nproc[folder.name]]})
+    two = [(Path("a"), 0), (Path("a"), 1), (Path("c"), 0)]
+    assert data_parallel_overrides("slurm", [], two) == ["hydra.launcher.tasks_per_node=2"]
+    assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=2"], two) == []  # the user's shape
+    assert data_parallel_overrides("slurm", ["+hydra.launcher.tasks_per_node=1"], two) == []
+    assert data_parallel_overrides("local", [], two) == []  # the ranks start on the job's machine
+    assert data_parallel_overrides("slurm", [], [(Path("b"), 0)]) == []
+    with pytest.raises(UserError, match=r"different numbers of processes \(nproc=\[1, 2\]\)"):
+        data_parallel_overrides("slurm", [], [(Path("a"), 0), (Path("b"), 0)])

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import harness.core.clock as clock_module
+import harness.core.inprocess as inprocess
 import harness.core.runner as runner
 from harness.core.records import read_jsonl
 from submissions.sgd import SGD
@@ -103,14 +104,14 @@ def test_max_steps_and_the_budget_at_the_same_step(smoke_cfg, virtual) -> None:
 
 
 class NanAtStep(TimedSGD):
-    """Returns a nan loss from step 3 on."""
+    """Returns a nan loss from step ``from_step`` (3) on."""
 
-    steps = 0
+    steps, from_step = 0, 3
 
     def update(self, batch, compute_loss):
         loss = super().update(batch, compute_loss)
         NanAtStep.steps += 1
-        return loss * math.nan if NanAtStep.steps >= 3 else loss
+        return loss * math.nan if NanAtStep.steps >= NanAtStep.from_step else loss
 
 
 @pytest.mark.parametrize(("every", "steps"), [(None, 3), (1, 3), (4, 4), (10, 5)])
@@ -151,3 +152,157 @@ def test_the_summary_reports_the_budget_memory_and_timing(smoke_cfg, virtual) ->
     timing = summary["timing"]
     assert timing["submission_s"] == 5 * STEP_S and timing["construction_s"] == 0.0  # construction took no time
     assert 0.0 < timing["setup_s"] < 60 and timing["checkpoint_s"] == 0.0
+
+
+# ------------------------------------------------------------------------------------ outcomes and timing
+class CostlyTimedSGD(TimedSGD):
+    """TimedSGD whose construction costs 0.5 s of virtual time (charged: the optimizer's state)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        VirtualTime.now += 0.5
+
+
+@pytest.fixture
+def all_virtual(virtual, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every clock the runner reads is virtual: each evaluation costs 0.25 s (uncharged), the
+    submission's construction 0.5 s, a step 0.125 s. Returns the evaluations' count so far."""
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(monotonic=VirtualTime.perf_counter))
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: CostlyTimedSGD)
+    real, calls = runner._evaluate, [0]
+
+    def costly_evaluate(workload, model, split):
+        calls[0] += 1
+        result = real(workload, model, split)
+        VirtualTime.now += 0.25
+        return result
+
+    monkeypatch.setattr(runner, "_evaluate", costly_evaluate)
+
+    def costly_compile(*args, **kwargs) -> float:  # as if torch.compile's warm-up took 0.75 s (uncharged)
+        VirtualTime.now += 0.75
+        return 0.75
+
+    monkeypatch.setattr(inprocess, "compile_before_clock", costly_compile)
+    real_save = runner.save_checkpoint
+
+    def costly_save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        VirtualTime.now += 0.0625
+
+    monkeypatch.setattr(runner, "save_checkpoint", costly_save)
+    return calls
+
+
+def test_the_timing_accounts_for_every_virtual_second(smoke_cfg, all_virtual) -> None:
+    summary = run(smoke_cfg, UNREACHABLE, "max_steps=20", "workload.sizes.smoke.eval_every_steps=5")
+    assert all_virtual[0] == 5  # validation at 5, 10, 15, 20 and the test split at the end
+    timing = summary["timing"]
+    assert timing["construction_s"] == 0.5 and timing["submission_s"] == 0.5 + 20 * STEP_S
+    assert timing["setup_s"] == 0.0 and timing["compile_s"] == 0.75 and timing["checkpoint_s"] == 0.0
+    assert timing["evaluation_s"] == 5 * 0.25 and timing["wall_s"] == 20 * STEP_S + 5 * 0.25
+    assert timing["other_s"] == 0.0 and not timing["clock_suspect"]
+    rows = evals(summary)  # each logged after its evaluation; the last after the test split's too
+    assert [e["wall_time_s"] for e in rows] == [0.875, 1.75, 2.625, 3.75]
+    assert all(math.isfinite(e["metrics"]["train/loss"]) for e in rows)
+
+
+def test_checkpoints_are_written_when_their_interval_has_passed_and_timed(smoke_cfg, all_virtual) -> None:
+    # from one checkpoint (or the loop's start) to the next evaluation: 5 steps + 1 evaluation = 0.875 s
+    summary = runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0.875", UNREACHABLE, "max_steps=20",
+                                         "workload.sizes.smoke.eval_every_steps=5"))
+    timing = summary["timing"]
+    assert timing["checkpoint_s"] == 3 * 0.0625  # at 5, 10 and 15 (the trial ends at 20)
+    assert timing["wall_s"] == 20 * STEP_S + 5 * 0.25 + 3 * 0.0625 and timing["other_s"] == 0.0
+
+
+def test_a_resumed_trial_keeps_the_first_attempts_timing(smoke_cfg, all_virtual,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runner._evaluate
+
+    def interrupted_at_the_third(workload, model, split):
+        if all_virtual[0] == 2:
+            all_virtual[0] += 1
+            raise KeyboardInterrupt
+        return real(workload, model, split)
+
+    overrides = (UNREACHABLE, "max_steps=20", "workload.sizes.smoke.eval_every_steps=5")
+    monkeypatch.setattr(runner, "_evaluate", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
+    monkeypatch.setattr(runner, "_evaluate", real)
+    summary = runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
+    timing = summary["timing"]
+    assert summary["steps"] == 20 and timing["submission_s"] == 0.5 + 20 * STEP_S  # construction charged once
+    # 5 and 10 in the first attempt (kept in the checkpoint at 10), then 15, 20 and the test split
+    assert timing["evaluation_s"] == 5 * 0.25 and timing["construction_s"] == 0.5
+    assert timing["setup_s"] == 0.5  # the resumed attempt's construction: setup, not charged again
+    assert timing["compile_s"] == 2 * 0.75  # each attempt's
+
+
+class RaisesAtCall12(TimedSGD):
+    calls = 0
+
+    def update(self, batch, compute_loss):
+        RaisesAtCall12.calls += 1
+        if RaisesAtCall12.calls == 12:
+            raise RuntimeError("boom at call 12")
+        return super().update(batch, compute_loss)
+
+
+def test_a_failed_submission_keeps_its_steps_time_and_best(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch) -> None:
+    RaisesAtCall12.calls = 0
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: RaisesAtCall12)
+    summary = run(smoke_cfg, UNREACHABLE, "workload.sizes.smoke.eval_every_steps=5")
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
+    assert summary["steps"] == 11 and summary["submission_time_s"] == 11 * STEP_S
+    assert summary["best_validation"] == max(e["metrics"]["validation/accuracy"] for e in evals(summary))
+
+
+def test_a_harness_failure_keeps_what_was_reached(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = runner._evaluate, []
+
+    def broken_second(workload, model, split):
+        calls.append(split)
+        if len(calls) == 2:
+            raise OSError("disk gone")
+        return real(workload, model, split)
+
+    monkeypatch.setattr(runner, "_evaluate", broken_second)
+    summary = run(smoke_cfg, UNREACHABLE, "workload.sizes.smoke.eval_every_steps=5")
+    assert summary["status"] == "failed" and summary["error_in"] == "harness" and "disk gone" in summary["error"]
+    assert summary["steps"] == 10 and summary["submission_time_s"] == 10 * STEP_S
+    [first] = evals(summary)
+    assert summary["best_validation"] == first["metrics"]["validation/accuracy"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_validation_value_is_never_the_best(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch,
+                                                         bad: float) -> None:
+    real, calls = runner._evaluate, []
+
+    def bad_second(workload, model, split):  # accuracy: higher is better, so inf would beat anything
+        calls.append(split)
+        metrics = real(workload, model, split)
+        return {k: bad for k in metrics} if len(calls) == 2 else metrics
+
+    monkeypatch.setattr(runner, "_evaluate", bad_second)
+    summary = run(smoke_cfg, UNREACHABLE, "max_steps=15", "workload.sizes.smoke.eval_every_steps=5")
+    first, third = (evals(summary)[i]["metrics"]["validation/accuracy"] for i in (0, 2))
+    assert summary["best_validation"] == max(first, third)
+
+
+def test_a_diverged_trial_keeps_its_best_so_far(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch) -> None:
+    NanAtStep.steps = 0
+    monkeypatch.setattr(NanAtStep, "from_step", 8)
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: NanAtStep)
+    summary = run(smoke_cfg, UNREACHABLE, "workload.sizes.smoke.eval_every_steps=5")
+    [row] = evals(summary)
+    assert summary["status"] == "diverged" and summary["steps"] == 8
+    assert summary["best_validation"] == row["metrics"]["validation/accuracy"]
+
+
+def test_a_reached_trial_reports_its_best(smoke_cfg, virtual) -> None:
+    summary = run(smoke_cfg, AT_ONCE, "workload.sizes.smoke.eval_every_steps=8")
+    [row] = evals(summary)
+    assert summary["status"] == "reached" and summary["best_validation"] == row["metrics"]["validation/accuracy"]

@@ -113,6 +113,34 @@ def test_an_external_submission_runs_in_slurm_jobs_as_it_does_here(cluster: Path
         assert manifest["attempts"][-1]["slurm"]["array_job_id"]
 
 
+def test_a_data_parallel_trial_runs_as_one_job_of_a_task_per_process(cluster: Path, tmp_path: Path) -> None:
+    """nproc=2 with launcher=slurm: each trial is one job of 2 tasks (tasks_per_node is set for the
+    user), each task one rank; rank 0 writes the record, and the trial trains as one process does."""
+    results = tmp_path / "results"
+    settings = [*SMOKE, "submission=adamw", "workload.sizes.smoke.eval_every_steps=5", "max_runtime_s=60",
+                f"results={results}", "studies=1", "trials=1", "search_seed=3"]
+    single = run_tune([*settings, "launcher=inline"], log=print)
+    outcome = run_tune([*settings, "nproc=2", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=10",
+                        "hydra.launcher.cpus_per_task=1"], log=print)
+    assert outcome["launched"] == 1 and outcome["job_errors"] == 0 and not outcome["lost"]
+    [entry] = load_sweep(Path(outcome["sweep"]))["trials"]
+    manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
+    assert manifest["status"] == "reached" and manifest["nproc"] == 2
+    job = _slurm_id(manifest["attempts"][-1])
+    time.sleep(3)  # sacct lags the end of a job by 1-2 s
+    steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,NTasks,State"], capture_output=True,
+                           text=True, check=True).stdout
+    assert any(line.split("|")[1] == "2" and line.split("|")[2] == "COMPLETED" for line in steps.splitlines()), steps
+    logs = sorted(p.name for p in Path(outcome["launch_dir"]).rglob(f"{job}_*_log.out"))
+    assert logs == [f"{job}_0_log.out", f"{job}_1_log.out"]  # one log per task: two ranks, started by SLURM
+    [reference] = load_sweep(Path(single["sweep"]))["trials"]
+    ours, theirs = eval_metrics(Path(entry["record_dir"])), eval_metrics(Path(reference["record_dir"]))
+    assert ours.keys() == theirs.keys()
+    for step, metrics in ours.items():
+        for name, value in metrics.items():
+            assert value == pytest.approx(theirs[step][name], rel=1e-5, abs=1e-7), (step, name)
+
+
 # Ends by max_steps, never by the clock: a generous budget keeps a slow or busy machine from cutting
 # the reference run short (the comparison is of evaluations at the same steps).
 LONG_TRIAL = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=12000",

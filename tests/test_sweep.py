@@ -357,3 +357,25 @@ def test_the_plan_describes_itself_and_its_identity_is_stable(tmp_path: Path) ->
     assert [t["hparams"] for t in plan(tmp_path, studies=1, trials=2)["trials"]] == \
         [t["hparams"] for t in external["trials"]]  # the same seed, the same points
     assert plan(tmp_path, ruleset="self", studies=1)["search_space"] == {}
+
+
+def test_settings_that_change_a_trial_join_the_identity_only_when_set(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile, nproc and a submission's revision change what a trial computes: a sweep that sets
+    them is another sweep; one that leaves them at their defaults keeps the id it had before they
+    existed."""
+    import harness.orchestration.sweep as sweep_module
+    from submissions.adamw import AdamW
+
+    seen: list[dict] = []
+    real = sweep_module.digest
+    monkeypatch.setattr(sweep_module, "digest", lambda identity, size: seen.append(identity) or real(identity, size))
+    plan(tmp_path, studies=1, trials=1)
+    plan(tmp_path, ["nproc=2", "compile=True"], studies=1, trials=1)
+    monkeypatch.setattr(AdamW, "revision", 2)
+    plan(tmp_path, studies=1, trials=1)
+    default, data_parallel, revised = seen
+    assert not {"compile", "charge_compile", "nproc", "submission_revision"} & default.keys()
+    assert data_parallel["nproc"] == "2" and data_parallel["compile"] == "true"  # spelled as the defaults are
+    assert "charge_compile" not in data_parallel
+    assert revised["submission_revision"] == 2 and "nproc" not in revised

@@ -39,7 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ from harness.errors import UserError
 from harness.workload import Batch
 
 RANK, WORLD_SIZE, SUMMARY = "OPTBENCH_RANK", "OPTBENCH_WORLD_SIZE", "OPTBENCH_SUMMARY_FILE"
+LOCAL_RANK = "OPTBENCH_LOCAL_RANK"  # the rank's place on its own machine (its GPU); default: its rank
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -177,6 +180,9 @@ def launch(cfg: DictConfig) -> dict[str, Any]:
     hparams = hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
                                        config=cfg.submission.get("config_from"))
     process_identity(cfg, hparams.batch_size)  # refused here, before any process starts
+    task = slurm_task(count)
+    if task is not None:
+        return _run_as_task(cfg, count, task)
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         summary_file = Path(folder) / "summary.json"
         env = {**os.environ, WORLD_SIZE: str(count), SUMMARY: str(summary_file), "MASTER_ADDR": "127.0.0.1",
@@ -197,6 +203,53 @@ def launch(cfg: DictConfig) -> dict[str, Any]:
             raise UserError(f"The data-parallel trial's rank 0 exited with status {status} (its messages are above); "
                             f"its record, if it was started, keeps what was reached: run the same command to resume.")
         return json.loads(summary_file.read_text())
+
+
+@dataclass(frozen=True)
+class SlurmTask:
+    """This process's place in a SLURM job of ``nproc`` tasks, and where the ranks meet."""
+
+    rank: int
+    local_rank: int
+    master: str  # the first node of the job: rank 0 runs there
+    port: int
+    summary: Path  # rank 0's summary (or refusal) for this job, in the job's shared folder
+
+
+def slurm_task(count: int) -> SlurmTask | None:
+    """This process's rank when it is one of the ``count`` tasks that submitit started for one
+    SLURM job (``optbench tune ... launcher=slurm nproc=N`` asks for N tasks per job, see
+    :func:`harness.orchestration.launch.data_parallel_overrides`): SLURM started the ranks, on
+    one node or several, so none is started here. None anywhere else (a lone process, a job of
+    one task: the workers are then started by :func:`launch` on this machine).
+
+    The ranks meet on the job's first node, at a port derived from the job id (20000-39999: two
+    jobs on one node collide with a chance of 1 in 20,000)."""
+    if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_NTASKS") != str(count):
+        return None
+    import submitit
+
+    job = submitit.JobEnvironment()
+    folder = Path(os.environ.get("OPTBENCH_JOB_DIR") or tempfile.gettempdir())
+    return SlurmTask(job.global_rank, job.local_rank, job.hostnames[0], 20000 + zlib.crc32(job.job_id.encode()) % 20000,
+                     folder / f"ddp-{job.job_id}-summary.json")
+
+
+def _run_as_task(cfg: DictConfig, count: int, task: SlurmTask) -> dict[str, Any]:
+    """Rank ``task.rank`` of the trial, in this process (see :func:`slurm_task`); rank 0's summary,
+    or for another rank a line saying which it was (submitit returns task 0's result)."""
+    os.environ.update({RANK: str(task.rank), WORLD_SIZE: str(count), LOCAL_RANK: str(task.local_rank),
+                       SUMMARY: str(task.summary), "MASTER_ADDR": task.master, "MASTER_PORT": str(task.port)})
+    status = main([json.dumps(to_plain(cfg))])
+    if task.rank != 0:
+        return {"status": "rank", "rank": task.rank, "exit_status": status}
+    refused = task.summary.with_suffix(".error")
+    if refused.is_file():
+        raise UserError(refused.read_text())
+    if status != 0 or not task.summary.is_file():
+        raise UserError(f"The data-parallel trial's rank 0 ended with status {status} (its messages are in the job's "
+                        f"log); its record keeps what was reached: run the same command to resume.")
+    return json.loads(task.summary.read_text())
 
 
 def _end(workers: list[subprocess.Popen], grace_s: float) -> None:
@@ -294,8 +347,10 @@ def main(argv: list[str]) -> int:
     cfg = OmegaConf.merge(OmegaConf.structured(TrialConfig), json.loads(argv[0]))
     rank, size = int(os.environ[RANK]), int(os.environ[WORLD_SIZE])
     if str(cfg.device).startswith("cuda") or (str(cfg.device) == "auto" and torch.cuda.is_available()):
-        cfg.device = f"cuda:{rank}"
-        torch.cuda.set_device(rank)
+        # its own GPU on its machine; a SLURM task given one GPU (gpus_per_task=1) sees only that one
+        index = int(os.environ.get(LOCAL_RANK, rank)) % max(1, torch.cuda.device_count())
+        cfg.device = f"cuda:{index}"
+        torch.cuda.set_device(index)
     device = torch.device("cpu" if str(cfg.device) in ("auto", "cpu") else str(cfg.device))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))

@@ -63,8 +63,11 @@ class StepRunner:
         self.submission, self.batches, self.compute_loss = submission, batches, compute_loss
         self.check_every, self.interrupts = check_every, interrupts
         self.on_cuda = device.type == "cuda"
-        # On CUDA, reading the loss syncs the device: a finiteness flag accumulates on the device
-        # and is looked at every few steps (and at every evaluation) instead of every step.
+        # Whether every loss since the run began was finite. On CUDA, reading the loss syncs the
+        # device: the flag accumulates on the device and is looked at every ``check_every`` steps
+        # (and at every evaluation) instead of every step. On the CPU the loss is read each step
+        # (a read costs no sync there) and the flag is the same, on the host: a non-finite loss
+        # between two checks is caught at the next one on either device.
         self.all_finite = torch.ones((), dtype=torch.bool, device=device)
         self.step = 0
 
@@ -88,7 +91,6 @@ class StepRunner:
         else raised (a workload's batch stream) is the harness's and goes up.
         """
         submission, interrupts = self.submission, self.interrupts
-        loss = torch.zeros(())
         while True:
             batch = next(self.batches)
             try:
@@ -102,9 +104,9 @@ class StepRunner:
             self.step += 1
             if self.on_cuda:
                 self.all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
-                diverged = self.step % self.check_every == 0 and not self.all_finite.item()
-            else:
-                diverged = self.step % self.check_every == 0 and not math.isfinite(loss.item())
+            elif not math.isfinite(loss.item()):
+                self.all_finite.fill_(False)
+            diverged = self.step % self.check_every == 0 and not self.all_finite.item()
             if agree is not None:
                 diverged = agree(diverged)
             if diverged:

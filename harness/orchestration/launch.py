@@ -77,6 +77,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     from omegaconf.errors import OmegaConfBaseException
 
     launcher = resolve_launcher(launcher, hydra_overrides)
+    hydra_overrides = [*hydra_overrides, *data_parallel_overrides(launcher, hydra_overrides, jobs)]
     launch_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     folder = Path(folder).resolve() / launch_id  # unique: a fresh cluster reuses job ids
     plan_path = folder / "plan.json"
@@ -106,6 +107,32 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
         GlobalHydra.instance().clear()
     return {"launch_dir": str(folder), "launcher": launcher, "results": results, "lost": lost,
             "submit_error": submit_error}
+
+
+def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: list[tuple[Path, int]]) -> list[str]:
+    """What a launch of data-parallel trials (``nproc=N``) adds to the launcher's settings: on
+    SLURM, N tasks per job (``hydra.launcher.tasks_per_node=N``), each task one rank of the trial
+    (harness/core/distributed.py, ``slurm_task``), unless the command sets ``tasks_per_node`` or
+    ``nodes`` itself (e.g. ``nodes=2 tasks_per_node=2`` for 4 ranks on two machines; a job of one
+    task starts its N ranks on its own node). Other launchers start the ranks on their machine.
+    A launch whose trials ask for different process counts is refused on SLURM: one job array
+    has one shape."""
+    if launcher != "slurm":
+        return []
+    from harness.core.sweep_file import load_sweep
+
+    plans = {folder: load_sweep(Path(folder))["trials"] for folder in {folder for folder, _ in jobs}}
+    counts = {int(plans[folder][index]["config"].get("nproc", 1)) for folder, index in jobs}
+    if len(counts) > 1:
+        raise UserError(f"These trials ask for different numbers of processes (nproc={sorted(counts)}); one SLURM "
+                        f"job array has one shape. Tune them in separate commands.")
+    count = counts.pop() if counts else 1
+    if count == 1 or any(_key(item) in _SHAPE_KEYS for item in hydra_overrides):
+        return []
+    return [f"hydra.launcher.tasks_per_node={count}"]
+
+
+_SHAPE_KEYS = ("hydra.launcher.tasks_per_node", "hydra.launcher.nodes")
 
 
 def resolve_launcher(launcher: str, hydra_overrides: list[str]) -> str:
