@@ -373,6 +373,8 @@ def main(argv: list[str]) -> int:
         if rank == 0:
             Path(os.environ[SUMMARY]).with_suffix(".error").write_text(str(error))
         return 2
+    finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
+        dist.destroy_process_group()
     return 0
 
 
