@@ -196,13 +196,7 @@ def launch(cfg: DictConfig) -> dict[str, Any]:
         except BaseException:
             _end(workers, grace_s=2.0)
             raise
-        refused = summary_file.with_suffix(".error")
-        if refused.is_file():  # a UserError of rank 0 (a bad setting): the same error here
-            raise UserError(refused.read_text())
-        if status != 0 or not summary_file.is_file():
-            raise UserError(f"The data-parallel trial's rank 0 exited with status {status} (its messages are above); "
-                            f"its record, if it was started, keeps what was reached: run the same command to resume.")
-        return json.loads(summary_file.read_text())
+        return _rank_0_summary(summary_file, status, "its messages are above")
 
 
 @dataclass(frozen=True)
@@ -243,13 +237,19 @@ def _run_as_task(cfg: DictConfig, count: int, task: SlurmTask) -> dict[str, Any]
     status = main([json.dumps(to_plain(cfg))])
     if task.rank != 0:
         return {"status": "rank", "rank": task.rank, "exit_status": status}
-    refused = task.summary.with_suffix(".error")
+    return _rank_0_summary(task.summary, status, "its messages are in the job's log")
+
+
+def _rank_0_summary(summary: Path, status: int, messages: str) -> dict[str, Any]:
+    """The trial's summary rank 0 wrote to ``summary`` (exit ``status``); its UserError (a bad
+    setting) raised here as it was there; any other end a UserError saying where ``messages`` are."""
+    refused = summary.with_suffix(".error")
     if refused.is_file():
         raise UserError(refused.read_text())
-    if status != 0 or not task.summary.is_file():
-        raise UserError(f"The data-parallel trial's rank 0 ended with status {status} (its messages are in the job's "
-                        f"log); its record keeps what was reached: run the same command to resume.")
-    return json.loads(task.summary.read_text())
+    if status != 0 or not summary.is_file():
+        raise UserError(f"The data-parallel trial's rank 0 exited with status {status} ({messages}); its record, "
+                        f"if it was started, keeps what was reached: run the same command to resume.")
+    return json.loads(summary.read_text())
 
 
 def _end(workers: list[subprocess.Popen], grace_s: float) -> None:
