@@ -65,25 +65,55 @@ def test_what_cannot_run_is_refused_with_rank_0_s_message(smoke_cfg) -> None:
         run_trial(smoke_cfg("nproc=2", "workload.sizes.smoke.precision=fp16"))
 
 
+def start_until_checkpoint(command: list[str], results: Path) -> subprocess.Popen:
+    """``command`` (an ``optbench trial``) started as Ctrl-C would find it, once its first
+    checkpoint is written."""
+    job = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline, checkpoint = time.monotonic() + 180, None
+    while time.monotonic() < deadline and job.poll() is None and checkpoint is None:
+        checkpoint = next(results.rglob(CHECKPOINT_NAME), None)
+        time.sleep(0.05)
+    assert checkpoint is not None, "the trial never wrote a checkpoint"
+    return job
+
+
+def processes_of(results: Path) -> list[str]:
+    """The command lines of running processes that name ``results`` (the ranks carry it in their
+    configuration)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(results) in text:
+            found.append(text)
+    return found
+
+
+def assert_no_rank_survives(results: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_of(results) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_of(results) == []
+
+
 def test_a_killed_data_parallel_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path) -> None:
-    """SIGKILL of the whole job (launcher and both ranks, as a preempted node), then the same
-    command again: it resumes from rank 0's checkpoint and ends as the 1-process trial."""
+    """SIGKILL of ``optbench trial`` alone (the OOM killer's choice, say): torch's launcher and the
+    ranks die with it, none keeps training or holding the trial's lock; the same command again
+    resumes from rank 0's checkpoint and ends as the 1-process trial."""
     settings = [UNREACHABLE, "max_steps=300", "checkpoint_every_s=0", "threads=1"]
     one = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
     command = [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", *settings, "nproc=2",
                "progress=false", "device=cpu", f"results={tmp_path / 'b'}"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    job = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
-    deadline, checkpoint = time.monotonic() + 180, None
-    while time.monotonic() < deadline and job.poll() is None and checkpoint is None:
-        checkpoint = next((tmp_path / "b").rglob(CHECKPOINT_NAME), None)
-        time.sleep(0.05)
-    assert checkpoint is not None, "the trial never wrote a checkpoint"
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
-    time.sleep(0.5)  # the workers are gone with the job's process group
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    job = start_until_checkpoint(command, tmp_path / "b")
+    job.kill()
+    job.communicate()
+    assert_no_rank_survives(tmp_path / "b")
+    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     two = next((tmp_path / "b").rglob("manifest.json")).parent
     manifest = read_json(two / "manifest.json")
@@ -91,6 +121,23 @@ def test_a_killed_data_parallel_trial_resumes_from_its_checkpoint(smoke_cfg, tmp
     assert [r["event"] for r in read_jsonl(two / "evals.jsonl")].count("resume") == 1
     assert_same_evaluations(Path(one["record_dir"]), two)
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "not_reached"
+
+
+def test_ctrl_c_stops_every_rank_and_keeps_the_record(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to ``optbench trial``) reaches every rank once through torch's launcher:
+    rank 0 keeps the record and says so, the command exits 130 with no rank left running, and no
+    rank prints a traceback."""
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "max_runtime_s=600",
+               "checkpoint_every_s=0", "threads=1", "nproc=2", "progress=false", "device=cpu", f"results={results}"]
+    job = start_until_checkpoint(command, results)
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 130, stderr[-3000:]
+    assert "interrupted; what was written is kept" in stderr and "Traceback" not in stderr
+    assert_no_rank_survives(results)
+    manifest = read_json(next(results.rglob("manifest.json")))
+    assert manifest["status"] == "running" and "summary" not in manifest  # resumable, not ended
 
 
 def test_evaluations_by_submission_time_are_agreed_by_the_ranks(smoke_cfg) -> None:
@@ -120,6 +167,9 @@ def test_ranks_started_by_slurm_are_the_trial_s_processes(smoke_cfg, results: Pa
     one = run_trial(smoke_cfg(*settings))
     command = [sys.executable, "-m", "harness.cli", "trial", "workload=fashion_mnist", "workload.size=smoke",
                f"results={results}", "progress=false", "device=cpu", "nproc=2", *settings]
+    # an earlier attempt of the same job (requeued: same job id) left its summary and a refusal
+    (tmp_path / "ddp-4242-summary.json").write_text('{"status": "stale"}')
+    (tmp_path / "ddp-4242-summary.error").write_text("an earlier attempt's refusal")
     tasks = [subprocess.Popen(command, env=slurm_env(rank, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for rank in (0, 1)]
     outputs = [task.communicate(timeout=120) for task in tasks]
@@ -130,11 +180,37 @@ def test_ranks_started_by_slurm_are_the_trial_s_processes(smoke_cfg, results: Pa
     assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
     assert read_json(Path(two["record_dir"]) / "manifest.json")["nproc"] == 2
     assert len(list(results.rglob("manifest.json"))) == 2  # rank 0 alone wrote the 2-process trial's record
-    assert (tmp_path / "ddp-4242-summary.json").is_file()
+    assert json.loads((tmp_path / "ddp-4242-summary.json").read_text()) == two
+    assert not (tmp_path / "ddp-4242-summary.error").exists()
+
+
+def test_ranks_started_by_torchrun_are_the_trial_s_processes(smoke_cfg, results: Path) -> None:
+    """A user's own ``torchrun --nproc-per-node 2 -m harness.cli trial nproc=2``: each worker is a
+    rank itself, together they train as one process does; a worker count other than nproc is
+    refused with a message."""
+    settings = ["workload.sizes.smoke.eval_every_steps=5", "threads=1", "max_runtime_s=60"]
+    one = run_trial(smoke_cfg(*settings))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+                "harness.cli", "trial", "workload.size=smoke", f"results={results}", "progress=false", "device=cpu",
+                *settings]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*torchrun, "nproc=2"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert {"status": "rank", "rank": 1, "exit_status": 0} in lines
+    two = next(line for line in lines if line["status"] != "rank")
+    assert two["status"] == one["status"] == "reached" and two["steps"] == one["steps"]
+    assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
+    assert read_json(Path(two["record_dir"]) / "manifest.json")["nproc"] == 2
+    assert len(list(results.rglob("manifest.json"))) == 2
+    refused = subprocess.run(torchrun, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "torchrun started 2 processes for this trial, but nproc=1: say nproc=2" in refused.stderr
+    assert len(list(results.rglob("manifest.json"))) == 2  # nothing started
 
 
 def test_a_job_of_one_task_starts_its_ranks_itself(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from harness.core.distributed import slurm_task
+    from harness.core.ranks import slurm_task
 
     monkeypatch.setattr(os, "environ", slurm_env(1, tmp_path))
     task = slurm_task(2)

@@ -1,8 +1,9 @@
 """Data-parallel trials: ``nproc=N`` trains one trial as N processes with DistributedDataParallel.
 
-The launcher (:func:`launch`, in the process that ran ``optbench trial``) starts N workers of
-this module (``python -m harness.core.distributed``) on this machine; they join one process group
-(gloo on the CPU, NCCL on CUDA, rank r on ``cuda:r``). Rank 0 runs the ordinary trial
+This module is what runs in each of the N processes (the ranks); :mod:`harness.core.ranks` says
+where they come from (torch's launcher on this machine, SLURM's tasks, or a user's own
+``torchrun``). They join one process group (gloo on the CPU, NCCL on CUDA, each rank on its
+machine's ``cuda:<local rank>``). Rank 0 runs the ordinary trial
 (:func:`harness.core.runner.run_trial`): it holds the trial's lock, evaluates, writes the record
 and the checkpoints. Ranks 1..N-1 run :func:`follow`, the same steps without any of that.
 
@@ -20,9 +21,9 @@ What makes N processes one trial, and the same trial as one process with the sam
   agree on the time (max), the last loss (mean: the global batch's) and finiteness; rank 0
   evaluates, logs and checkpoints while the others wait with their clocks paused, then all go on.
 - when rank 0 ends the trial at an evaluation the others cannot foresee (reached, pruned), they
-  are waiting for it: its exit ends their wait, and the launcher ends any that remain. A failure
-  in another rank breaks rank 0's next collective: the trial ends as failed, that rank's traceback
-  is on stderr.
+  are waiting for it: its exit breaks their wait, and its summary file tells them it was the end
+  (the launcher ends any that remain). A failure in another rank breaks rank 0's next
+  collective: the trial ends as failed, that rank's traceback is on stderr.
 
 docs/decisions.md, "Data-parallel trials", says what is not covered (BatchNorm statistics and
 dropout are per rank, as in DDP; torch.compile is not combined with it).
@@ -30,18 +31,14 @@ dropout are per rank, as in DDP; torch.compile is not combined with it).
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
 import math
 import os
-import socket
-import subprocess
+import signal
 import sys
-import tempfile
-import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +48,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from harness.config.compose import to_plain
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import TrialConfig
 from harness.core.checkpoint import load_checkpoint, restore_rng
@@ -60,9 +56,9 @@ from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.errors import UserError
 from harness.workload import Batch
 
-RANK, WORLD_SIZE, SUMMARY = "OPTBENCH_RANK", "OPTBENCH_WORLD_SIZE", "OPTBENCH_SUMMARY_FILE"
-LOCAL_RANK = "OPTBENCH_LOCAL_RANK"  # the rank's place on its own machine (its GPU); default: its rank
-REPO = Path(__file__).resolve().parents[2]
+# torch's names for a rank's place (torchrun sets them; harness.core.ranks sets them for SLURM's tasks)
+RANK, WORLD_SIZE, LOCAL_RANK = "RANK", "WORLD_SIZE", "LOCAL_RANK"
+SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``.error``: its refusal)
 
 
 class Team:
@@ -166,114 +162,6 @@ def process_identity(cfg: DictConfig, batch_size: int) -> dict[str, Any]:
     return {"nproc": count}
 
 
-def launch(cfg: DictConfig) -> dict[str, Any]:
-    """Run the trial of ``cfg`` as ``nproc`` local processes; rank 0's summary.
-
-    The workers inherit stdout and stderr (rank 0's progress lines). When rank 0 ends, the others
-    are ended; a failure of rank 0 that is not the trial's own (it records those) is a UserError
-    with its exit status.
-    """
-    count = processes(cfg)
-    if RANK in os.environ:  # a worker never launches workers of its own
-        raise RuntimeError(f"launch() called in rank {os.environ[RANK]} of a data-parallel trial")
-    hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
-    hparams = hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
-                                       config=cfg.submission.get("config_from"))
-    process_identity(cfg, hparams.batch_size)  # refused here, before any process starts
-    task = slurm_task(count)
-    if task is not None:
-        return _run_as_task(cfg, count, task)
-    with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
-        summary_file = Path(folder) / "summary.json"
-        env = {**os.environ, WORLD_SIZE: str(count), SUMMARY: str(summary_file), "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(_free_port()),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "harness.core.distributed", json.dumps(to_plain(cfg))]
-        workers = [subprocess.Popen(command, env={**env, RANK: str(rank)}) for rank in range(count)]
-        try:
-            status = workers[0].wait()
-            _end(workers[1:], grace_s=10.0)
-        except BaseException:
-            _end(workers, grace_s=2.0)
-            raise
-        return _rank_0_summary(summary_file, status, "its messages are above")
-
-
-@dataclass(frozen=True)
-class SlurmTask:
-    """This process's place in a SLURM job of ``nproc`` tasks, and where the ranks meet."""
-
-    rank: int
-    local_rank: int
-    master: str  # the first node of the job: rank 0 runs there
-    port: int
-    summary: Path  # rank 0's summary (or refusal) for this job, in the job's shared folder
-
-
-def slurm_task(count: int) -> SlurmTask | None:
-    """This process's rank when it is one of the ``count`` tasks that submitit started for one
-    SLURM job (``optbench tune ... launcher=slurm nproc=N`` asks for N tasks per job, see
-    :func:`harness.orchestration.launch.data_parallel_overrides`): SLURM started the ranks, on
-    one node or several, so none is started here. None anywhere else (a lone process, a job of
-    one task: the workers are then started by :func:`launch` on this machine).
-
-    The ranks meet on the job's first node, at a port derived from the job id (20000-39999: two
-    jobs on one node collide with a chance of 1 in 20,000)."""
-    if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_NTASKS") != str(count):
-        return None
-    import submitit
-
-    job = submitit.JobEnvironment()
-    folder = Path(os.environ.get("OPTBENCH_JOB_DIR") or tempfile.gettempdir())
-    return SlurmTask(job.global_rank, job.local_rank, job.hostnames[0], 20000 + zlib.crc32(job.job_id.encode()) % 20000,
-                     folder / f"ddp-{job.job_id}-summary.json")
-
-
-def _run_as_task(cfg: DictConfig, count: int, task: SlurmTask) -> dict[str, Any]:
-    """Rank ``task.rank`` of the trial, in this process (see :func:`slurm_task`); rank 0's summary,
-    or for another rank a line saying which it was (submitit returns task 0's result)."""
-    os.environ.update({RANK: str(task.rank), WORLD_SIZE: str(count), LOCAL_RANK: str(task.local_rank),
-                       SUMMARY: str(task.summary), "MASTER_ADDR": task.master, "MASTER_PORT": str(task.port)})
-    status = main([json.dumps(to_plain(cfg))])
-    if task.rank != 0:
-        return {"status": "rank", "rank": task.rank, "exit_status": status}
-    return _rank_0_summary(task.summary, status, "its messages are in the job's log")
-
-
-def _rank_0_summary(summary: Path, status: int, messages: str) -> dict[str, Any]:
-    """The trial's summary rank 0 wrote to ``summary`` (exit ``status``); its UserError (a bad
-    setting) raised here as it was there; any other end a UserError saying where ``messages`` are."""
-    refused = summary.with_suffix(".error")
-    if refused.is_file():
-        raise UserError(refused.read_text())
-    if status != 0 or not summary.is_file():
-        raise UserError(f"The data-parallel trial's rank 0 exited with status {status} ({messages}); its record, "
-                        f"if it was started, keeps what was reached: run the same command to resume.")
-    return json.loads(summary.read_text())
-
-
-def _end(workers: list[subprocess.Popen], grace_s: float) -> None:
-    """Let ``workers`` end by themselves for ``grace_s``, then terminate (then kill) the rest."""
-    deadline = time.monotonic() + grace_s
-    for worker in workers:
-        try:
-            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def follow(cfg: DictConfig) -> None:
     """A rank other than 0: the trial's steps and evaluation boundaries, without records.
 
@@ -340,12 +228,14 @@ def follow(cfg: DictConfig) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """A worker: join the process group, run rank 0's trial or follow it."""
+    """A rank: join the process group, run rank 0's trial or follow it. ``argv[0]`` is the
+    trial's configuration (JSON); the rank's place is in torch's variables (:data:`RANK`, ...)."""
     from harness.core.runner import run_trial  # it imports this module
 
     global _TEAM
     cfg = OmegaConf.merge(OmegaConf.structured(TrialConfig), json.loads(argv[0]))
     rank, size = int(os.environ[RANK]), int(os.environ[WORLD_SIZE])
+    summary = Path(os.environ[SUMMARY])
     if str(cfg.device).startswith("cuda") or (str(cfg.device) == "auto" and torch.cuda.is_available()):
         # its own GPU on its machine; a SLURM task given one GPU (gpus_per_task=1) sees only that one
         index = int(os.environ.get(LOCAL_RANK, rank)) % max(1, torch.cuda.device_count())
@@ -354,31 +244,51 @@ def main(argv: list[str]) -> int:
     device = torch.device("cpu" if str(cfg.device) in ("auto", "cpu") else str(cfg.device))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    if rank == 0:  # an earlier attempt's (a requeued job's): gone before any rank can read it, i.e. before
+        for stale in (summary, summary.with_suffix(".error")):  # the group exists (its creation waits for
+            stale.unlink(missing_ok=True)  # every rank), so a rank that reads one reads this attempt's
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
     _TEAM = ProcessTeam(rank, size, device)
     try:
         if rank == 0:
-            summary = run_trial(cfg)
-            Path(os.environ[SUMMARY]).write_text(json.dumps(summary))
+            summary.write_text(json.dumps(run_trial(cfg)))
         else:
             try:
                 follow(cfg)
-            except Exception:
-                summary = Path(os.environ[SUMMARY])
+            except (Exception, KeyboardInterrupt):
                 if summary.is_file() or summary.with_suffix(".error").is_file():
                     return 0  # rank 0 ended the trial (reached, pruned, refused): its leaving broke our wait
                 raise  # our own failure: its traceback on stderr; rank 0 records the trial as failed
     except UserError as error:
         if rank == 0:
-            Path(os.environ[SUMMARY]).with_suffix(".error").write_text(str(error))
+            summary.with_suffix(".error").write_text(str(error))
+            return 0  # said in the file, which the launcher raises; the launcher's own status stays quiet
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, passed on by the launcher: rank 0 has kept the record and said so
+        return 130
     finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
         dist.destroy_process_group()
     return 0
 
 
-if __name__ == "__main__":  # run as a script, this file is __main__: the team must be set on the module
-    from harness.core.distributed import main as worker_main  # that the runner imports
+def die_with_parent(signum: int) -> None:
+    """Have Linux send ``signum`` to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
 
-    sys.exit(worker_main(sys.argv[1:]))
+    torch's launcher starts its workers in sessions of their own and does not end them when it is
+    killed itself; without this a ``kill -9`` of ``optbench trial`` would leave ranks training,
+    rank 0 holding the trial's lock. Elsewhere than on Linux: nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the call: nobody would send it
+        os.kill(os.getpid(), signum)
+
+
+if __name__ == "__main__":  # a rank started by torch's launcher. This file is then __main__: the team must
+    # be set on the module that the runner imports
+    from harness.core import distributed
+
+    distributed.die_with_parent(signal.SIGKILL)
+    sys.exit(distributed.main(sys.argv[1:]))

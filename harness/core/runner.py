@@ -35,7 +35,7 @@ from harness.config.plugins import module_file, source_hash
 from harness.config.registry import submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from harness.core.compile import compile_identity
-from harness.core.distributed import current_team, launch, process_identity, processes
+from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import UserInterrupts, user_interrupts
@@ -43,6 +43,7 @@ from harness.core.isolation import ProcessTrainer, check_isolation
 from harness.core.precision import evaluation_precision, precision_identity, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
+from harness.core.ranks import launch, started_as_a_rank
 from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
@@ -152,8 +153,8 @@ def run_trial_command(overrides: list[str]) -> dict[str, Any]:
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
     """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
     validate_trial_config(cfg)
-    if processes(cfg) > 1 and current_team().size == 1:  # data parallel: N worker processes (core/distributed.py)
-        if cfg.isolation == "process":
+    if current_team().size == 1 and (processes(cfg) > 1 or started_as_a_rank()):  # data parallel: N ranks
+        if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
             check_isolation(None, processes(cfg))  # refused before any worker starts
         return launch(cfg)
     if cfg.threads:

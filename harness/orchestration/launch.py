@@ -112,7 +112,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
 def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: list[tuple[Path, int]]) -> list[str]:
     """What a launch of data-parallel trials (``nproc=N``) adds to the launcher's settings: on
     SLURM, N tasks per job (``hydra.launcher.tasks_per_node=N``), each task one rank of the trial
-    (harness/core/distributed.py, ``slurm_task``), unless the command sets ``tasks_per_node`` or
+    (harness/core/ranks.py, ``slurm_task``), unless the command sets ``tasks_per_node`` or
     ``nodes`` itself (e.g. ``nodes=2 tasks_per_node=2`` for 4 ranks on two machines; a job of one
     task starts its N ranks on its own node). Other launchers start the ranks on their machine.
     A launch whose trials ask for different process counts is refused on SLURM: one job array

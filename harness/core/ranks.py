@@ -1,0 +1,199 @@
+"""Where a data-parallel trial's ranks come from (``nproc=N``; what each rank does is
+:mod:`harness.core.distributed`).
+
+- ``optbench trial nproc=N`` (and a sweep's trial on one machine) starts torch's own launcher,
+  ``torch.distributed.run`` (torchrun), with N workers on this machine. The launcher sets each
+  rank's place (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``),
+  hosts the rendezvous, and ends every rank when one fails.
+- A SLURM job of N tasks (``launcher=slurm``: :func:`harness.orchestration.launch.data_parallel_overrides`):
+  submitit runs ``optbench trial`` in every task; each task is a rank itself (:func:`slurm_task`).
+- A user's own ``torchrun --nproc-per-node N -m harness.cli trial nproc=N ...`` (on one machine or
+  with its rendezvous on several): each of its processes is a rank itself (:func:`torchrun_rank`).
+
+Rank 0 writes the trial's summary, or its refusal of a setting, to a file the launching process
+reads back (:func:`rank_0_summary`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from harness.config.compose import to_plain
+from harness.config.registry import submission_class
+from harness.core import distributed
+from harness.core.distributed import LOCAL_RANK, RANK, SUMMARY, WORLD_SIZE, process_identity, processes
+from harness.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker it starts
+STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
+
+
+@dataclass(frozen=True)
+class RankPlace:
+    """This process's rank in a trial whose ranks something else started, and where they meet."""
+
+    rank: int
+    local_rank: int
+    master: str  # where rank 0 runs
+    port: int
+    summary: Path  # rank 0's summary (or refusal), where every rank sees it
+
+
+def started_as_a_rank() -> bool:
+    """Whether torch's launcher started this process as one of several (a user's ``torchrun``)."""
+    return TORCHRUN_RUN in os.environ and int(os.environ.get(WORLD_SIZE, "1")) > 1
+
+
+def launch(cfg: DictConfig) -> dict[str, Any]:
+    """Run the trial of ``cfg`` as ``nproc`` ranks; rank 0's summary.
+
+    In a process that is already one rank of several (a SLURM task, a user's torchrun worker), it
+    becomes that rank; anywhere else it starts the ranks on this machine with torch's launcher.
+    A refusal of rank 0 (a bad setting) is raised here as the UserError it was there.
+    """
+    count = processes(cfg)
+    hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
+    hparams = hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
+                                       config=cfg.submission.get("config_from"))
+    process_identity(cfg, hparams.batch_size)  # refused here, before any rank starts
+    place = slurm_task(count) or torchrun_rank(count)
+    if place is not None:
+        return _run_as_rank(cfg, count, place)
+    return _start_ranks(cfg, count)
+
+
+def slurm_task(count: int) -> RankPlace | None:
+    """This process's rank when it is one of the ``count`` tasks that submitit started for one
+    SLURM job (``optbench tune ... launcher=slurm nproc=N`` asks for N tasks per job): SLURM
+    started the ranks, on one node or several, so none is started here. None anywhere else (a
+    lone process, a job of one task: :func:`launch` then starts the ranks on this machine).
+
+    The ranks meet on the job's first node, at a port derived from the job id (20000-39999: two
+    jobs on one node collide with a chance of 1 in 20,000)."""
+    if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_NTASKS") != str(count):
+        return None
+    import submitit
+
+    job = submitit.JobEnvironment()
+    folder = Path(os.environ.get("OPTBENCH_JOB_DIR") or tempfile.gettempdir())
+    return RankPlace(job.global_rank, job.local_rank, job.hostnames[0], 20000 + zlib.crc32(job.job_id.encode()) % 20000,
+                     folder / f"ddp-{job.job_id}-summary.json")
+
+
+def torchrun_rank(count: int) -> RankPlace | None:
+    """This process's rank when a user's ``torchrun`` started it as one of ``count`` workers;
+    None when torch's launcher did not start it. Refuses a launcher that started another number
+    of workers than ``nproc`` says (each would take the batch size for a different split).
+
+    The summary goes through this machine's temporary folder: on several machines the ranks on
+    other machines than rank 0's do not see it, and when rank 0 ends the trial early (reached,
+    pruned) they exit with an error after it, which torchrun reports, the record being complete."""
+    if TORCHRUN_RUN not in os.environ:
+        return None
+    size = int(os.environ[WORLD_SIZE])
+    if size != count:
+        raise UserError(f"torchrun started {size} processes for this trial, but nproc={count}: say nproc={size} "
+                        f"(the batch size is the global one, split over nproc processes).")
+    master, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    name = f"optbench-ddp-{os.environ[TORCHRUN_RUN]}-{master}-{port}-summary.json"
+    return RankPlace(int(os.environ[RANK]), int(os.environ[LOCAL_RANK]), master, port,
+                     Path(tempfile.gettempdir()) / name)
+
+
+def _run_as_rank(cfg: DictConfig, count: int, place: RankPlace) -> dict[str, Any]:
+    """Rank ``place.rank`` of the trial, in this process; rank 0's summary, or for another rank a
+    line saying which it was (submitit returns task 0's result, torchrun prints every rank's)."""
+    os.environ.update({RANK: str(place.rank), WORLD_SIZE: str(count), LOCAL_RANK: str(place.local_rank),
+                       SUMMARY: str(place.summary), "MASTER_ADDR": place.master, "MASTER_PORT": str(place.port)})
+    status = distributed.main([json.dumps(to_plain(cfg))])
+    if place.rank != 0:
+        return {"status": "rank", "rank": place.rank, "exit_status": status}
+    return rank_0_summary(place.summary, status, "its messages are in the job's log")
+
+
+def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
+    """The trial's ``count`` ranks on this machine, started by torch's launcher (in a session of
+    its own: a Ctrl-C reaches it once, from here); rank 0's summary.
+
+    The launcher dies with this process (:func:`distributed.die_with_parent`), and
+    its workers with it. Each worker gets ``cpu_count / count`` threads unless the environment
+    or ``threads=`` says otherwise.
+    """
+    with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
+        summary = Path(folder) / "summary.json"
+        env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count)), **os.environ, SUMMARY: str(summary),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-m", "harness.core.ranks", "--standalone", f"--nproc-per-node={count}",
+                   "--max-restarts=0", "--module", "harness.core.distributed", json.dumps(to_plain(cfg))]
+        launcher = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            status = _wait(launcher, summary)
+        except BaseException:
+            launcher.send_signal(signal.SIGINT)  # passed on to every rank: rank 0 stops as interrupted
+            _wait_or_kill(launcher, 60.0)
+            raise
+        return rank_0_summary(summary, status, "its messages are above")
+
+
+def _wait(launcher: subprocess.Popen, summary: Path) -> int:
+    """The launcher's exit status. Once rank 0 has written its summary (or refusal), the other
+    ranks get :data:`STRAGGLER_GRACE_S` to end by themselves (their wait for rank 0 breaks when it
+    exits), then the launcher is told to end them."""
+    rank_0_done: float | None = None
+    while True:
+        try:
+            return launcher.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if rank_0_done is None and (summary.is_file() or summary.with_suffix(".error").is_file()):
+            rank_0_done = time.monotonic()
+        if rank_0_done is not None and time.monotonic() - rank_0_done > STRAGGLER_GRACE_S:
+            launcher.terminate()  # torchrun passes SIGTERM on to its workers
+            return _wait_or_kill(launcher, 60.0)
+
+
+def _wait_or_kill(process: subprocess.Popen, timeout_s: float) -> int:
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()  # its workers die with it (die_with_parent)
+        return process.wait()
+
+
+def rank_0_summary(summary: Path, status: int, messages: str) -> dict[str, Any]:
+    """The trial's summary rank 0 wrote to ``summary``; its UserError (a bad setting) raised here
+    as it was there; no summary: a UserError with the exit ``status`` and where ``messages`` are.
+
+    A summary counts whatever the status: rank 0 finished the trial's record, and only the ranks
+    that did not end by themselves were ended."""
+    refused = summary.with_suffix(".error")
+    if refused.is_file():
+        raise UserError(refused.read_text())
+    if not summary.is_file():
+        raise UserError(f"The data-parallel trial ended with status {status} before rank 0's summary ({messages}); "
+                        f"its record, if it was started, keeps what was reached: run the same command to resume.")
+    return json.loads(summary.read_text())
+
+
+if __name__ == "__main__":  # torch's launcher, ended when the process that started it dies
+    distributed.die_with_parent(signal.SIGTERM)  # torchrun passes SIGTERM on to its workers
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main as torchrun
+
+    try:
+        torchrun(sys.argv[1:])
+    except SignalException as interrupted:  # passed on to the ranks, which said what they did with it
+        sys.exit(128 + int(interrupted.sigval))
