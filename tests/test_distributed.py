@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.core.checkpoint import CHECKPOINT_NAME
 from harness.core.records import read_json, read_jsonl
@@ -98,6 +99,21 @@ def assert_no_rank_survives(results: Path) -> None:
     while processes_of(results) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_of(results) == []
+
+
+def test_a_device_that_cannot_hold_the_ranks_is_refused_before_any_starts(smoke_cfg, monkeypatch, results) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA: it checks the refusal of device=cuda there")
+    with pytest.raises(UserError, match=r"device=cuda was asked for, but PyTorch sees no CUDA device here"):
+        run_trial(smoke_cfg("nproc=2", "device=cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, two ranks
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(subprocess, "Popen", None)  # nothing may start
+    for device in ("cuda", "auto"):
+        with pytest.raises(UserError, match=r"nproc=2 on CUDA runs one rank per GPU, and this machine has 1: use "
+                                            r"nproc=1 or fewer, or device=cpu"):
+            run_trial(smoke_cfg("nproc=2", f"device={device}"))
+    assert not results.exists()
 
 
 def test_a_killed_data_parallel_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import to_plain
@@ -132,6 +133,12 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
     its workers with it. Each worker gets ``cpu_count / count`` threads unless the environment
     or ``threads=`` says otherwise.
     """
+    device = str(cfg.device)
+    gpus = torch.cuda.device_count() if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) \
+        else count
+    if gpus < count:
+        raise UserError(f"nproc={count} on CUDA runs one rank per GPU, and this machine has {gpus}: use nproc={gpus} "
+                        f"or fewer, or device=cpu (gloo). On SLURM, launcher=slurm gives each task its own GPUs.")
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         summary = Path(folder) / "summary.json"
         env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count)), **os.environ, SUMMARY: str(summary),

@@ -156,6 +156,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     if current_team().size == 1 and (processes(cfg) > 1 or started_as_a_rank()):  # data parallel: N ranks
         if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
             check_isolation(None, processes(cfg))  # refused before any worker starts
+        resolve_device(str(cfg.device))  # no CUDA: refused here, not by every rank
         return launch(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
