@@ -55,6 +55,66 @@ def test_two_processes_train_as_one_with_the_same_global_batch(smoke_cfg, result
     assert len(list(results.rglob("manifest.json"))) == 2  # rank 0 alone wrote the 2-process trial's record
 
 
+FAILING_SUBMISSION = """
+import os
+
+import torch.distributed as dist
+
+from submissions.sgd import SGD
+
+
+class Failing(SGD):
+    steps = 0
+
+    def update(self, batch, compute_loss):
+        self.steps += 1
+        if self.steps == 30 and str(dist.get_rank()) in os.environ["FAIL_RANKS"].split(","):
+            raise RuntimeError(f"rank {dist.get_rank()} fails on purpose")
+        return super().update(batch, compute_loss)
+"""
+
+
+@pytest.mark.parametrize("failing", ["1", "0,1"])
+def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, tmp_path: Path) -> None:
+    """A submission that raises in rank 1 alone, or in every rank: rank 0 records the trial as
+    failed (torch's launcher, which ends every rank once one exits with an error, does not end
+    rank 0 before that), the command exits 3 as for a one-process failure, and the failing rank's
+    traceback is on stderr."""
+    (tmp_path / "failing.py").write_text(FAILING_SUBMISSION)
+    (tmp_path / "failing.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
+                                           .replace("name: sgd", "name: failing_sgd"))
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "max_runtime_s=60",
+         "threads=1", "nproc=2", "progress=false", "device=cpu", f"results={results}",
+         f"submission={tmp_path / 'failing.py'}:Failing"],
+        env={**os.environ, "PYTHONPATH": str(REPO), "FAIL_RANKS": failing}, cwd=REPO, capture_output=True,
+        text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "failed"
+    manifest = read_json(next(results.rglob("manifest.json")))
+    assert manifest["status"] == "failed" and manifest["summary"]["steps"] == 29
+    assert "RuntimeError: rank 1 fails on purpose" in done.stderr
+    assert_no_rank_survives(results)
+
+
+def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """torchrun ends every rank as soon as one exits with an error: a failed rank's status there
+    must be 0, or rank 0 can be ended before it records the failure (a race the test above
+    cannot force). Under SLURM (no torchrun) the status is 1: srun does not end the other tasks."""
+    from harness.core.distributed import TORCHRUN_RUN, _failed_alone
+
+    monkeypatch.setenv(TORCHRUN_RUN, "run")
+    try:
+        raise RuntimeError("on purpose")
+    except RuntimeError:
+        assert _failed_alone(1) == 0
+        monkeypatch.delenv(TORCHRUN_RUN)
+        assert _failed_alone(1) == 1
+    assert "rank 1 of the data-parallel trial failed" in capsys.readouterr().err
+
+
 def test_what_cannot_run_is_refused_with_rank_0_s_message(smoke_cfg) -> None:
     with pytest.raises(UserError, match=r"batch_size=30 does not split evenly over nproc=4"):
         run_trial(smoke_cfg("nproc=4", "submission.hparams.batch_size=30"))

@@ -22,8 +22,9 @@ What makes N processes one trial, and the same trial as one process with the sam
   evaluates, logs and checkpoints while the others wait with their clocks paused, then all go on.
 - when rank 0 ends the trial at an evaluation the others cannot foresee (reached, pruned), they
   are waiting for it: its exit breaks their wait, and its summary file tells them it was the end
-  (the launcher ends any that remain). A failure in another rank breaks rank 0's next
-  collective: the trial ends as failed, that rank's traceback is on stderr.
+  (the launcher ends any that remain). A failure in another rank ends that rank, which breaks
+  rank 0's next collective: rank 0 records the trial as failed, and that rank's traceback is on
+  stderr.
 
 docs/decisions.md, "Data-parallel trials", says what is not covered (BatchNorm statistics and
 dropout are per rank, as in DDP; torch.compile is not combined with it).
@@ -38,6 +39,7 @@ import math
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from harness.workload import Batch
 
 # torch's names for a rank's place (torchrun sets them; harness.core.ranks sets them for SLURM's tasks)
 RANK, WORLD_SIZE, LOCAL_RANK = "RANK", "WORLD_SIZE", "LOCAL_RANK"
+TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker it starts
 SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``.error``: its refusal)
 
 
@@ -256,10 +259,12 @@ def main(argv: list[str]) -> int:
         else:
             try:
                 follow(cfg)
-            except (Exception, KeyboardInterrupt):
-                if summary.is_file() or summary.with_suffix(".error").is_file():
+            except (Exception, KeyboardInterrupt) as error:
+                if _rank_0_ended(summary):
                     return 0  # rank 0 ended the trial (reached, pruned, refused): its leaving broke our wait
-                raise  # our own failure: its traceback on stderr; rank 0 records the trial as failed
+                if isinstance(error, UserError | KeyboardInterrupt):
+                    raise
+                return _failed_alone(rank)
     except UserError as error:
         if rank == 0:
             summary.with_suffix(".error").write_text(str(error))
@@ -270,6 +275,23 @@ def main(argv: list[str]) -> int:
     finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
         dist.destroy_process_group()
     return 0
+
+
+def _rank_0_ended(summary: Path) -> bool:
+    return summary.is_file() or summary.with_suffix(".error").is_file()
+
+
+def _failed_alone(rank: int) -> int:
+    """This rank's own failure (a rank other than 0): its traceback on stderr, and the exit status.
+
+    Its exit breaks rank 0's wait for it, and rank 0 records the trial as failed. Under torch's
+    launcher the status is 0: torchrun ends every rank as soon as one exits with an error, which
+    would end rank 0 before it has recorded anything (the trial would stay resumable and fail
+    the same way each time). The failure is in the record and in the launching command's status.
+    """
+    print(f"rank {rank} of the data-parallel trial failed; rank 0 records the trial as failed:", file=sys.stderr)
+    traceback.print_exc()
+    return 0 if TORCHRUN_RUN in os.environ else 1
 
 
 def die_with_parent(signum: int) -> None:

@@ -34,11 +34,18 @@ from omegaconf import DictConfig
 from harness.config.compose import to_plain
 from harness.config.registry import submission_class
 from harness.core import distributed
-from harness.core.distributed import LOCAL_RANK, RANK, SUMMARY, WORLD_SIZE, process_identity, processes
+from harness.core.distributed import (
+    LOCAL_RANK,
+    RANK,
+    SUMMARY,
+    TORCHRUN_RUN,
+    WORLD_SIZE,
+    process_identity,
+    processes,
+)
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
-TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker it starts
 STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
 
 
