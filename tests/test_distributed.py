@@ -112,7 +112,7 @@ def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.Monkey
         assert _failed_alone(1) == 0
         monkeypatch.delenv(TORCHRUN_RUN)
         assert _failed_alone(1) == 1
-    assert "rank 1 of the data-parallel trial failed" in capsys.readouterr().err
+    assert "rank 1 of the data-parallel trial stopped on the error below" in capsys.readouterr().err
 
 
 def test_what_cannot_run_is_refused_with_rank_0_s_message(smoke_cfg) -> None:

@@ -289,7 +289,8 @@ def _failed_alone(rank: int) -> int:
     would end rank 0 before it has recorded anything (the trial would stay resumable and fail
     the same way each time). The failure is in the record and in the launching command's status.
     """
-    print(f"rank {rank} of the data-parallel trial failed; rank 0 records the trial as failed:", file=sys.stderr)
+    print(f"rank {rank} of the data-parallel trial stopped on the error below; unless rank 0 ended the trial "
+          f"itself, it records the trial as failed:", file=sys.stderr)
     traceback.print_exc()
     return 0 if TORCHRUN_RUN in os.environ else 1
 

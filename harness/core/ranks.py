@@ -108,7 +108,7 @@ def torchrun_rank(count: int) -> RankPlace | None:
 
     The summary goes through this machine's temporary folder: on several machines the ranks on
     other machines than rank 0's do not see it, and when rank 0 ends the trial early (reached,
-    pruned) they exit with an error after it, which torchrun reports, the record being complete."""
+    pruned) they print their broken wait as an error (exiting 0), the record being complete."""
     if TORCHRUN_RUN not in os.environ:
         return None
     size = int(os.environ[WORLD_SIZE])
