@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
             try:
                 follow(cfg)
             except (Exception, KeyboardInterrupt) as error:
-                if _rank_0_ended(summary):
+                if rank_0_ended(summary):
                     return 0  # rank 0 ended the trial (reached, pruned, refused): its leaving broke our wait
                 if isinstance(error, UserError | KeyboardInterrupt):
                     raise
@@ -277,7 +277,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _rank_0_ended(summary: Path) -> bool:
+def rank_0_ended(summary: Path) -> bool:
+    """Whether rank 0 has written the trial's summary or its refusal to ``summary`` (its ``.error``)."""
     return summary.is_file() or summary.with_suffix(".error").is_file()
 
 

@@ -42,6 +42,7 @@ from harness.core.distributed import (
     WORLD_SIZE,
     process_identity,
     processes,
+    rank_0_ended,
 )
 from harness.errors import UserError
 
@@ -172,7 +173,7 @@ def _wait(launcher: subprocess.Popen, summary: Path) -> int:
             return launcher.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             pass
-        if rank_0_done is None and (summary.is_file() or summary.with_suffix(".error").is_file()):
+        if rank_0_done is None and rank_0_ended(summary):
             rank_0_done = time.monotonic()
         if rank_0_done is not None and time.monotonic() - rank_0_done > STRAGGLER_GRACE_S:
             launcher.terminate()  # torchrun passes SIGTERM on to its workers
