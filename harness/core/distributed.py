@@ -248,7 +248,7 @@ def main(argv: list[str]) -> int:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     if rank == 0:  # an earlier attempt's (a requeued job's): gone before any rank can read it, i.e. before
-        for stale in (summary, summary.with_suffix(".error")):  # the group exists (its creation waits for
+        for stale in (summary, refusal_file(summary)):  # the group exists (its creation waits for
             stale.unlink(missing_ok=True)  # every rank), so a rank that reads one reads this attempt's
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
@@ -267,7 +267,7 @@ def main(argv: list[str]) -> int:
                 return _failed_alone(rank)
     except UserError as error:
         if rank == 0:
-            summary.with_suffix(".error").write_text(str(error))
+            refusal_file(summary).write_text(str(error))
             return 0  # said in the file, which the launcher raises; the launcher's own status stays quiet
         return 2
     except KeyboardInterrupt:  # Ctrl-C, passed on by the launcher: rank 0 has kept the record and said so
@@ -277,9 +277,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def refusal_file(summary: Path) -> Path:
+    """Where rank 0 writes its refusal of a setting (a UserError) instead of the ``summary``."""
+    return summary.with_suffix(".error")
+
+
 def rank_0_ended(summary: Path) -> bool:
     """Whether rank 0 has written the trial's summary or its refusal to ``summary`` (its ``.error``)."""
-    return summary.is_file() or summary.with_suffix(".error").is_file()
+    return summary.is_file() or refusal_file(summary).is_file()
 
 
 def _failed_alone(rank: int) -> int:

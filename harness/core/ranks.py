@@ -43,6 +43,7 @@ from harness.core.distributed import (
     process_identity,
     processes,
     rank_0_ended,
+    refusal_file,
 )
 from harness.errors import UserError
 
@@ -194,7 +195,7 @@ def rank_0_summary(summary: Path, status: int, messages: str) -> dict[str, Any]:
 
     A summary counts whatever the status: rank 0 finished the trial's record, and only the ranks
     that did not end by themselves were ended."""
-    refused = summary.with_suffix(".error")
+    refused = refusal_file(summary)
     if refused.is_file():
         raise UserError(refused.read_text())
     if not summary.is_file():
