@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +42,17 @@ def assert_same_evaluations(one: Path, two: Path) -> None:
             assert value == pytest.approx(b["metrics"][name], rel=TOLERANCE, abs=1e-7), (a["step"], name)
 
 
-def test_two_processes_train_as_one_with_the_same_global_batch(smoke_cfg, results: Path) -> None:
+def test_two_processes_train_as_one_with_the_same_global_batch(smoke_cfg, results: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ("workload.sizes.smoke.eval_every_steps=5", "threads=1", "max_runtime_s=60")
     one = run_trial(smoke_cfg(*settings))
+    temporary = tmp_path / "tmp"  # this process's and the launcher's temporary folder
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("TMPDIR", str(temporary))
     started = time.monotonic()
     two = run_trial(smoke_cfg(*settings, "nproc=2"))
+    assert list(temporary.iterdir()) == []  # torch's launcher's logs too: nothing is left behind
     assert two["status"] == one["status"] == "reached" and two["steps"] == one["steps"]
     assert time.monotonic() - started < 60  # the follower is ended when rank 0 ends the trial
     assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))

@@ -153,7 +153,8 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
         env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count)), **os.environ, SUMMARY: str(summary),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "harness.core.ranks", "--standalone", f"--nproc-per-node={count}",
-                   "--max-restarts=0", "--module", "harness.core.distributed", json.dumps(to_plain(cfg))]
+                   "--max-restarts=0", f"--log-dir={Path(folder) / 'launcher'}",  # else a torchelastic_* folder stays
+                   "--module", "harness.core.distributed", json.dumps(to_plain(cfg))]
         launcher = subprocess.Popen(command, env=env, start_new_session=True)
         try:
             status = _wait(launcher, summary)
