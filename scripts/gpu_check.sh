@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one run of under ten minutes (each trial time-boxed), for a
-# machine lent for a short while: the GPU and torch it has, a trial of each gpu size that has data
-# in this repository (gpt to nanoGPT's 1.47 validation loss with AdamW; cifar10 to its target,
-# in-process and with isolation=process), gpt's step rate compiled and eager, a 2-process
-# data-parallel trial where there are two GPUs, and, where FASHION_MNIST names a folder of its
-# files (none ships here), the harness's GPU step rate against a bare loop
-# (scripts/bench_overhead.py). Everything it writes goes to $OUT (default
-# ./gpu-check): env.txt, one <name>.json (the trial's summary) and <name>.log (its progress) per
-# trial, the records under results/. Usage: bash scripts/gpu_check.sh  (PYTHON=python3 by default)
+# The checks that need a CUDA GPU, for a machine lent for a short while: one run of at most
+# BUDGET_S seconds (default 570; each step is time-boxed and skipped when too little is left),
+# most important first:
+#   env.txt             the GPU, driver and torch it has
+#   gpt-gpu             gpt's gpu size to nanoGPT's 1.47 validation loss with AdamW (bf16, compiled)
+#   cifar10-gpu         cifar10's gpu size to its target
+#   overhead-gpt.txt    the harness's step rate against a bare loop on gpt's gpu size (bench_overhead.py)
+#   syncs-gpt.txt       host synchronisations per training step, counted by torch (bench_syncs.py)
+#   gpt-gpu-*-500       gpt's step rate eager and compiled (submission_time_s at 500 steps)
+#   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
+#   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
+#   cifar10-gpu-isolated isolation=process on CUDA (data and weights as CUDA IPC handles): its
+#                       evaluations must match cifar10-gpu's (same seed)
+# `bash scripts/gpu_check.sh calibrate` instead runs `optbench calibrate` of gpt's gpu size
+# (AdamW's defaults: one search run and confirming seeds 1 and 2, each at most 150 s; it writes
+# the measured target, budget and hardware into configs/workload/gpt.yaml, copied to $OUT).
+# Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
+# <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
+# differ only in compile or isolation share an identity, and would reuse the first one's record).
+# PYTHON=python3 by default.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 PY=${PYTHON:-python3}
+BUDGET_S=${BUDGET_S:-570}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 {
@@ -21,19 +33,52 @@ export PYTHONUNBUFFERED=1
     nproc
 } > "$OUT/env.txt" 2>&1
 
+left() {  # seconds of BUDGET_S left
+    echo $((BUDGET_S - SECONDS))
+}
+
+boxed() {  # name, seconds (at most), command...: run it time-boxed, or skip it when under 30 s are left
+    local name=$1 seconds=$2
+    shift 2
+    if [ "$(left)" -lt 30 ]; then
+        echo "$name: skipped, $(left) s of BUDGET_S left"
+        return 1
+    fi
+    timeout "$(( seconds < $(left) ? seconds : $(left) ))" "$@"
+}
+
 trial() {  # name, seconds, overrides...
     local name=$1 seconds=$2
     shift 2
     local started=$SECONDS
-    timeout "$seconds" "$PY" -m harness.cli trial device=cuda submission=adamw results="$OUT/results" \
+    boxed "$name" "$seconds" "$PY" -m harness.cli trial device=cuda submission=adamw results="$OUT/results/$name" \
         progress_interval_s=10 checkpoint_every_s=null data_dir=workloads/data "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
     echo "$name: exit $? after $((SECONDS - started)) s wall: $(tail -c 600 "$OUT/$name.json")"
 }
 
+bench() {  # name, seconds, script, options...: a bench script's output in $OUT/<name>.txt
+    local name=$1 seconds=$2
+    shift 2
+    boxed "$name" "$seconds" "$PY" "$@" > "$OUT/$name.txt" 2>&1
+    echo "$name: exit $?: $(tail -n 1 "$OUT/$name.txt")"
+}
+
+if [ "${1:-}" = calibrate ]; then
+    boxed calibrate "$BUDGET_S" "$PY" -m harness.cli calibrate workload=gpt workload.size=gpu device=cuda \
+        data_dir=workloads/data '~baselines.momentum' points=1 "confirm_seeds=[1,2]" max_run_s=150 budget_round_s=10 \
+        results="$OUT/calibration" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
+    cp configs/workload/gpt.yaml "$OUT/"  # with the measured figures written in
+    find workloads/calibration -newer "$OUT/env.txt" -exec cp -t "$OUT" {} +  # the raw figures
+    echo "done: $OUT"
+    exit 0
+fi
+
 # the gpu sizes run in bf16 (their precision) and compiled before the clock (compile=auto on CUDA):
 # each summary's timing.compile_s is the compilation that was not charged
-trial gpt-gpu 300 workload=gpt workload.size=gpu
-trial cifar10-gpu 130 workload=cifar10 workload.size=gpu
+trial gpt-gpu 270 workload=gpt workload.size=gpu
+trial cifar10-gpu 120 workload=cifar10 workload.size=gpu
+bench overhead-gpt 120 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
+bench syncs-gpt 60 scripts/bench_syncs.py workload=gpt size=gpu
 # the same gpt steps eager, for the step rate compilation buys (compare submission_time_s at 500 steps)
 trial gpt-gpu-eager-500 60 workload=gpt workload.size=gpu compile=false max_steps=500
 trial gpt-gpu-compiled-500 60 workload=gpt workload.size=gpu max_steps=500
@@ -42,10 +87,7 @@ if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
     trial smoke-nproc2 60 workload.size=smoke nproc=2
 fi
 if [ -n "${FASHION_MNIST:-}" ]; then
-    timeout 120 "$PY" scripts/bench_overhead.py device=cuda data_dir="$FASHION_MNIST" > "$OUT/overhead.txt" 2>&1
-    echo "overhead: $(tail -n 1 "$OUT/overhead.txt")"
+    bench overhead-fmnist 120 scripts/bench_overhead.py device=cuda data_dir="$FASHION_MNIST"
 fi
-# isolation=process on CUDA: the trainer gets the data and the harness's weights as CUDA IPC
-# handles; its evaluations must match the in-process cifar10 trial's above (same seed)
-trial cifar10-gpu-isolated 130 workload=cifar10 workload.size=gpu isolation=process
-echo "done: $OUT"
+trial cifar10-gpu-isolated 120 workload=cifar10 workload.size=gpu isolation=process
+echo "done: $OUT after $SECONDS s"
