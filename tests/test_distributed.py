@@ -122,15 +122,57 @@ def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.Monkey
     assert "rank 1 of the data-parallel trial stopped on the error below" in capsys.readouterr().err
 
 
-def test_what_cannot_run_is_refused_with_rank_0_s_message(smoke_cfg) -> None:
+@pytest.mark.parametrize("rank_0_refuses", [True, False])
+def test_a_follower_that_refuses_first_waits_for_rank_0_under_torch_s_launcher(
+        smoke_cfg, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path,
+        rank_0_refuses: bool) -> None:
+    """Missing data is refused by every rank; when rank 1 meets it before rank 0 has written its
+    refusal, a non-zero status would make torchrun end rank 0 and print its failure report. Rank 1
+    waits for rank 0's refusal instead (and when none comes, says its own, still with status 0)."""
+    import threading
+
+    from harness.config.compose import to_plain
+    from harness.core import distributed
+
+    summary = tmp_path / "summary.json"
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *args, **kwargs: None)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(distributed, "REFUSAL_WAIT_S", 2.0)
+    monkeypatch.setattr(distributed, "_TEAM", distributed._TEAM)  # main makes this process rank 1: undone after
+
+    def refuse(cfg) -> None:
+        raise UserError("data_dir=/nowhere does not exist")
+
+    monkeypatch.setattr(distributed, "follow", refuse)
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", distributed.SUMMARY: str(summary),
+                        distributed.TORCHRUN_RUN: "run"}.items():
+        monkeypatch.setenv(name, value)
+    if rank_0_refuses:  # a moment after rank 1 did
+        threading.Timer(0.3, distributed.refusal_file(summary).write_text, ["data_dir=/nowhere"]).start()
+    started = time.monotonic()
+    status = distributed.main([json.dumps(to_plain(smoke_cfg("nproc=2")))])
+    assert status == 0
+    said = capsys.readouterr().err
+    if rank_0_refuses:
+        assert 0.25 < time.monotonic() - started < 2.0 and said == ""
+    else:
+        assert time.monotonic() - started >= 2.0
+        assert "rank 1 of the data-parallel trial refused it: data_dir=/nowhere does not exist" in said
+
+
+def test_what_cannot_run_is_refused_before_any_rank_starts(smoke_cfg, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(subprocess, "Popen", None)  # starting torch's launcher would fail the test
     with pytest.raises(UserError, match=r"batch_size=30 does not split evenly over nproc=4"):
         run_trial(smoke_cfg("nproc=4", "submission.hparams.batch_size=30"))
     with pytest.raises(UserError, match=r"nproc=0 must be a positive"):
         run_trial(smoke_cfg("nproc=0"))
     with pytest.raises(UserError, match=r"compile=true with nproc=2 is not supported"):
         run_trial(smoke_cfg("nproc=2", "compile=true"))
-    with pytest.raises(UserError, match=r"precision=fp16 .* Valid precisions"):  # raised in rank 0, passed on
+    with pytest.raises(UserError, match=r"compile=maybe .*true, false"):
+        run_trial(smoke_cfg("nproc=2", "compile=maybe"))
+    with pytest.raises(UserError, match=r"precision=fp16 .* Valid precisions"):
         run_trial(smoke_cfg("nproc=2", "workload.sizes.smoke.precision=fp16"))
+    assert not any(tmp_path.rglob("*.json*")), "a refused trial wrote a record"
 
 
 def start_until_checkpoint(command: list[str], results: Path) -> subprocess.Popen:

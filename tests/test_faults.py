@@ -36,18 +36,24 @@ from harness.core.sweep_file import SWEEP_FILE, load_sweep, unfinished
 from harness.orchestration.status import collect
 from harness.orchestration.tune import run_tune
 from submissions.sgd import SGD
+from workloads.fashion_mnist import generated_root
 
 pytestmark = pytest.mark.faults
 
 REPO = Path(__file__).resolve().parent.parent
 UNREACHABLE = "workload.sizes.smoke.target=2.0"
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu", "threads=1"]
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def child_env() -> dict[str, str]:
+    """The environment of an ``optbench`` child: this session's, read when the child starts (the
+    test cache of conftest.py is set after this module is imported), and this repository."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def optbench(*args: str, preexec=None, **kwargs) -> subprocess.CompletedProcess:
     """``optbench`` in a child process (exit codes, signals, resource limits are its own)."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=ENV,
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=child_env(),
                           cwd=REPO, preexec_fn=preexec, timeout=300, **kwargs)
 
 
@@ -112,6 +118,7 @@ def _limit_file_size() -> None:
 def test_a_failed_checkpoint_write_is_the_harness_failure_and_a_rerun_retries(tmp_path: Path) -> None:
     args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0",
             "workload.sizes.smoke.eval_every_steps=20", "progress=true", f"results={tmp_path}"]
+    generated_root(0)  # the smoke data, written before the limit (it is cached: a later test may be the first)
     first = optbench(*args, preexec=_limit_file_size)
     assert first.returncode == 1, first.stderr
     summary = last_json(first.stdout)
@@ -216,7 +223,7 @@ def test_a_sweep_goes_on_after_a_submission_calls_sys_exit(tmp_path: Path, monke
 def test_a_real_ctrl_c_stops_the_trial_and_leaves_it_resumable(tmp_path: Path) -> None:
     args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=100000", "checkpoint_every_s=0",
             f"results={tmp_path}"]
-    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=ENV, cwd=REPO,
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=child_env(), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.rglob(CHECKPOINT_NAME)):
@@ -235,7 +242,7 @@ def test_a_real_ctrl_c_stops_the_trial_and_leaves_it_resumable(tmp_path: Path) -
 def test_a_second_run_of_a_running_trial_refuses_with_the_holders_identity(tmp_path: Path) -> None:
     args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=1000000", "max_runtime_s=20",
             "checkpoint_every_s=0", f"results={tmp_path}"]
-    first = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=ENV, cwd=REPO,
+    first = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=child_env(), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.rglob("evals.jsonl")):
@@ -365,7 +372,7 @@ def test_the_program_ends_score_at_once_with_all_its_output_and_status(finished_
     """``optbench score`` skips the interpreter's teardown (harness.cli.entry): its table, its JSON
     line and its files must still all be there, and a refusal must still exit 2."""
     out = tmp_path / "board"
-    buffered = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
+    buffered = {k: v for k, v in child_env().items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
     done = subprocess.run([sys.executable, "-m", "harness.cli", "score", f"results={finished_sweep}", f"out={out}",
                            "bootstrap=10"], capture_output=True, text=True, env=buffered, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -399,5 +406,5 @@ def test_a_trial_stopped_by_max_steps_says_so(smoke_cfg, capsys) -> None:
 
 def test_a_closed_pipe_is_not_a_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m harness.cli list | head -n 1", shell=True, capture_output=True,
-                          text=True, env=ENV, cwd=REPO, timeout=120)
+                          text=True, env=child_env(), cwd=REPO, timeout=120)
     assert done.stdout.strip() and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

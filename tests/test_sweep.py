@@ -105,6 +105,17 @@ def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:
         plan_sweep(SweepSettings(), ["workload=nope"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("compile=maybe", r"compile=maybe is not valid"),
+    ("workload.sizes.smoke.precision=fp16", r"precision=fp16 .* Valid precisions"),
+    ("nproc=3", r"batch_size=\d+ does not split evenly over nproc=3"),
+])
+def test_a_setting_no_trial_can_run_with_is_refused_when_planned(tmp_path: Path, override: str, message: str) -> None:
+    """One clear error before the sweep is written, not a failure per trial."""
+    with pytest.raises(UserError, match=message):
+        plan(tmp_path, [override, "submission.hparams.batch_size=128"])
+
+
 def test_the_sweep_file_is_written_once(tmp_path: Path) -> None:
     sweep = plan(tmp_path, studies=1, trials=2)
     path = write_sweep(sweep)
@@ -371,11 +382,11 @@ def test_settings_that_change_a_trial_join_the_identity_only_when_set(tmp_path: 
     real = sweep_module.digest
     monkeypatch.setattr(sweep_module, "digest", lambda identity, size: seen.append(identity) or real(identity, size))
     plan(tmp_path, studies=1, trials=1)
-    plan(tmp_path, ["nproc=2", "compile=True"], studies=1, trials=1)
+    plan(tmp_path, ["nproc=2", "compile=False"], studies=1, trials=1)
     monkeypatch.setattr(AdamW, "revision", 2)
     plan(tmp_path, studies=1, trials=1)
     default, data_parallel, revised = seen
     assert not {"compile", "charge_compile", "nproc", "submission_revision"} & default.keys()
-    assert data_parallel["nproc"] == "2" and data_parallel["compile"] == "true"  # spelled as the defaults are
+    assert data_parallel["nproc"] == "2" and data_parallel["compile"] == "false"  # spelled as the defaults are
     assert "charge_compile" not in data_parallel
     assert revised["submission_revision"] == 2 and "nproc" not in revised

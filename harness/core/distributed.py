@@ -39,6 +39,7 @@ import math
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,7 @@ from harness.workload import Batch
 RANK, WORLD_SIZE, LOCAL_RANK = "RANK", "WORLD_SIZE", "LOCAL_RANK"
 TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker it starts
 SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``.error``: its refusal)
+REFUSAL_WAIT_S = 10.0  # how long a rank that refused the trial waits for rank 0 to refuse it too
 
 
 class Team:
@@ -260,16 +262,16 @@ def main(argv: list[str]) -> int:
             try:
                 follow(cfg)
             except (Exception, KeyboardInterrupt) as error:
-                if rank_0_ended(summary):
+                if rank_0_ended(summary, wait_s=REFUSAL_WAIT_S if isinstance(error, UserError) else 0.0):
                     return 0  # rank 0 ended the trial (reached, pruned, refused): its leaving broke our wait
-                if isinstance(error, UserError | KeyboardInterrupt):
+                if isinstance(error, KeyboardInterrupt):
                     raise
+                if isinstance(error, UserError):
+                    return _refused_alone(rank, error)
                 return _failed_alone(rank)
-    except UserError as error:
-        if rank == 0:
-            refusal_file(summary).write_text(str(error))
-            return 0  # said in the file, which the launcher raises; the launcher's own status stays quiet
-        return 2
+    except UserError as error:  # rank 0's refusal (another rank's is answered above)
+        refusal_file(summary).write_text(str(error))
+        return 0  # said in the file, which the launcher raises; the launcher's own status stays quiet
     except KeyboardInterrupt:  # Ctrl-C, passed on by the launcher: rank 0 has kept the record and said so
         return 130
     finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
@@ -282,9 +284,25 @@ def refusal_file(summary: Path) -> Path:
     return summary.with_suffix(".error")
 
 
-def rank_0_ended(summary: Path) -> bool:
-    """Whether rank 0 has written the trial's summary or its refusal to ``summary`` (its ``.error``)."""
-    return summary.is_file() or refusal_file(summary).is_file()
+def rank_0_ended(summary: Path, wait_s: float = 0.0) -> bool:
+    """Whether rank 0 has written the trial's summary or its refusal to ``summary`` (its ``.error``),
+    waiting up to ``wait_s`` seconds for it."""
+    deadline = time.monotonic() + wait_s
+    while not (summary.is_file() or refusal_file(summary).is_file()):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _refused_alone(rank: int, error: UserError) -> int:
+    """A refusal (a UserError) in a rank other than 0 that rank 0 has not also written: its message,
+    and the exit status. Usually rank 0 meets the same refusal a moment later (missing data, say:
+    every rank loads it) and the follower waited for it; one it does not meet breaks rank 0's next
+    collective, which records the trial as failed. Under torch's launcher the status is 0, as in
+    :func:`_failed_alone`, so that the launcher does not end rank 0 before it has said why."""
+    print(f"rank {rank} of the data-parallel trial refused it: {error}", file=sys.stderr)
+    return 0 if TORCHRUN_RUN in os.environ else 2
 
 
 def _failed_alone(rank: int) -> int:

@@ -28,12 +28,15 @@ _DTYPES = {"bf16": torch.bfloat16}
 
 def size_precision(workload: Workload) -> str:
     """The precision the workload's size declares, refused with the valid ones when unknown."""
-    value = str(workload.spec.precision)
-    if value not in PRECISIONS:
-        raise UserError(f"precision={value} of workload '{workload.name}' (size {workload.size}) is not valid. "
-                        f"Valid precisions: {', '.join(PRECISIONS)} "
-                        f"(workload.sizes.{workload.size}.precision=...).")
-    return value
+    return precision_setting(workload.spec.precision, workload.name, workload.size)
+
+
+def precision_setting(value: Any, workload: str, size: str) -> str:
+    """``value``, the precision of ``workload``'s ``size``, checked: refused with the valid ones when unknown."""
+    if str(value) not in PRECISIONS:
+        raise UserError(f"precision={value} of workload '{workload}' (size {size}) is not valid. "
+                        f"Valid precisions: {', '.join(PRECISIONS)} (workload.sizes.{size}.precision=...).")
+    return str(value)
 
 
 def precision_identity(workload: Workload) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import to_plain
-from harness.config.registry import submission_class
 from harness.core import distributed
 from harness.core.distributed import (
     LOCAL_RANK,
@@ -40,7 +39,6 @@ from harness.core.distributed import (
     SUMMARY,
     TORCHRUN_RUN,
     WORLD_SIZE,
-    process_identity,
     processes,
     rank_0_ended,
     refusal_file,
@@ -72,13 +70,10 @@ def launch(cfg: DictConfig) -> dict[str, Any]:
 
     In a process that is already one rank of several (a SLURM task, a user's torchrun worker), it
     becomes that rank; anywhere else it starts the ranks on this machine with torch's launcher.
-    A refusal of rank 0 (a bad setting) is raised here as the UserError it was there.
+    The caller has checked the settings (``runner.check_trial_settings``); a refusal of rank 0
+    found later (missing data, say) is raised here as the UserError it was there.
     """
     count = processes(cfg)
-    hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
-    hparams = hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
-                                       config=cfg.submission.get("config_from"))
-    process_identity(cfg, hparams.batch_size)  # refused here, before any rank starts
     place = slurm_task(count) or torchrun_rank(count)
     if place is not None:
         return _run_as_rank(cfg, count, place)

@@ -32,15 +32,15 @@ from omegaconf import DictConfig
 
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.plugins import module_file, source_hash
-from harness.config.registry import submission_class, workload_class
+from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from harness.core.compile import compile_identity
+from harness.core.compile import compile_identity, compile_setting
 from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.isolation import ProcessTrainer, check_isolation
-from harness.core.precision import evaluation_precision, precision_identity, size_precision
+from harness.core.precision import evaluation_precision, precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.ranks import launch, started_as_a_rank
@@ -124,6 +124,18 @@ def trial_identity(
     }
 
 
+def check_trial_settings(cfg: DictConfig, batch_size: int) -> None:
+    """The settings a trial's identity checks (``compile``, the size's ``precision``, ``nproc`` against
+    the batch size), checked without loading data or starting a process.
+
+    A sweep checks every trial with it when it is planned, and a data-parallel trial before its
+    ranks start: a bad setting is one clear error before anything is written, not a failure per
+    trial (or per rank) that a rerun repeats."""
+    compile_setting(cfg.compile)
+    precision_setting(effective_spec(cfg).precision, str(cfg.workload.name), str(cfg.workload.size))
+    process_identity(cfg, batch_size)
+
+
 def config_hash(identity: dict[str, Any]) -> str:
     return digest(identity)
 
@@ -157,13 +169,13 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
             check_isolation(None, processes(cfg))  # refused before any worker starts
         resolve_device(str(cfg.device))  # no CUDA: refused here, not by every rank
+        check_trial_settings(cfg, _hparams(cfg).batch_size)  # and a bad setting
         return launch(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
     submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
-    hparams = submission_cls.Hparams.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
-                                                  config=cfg.submission.get("config_from"))
+    hparams = _hparams(cfg)
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     if cfg.isolation == "process":
@@ -194,6 +206,13 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
     with TrialLock(record.dir):
         return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
+
+
+def _hparams(cfg: DictConfig) -> TrainingHparams:
+    """The trial's hyperparameters, checked by its submission's ``Hparams``."""
+    hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
+    return hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
+                                    config=cfg.submission.get("config_from"))
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

@@ -29,6 +29,7 @@ from harness.config.registry import effective_spec, submission_class
 from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
 from harness.core.precision import precision_entry, without_precisions
+from harness.core.runner import check_trial_settings
 from harness.errors import UserError
 from harness.identity import digest, workload_label
 
@@ -113,7 +114,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         study, trial = divmod(index, trials_per_study)
         cfg = copy.deepcopy(base)
         cfg.submission.hparams = OmegaConf.create({**to_plain(base.submission.hparams), **point})
-        hparams_cls.from_mapping(cfg.submission.hparams, submission=name)  # fail before launch
+        check_trial_settings(cfg, hparams_cls.from_mapping(cfg.submission.hparams, submission=name).batch_size)
         cfg.seed = trial_seed(settings.search_seed, study, trial)
         cfg.study, cfg.trial, cfg.ruleset = study, trial, settings.ruleset
         cfg.max_runtime_s = trial_budget
