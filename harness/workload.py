@@ -224,7 +224,12 @@ class Workload(ABC):
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        """Mean training loss of ``model`` on ``batch`` (a scalar tensor with grad)."""
+        """Mean training loss of ``model`` on ``batch`` (a scalar tensor with grad).
+
+        Compute it by calling ``model(...)``, not from its attributes or submodules: in a
+        data-parallel trial (``nproc=N``) ``model`` is DDP's wrapper, which averages over the
+        ranks the gradients of what its forward computed, and has none of the model's attributes.
+        """
 
     @abstractmethod
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:

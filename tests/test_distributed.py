@@ -122,6 +122,34 @@ def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.Monkey
     assert "rank 1 of the data-parallel trial stopped on the error below" in capsys.readouterr().err
 
 
+def test_a_workload_with_gradient_noise_trains_as_one_process(smoke_cfg) -> None:
+    """Rosenbrock's cpu size draws its gradient noise from the batch: two ranks, each with half the
+    draws, reach the one-process point (its loss once read ``model.x`` past DDP's wrapper)."""
+    settings = ("workload=rosenbrock", "workload.size=cpu", "submission=sgd", "submission.hparams.lr=1e-4",
+                "max_steps=200", "threads=1", "workload.sizes.cpu.eval_every_steps=100",
+                "submission.hparams.batch_size=16")
+    one = run_trial(smoke_cfg(*settings))
+    two = run_trial(smoke_cfg(*settings, "nproc=2"))
+    assert two["status"] == one["status"] and two["steps"] == one["steps"] == 200, two
+    assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
+
+
+def test_reading_the_model_past_ddp_s_wrapper_is_named(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    from harness.core.distributed import DataParallelModel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = DataParallelModel(torch.nn.Linear(2, 1))
+        assert model.module.weight.shape == (1, 2)  # its own attributes are still there
+        with pytest.raises(AttributeError, match=r"'weight' was read from the model of a data-parallel trial .* "
+                                                 r"calls model\(\.\.\.\)"):
+            getattr(model, "weight")  # noqa: B009 (the read is the test)
+    finally:
+        dist.destroy_process_group()
+
+
 @pytest.mark.parametrize("rank_0_refuses", [True, False])
 def test_a_follower_that_refuses_first_waits_for_rank_0_under_torch_s_launcher(
         smoke_cfg, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path,

@@ -35,8 +35,14 @@ class Point(nn.Module):
         self.x = nn.Parameter(start.clone())
         self.curvature = curvature
 
-    def forward(self) -> torch.Tensor:
-        return rosenbrock(self.x, self.curvature)
+    def forward(self, tilt: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x), plus ``tilt . x`` when given (the gradient noise: its gradient is ``tilt``).
+
+        The noise goes through the call, not through ``self.x`` read by the loss: in a
+        data-parallel trial the loss runs the model through DDP, which averages over the ranks
+        the gradients of what its forward computed."""
+        value = rosenbrock(self.x, self.curvature)
+        return value if tilt is None else value + (tilt * self.x).sum()
 
 
 def start_point(dim: int, start: list[float] | None) -> torch.Tensor:
@@ -88,7 +94,7 @@ class Rosenbrock(Workload):
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor]) -> torch.Tensor:
         if self.noise == 0:
             return model()
-        return model() + self.noise * (batch[0].mean(dim=0) * model.x).sum()
+        return model(self.noise * batch[0].mean(dim=0))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:

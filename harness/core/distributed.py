@@ -102,7 +102,7 @@ class ProcessTeam(Team):
 
     def wrap(self, model: nn.Module) -> nn.Module:
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return DataParallelModel(model, device_ids=ids)
 
     def shard(self, batches: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
         per = batch_size // self.size
@@ -134,6 +134,19 @@ class ProcessTeam(Team):
 
     def go_on(self) -> None:
         dist.barrier(group=self.host)
+
+
+class DataParallelModel(nn.parallel.DistributedDataParallel):
+    """DDP's wrapper, whose missing attributes say what a workload's loss should do instead."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            raise AttributeError(
+                f"'{name}' was read from the model of a data-parallel trial (nproc > 1), which is DDP's wrapper "
+                f"and has no '{name}'. A workload's loss calls model(...) and reads nothing else of it "
+                f"(harness.workload.Workload.loss).") from None
 
 
 _TEAM: Team = Team()
