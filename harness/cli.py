@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
+from harness.exits import exit_now
 from harness.identity import relation as meets_as
 
 USAGE = """\
@@ -152,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module, _, function = spec.run.partition(":")
         result = getattr(importlib.import_module(module), function)(overrides)
-        if spec.prints:
-            print(json.dumps(result), flush=True)
+        if spec.prints:  # one write: the ranks of a user's torchrun share stdout, and it may be unbuffered
+            sys.stdout.write(json.dumps(result) + "\n")
+            sys.stdout.flush()
         return spec.status(result)
     except UserError as error:
         print(f"optbench: error: {error}", file=sys.stderr)
@@ -209,22 +211,18 @@ def entry() -> None:
 
     After a command marked ``quick_exit`` (it has written and closed everything, and its worker
     processes have ended) the process ends at once, without the interpreter tearing down every
-    object one by one: after scoring 100,000 trials that teardown alone took 0.3-0.4 s."""
+    object one by one: after scoring 100,000 trials that teardown alone took 0.3-0.4 s. So does a
+    trial's rank started by a user's torchrun, whose teardown can abort it (harness/exits.py)."""
     code = main()
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command in COMMANDS and COMMANDS[command].quick_exit:
         exit_now(code)
+    if command == "trial":
+        from harness.core.ranks import started_as_a_rank  # loaded already: the trial imported it
+
+        if started_as_a_rank():
+            exit_now(code)
     sys.exit(code)
-
-
-def exit_now(code: int) -> None:
-    """End the process with ``code`` once its output is flushed, skipping the interpreter's teardown."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):  # the reader left, or a stream was closed: nothing more to say
-        pass
-    os._exit(code)
 
 
 if __name__ == "__main__":

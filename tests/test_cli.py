@@ -82,3 +82,25 @@ def test_info_reports_parameters_step_time_and_memory() -> None:
     assert 0 < info["batch_fraction"] < 1 and info["peak_memory_bytes"] > 0
     assert info["target"] == 0.85 and info["data_source"] == "generated smoke data"
     assert "parameters    79,510" in done.stderr
+
+
+def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranks of a user's ``torchrun ... -m harness.cli trial nproc=2`` share stdout, which
+    may be unbuffered (PYTHONUNBUFFERED): a result written as text, then its newline, was seen
+    interleaved with the other rank's line, and the output was no longer one JSON per line."""
+    import io
+
+    import harness.core.runner
+    from harness.cli import main
+
+    class Recorder(io.StringIO):
+        writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(harness.core.runner, "run_trial_command", lambda overrides: {"status": "rank", "rank": 1})
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    assert main(["trial"]) == 0
+    assert Recorder.writes == ['{"status": "rank", "rank": 1}\n']

@@ -188,6 +188,21 @@ def test_a_follower_that_refuses_first_waits_for_rank_0_under_torch_s_launcher(
         assert "rank 1 of the data-parallel trial refused it: data_dir=/nowhere does not exist" in said
 
 
+def test_a_launched_rank_ends_without_the_interpreter_s_teardown() -> None:
+    """Where gloo's threads of a collective that rank 0's exit broke would abort the process
+    (about one 2-process trial in eight, at random): the rank flushes what it said and leaves
+    with main's status, before any exit handler runs."""
+    script = ("import atexit, sys\n"
+              "from harness.core import distributed\n"
+              "atexit.register(lambda: print('interpreter teardown', flush=True))\n"
+              "distributed.die_with_parent = lambda signum: None\n"
+              "distributed.main = lambda argv: print('main of', argv, file=sys.stderr) or 7\n"
+              "distributed.run_launched_rank(['cfg'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 7, done.stderr
+    assert "main of ['cfg']" in done.stderr and "interpreter teardown" not in done.stdout
+
+
 def test_what_cannot_run_is_refused_before_any_rank_starts(smoke_cfg, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(subprocess, "Popen", None)  # starting torch's launcher would fail the test
     with pytest.raises(UserError, match=r"batch_size=30 does not split evenly over nproc=4"):

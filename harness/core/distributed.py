@@ -57,6 +57,7 @@ from harness.core.checkpoint import load_checkpoint, restore_rng
 from harness.core.clock import SubmissionClock
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.errors import UserError
+from harness.exits import exit_now
 from harness.workload import Batch
 
 # torch's names for a rank's place (torchrun sets them; harness.core.ranks sets them for SLURM's tasks)
@@ -346,9 +347,19 @@ def die_with_parent(signum: int) -> None:
         os.kill(os.getpid(), signum)
 
 
+def run_launched_rank(argv: list[str]) -> None:
+    """A rank started by torch's launcher for ``optbench trial nproc=N``: :func:`main`, then the
+    process ends without the interpreter's teardown, which can abort it (harness/exits.py).
+
+    When rank 0 ends the trial (reached, pruned) while another rank waits in a collective, that
+    rank's wait breaks and it leaves; torch's launcher printed a failure report of a trial that
+    had succeeded when the rank then aborted. Nothing is left to write once main returns."""
+    die_with_parent(signal.SIGKILL)
+    exit_now(main(argv))
+
+
 if __name__ == "__main__":  # a rank started by torch's launcher. This file is then __main__: the team must
     # be set on the module that the runner imports
     from harness.core import distributed
 
-    distributed.die_with_parent(signal.SIGKILL)
-    sys.exit(distributed.main(sys.argv[1:]))
+    distributed.run_launched_rank(sys.argv[1:])
