@@ -4,13 +4,19 @@ which train until a budget runs out, would only meet the per-test timeout)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
 import harness.core.clock as clock_module
 from harness.core.clock import SubmissionClock
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 class FakeTime:
@@ -92,3 +98,33 @@ def test_on_cuda_pause_waits_for_the_device_before_reading_the_time(
     cpu.resume()
     cpu.pause()
     assert synced == [device]  # never on the CPU
+
+
+def test_constructing_a_submission_imports_nothing_the_clock_would_charge() -> None:
+    """torch.optim imports torch._dynamo (about 900 modules, 1.3-2.7 s here) when the first
+    optimizer is constructed: the first trial of a process was charged that as the submission's
+    construction. Whatever a trial imports before its clock, constructing every submission of
+    the zoo imports nothing more."""
+    script = """
+import sys
+import harness.core.runner  # what a trial has imported when its clock starts
+import torch
+from harness.config.compose import compose_config
+from harness.config.registry import submission_class, workload_class
+from harness.core.parts import build_submission, model_and_info
+for name in sys.argv[1:]:
+    cfg = compose_config("trial", [f"submission={name}", "workload=rosenbrock", "workload.size=smoke", "device=cpu"])
+    cls = submission_class(name, None)
+    hparams = cls.Hparams.from_mapping(cfg.submission.hparams, submission=name)
+    workload = workload_class("rosenbrock", None)(cfg.workload, torch.device("cpu"), None)
+    workload.load()
+    model, info = model_and_info(workload, hparams.batch_size, 0)
+    before = set(sys.modules)
+    build_submission(cls, model, hparams, info, 0)
+    print(name, sorted(set(sys.modules) - before)[:3])
+"""
+    names = sorted(path.stem for path in (REPO / "configs" / "submission").glob("*.yaml"))
+    done = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == [f"{name} []" for name in names]
