@@ -4,6 +4,7 @@ compile time recorded and not charged, and a compiled trajectory equal to the ea
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 from harness.config.registry import workload_class
-from harness.core.compile import compile_before_clock, compiles
+from harness.core.compile import compile_before_clock, compile_in_place, compiles
 from harness.core.parts import model_and_info, training_stream
 from harness.core.records import read_jsonl
 from harness.core.runner import run_trial
@@ -109,6 +110,24 @@ def test_compilation_is_not_charged_and_the_trajectory_is_eager_s(smoke_cfg) -> 
         assert a["metrics"].keys() == b["metrics"].keys()
         for name, value in a["metrics"].items():
             assert value == pytest.approx(b["metrics"][name], rel=1e-4, abs=1e-6), (a["step"], name)
+
+
+def test_compiled_dropout_draws_the_eager_masks() -> None:
+    """Inductor's own generator draws other dropout masks from the same seed; the harness's must not."""
+    _inductor_or_skip()
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Dropout(0.5), torch.nn.Linear(64, 1))
+    compiled = copy.deepcopy(eager)
+    compile_in_place(compiled)
+    inputs = torch.randn(32, 16)
+    for step in range(2):  # a fresh mask each step, the same one in both
+        losses = []
+        for model in (compiled, eager):
+            torch.manual_seed(step)
+            losses.append(model(inputs).square().mean())
+            losses[-1].backward()
+        assert torch.equal(losses[0], losses[1]), step
+    assert all(torch.allclose(a.grad, b.grad) for a, b in zip(compiled.parameters(), eager.parameters(), strict=True))
 
 
 def test_charge_compile_compiles_under_the_clock(smoke_cfg) -> None:

@@ -77,6 +77,16 @@ def compile_identity(setting: Any, charge: bool, workload: Workload, device: tor
     return {"compile": True, **({"charge_compile": True} if charge else {})}
 
 
+def compile_in_place(model: nn.Module, backend: Any = "inductor") -> None:
+    """``model.compile``, with TorchInductor drawing random numbers (dropout's masks) as eager torch does.
+
+    Inductor's own generator is faster but draws other masks from the same seed, so a compiled
+    trial with dropout would leave the eager trial's trajectory at its first step
+    (``fallback_random``; docs/decisions.md, "torch.compile").
+    """
+    model.compile(backend=backend, **({"options": {"fallback_random": True}} if backend == "inductor" else {}))
+
+
 def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, seed: int, setting: Any,
                          charge: bool = False, backend: Any = "inductor") -> float:
     """Compile ``model`` in place when the trial does, warmed up and restored; the seconds it took.
@@ -88,7 +98,7 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
         return 0.0
     if charge:  # each trial pays its own compilation, as in a fresh process: forget this process's
         torch._dynamo.reset()  # compiled code (an inline sweep's earlier trials would otherwise pay for it)
-    model.compile(backend=backend)
+    compile_in_place(model, backend)
     if charge:
         return 0.0
     started = time.perf_counter()
