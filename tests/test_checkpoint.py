@@ -14,6 +14,7 @@ import pytest
 
 import harness.core.runner as runner
 from harness.core.checkpoint import CHECKPOINT_NAME
+from harness.core.progress import Progress
 from harness.core.records import read_json, read_jsonl
 from workloads.fashion_mnist import FashionMNIST
 
@@ -52,8 +53,13 @@ def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatc
     assert (record_dir / CHECKPOINT_NAME).is_file()
     assert read_json(record_dir / "manifest.json")["status"] == "running"
 
+    loop_starts: list[float] = []  # the progress ETA's pace starts with the resumed steps (tests/test_progress.py)
+    real_loop_started = Progress.loop_started
+    monkeypatch.setattr(Progress, "loop_started",
+                        lambda self, charged: (loop_starts.append(charged), real_loop_started(self, charged)))
     resumed = runner.run_trial(cfg)
     assert resumed["steps"] == reference["steps"] == 60
+    assert loop_starts == [next(e["submission_time_s"] for e in evals(record_dir) if e["step"] == 30)]
     # Bit-for-bit the same training: every evaluation, before and after the interruption.
     assert metrics_by_step(record_dir) == metrics_by_step(Path(reference["record_dir"]))
     rows = read_jsonl(record_dir / "evals.jsonl")

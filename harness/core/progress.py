@@ -29,6 +29,7 @@ class Progress:
         self.budget_s, self.interval_s, self.enabled = budget_s, interval_s, enabled
         self.stream = stream if stream is not None else sys.stderr
         self.wall_start = time.monotonic()
+        self.loop_wall_start, self.loop_submission_start = self.wall_start, 0.0
         self.next_tick_s = interval_s
         self.last_value: float | None = None
         self.best: float | None = None
@@ -43,6 +44,15 @@ class Progress:
             f"{details}; target validation {self.metric} {self.relation} {self.target:g}, "
             f"budget {self.budget_s:g}s of submission time"
         )
+
+    def loop_started(self, submission_s: float) -> None:
+        """The steps begin now, ``submission_s`` already charged (a resumed attempt's earlier time).
+
+        The ETA's pace is measured from here: not from before the uncharged setup (data, torch.compile's
+        warm-up), nor against seconds charged in another process.
+        """
+        self.loop_wall_start, self.loop_submission_start = time.monotonic(), submission_s
+        self.next_tick_s = submission_s + self.interval_s
 
     def tick(self, step: int, submission_s: float) -> None:
         """Called every step with the (unsynchronised) submission time; prints rarely."""
@@ -87,11 +97,11 @@ class Progress:
         self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}")
 
     def _line(self, step: int, submission_s: float) -> str:
-        wall = time.monotonic() - self.wall_start
         left = max(0.0, self.budget_s - submission_s)
-        # Wall seconds per submission second so far (evaluation makes it > 1): turns the
-        # remaining budget into an estimate of the wall time left.
-        ratio = wall / submission_s if submission_s > 0 else 1.0
+        # Wall seconds per submission second since the steps began (evaluation makes it > 1):
+        # turns the remaining budget into an estimate of the wall time left.
+        charged = submission_s - self.loop_submission_start
+        ratio = (time.monotonic() - self.loop_wall_start) / charged if charged > 0 else 1.0
         return (
             f"step {step:>7d}  submission time {submission_s:7.2f}s / {self.budget_s:g}s  "
             f"val {self.metric} {_fmt(self.last_value)} (target {self.relation} {self.target:g}, "

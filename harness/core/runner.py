@@ -357,6 +357,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
         audit["setup_s"] -= trainer.compile_s  # torch.compile: its own entry, below
     audit["compile_s"] = audit.get("compile_s", 0.0) + trainer.compile_s  # torch.compile: every attempt's, uncharged
     wall_start = time.monotonic() - wall_offset
+    progress.loop_started(clock.elapsed)
 
     # ---- the loop: the trainer runs the charged steps up to each evaluation
     try:
