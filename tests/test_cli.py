@@ -82,6 +82,16 @@ def test_info_reports_parameters_step_time_and_memory() -> None:
     assert 0 < info["batch_fraction"] < 1 and info["peak_memory_bytes"] > 0
     assert info["target"] == 0.85 and info["data_source"] == "generated smoke data"
     assert "parameters    79,510" in done.stderr
+    assert info["precision"] == "fp32" and info["compile"] is False and info["compile_s"] == 0
+    assert "precision     fp32" in done.stderr and "compile       no (compile=auto)" in done.stderr
+
+
+def test_info_measures_steps_in_the_size_s_precision() -> None:
+    done = optbench("info", "workload.size=smoke", "device=cpu", "steps=2", "warmup=1",
+                    "workload.sizes.smoke.precision=bf16")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["precision"] == "bf16"
+    assert "precision     bf16 (autocast; fp32 weights and gradients)" in done.stderr
 
 
 def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:

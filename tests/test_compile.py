@@ -175,3 +175,12 @@ def test_a_compiled_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path,
     for a, b in zip(ours, theirs, strict=True):
         for name, value in a["metrics"].items():
             assert value == pytest.approx(b["metrics"][name], rel=1e-6, abs=1e-9), (a["step"], name)
+
+
+def test_info_measures_compiled_steps(smoke_cfg) -> None:
+    """``optbench info`` times the steps a trial would run: compiled, the warm-up outside the step time."""
+    _inductor_or_skip()
+    from harness.tools.info import run_info
+
+    info = run_info(["workload.size=smoke", "device=cpu", "compile=true", "steps=2", "warmup=1", "threads=1"])
+    assert info["compile"] is True and info["compile_s"] > 0 and info["step_time_s"] < info["compile_s"]

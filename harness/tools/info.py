@@ -10,6 +10,8 @@ import torch
 from harness.config.compose import compose_config, split_overrides, validate_trial_config
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import InfoConfig
+from harness.core.compile import compiles
+from harness.core.precision import size_precision
 from harness.core.runner import resolve_device
 from harness.identity import relation as meets_as
 from harness.routing import describe_routing
@@ -29,7 +31,10 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     workload.load()
-    measured = measure_steps(workload, cls, hparams, steps=options.steps, warmup=options.warmup)
+    compiled = compiles(cfg.compile, workload, device)
+    measured = measure_steps(workload, cls, hparams, steps=options.steps, warmup=options.warmup,
+                             compile_setting=compiled)
+    precision = size_precision(workload)
     spec = workload.spec
     info = {
         "workload": workload.label,
@@ -48,6 +53,9 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
         "num_train_examples": workload.num_train_examples,
         "data_source": workload.describe_data(),
         "device": str(device),
+        "precision": precision,
+        "compile": compiled,
+        "compile_s": measured["compile_s"],
         "reference_submission": cfg.submission.name,
         "batch_size": hparams.batch_size,
         **{k: measured[k] for k in ("step_time_s", "steps_per_s", "batch_fraction", "peak_memory_bytes",
@@ -65,6 +73,9 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
         f"step time     {measured['step_time_s'] * 1e3:.2f} ms with {cfg.submission.name} at batch "
         f"{hparams.batch_size} on {device} ({measured['steps_per_s']:.0f} steps/s); "
         f"{100 * measured['batch_fraction']:.1f}% producing batches",
+        f"precision     {precision}" + ("" if precision == "fp32" else " (autocast; fp32 weights and gradients)"),
+        "compile       " + (f"yes: {measured['compile_s']:.1f} s before the clock, step time compiled" if compiled
+                             else f"no (compile={cfg.compile})"),
         f"peak memory   {measured['peak_memory_bytes'] / 2**20:.1f} MiB ({measured['peak_memory_kind']})",
         f"data          {workload.num_train_examples:,} training examples from {workload.describe_data()}",
     ]

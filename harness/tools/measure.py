@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from harness.core.compile import compile_before_clock
 from harness.core.memory import peak_rss_bytes
 from harness.core.parts import trial_parts
 from harness.routing import routing_report
@@ -31,8 +32,12 @@ def measure_steps(
     steps: int = 50,
     warmup: int = 5,
     seed: int = 0,
+    compile_setting: Any = False,
 ) -> dict[str, Any]:
     """Mean seconds per training step and per batch, their ratio, peak memory, and the routing report.
+
+    The steps are a trial's: in the size's precision, and compiled where ``compile_setting`` makes a
+    trial compile (its warm-up's seconds are ``compile_s``, outside the step time, as in a trial).
 
     Peak memory is CUDA's peak allocation on a GPU; on the CPU it is the process's peak
     resident set (which includes the dataset held in memory and the Python runtime).
@@ -42,6 +47,7 @@ def measure_steps(
         torch.cuda.reset_peak_memory_stats(device)
     parts = trial_parts(workload, submission_cls, hparams, seed)
     model, submission, batches, compute_loss = parts.model, parts.submission, parts.batches, parts.compute_loss
+    compile_s = compile_before_clock(model, workload, hparams.batch_size, seed, compile_setting)
     for _ in range(warmup):
         submission.update(next(batches), compute_loss)
     _sync(device)
@@ -63,6 +69,7 @@ def measure_steps(
     return {
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "routing": routing_report(model, submission),
+        "compile_s": compile_s,
         "step_time_s": step_s,
         "steps_per_s": 1.0 / step_s,
         "batch_time_s": batch_s,
