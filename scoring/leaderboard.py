@@ -89,17 +89,38 @@ def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None
     """Refuse to rank records of one workload trained in different precisions (fp32, bf16) unless
     ``mix_precisions``: bfloat16 changes both the speed and the trajectory, so such times are not
     of the same benchmark. Records without a precision (made before it existed) are fp32."""
-    if mix_precisions or "precision" not in trials:
+    mixed = mixed_precisions(trials)
+    if mix_precisions or not mixed:
         return
+    workload, found = next(iter(mixed.items()))
+    raise UserError(f"Records of {workload} were trained in different precisions ({', '.join(found)}); "
+                    f"refusing to rank them together. Score each precision from its own results folder, "
+                    f"or add mix_precisions=true to rank them together anyway.")
+
+
+def mixed_precisions(trials: pd.DataFrame) -> dict[str, list[str]]:
+    """The workloads whose records were trained in more than one precision, with those precisions."""
+    if "precision" not in trials:
+        return {}
+    precisions = trials["precision"].fillna("fp32").astype(str).groupby(workload_key(trials)).unique()
+    return {workload: sorted(found) for workload, found in precisions.items() if len(found) > 1}
+
+
+def precision_marks(trials: pd.DataFrame, mixed: dict[str, list[str]]) -> dict[str, str]:
+    """Per submission, where it was ranked among records of another precision in a precision not fp32:
+    "bf16 on gpt-gpu" (a name needs no mark where its records are all fp32, the default)."""
+    if not mixed:
+        return {}
     keys = workload_key(trials)
-    precision = trials["precision"].fillna("fp32").astype(str)
-    counts = precision.groupby(keys).nunique()
-    if (counts > 1).any():
-        workload = counts.index[counts > 1][0]
-        found = sorted(set(precision[keys == workload]))
-        raise UserError(f"Records of {workload} were trained in different precisions ({', '.join(found)}); "
-                        f"refusing to rank them together. Score each precision from its own results folder, "
-                        f"or add mix_precisions=true to rank them together anyway.")
+    chosen = keys.isin(list(mixed))
+    precision = trials["precision"].fillna("fp32").astype(str)[chosen]
+    marks: dict[str, dict[str, list[str]]] = {}
+    for (submission, workload), found in precision.groupby([trials["submission"][chosen], keys[chosen]]):
+        label = "/".join(sorted(set(found)))
+        if label != "fp32":
+            marks.setdefault(submission, {}).setdefault(label, []).append(workload)
+    return {submission: "; ".join(f"{label} on {', '.join(sorted(where))}" for label, where in sorted(by.items()))
+            for submission, by in marks.items()}
 
 
 def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
@@ -256,6 +277,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     flags = integrity_flags(trials)
     table["audit"] = [flags.audit.get(s, "") for s in table["submission"]]
     table["clock_suspect_on"] = [", ".join(sorted(flags.suspect.get(s, ()))) for s in table["submission"]]
+    mixed = mixed_precisions(trials)  # only with mix_precisions (studies_of refuses them otherwise)
+    marks = precision_marks(trials, mixed)
+    table["precision_on"] = [marks.get(s, "") for s in table["submission"]]
     notes = problem_messages(problems, planned)
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
               f"fallback optimizer (see `optbench info workload=W submission={s}`)"
@@ -263,6 +287,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes += [f"{s}: its charged time is implausibly below the wall time the harness measured on "
               f"{', '.join(sorted(where))} (clock_suspect: the submission may have reached the clock; see its records' "
               f"timing)" for s, where in sorted(flags.suspect.items())]
+    notes += [f"mix_precisions=true: records of {workload} trained in different precisions ({', '.join(found)}) are "
+              f"ranked together; a name says where its records are not fp32" for workload, found in mixed.items()]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "
@@ -326,6 +352,7 @@ def workload_info(trials: pd.DataFrame, bests: pd.DataFrame, times: np.ndarray, 
             "budget_s": ", ".join(f"{t:g}" for t in _distinct(pd.to_numeric(_column(group, "max_runtime_s"),
                                                                                errors="coerce"))),
             "ruleset": ", ".join(map(str, _distinct(_column(group, "ruleset")))),
+            "precision": ", ".join(map(str, _distinct(_column(group, "precision").fillna("fp32")))),
             "studies": _span(studies), "trials_per_study": _span(counts),
             "submissions": len(studies), "reached": int(finite.sum()),
             "fastest_s": float(times[fastest, j]) if fastest is not None else np.inf,

@@ -106,12 +106,13 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
     return head, rows
 
 
-WORKLOAD_HEAD = ["workload", "target", "budget (s)", "studies x trials", "ruleset", "reached", "fastest (s)"]
+WORKLOAD_HEAD = ["workload", "target", "budget (s)", "studies x trials", "ruleset", "precision", "reached",
+                 "fastest (s)"]
 
 
 def _workload_rows(board: Leaderboard) -> list[list[str]]:
     """Per workload: its target (metric, direction), budget, studies x trials per study, ruleset,
-    how many submissions reached the target, and the fastest time (who)."""
+    precisions, how many submissions reached the target, and the fastest time (who)."""
     info = board.workload_info
     if info is None or info.empty:
         return []
@@ -120,7 +121,7 @@ def _workload_rows(board: Leaderboard) -> list[list[str]]:
         direction = {True: ">=", False: "<="}.get(row["higher_is_better"], "?")
         fastest = f"{row['fastest_s']:.3g} ({row['fastest']})" if _finite(row["fastest_s"]) else "not reached"
         rows.append([row["workload"], f"{row['metric']} {direction} {row['target']}", row["budget_s"],
-                     f"{row['studies']} x {row['trials_per_study']}", row["ruleset"],
+                     f"{row['studies']} x {row['trials_per_study']}", row["ruleset"], row.get("precision", ""),
                      f"{row['reached']} of {row['submissions']}", fastest])
     return rows
 
@@ -166,6 +167,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
                          "fallback optimizer ran)."),
         ("clock suspect on ...", "after a name: workloads where a trial's charged time was implausibly below the wall "
                                  "time the harness measured itself (the submission may have reached the clock)."),
+        ("bf16 on ...", "after a name: workloads ranked with mix_precisions=true, records of different precisions "
+                        "together, where its records were trained in that precision, not fp32."),
         ("source uses ...", "after a name: what a static audit of the submission's source found that can reach "
                             "around its contract (the garbage collector, interpreter frames, files, the network, ...): "
                             "a flag for a reviewer, not a verdict."),
@@ -174,12 +177,14 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
 
 
 def _name(row: pd.Series | dict[str, Any]) -> str:
-    """The submission's name, marked when its own component was a no-op on some workload or when
-    some of its trials are missing, unfinished or damaged (see the notes)."""
+    """The submission's name, marked when its own component was a no-op on some workload, when
+    some of its trials are missing, unfinished or damaged (see the notes), when its clock or source
+    is suspect, or where it was ranked in a precision other than fp32 among records of another."""
     marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
     marks += [f"incomplete on {row['incomplete_on']}"] if row.get("incomplete_on") else []
     marks += [f"clock suspect on {row['clock_suspect_on']}"] if row.get("clock_suspect_on") else []
     marks += [f"source uses {row['audit']}"] if row.get("audit") else []
+    marks += [str(row["precision_on"])] if row.get("precision_on") else []
     return f"{row['submission']} ({'; '.join(marks)})" if marks else row["submission"]
 
 

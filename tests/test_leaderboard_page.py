@@ -125,7 +125,7 @@ def test_the_page_states_target_budget_studies_trials_and_ruleset_per_workload(
     by_workload = {row[0][0]: [text for text, _ in row] for row in rows}
     assert by_workload["w1-cpu"][1:5] == ["accuracy &gt;= 0.9", "50", "3 x 2", "external"]
     assert by_workload["w2-cpu"][1:5] == ["loss &lt;= 1.47", "120", "3 x 2", "external"]
-    assert by_workload["w1-cpu"][5:] == ["2 of 2", "11 (A)"]
+    assert by_workload["w1-cpu"][5:] == ["fp32", "2 of 2", "11 (A)"]  # records without a precision: fp32
     for text in ("| w1-cpu | accuracy >= 0.9 | 50 | 3 x 2 | external |", "| w2-cpu | loss <= 1.47 | 120 | 3 x 2 |"):
         assert text in page["md"]
     for column in ("score", "95% CI", "P(rank holds)", "studies", "steps score", "incomplete on", "x fastest"):

@@ -107,8 +107,13 @@ def test_the_leaderboard_refuses_to_mix_precisions_unless_told(smoke_cfg, result
     assert build(trials[trials["precision"] == "bf16"], samples=0).submissions == ["adamw"]  # one precision: fine
     with pytest.raises(UserError, match="different precisions"):
         run_score([f"results={results}", "bootstrap=0", f"out={results.parent / 'board'}"])
+    run_trial(smoke_cfg("workload.sizes.smoke.precision=bf16", "max_steps=10", "submission=sgd"))
     run_score([f"results={results}", "bootstrap=0", f"out={results.parent / 'board'}", "mix_precisions=true"])
-    assert (results.parent / "board").is_dir()
+    board = (results.parent / "board" / "leaderboard.md").read_text()
+    # each row says where it was ranked in bf16 among records of another precision
+    assert "| adamw (bf16/fp32 on fashion_mnist-smoke) |" in board and "| sgd (bf16 on fashion_mnist-smoke) |" in board
+    assert "| bf16, fp32 | 0 of 2 |" in board  # the workload's row: its precisions
+    assert "note: mix_precisions=true: records of fashion_mnist-smoke trained in different precisions" in board
 
 
 # Sweep ids computed before precisions existed (commit ac7f901). cifar10's moved: its gpu size's
