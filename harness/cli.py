@@ -27,8 +27,9 @@ usage: optbench <command> [key=value ...]
 commands:
   trial   one trial: train until the validation target is reached or the budget is spent
             optbench trial workload=fashion_mnist submission=adamw [submission.hparams.lr=3e-3]
-                           [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|cpu|gpu]
-                           [compile=auto|true|false] [charge_compile=true] [nproc=1]
+                           [seed=0] [data_dir=DIR] [results=DIR] [workload.size=smoke|mini|cpu|gpu]
+                           [workload.sizes.<size>.precision=fp32|bf16] [compile=auto|true|false]
+                           [charge_compile=true] [nproc=1]
   tune    a tuning sweep of one workload x submission: studies x trials quasirandom points
           (ruleset=external) or the defaults with a longer budget (ruleset=self), launched
           in-process, as local processes or as a SLURM job array; rerun to resume
@@ -62,7 +63,10 @@ commands:
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
 
 trial settings (defaults in brackets):
-  workload=NAME [fashion_mnist]     workload.size=smoke|cpu|gpu [cpu]   workload.model=NAME
+  workload=NAME [fashion_mnist]     workload.size=smoke|mini|cpu|gpu [cpu] (each workload's: optbench list)
+  workload.model=NAME               workload.sizes.<size>.precision=fp32|bf16 [the size's; bf16: autocast]
+  compile=auto|true|false [auto: CUDA gpu sizes] (torch.compile before the clock; charge_compile=true charges it)
+  nproc=N [1] (one trial as N data-parallel processes; the batch size is the global one)
   submission=NAME [adamw]           submission.hparams.<name>=VALUE
   submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)
   submission_config=FILE (its defaults and search space; default: the .yaml beside its module)

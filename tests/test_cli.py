@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def optbench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -54,6 +58,13 @@ def test_unknown_command_and_help() -> None:
     assert optbench("trail").returncode == 2
     helped = optbench("--help")
     assert helped.returncode == 0 and "optbench trial" in helped.stdout
+    # the sizes it offers are the built-in workloads' sizes, every one of them
+    sizes = {size for config in (REPO / "configs" / "workload").glob("*.yaml")
+             for size in yaml.safe_load(config.read_text()).get("sizes", {})}
+    offered = re.findall(r"workload\.size=([a-z]+(?:\|[a-z]+)+)", helped.stdout)  # the lists, not examples
+    assert offered and all(set(line.split("|")) == sizes for line in offered), (offered, sizes)
+    for setting in ("precision=fp32|bf16", "compile=auto|true|false", "nproc=N"):
+        assert setting in helped.stdout, setting
 
 
 def test_list_shows_workloads_and_submissions() -> None:
