@@ -16,6 +16,22 @@ def digest(value: Any, length: int = 12) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:length]
 
 
+def differences(recorded: dict[str, Any], ours: dict[str, Any], limit: int = 5) -> str:
+    """The settings in which two nested configurations differ, as ``key: recorded -> ours`` (dotted
+    keys, at most ``limit`` of them, then how many more): what makes their digests differ."""
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            return {prefix: value}
+        return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()} or {prefix: {}}
+
+    before, after = flat(recorded), flat(ours)
+    absent = object()
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k, absent) != after.get(k, absent))
+    shown = [f"{k.rstrip('.')}: {json.dumps(before.get(k, '(absent)'))} -> {json.dumps(after.get(k, '(absent)'))}"
+             for k in keys[:limit]]
+    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def utc_timestamp(date_only: bool = False) -> str:
     """Now, in UTC, as records write it: ``2026-11-30T21:48:28Z`` (or ``2026-11-30``)."""
     return time.strftime("%Y-%m-%d" if date_only else "%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -33,6 +33,7 @@ from harness.core.checkpoint import (
 )
 from harness.core.records import DamagedRecord, read_json, read_jsonl, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, unfinished
+from harness.errors import UserError
 from harness.orchestration.status import collect
 from harness.orchestration.tune import run_tune
 from submissions.sgd import SGD
@@ -408,3 +409,21 @@ def test_a_closed_pipe_is_not_a_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m harness.cli list | head -n 1", shell=True, capture_output=True,
                           text=True, env=child_env(), cwd=REPO, timeout=120)
     assert done.stdout.strip() and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_a_record_dir_of_another_configuration_names_the_setting_that_differs(smoke_cfg, tmp_path: Path) -> None:
+    """A sweep's record folder holding another trial is left alone, and the error says what differs
+    (from the recorded identity; from the whole config for a record made before it was stored)."""
+    record_dir = tmp_path / "trial0"
+    runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    manifest = record_dir / "manifest.json"
+    kept = manifest.read_text()
+    with pytest.raises(UserError, match=r"another configuration .*recorded -> this one: hparams\.lr: 0\.002 -> "
+                                        r"0\.004\).*left untouched"):
+        runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
+    assert manifest.read_text() == kept
+    old = json.loads(kept)
+    del old["identity"]  # a record made before manifests held their identity
+    manifest.write_text(json.dumps(old))
+    with pytest.raises(UserError, match=r"recorded -> this one: submission\.hparams\.lr: 0\.002 -> 0\.004\)"):
+        runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))

@@ -49,7 +49,7 @@ from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.trial_lock import TrialLock
 from harness.errors import UserError
-from harness.identity import better, digest, utc_timestamp
+from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -146,9 +146,13 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
         record = TrialRecord(Path(cfg.record_dir))
         existing = record.manifest()
         if existing and existing.get("config_hash") != config_hash(identity):
+            # what differs: the recorded identity where the manifest has it, else the whole config
+            recorded, ours = ((existing["identity"], identity) if isinstance(existing.get("identity"), dict)
+                              else (existing.get("config") or {}, to_plain(cfg)))
             raise UserError(
                 f"{record.dir} holds a trial of another configuration (config hash "
-                f"{existing.get('config_hash')}, this one {config_hash(identity)}); it is left untouched. "
+                f"{existing.get('config_hash')}, this one {config_hash(identity)}; recorded -> this one: "
+                f"{differences(recorded, ours) or 'unknown'}); it is left untouched. "
                 f"Use another record_dir or results folder.")
         return record
     folder = Path(cfg.results) / f"{identity['workload']}-{identity['size']}" / cfg.submission.name
@@ -553,6 +557,7 @@ def _manifest(
         "ruleset": cfg.ruleset,
         "isolation": cfg.isolation,  # where the submission ran: inprocess, or process (docs/decisions.md)
         "config_hash": config_hash(identity),
+        "identity": identity,  # what the hash is of: a mismatch says which setting differs
         "metric": workload.metric,
         "higher_is_better": workload.higher_is_better,
         "target": workload.target,
