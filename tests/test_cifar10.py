@@ -194,6 +194,18 @@ def test_augmented_batches_are_seeded_and_really_augmented(folders: Path) -> Non
     assert torch.equal(y, next(order)[1])
 
 
+def test_drawing_a_batch_makes_no_blocking_copy(folders: Path) -> None:
+    """On a GPU a blocking host-to-device copy per batch (the crop offsets, the flips) is a host sync
+    in every step (tests/test_device_copies.py)."""
+    from tests.test_device_copies import assert_none_blocks, recorded_copies
+
+    for options in ((), ("workload.model_options.augment=false",)):
+        w = loaded(folders, *options)
+        with recorded_copies() as calls:
+            list(itertools.islice(w.train_batches(16, seed=0), 5))
+        assert_none_blocks(calls)
+
+
 def test_unaugmented_batches_are_the_normalised_images(folders: Path) -> None:
     w = loaded(folders, "workload.model_options.augment=false")
     n = w.num_train_examples

@@ -13,6 +13,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor (a batch's indices or random draws) on ``device`` without making the host wait.
+
+    A plain ``.to("cuda")`` from ordinary memory synchronises the stream: the host waits for every
+    queued kernel, once per batch, and can no longer run ahead of the GPU. From pinned memory with
+    ``non_blocking`` it is queued like a kernel (the caching host allocator keeps the pinned copy
+    alive until it is done). Elsewhere it is a plain copy.
+    """
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def shuffled_batches(
     inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -27,7 +40,7 @@ def shuffled_batches(
         raise ValueError(f"batch_size {batch_size} must be between 1 and the {n} training examples")
     generator = torch.Generator().manual_seed(seed)
     while True:
-        order = torch.randperm(n, generator=generator).to(inputs.device)
+        order = to_device(torch.randperm(n, generator=generator), inputs.device)
         for start in range(0, n - batch_size + 1, batch_size):
             index = order[start : start + batch_size]
             # index_select is ~2x faster than advanced indexing (inputs[index]) on the CPU.

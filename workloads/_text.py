@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from harness.errors import UserError
+from workloads._tensors import to_device
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def random_windows(
     generator = torch.Generator().manual_seed(seed)
     offsets = torch.arange(block_size + 1, device=tokens.device)  # (T+1,)
     while True:
-        starts = torch.randint(high, (chunk, batch_size), generator=generator).to(tokens.device)
+        starts = to_device(torch.randint(high, (chunk, batch_size), generator=generator), tokens.device)
         for row in starts:  # (B,)
             windows = tokens[row[:, None] + offsets]  # (B, T+1)
             yield windows[:, :-1], windows[:, 1:]

@@ -47,7 +47,7 @@ from workloads._images import (
     read_pickle_batches,
     write_class_folders,
 )
-from workloads._tensors import evaluate_classifier, shuffled_batches, split_off
+from workloads._tensors import evaluate_classifier, shuffled_batches, split_off, to_device
 
 NUM_CLASSES = 10
 PAD = 4  # random-crop padding, in pixels
@@ -227,7 +227,8 @@ class Cifar10(Workload):
             else:
                 offsets = torch.full((batch_size, 2), PAD)
                 flips = torch.zeros(batch_size, dtype=torch.bool)
-            crops = crop_and_flip(self._train_padded, index, offsets.to(self.device), flips.to(self.device))
+            crops = crop_and_flip(self._train_padded, index, to_device(offsets, self.device),
+                                  to_device(flips, self.device))
             yield self._normalise(crops), labels
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from harness.workload import Workload
+from workloads._tensors import to_device
 
 NOMINAL_EXAMPLES = 1_000_000  # no data: "examples" are noise draws; an epoch never ends
 
@@ -89,7 +90,7 @@ class Rosenbrock(Workload):
     def train_batches(self, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
         while True:
-            yield (torch.randn(batch_size, self.dim, generator=generator).to(self.device),)
+            yield (to_device(torch.randn(batch_size, self.dim, generator=generator), self.device),)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor]) -> torch.Tensor:
         if self.noise == 0:
