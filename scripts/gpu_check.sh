@@ -7,11 +7,13 @@
 #   cifar10-gpu         cifar10's gpu size to its target
 #   overhead-gpt.txt    the harness's step rate against a bare loop on gpt's gpu size (bench_overhead.py)
 #   syncs-gpt.txt       host synchronisations per training step, counted by torch (bench_syncs.py)
+#   syncs-cifar10.txt   the same for cifar10's gpu size (its augmentation draws on the host)
 #   gpt-gpu-*-500       gpt's step rate eager and compiled (submission_time_s at 500 steps)
 #   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
-#   cifar10-gpu-isolated isolation=process on CUDA (data and weights as CUDA IPC handles): its
-#                       evaluations must match cifar10-gpu's (same seed)
+#   cifar10-gpu-isolated isolation=process on CUDA (data and weights as CUDA IPC handles), eager
+#                       (auto does not compile there): its evaluations should match cifar10-gpu's
+#                       (same seed; that one ran compiled, so to bf16 tolerance)
 # `bash scripts/gpu_check.sh calibrate` instead runs `optbench calibrate` of gpt's gpu size
 # (AdamW's defaults: one search run and confirming seeds 1 and 2, each at most 150 s; it writes
 # the measured target, budget and hardware into configs/workload/gpt.yaml, copied to $OUT).
@@ -79,6 +81,7 @@ trial gpt-gpu 270 workload=gpt workload.size=gpu
 trial cifar10-gpu 120 workload=cifar10 workload.size=gpu
 bench overhead-gpt 120 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
 bench syncs-gpt 60 scripts/bench_syncs.py workload=gpt size=gpu
+bench syncs-cifar10 60 scripts/bench_syncs.py workload=cifar10 size=gpu data_dir=workloads/data
 # the same gpt steps eager, for the step rate compilation buys (compare submission_time_s at 500 steps)
 trial gpt-gpu-eager-500 60 workload=gpt workload.size=gpu compile=false max_steps=500
 trial gpt-gpu-compiled-500 60 workload=gpt workload.size=gpu max_steps=500

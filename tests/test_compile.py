@@ -14,7 +14,13 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 from harness.config.registry import workload_class
-from harness.core.compile import compile_before_clock, compile_in_place, compiles
+from harness.core.compile import (
+    compile_before_clock,
+    compile_identity,
+    compile_in_place,
+    compiles,
+    trial_compile_setting,
+)
 from harness.core.parts import model_and_info, training_stream
 from harness.core.records import read_jsonl
 from harness.core.runner import run_trial
@@ -43,6 +49,27 @@ def test_auto_compiles_cuda_trials_of_gpu_sizes_only(smoke_cfg) -> None:
     smoke = workload_class("gpt")(smoke_cfg("workload=gpt").workload, CPU)
     assert compiles("auto", gpu, cuda) and not compiles("auto", gpu, CPU) and not compiles("auto", smoke, cuda)
     assert compiles(True, smoke, CPU) and not compiles(False, gpu, cuda)  # Hydra hands true/false as bools
+
+
+def test_auto_does_not_compile_where_a_trainer_process_runs_the_submission(smoke_cfg) -> None:
+    """isolation=process does not compile: ``auto`` is off there (only compile=true is refused), so a
+    CUDA trial of a gpu size runs isolated with the default settings (scripts/gpu_check.sh does)."""
+    from harness.core.isolation import check_isolation
+    from harness.core.runner import _hparams, trial_identity
+
+    cuda = torch.device("cuda")  # only decided here, never run
+    for isolation, compiled in (("process", False), ("inprocess", True)):
+        cfg = smoke_cfg("workload=gpt", "workload.size=gpu", f"isolation={isolation}")
+        gpu = workload_class("gpt")(cfg.workload, CPU)
+        assert ("compile" in trial_identity(cfg, gpu, _hparams(cfg), cuda)) is compiled, isolation
+    for setting, refused in (("auto", False), ("true", True)):
+        cfg = smoke_cfg("workload=gpt", "workload.size=gpu", "isolation=process", f"compile={setting}")
+        compiling = compile_identity(trial_compile_setting(cfg), False, gpu, cuda)
+        if refused:
+            with pytest.raises(UserError, match="isolation=process does not compile"):
+                check_isolation(None, 1, compiling)
+        else:
+            check_isolation(None, 1, compiling)
 
 
 @pytest.mark.parametrize("overrides", [

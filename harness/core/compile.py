@@ -1,10 +1,10 @@
 """torch.compile outside the clock: the trial setting ``compile`` (``true | false | auto``).
 
 ``auto`` compiles on CUDA for sizes whose budget was measured on a GPU (``device_class: gpu``),
-nowhere else (nor in a data-parallel trial). The model is compiled in place (``nn.Module.compile``:
-the same module object, the same parameters and ``state_dict`` keys, so the submission,
-checkpoints and resume see no difference) and then warmed up before the clock starts: one
-forward and backward pass, through
+nowhere else (nor in a data-parallel trial, nor under ``isolation=process``). The model is
+compiled in place (``nn.Module.compile``: the same module object, the same parameters and
+``state_dict`` keys, so the submission, checkpoints and resume see no difference) and then warmed
+up before the clock starts: one forward and backward pass, through
 the loss exactly as the trial computes it (its precision included), on the first batch of a
 *separate* stream of the trial's seed. Everything that pass could change is put back afterwards:
 the model's parameters and buffers (BatchNorm statistics), the gradients (None again) and every
@@ -43,6 +43,13 @@ def compile_setting(value: Any) -> str:
         raise UserError(f"compile={value} is not valid. Valid settings: {', '.join(COMPILE_SETTINGS)} "
                         f"(auto: on for CUDA trials of gpu sizes).")
     return setting
+
+
+def trial_compile_setting(cfg: Any) -> str:
+    """A trial config's ``compile``, checked, with ``auto`` off where the submission runs in a
+    trainer process (``isolation=process``, which does not compile: only ``compile=true`` is refused there)."""
+    setting = compile_setting(cfg.compile)
+    return "false" if setting == "auto" and cfg.isolation == "process" else setting
 
 
 def compiles(setting: Any, workload: Workload, device: torch.device) -> bool:

@@ -34,7 +34,7 @@ from harness.config.compose import compose_config, to_plain, validate_trial_conf
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from harness.core.compile import compile_identity, compile_setting
+from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
 from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.inprocess import InProcessTrainer
@@ -106,7 +106,7 @@ def trial_identity(
     return {
         **({"submission_revision": revision} if revision != 1 else {}),
         **precision_identity(workload),  # mixed precision: only when not fp32, so old hashes hold
-        **compile_identity(cfg.compile, cfg.charge_compile, workload, device),  # torch.compile: only when on
+        **compile_identity(trial_compile_setting(cfg), cfg.charge_compile, workload, device),  # compile: when on
         **process_identity(cfg, hparams.batch_size),  # data parallel: only for nproc > 1
         "workload": workload.label,
         "size": workload.size,
@@ -183,7 +183,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     if cfg.isolation == "process":
-        check_isolation(workload, processes(cfg), compile_identity(cfg.compile, cfg.charge_compile, workload, device))
+        check_isolation(workload, processes(cfg),
+                        compile_identity(trial_compile_setting(cfg), cfg.charge_compile, workload, device))
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
     identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)
@@ -313,7 +314,7 @@ def _trainer(cfg: DictConfig, workload: Workload, submission_cls: type[Submissio
     if cfg.isolation == "process":
         return ProcessTrainer(cfg, workload, submission_cls, hparams, device, check_every, progress, interrupts)
     return InProcessTrainer(workload, submission_cls, hparams, int(cfg.seed), device, check_every, progress,
-                            interrupts, compile_setting=cfg.compile, charge_compile=cfg.charge_compile)
+                            interrupts, compile_setting=trial_compile_setting(cfg), charge_compile=cfg.charge_compile)
 
 
 def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, record: TrialRecord,

@@ -10,7 +10,7 @@ import torch
 from harness.config.compose import compose_config, split_overrides, validate_trial_config
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import InfoConfig
-from harness.core.compile import compiles
+from harness.core.compile import compiles, trial_compile_setting
 from harness.core.precision import size_precision
 from harness.core.runner import resolve_device
 from harness.identity import relation as meets_as
@@ -31,7 +31,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
     workload.load()
-    compiled = compiles(cfg.compile, workload, device)
+    compiled = compiles(trial_compile_setting(cfg), workload, device)
     measured = measure_steps(workload, cls, hparams, steps=options.steps, warmup=options.warmup,
                              compile_setting=compiled)
     precision = size_precision(workload)
