@@ -405,3 +405,14 @@ def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatc
     assert data_parallel_overrides("slurm", [], [(Path("b"), 0)]) == []
     with pytest.raises(UserError, match=r"different numbers of processes \(nproc=\[1, 2\]\)"):
         data_parallel_overrides("slurm", [], [(Path("a"), 0), (Path("b"), 0)])
+    # a shape of another number of tasks would start a whole trial in each task: refused
+    four = [(Path("d"), 0)]
+    nproc["d"] = [4]
+    assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=2"], four) == ["hydra.launcher.tasks_per_node=2"]
+    assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=2"], four) == []
+    for shape in (["hydra.launcher.nodes=3"], ["hydra.launcher.tasks_per_node=2"],
+                  ["hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=1"]):
+        with pytest.raises(UserError, match=r"tasks, but each trial runs nproc=4 processes.*nodes x tasks_per_node"):
+            data_parallel_overrides("slurm", shape, four)
+    with pytest.raises(UserError, match=r"hydra.launcher.nodes=two: a job's shape is whole numbers"):
+        data_parallel_overrides("slurm", ["hydra.launcher.nodes=two"], four)

@@ -113,10 +113,11 @@ def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: lis
     """What a launch of data-parallel trials (``nproc=N``) adds to the launcher's settings: on
     SLURM, N tasks per job (``hydra.launcher.tasks_per_node=N``), each task one rank of the trial
     (harness/core/ranks.py, ``slurm_task``), unless the command sets ``tasks_per_node`` or
-    ``nodes`` itself (e.g. ``nodes=2 tasks_per_node=2`` for 4 ranks on two machines; a job of one
-    task starts its N ranks on its own node). Other launchers start the ranks on their machine.
-    A launch whose trials ask for different process counts is refused on SLURM: one job array
-    has one shape."""
+    ``nodes`` itself (e.g. ``nodes=2 tasks_per_node=2``, or ``nodes=2`` alone, for 4 ranks on two
+    machines; a job of one task starts its N ranks on its own node). A shape of another number of
+    tasks is refused: each task would start a whole trial of its own. Other launchers start the
+    ranks on their machine. A launch whose trials ask for different process counts is refused on
+    SLURM: one job array has one shape."""
     if launcher != "slurm":
         return []
     from harness.core.sweep_file import load_sweep
@@ -127,12 +128,26 @@ def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: lis
         raise UserError(f"These trials ask for different numbers of processes (nproc={sorted(counts)}); one SLURM "
                         f"job array has one shape. Tune them in separate commands.")
     count = counts.pop() if counts else 1
-    if count == 1 or any(_key(item) in _SHAPE_KEYS for item in hydra_overrides):
-        return []
-    return [f"hydra.launcher.tasks_per_node={count}"]
+    shape = {_key(item): item.partition("=")[2] for item in hydra_overrides if _key(item) in _SHAPE_KEYS}
+    if not shape:
+        return [] if count == 1 else [f"hydra.launcher.tasks_per_node={count}"]
+    try:
+        nodes, per_node = (int(shape.get(key, 1)) for key in _SHAPE_KEYS)
+    except ValueError:
+        raise UserError(f"{', '.join(f'{k}={v}' for k, v in shape.items())}: a job's shape is whole numbers "
+                        f"of nodes and tasks per node.") from None
+    if "hydra.launcher.tasks_per_node" not in shape and count % nodes == 0:
+        per_node = count // nodes  # nodes=2 for nproc=4: 2 tasks on each
+    if nodes * per_node not in (1, count):
+        raise UserError(f"A job of {nodes} node(s) x {per_node} task(s) per node is {nodes * per_node} tasks, but "
+                        f"each trial runs nproc={count} processes: a job needs one task per process "
+                        f"(nodes x tasks_per_node = {count}) or a single task that starts them all. Change "
+                        f"hydra.launcher.nodes / tasks_per_node, or nproc.")
+    return [] if "hydra.launcher.tasks_per_node" in shape or per_node == 1 else [
+        f"hydra.launcher.tasks_per_node={per_node}"]
 
 
-_SHAPE_KEYS = ("hydra.launcher.tasks_per_node", "hydra.launcher.nodes")
+_SHAPE_KEYS = ("hydra.launcher.nodes", "hydra.launcher.tasks_per_node")  # in this order: nodes, tasks per node
 
 
 def resolve_launcher(launcher: str, hydra_overrides: list[str]) -> str:
