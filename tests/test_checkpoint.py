@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import harness.core.runner as runner
-from harness.core.checkpoint import CHECKPOINT_NAME
+from harness.core.checkpoint import CHECKPOINT_NAME, capture_rng, restore_rng
 from harness.core.progress import Progress
 from harness.core.records import read_json, read_jsonl
 from workloads.fashion_mnist import FashionMNIST
@@ -130,3 +131,23 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     b = next((tmp_path / "b").rglob("manifest.json")).parent
     assert metrics_by_step(a) == metrics_by_step(b)
     assert read_json(b / "manifest.json")["summary"]["steps"] == 400
+
+
+def test_a_cuda_checkpoint_keeps_the_trial_s_gpu_generator_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data-parallel rank puts rank 0's CUDA generator into its own GPU's: every GPU's list, saved
+    by rank 0 and put back whole, gave rank 1's GPU rank 0's copy of it, which rank 0 never drew
+    from (its dropout masks started over), and read every GPU (a context on each). Faked CUDA."""
+    states = {0: torch.tensor([10], dtype=torch.uint8), 1: torch.tensor([11], dtype=torch.uint8)}
+    read: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": read.append(device.index) or
+                        states[device.index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": states.__setitem__(device.index,
+                                                                                                        state))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: read.extend(states) or list(states.values()))
+    saved = capture_rng(torch.device("cuda", 0))  # rank 0
+    assert read == [0] and torch.equal(saved["cuda"], states[0])
+    states[0] = torch.tensor([99], dtype=torch.uint8)  # rank 0 draws on after the checkpoint
+    restore_rng(saved, torch.device("cuda", 1))  # rank 1 resumes: its GPU continues from where rank 0's was
+    assert states[1].item() == 10 and states[0].item() == 99

@@ -99,12 +99,13 @@ def test_safe_loading_reads_back_everything_the_harness_saves(tmp_path: Path) ->
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    state = {"config_hash": "abc", "rng": capture_rng(), "submission": {"opt": optimizer.state_dict()}}
+    state = {"config_hash": "abc", "rng": capture_rng(torch.device("cpu")),
+             "submission": {"opt": optimizer.state_dict()}}
     save_checkpoint(tmp_path, state)
     drawn = (torch.rand(2), np.random.rand(2), random.random())
     loaded = load_checkpoint(tmp_path, "abc")
     assert loaded is not None
-    restore_rng(loaded["rng"])
+    restore_rng(loaded["rng"], torch.device("cpu"))
     assert torch.equal(drawn[0], torch.rand(2)) and np.array_equal(drawn[1], np.random.rand(2))
     assert drawn[2] == random.random()
     assert loaded["submission"]["opt"]["param_groups"][0]["betas"] == (0.9, 0.95)

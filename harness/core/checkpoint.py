@@ -34,26 +34,35 @@ from harness.core.records import write_atomic
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def capture_rng() -> dict[str, Any]:
-    """The state of every global random number generator a training step may use."""
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    """The state of every global random number generator a training step on ``device`` may use.
+
+    On CUDA only the trial's device's generator: the others are not the trial's (in a data-parallel
+    trial each rank has its own GPU, and every rank's generator is where rank 0's is, since they
+    start from one seed and draw alike), and reading them would create a context on every GPU.
+    """
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": _numpy_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any]) -> None:
-    """Put back the generators saved by :func:`capture_rng`."""
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    """Put back the generators saved by :func:`capture_rng`; the CUDA one into ``device``'s (a data-
+    parallel rank's own GPU, whichever GPU rank 0 saved it from)."""
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     name, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and device.type == "cuda":
+        if isinstance(cuda, list | tuple):  # a checkpoint of every GPU's (before only the trial's was kept)
+            cuda = cuda[torch.cuda.current_device() if device.index is None else device.index]
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def _numpy_state() -> tuple[str, list[int], int, int, float]:

@@ -111,14 +111,14 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
     started = time.perf_counter()
     state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
     gradients = [parameter.grad for parameter in model.parameters()]
-    rng = capture_rng()
+    rng = capture_rng(workload.device)
     with torch.enable_grad():
         batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
         compute_loss(next(batches)).backward()
     model.load_state_dict(state)
     for parameter, gradient in zip(model.parameters(), gradients, strict=True):
         parameter.grad = gradient
-    restore_rng(rng)
+    restore_rng(rng, workload.device)
     if workload.device.type == "cuda":
         torch.cuda.synchronize(workload.device)
     return time.perf_counter() - started

@@ -214,7 +214,7 @@ def follow(cfg: DictConfig) -> None:
         submission.load_state_dict(resume["submission"])
         for _ in range(resume["step"]):
             next(batches)
-        restore_rng(resume["rng"])
+        restore_rng(resume["rng"], device)
         step, next_eval_s = resume["step"], resume["next_eval_s"]
         clock.restore(resume["submission_s"])
     on_cuda = device.type == "cuda"

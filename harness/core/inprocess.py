@@ -94,7 +94,8 @@ class InProcessTrainer:
 
     def state(self) -> dict[str, Any]:
         assert self.submission is not None
-        return {"model": self.model.state_dict(), "submission": self.submission.state_dict(), "rng": capture_rng()}
+        return {"model": self.model.state_dict(), "submission": self.submission.state_dict(),
+                "rng": capture_rng(self.device)}
 
     def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         routing = routing_report(self.model, self.submission) if self.submission is not None else None

@@ -62,7 +62,7 @@ class StepRunner:
                  interrupts: UserInterrupts):
         self.submission, self.batches, self.compute_loss = submission, batches, compute_loss
         self.check_every, self.interrupts = check_every, interrupts
-        self.on_cuda = device.type == "cuda"
+        self.device, self.on_cuda = device, device.type == "cuda"
         # Whether every loss since the run began was finite. On CUDA, reading the loss syncs the
         # device: the flag accumulates on the device and is looked at every ``check_every`` steps
         # (and at every evaluation) instead of every step. On the CPU the loss is read each step
@@ -78,7 +78,7 @@ class StepRunner:
         self.submission.load_state_dict(resume["submission"])
         for _ in range(resume["step"]):
             next(self.batches)
-        restore_rng(resume["rng"])
+        restore_rng(resume["rng"], self.device)
         self.step = int(resume["step"])
 
     def run(self, stop_step: float, due: Callable[[int], bool],

@@ -174,7 +174,7 @@ class Session:
         assert self.submission is not None
         buffer = io.BytesIO()
         torch.save({"model": self.model.state_dict(), "submission": self.submission.state_dict(),
-                    "rng": capture_rng()}, buffer)
+                    "rng": capture_rng(self.device)}, buffer)
         self.conn.send_bytes(buffer.getvalue())
 
     def reports(self, _: Any) -> None:
