@@ -105,6 +105,41 @@ def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, tmp_path: Pat
     assert_no_rank_survives(results)
 
 
+ONE_RANK_NAN_SUBMISSION = """
+import torch
+import torch.distributed as dist
+
+from submissions.sgd import SGD
+
+
+class OneRankNan(SGD):
+    steps = 0
+
+    def update(self, batch, compute_loss):
+        self.steps += 1
+        loss = super().update(batch, compute_loss)
+        return torch.full_like(loss, float("nan")) if self.steps == 3 and dist.get_rank() == 1 else loss
+"""
+
+
+def test_a_non_finite_loss_of_one_rank_between_checks_is_divergence(tmp_path: Path) -> None:
+    """With divergence_check_every=5, a follower's non-finite loss at step 3 (and a finite one at
+    step 5) counts at step 5, as rank 0's own would: every loss since the start counts, on each rank."""
+    (tmp_path / "nan.py").write_text(ONE_RANK_NAN_SUBMISSION)
+    (tmp_path / "nan.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
+                                       .replace("name: sgd", "name: one_rank_nan"))
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "max_steps=20",
+         "divergence_check_every=5", "threads=1", "nproc=2", "progress=false", "device=cpu", f"results={results}",
+         f"submission={tmp_path / 'nan.py'}:OneRankNan"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["steps"]) == ("diverged", 5), summary
+    assert_no_rank_survives(results)
+
+
 def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture) -> None:
     """torchrun ends every rank as soon as one exits with an error: a failed rank's status there
@@ -201,6 +236,32 @@ def test_a_launched_rank_ends_without_the_interpreter_s_teardown() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 7, done.stderr
     assert "main of ['cfg']" in done.stderr and "interpreter teardown" not in done.stdout
+
+
+def test_a_follower_stuck_after_rank_0_ended_the_trial_ends_itself(tmp_path: Path) -> None:
+    """Over NCCL a follower inside a collective rank 0 never joined waits 30 minutes, and under
+    SLURM or a user's torchrun nobody ends it: once rank 0's summary is there, it ends itself after
+    the grace period (a follower blocked for good here: a sleep)."""
+    summary = tmp_path / "summary.json"
+    script = ("import sys, time\nfrom pathlib import Path\nfrom harness.core import distributed\n"
+              f"distributed.end_after_rank_0(1, Path({str(summary)!r}), grace_s=0.5, poll_s=0.05)\n"
+              "print('waiting', flush=True)\ntime.sleep(120)\n")
+    follower = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert follower.stdout is not None and follower.stdout.readline() == "waiting\n"
+    time.sleep(1.0)
+    assert follower.poll() is None  # no summary yet: it goes on waiting
+    summary.write_text("{}")
+    started = time.monotonic()
+    assert follower.wait(timeout=60) == 0
+    assert 0.4 < time.monotonic() - started < 10
+    assert "rank 0 ended the trial 0.5 s ago and this rank was still waiting" in follower.stderr.read()
+    # a follower that ended by itself (main returned: a rank run inside another program) is left alone
+    script = ("import time\nfrom pathlib import Path\nfrom harness.core import distributed\n"
+              f"done = distributed.end_after_rank_0(1, Path({str(summary)!r}), grace_s=0.5, poll_s=0.05)\n"
+              "time.sleep(0.2)\ndone.set()\ntime.sleep(1.5)\nprint('alive')\nraise SystemExit(3)\n")
+    finished = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (finished.returncode, finished.stdout) == (3, "alive\n"), finished.stderr
 
 
 def test_what_cannot_run_is_refused_before_any_rank_starts(smoke_cfg, monkeypatch, tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ RANK, WORLD_SIZE, LOCAL_RANK = "RANK", "WORLD_SIZE", "LOCAL_RANK"
 TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker it starts
 SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``.error``: its refusal)
 REFUSAL_WAIT_S = 10.0  # how long a rank that refused the trial waits for rank 0 to refuse it too
+STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
 
 
 class Team:
@@ -225,11 +227,11 @@ def follow(cfg: DictConfig) -> None:
     while True:  # the runner's loop (harness/core/runner.py: _train), less what only rank 0 does
         loss = submission.update(next(batches), compute_loss)
         step += 1
-        if on_cuda:
+        if on_cuda:  # as rank 0's steps (harness/core/steps.py): every loss since the start counts
             all_finite &= torch.isfinite(loss)
-            diverged = step % check_every == 0 and not all_finite.item()
-        else:
-            diverged = step % check_every == 0 and not math.isfinite(loss.item())
+        elif not math.isfinite(loss.item()):
+            all_finite.fill_(False)
+        diverged = step % check_every == 0 and not all_finite.item()
         diverged, now = team.agree(diverged, clock.peek())
         if diverged:
             return
@@ -269,6 +271,7 @@ def main(argv: list[str]) -> int:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
     _TEAM = ProcessTeam(rank, size, device)
+    followed = end_after_rank_0(rank, summary) if rank != 0 else threading.Event()
     try:
         if rank == 0:
             summary.write_text(json.dumps(run_trial(cfg)))
@@ -290,7 +293,36 @@ def main(argv: list[str]) -> int:
         return 130
     finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
         dist.destroy_process_group()
+        followed.set()  # ended by itself: the watch is over (a rank run inside another program goes on)
     return 0
+
+
+def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_S,
+                     poll_s: float = 0.5) -> threading.Event:
+    """Watch, beside this follower's work, for rank 0's summary or refusal; ``grace_s`` after it, end
+    the process (status 0: the trial's record is complete) unless the returned event was set first
+    (the follower's work ended by itself).
+
+    A follower's wait normally breaks when rank 0 exits. Over NCCL it may not: a follower inside a
+    collective that rank 0 never joined (its submission failed before the backward pass) waits for
+    the process group's timeout, 30 minutes, keeping its GPU. Torch's launcher on this machine
+    ends such ranks (:mod:`harness.core.ranks`); SLURM's tasks and a user's torchrun have nobody
+    to. Started once the process group exists, i.e. after rank 0 removed an earlier attempt's files.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        while not rank_0_ended(summary):
+            if done.wait(poll_s):
+                return
+        if done.wait(grace_s):
+            return
+        print(f"rank {rank}: rank 0 ended the trial {grace_s:g} s ago and this rank was still waiting for it: "
+              f"ending it (the record is rank 0's)", file=sys.stderr)
+        exit_now(0)
+
+    threading.Thread(target=watch, name="optbench-rank-0-watch", daemon=True).start()
+    return done
 
 
 def refusal_file(summary: Path) -> Path:

@@ -36,6 +36,7 @@ from harness.core import distributed
 from harness.core.distributed import (
     LOCAL_RANK,
     RANK,
+    STRAGGLER_GRACE_S,
     SUMMARY,
     TORCHRUN_RUN,
     WORLD_SIZE,
@@ -46,7 +47,6 @@ from harness.core.distributed import (
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
-STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
 def _wait(launcher: subprocess.Popen, summary: Path) -> int:
     """The launcher's exit status. Once rank 0 has written its summary (or refusal), the other
     ranks get :data:`STRAGGLER_GRACE_S` to end by themselves (their wait for rank 0 breaks when it
-    exits), then the launcher is told to end them."""
+    exits, or :func:`distributed.end_after_rank_0` ends them), then the launcher is told to end them
+    (a little later: a rank stuck where Python cannot run)."""
     rank_0_done: float | None = None
     while True:
         try:
@@ -172,7 +173,7 @@ def _wait(launcher: subprocess.Popen, summary: Path) -> int:
             pass
         if rank_0_done is None and rank_0_ended(summary):
             rank_0_done = time.monotonic()
-        if rank_0_done is not None and time.monotonic() - rank_0_done > STRAGGLER_GRACE_S:
+        if rank_0_done is not None and time.monotonic() - rank_0_done > STRAGGLER_GRACE_S + 5.0:
             launcher.terminate()  # torchrun passes SIGTERM on to its workers
             return _wait_or_kill(launcher, 60.0)
 
