@@ -106,6 +106,8 @@ def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, tmp_path: Pat
 
 
 ONE_RANK_NAN_SUBMISSION = """
+import time
+
 import torch
 import torch.distributed as dist
 
@@ -114,6 +116,11 @@ from submissions.sgd import SGD
 
 class OneRankNan(SGD):
     steps = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if dist.get_rank() == 1:
+            time.sleep(1.0)  # rank 1's construction is the slow one
 
     def update(self, batch, compute_loss):
         self.steps += 1
@@ -124,7 +131,8 @@ class OneRankNan(SGD):
 
 def test_a_non_finite_loss_of_one_rank_between_checks_is_divergence(tmp_path: Path) -> None:
     """With divergence_check_every=5, a follower's non-finite loss at step 3 (and a finite one at
-    step 5) counts at step 5, as rank 0's own would: every loss since the start counts, on each rank."""
+    step 5) counts at step 5, as rank 0's own would: every loss since the start counts, on each rank.
+    The follower's slow construction is in the charged time: the slowest rank's clock."""
     (tmp_path / "nan.py").write_text(ONE_RANK_NAN_SUBMISSION)
     (tmp_path / "nan.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
                                        .replace("name: sgd", "name: one_rank_nan"))
@@ -137,6 +145,8 @@ def test_a_non_finite_loss_of_one_rank_between_checks_is_divergence(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["status"], summary["steps"]) == ("diverged", 5), summary
+    # the charged time is the slowest rank's, its construction included, also for a trial that diverged
+    assert summary["submission_time_s"] >= 1.0, summary
     assert_no_rank_survives(results)
 
 

@@ -90,6 +90,8 @@ class InProcessTrainer:
             elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss), torch.ones((), dtype=bool))
             clock.restore(elapsed)
             stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
+        elif agreed:  # data parallel, ended between evaluations (diverged): the slowest clock too
+            clock.restore(max(clock.elapsed, agreed[-1]))
         return stop
 
     def state(self) -> dict[str, Any]:
