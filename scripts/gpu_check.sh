@@ -14,9 +14,11 @@
 #   cifar10-gpu-isolated isolation=process on CUDA (data and weights as CUDA IPC handles), eager
 #                       (auto does not compile there): its evaluations should match cifar10-gpu's
 #                       (same seed; that one ran compiled, so to bf16 tolerance)
-# `bash scripts/gpu_check.sh calibrate` instead runs `optbench calibrate` of gpt's gpu size
-# (AdamW's defaults: one search run and confirming seeds 1 and 2, each at most 150 s; it writes
-# the measured target, budget and hardware into configs/workload/gpt.yaml, copied to $OUT).
+# `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist]` instead runs `optbench calibrate`
+# of that workload's gpu size, gpt by default (AdamW's defaults: one search run and confirming seeds
+# 1 and 2, each at most 150 s; it writes the measured target, budget and hardware into
+# configs/workload/<workload>.yaml, copied to $OUT). One workload per run: each fills a device loan.
+# DATA_DIR: the data's folder (default workloads/data, which has gpt's and cifar10's, not Fashion-MNIST's).
 # Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
 # <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
 # differ only in compile or isolation share an identity, and would reuse the first one's record).
@@ -66,10 +68,15 @@ bench() {  # name, seconds, script, options...: a bench script's output in $OUT/
 }
 
 if [ "${1:-}" = calibrate ]; then
-    boxed calibrate "$BUDGET_S" "$PY" -m harness.cli calibrate workload=gpt workload.size=gpu device=cuda \
-        data_dir=workloads/data '~baselines.momentum' points=1 "confirm_seeds=[1,2]" max_run_s=150 budget_round_s=10 \
-        results="$OUT/calibration" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
-    cp configs/workload/gpt.yaml "$OUT/"  # with the measured figures written in
+    workload=${2:-gpt}
+    if [ ! -f "configs/workload/$workload.yaml" ]; then
+        echo "no workload '$workload' (configs/workload/$workload.yaml): use gpt, cifar10 or fashion_mnist" >&2
+        exit 2
+    fi
+    boxed calibrate "$BUDGET_S" "$PY" -m harness.cli calibrate workload="$workload" workload.size=gpu device=cuda \
+        data_dir="${DATA_DIR:-workloads/data}" '~baselines.momentum' points=1 "confirm_seeds=[1,2]" max_run_s=150 \
+        budget_round_s=10 results="$OUT/calibration" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
+    cp "configs/workload/$workload.yaml" "$OUT/"  # with the measured figures written in
     find workloads/calibration -newer "$OUT/env.txt" -exec cp -t "$OUT" {} +  # the raw figures
     echo "done: $OUT"
     exit 0
