@@ -151,3 +151,7 @@ def test_a_cuda_checkpoint_keeps_the_trial_s_gpu_generator_only(monkeypatch: pyt
     states[0] = torch.tensor([99], dtype=torch.uint8)  # rank 0 draws on after the checkpoint
     restore_rng(saved, torch.device("cuda", 1))  # rank 1 resumes: its GPU continues from where rank 0's was
     assert states[1].item() == 10 and states[0].item() == 99
+    restored: list = []  # a checkpoint made before: every GPU's list, put back as it was then
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    restore_rng({**saved, "cuda": [states[0], states[1]]}, torch.device("cuda", 1))
+    assert len(restored) == 1 and len(restored[0]) == 2

@@ -407,8 +407,8 @@ def test_ranks_started_by_slurm_are_the_trial_s_processes(smoke_cfg, results: Pa
     command = [sys.executable, "-m", "harness.cli", "trial", "workload=fashion_mnist", "workload.size=smoke",
                f"results={results}", "progress=false", "device=cpu", "nproc=2", *settings]
     # an earlier attempt of the same job (requeued: same job id) left its summary and a refusal
-    (tmp_path / "ddp-4242-summary.json").write_text('{"status": "stale"}')
-    (tmp_path / "ddp-4242-summary.error").write_text("an earlier attempt's refusal")
+    (tmp_path / "ddp-4242-0-summary.json").write_text('{"status": "stale"}')
+    (tmp_path / "ddp-4242-0-summary.error").write_text("an earlier attempt's refusal")
     tasks = [subprocess.Popen(command, env=slurm_env(rank, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for rank in (0, 1)]
     outputs = [task.communicate(timeout=120) for task in tasks]
@@ -419,8 +419,8 @@ def test_ranks_started_by_slurm_are_the_trial_s_processes(smoke_cfg, results: Pa
     assert_same_evaluations(Path(one["record_dir"]), Path(two["record_dir"]))
     assert read_json(Path(two["record_dir"]) / "manifest.json")["nproc"] == 2
     assert len(list(results.rglob("manifest.json"))) == 2  # rank 0 alone wrote the 2-process trial's record
-    assert json.loads((tmp_path / "ddp-4242-summary.json").read_text()) == two
-    assert not (tmp_path / "ddp-4242-summary.error").exists()
+    assert json.loads((tmp_path / "ddp-4242-0-summary.json").read_text()) == two
+    assert not (tmp_path / "ddp-4242-0-summary.error").exists()
 
 
 def test_ranks_started_by_torchrun_are_the_trial_s_processes(smoke_cfg, results: Path) -> None:
@@ -454,9 +454,12 @@ def test_a_job_of_one_task_starts_its_ranks_itself(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(os, "environ", slurm_env(1, tmp_path))
     task = slurm_task(2)
     assert (task.rank, task.local_rank, task.master) == (1, 1, "localhost") and 20000 <= task.port < 40000
-    assert task.summary == tmp_path / "ddp-4242-summary.json"
+    assert task.summary == tmp_path / "ddp-4242-0-summary.json"
     monkeypatch.setattr(os, "environ", {**slurm_env(0, tmp_path), "SLURM_NTASKS": "1"})
     assert slurm_task(2) is None  # one task: it starts both ranks on its node
+    monkeypatch.setattr(os, "environ", {**slurm_env(0, tmp_path), "SLURM_NTASKS": "3"})
+    with pytest.raises(UserError, match=r"This SLURM job has 3 tasks, but the trial runs nproc=2 processes"):
+        slurm_task(2)  # a task per process, or one: not a trial per task
     monkeypatch.setattr(os, "environ", {k: v for k, v in slurm_env(0, tmp_path).items() if k != "SUBMITIT_EXECUTOR"})
     assert slurm_task(2) is None  # an sbatch script's own shell (or salloc's) is no rank: no submitit task
 
@@ -471,7 +474,7 @@ def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatc
     two = [(Path("a"), 0), (Path("a"), 1), (Path("c"), 0)]
     assert data_parallel_overrides("slurm", [], two) == ["hydra.launcher.tasks_per_node=2"]
     assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=2"], two) == []  # the user's shape
-    assert data_parallel_overrides("slurm", ["+hydra.launcher.tasks_per_node=1"], two) == []
+    assert data_parallel_overrides("slurm", ["hydra.launcher.tasks_per_node=1"], two) == []  # one task starts both
     assert data_parallel_overrides("local", [], two) == []  # the ranks start on the job's machine
     assert data_parallel_overrides("slurm", [], [(Path("b"), 0)]) == []
     with pytest.raises(UserError, match=r"different numbers of processes \(nproc=\[1, 2\]\)"):
@@ -485,5 +488,8 @@ def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatc
                   ["hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=1"]):
         with pytest.raises(UserError, match=r"tasks, but each trial runs nproc=4 processes.*nodes x tasks_per_node"):
             data_parallel_overrides("slurm", shape, four)
-    with pytest.raises(UserError, match=r"hydra.launcher.nodes=two: a job's shape is whole numbers"):
+    with pytest.raises(UserError, match=r"launcher settings are not valid: hydra.launcher.nodes=two"):
         data_parallel_overrides("slurm", ["hydra.launcher.nodes=two"], four)
+    monkeypatch.setenv("NODES", "2")  # the shape as the launch resolves it: interpolations too
+    assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=${oc.env:NODES}"], four) == [
+        "hydra.launcher.tasks_per_node=2"]

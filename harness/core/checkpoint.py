@@ -60,9 +60,10 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     cuda = state.get("cuda")
     if cuda is not None and device.type == "cuda":
-        if isinstance(cuda, list | tuple):  # a checkpoint of every GPU's (before only the trial's was kept)
-            cuda = cuda[torch.cuda.current_device() if device.index is None else device.index]
-        torch.cuda.set_rng_state(cuda, device)
+        if isinstance(cuda, list | tuple):  # every GPU's, from before only the trial's was kept: as it was then
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            torch.cuda.set_rng_state(cuda, device)
 
 
 def _numpy_state() -> tuple[str, list[int], int, int, float]:

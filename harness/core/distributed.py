@@ -310,15 +310,20 @@ def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_
     the process group's timeout, 30 minutes, keeping its GPU. Torch's launcher on this machine
     ends such ranks (:mod:`harness.core.ranks`); SLURM's tasks and a user's torchrun have nobody
     to. Started once the process group exists, i.e. after rank 0 removed an earlier attempt's files.
+    Under SLURM the task so ended leaves submitit no result, so the launch counts that job as lost
+    although its record is complete (as it did when the task hung until the timeout).
     """
     done = threading.Event()
 
     def watch() -> None:
-        while not rank_0_ended(summary):
-            if done.wait(poll_s):
+        while True:
+            while not rank_0_ended(summary):
+                if done.wait(poll_s):
+                    return
+            if done.wait(grace_s):
                 return
-        if done.wait(grace_s):
-            return
+            if rank_0_ended(summary):  # still there (not a deleted file that a shared file system still showed)
+                break
         print(f"rank {rank}: rank 0 ended the trial {grace_s:g} s ago and this rank was still waiting for it: "
               f"ending it (the record is rank 0's)", file=sys.stderr)
         exit_now(0)

@@ -67,10 +67,10 @@ class InProcessTrainer:
 
     def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
         clock, progress, team = self.clock, self.progress, self.team
-        agreed: list[float] = []  # data parallel: the slowest rank's clock after this step
+        agreed: list[float] = []  # data parallel: the slowest rank's clock after the last step
 
         def due(step: int) -> bool:
-            now = agreed.pop() if agreed else clock.peek()
+            now = agreed[0] if agreed else clock.peek()
             if now > budget or now >= next_eval_s:
                 return True
             progress.tick(step, now)
@@ -78,7 +78,7 @@ class InProcessTrainer:
 
         def agree(diverged: bool) -> bool:  # data parallel: one exchange per step (core/distributed.py)
             diverged, now = team.agree(diverged, clock.peek())
-            agreed.append(now)
+            agreed[:] = [now]
             return diverged
 
         clock.resume()
@@ -90,8 +90,8 @@ class InProcessTrainer:
             elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss), torch.ones((), dtype=bool))
             clock.restore(elapsed)
             stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
-        elif agreed:  # data parallel, ended between evaluations (diverged): the slowest clock too
-            clock.restore(max(clock.elapsed, agreed[-1]))
+        elif agreed:  # data parallel, ended otherwise (diverged): the slowest clock too
+            clock.restore(max(clock.elapsed, agreed[0]))
         return stop
 
     def state(self) -> dict[str, Any]:

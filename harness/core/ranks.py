@@ -47,6 +47,9 @@ from harness.core.distributed import (
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
+# after rank 0's summary: the ranks end themselves after STRAGGLER_GRACE_S (distributed.end_after_rank_0);
+# torch's launcher is told to end those still there a little later (stuck where Python cannot run)
+LAUNCHER_GRACE_S = STRAGGLER_GRACE_S + 5.0
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,19 @@ def slurm_task(count: int) -> RankPlace | None:
 
     The ranks meet on the job's first node, at a port derived from the job id (20000-39999: two
     jobs on one node collide with a chance of 1 in 20,000)."""
-    if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_NTASKS") != str(count):
+    tasks = os.environ.get("SLURM_NTASKS")
+    if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks in (None, "1"):
         return None
+    if tasks != str(count):  # each task would start a whole trial of its own, racing for its lock
+        raise UserError(f"This SLURM job has {tasks} tasks, but the trial runs nproc={count} processes: give its job "
+                        f"{count} tasks (one per process) or 1 (it starts them all), e.g. "
+                        f"hydra.launcher.tasks_per_node={count}.")
     import submitit
 
     job = submitit.JobEnvironment()
     folder = Path(os.environ.get("OPTBENCH_JOB_DIR") or tempfile.gettempdir())
     return RankPlace(job.global_rank, job.local_rank, job.hostnames[0], 20000 + zlib.crc32(job.job_id.encode()) % 20000,
-                     folder / f"ddp-{job.job_id}-summary.json")
+                     folder / f"ddp-{job.job_id}-{os.environ.get('SLURM_RESTART_COUNT', '0')}-summary.json")
 
 
 def torchrun_rank(count: int) -> RankPlace | None:
@@ -162,9 +170,9 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
 
 def _wait(launcher: subprocess.Popen, summary: Path) -> int:
     """The launcher's exit status. Once rank 0 has written its summary (or refusal), the other
-    ranks get :data:`STRAGGLER_GRACE_S` to end by themselves (their wait for rank 0 breaks when it
-    exits, or :func:`distributed.end_after_rank_0` ends them), then the launcher is told to end them
-    (a little later: a rank stuck where Python cannot run)."""
+    ranks end by themselves (their wait for rank 0 breaks when it exits, or
+    :func:`distributed.end_after_rank_0` ends them); after :data:`LAUNCHER_GRACE_S` the launcher
+    is told to end those that remain."""
     rank_0_done: float | None = None
     while True:
         try:
@@ -173,7 +181,7 @@ def _wait(launcher: subprocess.Popen, summary: Path) -> int:
             pass
         if rank_0_done is None and rank_0_ended(summary):
             rank_0_done = time.monotonic()
-        if rank_0_done is not None and time.monotonic() - rank_0_done > STRAGGLER_GRACE_S + 5.0:
+        if rank_0_done is not None and time.monotonic() - rank_0_done > LAUNCHER_GRACE_S:
             launcher.terminate()  # torchrun passes SIGTERM on to its workers
             return _wait_or_kill(launcher, 60.0)
 

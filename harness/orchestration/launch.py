@@ -128,26 +128,34 @@ def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: lis
         raise UserError(f"These trials ask for different numbers of processes (nproc={sorted(counts)}); one SLURM "
                         f"job array has one shape. Tune them in separate commands.")
     count = counts.pop() if counts else 1
-    shape = {_key(item): item.partition("=")[2] for item in hydra_overrides if _key(item) in _SHAPE_KEYS}
-    if not shape:
-        return [] if count == 1 else [f"hydra.launcher.tasks_per_node={count}"]
-    try:
-        nodes, per_node = (int(shape.get(key, 1)) for key in _SHAPE_KEYS)
-    except ValueError:
-        raise UserError(f"{', '.join(f'{k}={v}' for k, v in shape.items())}: a job's shape is whole numbers "
-                        f"of nodes and tasks per node.") from None
-    if "hydra.launcher.tasks_per_node" not in shape and count % nodes == 0:
-        per_node = count // nodes  # nodes=2 for nproc=4: 2 tasks on each
-    if nodes * per_node not in (1, count):
-        raise UserError(f"A job of {nodes} node(s) x {per_node} task(s) per node is {nodes * per_node} tasks, but "
+    if count == 1:
+        return []
+    nodes, per_node = _launcher_shape(launcher, hydra_overrides)
+    if nodes < 1 or per_node < 1:
+        raise UserError(f"hydra.launcher.nodes={nodes}, tasks_per_node={per_node}: a job needs at least one of each.")
+    chosen = any(_key(item) == "hydra.launcher.tasks_per_node" for item in hydra_overrides)
+    wanted = per_node if chosen or count % nodes else count // nodes  # nodes=2 for nproc=4: 2 tasks on each
+    if nodes * wanted not in (1, count):
+        raise UserError(f"A job of {nodes} node(s) x {wanted} task(s) per node is {nodes * wanted} tasks, but "
                         f"each trial runs nproc={count} processes: a job needs one task per process "
                         f"(nodes x tasks_per_node = {count}) or a single task that starts them all. Change "
                         f"hydra.launcher.nodes / tasks_per_node, or nproc.")
-    return [] if "hydra.launcher.tasks_per_node" in shape or per_node == 1 else [
-        f"hydra.launcher.tasks_per_node={per_node}"]
+    return [] if wanted == per_node else [f"hydra.launcher.tasks_per_node={wanted}"]
 
 
-_SHAPE_KEYS = ("hydra.launcher.nodes", "hydra.launcher.tasks_per_node")  # in this order: nodes, tasks per node
+def _launcher_shape(launcher: str, hydra_overrides: list[str]) -> tuple[int, int]:
+    """The launcher's nodes and tasks per node as the launch resolves them: its preset, then the
+    command's overrides (interpolations included)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    try:
+        cfg = _hydra().compose_config("launch", _probe_overrides(launcher, hydra_overrides), run_mode=RunMode.MULTIRUN)
+        return int(cfg.hydra.launcher.nodes), int(cfg.hydra.launcher.tasks_per_node)
+    except Exception as error:
+        raise UserError(_settings_message(error, launcher, hydra_overrides)) from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def resolve_launcher(launcher: str, hydra_overrides: list[str]) -> str:
