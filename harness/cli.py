@@ -65,7 +65,8 @@ commands:
 trial settings (defaults in brackets):
   workload=NAME [fashion_mnist]     workload.size=smoke|mini|cpu|gpu [cpu] (each workload's: optbench list)
   workload.model=NAME               workload.sizes.<size>.precision=fp32|bf16 [the size's; bf16: autocast]
-  compile=auto|true|false [auto: CUDA gpu sizes] (torch.compile before the clock; charge_compile=true charges it)
+  compile=auto|true|false [auto: CUDA gpu sizes, one process, isolation=inprocess] (torch.compile before the
+    clock; charge_compile=true charges it)
   nproc=N [1] (one trial as N data-parallel processes; the batch size is the global one)
   submission=NAME [adamw]           submission.hparams.<name>=VALUE
   submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)

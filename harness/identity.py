@@ -18,18 +18,21 @@ def digest(value: Any, length: int = 12) -> str:
 
 def differences(recorded: dict[str, Any], ours: dict[str, Any], limit: int = 5) -> str:
     """The settings in which two nested configurations differ, as ``key: recorded -> ours`` (dotted
-    keys, at most ``limit`` of them, then how many more): what makes their digests differ."""
-    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
-        if not isinstance(value, dict):
-            return {prefix: value}
-        return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()} or {prefix: {}}
+    keys; values compared as :func:`digest` sees them, JSON text, so 1 and 1.0 differ): those both
+    hold first (the likely cause), then those only one holds; at most ``limit``, then how many more."""
+    def flat(value: Any, prefix: str = "") -> dict[str, str]:
+        if not isinstance(value, dict) or (not value and prefix):  # an empty mapping inside is a value
+            return {prefix.rstrip("."): json.dumps(value, sort_keys=True)}
+        return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()}
+
+    def shown(text: str | None) -> str:
+        return "(absent)" if text is None else text if len(text) <= 60 else text[:57] + "..."
 
     before, after = flat(recorded), flat(ours)
-    absent = object()
-    keys = sorted(k for k in before.keys() | after.keys() if before.get(k, absent) != after.get(k, absent))
-    shown = [f"{k.rstrip('.')}: {json.dumps(before.get(k, '(absent)'))} -> {json.dumps(after.get(k, '(absent)'))}"
-             for k in keys[:limit]]
-    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
+    keys = sorted((k for k in before.keys() | after.keys() if before.get(k) != after.get(k)),
+                  key=lambda k: (k not in before or k not in after, k))
+    lines = [f"{k}: {shown(before.get(k))} -> {shown(after.get(k))}" for k in keys[:limit]]
+    return "; ".join(lines) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def utc_timestamp(date_only: bool = False) -> str:

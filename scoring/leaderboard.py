@@ -106,6 +106,15 @@ def mixed_precisions(trials: pd.DataFrame) -> dict[str, list[str]]:
     return {workload: sorted(found) for workload, found in precisions.items() if len(found) > 1}
 
 
+def mixed_compile(trials: pd.DataFrame) -> list[str]:
+    """The workloads whose records include both compiled and eager trials (``compile=auto`` compiles
+    the gpu sizes' CUDA trials, not those of ``isolation=process`` or ``compile=false``)."""
+    if "compile" not in trials:
+        return []
+    settings = trials["compile"].fillna(False).astype(bool).groupby(workload_key(trials)).nunique()
+    return sorted(settings.index[settings > 1])
+
+
 def precision_marks(trials: pd.DataFrame, mixed: dict[str, list[str]]) -> dict[str, str]:
     """Per submission, where it was ranked among records of another precision in a precision not fp32:
     "bf16 on gpt-gpu" (a name needs no mark where its records are all fp32, the default)."""
@@ -289,6 +298,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
               f"timing)" for s, where in sorted(flags.suspect.items())]
     notes += [f"mix_precisions=true: records of {workload} trained in different precisions ({', '.join(found)}) are "
               f"ranked together; a name says where its records are not fp32" for workload, found in mixed.items()]
+    notes += [f"{workload} ranks compiled and eager trials together (torch.compile changes the step rate; the "
+              f"manifests' compile says which): compare its times within one setting"
+              for workload in mixed_compile(trials)]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "

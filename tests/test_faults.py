@@ -412,6 +412,16 @@ def test_a_closed_pipe_is_not_a_traceback() -> None:
     assert done.stdout.strip() and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
 
+def test_differences_lists_what_makes_two_digests_differ() -> None:
+    from harness.identity import differences
+
+    # as the digest sees values (1 and 1.0 differ), settings both hold before those one holds, long values cut
+    found = differences({"a": 1, "b": {"c": [1, 2]}, "z": 0}, {"a": 1.0, "b": {"c": [1, 2]}, "d": "x" * 80})
+    assert found == f'a: 1 -> 1.0; d: (absent) -> "{"x" * 56}...; z: 0 -> (absent)'
+    assert differences({"a": 1}, {"a": 1}) == ""
+    assert differences({f"k{i}": i for i in range(7)}, {}, limit=5).endswith("; and 2 more")
+
+
 def test_a_record_dir_of_another_configuration_names_the_setting_that_differs(smoke_cfg, tmp_path: Path) -> None:
     """A sweep's record folder holding another trial is left alone, and the error says what differs
     (from the recorded identity; from the whole config for a record made before it was stored)."""

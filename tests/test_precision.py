@@ -104,6 +104,9 @@ def test_the_leaderboard_refuses_to_mix_precisions_unless_told(smoke_cfg, result
                                         r".*mix_precisions=true"):
         build(trials, samples=0)
     assert build(trials, samples=0, mix_precisions=True).submissions == ["adamw"]
+    assert list(trials["compile"]) == [False, False]  # from the manifests
+    notes = build(trials.assign(compile=[True, False]), samples=0, mix_precisions=True).notes
+    assert any(n.startswith("fashion_mnist-smoke ranks compiled and eager trials together") for n in notes), notes
     assert build(trials[trials["precision"] == "bf16"], samples=0).submissions == ["adamw"]  # one precision: fine
     with pytest.raises(UserError, match="different precisions"):
         run_score([f"results={results}", "bootstrap=0", f"out={results.parent / 'board'}"])
