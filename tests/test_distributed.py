@@ -81,22 +81,28 @@ class Failing(SGD):
 """
 
 
+def two_process_trial(folder: Path, source: str, name: str, *settings: str,
+                      **env: str) -> subprocess.CompletedProcess:
+    """``optbench trial nproc=2`` on the smoke size of SGD's subclass ``name`` in ``source`` (written to
+    ``folder``, beside a config of its own), its records in ``folder/results``."""
+    (folder / "sub.py").write_text(source)
+    (folder / "sub.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
+                                     .replace("name: sgd", f"name: {name.lower()}"))
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "threads=1", "nproc=2",
+         "progress=false", "device=cpu", f"results={folder / 'results'}", f"submission={folder / 'sub.py'}:{name}",
+         *settings],
+        env={**os.environ, "PYTHONPATH": str(REPO), **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("failing", ["1", "0,1"])
 def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, tmp_path: Path) -> None:
     """A submission that raises in rank 1 alone, or in every rank: rank 0 records the trial as
     failed (torch's launcher, which ends every rank once one exits with an error, does not end
     rank 0 before that), the command exits 3 as for a one-process failure, and the failing rank's
     traceback is on stderr."""
-    (tmp_path / "failing.py").write_text(FAILING_SUBMISSION)
-    (tmp_path / "failing.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
-                                           .replace("name: sgd", "name: failing_sgd"))
     results = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "max_runtime_s=60",
-         "threads=1", "nproc=2", "progress=false", "device=cpu", f"results={results}",
-         f"submission={tmp_path / 'failing.py'}:Failing"],
-        env={**os.environ, "PYTHONPATH": str(REPO), "FAIL_RANKS": failing}, cwd=REPO, capture_output=True,
-        text=True, timeout=120)
+    done = two_process_trial(tmp_path, FAILING_SUBMISSION, "Failing", "max_runtime_s=60", FAIL_RANKS=failing)
     assert done.returncode == 3, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "failed"
     manifest = read_json(next(results.rglob("manifest.json")))
@@ -133,15 +139,9 @@ def test_a_non_finite_loss_of_one_rank_between_checks_is_divergence(tmp_path: Pa
     """With divergence_check_every=5, a follower's non-finite loss at step 3 (and a finite one at
     step 5) counts at step 5, as rank 0's own would: every loss since the start counts, on each rank.
     The follower's slow construction is in the charged time: the slowest rank's clock."""
-    (tmp_path / "nan.py").write_text(ONE_RANK_NAN_SUBMISSION)
-    (tmp_path / "nan.yaml").write_text((REPO / "configs" / "submission" / "sgd.yaml").read_text()
-                                       .replace("name: sgd", "name: one_rank_nan"))
     results = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "trial", "workload.size=smoke", UNREACHABLE, "max_steps=20",
-         "divergence_check_every=5", "threads=1", "nproc=2", "progress=false", "device=cpu", f"results={results}",
-         f"submission={tmp_path / 'nan.py'}:OneRankNan"],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = two_process_trial(tmp_path, ONE_RANK_NAN_SUBMISSION, "OneRankNan", "max_steps=20",
+                             "divergence_check_every=5")
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["status"], summary["steps"]) == ("diverged", 5), summary
