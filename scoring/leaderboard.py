@@ -98,11 +98,14 @@ def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None
                     f"or add mix_precisions=true to rank them together anyway.")
 
 
+def record_precisions(trials: pd.DataFrame) -> pd.Series:
+    """Each record's precision; fp32 where it says none (made before precisions existed)."""
+    return _column(trials, "precision").fillna("fp32").astype(str)
+
+
 def mixed_precisions(trials: pd.DataFrame) -> dict[str, list[str]]:
     """The workloads whose records were trained in more than one precision, with those precisions."""
-    if "precision" not in trials:
-        return {}
-    precisions = trials["precision"].fillna("fp32").astype(str).groupby(workload_key(trials)).unique()
+    precisions = record_precisions(trials).groupby(workload_key(trials)).unique()
     return {workload: sorted(found) for workload, found in precisions.items() if len(found) > 1}
 
 
@@ -122,7 +125,7 @@ def precision_marks(trials: pd.DataFrame, mixed: dict[str, list[str]]) -> dict[s
         return {}
     keys = workload_key(trials)
     chosen = keys.isin(list(mixed))
-    precision = trials["precision"].fillna("fp32").astype(str)[chosen]
+    precision = record_precisions(trials)[chosen]
     marks: dict[str, dict[str, list[str]]] = {}
     for (submission, workload), found in precision.groupby([trials["submission"][chosen], keys[chosen]]):
         label = "/".join(sorted(set(found)))
@@ -364,7 +367,7 @@ def workload_info(trials: pd.DataFrame, bests: pd.DataFrame, times: np.ndarray, 
             "budget_s": ", ".join(f"{t:g}" for t in _distinct(pd.to_numeric(_column(group, "max_runtime_s"),
                                                                                errors="coerce"))),
             "ruleset": ", ".join(map(str, _distinct(_column(group, "ruleset")))),
-            "precision": ", ".join(map(str, _distinct(_column(group, "precision").fillna("fp32")))),
+            "precision": ", ".join(_distinct(record_precisions(group))),
             "studies": _span(studies), "trials_per_study": _span(counts),
             "submissions": len(studies), "reached": int(finite.sum()),
             "fastest_s": float(times[fastest, j]) if fastest is not None else np.inf,
