@@ -15,6 +15,18 @@ from collections.abc import Iterator
 from typing import Any
 
 
+class SignalHandlerError(BaseException):
+    """A signal's own handler raised ``error``, an Exception (submitit's SIGUSR2 handler raises
+    ``UncompletedJobError`` once a job has timed out ``max_num_timeout`` times): carried as a
+    BaseException past the places that catch submission code's errors, so that it stops the trial
+    as an interrupt (its record resumable) instead of failing it; :func:`user_interrupts` raises
+    ``error`` itself again when it leaves."""
+
+    def __init__(self, error: Exception):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
 class UserInterrupts:
     """Tells a real interrupt (a signal arrived) from a ``KeyboardInterrupt``/``SystemExit`` raised by code."""
 
@@ -46,7 +58,10 @@ def user_interrupts() -> Iterator[UserInterrupts]:
 
     def noted(signum: int, frame: Any) -> Any:
         interrupts.signalled = signum
-        return previous[signum](signum, frame)
+        try:
+            return previous[signum](signum, frame)
+        except Exception as error:
+            raise SignalHandlerError(error) from error
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
         handler = signal.getsignal(signum)
@@ -55,6 +70,8 @@ def user_interrupts() -> Iterator[UserInterrupts]:
             signal.signal(signum, noted)
     try:
         yield interrupts
+    except SignalHandlerError as stopped:
+        raise stopped.error from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

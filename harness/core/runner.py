@@ -38,7 +38,7 @@ from harness.core.compile import compile_identity, compile_setting, trial_compil
 from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.inprocess import InProcessTrainer
-from harness.core.interrupts import UserInterrupts, user_interrupts
+from harness.core.interrupts import SignalHandlerError, UserInterrupts, user_interrupts
 from harness.core.isolation import ProcessTrainer, check_isolation
 from harness.core.precision import evaluation_precision, precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
@@ -252,7 +252,7 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
         try:
             summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress, resume,
                              setup_started, interrupts)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SignalHandlerError):
             progress.say(f"interrupted; the record so far is kept in {record.dir} (run the same command to resume)")
             raise
         except Exception:  # a bug outside submission code before the loop: still end the record honestly
