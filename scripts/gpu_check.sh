@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, for a machine lent for a short while: one run of at most
-# BUDGET_S seconds (default 570; each step is time-boxed and skipped when too little is left),
+# BUDGET_S seconds (default 570; each step is time-boxed and skipped when under 30 s are left),
 # most important first:
 #   env.txt             the GPU, driver and torch it has
-#   gpt-gpu             gpt's gpu size to nanoGPT's 1.47 validation loss with AdamW (bf16, compiled)
+#   gpt-gpu             gpt's gpu size to nanoGPT's 1.47 validation loss with AdamW (bf16, compiled;
+#                       at most its step_hint, 5000 steps: the schedule's learning rate is 0 after)
 #   cifar10-gpu         cifar10's gpu size to its target
 #   overhead-gpt.txt    the harness's step rate against a bare loop on gpt's gpu size (bench_overhead.py)
 #   syncs-gpt.txt       host synchronisations per training step, counted by torch (bench_syncs.py)
 #   syncs-cifar10.txt   the same for cifar10's gpu size (its augmentation draws on the host)
 #   gpt-gpu-*-500       gpt's step rate eager and compiled (submission_time_s at 500 steps)
+#   cifar10-gpu-*-300   isolation=process on CUDA (data and weights as CUDA IPC handles) against the
+#                       same 300 eager steps in process, evaluated every 100 steps: equal evaluations
 #   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
-#   cifar10-gpu-isolated isolation=process on CUDA (data and weights as CUDA IPC handles), eager
-#                       (auto does not compile there): its evaluations should match cifar10-gpu's
-#                       (same seed; that one ran compiled, so to bf16 tolerance)
 # `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist]` instead runs `optbench calibrate`
 # of that workload's gpu size, gpt by default (AdamW's defaults: one search run and confirming seeds
 # 1 and 2, each at most 150 s; it writes the measured target, budget and hardware into
@@ -22,14 +22,42 @@
 # Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
 # <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
 # differ only in compile or isolation share an identity, and would reuse the first one's record).
-# PYTHON=python3 by default.
+# At the end (or when stopped) $OUT is packed into ARCHIVE (default $OUT.tgz; checkpoints left
+# out), for a machine whose files come back a few at a time: e.g. `ARCHIVE=$OUT/gpu-check.tgz
+# OUT=/tmp/gpu-check bash scripts/gpu_check.sh` (ARCHIVE first: it reads the outer OUT).
+# DRY_RUN=1 prints each command instead of running it (no GPU needed; tests/test_gpu_check.py
+# composes every trial it would run).
+# PYTHON=python3 by default: scripts/setup.sh's .venv/bin/python, or a GPU node's own Python that
+# has PyTorch. On a node without network, WHEELS=DIR installs the rest first from the wheels that
+# `python scripts/offline_wheels.py DIR --have <its pip list>` collected on a machine with network.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-570}
+DATA=${DATA_DIR:-workloads/data}
+ARCHIVE=${ARCHIVE:-$OUT.tgz}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+exec 3>&1  # this script's own output, also where a function's output is redirected
+# the repository itself is importable without an install (the bench scripts run from scripts/)
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ -n "${WHEELS:-}" ]; then
+    site=${TMPDIR:-/tmp}/optbench-site
+    "$PY" -m pip install --quiet --no-index --no-deps --no-compile --upgrade --target "$site" "$WHEELS"/*.whl \
+        || { echo "WHEELS=$WHEELS: the wheels did not install (above)" >&2; exit 2; }
+    export PYTHONPATH="$PYTHONPATH:$site"
+fi
+if ! "$PY" -c "import harness.cli, scoring.leaderboard, torch
+assert torch.cuda.is_available() or '${DRY_RUN:-}', 'torch sees no CUDA GPU'"; then
+    echo "$PY cannot run optbench here (above): run scripts/setup.sh, or give PYTHON= a Python that has" \
+        "PyTorch and WHEELS= the rest (scripts/offline_wheels.py)" >&2
+    exit 2
+fi
+pack() {  # $OUT as one archive
+    tar czf "$ARCHIVE" --exclude='*.pt' --exclude="$(basename "$ARCHIVE")" -C "$(dirname "$OUT")" "$(basename "$OUT")"
+}
+trap pack EXIT
 {
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -44,6 +72,10 @@ left() {  # seconds of BUDGET_S left
 boxed() {  # name, seconds (at most), command...: run it time-boxed, or skip it when under 30 s are left
     local name=$1 seconds=$2
     shift 2
+    if [ -n "${DRY_RUN:-}" ]; then
+        echo "$name: $(printf '%q ' "$@")" >&3
+        return 0
+    fi
     if [ "$(left)" -lt 30 ]; then
         echo "$name: skipped, $(left) s of BUDGET_S left"
         return 1
@@ -56,7 +88,7 @@ trial() {  # name, seconds, overrides...
     shift 2
     local started=$SECONDS
     boxed "$name" "$seconds" "$PY" -m harness.cli trial device=cuda submission=adamw results="$OUT/results/$name" \
-        progress_interval_s=10 checkpoint_every_s=null data_dir=workloads/data "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
+        progress_interval_s=10 checkpoint_every_s=null data_dir="$DATA" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
     echo "$name: exit $? after $((SECONDS - started)) s wall: $(tail -c 600 "$OUT/$name.json")"
 }
 
@@ -74,24 +106,30 @@ if [ "${1:-}" = calibrate ]; then
         exit 2
     fi
     boxed calibrate "$BUDGET_S" "$PY" -m harness.cli calibrate workload="$workload" workload.size=gpu device=cuda \
-        data_dir="${DATA_DIR:-workloads/data}" '~baselines.momentum' points=1 "confirm_seeds=[1,2]" max_run_s=150 \
+        data_dir="$DATA" '~baselines.momentum' points=1 "confirm_seeds=[1,2]" max_run_s=150 \
         budget_round_s=10 results="$OUT/calibration" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
     cp "configs/workload/$workload.yaml" "$OUT/"  # with the measured figures written in
-    find workloads/calibration -newer "$OUT/env.txt" -exec cp -t "$OUT" {} +  # the raw figures
+    find workloads/calibration -type f -newer "$OUT/env.txt" -exec cp -t "$OUT" {} +  # the raw figures
     echo "done: $OUT"
     exit 0
 fi
 
 # the gpu sizes run in bf16 (their precision) and compiled before the clock (compile=auto on CUDA):
 # each summary's timing.compile_s is the compilation that was not charged
-trial gpt-gpu 270 workload=gpt workload.size=gpu
-trial cifar10-gpu 120 workload=cifar10 workload.size=gpu
-bench overhead-gpt 120 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
-bench syncs-gpt 60 scripts/bench_syncs.py workload=gpt size=gpu
-bench syncs-cifar10 60 scripts/bench_syncs.py workload=cifar10 size=gpu data_dir=workloads/data
+trial gpt-gpu 270 workload=gpt workload.size=gpu max_steps=5000
+trial cifar10-gpu 150 workload=cifar10 workload.size=gpu
+bench overhead-gpt 90 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
+bench syncs-gpt 45 scripts/bench_syncs.py workload=gpt size=gpu
+bench syncs-cifar10 45 scripts/bench_syncs.py workload=cifar10 size=gpu data_dir="$DATA"
 # the same gpt steps eager, for the step rate compilation buys (compare submission_time_s at 500 steps)
 trial gpt-gpu-eager-500 60 workload=gpt workload.size=gpu compile=false max_steps=500
 trial gpt-gpu-compiled-500 60 workload=gpt workload.size=gpu max_steps=500
+# isolation=process on CUDA against the same eager steps in process (auto does not compile an isolated
+# trial); evaluated by step, not by time, so that both evaluate the same weights
+fixed_steps=(workload=cifar10 workload.size=gpu compile=false max_steps=300 workload.sizes.gpu.eval_every_steps=100
+             workload.sizes.gpu.eval_period_s=null)
+trial cifar10-gpu-inprocess-300 60 "${fixed_steps[@]}"
+trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
 if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
     trial smoke-nproc2 60 workload.size=smoke nproc=2
@@ -99,5 +137,4 @@ fi
 if [ -n "${FASHION_MNIST:-}" ]; then
     bench overhead-fmnist 120 scripts/bench_overhead.py device=cuda data_dir="$FASHION_MNIST"
 fi
-trial cifar10-gpu-isolated 120 workload=cifar10 workload.size=gpu isolation=process
 echo "done: $OUT after $SECONDS s"

@@ -1,0 +1,58 @@
+"""scripts/gpu_check.sh runs once on a lent GPU: every trial and calibration it would start must be
+a valid command before it gets there (its DRY_RUN prints them; here each is composed)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config.compose import compose_config, split_overrides
+from harness.config.schema import CalibrateConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def dry_run(tmp_path: Path, *args: str) -> dict[str, list[str]]:
+    """Name -> the arguments after ``harness.cli`` of every command the script would run."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), *args], cwd=tmp_path,
+                          env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "out")},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commands = {}
+    for line in done.stdout.splitlines():
+        name, _, command = line.partition(": ")
+        words = shlex.split(command)
+        if words[:1] == [sys.executable]:
+            commands[name] = words[1:]
+    assert (tmp_path / "out.tgz").is_file()  # what comes back from a machine that returns few files
+    return commands
+
+
+def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
+    commands = dry_run(tmp_path)
+    trials = {name: words[3:] for name, words in commands.items() if words[:3] == ["-m", "harness.cli", "trial"]}
+    assert {"gpt-gpu", "cifar10-gpu", "cifar10-gpu-isolated-300"} <= trials.keys()
+    for name, overrides in trials.items():
+        cfg = compose_config("trial", overrides)
+        assert cfg.device == "cuda" and cfg.workload.size in ("gpu", "smoke"), name
+    gpt = compose_config("trial", trials["gpt-gpu"])
+    assert gpt.max_steps == gpt.workload.sizes.gpu.step_hint  # the schedule's learning rate is 0 after it
+    isolated = compose_config("trial", trials["cifar10-gpu-isolated-300"])
+    assert isolated.isolation == "process" and isolated.workload.sizes.gpu.eval_period_s is None
+    scripts = [words[0] for words in commands.values() if words[0].endswith(".py")]
+    assert scripts and all((REPO / script).is_file() for script in scripts)
+
+
+@pytest.mark.parametrize("workload", ["cifar10"])  # the command differs by the workload's name alone
+def test_the_calibration_it_would_run_composes(workload: str, tmp_path: Path) -> None:
+    words = dry_run(tmp_path, "calibrate", workload)["calibrate"]
+    assert words[:3] == ["-m", "harness.cli", "calibrate"]
+    own, trial_overrides = split_overrides(words[3:], CalibrateConfig)  # as `optbench calibrate` splits them
+    compose_config("calibrate", own)
+    trial = compose_config("trial", trial_overrides)
+    assert trial.workload.name == workload and trial.workload.size == "gpu" and trial.device == "cuda"
