@@ -127,6 +127,15 @@ def test_a_non_finite_loss_is_divergence_at_the_next_check_on_either_path(device
     assert (stop.step, stop.status) == (3, "diverged") and math.isnan(stop.loss)
 
 
+@pytest.mark.parametrize("device_flag", [False, True])
+def test_a_one_element_loss_of_any_shape_is_read_alike_on_either_path(device_flag: bool) -> None:
+    """The contract asks for a one-element tensor: shape (1,) or (1, 1) is one too, on the CUDA
+    path as on the CPU one (which reads it with .item())."""
+    losses = [torch.tensor([1.0]), torch.tensor([[2.0]]), torch.tensor([math.nan]), torch.tensor([1.0])]
+    assert runner_of(Scripted(losses[:2]), 1, device_flag).run(2, never) == Stop(2, "due", 2.0)
+    assert runner_of(Scripted(losses), 4, device_flag).run(10, never) == Stop(4, "diverged")
+
+
 class CountedReads(torch.Tensor):
     reads = 0
 

@@ -230,7 +230,7 @@ def follow(cfg: DictConfig) -> None:
         loss = submission.update(next(batches), compute_loss)
         step += 1
         if on_cuda:  # as rank 0's steps (harness/core/steps.py): every loss since the start counts
-            all_finite &= torch.isfinite(loss)
+            all_finite &= torch.isfinite(loss).all()
         elif not math.isfinite(loss.item()):
             all_finite.fill_(False)
         diverged = step % check_every == 0 and not all_finite.item()

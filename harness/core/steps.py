@@ -103,7 +103,7 @@ class StepRunner:
                             error_in="submission.update")
             self.step += 1
             if self.on_cuda:
-                self.all_finite &= torch.isfinite(loss)  # queued on the device: no synchronisation
+                self.all_finite &= torch.isfinite(loss).all()  # queued on the device (no synchronisation); any shape
             elif not math.isfinite(loss.item()):
                 self.all_finite.fill_(False)
             diverged = self.step % self.check_every == 0 and not self.all_finite.item()
