@@ -73,11 +73,21 @@ from submissions.sgd import SGD
 class Failing(SGD):
     steps = 0
 
+    def fails_here(self, where):
+        if self.steps == 30 and os.environ["FAIL_WHERE"] == where and \\
+                str(dist.get_rank()) in os.environ["FAIL_RANKS"].split(","):
+            raise RuntimeError(f"rank {dist.get_rank()} fails on purpose {where}")
+
     def update(self, batch, compute_loss):
         self.steps += 1
-        if self.steps == 30 and str(dist.get_rank()) in os.environ["FAIL_RANKS"].split(","):
-            raise RuntimeError(f"rank {dist.get_rank()} fails on purpose")
-        return super().update(batch, compute_loss)
+        self.fails_here("before its backward")
+        loss = super().update(batch, compute_loss)
+        self.fails_here("after its backward")
+        return loss
+
+    def prepare_for_eval(self):
+        self.fails_here("in prepare_for_eval")
+        super().prepare_for_eval()
 """
 
 
@@ -95,19 +105,30 @@ def two_process_trial(folder: Path, source: str, name: str, *settings: str,
         env={**os.environ, "PYTHONPATH": str(REPO), **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("failing", ["1", "0,1"])
-def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("failing", "where", "part"), [
+    ("1", "before its backward", "submission.update"),
+    ("0,1", "before its backward", "submission.update"),
+    ("1", "after its backward", "submission.update"),
+    ("1", "in prepare_for_eval", "submission.prepare_for_eval"),
+])
+def test_a_rank_s_failure_is_recorded_as_the_trial_s(failing: str, where: str, part: str, tmp_path: Path) -> None:
     """A submission that raises in rank 1 alone, or in every rank: rank 0 records the trial as
-    failed (torch's launcher, which ends every rank once one exits with an error, does not end
-    rank 0 before that), the command exits 3 as for a one-process failure, and the failing rank's
-    traceback is on stderr."""
+    failed in the part of the submission that raised, with the failing rank's traceback (torch's
+    launcher, which ends every rank once one exits with an error, does not end rank 0 before
+    that), and the command exits 3 as for a one-process failure. Rank 0 meets rank 1's failure
+    in another place each time: DDP's gradient exchange, the ranks' agreement after the step, or
+    the agreement at the evaluation."""
     results = tmp_path / "results"
-    done = two_process_trial(tmp_path, FAILING_SUBMISSION, "Failing", "max_runtime_s=60", FAIL_RANKS=failing)
+    done = two_process_trial(tmp_path, FAILING_SUBMISSION, "Failing", "max_runtime_s=60",
+                             "workload.sizes.smoke.eval_every_steps=30", FAIL_RANKS=failing, FAIL_WHERE=where)
     assert done.returncode == 3, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "failed"
-    manifest = read_json(next(results.rglob("manifest.json")))
-    assert manifest["status"] == "failed" and manifest["summary"]["steps"] == 29
-    assert "RuntimeError: rank 1 fails on purpose" in done.stderr
+    summary = read_json(next(results.rglob("manifest.json")))["summary"]
+    assert summary["status"] == "failed" and summary["error_in"] == part
+    assert summary["steps"] == (29 if where == "before its backward" else 30)
+    rank = failing.split(",")[0]
+    assert f"RuntimeError: rank {rank} fails on purpose {where}" in summary["error"]
+    assert f"RuntimeError: rank 1 fails on purpose {where}" in done.stderr
     assert_no_rank_survives(results)
 
 
@@ -151,20 +172,21 @@ def test_a_non_finite_loss_of_one_rank_between_checks_is_divergence(tmp_path: Pa
 
 
 def test_a_failed_rank_exits_0_under_torch_s_launcher(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture) -> None:
+                                                     capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     """torchrun ends every rank as soon as one exits with an error: a failed rank's status there
     must be 0, or rank 0 can be ended before it records the failure (a race the test above
     cannot force). Under SLURM (no torchrun) the status is 1: srun does not end the other tasks."""
     from harness.core.distributed import TORCHRUN_RUN, _failed_alone
 
     monkeypatch.setenv(TORCHRUN_RUN, "run")
-    try:
-        raise RuntimeError("on purpose")
-    except RuntimeError:
-        assert _failed_alone(1) == 0
-        monkeypatch.delenv(TORCHRUN_RUN)
-        assert _failed_alone(1) == 1
+    summary = tmp_path / "summary.json"
+    error = RuntimeError("on purpose")
+    assert _failed_alone(1, error, summary) == 0
+    monkeypatch.delenv(TORCHRUN_RUN)
+    assert _failed_alone(1, error, summary) == 1
     assert "rank 1 of the data-parallel trial stopped on the error below" in capsys.readouterr().err
+    told = json.loads((tmp_path / "summary.rank1").read_text())  # for rank 0's record
+    assert told["error_in"] == "harness" and "RuntimeError: on purpose" in told["error"]
 
 
 def test_a_workload_with_gradient_noise_trains_as_one_process(smoke_cfg) -> None:
@@ -493,3 +515,21 @@ def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NODES", "2")  # the shape as the launch resolves it: interpolations too
     assert data_parallel_overrides("slurm", ["hydra.launcher.nodes=${oc.env:NODES}"], four) == [
         "hydra.launcher.tasks_per_node=2"]
+
+
+def test_on_cuda_a_rank_that_left_has_its_queued_nccl_exchanges_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0's next device synchronisation would wait for an all-reduce with a rank that is gone
+    (NCCL's 30-minute timeout): the group is aborted first. gloo's exchanges end by themselves."""
+    import torch.distributed as dist
+
+    from harness.core.distributed import ProcessTeam
+
+    aborted: list[tuple] = []
+    monkeypatch.setattr(dist.distributed_c10d, "_abort_process_group", lambda *group: aborted.append(group))
+    team = object.__new__(ProcessTeam)  # no process group: only the device is read
+    team.rank, team.device = 0, torch.device("cpu")
+    team.abandon()
+    assert aborted == []
+    team.device = torch.device("cuda", 0)
+    team.abandon()
+    assert aborted == [()]

@@ -22,9 +22,9 @@ What makes N processes one trial, and the same trial as one process with the sam
   evaluates, logs and checkpoints while the others wait with their clocks paused, then all go on.
 - when rank 0 ends the trial at an evaluation the others cannot foresee (reached, pruned), they
   are waiting for it: its exit breaks their wait, and its summary file tells them it was the end
-  (the launcher ends any that remain). A failure in another rank ends that rank, which breaks
-  rank 0's next collective: rank 0 records the trial as failed, and that rank's traceback is on
-  stderr.
+  (the launcher ends any that remain). A failure in another rank ends that rank, which first
+  writes its traceback for rank 0 (:func:`failure_file`); its exit breaks rank 0's next
+  collective (:class:`RankLeft`), and rank 0 records the trial as failed with that traceback.
 
 docs/decisions.md, "Data-parallel trials", says what is not covered (BatchNorm statistics and
 dropout are per rank, as in DDP; torch.compile is not combined with it).
@@ -32,6 +32,7 @@ dropout are per rank, as in DDP; torch.compile is not combined with it).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import json
@@ -94,12 +95,24 @@ class Team:
     def go_on(self) -> None:
         """After rank 0's evaluation (and checkpoint): every rank resumes training together."""
 
+    def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
+        """Rank 0's failure (traceback, part) as the trial's: with the failure of another rank that
+        left the trial first, when one did (that rank's exit is what broke rank 0's wait)."""
+        return error, error_in
+
+    def abandon(self) -> None:
+        """Another rank left: end the exchanges still queued with it, so that nothing waits for them."""
+
+
+class RankLeft(RuntimeError):
+    """Another rank of the trial left it (failed, was killed) while this one waited for it."""
+
 
 class ProcessTeam(Team):
     """Rank ``rank`` of ``size`` processes in the default process group."""
 
-    def __init__(self, rank: int, size: int, device: torch.device):
-        self.rank, self.size, self.device = rank, size, device
+    def __init__(self, rank: int, size: int, device: torch.device, summary: Path):
+        self.rank, self.size, self.device, self.summary = rank, size, device, summary
         # host-side agreement on its own gloo group: on CUDA it never waits for the device
         self.host = dist.new_group(backend="gloo") if device.type == "cuda" else None
 
@@ -120,7 +133,8 @@ class ProcessTeam(Team):
 
     def agree(self, diverged: bool, now: float) -> tuple[bool, float]:
         state = torch.tensor([float(diverged), now], dtype=torch.float64)
-        dist.all_reduce(state, op=dist.ReduceOp.MAX, group=self.host)
+        with self._exchange("the agreement after a step"):
+            dist.all_reduce(state, op=dist.ReduceOp.MAX, group=self.host)
         return bool(state[0]), float(state[1])
 
     def at_eval(self, elapsed: float, loss: torch.Tensor,
@@ -128,15 +142,44 @@ class ProcessTeam(Team):
         value = float(loss.detach().float().item())
         worst = torch.tensor([elapsed, float(not bool(all_finite.item()) or not math.isfinite(value))],
                              dtype=torch.float64)
-        dist.all_reduce(worst, op=dist.ReduceOp.MAX, group=self.host)
         total = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.host)
+        with self._exchange("the agreement at an evaluation"):
+            dist.all_reduce(worst, op=dist.ReduceOp.MAX, group=self.host)
+            dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.host)
         mean = torch.tensor(float(total[0]) / self.size, dtype=loss.dtype, device=loss.device)
         finite = torch.tensor(not bool(worst[1]), device=all_finite.device)
         return float(worst[0]), mean, finite
 
     def go_on(self) -> None:
         dist.barrier(group=self.host)
+
+    def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
+        for rank in range(1, self.size):
+            failure = failure_file(self.summary, rank)
+            if failure.is_file():  # written before that rank left, so before rank 0's wait broke
+                theirs = json.loads(failure.read_text())
+                return (f"{error.rstrip()}\n\nRank {rank} of the data-parallel trial failed first, which ended the "
+                        f"wait above:\n{theirs['error']}", theirs["error_in"])
+        return error, error_in
+
+    def abandon(self) -> None:
+        if self.device.type == "cuda":  # NCCL: a queued all-reduce with a rank that left waits for the group's
+            try:  # 30-minute timeout, and the next device synchronisation with it; aborting ends it now
+                dist.distributed_c10d._abort_process_group()
+            except Exception as error:  # a torch without it (or a group already gone): the timeout then
+                print(f"rank {self.rank}: could not abort the NCCL group ({error})", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def _exchange(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except RuntimeError as error:  # gloo: "Connection closed by peer"
+            raise RankLeft(f"another rank left the data-parallel trial during {what}: {error}") from error
+
+
+def failure_file(summary: Path, rank: int) -> Path:
+    """Where rank ``rank`` (not 0) writes its own failure, for rank 0's record."""
+    return summary.with_suffix(f".rank{rank}")
 
 
 class DataParallelModel(nn.parallel.DistributedDataParallel):
@@ -206,7 +249,7 @@ def follow(cfg: DictConfig) -> None:
     model, info = model_and_info(workload, hparams.batch_size, seed)
     clock = SubmissionClock(device)
     clock.resume()  # the submission's construction is charged, as rank 0's (its clock is part of the slowest)
-    submission = build_submission(submission_cls, model, hparams, info, seed)
+    submission = _in_submission("submission.__init__", build_submission, submission_cls, model, hparams, info, seed)
     clock.pause()
     batches, compute_loss = training_stream(workload, team.wrap(model), hparams.batch_size, seed)
     batches = team.shard(batches, hparams.batch_size)
@@ -227,7 +270,7 @@ def follow(cfg: DictConfig) -> None:
     max_steps = cfg.max_steps or math.inf
     clock.resume()
     while True:  # the runner's loop (harness/core/runner.py: _train), less what only rank 0 does
-        loss = submission.update(next(batches), compute_loss)
+        loss = _in_submission("submission.update", submission.update, next(batches), compute_loss)
         step += 1
         if on_cuda:  # as rank 0's steps (harness/core/steps.py): every loss since the start counts
             all_finite &= torch.isfinite(loss).all()
@@ -241,13 +284,29 @@ def follow(cfg: DictConfig) -> None:
                     step % spec.eval_every_steps == 0) or now >= next_eval_s)
         if not eval_due:
             continue
-        submission.prepare_for_eval()
+        _in_submission("submission.prepare_for_eval", submission.prepare_for_eval)
         elapsed, loss, all_finite = team.at_eval(clock.pause(), loss, all_finite)
         if not (all_finite.item() and math.isfinite(loss.item())) or elapsed > budget or step >= max_steps:
             return  # rank 0 ends the trial here too
         next_eval_s = elapsed + (spec.eval_period_s or math.inf)
         team.go_on()  # rank 0 has evaluated; when it ended the trial instead, this raises (rank 0 is gone)
         clock.resume()
+
+
+class SubmissionFailed(Exception):
+    """Submission code raised in a follower, in ``part`` (as a record's ``error_in`` names it)."""
+
+    def __init__(self, part: str):
+        super().__init__(part)
+        self.part = part
+
+
+def _in_submission(part: str, call: Any, *args: Any) -> Any:
+    """``call(*args)``, submission code: what it raises says so (:class:`SubmissionFailed`)."""
+    try:
+        return call(*args)
+    except Exception as error:
+        raise SubmissionFailed(part) from error
 
 
 def main(argv: list[str]) -> int:
@@ -267,12 +326,13 @@ def main(argv: list[str]) -> int:
     device = torch.device("cpu" if str(cfg.device) in ("auto", "cpu") else str(cfg.device))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    if rank == 0:  # an earlier attempt's (a requeued job's): gone before any rank can read it, i.e. before
-        for stale in (summary, refusal_file(summary)):  # the group exists (its creation waits for
-            stale.unlink(missing_ok=True)  # every rank), so a rank that reads one reads this attempt's
+    if rank == 0:  # an earlier attempt's (a requeued job's): gone before any rank can read it, i.e. before the
+        # group exists (its creation waits for every rank), so a rank that reads one reads this attempt's
+        for stale in (summary, refusal_file(summary), *(failure_file(summary, r) for r in range(1, size))):
+            stale.unlink(missing_ok=True)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
-    _TEAM = ProcessTeam(rank, size, device)
+    _TEAM = ProcessTeam(rank, size, device, summary)
     followed = end_after_rank_0(rank, summary) if rank != 0 else threading.Event()
     try:
         if rank == 0:
@@ -287,7 +347,7 @@ def main(argv: list[str]) -> int:
                     raise
                 if isinstance(error, UserError):
                     return _refused_alone(rank, error)
-                return _failed_alone(rank)
+                return _failed_alone(rank, error, summary)
     except UserError as error:  # rank 0's refusal (another rank's is answered above)
         refusal_file(summary).write_text(str(error))
         return 0  # said in the file, which the launcher raises; the launcher's own status stays quiet
@@ -358,17 +418,25 @@ def _refused_alone(rank: int, error: UserError) -> int:
     return 0 if TORCHRUN_RUN in os.environ else 2
 
 
-def _failed_alone(rank: int) -> int:
-    """This rank's own failure (a rank other than 0): its traceback on stderr, and the exit status.
+def _failed_alone(rank: int, error: Exception, summary: Path) -> int:
+    """This rank's own failure (a rank other than 0): its traceback on stderr and in its
+    :func:`failure_file` (where rank 0 reads it for the record), and the exit status.
 
-    Its exit breaks rank 0's wait for it, and rank 0 records the trial as failed. Under torch's
+    Its exit breaks rank 0's wait for it, and rank 0 records the trial as failed, in the part of
+    the submission that raised here (``harness`` for anything else, which a rerun retries). Under torch's
     launcher the status is 0: torchrun ends every rank as soon as one exits with an error, which
     would end rank 0 before it has recorded anything (the trial would stay resumable and fail
     the same way each time). The failure is in the record and in the launching command's status.
     """
+    part = error.part if isinstance(error, SubmissionFailed) else "harness"
+    cause = error.__cause__ if isinstance(error, SubmissionFailed) and error.__cause__ is not None else error
+    told = "".join(traceback.format_exception(cause))
+    try:  # before this rank leaves: rank 0's wait breaks only then, and it finds the file
+        failure_file(summary, rank).write_text(json.dumps({"error": told, "error_in": part}))
+    except OSError as unwritten:
+        print(f"rank {rank}: could not tell rank 0 why it failed ({unwritten})", file=sys.stderr)
     print(f"rank {rank} of the data-parallel trial stopped on the error below; unless rank 0 ended the trial "
-          f"itself, it records the trial as failed:", file=sys.stderr)
-    traceback.print_exc()
+          f"itself, it records the trial as failed:\n{told}", file=sys.stderr, end="")
     return 0 if TORCHRUN_RUN in os.environ else 1
 
 

@@ -18,7 +18,7 @@ import torch
 from harness.core.checkpoint import capture_rng
 from harness.core.clock import SubmissionClock
 from harness.core.compile import compile_before_clock
-from harness.core.distributed import current_team
+from harness.core.distributed import RankLeft, current_team
 from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
@@ -84,10 +84,18 @@ class InProcessTrainer:
         clock.resume()
         try:
             stop = self._steps().run(stop_step, due, agree if team.size > 1 else None)
+        except RankLeft:  # data parallel: another rank failed after its step (runner.py's record says which)
+            team.abandon()  # before the clock's synchronisation, which would wait for the exchanges with it
+            stop = Stop(self._steps().step, "failed", error=traceback.format_exc(), error_in="harness")
         finally:
             clock.pause()  # synchronises the device
         if team.size > 1 and stop.status == "due":  # data parallel: the slowest clock, the mean loss
-            elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss), torch.ones((), dtype=bool))
+            try:
+                elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss),
+                                                     torch.ones((), dtype=bool))
+            except RankLeft:  # another rank failed in its preparation for the evaluation
+                team.abandon()
+                return Stop(stop.step, "failed", error=traceback.format_exc(), error_in="harness")
             clock.restore(elapsed)
             stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
         elif agreed:  # data parallel, ended otherwise (diverged): the slowest clock too

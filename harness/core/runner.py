@@ -504,6 +504,7 @@ def _summary(
     if stopped_by is not None:  # why a not_reached trial stopped: "budget" or "max_steps"
         summary["stopped_by"] = stopped_by
     if error is not None:
+        error, error_in = current_team().blame(error, error_in)  # data parallel: another rank's failure first
         summary["error"] = error
         summary["error_in"] = error_in
         last = error.strip().splitlines()[-1] if error.strip() else "Exception"
