@@ -164,3 +164,27 @@ def test_manifest_describes_the_trial(smoke_cfg) -> None:
         assert key in manifest, key
     assert manifest["seed"] == 3 and manifest["hparams"]["lr"] == pytest.approx(2e-3)
     assert manifest["versions"]["torch"] and manifest["device"]["type"] == "cpu"
+
+
+def test_a_submission_s_python_and_numpy_draws_come_from_the_trial_s_seed() -> None:
+    """The ranks of a data-parallel trial build their submissions alike: Python's and NumPy's
+    global generators are seeded with torch's, or a submission drawing from them (a random
+    learning-rate jitter, say) would train each replica differently, unseen by DDP."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from harness.core.parts import build_submission
+
+    class Draws:
+        def __init__(self, model, hparams, info):
+            self.drawn = (random.random(), float(np.random.rand()), float(torch.rand(())))
+
+    random.seed(1)
+    np.random.seed(1)
+    first = build_submission(Draws, None, None, None, 7).drawn
+    random.seed(2)  # what ran before differs, as it does between two processes
+    np.random.seed(2)
+    assert build_submission(Draws, None, None, None, 7).drawn == first
+    assert build_submission(Draws, None, None, None, 8).drawn[:2] != first[:2]

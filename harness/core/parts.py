@@ -8,10 +8,12 @@ trajectories`` and ``optbench check``: each of them measures what a trial would 
 
 from __future__ import annotations
 
+import random
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy
 import torch
 import torch._dynamo  # torch.optim imports it when the first optimizer is built: 1.3-2.7 s the clock would
 from torch import nn  # charge to the submission's construction, imported here before the clock starts
@@ -30,8 +32,12 @@ def model_and_info(workload: Workload, batch_size: int, seed: int) -> tuple[nn.M
 
 def build_submission(submission_cls: type[Submission], model: nn.Module, hparams: TrainingHparams,
                      info: WorkloadInfo, seed: int) -> Submission:
-    """The submission, constructed after seeding torch with ``seed`` (dropout, stochastic optimizers)."""
+    """The submission, constructed after seeding torch with ``seed`` (dropout, stochastic optimizers),
+    and Python's and NumPy's global generators with it too: a submission may draw from them, and the
+    ranks of a data-parallel trial must draw alike (a checkpoint keeps all three: core/checkpoint.py)."""
     torch.manual_seed(seed)
+    random.seed(seed)
+    numpy.random.seed(seed % 2**32)
     return submission_cls(model, hparams, info)
 
 
