@@ -296,6 +296,26 @@ def test_a_follower_stuck_after_rank_0_ended_the_trial_ends_itself(tmp_path: Pat
     assert (finished.returncode, finished.stdout) == (3, "alive\n"), finished.stderr
 
 
+def test_a_slurm_task_that_ends_itself_leaves_submitit_its_result(tmp_path: Path) -> None:
+    """Else the launch, waiting on every task of the job, counts the job as lost and stops
+    waiting for the sweep's other jobs. Read back as the launch reads it: by submitit."""
+    import submitit
+
+    summary, folder = tmp_path / "summary.json", tmp_path / "submitit"
+    summary.write_text("{}")  # rank 0 ended the trial
+    folder.mkdir()
+    script = ("import time\nfrom pathlib import Path\nfrom harness.core import distributed, ranks\n"
+              "words = ranks._submitit_result(ranks.follower_result(1, 0))\n"
+              f"distributed.end_after_rank_0(1, Path({str(summary)!r}), grace_s=0.2, poll_s=0.05, last_words=words)\n"
+              "time.sleep(60)\n")
+    env = {**slurm_env(1, tmp_path), "SUBMITIT_FOLDER": str(folder)}
+    ended = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert ended.returncode == 0 and (folder / "4242_1_result.pkl").is_file(), ended.stderr
+    assert submitit.SlurmJob(folder, "4242", tasks=(0, 1)).task(1).result() == {"status": "rank", "rank": 1,
+                                                                               "exit_status": 0}
+
+
 def test_what_cannot_run_is_refused_before_any_rank_starts(smoke_cfg, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(subprocess, "Popen", None)  # starting torch's launcher would fail the test
     with pytest.raises(UserError, match=r"batch_size=30 does not split evenly over nproc=4"):
@@ -475,7 +495,7 @@ def test_a_job_of_one_task_starts_its_ranks_itself(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(os, "environ", slurm_env(1, tmp_path))
     task = slurm_task(2)
-    assert (task.rank, task.local_rank, task.master) == (1, 1, "localhost") and 20000 <= task.port < 40000
+    assert (task.rank, task.local_rank, task.master) == (1, 1, "localhost") and 20000 <= task.port < 32768
     assert task.summary == tmp_path / "ddp-4242-0-summary.json"
     monkeypatch.setattr(os, "environ", {**slurm_env(0, tmp_path), "SLURM_NTASKS": "1"})
     assert slurm_task(2) is None  # one task: it starts both ranks on its node

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,9 +309,11 @@ def _in_submission(part: str, call: Any, *args: Any) -> Any:
         raise SubmissionFailed(part) from error
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], last_words: Callable[[], None] | None = None) -> int:
     """A rank: join the process group, run rank 0's trial or follow it. ``argv[0]`` is the
-    trial's configuration (JSON); the rank's place is in torch's variables (:data:`RANK`, ...)."""
+    trial's configuration (JSON); the rank's place is in torch's variables (:data:`RANK`, ...).
+    ``last_words``: what a follower that :func:`end_after_rank_0` ends does first (under SLURM,
+    leave submitit this task's result)."""
     from harness.core.runner import run_trial  # it imports this module
 
     global _TEAM
@@ -333,7 +335,7 @@ def main(argv: list[str]) -> int:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
     _TEAM = ProcessTeam(rank, size, device, summary)
-    followed = end_after_rank_0(rank, summary) if rank != 0 else threading.Event()
+    followed = end_after_rank_0(rank, summary, last_words=last_words) if rank != 0 else threading.Event()
     try:
         if rank == 0:
             summary.write_text(json.dumps(run_trial(cfg)))
@@ -360,18 +362,18 @@ def main(argv: list[str]) -> int:
 
 
 def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_S,
-                     poll_s: float = 0.5) -> threading.Event:
+                     poll_s: float = 0.5, last_words: Callable[[], None] | None = None) -> threading.Event:
     """Watch, beside this follower's work, for rank 0's summary or refusal; ``grace_s`` after it, end
-    the process (status 0: the trial's record is complete) unless the returned event was set first
-    (the follower's work ended by itself).
+    the process (status 0: the trial's record is complete; ``last_words`` first) unless the returned
+    event was set first (the follower's work ended by itself).
 
     A follower's wait normally breaks when rank 0 exits. Over NCCL it may not: a follower inside a
     collective that rank 0 never joined (its submission failed before the backward pass) waits for
     the process group's timeout, 30 minutes, keeping its GPU. Torch's launcher on this machine
     ends such ranks (:mod:`harness.core.ranks`); SLURM's tasks and a user's torchrun have nobody
     to. Started once the process group exists, i.e. after rank 0 removed an earlier attempt's files.
-    Under SLURM the task so ended leaves submitit no result, so the launch counts that job as lost
-    although its record is complete (as it did when the task hung until the timeout).
+    Under SLURM ``last_words`` leaves submitit the task's result (harness.core.ranks): without one
+    the launch would count the job as lost, and stop waiting for the sweep's other jobs.
     """
     done = threading.Event()
 
@@ -386,6 +388,11 @@ def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_
                 break
         print(f"rank {rank}: rank 0 ended the trial {grace_s:g} s ago and this rank was still waiting for it: "
               f"ending it (the record is rank 0's)", file=sys.stderr)
+        if last_words is not None:
+            try:
+                last_words()
+            except Exception as error:
+                print(f"rank {rank}: {error}", file=sys.stderr)
         exit_now(0)
 
     threading.Thread(target=watch, name="optbench-rank-0-watch", daemon=True).start()

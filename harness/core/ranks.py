@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 # after rank 0's summary: the ranks end themselves after STRAGGLER_GRACE_S (distributed.end_after_rank_0);
 # torch's launcher is told to end those still there a little later (stuck where Python cannot run)
 LAUNCHER_GRACE_S = STRAGGLER_GRACE_S + 5.0
+RENDEZVOUS_PORTS = range(20000, 32768)  # a SLURM job's ranks meet at one of these (slurm_task)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def slurm_task(count: int) -> RankPlace | None:
     started the ranks, on one node or several, so none is started here. None anywhere else (a
     lone process, a job of one task: :func:`launch` then starts the ranks on this machine).
 
-    The ranks meet on the job's first node, at a port derived from the job id (20000-39999: two
-    jobs on one node collide with a chance of 1 in 20,000)."""
+    The ranks meet on the job's first node, at a port derived from the job id, below Linux's
+    ephemeral ports (32768 and up, where the system's own connections may hold one): in
+    :data:`RENDEZVOUS_PORTS`, two jobs on one node collide with a chance of 1 in 12,768."""
     tasks = os.environ.get("SLURM_NTASKS")
     if count < 2 or os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks in (None, "1"):
         return None
@@ -102,7 +105,8 @@ def slurm_task(count: int) -> RankPlace | None:
 
     job = submitit.JobEnvironment()
     folder = Path(os.environ.get("OPTBENCH_JOB_DIR") or tempfile.gettempdir())
-    return RankPlace(job.global_rank, job.local_rank, job.hostnames[0], 20000 + zlib.crc32(job.job_id.encode()) % 20000,
+    port = RENDEZVOUS_PORTS[zlib.crc32(job.job_id.encode()) % len(RENDEZVOUS_PORTS)]
+    return RankPlace(job.global_rank, job.local_rank, job.hostnames[0], port,
                      folder / f"ddp-{job.job_id}-{os.environ.get('SLURM_RESTART_COUNT', '0')}-summary.json")
 
 
@@ -128,13 +132,37 @@ def torchrun_rank(count: int) -> RankPlace | None:
 
 def _run_as_rank(cfg: DictConfig, count: int, place: RankPlace) -> dict[str, Any]:
     """Rank ``place.rank`` of the trial, in this process; rank 0's summary, or for another rank a
-    line saying which it was (submitit returns task 0's result, torchrun prints every rank's)."""
+    line saying which it was (:func:`follower_result`; submitit returns task 0's result, torchrun
+    prints every rank's)."""
     os.environ.update({RANK: str(place.rank), WORLD_SIZE: str(count), LOCAL_RANK: str(place.local_rank),
                        SUMMARY: str(place.summary), "MASTER_ADDR": place.master, "MASTER_PORT": str(place.port)})
-    status = distributed.main([json.dumps(to_plain(cfg))])
+    under_submitit = os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+    last_words = _submitit_result(follower_result(place.rank, 0)) if under_submitit and place.rank else None
+    status = distributed.main([json.dumps(to_plain(cfg))], last_words)
     if place.rank != 0:
-        return {"status": "rank", "rank": place.rank, "exit_status": status}
+        return follower_result(place.rank, status)
     return rank_0_summary(place.summary, status, "its messages are in the job's log")
+
+
+def follower_result(rank: int, status: int) -> dict[str, Any]:
+    """What a rank other than 0 returns as its task's result: which rank it was, its status."""
+    return {"status": "rank", "rank": rank, "exit_status": status}
+
+
+def _submitit_result(result: dict[str, Any]) -> Callable[[], None]:
+    """Write ``result`` as this submitit task's result, as submitit does when the task function
+    returns: for a follower that ends itself instead (:func:`distributed.end_after_rank_0`).
+    Without it, the launch waiting on the job's tasks counts the job as lost and stops waiting for
+    the sweep's other jobs."""
+
+    def write() -> None:
+        import submitit
+        from submitit.core import utils
+
+        with utils.temporary_save_path(submitit.JobEnvironment().paths.result_pickle) as temporary:
+            utils.cloudpickle_dump(("success", result), temporary)
+
+    return write
 
 
 def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
