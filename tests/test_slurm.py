@@ -148,6 +148,12 @@ LONG_TRIAL = [*SMOKE, "submission=adamw", "workload.sizes.smoke.target=2.0", "ma
               "studies=1", "trials=1"]
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """LONG_TRIAL run uninterrupted in this process: what a requeued or preempted run must equal."""
+    return run_tune([*LONG_TRIAL, f"results={tmp_path_factory.mktemp('reference')}"], log=print)
+
+
 def launch_in_background(results: Path, *extra: str) -> threading.Thread:
     launcher = threading.Thread(target=lambda: run_tune(
         [*LONG_TRIAL, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.partition=low", *extra],
@@ -195,10 +201,9 @@ def assert_resumed_like(record_dir: Path, reference: dict) -> dict:
     return final
 
 
-def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, tmp_path: Path) -> None:
+def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, reference: dict, tmp_path: Path) -> None:
     """`scontrol requeue` mid-run: the job restarts, resumes from the checkpoint and ends with the
     same evaluations (hence the same steps-to-target) as an uninterrupted run of the same trial."""
-    reference = run_tune([*LONG_TRIAL, f"results={tmp_path / 'ref'}"], log=print)
     results = tmp_path / "requeued"
     launcher = launch_in_background(results, "hydra.launcher.timeout_min=10")
     record_dir, job_id = checkpointed_trial(results, launcher)
@@ -210,10 +215,10 @@ def test_requeued_trial_resumes_from_its_checkpoint(cluster: Path, tmp_path: Pat
     assert final["attempts"][1]["slurm"]["restart_count"] == "1"
 
 
-def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path, tmp_path: Path) -> None:
+def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path, reference: dict,
+                                                                   tmp_path: Path) -> None:
     """A higher-priority job preempts the trial (partition `low`, PreemptMode=REQUEUE with the user
     signal): submitit catches USR2, the job is requeued and resumes from the trial's checkpoint."""
-    reference = run_tune([*LONG_TRIAL, f"results={tmp_path / 'ref'}"], log=print)
     results = tmp_path / "preempted"
     launcher = launch_in_background(results, "hydra.launcher.timeout_min=30", "hydra.launcher.cpus_per_task=2")
     record_dir, job_id = checkpointed_trial(results, launcher)
