@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     have = packages_in(args.have) if args.have else {}
     args.dest.mkdir(parents=True, exist_ok=True)
     wanted = needed(args.python_version, have)
+    if "numpy" in wanted and have.get("numpy"):
+        print(f"note: the target's numpy {have['numpy']} is not one optbench admits, and the wheel collected here "
+              f"comes first on its path: its own compiled packages built for that numpy (scipy, pandas, ...) may "
+              f"then fail to import; install optbench's numpy range there instead if they do.", file=sys.stderr)
     total = 0
     for name, version in sorted(wanted.items()):
         wheel = fetch(name, version, args.dest, args.python_version)

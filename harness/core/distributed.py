@@ -58,6 +58,7 @@ from harness.config.schema import TrialConfig
 from harness.core.checkpoint import load_checkpoint, restore_rng
 from harness.core.clock import SubmissionClock
 from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.records import write_atomic
 from harness.errors import UserError
 from harness.exits import exit_now
 from harness.workload import Batch
@@ -154,20 +155,27 @@ class ProcessTeam(Team):
         dist.barrier(group=self.host)
 
     def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
+        told = []  # each written before its rank left, so before rank 0's wait for it broke
         for rank in range(1, self.size):
-            failure = failure_file(self.summary, rank)
-            if failure.is_file():  # written before that rank left, so before rank 0's wait broke
-                theirs = json.loads(failure.read_text())
-                return (f"{error.rstrip()}\n\nRank {rank} of the data-parallel trial failed first, which ended the "
-                        f"wait above:\n{theirs['error']}", theirs["error_in"])
-        return error, error_in
+            try:
+                told.append((json.loads(failure_file(self.summary, rank).read_text()), rank))
+            except (OSError, ValueError):  # none (or unreadable): that rank did not fail on its own
+                continue
+        if not told:
+            return error, error_in
+        # the first to fail: its leaving broke the others' waits (with 3 ranks or more, theirs too)
+        theirs, rank = min(told, key=lambda pair: (pair[0].get("at", 0.0), pair[1]))
+        return (f"{error.rstrip()}\n\nRank {rank} of the data-parallel trial failed first, which ended the wait "
+                f"above:\n{theirs['error']}", theirs["error_in"])
 
     def abandon(self) -> None:
-        if self.device.type == "cuda":  # NCCL: a queued all-reduce with a rank that left waits for the group's
-            try:  # 30-minute timeout, and the next device synchronisation with it; aborting ends it now
-                dist.distributed_c10d._abort_process_group()
-            except Exception as error:  # a torch without it (or a group already gone): the timeout then
-                print(f"rank {self.rank}: could not abort the NCCL group ({error})", file=sys.stderr)
+        # NCCL: a queued all-reduce with a rank that left waits for the group's 30-minute timeout, and
+        # the next device synchronisation with it; aborting the groups ends it now. gloo's exchanges
+        # ended already; aborting them too keeps one path, the one the CPU tests run.
+        try:
+            dist.distributed_c10d._abort_process_group()
+        except Exception as error:  # a torch without it (or a group already gone): the timeout then
+            print(f"rank {self.rank}: could not abort the process group ({error})", file=sys.stderr)
 
     @contextlib.contextmanager
     def _exchange(self, what: str) -> Iterator[None]:
@@ -335,7 +343,7 @@ def main(argv: list[str], last_words: Callable[[], None] | None = None) -> int:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
                             timeout=datetime.timedelta(minutes=30))
     _TEAM = ProcessTeam(rank, size, device, summary)
-    followed = end_after_rank_0(rank, summary, last_words=last_words) if rank != 0 else threading.Event()
+    followed = end_after_rank_0(rank, summary, last_words=last_words) if rank != 0 else FollowerWatch()
     try:
         if rank == 0:
             summary.write_text(json.dumps(run_trial(cfg)))
@@ -356,13 +364,14 @@ def main(argv: list[str], last_words: Callable[[], None] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C, passed on by the launcher: rank 0 has kept the record and said so
         return 130
     finally:  # the group's threads ended here, not by the interpreter's exit (which can abort the process)
-        dist.destroy_process_group()
+        if dist.is_initialized():  # not when rank 0 aborted the groups (Team.abandon)
+            dist.destroy_process_group()
         followed.set()  # ended by itself: the watch is over (a rank run inside another program goes on)
     return 0
 
 
 def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_S,
-                     poll_s: float = 0.5, last_words: Callable[[], None] | None = None) -> threading.Event:
+                     poll_s: float = 0.5, last_words: Callable[[], None] | None = None) -> FollowerWatch:
     """Watch, beside this follower's work, for rank 0's summary or refusal; ``grace_s`` after it, end
     the process (status 0: the trial's record is complete; ``last_words`` first) unless the returned
     event was set first (the follower's work ended by itself).
@@ -375,28 +384,45 @@ def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_
     Under SLURM ``last_words`` leaves submitit the task's result (harness.core.ranks): without one
     the launch would count the job as lost, and stop waiting for the sweep's other jobs.
     """
-    done = threading.Event()
+    done = FollowerWatch()
 
     def watch() -> None:
         while True:
             while not rank_0_ended(summary):
-                if done.wait(poll_s):
+                if done.ended.wait(poll_s):
                     return
-            if done.wait(grace_s):
+            if done.ended.wait(grace_s):
                 return
             if rank_0_ended(summary):  # still there (not a deleted file that a shared file system still showed)
                 break
-        print(f"rank {rank}: rank 0 ended the trial {grace_s:g} s ago and this rank was still waiting for it: "
-              f"ending it (the record is rank 0's)", file=sys.stderr)
-        if last_words is not None:
-            try:
-                last_words()
-            except Exception as error:
-                print(f"rank {rank}: {error}", file=sys.stderr)
-        exit_now(0)
+        with done.deciding:  # the follower's own end cannot come between (it would write submitit's result too)
+            if done.ended.is_set():
+                return
+            print(f"rank {rank}: rank 0 ended the trial {grace_s:g} s ago and this rank was still waiting for it: "
+                  f"ending it (the record is rank 0's)", file=sys.stderr)
+            if last_words is not None:
+                try:
+                    last_words()
+                except Exception as error:
+                    print(f"rank {rank}: {error}", file=sys.stderr)
+            exit_now(0)
 
     threading.Thread(target=watch, name="optbench-rank-0-watch", daemon=True).start()
     return done
+
+
+class FollowerWatch:
+    """:func:`end_after_rank_0`'s watch: :meth:`set` says the follower's work ended by itself. A
+    watch that is ending the process holds ``deciding`` until it is gone, so a follower that ends
+    at that moment waits there instead of also finishing (its task's result written twice)."""
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+        self.deciding = threading.Lock()
+
+    def set(self) -> None:
+        with self.deciding:
+            self.ended.set()
 
 
 def refusal_file(summary: Path) -> Path:
@@ -439,7 +465,8 @@ def _failed_alone(rank: int, error: Exception, summary: Path) -> int:
     cause = error.__cause__ if isinstance(error, SubmissionFailed) and error.__cause__ is not None else error
     told = "".join(traceback.format_exception(cause))
     try:  # before this rank leaves: rank 0's wait breaks only then, and it finds the file
-        failure_file(summary, rank).write_text(json.dumps({"error": told, "error_in": part}))
+        write_atomic(failure_file(summary, rank),
+                     json.dumps({"error": told, "error_in": part, "at": time.time()}).encode())
     except OSError as unwritten:
         print(f"rank {rank}: could not tell rank 0 why it failed ({unwritten})", file=sys.stderr)
     print(f"rank {rank} of the data-parallel trial stopped on the error below; unless rank 0 ended the trial "
