@@ -157,15 +157,15 @@ def test_compiled_dropout_draws_the_eager_masks() -> None:
     assert all(torch.allclose(a.grad, b.grad) for a, b in zip(compiled.parameters(), eager.parameters(), strict=True))
 
 
-def test_charge_compile_compiles_under_the_clock(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_charge_compile_compiles_under_the_clock(smoke_cfg) -> None:
     _inductor_or_skip()
-    # compiled for real each time: with the kernels of earlier tests in inductor's caches both warm-ups
-    # take a fraction of a second, and the comparison below is noise (it once failed at 0.093 vs 0.098 s)
-    monkeypatch.setattr(torch._inductor.config, "force_disable_caches", True)
     settings = (UNREACHABLE, "max_steps=10", "workload.sizes.smoke.eval_every_steps=10", "threads=1")
     torch._dynamo.reset()  # both compile from scratch (the runner resets it itself for charge_compile)
-    free = run_trial(smoke_cfg(*settings, "compile=true"))
-    charged = run_trial(smoke_cfg(*settings, "compile=true", "charge_compile=true"))
+    # compiled for real each time: with the kernels of earlier tests in inductor's caches both warm-ups
+    # take a fraction of a second, and the comparison below is noise (it once failed at 0.093 vs 0.098 s)
+    with torch._inductor.config.patch(force_disable_caches=True):
+        free = run_trial(smoke_cfg(*settings, "compile=true"))
+        charged = run_trial(smoke_cfg(*settings, "compile=true", "charge_compile=true"))
     assert charged["record_dir"] != free["record_dir"]
     assert json.loads((Path(charged["record_dir"]) / "manifest.json").read_text())["charge_compile"] is True
     assert charged["timing"]["compile_s"] == 0 and free["timing"]["compile_s"] > 0
