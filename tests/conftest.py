@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         limits = [limit for marker, limit in MARKER_TIMEOUTS_S.items() if item.get_closest_marker(marker)]
         if limits:
             item.add_marker(pytest.mark.timeout(max(limits)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a shell without job control (`pytest ... &` in a script)
+    # has SIGINT ignored, and every process it starts inherits that: the tests that press Ctrl-C on
+    # an `optbench trial` would see it ignored. Python's own handler is not inherited: children
+    # start with the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -332,8 +332,7 @@ def start_until_checkpoint(command: list[str], results: Path) -> subprocess.Pope
     """``command`` (an ``optbench trial``) started as Ctrl-C would find it, once its first
     checkpoint is written."""
     job = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                           stderr=subprocess.PIPE, text=True)
     deadline, checkpoint = time.monotonic() + 180, None
     while time.monotonic() < deadline and job.poll() is None and checkpoint is None:
         checkpoint = next(results.rglob(CHECKPOINT_NAME), None)
