@@ -99,7 +99,10 @@ def test_submission_updates_parameters_and_resumes_exactly(name: str) -> None:
 @pytest.mark.parametrize("workload_name", workload_names())
 @pytest.mark.parametrize("name", submission_names())
 def test_smoke_trial_completes(workload_name: str, name: str, smoke_cfg) -> None:
-    summary = run_trial(smoke_cfg(f"workload={workload_name}", f"submission={name}", "max_runtime_s=3"))
+    """Every submission trains every workload's smoke size through the runner: 20 steps (two
+    evaluations where the size evaluates every 10), or its first 3 s of submission time."""
+    summary = run_trial(smoke_cfg(f"workload={workload_name}", f"submission={name}", "max_runtime_s=3",
+                                  "max_steps=20"))
     if workload_name == "rosenbrock" and summary["status"] == "diverged":
         return  # a legitimate outcome there: rates tuned for networks blow up in Rosenbrock's valley
     assert summary["status"] in ("reached", "not_reached"), summary.get("error")
