@@ -156,6 +156,21 @@ def test_on_the_device_path_a_step_reads_nothing_back_between_checks() -> None:
     assert reads_of_flag == [0, 0, 0, 1, 1, 1, 1, 2, 2]  # after steps 1-9: one read at steps 4 and 8 only
 
 
+def test_a_data_parallel_check_on_the_device_path_checks_in_before_it_reads_the_device() -> None:
+    """Over NCCL, a rank whose submission failed before its backward never joins the gradient
+    exchange queued on this rank's device, and reading the device waits for NCCL's 30-minute
+    timeout; the host-side check-in, which that rank's exit breaks at once, comes first. Only at
+    checks: other steps read nothing back."""
+    CountedReads.reads = 0
+    run = runner_of(Scripted([1.0] * 7), check_every=3, device_flag=True)
+    run.all_finite = run.all_finite.as_subclass(CountedReads)
+    reads_at_check_in = []
+    stop = run.run(7, never, agree=lambda diverged: diverged,
+                   check_in=lambda: reads_at_check_in.append((run.step, CountedReads.reads)))
+    assert stop == Stop(7, "due", 1.0)
+    assert reads_at_check_in == [(3, 0), (6, 1)]  # each before its check's read of the flag
+
+
 def test_the_device_path_is_taken_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
     real_ones, placed = torch.ones, []
 

@@ -16,7 +16,8 @@ What makes N processes one trial, and the same trial as one process with the sam
   plain model (same names, same parameters) and averaged gradients.
 - after every step the ranks agree (a max over a tiny host-side tensor, on a gloo group even on
   CUDA, so no device synchronisation) on the clock and on divergence: every rank then takes the
-  same decisions (evaluate, stop). The charged time is the slowest rank's.
+  same decisions (evaluate, stop). The charged time is the slowest rank's. On CUDA a rank also
+  checks in on that gloo group before it waits for its device (:meth:`Team.check_in`).
 - at an evaluation boundary every rank runs ``prepare_for_eval`` and pauses its clock; the ranks
   agree on the time (max), the last loss (mean: the global batch's) and finiteness; rank 0
   evaluates, logs and checkpoints while the others wait with their clocks paused, then all go on.
@@ -96,6 +97,10 @@ class Team:
     def go_on(self) -> None:
         """After rank 0's evaluation (and checkpoint): every rank resumes training together."""
 
+    def check_in(self) -> None:
+        """Before this rank waits for its device with the other ranks' exchanges queued on it (a
+        divergence check, DDP's construction): every rank is still in the trial (:class:`RankLeft`)."""
+
     def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
         """Rank 0's failure (traceback, part) as the trial's: with the failure of another rank that
         left the trial first, when one did (that rank's exit is what broke rank 0's wait)."""
@@ -118,6 +123,7 @@ class ProcessTeam(Team):
         self.host = dist.new_group(backend="gloo") if device.type == "cuda" else None
 
     def wrap(self, model: nn.Module) -> nn.Module:
+        self.check_in()  # DDP's construction broadcasts rank 0's weights: a collective on the device
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DataParallelModel(model, device_ids=ids)
 
@@ -153,6 +159,15 @@ class ProcessTeam(Team):
 
     def go_on(self) -> None:
         dist.barrier(group=self.host)
+
+    def check_in(self) -> None:
+        # NCCL: a rank that left (its submission failed before its backward, say) never joins the
+        # exchange queued on the device, and reading the device would wait for NCCL's 30-minute
+        # timeout. Its exit breaks a host-side wait at once. gloo's own waits break the same way: nothing to do.
+        if self.host is None:
+            return
+        with self._exchange("the check-in before a wait for the device"):
+            dist.barrier(group=self.host)
 
     def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
         told = []  # each written before its rank left, so before rank 0's wait for it broke
@@ -284,7 +299,10 @@ def follow(cfg: DictConfig) -> None:
             all_finite &= torch.isfinite(loss).all()
         elif not math.isfinite(loss.item()):
             all_finite.fill_(False)
-        diverged = step % check_every == 0 and not all_finite.item()
+        check = step % check_every == 0
+        if check:
+            team.check_in()  # as rank 0's steps: before the read, which waits for the gradient exchange
+        diverged = check and not all_finite.item()
         diverged, now = team.agree(diverged, clock.peek())
         if diverged:
             return

@@ -83,7 +83,7 @@ class InProcessTrainer:
 
         clock.resume()
         try:
-            stop = self._steps().run(stop_step, due, agree if team.size > 1 else None)
+            stop = self._steps().run(stop_step, due, *((agree, team.check_in) if team.size > 1 else ()))
         except RankLeft:  # data parallel: another rank failed after its step (runner.py's record says which)
             team.abandon()  # before the clock's synchronisation, which would wait for the exchanges with it
             stop = Stop(self._steps().step, "failed", error=traceback.format_exc(), error_in="harness")

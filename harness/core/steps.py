@@ -82,10 +82,11 @@ class StepRunner:
         self.step = int(resume["step"])
 
     def run(self, stop_step: float, due: Callable[[int], bool],
-            agree: Callable[[bool], bool] | None = None) -> Stop:
+            agree: Callable[[bool], bool] | None = None, check_in: Callable[[], None] | None = None) -> Stop:
         """Steps until ``stop_step`` or until ``due(step)`` says so, then ``prepare_for_eval``.
         ``agree``, in a data-parallel trial, turns this rank's divergence into every rank's (and is
-        called before ``due``, every step).
+        called before ``due``, every step); ``check_in``, there, is called at each divergence check
+        before the flag is read (:meth:`harness.core.distributed.Team.check_in`).
 
         A failure of submission code ends the run as ``failed`` with its traceback; anything
         else raised (a workload's batch stream) is the harness's and goes up.
@@ -106,7 +107,10 @@ class StepRunner:
                 self.all_finite &= torch.isfinite(loss).all()  # queued on the device (no synchronisation); any shape
             elif not math.isfinite(loss.item()):
                 self.all_finite.fill_(False)
-            diverged = self.step % self.check_every == 0 and not self.all_finite.item()
+            check = self.step % self.check_every == 0
+            if check and check_in is not None:
+                check_in()  # data parallel: before the read, which on CUDA waits for this step's gradient exchange
+            diverged = check and not self.all_finite.item()
             if agree is not None:
                 diverged = agree(diverged)
             if diverged:
