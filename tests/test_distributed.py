@@ -548,3 +548,37 @@ def test_rank_0_records_the_failure_of_the_rank_that_failed_first(tmp_path: Path
     error, part = team.blame("Connection closed by peer", "harness")
     assert part == "submission.update" and error.endswith("Rank 2 of the data-parallel trial failed first, which "
                                                           "ended the wait above:\nValueError: x")
+
+
+@pytest.mark.parametrize("rank, port_taken, said", [
+    (1, False, "rank 1 could not reach rank 0's meeting point at 127.0.0.1:"),
+    (0, False, "the other 1 did not all connect to it within 1 s"),
+    (0, True, "rank 0 could not open the ranks' meeting point at port"),
+])
+def test_ranks_that_do_not_meet_say_so_within_the_join_timeout(rank: int, port_taken: bool, said: str,
+                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A SLURM job's rank whose partner never comes (a task that failed before the trial, or rank 0
+    that could not listen at the job's port) stops after the join timeout with a message saying
+    which, instead of waiting the process group's 30 minutes with every GPU of the job held."""
+    import socket
+
+    from harness.core import distributed
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if port_taken:
+        listener.listen()  # another program holds the job's port
+    else:
+        listener.close()  # nobody there
+    monkeypatch.setattr(distributed, "JOIN_TIMEOUT", distributed.datetime.timedelta(seconds=1))
+    monkeypatch.delenv(distributed.TORCHRUN_RUN, raising=False)
+    for name, value in {distributed.RANK: str(rank), distributed.WORLD_SIZE: "2", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(port), distributed.SUMMARY: str(tmp_path / "summary.json")}.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(distributed.RanksDidNotMeet, match="did not meet") as raised:
+        distributed.main([json.dumps({"device": "cpu"})])
+    assert said in str(raised.value) and "submitting the trial again retries it" in str(raised.value)
+    assert time.monotonic() - started < 30
+    listener.close()

@@ -70,6 +70,8 @@ TORCHRUN_RUN = "TORCHELASTIC_RUN_ID"  # set by torch's launcher in every worker 
 SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``.error``: its refusal)
 REFUSAL_WAIT_S = 10.0  # how long a rank that refused the trial waits for rank 0 to refuse it too
 STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
+JOIN_TIMEOUT = datetime.timedelta(minutes=5)  # how long the ranks of a SLURM job wait to meet (meeting_point)
+GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # how long a collective waits for a rank (torch's default)
 
 
 class Team:
@@ -358,8 +360,9 @@ def main(argv: list[str], last_words: Callable[[], None] | None = None) -> int:
         # group exists (its creation waits for every rank), so a rank that reads one reads this attempt's
         for stale in (summary, refusal_file(summary), *(failure_file(summary, r) for r in range(1, size))):
             stale.unlink(missing_ok=True)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size,
-                            timeout=datetime.timedelta(minutes=30))
+    store = None if TORCHRUN_RUN in os.environ else meeting_point(rank, size)  # torchrun's: its agent's
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank, world_size=size,
+                            timeout=GROUP_TIMEOUT)
     _TEAM = ProcessTeam(rank, size, device, summary)
     followed = end_after_rank_0(rank, summary, last_words=last_words) if rank != 0 else FollowerWatch()
     try:
@@ -386,6 +389,35 @@ def main(argv: list[str], last_words: Callable[[], None] | None = None) -> int:
             dist.destroy_process_group()
         followed.set()  # ended by itself: the watch is over (a rank run inside another program goes on)
     return 0
+
+
+class RanksDidNotMeet(RuntimeError):
+    """The ranks of a trial did not all reach their meeting point (:func:`meeting_point`)."""
+
+
+def meeting_point(rank: int, size: int) -> dist.TCPStore:
+    """Where the ranks of a SLURM job meet (``MASTER_ADDR``:``MASTER_PORT``): rank 0 opens it and
+    waits for the others, who connect to it; each waits :data:`JOIN_TIMEOUT`, not the process
+    group's 30 minutes (torch's ``env://`` meeting waits that long, holding every GPU of the job when
+    a task never started, or rank 0 could not listen at the port).
+    """
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    try:
+        store = dist.TCPStore(host, port, size, rank == 0, timeout=JOIN_TIMEOUT, wait_for_workers=True)
+    except RuntimeError as error:  # torch's DistNetworkError / DistStoreError
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        waited = f"{JOIN_TIMEOUT.total_seconds():g} s"
+        if rank == 0:
+            why = (f"rank 0 could not open the ranks' meeting point at port {port} on {host}, or the other {size - 1} "
+                   f"did not all connect to it within {waited}")
+        else:
+            why = f"rank {rank} could not reach rank 0's meeting point at {host}:{port} within {waited}"
+        raise RanksDidNotMeet(
+            f"The data-parallel trial's {size} ranks did not meet: {why} ({first}). A task that failed before "
+            f"it started the trial says why in its own log; a port another program holds is another port for "
+            f"another job (the port comes from the job id), so submitting the trial again retries it.") from error
+    store.set_timeout(GROUP_TIMEOUT)  # met: from here on, waits are the process group's
+    return store
 
 
 def end_after_rank_0(rank: int, summary: Path, grace_s: float = STRAGGLER_GRACE_S,
