@@ -85,8 +85,7 @@ class InProcessTrainer:
         try:
             stop = self._steps().run(stop_step, due, *((agree, team.check_in) if team.size > 1 else ()))
         except RankLeft:  # data parallel: another rank failed after its step (runner.py's record says which)
-            team.abandon()  # before the clock's synchronisation, which would wait for the exchanges with it
-            stop = Stop(self._steps().step, "failed", error=traceback.format_exc(), error_in="harness")
+            stop = self._left(self._steps().step)  # before the clock's synchronisation, which would wait for it
         finally:
             clock.pause()  # synchronises the device
         if team.size > 1 and stop.status == "due":  # data parallel: the slowest clock, the mean loss
@@ -94,13 +93,18 @@ class InProcessTrainer:
                 elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss),
                                                      torch.ones((), dtype=bool))
             except RankLeft:  # another rank failed in its preparation for the evaluation
-                team.abandon()
-                return Stop(stop.step, "failed", error=traceback.format_exc(), error_in="harness")
+                return self._left(stop.step)
             clock.restore(elapsed)
             stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
         elif agreed:  # data parallel, ended otherwise (diverged): the slowest clock too
             clock.restore(max(clock.elapsed, agreed[0]))
         return stop
+
+    def _left(self, step: int) -> Stop:
+        """Another rank left the trial (:class:`RankLeft`, being handled): end the exchanges queued
+        with it, and the trial as failed at ``step`` (the record names that rank's failure)."""
+        self.team.abandon()
+        return Stop(step, "failed", error=traceback.format_exc(), error_in="harness")
 
     def state(self) -> dict[str, Any]:
         assert self.submission is not None
