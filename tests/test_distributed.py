@@ -63,6 +63,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(smoke_cfg, result
 
 
 FAILING_SUBMISSION = """
+import builtins
 import os
 
 import torch.distributed as dist
@@ -75,7 +76,7 @@ class Failing(SGD):
 
     def fails_here(self, where):
         if self.steps == 30 and os.environ["FAIL_WHERE"] == where and dist.get_rank() == 1:
-            raise RuntimeError(f"rank {dist.get_rank()} fails on purpose {where}")
+            raise getattr(builtins, os.environ["FAIL_WITH"])(f"rank {dist.get_rank()} fails on purpose {where}")
 
     def update(self, batch, compute_loss):
         self.steps += 1
@@ -104,28 +105,29 @@ def two_process_trial(folder: Path, source: str, name: str, *settings: str,
         env={**os.environ, "PYTHONPATH": str(REPO), **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize(("where", "part"), [
-    ("before its backward", "submission.update"),
-    ("after its backward", "submission.update"),
-    ("in prepare_for_eval", "submission.prepare_for_eval"),
+@pytest.mark.parametrize(("where", "part", "error"), [
+    ("before its backward", "submission.update", "RuntimeError"),
+    ("after its backward", "submission.update", "SystemExit"),
+    ("in prepare_for_eval", "submission.prepare_for_eval", "RuntimeError"),
 ])
-def test_a_rank_s_failure_is_recorded_as_the_trial_s(where: str, part: str, tmp_path: Path) -> None:
+def test_a_rank_s_failure_is_recorded_as_the_trial_s(where: str, part: str, error: str, tmp_path: Path) -> None:
     """A submission that raises in rank 1 alone: rank 0 records the trial as failed in the part of
     the submission that raised, with rank 1's traceback (torch's launcher, which ends every rank
     once one exits with an error, does not end rank 0 before that), and the command exits 3 as for
     a one-process failure. Rank 0 meets rank 1's failure
     in another place each time: DDP's gradient exchange, the ranks' agreement after the step, or
-    the agreement at the evaluation."""
+    the agreement at the evaluation. Submission code's own ``sys.exit()`` is its failure, as in rank 0
+    (no signal arrived): not the harness's, which a rerun would retry."""
     results = tmp_path / "results"
     done = two_process_trial(tmp_path, FAILING_SUBMISSION, "Failing", "max_runtime_s=60",
-                             "workload.sizes.smoke.eval_every_steps=30", FAIL_WHERE=where)
+                             "workload.sizes.smoke.eval_every_steps=30", FAIL_WHERE=where, FAIL_WITH=error)
     assert done.returncode == 3, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "failed"
     summary = read_json(next(results.rglob("manifest.json")))["summary"]
     assert summary["status"] == "failed" and summary["error_in"] == part
     assert summary["steps"] == (29 if where == "before its backward" else 30)
-    assert f"RuntimeError: rank 1 fails on purpose {where}" in summary["error"]
-    assert f"RuntimeError: rank 1 fails on purpose {where}" in done.stderr
+    assert f"{error}: rank 1 fails on purpose {where}" in summary["error"]
+    assert f"{error}: rank 1 fails on purpose {where}" in done.stderr
     assert_no_rank_survives(results)
 
 

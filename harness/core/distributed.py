@@ -58,6 +58,7 @@ from harness.config.registry import submission_class, workload_class
 from harness.config.schema import TrialConfig
 from harness.core.checkpoint import load_checkpoint, restore_rng
 from harness.core.clock import SubmissionClock
+from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.records import write_atomic
 from harness.errors import UserError
@@ -252,6 +253,13 @@ def process_identity(cfg: DictConfig, batch_size: int) -> dict[str, Any]:
 
 
 def follow(cfg: DictConfig) -> None:
+    """A rank other than 0 (:func:`_follow`), telling a real interrupt from submission code's own
+    ``KeyboardInterrupt``/``SystemExit`` as rank 0 does (:func:`harness.core.interrupts.user_interrupts`)."""
+    with user_interrupts() as interrupts:
+        _follow(cfg, interrupts)
+
+
+def _follow(cfg: DictConfig, interrupts: UserInterrupts) -> None:
     """A rank other than 0: the trial's steps and evaluation boundaries, without records.
 
     It builds what rank 0 builds, in the same order and from the same seed, and takes every
@@ -274,7 +282,8 @@ def follow(cfg: DictConfig) -> None:
     model, info = model_and_info(workload, hparams.batch_size, seed)
     clock = SubmissionClock(device)
     clock.resume()  # the submission's construction is charged, as rank 0's (its clock is part of the slowest)
-    submission = _in_submission("submission.__init__", build_submission, submission_cls, model, hparams, info, seed)
+    submission = _in_submission(interrupts, "submission.__init__", build_submission, submission_cls, model, hparams,
+                                info, seed)
     clock.pause()
     batches, compute_loss = training_stream(workload, team.wrap(model), hparams.batch_size, seed)
     batches = team.shard(batches, hparams.batch_size)
@@ -295,7 +304,7 @@ def follow(cfg: DictConfig) -> None:
     max_steps = cfg.max_steps or math.inf
     clock.resume()
     while True:  # the runner's loop (harness/core/runner.py: _train), less what only rank 0 does
-        loss = _in_submission("submission.update", submission.update, next(batches), compute_loss)
+        loss = _in_submission(interrupts, "submission.update", submission.update, next(batches), compute_loss)
         step += 1
         if on_cuda:  # as rank 0's steps (harness/core/steps.py): every loss since the start counts
             all_finite &= torch.isfinite(loss).all()
@@ -312,7 +321,7 @@ def follow(cfg: DictConfig) -> None:
                     step % spec.eval_every_steps == 0) or now >= next_eval_s)
         if not eval_due:
             continue
-        _in_submission("submission.prepare_for_eval", submission.prepare_for_eval)
+        _in_submission(interrupts, "submission.prepare_for_eval", submission.prepare_for_eval)
         elapsed, loss, all_finite = team.at_eval(clock.pause(), loss, all_finite)
         if not (all_finite.item() and math.isfinite(loss.item())) or elapsed > budget or step >= max_steps:
             return  # rank 0 ends the trial here too
@@ -329,11 +338,13 @@ class SubmissionFailed(Exception):
         self.part = part
 
 
-def _in_submission(part: str, call: Any, *args: Any) -> Any:
-    """``call(*args)``, submission code: what it raises says so (:class:`SubmissionFailed`)."""
+def _in_submission(interrupts: UserInterrupts, part: str, call: Any, *args: Any) -> Any:
+    """``call(*args)``, submission code: what it raises says so (:class:`SubmissionFailed`), its own
+    ``SystemExit``/``KeyboardInterrupt`` too; a real interrupt (a signal arrived) goes up as it is."""
     try:
         return call(*args)
-    except Exception as error:
+    except BaseException as error:
+        interrupts.reraise_if_real(error)
         raise SubmissionFailed(part) from error
 
 
