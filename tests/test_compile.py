@@ -43,6 +43,30 @@ def test_the_setting_is_checked(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> N
         run_trial(smoke_cfg("compile=true"))
 
 
+def test_compiling_on_cuda_is_refused_where_triton_could_not_build_its_launcher(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Inductor's GPU kernels need Triton, which builds a launcher with a C compiler against this
+    Python's headers at the first compiled call: without them the warm-up fails as the harness's
+    error, retried by every rerun. Refused before, with each thing that is missing named."""
+    from harness.core import compile as compile_module
+
+    monkeypatch.setattr(compile_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(compile_module.sysconfig, "get_paths", lambda: {"include": str(tmp_path)})
+    with pytest.raises(UserError) as refused:
+        compile_module.check_available(torch.device("cuda"))
+    said = str(refused.value)
+    assert "Triton" in said and "a C compiler" in said and str(tmp_path / "Python.h") in said
+    assert "use compile=false" in said
+    monkeypatch.setenv("CC", "gcc-13")
+    (tmp_path / "Python.h").write_text("")
+    with pytest.raises(UserError) as refused:
+        compile_module.check_available(torch.device("cuda"))
+    assert "Triton" in str(refused.value) and "C compiler" not in str(refused.value)
+    assert "headers" not in str(refused.value)
+
+
 def test_auto_compiles_cuda_trials_of_gpu_sizes_only(smoke_cfg) -> None:
     cuda = torch.device("cuda")  # only decided here, never run
     gpu = workload_class("gpt")(smoke_cfg("workload=gpt", "workload.size=gpu").workload, CPU)

@@ -20,8 +20,12 @@ Why: docs/decisions.md, "torch.compile".
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import sysconfig
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,6 +79,24 @@ def check_available(device: torch.device) -> None:
     if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
         raise UserError("compile=true on the CPU needs a C++ compiler (TorchInductor builds C++ kernels), and none "
                         "(c++, g++, clang++) is on the PATH. Install one, or use compile=false.")
+    if device.type == "cuda" and (missing := cuda_compile_missing()):
+        raise UserError(f"Compiling on CUDA (compile=true, or auto for a gpu size) needs what is missing here: "
+                        f"{'; '.join(missing)}. Install it, or use compile=false.")
+
+
+def cuda_compile_missing() -> list[str]:
+    """What TorchInductor's GPU kernels need that this machine lacks: Triton, and for the launcher
+    Triton builds at the first compiled call, a C compiler and this Python's headers. Without them
+    the warm-up fails in the harness, and each rerun of the trial the same way."""
+    missing = []
+    if importlib.util.find_spec("triton") is None:
+        missing.append("Triton (the package `triton`, TorchInductor's GPU kernel compiler)")
+    if not (os.environ.get("CC") or any(shutil.which(name) for name in ("cc", "gcc", "clang"))):
+        missing.append("a C compiler on the PATH (cc, gcc or clang; or $CC): Triton builds its launcher with it")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.is_file():
+        missing.append(f"this Python's headers ({headers}; e.g. Debian's python3-dev): Triton's launcher includes them")
+    return missing
 
 
 def compile_identity(setting: Any, charge: bool, workload: Workload, device: torch.device) -> dict[str, Any]:
