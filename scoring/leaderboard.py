@@ -406,8 +406,8 @@ class PeakMemory:
 def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     """Peak memory where it is a real measurement of one trial, from the records alone.
 
-    harness/core/memory.py records, per trial, on CUDA ``torch.cuda.max_memory_allocated`` since the
-    trial started (its own), and on the CPU the growth of the *process's* resident set from the
+    harness/core/memory.py records, per trial, on CUDA the growth of ``torch.cuda`` allocations from
+    the trial's start to its peak (its own), and on the CPU the growth of the *process's* resident set from the
     trial's start to the process's peak: the trial's own only when its process ran no other trial
     (``optbench trial``, a SLURM or local job per trial); where a process ran several
     (``launcher=inline`` or ``parallel``) an earlier trial's peak is counted in a later one's (an
@@ -418,7 +418,7 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     """
     peak = pd.to_numeric(_column(trials, "peak_memory_bytes"), errors="coerce")
     kind, device, process = (_column(trials, name) for name in ("peak_memory_kind", "device_type", "process"))
-    cuda = (kind == "cuda_max_allocated") | (kind.isna() & (device == "cuda"))
+    cuda = (kind == "cuda_allocated_growth") | (kind.isna() & (device == "cuda"))
     cpu = (kind == "cpu_rss_growth") | (kind.isna() & (device == "cpu"))
     sharing = process.map(process.value_counts()).fillna(0)
     alone = process.notna() & (sharing == 1)
@@ -455,7 +455,8 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     shown = sum(np.isfinite(values))
     shared = sum(w.startswith("n/a: CPU") for w in why)
     note = ("optimizer state: bytes the optimizer keeps per trainable parameter (median over trials), always "
-            "recorded. peak memory: on CUDA the trial's torch.cuda.max_memory_allocated; on the CPU only the growth "
+            "recorded. peak memory: on CUDA the growth of the trial's torch.cuda allocations (model, optimizer "
+            "state, activations; not the device-resident data) to their peak; on the CPU only the growth "
             "of its process's resident set, which is the trial's own only when that process ran no other trial "
             "(optbench trial, one SLURM or local job per trial): shown then, else n/a. Per submission, the "
             f"largest over workloads of the median over trials, in MiB. Here: shown for {shown} of "

@@ -38,7 +38,7 @@ def write_trial(folder: Path, submission: str, time: float | None, *, workload: 
     its memory record, device and process as harness/core/runner.py writes them."""
     status = "reached" if time is not None else "not_reached"
     steps = 100 if time is None else int(time * 10)
-    kind = "cuda_max_allocated" if device == "cuda" else "cpu_rss_growth"
+    kind = "cuda_allocated_growth" if device == "cuda" else "cpu_rss_growth"
     memory = {"parameters": 1000, "optimizer_state_bytes": int(state * 1000),
               "optimizer_state_bytes_per_parameter": state,
               "peak_memory_bytes": None if peak_mib is None else int(peak_mib * MiB), "peak_memory_kind": kind}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import harness.core.runner as runner
-from harness.core.memory import tensor_bytes
+from harness.core.memory import MemoryMeter, tensor_bytes
 
 
 @pytest.mark.parametrize(("submission", "overrides", "expected"), [
@@ -31,3 +31,19 @@ def test_tensor_bytes_walks_nested_state() -> None:
     state = {"a": torch.zeros(10), "b": [torch.zeros(2, 3, dtype=torch.float64), None], "c": {"d": torch.zeros(4,
              dtype=torch.int8)}, "e": 3.0}
     assert tensor_bytes(state) == 10 * 4 + 6 * 8 + 4
+
+
+def test_the_cuda_peak_is_what_the_trial_allocated_not_the_data_already_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA's peak restarts, at a reset, from what is allocated then: the workload's device-resident
+    data (cifar10's gpu size: about 400 MB) and what an earlier trial left loaded. The trial's figure
+    is its growth above that, as the CPU's is of the resident set."""
+    import torch
+
+    allocated = {"now": 400 * 2**20, "peak": 400 * 2**20}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: allocated.update(peak=allocated["now"]))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: allocated["peak"])
+    meter = MemoryMeter(torch.device("cuda"))
+    allocated["peak"] += 96 * 2**20  # the model, the optimizer's state, the activations
+    report = meter.report(torch.nn.Linear(3, 2), None)
+    assert report["peak_memory_bytes"] == 96 * 2**20 and report["peak_memory_kind"] == "cuda_allocated_growth"

@@ -7,8 +7,10 @@ records, at its end:
 - ``optimizer_state_bytes``: every tensor in ``Submission.state_dict()`` (optimizer moments,
   step counters, preconditioners, averaged weights kept in optimizer state), and that divided by
   the model's trainable parameter count;
-- ``peak_memory_bytes``: on CUDA the peak allocation since the trial started
-  (``torch.cuda.max_memory_allocated``); on the CPU the growth of the resident set from the start
+- ``peak_memory_bytes``: on CUDA the peak allocation since the trial started, less what was
+  allocated then (``torch.cuda.max_memory_allocated`` - ``memory_allocated``): the model, the
+  optimizer's state and the activations, not the workload's device-resident data nor what an
+  earlier trial of the process left loaded; on the CPU the growth of the resident set from the start
   of training to the process's peak (``ru_maxrss``), which bounds from above what training added
   (it is 0 when the process peaked earlier, e.g. while decoding a dataset).
 """
@@ -58,15 +60,17 @@ class MemoryMeter:
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.cuda_start = 0
         if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+            torch.cuda.reset_peak_memory_stats(device)  # the peak restarts from what is allocated now
+            self.cuda_start = torch.cuda.memory_allocated(device)
         self.rss_start = current_rss_bytes()
 
     def report(self, model: nn.Module, submission: Any) -> dict[str, Any]:
         state = tensor_bytes(submission.state_dict()) if submission is not None else 0
         params = trainable_parameters(model)
         if self.device.type == "cuda":
-            peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
+            peak, kind = max(0, torch.cuda.max_memory_allocated(self.device) - self.cuda_start), "cuda_allocated_growth"
         else:
             peak, kind = max(0, peak_rss_bytes() - self.rss_start), "cpu_rss_growth"
         return {"parameters": params, "optimizer_state_bytes": state,
