@@ -131,7 +131,8 @@ fixed_steps=(workload=cifar10 workload.size=gpu compile=false max_steps=300 work
 trial cifar10-gpu-inprocess-300 60 "${fixed_steps[@]}"
 trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
-if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
+# (torch's count: nvidia-smi -L also lists MIG instances and ignores CUDA_VISIBLE_DEVICES)
+if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then
     trial smoke-nproc2 60 workload.size=smoke nproc=2
 fi
 if [ -n "${FASHION_MNIST:-}" ]; then

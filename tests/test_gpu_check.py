@@ -17,11 +17,11 @@ from harness.config.schema import CalibrateConfig
 REPO = Path(__file__).resolve().parent.parent
 
 
-def dry_run(tmp_path: Path, *args: str) -> dict[str, list[str]]:
+def dry_run(tmp_path: Path, *args: str, **env: str) -> dict[str, list[str]]:
     """Name -> the arguments after ``harness.cli`` of every command the script would run."""
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), *args], cwd=tmp_path,
-                          env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "out")},
-                          capture_output=True, text=True, timeout=120)
+                          env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
+                               **env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     commands = {}
     for line in done.stdout.splitlines():
@@ -34,9 +34,18 @@ def dry_run(tmp_path: Path, *args: str) -> dict[str, list[str]]:
 
 
 def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
-    commands = dry_run(tmp_path)
+    # an nvidia-smi that lists a GPU and its two MIG instances: three lines, one device torch can use
+    # (none here); the data-parallel trial needs two that torch sees, or it fails and wastes the loan
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-0)'\n"
+                                      "echo '  MIG 3g.71gb Device 0: (UUID: MIG-0)'\n"
+                                      "echo '  MIG 3g.71gb Device 1: (UUID: MIG-1)'\n")
+    (tools / "nvidia-smi").chmod(0o755)
+    commands = dry_run(tmp_path, PATH=f"{tools}:{os.environ['PATH']}")
     trials = {name: words[3:] for name, words in commands.items() if words[:3] == ["-m", "harness.cli", "trial"]}
     assert {"gpt-gpu", "cifar10-gpu", "cifar10-gpu-isolated-300"} <= trials.keys()
+    assert "smoke-nproc2" not in trials
     for name, overrides in trials.items():
         cfg = compose_config("trial", overrides)
         assert cfg.device == "cuda" and cfg.workload.size in ("gpu", "smoke"), name
