@@ -171,6 +171,22 @@ def test_a_data_parallel_check_on_the_device_path_checks_in_before_it_reads_the_
     assert reads_at_check_in == [(3, 0), (6, 1)]  # each before its check's read of the flag
 
 
+def test_a_restore_on_the_device_path_waits_for_the_replayed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replaying the batch stream up to a checkpoint's step queues work on the device (indexing
+    device-resident data); the first charged step would wait for it. restore() waits instead, after
+    the replay."""
+    replayed, waited = [], []
+    submission = Scripted([])
+    submission.load_state_dict = lambda state: None
+    run = runner_of(submission, device_flag=True)
+    run.batches = (replayed.append(step) or step for step in itertools.count())
+    monkeypatch.setattr(steps.torch.cuda, "synchronize", lambda device: waited.append(len(replayed)))
+    monkeypatch.setattr(steps, "restore_rng", lambda state, device: None)
+    run.restore(torch.nn.Linear(1, 1), {"model": torch.nn.Linear(1, 1).state_dict(), "submission": {}, "step": 5,
+                                        "rng": None})
+    assert waited == [5] and run.step == 5
+
+
 def test_the_device_path_is_taken_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
     real_ones, placed = torch.ones, []
 

@@ -298,6 +298,8 @@ def _follow(cfg: DictConfig, interrupts: UserInterrupts) -> None:
         restore_rng(resume["rng"], device)
         step, next_eval_s = resume["step"], resume["next_eval_s"]
         clock.restore(resume["submission_s"])
+        if device.type == "cuda":  # as rank 0's (StepRunner.restore): the replay's queued work is not charged
+            torch.cuda.synchronize(device)
     on_cuda = device.type == "cuda"
     check_every = cfg.divergence_check_every or (25 if on_cuda else 1)
     all_finite = torch.ones((), dtype=torch.bool, device=device)

@@ -73,13 +73,16 @@ class StepRunner:
 
     def restore(self, model: nn.Module, resume: dict[str, Any]) -> None:
         """Put a checkpoint back: weights, submission state, the batch stream replayed up to its
-        step (uncharged: the stream is a function of the seed), then the RNGs."""
+        step (uncharged: the stream is a function of the seed), then the RNGs. On CUDA the device
+        then finishes the replay's queued work, which the first charged step would otherwise wait for."""
         model.load_state_dict(resume["model"])
         self.submission.load_state_dict(resume["submission"])
         for _ in range(resume["step"]):
             next(self.batches)
         restore_rng(resume["rng"], self.device)
         self.step = int(resume["step"])
+        if self.on_cuda:
+            torch.cuda.synchronize(self.device)
 
     def run(self, stop_step: float, due: Callable[[int], bool],
             agree: Callable[[bool], bool] | None = None, check_in: Callable[[], None] | None = None) -> Stop:
