@@ -403,6 +403,10 @@ class PeakMemory:
     note: str
 
 
+# the kind of CUDA peak an earlier optbench recorded: it counted the workload's device-resident data
+CUDA_PEAK_WITH_DATA = "cuda_max_allocated"
+
+
 def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     """Peak memory where it is a real measurement of one trial, from the records alone.
 
@@ -423,14 +427,16 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     sharing = process.map(process.value_counts()).fillna(0)
     alone = process.notna() & (sharing == 1)
     real = peak.notna() & (cuda | (cpu & alone))
+    counted_data = peak.notna() & (kind == CUDA_PEAK_WITH_DATA)
     submission = trials["submission"]
     mib = (peak[real] / 2**20).groupby([submission[real], workload_key(trials)[real]]).median()
     largest = mib.groupby(level=0).max()
     has = peak.notna()
-    facts = pd.DataFrame({"has": has, "left": has & ~real, "cuda": real & cuda, "cpu": real & ~cuda,
+    facts = pd.DataFrame({"has": has, "left": has & cpu & ~alone, "old": counted_data, "cuda": real & cuda,
+                          "cpu": real & ~cuda,
                           "shared": has & cpu & process.notna(), "cpu_any": has & cpu,
                           "sharing": sharing.where(has & cpu, 0)}).groupby(submission).agg(
-        {"has": "any", "left": "sum", "cuda": "any", "cpu": "any", "shared": "any", "cpu_any": "any",
+        {"has": "any", "left": "sum", "old": "sum", "cuda": "any", "cpu": "any", "shared": "any", "cpu_any": "any",
          "sharing": "max"})
     values, why = [], []
     for s in submissions:
@@ -438,8 +444,9 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
         if s in largest:
             values.append(float(largest[s]))
             kinds = ["CUDA"] * bool(fact["cuda"]) + ["CPU, one trial per process"] * bool(fact["cpu"])
-            left = int(fact["left"])
-            why.append(", ".join(kinds) + (f"; {left} trial(s) that shared a process left out" if left else ""))
+            left, old = int(fact["left"]), int(fact["old"])
+            why.append(", ".join(kinds) + (f"; {left} trial(s) that shared a process left out" if left else "")
+                       + (f"; {old} CUDA trial(s) whose peak counted the device-resident data left out" if old else ""))
             continue
         values.append(np.nan)
         if fact is None or not fact["has"]:
@@ -449,6 +456,9 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
                        f"{int(fact['sharing'])})")
         elif fact["cpu_any"]:
             why.append("n/a: CPU resident-set growth, and the records do not say which process ran each trial")
+        elif fact["old"]:
+            why.append(f"n/a: CUDA peaks of an earlier optbench, which counted the device-resident data "
+                       f"({CUDA_PEAK_WITH_DATA}): rerun the trials for the trial's own")
         else:
             found = ", ".join(sorted(map(str, kind[has & (submission == s)].dropna().unique()))) or "unknown"
             why.append(f"n/a: peak memory of an unknown kind ({found})")

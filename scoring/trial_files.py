@@ -297,7 +297,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "evals_file": evals_file,
         "state_bytes_per_param": memory.get("optimizer_state_bytes_per_parameter"),
         "peak_memory_bytes": memory.get("peak_memory_bytes"),
-        "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_max_allocated | cpu_rss_growth
+        "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_allocated_growth | cpu_rss_growth
         "device_type": device.get("type") if isinstance(device, dict) else None,
         "process": _process(manifest.get("attempts")),
         "pruned_rule": pruned.get("rule"),

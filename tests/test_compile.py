@@ -53,7 +53,7 @@ def test_compiling_on_cuda_is_refused_where_triton_could_not_build_its_launcher(
     monkeypatch.setattr(compile_module.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
     monkeypatch.delenv("CC", raising=False)
-    monkeypatch.setattr(compile_module.sysconfig, "get_paths", lambda: {"include": str(tmp_path)})
+    monkeypatch.setattr(compile_module.sysconfig, "get_paths", lambda scheme: {"include": str(tmp_path)})
     with pytest.raises(UserError) as refused:
         compile_module.check_available(torch.device("cuda"))
     said = str(refused.value)

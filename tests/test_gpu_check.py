@@ -42,7 +42,7 @@ def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
                                       "echo '  MIG 3g.71gb Device 0: (UUID: MIG-0)'\n"
                                       "echo '  MIG 3g.71gb Device 1: (UUID: MIG-1)'\n")
     (tools / "nvidia-smi").chmod(0o755)
-    commands = dry_run(tmp_path, PATH=f"{tools}:{os.environ['PATH']}")
+    commands = dry_run(tmp_path, PATH=f"{tools}:{os.environ['PATH']}", CUDA_VISIBLE_DEVICES="")  # no GPU for torch
     trials = {name: words[3:] for name, words in commands.items() if words[:3] == ["-m", "harness.cli", "trial"]}
     assert {"gpt-gpu", "cifar10-gpu", "cifar10-gpu-isolated-300"} <= trials.keys()
     assert "smoke-nproc2" not in trials

@@ -205,6 +205,12 @@ def test_peak_memory_only_where_it_is_one_trial_s_measurement(tmp_path: Path, mo
     write_sweep_records(results, "gpu", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]], pid=lambda k, j: 600 + k,
                         device="cuda", peak_mib=300, state=12.0)
     write_sweep_records(results, "cpu_unknown", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]], peak_mib=80)
+    # CUDA peaks of an earlier optbench counted the device-resident data: left out, and said so
+    for name, studies in (("gpu_old", "study*"), ("gpu_mixed", "study0")):
+        folder = write_sweep_records(results, name, [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]],
+                                     pid=lambda k, j: 700 + k, device="cuda", peak_mib=300)
+        for record in folder.glob(f"{studies}/*/*.json*"):
+            record.write_text(record.read_text().replace("cuda_allocated_growth", "cuda_max_allocated"))
     page = score(results, tmp_path / "board", "bootstrap=0", monkeypatch=monkeypatch)
     csv = page["csv"]
     assert np.isnan(csv.loc["cpu_shared", "peak_memory_mb"]) and csv.loc["cpu_shared", "peak_memory_note"].startswith(
@@ -213,14 +219,20 @@ def test_peak_memory_only_where_it_is_one_trial_s_measurement(tmp_path: Path, mo
     assert csv.loc["gpu", "peak_memory_mb"] == pytest.approx(300)  # CUDA: the trial's own, shared process or not
     assert np.isnan(csv.loc["cpu_unknown", "peak_memory_mb"])
     assert "do not say which process" in csv.loc["cpu_unknown", "peak_memory_note"]
+    assert np.isnan(csv.loc["gpu_old", "peak_memory_mb"])
+    assert csv.loc["gpu_old", "peak_memory_note"].startswith("n/a: CUDA peaks of an earlier optbench")
+    assert csv.loc["gpu_mixed", "peak_memory_mb"] == pytest.approx(300)  # its 4 new trials
+    assert csv.loc["gpu_mixed", "peak_memory_note"] == (
+        "CUDA; 2 CUDA trial(s) whose peak counted the device-resident data left out")  # not "shared a process"
     assert csv["state_bytes_per_param"].to_dict() == {"cpu_shared": 8.0, "cpu_alone": 4.0, "gpu": 12.0,
-                                                      "cpu_unknown": 8.0}  # always shown
+                                                      "cpu_unknown": 8.0, "gpu_old": 8.0,
+                                                      "gpu_mixed": 8.0}  # always shown
     cells = {s: cells_of(page["html"], s) for s in csv.index}
     text, attributes = cells["cpu_shared"]["peak memory (MiB)"]
     assert text == "n/a" and "weak" in attributes and "ran several trials" in attributes
     assert cells["gpu"]["peak memory (MiB)"][0] == "300" and cells["cpu_alone"]["peak memory (MiB)"][0] == "40"
     assert cells["cpu_shared"]["optimizer state (B/param)"][0] == "8.0"
-    assert "shown for 2 of 4 submissions" in page["html"] and "ran no other trial" in page["md"]
+    assert "shown for 3 of 6 submissions" in page["html"] and "ran no other trial" in page["md"]
 
 
 # ------------------------------------------------------------------------------- ratios

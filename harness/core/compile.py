@@ -91,9 +91,11 @@ def cuda_compile_missing() -> list[str]:
     missing = []
     if importlib.util.find_spec("triton") is None:
         missing.append("Triton (the package `triton`, TorchInductor's GPU kernel compiler)")
-    if not (os.environ.get("CC") or any(shutil.which(name) for name in ("cc", "gcc", "clang"))):
-        missing.append("a C compiler on the PATH (cc, gcc or clang; or $CC): Triton builds its launcher with it")
-    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not (os.environ.get("CC") or any(shutil.which(name) for name in ("gcc", "clang"))):  # Triton's own search
+        missing.append("a C compiler on the PATH (gcc or clang; or $CC): Triton builds its launcher with it")
+    scheme = sysconfig.get_default_scheme()  # as Triton: Debian's posix_local names /usr/local, not the headers
+    scheme = "posix_prefix" if scheme == "posix_local" else scheme
+    headers = Path(sysconfig.get_paths(scheme=scheme)["include"]) / "Python.h"
     if not headers.is_file():
         missing.append(f"this Python's headers ({headers}; e.g. Debian's python3-dev): Triton's launcher includes them")
     return missing
