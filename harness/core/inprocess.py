@@ -83,7 +83,7 @@ class InProcessTrainer:
 
         clock.resume()
         try:
-            stop = self._steps().run(stop_step, due, *((agree, team.check_in) if team.size > 1 else ()))
+            stop = self._steps().run(stop_step, due, agree if team.size > 1 else None, team.check_in)
         except RankLeft:  # data parallel: another rank failed after its step (runner.py's record says which)
             stop = self._left(self._steps().step)  # before the clock's synchronisation, which would wait for it
         finally:
