@@ -2,7 +2,7 @@
 
 ``auto`` compiles on CUDA for sizes whose budget was measured on a GPU (``device_class: gpu``),
 nowhere else (nor in a data-parallel trial, nor under ``isolation=process``). The model is
-compiled in place (``nn.Module.compile``: the same module object, the same parameters and
+compiled in place (as ``nn.Module.compile`` does: the same module object, the same parameters and
 ``state_dict`` keys, so the submission, checkpoints and resume see no difference) and then warmed
 up before the clock starts: one forward and backward pass, through
 the loss exactly as the trial computes it (its precision included), on the first batch of a
