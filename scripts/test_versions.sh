@@ -4,7 +4,8 @@
 #   PYTHON=python3.12 TORCH=2.11.0 TORCHVISION=0.26.0 bash scripts/test_versions.sh [pytest arguments]
 # It makes (or reuses) the virtual environment $VENV, default $TMPDIR/optbench-py<X.Y>-torch<TORCH>,
 # with that PyTorch and, for every other dependency, the newest release pyproject.toml admits (so it
-# also tries newer pandas and numpy than .venv has). Needs a package index that has those releases.
+# also tries newer pandas and numpy than .venv has). Needs a package index that has those releases, and
+# about 6 GB of disk per venv (PyPI's PyTorch brings its CUDA libraries); remove a venv when done with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:?PYTHON= names the Python to test with (e.g. python3.12)}
