@@ -14,6 +14,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 from harness.config.registry import workload_class
+from harness.core import compile as compile_module
 from harness.core.compile import (
     compile_before_clock,
     compile_identity,
@@ -174,6 +175,43 @@ def test_compiling_in_place_compiles_a_module_whose_forward_is_torch_s() -> None
     inputs = torch.randn(2, 4)
     assert torch.equal(model(inputs), eager(inputs)) and counter.frame_count == 1
     assert list(model.state_dict()) == list(eager.state_dict())  # in place: checkpoints keep their keys
+
+
+def test_a_warm_up_that_compiled_nothing_is_refused_not_run_eager_as_compiled(smoke_cfg, loaded_parts) -> None:
+    """Where Dynamo compiles nothing of the model (a file it skips, as PyTorch 2.11 did with
+    ``nn.Sequential``; its recompile limit; an error it suppressed), the warm-up fails, naming the cause:
+    a trial recorded as compiled never runs eager. A later model that reuses compiled code passes."""
+    workload, hparams = loaded_parts(smoke_cfg())
+    torch._dynamo.reset()
+    skipped, _ = model_and_info(workload, hparams.batch_size, 0)
+    skipped.forward = torch._dynamo.disable(skipped.forward)  # Dynamo runs it as Python: a graph break
+    with pytest.raises(UserError, match=r"compiled nothing of the model.*compile=false"):
+        compile_before_clock(skipped, workload, hparams.batch_size, 0, "true", backend="aot_eager")
+    torch._dynamo.reset()  # Dynamo now runs our frame as Python everywhere in this process
+    for _ in range(2):  # compiled, then the same code reused (nothing traced): both pass
+        model, _ = model_and_info(workload, hparams.batch_size, 0)
+        compile_before_clock(model, workload, hparams.batch_size, 0, "true", backend="aot_eager")
+
+
+def _failing_backend(graph: torch.fx.GraphModule, example_inputs: list) -> None:
+    raise RuntimeError("this backend cannot compile")
+
+
+@pytest.mark.parametrize(("dynamo_config", "backend", "refusal"), [
+    ({"disable": True}, "aot_eager", r"needs Dynamo, which is switched off.*compile=false"),  # TORCHDYNAMO_DISABLE=1
+    ({"suppress_errors": True}, _failing_backend, r"does not compile here.*suppress_errors.*compile=false"),
+])
+def test_compile_is_refused_where_dynamo_does_not_compile_at_all(smoke_cfg, loaded_parts,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                dynamo_config, backend, refusal) -> None:
+    """Dynamo switched off (``TORCHDYNAMO_DISABLE=1``, a common debugging setting), or failing with its errors
+    suppressed, runs every compiled function as it is: refused, not taken for a backend that leaves no trace."""
+    workload, hparams = loaded_parts(smoke_cfg())
+    monkeypatch.setattr(compile_module, "_compiled_node_types", {})  # what an earlier probe learnt: forgotten
+    model, _ = model_and_info(workload, hparams.batch_size, 0)
+    torch._dynamo.reset()  # the probe is traced anew
+    with torch._dynamo.config.patch(**dynamo_config), pytest.raises(UserError, match=refusal):
+        compile_before_clock(model, workload, hparams.batch_size, 0, "true", backend=backend)
 
 
 def test_compiled_dropout_draws_the_eager_masks() -> None:

@@ -13,6 +13,10 @@ is never touched. Dynamo keeps the compiled code on the module, and the trial's 
 Within one process (an inline sweep), a later trial of the same model finds its code already
 compiled and its ``compile_s`` is small; TorchInductor's on-disk cache shortens it across processes.
 
+The warm-up also checks that the model really runs compiled: Dynamo falls back to eager code,
+silently, where it skips a file, reaches its recompile limit or suppresses an error, and such a
+trial would be recorded as compiled (:func:`check_compiled`).
+
 The warm-up's time is recorded as ``timing.compile_s`` and not charged (``charge_compile=true``
 skips the warm-up instead, so the first steps compile under the clock, as AlgoPerf charges it).
 Why: docs/decisions.md, "torch.compile".
@@ -76,6 +80,10 @@ def check_available(device: torch.device) -> None:
     if not hasattr(nn.Module, "compile") or dynamo is None or not dynamo.is_dynamo_supported():
         raise UserError(f"compile=true needs torch.compile, which PyTorch {torch.__version__} does not support here "
                         f"(this Python or platform). Use compile=false.")
+    if dynamo.config.disable:
+        raise UserError(f"compile=true (or auto, for a CUDA trial of a gpu size) needs Dynamo, which is switched off "
+                        f"here (TORCHDYNAMO_DISABLE={os.environ.get('TORCHDYNAMO_DISABLE', '')!r}): the model would "
+                        f"run eager in a trial recorded as compiled. Use compile=false, or unset TORCHDYNAMO_DISABLE.")
     if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
         raise UserError("compile=true on the CPU needs a C++ compiler (TorchInductor builds C++ kernels), and none "
                         "(c++, g++, clang++) is on the PATH. Install one, or use compile=false.")
@@ -124,8 +132,73 @@ def compile_in_place(model: nn.Module, backend: Any = "inductor") -> None:
     def call_compiled(*args: Any, **kwargs: Any) -> Any:  # a frame outside torch's files: Dynamo traces it
         return call(*args, **kwargs)
 
+    model._compiled_call_impl = _compiled(call_compiled, backend)
+
+
+def _compiled(function: Any, backend: Any) -> Any:
+    """``torch.compile(function)`` as the harness compiles: TorchInductor with eager torch's random numbers."""
     options = {"options": {"fallback_random": True}} if backend == "inductor" else {}
-    model._compiled_call_impl = torch.compile(call_compiled, backend=backend, **options)
+    return torch.compile(function, backend=backend, **options)
+
+
+_compiled_node_types: dict[tuple[str, str], str | None] = {}  # (backend, device type): what a probe found
+
+
+def compiled_node_type(backend: Any, device: torch.device) -> str | None:
+    """The autograd node a compiled region leaves in a loss's graph with this backend, or None.
+
+    Learnt once per process from a probe (a tiny function compiled here) rather than named, so that
+    a PyTorch whose node is called otherwise disables the check instead of refusing every compiled
+    trial. TorchInductor's regions go through AOTAutograd, which leaves one node per region; a backend
+    that runs Dynamo's graphs as eager code (``eager``, a test's counting one) leaves none: None.
+    A probe that ran as it is (Dynamo failed, its errors suppressed) is refused.
+    """
+    key = (backend, device.type) if isinstance(backend, str) else None
+    if key in _compiled_node_types:
+        return _compiled_node_types[key]
+
+    def probe(tensor: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        return (tensor * 2).sum(), torch.compiler.is_compiling()  # True only where Dynamo traced it
+
+    with torch.enable_grad():
+        eager, _ = probe(torch.ones(2, device=device, requires_grad=True))
+        compiled, traced = _compiled(probe, backend)(torch.ones(2, device=device, requires_grad=True))
+    if not traced:
+        raise UserError(f"torch.compile does not compile here (PyTorch {torch.__version__}, {device.type}): a "
+                        f"function compiled as the harness compiles ran as it is (Dynamo's errors are "
+                        f"suppressed: torch._dynamo.config.suppress_errors; TORCH_LOGS=dynamo says what failed); "
+                        f"a trial recorded as compiled would run eager. Run it with compile=false.")
+    node_types = {type(loss.grad_fn).__name__ for loss in (eager, compiled)}
+    found = type(compiled.grad_fn).__name__ if len(node_types) == 2 else None
+    if key is not None:
+        _compiled_node_types[key] = found
+    return found
+
+
+def check_compiled(loss: torch.Tensor, node_type: str | None, device: torch.device) -> None:
+    """Refuse a warm-up whose loss was computed without any compiled region: Dynamo ran the model eagerly.
+
+    It does so silently where it skips a file (PyTorch 2.11 skipped ``nn.Sequential``'s forward), has
+    recompiled a frame too often (``torch._dynamo.config.recompile_limit``) or suppresses an error; a
+    trial recorded as compiled would then run eager. Looked for in the loss's autograd graph, so a
+    model whose code was compiled by an earlier trial of this process is checked like a new one.
+    ``node_type`` None (a backend that leaves no trace there): nothing to check.
+    """
+    if node_type is None:
+        return
+    seen, waiting = set(), [loss.grad_fn]
+    while waiting:
+        node = waiting.pop()
+        if node is None or node in seen:
+            continue
+        if type(node).__name__ == node_type:
+            return
+        seen.add(node)
+        waiting.extend(next_node for next_node, _ in node.next_functions)
+    raise UserError(f"torch.compile compiled nothing of the model (PyTorch {torch.__version__}, {device.type}): "
+                    f"Dynamo ran its forward pass eagerly, and a trial recorded as compiled would run eager. "
+                    f"TORCH_LOGS=graph_breaks,recompiles shows Dynamo's reason. Run it with compile=false, or "
+                    f"with another PyTorch.")
 
 
 def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, seed: int, setting: Any,
@@ -143,12 +216,15 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
     if charge:
         return 0.0
     started = time.perf_counter()
+    node_type = compiled_node_type(backend, workload.device)
     state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
     gradients = [parameter.grad for parameter in model.parameters()]
     rng = capture_rng(workload.device)
     with torch.enable_grad():
         batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
-        compute_loss(next(batches)).backward()
+        loss = compute_loss(next(batches))
+        check_compiled(loss, node_type, workload.device)
+        loss.backward()
     model.load_state_dict(state)
     for parameter, gradient in zip(model.parameters(), gradients, strict=True):
         parameter.grad = gradient
