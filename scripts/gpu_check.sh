@@ -22,6 +22,8 @@
 # Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
 # <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
 # differ only in compile or isolation share an identity, and would reuse the first one's record).
+# The output has one line per figure (scripts/gpu_check_report.py): each trial's outcome, precision,
+# compilation, wall time and peak memory, and whether the isolated trial evaluated as the in-process one.
 # At the end (or when stopped) $OUT is packed into ARCHIVE (default $OUT.tgz; checkpoints left
 # out), for a machine whose files come back a few at a time: e.g. `ARCHIVE=$OUT/gpu-check.tgz
 # OUT=/tmp/gpu-check bash scripts/gpu_check.sh` (ARCHIVE first: it reads the outer OUT).
@@ -89,7 +91,9 @@ trial() {  # name, seconds, overrides...
     local started=$SECONDS
     boxed "$name" "$seconds" "$PY" -m harness.cli trial device=cuda submission=adamw results="$OUT/results/$name" \
         progress_interval_s=10 checkpoint_every_s=null data_dir="$DATA" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
-    echo "$name: exit $? after $((SECONDS - started)) s wall: $(tail -c 600 "$OUT/$name.json")"
+    local status=$?
+    [ -n "${DRY_RUN:-}" ] && return 0
+    echo "$name: exit $status after $((SECONDS - started)) s wall: $("$PY" scripts/gpu_check_report.py trial "$OUT/$name.json")"
 }
 
 bench() {  # name, seconds, script, options...: a bench script's output in $OUT/<name>.txt
@@ -130,6 +134,8 @@ fixed_steps=(workload=cifar10 workload.size=gpu compile=false max_steps=300 work
              workload.sizes.gpu.eval_period_s=null)
 trial cifar10-gpu-inprocess-300 60 "${fixed_steps[@]}"
 trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
+[ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu isolated against in process: $("$PY" scripts/gpu_check_report.py same \
+    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json")"
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
 # (torch's count: nvidia-smi -L also lists MIG instances and ignores CUDA_VISIBLE_DEVICES)
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then

@@ -3,6 +3,7 @@ a valid command before it gets there (its DRY_RUN prints them; here each is comp
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -65,3 +66,45 @@ def test_the_calibration_it_would_run_composes(workload: str, tmp_path: Path) ->
     compose_config("calibrate", own)
     trial = compose_config("trial", trial_overrides)
     assert trial.workload.name == workload and trial.workload.size == "gpu" and trial.device == "cuda"
+
+
+def report(*arguments: str) -> subprocess.CompletedProcess:
+    """scripts/gpu_check_report.py as gpu_check.sh runs it."""
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check_report.py"), *arguments],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+
+
+def test_the_report_reads_each_trial_and_compares_two_trials_evaluations(smoke_cfg, tmp_path: Path) -> None:
+    from harness.core.runner import run_trial
+
+    summaries = []
+    for name in ("inprocess", "other"):  # the same trial twice, in two results folders
+        summary = run_trial(smoke_cfg("workload.sizes.smoke.target=2.0", "max_steps=30",
+                                      "workload.sizes.smoke.eval_every_steps=10", f"results={tmp_path / name}"))
+        summaries.append(tmp_path / f"{name}.json")
+        summaries[-1].write_text(json.dumps(summary))
+    line = report("trial", str(summaries[0]))
+    assert line.returncode == 0, line.stderr
+    assert line.stdout.startswith("not_reached: 30 steps") and "target >= 2.0" in line.stdout
+    assert "fp32, compiled False" in line.stdout
+    same = report("same", *map(str, summaries))
+    assert same.returncode == 0 and same.stdout.startswith("equal evaluations at steps [10, 20, 30]"), same.stdout
+    # one metric of the other trial's step 20, 0.1% off: different, and said where
+    evals = Path(json.loads(summaries[1].read_text())["record_dir"]) / "evals.jsonl"
+    rows = [json.loads(line) for line in evals.read_text().splitlines()]
+    changed = next(row for row in rows if row.get("step") == 20)
+    metric = sorted(changed["metrics"])[0]
+    changed["metrics"][metric] = changed["metrics"][metric] * 1.001 + 1e-3
+    evals.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    differ = report("same", *map(str, summaries))
+    assert differ.returncode == 1 and differ.stdout.startswith("DIFFERENT"), differ.stdout
+    assert f"({metric} at step 20)" in differ.stdout
+    assert report("same", *map(str, summaries), "rel=0.01").returncode == 0  # within a looser tolerance
+
+
+def test_the_report_shows_how_far_a_stopped_trial_got(tmp_path: Path) -> None:
+    (tmp_path / "gpt-gpu.json").write_text("")  # the trial was killed by its time box: no summary
+    (tmp_path / "gpt-gpu.log").write_text("[gpt/gpu adamw seed 0] step 4000  submission time 150.1s / 270s\n")
+    line = report("trial", str(tmp_path / "gpt-gpu.json"))
+    assert line.returncode == 1 and line.stdout.rstrip().endswith("step 4000  submission time 150.1s / 270s")
+    assert report("same", str(tmp_path / "gpt-gpu.json"), str(tmp_path / "gpt-gpu.json")).returncode == 1
