@@ -177,6 +177,32 @@ def test_compiling_in_place_compiles_a_module_whose_forward_is_torch_s() -> None
     assert list(model.state_dict()) == list(eager.state_dict())  # in place: checkpoints keep their keys
 
 
+def test_each_architecture_compiles_apart_so_a_process_s_models_do_not_share_dynamo_s_recompile_limit() -> None:
+    """Dynamo keeps compiled code, and its recompile limit (8), per code object. Had every model
+    shared one (the harness's frame), a process's fifth architecture (an inline sweep or suite running
+    several workloads, each compiled for training and for evaluation) would have run eager: refused
+    by the warm-up's check, and its evaluations eager with no check at all."""
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    inputs = torch.randn(2, 4)
+    for depth in range(1, 7):  # six architectures: twelve compilations in one process
+        layers = [torch.nn.Linear(4, 4) for _ in range(depth)]
+        model = torch.nn.Sequential(*layers)
+        compile_in_place(model, backend=counter)
+        for mode in ("train", "eval"):
+            getattr(model, mode)()
+            compiled_before = counter.frame_count
+            with torch.inference_mode(mode == "eval"):
+                model(inputs)
+            assert counter.frame_count == compiled_before + 1, (depth, mode)  # compiled, not run eager
+    model = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(3)])  # an architecture seen before:
+    compile_in_place(model, backend=counter)  # its compiled code is reused, as an inline sweep's next trial's
+    compiled_before = counter.frame_count
+    model(inputs)
+    reused = compile_module._models_share_compiled_code()  # not before PyTorch 2.5: it guards each module
+    assert counter.frame_count == compiled_before + (0 if reused else 1)
+
+
 def test_a_warm_up_that_compiled_nothing_is_refused_not_run_eager_as_compiled(smoke_cfg, loaded_parts) -> None:
     """Where Dynamo compiles nothing of the model (a file it skips, as PyTorch 2.11 did with
     ``nn.Sequential``; its recompile limit; an error it suppressed), the warm-up fails, naming the cause:

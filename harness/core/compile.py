@@ -29,7 +29,9 @@ import os
 import shutil
 import sysconfig
 import time
+import warnings
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import torch
@@ -126,13 +128,49 @@ def compile_in_place(model: nn.Module, backend: Any = "inductor") -> None:
     What ``model.compile`` does, with one frame of ours on top: Dynamo skips code in torch's own
     files, and in some releases (PyTorch 2.11, for one) ``model.compile`` of a module whose ``forward``
     is torch's (``nn.Sequential``: fashion_mnist's and cifar10's models) compiled nothing: eager.
+
+    Dynamo keeps compiled code, and its recompile limit (8), per code object: each architecture gets
+    a frame of its own (:func:`_architecture_code`), so a process's models do not share that limit.
     """
     call = model._call_impl  # what Module.__call__ runs: hooks, then forward
 
     def call_compiled(*args: Any, **kwargs: Any) -> Any:  # a frame outside torch's files: Dynamo traces it
         return call(*args, **kwargs)
 
+    call_compiled.__code__ = _architecture_code(model, call_compiled.__code__)
     model._compiled_call_impl = _compiled(call_compiled, backend)
+
+
+_architecture_codes: dict[str, CodeType] = {}  # a model's class and structure: its frame's code object
+
+
+def _architecture_code(model: nn.Module, code: CodeType) -> CodeType:
+    """The code object ``model``'s compiled frame runs: one per architecture in this process.
+
+    With one for every model, an inline sweep or suite compiling several architectures (each for
+    training and for evaluation, and again for a second batch size) would reach Dynamo's recompile
+    limit after four or so, and run the next models eager: refused by the warm-up's check, and their
+    evaluations eager unchecked. A model of an architecture already compiled (an inline sweep's next
+    trial) finds that architecture's code, and Dynamo reuses what it compiled. The key is the class and
+    ``repr`` (modules, shapes, settings); what it misses is left to Dynamo's guards. Where Dynamo
+    guards each module's identity (PyTorch before 2.5), no model can reuse another's code: each gets
+    a frame of its own.
+    """
+    architecture = f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}"
+    if not _models_share_compiled_code():
+        architecture += f"\n(model {len(_architecture_codes)})"
+    if architecture not in _architecture_codes:
+        name = f"{code.co_name}_{len(_architecture_codes)}"  # names the architecture in Dynamo's logs
+        _architecture_codes[architecture] = code.replace(co_name=name)
+    return _architecture_codes[architecture]
+
+
+def _models_share_compiled_code() -> bool:
+    """Whether Dynamo inlines ``nn.Module`` code with parameters as inputs (always, from PyTorch 2.5 on,
+    which deprecates the setting) rather than guarding each module's identity."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "deprecated and does not do anything": always on
+        return bool(getattr(torch._dynamo.config, "inline_inbuilt_nn_modules", True))
 
 
 def _compiled(function: Any, backend: Any) -> Any:
