@@ -12,6 +12,7 @@
 #   gpt-gpu-*-500       gpt's step rate eager and compiled (submission_time_s at 500 steps)
 #   cifar10-gpu-*-300   isolation=process on CUDA (data and weights as CUDA IPC handles) against the
 #                       same 300 eager steps in process, evaluated every 100 steps: equal evaluations
+#                       (up to what running the in-process trial twice shows: CUDA's nondeterminism)
 #   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
 # `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist]` instead runs `optbench calibrate`
@@ -136,6 +137,11 @@ trial cifar10-gpu-inprocess-300 60 "${fixed_steps[@]}"
 trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
 [ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu isolated against in process: $("$PY" scripts/gpu_check_report.py same \
     "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json")"
+# the same in-process trial again: how far CUDA's nondeterministic kernels (cuDNN's backward passes,
+# atomics) alone move those evaluations, the yardstick for the difference above
+trial cifar10-gpu-inprocess-300-again 60 "${fixed_steps[@]}"
+[ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu in process, run twice: $("$PY" scripts/gpu_check_report.py same \
+    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-inprocess-300-again.json")"
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
 # (torch's count: nvidia-smi -L also lists MIG instances and ignores CUDA_VISIBLE_DEVICES)
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then

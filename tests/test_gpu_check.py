@@ -45,7 +45,7 @@ def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
     (tools / "nvidia-smi").chmod(0o755)
     commands = dry_run(tmp_path, PATH=f"{tools}:{os.environ['PATH']}", CUDA_VISIBLE_DEVICES="")  # no GPU for torch
     trials = {name: words[3:] for name, words in commands.items() if words[:3] == ["-m", "harness.cli", "trial"]}
-    assert {"gpt-gpu", "cifar10-gpu", "cifar10-gpu-isolated-300"} <= trials.keys()
+    assert {"gpt-gpu", "cifar10-gpu", "cifar10-gpu-isolated-300", "cifar10-gpu-inprocess-300-again"} <= trials.keys()
     assert "smoke-nproc2" not in trials
     for name, overrides in trials.items():
         cfg = compose_config("trial", overrides)
@@ -108,3 +108,60 @@ def test_the_report_shows_how_far_a_stopped_trial_got(tmp_path: Path) -> None:
     line = report("trial", str(tmp_path / "gpt-gpu.json"))
     assert line.returncode == 1 and line.stdout.rstrip().endswith("step 4000  submission time 150.1s / 270s")
     assert report("same", str(tmp_path / "gpt-gpu.json"), str(tmp_path / "gpt-gpu.json")).returncode == 1
+
+
+def _record(tmp_path: Path, name: str, summary: dict, manifest: dict | None, evals: list[dict]) -> Path:
+    """A trial's summary as gpu_check.sh keeps it (NAME.json), with its record folder beside it."""
+    record_dir = tmp_path / "records" / name
+    record_dir.mkdir(parents=True)
+    if manifest is not None:
+        (record_dir / "manifest.json").write_text(json.dumps(manifest))
+    (record_dir / "evals.jsonl").write_text("".join(json.dumps(row) + "\n" for row in evals))
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"record_dir": str(record_dir), **summary}))
+    return path
+
+
+_ENDED = {"status": "not_reached", "steps": 300, "submission_time_s": 12.5, "metric": "accuracy",
+          "higher_is_better": True, "target": 0.93, "best_validation": 0.81, "time_to_target_s": None,
+          "steps_to_target": None, "memory": None, "timing": {"compile_s": 0.0, "wall_s": 20.0}}
+
+
+def test_the_report_reads_failed_cached_old_and_skipped_trials(tmp_path: Path) -> None:
+    """The trials this check exists to show: one refused in its warm-up (its record has no timing),
+    one an earlier run left (cached, and written before records said their precision), one the
+    budget skipped (its NAME.json holds the script's message): a line each, not a traceback."""
+    failed = _record(tmp_path, "failed", {**_ENDED, "status": "failed", "steps": 0, "timing": None,
+                                          "best_validation": None, "error_in": "harness",
+                                          "error_message": "harness.errors.UserError: torch.compile compiled "
+                                                           "nothing of the model\nmore"},
+                     {"precision": "bf16", "compile": True}, [])
+    line = report("trial", str(failed))
+    assert line.returncode == 0, line.stderr
+    assert line.stdout.startswith("failed: 0 steps") and "bf16, compiled True" in line.stdout
+    assert "error in harness: harness.errors.UserError: torch.compile compiled nothing of the model" in line.stdout
+    old = _record(tmp_path, "old", {**_ENDED, "cached": True}, {"config_hash": "x"}, [])
+    line = report("trial", str(old))
+    assert line.returncode == 0, line.stderr
+    assert "fp32, compiled False" in line.stdout and "cached: an earlier run's record" in line.stdout
+    lost = _record(tmp_path, "lost", _ENDED, None, [])  # its record folder is not here (another machine)
+    line = report("trial", str(lost))
+    assert line.returncode == 0 and "precision ?, compiled ?" in line.stdout, line.stdout + line.stderr
+    skipped = tmp_path / "gpt-gpu.json"
+    skipped.write_text("gpt-gpu: skipped, 12 s of BUDGET_S left\n")
+    line = report("trial", str(skipped))
+    assert line.returncode == 1 and line.stdout.rstrip().endswith("gpt-gpu: skipped, 12 s of BUDGET_S left")
+
+
+def test_the_report_compares_evaluations_that_diverged(tmp_path: Path) -> None:
+    """Records keep a NaN or infinite metric as null: null against null is equal, against a number different."""
+    rows = [{"event": "eval", "step": 10, "metrics": {"validation/loss": None, "validation/accuracy": 0.5}}]
+    first = _record(tmp_path, "first", _ENDED, {}, rows)
+    second = _record(tmp_path, "second", _ENDED, {}, rows)
+    same = report("same", str(first), str(second))
+    assert same.returncode == 0 and same.stdout.startswith("equal evaluations at steps [10]"), same.stdout + same.stderr
+    rows[0]["metrics"]["validation/loss"] = 2.3
+    third = _record(tmp_path, "third", _ENDED, {}, rows)
+    differ = report("same", str(first), str(third))
+    assert differ.returncode == 1 and "DIFFERENT" in differ.stdout and "validation/loss" in differ.stdout, \
+        differ.stdout + differ.stderr
