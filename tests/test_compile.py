@@ -8,6 +8,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from harness.core.compile import (
     compile_before_clock,
     compile_identity,
     compile_in_place,
+    compiled_node_type,
     compiles,
     trial_compile_setting,
 )
@@ -223,22 +225,46 @@ def _failing_backend(graph: torch.fx.GraphModule, example_inputs: list) -> None:
     raise RuntimeError("this backend cannot compile")
 
 
-@pytest.mark.parametrize(("dynamo_config", "backend", "refusal"), [
-    ({"disable": True}, "aot_eager", r"needs Dynamo, which is switched off.*compile=false"),  # TORCHDYNAMO_DISABLE=1
-    ({"suppress_errors": True}, _failing_backend, r"does not compile here.*suppress_errors.*compile=false"),
+@pytest.mark.parametrize(("environment", "dynamo_config", "backend", "refusal"), [
+    ({"TORCHDYNAMO_DISABLE": "1"}, {}, "aot_eager",  # read by torch.compile itself, not in Dynamo's config
+     r"needs Dynamo, which is switched off here \(TORCHDYNAMO_DISABLE='1'\).*unset TORCHDYNAMO_DISABLE"),
+    ({"TORCH_COMPILE_DISABLE": "1"}, {"disable": True}, "aot_eager",  # its config reads this one at import
+     r"needs Dynamo, which is switched off here \(TORCH_COMPILE_DISABLE='1'\).*unset TORCH_COMPILE_DISABLE"),
+    ({}, {"suppress_errors": True}, _failing_backend, r"does not compile here.*suppress_errors.*compile=false"),
 ])
 def test_compile_is_refused_where_dynamo_does_not_compile_at_all(smoke_cfg, loaded_parts,
-                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                monkeypatch: pytest.MonkeyPatch, environment,
                                                                 dynamo_config, backend, refusal) -> None:
-    """Dynamo switched off (``TORCHDYNAMO_DISABLE=1``, a common debugging setting), or failing with its errors
-    suppressed, runs every compiled function as it is: refused, not taken for a backend that leaves no trace."""
+    """Dynamo switched off (``TORCHDYNAMO_DISABLE=1`` or ``TORCH_COMPILE_DISABLE=1``, common debugging
+    settings), or failing with its errors suppressed, runs every compiled function as it is: refused,
+    naming the setting, not taken for a backend that leaves no trace."""
     workload, hparams = loaded_parts(smoke_cfg())
+    for name in ("TORCHDYNAMO_DISABLE", "TORCH_COMPILE_DISABLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(compile_module, "_compiled_node_types", {})  # what an earlier probe learnt: forgotten
     model, _ = model_and_info(workload, hparams.batch_size, 0)
     torch._dynamo.reset()  # the probe is traced anew
     with torch._dynamo.config.patch(**dynamo_config), pytest.raises(UserError, match=refusal):
         compile_before_clock(model, workload, hparams.batch_size, 0, "true", backend=backend)
 
+
+def test_the_probe_of_each_backend_compiles_apart() -> None:
+    """The probe learns each backend's node once; had all probes shared one frame, the ninth backend
+    of a process (a test's counting one, a user's own) met Dynamo's recompile limit there and was
+    refused as "does not compile here"."""
+    from torch._dynamo.backends.registry import lookup_backend
+
+    def a_backend() -> Any:
+        def backend(graph: torch.fx.GraphModule, example_inputs: list) -> Any:
+            return lookup_backend("aot_eager")(graph, example_inputs)
+        return backend
+
+    backends = [a_backend() for _ in range(10)]
+    found = [compiled_node_type(backend, torch.device("cpu")) for backend in backends]
+    assert len(set(found)) == 1 and found[0] is not None
+    assert compiled_node_type(backends[0], torch.device("cpu")) == found[0]  # learnt once, kept
 
 def test_compiled_dropout_draws_the_eager_masks() -> None:
     """Inductor's own generator draws other dropout masks from the same seed; the harness's must not."""

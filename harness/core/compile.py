@@ -82,16 +82,27 @@ def check_available(device: torch.device) -> None:
     if not hasattr(nn.Module, "compile") or dynamo is None or not dynamo.is_dynamo_supported():
         raise UserError(f"compile=true needs torch.compile, which PyTorch {torch.__version__} does not support here "
                         f"(this Python or platform). Use compile=false.")
-    if dynamo.config.disable:
+    if switched_off := dynamo_switched_off(dynamo):
         raise UserError(f"compile=true (or auto, for a CUDA trial of a gpu size) needs Dynamo, which is switched off "
-                        f"here (TORCHDYNAMO_DISABLE={os.environ.get('TORCHDYNAMO_DISABLE', '')!r}): the model would "
-                        f"run eager in a trial recorded as compiled. Use compile=false, or unset TORCHDYNAMO_DISABLE.")
+                        f"here ({switched_off}): the model would run eager in a trial recorded as compiled. Use "
+                        f"compile=false, or unset {switched_off.split('=')[0]}.")
     if device.type == "cpu" and not any(shutil.which(name) for name in ("c++", "g++", "clang++")):
         raise UserError("compile=true on the CPU needs a C++ compiler (TorchInductor builds C++ kernels), and none "
                         "(c++, g++, clang++) is on the PATH. Install one, or use compile=false.")
     if device.type == "cuda" and (missing := cuda_compile_missing()):
         raise UserError(f"Compiling on CUDA (compile=true, or auto for a gpu size) needs what is missing here: "
                         f"{'; '.join(missing)}. Install it, or use compile=false.")
+
+
+def dynamo_switched_off(dynamo: Any) -> str:
+    """What switches Dynamo off here ("NAME='value'"), or "" where nothing does. torch.compile reads
+    ``TORCHDYNAMO_DISABLE`` itself; Dynamo's config reads ``TORCH_COMPILE_DISABLE`` at import."""
+    if os.environ.get("TORCHDYNAMO_DISABLE", "") == "1":
+        return "TORCHDYNAMO_DISABLE='1'"
+    if dynamo.config.disable:
+        variable = os.environ.get("TORCH_COMPILE_DISABLE")
+        return "torch._dynamo.config.disable=True" if variable is None else f"TORCH_COMPILE_DISABLE={variable!r}"
+    return ""
 
 
 def cuda_compile_missing() -> list[str]:
@@ -179,7 +190,7 @@ def _compiled(function: Any, backend: Any) -> Any:
     return torch.compile(function, backend=backend, **options)
 
 
-_compiled_node_types: dict[tuple[str, str], str | None] = {}  # (backend, device type): what a probe found
+_compiled_node_types: dict[tuple[Any, str], str | None] = {}  # (backend, device type): what a probe found
 
 
 def compiled_node_type(backend: Any, device: torch.device) -> str | None:
@@ -191,13 +202,14 @@ def compiled_node_type(backend: Any, device: torch.device) -> str | None:
     that runs Dynamo's graphs as eager code (``eager``, a test's counting one) leaves none: None.
     A probe that ran as it is (Dynamo failed, its errors suppressed) is refused.
     """
-    key = (backend, device.type) if isinstance(backend, str) else None
+    key = (backend, device.type)  # a backend object (a test's) is kept with what it left
     if key in _compiled_node_types:
         return _compiled_node_types[key]
 
     def probe(tensor: torch.Tensor) -> tuple[torch.Tensor, bool]:
         return (tensor * 2).sum(), torch.compiler.is_compiling()  # True only where Dynamo traced it
 
+    probe.__code__ = probe.__code__.replace()  # a code object of its own: no earlier probe's recompile limit
     with torch.enable_grad():
         eager, _ = probe(torch.ones(2, device=device, requires_grad=True))
         compiled, traced = _compiled(probe, backend)(torch.ones(2, device=device, requires_grad=True))
@@ -208,8 +220,7 @@ def compiled_node_type(backend: Any, device: torch.device) -> str | None:
                         f"a trial recorded as compiled would run eager. Run it with compile=false.")
     node_types = {type(loss.grad_fn).__name__ for loss in (eager, compiled)}
     found = type(compiled.grad_fn).__name__ if len(node_types) == 2 else None
-    if key is not None:
-        _compiled_node_types[key] = found
+    _compiled_node_types[key] = found
     return found
 
 
