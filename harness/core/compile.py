@@ -18,7 +18,8 @@ silently, where it skips a file, reaches its recompile limit or suppresses an er
 trial would be recorded as compiled (:func:`check_compiled`).
 
 The warm-up's time is recorded as ``timing.compile_s`` and not charged (``charge_compile=true``
-skips the warm-up instead, so the first steps compile under the clock, as AlgoPerf charges it).
+skips the warm-up instead, so the first steps compile under the clock, as AlgoPerf charges it;
+its model is checked all the same, traced once without kernels and forgotten).
 Why: docs/decisions.md, "torch.compile".
 """
 
@@ -259,13 +260,23 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
     """
     if not compiles(setting, workload, workload.device):
         return 0.0
-    if charge:  # each trial pays its own compilation, as in a fresh process: forget this process's
-        torch._dynamo.reset()  # compiled code (an inline sweep's earlier trials would otherwise pay for it)
-    compile_in_place(model, backend)
-    if charge:
+    if charge:  # each trial pays its own compilation, as in a fresh process: Dynamo checks it can trace
+        torch._dynamo.reset()  # the model with a backend that compiles nothing (AOTAutograd's eager one:
+        compile_in_place(model, "aot_eager")  # no kernels, nothing in inductor's caches), then forgets it
+        _warm_up(model, workload, batch_size, seed, compiled_node_type("aot_eager", workload.device), backward=False)
+        torch._dynamo.reset()  # (and an inline sweep's earlier trials): the first steps compile from scratch
+        compile_in_place(model, backend)
         return 0.0
+    compile_in_place(model, backend)
     started = time.perf_counter()
-    node_type = compiled_node_type(backend, workload.device)
+    _warm_up(model, workload, batch_size, seed, compiled_node_type(backend, workload.device), backward=True)
+    return time.perf_counter() - started
+
+
+def _warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int, node_type: str | None,
+             backward: bool) -> None:
+    """One forward pass of the compiled ``model`` (and its backward), checked to have run compiled, on
+    the first batch of a separate stream; everything it could change is put back (module docstring)."""
     state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
     gradients = [parameter.grad for parameter in model.parameters()]
     rng = capture_rng(workload.device)
@@ -273,11 +284,11 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
         batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
         loss = compute_loss(next(batches))
         check_compiled(loss, node_type, workload.device)
-        loss.backward()
+        if backward:
+            loss.backward()
     model.load_state_dict(state)
     for parameter, gradient in zip(model.parameters(), gradients, strict=True):
         parameter.grad = gradient
     restore_rng(rng, workload.device)
     if workload.device.type == "cuda":
         torch.cuda.synchronize(workload.device)
-    return time.perf_counter() - started
