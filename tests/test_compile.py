@@ -216,8 +216,7 @@ def test_a_warm_up_that_compiled_nothing_is_refused_not_run_eager_as_compiled(sm
     for charge in (False, True):  # charge_compile=true compiles under the clock: checked before it all the same
         with pytest.raises(UserError, match=r"compiled nothing of the model.*compile=false"):
             compile_before_clock(skipped, workload, hparams.batch_size, 0, "true", charge, backend="aot_eager")
-    torch._dynamo.reset()  # Dynamo now runs our frame as Python everywhere in this process
-    for _ in range(2):  # compiled, then the same code reused (nothing traced): both pass
+    for _ in range(2):  # the next models of that architecture, compiled, then that code reused: both pass
         model, _ = model_and_info(workload, hparams.batch_size, 0)
         compile_before_clock(model, workload, hparams.batch_size, 0, "true", backend="aot_eager")
 

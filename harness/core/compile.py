@@ -283,7 +283,11 @@ def _warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int, n
     with torch.enable_grad():
         batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
         loss = compute_loss(next(batches))
-        check_compiled(loss, node_type, workload.device)
+        try:
+            check_compiled(loss, node_type, workload.device)
+        except UserError:  # what Dynamo kept of this architecture's frame (run as it is) would refuse
+            torch._dynamo.reset()  # every later model of it in this process (an inline sweep's): forgotten
+            raise
         if backward:
             loss.backward()
     model.load_state_dict(state)
