@@ -165,12 +165,12 @@ def _architecture_code(model: nn.Module, code: CodeType) -> CodeType:
     evaluations eager unchecked. A model of an architecture already compiled (an inline sweep's next
     trial) finds that architecture's code, and Dynamo reuses what it compiled. The key is the class and
     ``repr`` (modules, shapes, settings); what it misses is left to Dynamo's guards. Where Dynamo
-    guards each module's identity (PyTorch before 2.5), no model can reuse another's code: each gets
-    a frame of its own.
+    guards each module's identity (PyTorch before 2.5), no model can reuse another's code: what Dynamo
+    kept of earlier models is forgotten, or each would take one of the architecture's 8 entries.
     """
-    architecture = f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}"
     if not _models_share_compiled_code():
-        architecture += f"\n(model {len(_architecture_codes)})"
+        torch._dynamo.reset()
+    architecture = f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}"
     if architecture not in _architecture_codes:
         name = f"{code.co_name}_{len(_architecture_codes)}"  # names the architecture in Dynamo's logs
         _architecture_codes[architecture] = code.replace(co_name=name)
