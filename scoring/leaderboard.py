@@ -466,9 +466,10 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     shared = sum(w.startswith("n/a: CPU") for w in why)
     note = ("optimizer state: bytes the optimizer keeps per trainable parameter (median over trials), always "
             "recorded. peak memory: on CUDA the growth of the trial's torch.cuda allocations (model, optimizer "
-            "state, activations; not the device-resident data) to their peak; on the CPU only the growth "
-            "of its process's resident set, which is the trial's own only when that process ran no other trial "
-            "(optbench trial, one SLURM or local job per trial): shown then, else n/a. Per submission, the "
+            "state, activations; not the device-resident data nor the evaluations) to their peak; on the CPU "
+            "only the growth of its process's resident set, which is the trial's own only when that process "
+            "ran no other trial (optbench trial, one SLURM or local job per trial): shown then, else n/a. Per "
+            "submission, the "
             f"largest over workloads of the median over trials, in MiB. Here: shown for {shown} of "
             f"{len(submissions)} submissions")
     note += (f"; n/a for {shared} whose CPU trials shared processes (launcher=inline or parallel run several "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 import harness.core.runner as runner
@@ -47,3 +50,43 @@ def test_the_cuda_peak_is_what_the_trial_allocated_not_the_data_already_there(mo
     allocated["peak"] += 96 * 2**20  # the model, the optimizer's state, the activations
     report = meter.report(torch.nn.Linear(3, 2), None)
     assert report["peak_memory_bytes"] == 96 * 2**20 and report["peak_memory_kind"] == "cuda_allocated_growth"
+
+
+def test_evaluation_s_allocations_are_not_the_trial_s_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cifar10 evaluates in chunks of 1000 images against training batches of 128: its evaluation's
+    peak was the trial's figure, the same for every optimizer. The harness's evaluations (between the
+    trainer's runs, :meth:`MemoryMeter.excluded`) are left out; peaks of training before and after count."""
+    import torch
+
+    allocated = {"now": 400 * 2**20, "peak": 400 * 2**20}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: allocated.update(peak=allocated["now"]))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: allocated["peak"])
+    meter = MemoryMeter(torch.device("cuda"))
+    allocated["peak"] += 96 * 2**20  # training's first steps
+    with meter.excluded():
+        allocated["peak"] += 300 * 2**20  # the evaluation's chunk, freed at its end
+    assert meter.report(torch.nn.Linear(3, 2), None)["peak_memory_bytes"] == 96 * 2**20
+    allocated["peak"] += 120 * 2**20  # training goes on and grows (a submission's lazily built state)
+    assert meter.report(torch.nn.Linear(3, 2), None)["peak_memory_bytes"] == 120 * 2**20
+
+
+def test_the_runner_evaluates_outside_the_memory_peak(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every evaluation of an in-process trial runs inside its meter's :meth:`MemoryMeter.excluded`."""
+    inside, seen = [], []
+    excluded = getattr(MemoryMeter, "excluded", None)
+
+    @contextlib.contextmanager
+    def watched(self: MemoryMeter) -> Iterator[None]:
+        inside.append(True)
+        try:
+            with excluded(self) if excluded else contextlib.nullcontext():
+                yield
+        finally:
+            inside.pop()
+
+    evaluate = runner._evaluate
+    monkeypatch.setattr(MemoryMeter, "excluded", watched, raising=False)
+    monkeypatch.setattr(runner, "_evaluate", lambda *args: seen.append(bool(inside)) or evaluate(*args))
+    runner.run_trial(smoke_cfg("max_steps=20", "workload.sizes.smoke.eval_every_steps=10"))
+    assert seen and all(seen), seen  # validation at steps 10 and 20, and the test split at the end

@@ -11,6 +11,7 @@ lists such code and ``clock_suspect`` flags a clock that was made to run slow.
 from __future__ import annotations
 
 import traceback
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -64,6 +65,9 @@ class InProcessTrainer:
 
     def restore(self, resume: dict[str, Any]) -> None:
         self._steps().restore(self.model, resume)
+
+    def uncounted_memory(self) -> AbstractContextManager[None]:
+        return self.meter.excluded()
 
     def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
         clock, progress, team = self.clock, self.progress, self.team

@@ -31,6 +31,7 @@ import signal
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from multiprocessing import spawn
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -263,6 +264,9 @@ class ProcessTrainer:
         if not (isinstance(state, dict) and {"model", "submission", "rng"} <= set(state)):
             raise TrainerDied("the trainer sent a checkpoint state without model, submission and rng")
         return {key: state[key] for key in ("model", "submission", "rng")}
+
+    def uncounted_memory(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the trainer process measures its peak, and never evaluates
 
     def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """Memory and routing as the trainer measured them; none when it is gone."""

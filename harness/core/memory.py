@@ -10,15 +10,19 @@ records, at its end:
 - ``peak_memory_bytes``: on CUDA the peak allocation since the trial started, less what was
   allocated then (``torch.cuda.max_memory_allocated`` - ``memory_allocated``): the model, the
   optimizer's state and the activations, not the workload's device-resident data nor what an
-  earlier trial of the process left loaded; on the CPU the growth of the resident set from the start
-  of training to the process's peak (``ru_maxrss``), which bounds from above what training added
-  (it is 0 when the process peaked earlier, e.g. while decoding a dataset).
+  earlier trial of the process left loaded, nor the harness's evaluations
+  (:meth:`MemoryMeter.excluded`: cifar10's chunks of 1000 images took more than its training
+  batches of 128); on the CPU the growth of the resident set from the start of training to the
+  process's peak (``ru_maxrss``), which bounds from above what training added (it is 0 when the
+  process peaked earlier, e.g. while decoding a dataset), evaluations included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,16 +65,32 @@ class MemoryMeter:
     def __init__(self, device: torch.device):
         self.device = device
         self.cuda_start = 0
+        self.cuda_peak = 0  # the peak before the last excluded interval (its own was forgotten)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)  # the peak restarts from what is allocated now
             self.cuda_start = torch.cuda.memory_allocated(device)
         self.rss_start = current_rss_bytes()
 
+    @contextlib.contextmanager
+    def excluded(self) -> Iterator[None]:
+        """The harness's own work between the trainer's runs (evaluation): its allocations are not the
+        trial's. On CUDA the peak so far is kept and the counter restarts after it; the CPU's
+        (the process's resident set high-water mark) cannot restart, and keeps it."""
+        if self.device.type != "cuda":
+            yield
+            return
+        self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated(self.device))
+        try:
+            yield
+        finally:
+            torch.cuda.reset_peak_memory_stats(self.device)  # from what training holds now
+
     def report(self, model: nn.Module, submission: Any) -> dict[str, Any]:
         state = tensor_bytes(submission.state_dict()) if submission is not None else 0
         params = trainable_parameters(model)
         if self.device.type == "cuda":
-            peak, kind = max(0, torch.cuda.max_memory_allocated(self.device) - self.cuda_start), "cuda_allocated_growth"
+            highest = max(self.cuda_peak, torch.cuda.max_memory_allocated(self.device))
+            peak, kind = max(0, highest - self.cuda_start), "cuda_allocated_growth"
         else:
             peak, kind = max(0, peak_rss_bytes() - self.rss_start), "cpu_rss_growth"
         return {"parameters": params, "optimizer_state_bytes": state,

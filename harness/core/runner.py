@@ -373,14 +373,16 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
                 return ended(stop)
 
             evaluation_started = time.monotonic()
-            metrics = {"train/loss": stop.loss, **_evaluate(workload, model, "validation")}
+            with trainer.uncounted_memory():
+                metrics = {"train/loss": stop.loss, **_evaluate(workload, model, "validation")}
             value = metrics[f"validation/{workload.metric}"]
             within_budget = elapsed <= budget
             reached = within_budget and workload.reached(value)
             cap = pruner.cap(elapsed, step) if pruner is not None and not reached else None
             final = reached or not within_budget or step >= max_steps or cap is not None
             if final:  # the test split is reported once, for the weights the trial ends with
-                metrics.update(_evaluate(workload, model, "test"))
+                with trainer.uncounted_memory():
+                    metrics.update(_evaluate(workload, model, "test"))
             audit["evaluation_s"] += time.monotonic() - evaluation_started
             if math.isfinite(value) and (best is None or better(value, best, workload.higher_is_better)):
                 best = value

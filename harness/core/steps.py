@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -153,6 +154,10 @@ class Trainer(Protocol):
 
     def reports(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The memory and routing reports of the trial's end (:mod:`harness.core.memory`, :mod:`harness.routing`)."""
+
+    def uncounted_memory(self) -> AbstractContextManager[None]:
+        """Around the harness's own work in this process between runs (evaluation): its allocations
+        are not the trial's peak memory (:meth:`harness.core.memory.MemoryMeter.excluded`)."""
 
     def close(self) -> None:
         """Release what the trainer holds (the trainer process, in process isolation)."""
