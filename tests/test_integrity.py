@@ -540,3 +540,25 @@ def test_load_training_data_trains_the_same_and_holds_nothing_held_out(smoke_cfg
     for tensor in tensors_in(vars(training)):  # each its own buffer, not a view into held-out data
         assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
     assert not hasattr(training, "_splits") and not hasattr(training, "_eval")
+
+
+def test_an_isolated_construction_on_cuda_waits_for_the_submission_s_device_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process, the clock's pause synchronises: what a submission's ``__init__`` queued on the GPU
+    is charged to its construction. The trainer process replied "constructed" at once, and that work
+    ran while the harness's clock was paused, or in the first charged run."""
+    from types import SimpleNamespace
+
+    from harness.core import trainer as trainer_process
+
+    events = []
+    monkeypatch.setattr(trainer_process, "build_submission", lambda *args: events.append("built") or object())
+    monkeypatch.setattr(trainer_process, "training_stream", lambda *args: (iter(()), None))
+    monkeypatch.setattr(trainer_process, "StepRunner", lambda *args: None)
+    monkeypatch.setattr(trainer_process.torch.cuda, "synchronize", lambda device: events.append("synchronised"))
+    monkeypatch.setattr(trainer_process, "send", lambda conn, message: events.append(message["event"]))
+    session = SimpleNamespace(device=torch.device("cuda"), submission_cls=None, model=None, info=None, seed=0,
+                              workload=None, hparams=SimpleNamespace(batch_size=8), setup={"check_every": 25},
+                              interrupts=None, conn=None)
+    trainer_process.Session.construct(session, None)
+    assert events == ["built", "synchronised", "constructed"]
