@@ -132,6 +132,43 @@ def test_the_warm_up_leaves_the_model_as_eager_and_the_trial_reuses_its_code(smo
     assert all(torch.equal(a.grad, b.grad) for a, b in zip(compiled.parameters(), eager.parameters(), strict=True))
 
 
+
+@pytest.mark.parametrize(("device", "ranks", "warmed_with"), [("cuda", 1, [64]), ("cuda", 4, [16]), ("cpu", 1, [])])
+def test_a_cuda_trial_s_model_is_warmed_up_before_the_clock_compiled_or_not(monkeypatch: pytest.MonkeyPatch, device,
+                                                                          ranks, warmed_with) -> None:
+    """CUDA's first use of a model's kernels (loading them, cuBLAS's and cuDNN's handles) is not the
+    optimizer's work: an eager trial's model gets the compiled one's uncharged warm-up (without the
+    compilation), with a data-parallel rank's slice of the batch. On the CPU there is nothing to warm."""
+    from types import SimpleNamespace
+
+    from harness.core import parts
+
+    warmed = []
+    monkeypatch.setattr(parts, "warm_up", lambda model, workload, batch_size, seed: warmed.append(batch_size))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: ranks > 1)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: ranks)
+    workload = SimpleNamespace(device=torch.device(device), build_model=lambda seed: torch.nn.Linear(2, 1),
+                               public_info=lambda batch_size, model: "info")
+    model, info = parts.model_and_info(workload, 64, 0)
+    assert info == "info" and model.training and warmed == warmed_with
+
+
+def test_the_eager_warm_up_leaves_the_trial_as_it_was(smoke_cfg, loaded_parts) -> None:
+    """The warm-up an eager CUDA trial gets (here on the CPU): one training step's forward and backward,
+    with the model's weights, BatchNorm statistics, gradients and the RNG put back."""
+    from harness.core.parts import warm_up
+
+    workload, hparams = loaded_parts(smoke_cfg("workload=cifar10"))
+    warmed, _ = model_and_info(workload, hparams.batch_size, 0)
+    fresh, _ = model_and_info(workload, hparams.batch_size, 0)
+    torch.manual_seed(5)
+    rng = torch.get_rng_state()
+    losses = []
+    warm_up(warmed, workload, hparams.batch_size, 0, check=lambda loss: losses.append(loss.item()))
+    assert losses and torch.equal(torch.get_rng_state(), rng) and all(p.grad is None for p in warmed.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(warmed.state_dict().values(), fresh.state_dict().values(),
+                                                 strict=True))
+
 def _inductor_or_skip() -> None:
     """Skip, saying why, where TorchInductor cannot build its C++ kernels here."""
     try:

@@ -38,9 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.core.checkpoint import capture_rng, restore_rng
 from harness.core.distributed import current_team
-from harness.core.parts import training_stream
+from harness.core.parts import warm_up
 from harness.errors import UserError
 from harness.workload import Workload
 
@@ -263,36 +262,27 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
     if charge:  # each trial pays its own compilation, as in a fresh process: Dynamo checks it can trace
         torch._dynamo.reset()  # the model with a backend that compiles nothing (AOTAutograd's eager one:
         compile_in_place(model, "aot_eager")  # no kernels, nothing in inductor's caches), then forgets it
-        _warm_up(model, workload, batch_size, seed, compiled_node_type("aot_eager", workload.device), backward=False)
+        _checked_warm_up(model, workload, batch_size, seed, "aot_eager", backward=False)
         torch._dynamo.reset()  # (and an inline sweep's earlier trials): the first steps compile from scratch
         compile_in_place(model, backend)
         return 0.0
     compile_in_place(model, backend)
     started = time.perf_counter()
-    _warm_up(model, workload, batch_size, seed, compiled_node_type(backend, workload.device), backward=True)
+    _checked_warm_up(model, workload, batch_size, seed, backend, backward=True)
     return time.perf_counter() - started
 
 
-def _warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int, node_type: str | None,
-             backward: bool) -> None:
-    """One forward pass of the compiled ``model`` (and its backward), checked to have run compiled, on
-    the first batch of a separate stream; everything it could change is put back (module docstring)."""
-    state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
-    gradients = [parameter.grad for parameter in model.parameters()]
-    rng = capture_rng(workload.device)
-    with torch.enable_grad():
-        batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a separate stream instance
-        loss = compute_loss(next(batches))
+
+def _checked_warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int, backend: Any,
+                     backward: bool) -> None:
+    """The compiled ``model``'s warm-up (:func:`harness.core.parts.warm_up`), checked to have run compiled."""
+    node_type = compiled_node_type(backend, workload.device)
+
+    def check(loss: torch.Tensor) -> None:
         try:
             check_compiled(loss, node_type, workload.device)
         except UserError:  # what Dynamo kept of this architecture's frame (run as it is) would refuse
             torch._dynamo.reset()  # every later model of it in this process (an inline sweep's): forgotten
             raise
-        if backward:
-            loss.backward()
-    model.load_state_dict(state)
-    for parameter, gradient in zip(model.parameters(), gradients, strict=True):
-        parameter.grad = gradient
-    restore_rng(rng, workload.device)
-    if workload.device.type == "cuda":
-        torch.cuda.synchronize(workload.device)
+
+    warm_up(model, workload, batch_size, seed, check, backward)

@@ -18,16 +18,54 @@ import torch
 import torch._dynamo  # torch.optim imports it when the first optimizer is built: 1.3-2.7 s the clock would
 from torch import nn  # charge to the submission's construction, imported here before the clock starts
 
+from harness.core.checkpoint import capture_rng, restore_rng
 from harness.core.precision import with_precision
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Batch, Workload, WorkloadInfo
 
 
 def model_and_info(workload: Workload, batch_size: int, seed: int) -> tuple[nn.Module, WorkloadInfo]:
-    """The model built from ``seed``, in training mode, and the facts the submission may see."""
+    """The model built from ``seed``, in training mode, and the facts the submission may see.
+
+    On CUDA the model is also warmed up (:func:`warm_up`): the device's first-use costs of its
+    forward and backward passes (kernels loaded on first call, cuBLAS's and cuDNN's handles and
+    heuristics, at the size's precision) are not the optimizer's, and a compiled trial's warm-up
+    already kept them out of its clock.
+    """
     model = workload.build_model(seed)
     model.train()
-    return model, workload.public_info(batch_size, model)
+    info = workload.public_info(batch_size, model)
+    if workload.device.type == "cuda":  # a data-parallel rank's steps see its slice of the batch
+        group = torch.distributed
+        ranks = group.get_world_size() if group.is_available() and group.is_initialized() else 1
+        warm_up(model, workload, max(1, batch_size // ranks), seed)
+    return model, info
+
+
+def warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int,
+            check: Callable[[torch.Tensor], None] | None = None, backward: bool = True) -> None:
+    """One training forward pass of ``model`` (and its backward) on the first batch of a separate
+    stream of the trial's seed, its loss handed to ``check``; everything it could change is put back:
+    parameters and buffers (BatchNorm statistics), gradients and every global RNG (dropout), so the
+    trial starts as it would have without it, and its own stream is never touched."""
+    state = {name: value.clone() for name, value in model.state_dict(keep_vars=False).items()}
+    gradients = [parameter.grad for parameter in model.parameters()]
+    rng = capture_rng(workload.device)
+    try:
+        with torch.enable_grad():
+            batches, compute_loss = training_stream(workload, model, batch_size, seed)  # a stream of its own
+            loss = compute_loss(next(batches))
+            if check is not None:
+                check(loss)
+            if backward:
+                loss.backward()
+    finally:
+        model.load_state_dict(state)
+        for parameter, gradient in zip(model.parameters(), gradients, strict=True):
+            parameter.grad = gradient
+        restore_rng(rng, workload.device)
+    if workload.device.type == "cuda":
+        torch.cuda.synchronize(workload.device)
 
 
 def build_submission(submission_cls: type[Submission], model: nn.Module, hparams: TrainingHparams,
