@@ -120,7 +120,8 @@ if [ "${1:-}" = calibrate ]; then
 fi
 
 # the gpu sizes run in bf16 (their precision) and compiled before the clock (compile=auto on CUDA):
-# each summary's timing.compile_s is the compilation that was not charged
+# each summary's timing.compile_s is the training graph's compilation, not charged (the evaluation
+# graph compiles at the first evaluation, inside timing.evaluation_s, not charged either)
 trial gpt-gpu 270 workload=gpt workload.size=gpu max_steps=5000
 trial cifar10-gpu 200 workload=cifar10 workload.size=gpu  # 60 s charged, plus data loading, compiling (train and eval) and evaluations
 bench overhead-gpt 90 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
@@ -135,13 +136,14 @@ fixed_steps=(workload=cifar10 workload.size=gpu compile=false max_steps=300 work
              workload.sizes.gpu.eval_period_s=null)
 trial cifar10-gpu-inprocess-300 60 "${fixed_steps[@]}"
 trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
+# rel=1e-3: one of cifar10's 5000 validation images classified otherwise moves accuracy by ~3e-4
 [ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu isolated against in process: $("$PY" scripts/gpu_check_report.py same \
-    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json")"
+    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json" rel=1e-3)"
 # the same in-process trial again: how far CUDA's nondeterministic kernels (cuDNN's backward passes,
 # atomics) alone move those evaluations, the yardstick for the difference above
 trial cifar10-gpu-inprocess-300-again 60 "${fixed_steps[@]}"
 [ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu in process, run twice: $("$PY" scripts/gpu_check_report.py same \
-    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-inprocess-300-again.json")"
+    "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-inprocess-300-again.json" rel=1e-3)"
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
 # (torch's count: nvidia-smi -L also lists MIG instances and ignores CUDA_VISIBLE_DEVICES)
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then
