@@ -90,3 +90,31 @@ def test_the_runner_evaluates_outside_the_memory_peak(smoke_cfg, monkeypatch: py
     monkeypatch.setattr(runner, "_evaluate", lambda *args: seen.append(bool(inside)) or evaluate(*args))
     runner.run_trial(smoke_cfg("max_steps=20", "workload.sizes.smoke.eval_every_steps=10"))
     assert seen and all(seen), seen  # validation at steps 10 and 20, and the test split at the end
+
+
+def test_the_model_counts_and_its_warm_ups_do_not(smoke_cfg, loaded_parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA trial warms its model up before the clock (parts.warm_up: a training step's activations
+    and a copy of the weights to put back). The model it builds meanwhile stays in the trial's figure;
+    the warm-up's temporaries are not (the trial's own steps reach their own peak)."""
+    import torch
+
+    from harness.core import inprocess
+    from harness.core.interrupts import UserInterrupts
+
+    allocated = {"now": 400 * 2**20, "peak": 400 * 2**20}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: allocated.update(peak=allocated["now"]))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: allocated["peak"])
+    workload, hparams = loaded_parts(smoke_cfg())
+    real_model_and_info = inprocess.model_and_info
+
+    def built_and_warmed(*args: object) -> object:  # as on CUDA: the model stays, the warm-up's 50 MiB go
+        allocated["now"] += 10 * 2**20
+        allocated["peak"] = max(allocated["peak"], allocated["now"] + 50 * 2**20)
+        return real_model_and_info(*args)
+
+    monkeypatch.setattr(inprocess, "model_and_info", built_and_warmed)
+    monkeypatch.setattr(inprocess, "MemoryMeter", lambda device: MemoryMeter(torch.device("cuda")))  # as on CUDA
+    trainer = inprocess.InProcessTrainer(workload, runner.submission_class("adamw"), hparams, 0, torch.device("cpu"),
+                                         1, None, UserInterrupts())
+    assert trainer.meter.report(trainer.model, None)["peak_memory_bytes"] == 10 * 2**20

@@ -40,9 +40,10 @@ class InProcessTrainer:
         self.device, self.check_every, self.progress, self.interrupts = device, check_every, progress, interrupts
         self.meter = MemoryMeter(device)
         self.clock = SubmissionClock(device)
-        self.model, self.info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part
-        self.compile_s = compile_before_clock(self.model, workload, hparams.batch_size, seed,  # torch.compile:
-                                              compile_setting, charge_compile)  # warmed up, restored, uncharged
+        with self.meter.excluded():  # the model counts in the peak, its warm-ups' temporaries do not
+            self.model, self.info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part
+            self.compile_s = compile_before_clock(self.model, workload, hparams.batch_size, seed,  # torch.compile:
+                                                  compile_setting, charge_compile)  # warmed up, restored, uncharged
         self.team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
         self.submission: Submission | None = None
         self.steps: StepRunner | None = None

@@ -10,9 +10,9 @@ records, at its end:
 - ``peak_memory_bytes``: on CUDA the peak allocation since the trial started, less what was
   allocated then (``torch.cuda.max_memory_allocated`` - ``memory_allocated``): the model, the
   optimizer's state and the activations, not the workload's device-resident data nor what an
-  earlier trial of the process left loaded, nor the harness's evaluations
-  (:meth:`MemoryMeter.excluded`: cifar10's chunks of 1000 images took more than its training
-  batches of 128); on the CPU the growth of the resident set from the start of training to the
+  earlier trial of the process left loaded, nor the harness's evaluations and the model's warm-up
+  before the clock (:meth:`MemoryMeter.excluded`: cifar10's chunks of 1000 images took more than
+  its training batches of 128); on the CPU the growth of the resident set from the start of training to the
   process's peak (``ru_maxrss``), which bounds from above what training added (it is 0 when the
   process peaked earlier, e.g. while decoding a dataset), evaluations included.
 """
@@ -73,9 +73,10 @@ class MemoryMeter:
 
     @contextlib.contextmanager
     def excluded(self) -> Iterator[None]:
-        """The harness's own work between the trainer's runs (evaluation): its allocations are not the
-        trial's. On CUDA the peak so far is kept and the counter restarts after it; the CPU's
-        (the process's resident set high-water mark) cannot restart, and keeps it."""
+        """The harness's own work (evaluation; the model's warm-up before the clock): its passing
+        allocations are not the trial's, what it leaves allocated (the model) is. On CUDA the peak so
+        far is kept and the counter restarts after it from what is allocated then; the CPU's (the
+        process's resident set high-water mark) cannot restart, and keeps it."""
         if self.device.type != "cuda":
             yield
             return

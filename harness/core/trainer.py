@@ -114,7 +114,8 @@ class Session:
         self.hparams = self.submission_cls.Hparams.from_mapping(
             setup["hparams"], submission=setup["submission"], config=setup["config_from"])
         self.meter = MemoryMeter(self.device)
-        self.model, self.info = model_and_info(self.workload, self.hparams.batch_size, self.seed)
+        with self.meter.excluded():  # the model counts in the peak, its warm-up's temporaries do not
+            self.model, self.info = model_and_info(self.workload, self.hparams.batch_size, self.seed)
         self.shared: dict[str, torch.Tensor] = conn.recv()  # the harness's model's tensors, in shared memory
         self.submission: Submission | None = None
         self.steps: StepRunner | None = None
