@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.core.records import read_jsonl
+from harness.core.records import DamagedRecord, read_json, read_jsonl
 
 
 def summary_or_none(path: Path) -> dict[str, Any] | None:
@@ -80,8 +80,8 @@ def describe_trial(summary: dict[str, Any]) -> str:
 def manifest_or_empty(summary: dict[str, Any]) -> dict[str, Any]:
     """The trial's manifest, or {} where its record folder is not here (read on another machine)."""
     try:
-        return json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
-    except (OSError, ValueError, KeyError):
+        return read_json(Path(summary["record_dir"]) / "manifest.json") or {}
+    except (DamagedRecord, KeyError):
         return {}
 
 

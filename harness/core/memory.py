@@ -12,9 +12,9 @@ records, at its end:
   optimizer's state and the activations, not the workload's device-resident data nor what an
   earlier trial of the process left loaded, nor the harness's evaluations and the model's warm-up
   before the clock (:meth:`MemoryMeter.excluded`: cifar10's chunks of 1000 images took more than
-  its training batches of 128); on the CPU the growth of the resident set from the start of training to the
-  process's peak (``ru_maxrss``), which bounds from above what training added (it is 0 when the
-  process peaked earlier, e.g. while decoding a dataset), evaluations included.
+  its training batches of 128); on the CPU the growth of the resident set from the start of
+  training to the process's peak (``ru_maxrss``), which bounds from above what training added (it
+  is 0 when the process peaked earlier, e.g. while decoding a dataset), evaluations included.
 """
 
 from __future__ import annotations
