@@ -83,6 +83,20 @@ def check_consistent(trials: pd.DataFrame) -> None:
                 f"({', '.join(map(str, found))}): the name meant another computation in the older ones "
                 f"(docs/optimizers.md). Refusing to score them together; move the old records out of the "
                 f"results folder (their manifests say submission_revision, absent = 1).")
+    for column, group, what in (("submission_source_sha256", [keys, trials["submission"]], "its source"),
+                                ("workload_source_sha256", [keys], "the workload's source")):
+        if column not in trials:
+            continue
+        versions = trials.groupby(group)[column].nunique()  # a record that does not tell: not counted
+        if (versions > 1).any():
+            first = versions.index[versions > 1][0]
+            workload, submission = first if isinstance(first, tuple) else (first, None)
+            whose = f"{submission} on {workload}" if submission else workload
+            raise UserError(
+                f"Records of {whose} were made with {versions[first]} versions of {what} (the manifests' "
+                f"{column} differ): the code changed between them, and one name would stand for several "
+                f"computations. Refusing to score them together; score each version's records from a results "
+                f"folder of its own, or run the old ones again with this code.")
 
 
 def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None:

@@ -214,7 +214,8 @@ def _end_line_of_all(path: str) -> dict[str, Any] | None:
 
 _OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": (str,),
              "submission_revision": (int,), "hparams": (dict,), "schema_version": (int, type(None)),
-             "precision": (str,), "compile": (bool,)}
+             "precision": (str,), "compile": (bool,), "submission_source_sha256": (str, type(None)),
+             "workload_source_sha256": (str, type(None))}
 _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validation": (int, float, type(None)),
                      "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
 
@@ -277,6 +278,8 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "size": manifest["size"],
         "submission": manifest["submission"],
         "submission_revision": manifest.get("submission_revision", 1),
+        "submission_source_sha256": manifest.get("submission_source_sha256"),  # the code the record was made
+        "workload_source_sha256": manifest.get("workload_source_sha256"),  # with; absent: not told (older)
         "precision": manifest.get("precision", "fp32"),  # absent: made before precisions existed, fp32
         "compile": manifest.get("compile", False),  # torch.compile; absent: made before it existed, eager
         "seed": manifest["seed"],

@@ -208,6 +208,76 @@ def test_a_finished_trial_made_with_other_code_is_not_returned_as_this_code_s(pa
         record / "manifest.previous-1.json")["submission_source_sha256"]
 
 
+def test_a_checkpoint_made_with_other_code_is_not_resumed_with_this_code(package: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted trial (here: its checkpoint kept and its manifest set back to running) would go on
+    from the old code's checkpoint with the edited code: one trial, two algorithms."""
+    import harness.core.runner
+
+    args = ["trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={tmp_path / 'results'}", "max_steps=40",
+            "checkpoint_every_s=0"]
+    with monkeypatch.context() as patch:
+        patch.setattr(harness.core.runner, "remove_checkpoint", lambda folder: None)
+        code, first, err = run(capsys, *args)
+    assert code == 0, err
+    record = Path(first["record_dir"])
+    manifest = read_json(record / "manifest.json")
+    (record / "manifest.json").write_text(json.dumps({**manifest, "status": "running", "summary": None}))
+    assert (record / "checkpoint.pt").is_file()  # an interrupted trial's state: what a rerun resumes from
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("nesterov=True", "nesterov=False"))
+    del sys.modules["mypkg.opt"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "was started with other code" in err and "rerun=true" in err, err
+    assert (record / "checkpoint.pt").is_file() and read_json(record / "manifest.json")["status"] == "running"
+    code, again, err = run(capsys, *args, "rerun=true")
+    assert code == 0, err
+    rerun = read_json(record / "manifest.json")
+    assert rerun["submission_source_sha256"] != manifest["submission_source_sha256"]
+    assert rerun["summary"]["steps"] == again["steps"] and len(rerun["attempts"]) == 1  # from step 0, not resumed
+
+
+def test_a_sweep_whose_records_were_made_with_other_code_is_refused(package: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    args = ["tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=20", f"results={results}", "studies=1",
+            "trials=2", "launcher=inline"]
+    code, summary, err = run(capsys, *args)
+    assert code == 0 and summary["launched"] == 2, err
+    sweep = Path(summary["sweep"])
+    manifests = sorted(sweep.rglob("manifest.json"))
+    before = [m.read_bytes() for m in manifests]
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text() + "\n# a comment changes the file: its records are another code's\n")
+    del sys.modules["mypkg.opt"]
+    code, _, err = run(capsys, *args)
+    assert code == 2, err
+    assert "2 of the 2 trials" in err and "made with other code" in err and str(source) in err
+    assert "results=" in err  # what to do
+    assert [m.read_bytes() for m in manifests] == before  # nothing ran, nothing was rewritten
+    code, summary, err = run(capsys, *args[:-3], f"results={tmp_path / 'new'}", "studies=1", "trials=2",
+                             "launcher=inline")
+    assert code == 0 and summary["launched"] == 2, err
+
+
+def test_records_of_two_codes_of_one_submission_are_not_scored_together(package: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """Seed 0 with the first code, seed 1 after an edit: two algorithms under one name."""
+    results = tmp_path / "results"
+    args = ["trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}", "max_steps=10"]
+    assert run(capsys, *args, "seed=0")[0] == 0
+    code, _, err = run(capsys, "score", f"results={results}", f"out={tmp_path / 'board'}", "bootstrap=0")
+    assert code == 0, err
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("nesterov=True", "nesterov=False"))
+    del sys.modules["mypkg.opt"]
+    assert run(capsys, *args, "seed=1")[0] == 0
+    code, _, err = run(capsys, "score", f"results={results}", f"out={tmp_path / 'board2'}", "bootstrap=0")
+    assert code == 2 and "nesterov_mine on fashion_mnist-smoke were made with 2 versions of its source" in err, err
+    assert not (tmp_path / "board2" / "leaderboard.csv").exists()
+
+
 def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(package: Path,
                                                                            capsys: pytest.CaptureFixture) -> None:
     code, summary, err = run(capsys, "check", "submission=mypkg.opt:Nesterov", "workloads=[fashion_mnist]")

@@ -117,6 +117,20 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
         build(pd.DataFrame(rows), samples=0)
 
 
+def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
+    a1, a2, w1, w2 = "a" * 64, "b" * 64, "c" * 64, "d" * 64
+    same = [trial_row("A", "w1", 0, 0, 10.0, submission_source_sha256=a1, workload_source_sha256=w1),
+            trial_row("A", "w1", 1, 0, 11.0, submission_source_sha256=None, workload_source_sha256=None),  # older
+            trial_row("B", "w1", 0, 0, 12.0, submission_source_sha256=a2, workload_source_sha256=w1)]  # B's own
+    assert build(pd.DataFrame(same), samples=0).submissions == ["A", "B"]
+    two_submissions = [*same, trial_row("A", "w1", 2, 0, 9.0, submission_source_sha256=a2, workload_source_sha256=w1)]
+    with pytest.raises(UserError, match="Records of A on w1-cpu were made with 2 versions of its source"):
+        build(pd.DataFrame(two_submissions), samples=0)
+    two_workloads = [*same, trial_row("B", "w1", 1, 0, 9.0, submission_source_sha256=a2, workload_source_sha256=w2)]
+    with pytest.raises(UserError, match="Records of w1-cpu were made with 2 versions of the workload's source"):
+        build(pd.DataFrame(two_workloads), samples=0)
+
+
 @pytest.fixture(scope="module")
 def scored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real sweep on the smoke workload (2 submissions x 2 studies x 2 trials)."""

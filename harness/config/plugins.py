@@ -214,6 +214,18 @@ def source_hash(cls: type) -> str | None:
         return None
 
 
+def code_changes(manifest: dict[str, Any], submission_cls: type, workload_cls: type) -> str:
+    """What source changed since the record of ``manifest`` was made ("" when nothing did, or it cannot
+    be told: a record made before sources were hashed, a class without a file)."""
+    changes = []
+    for what, key, cls in (("the submission", "submission_source_sha256", submission_cls),
+                           ("the workload", "workload_source_sha256", workload_cls)):
+        then, now = manifest.get(key), source_hash(cls)
+        if then and now and then != now:
+            changes.append(f"{what}'s source {module_file(cls)} changed (sha256 {then[:12]} then, {now[:12]} now)")
+    return "; ".join(changes)
+
+
 CONFIG_KEYS = ("name", "hparams", "search_space")
 
 

@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import compose_config, to_plain, validate_trial_config
-from harness.config.plugins import module_file, source_hash
+from harness.config.plugins import code_changes, module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
@@ -198,7 +198,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         kept = record.set_aside()
         progress.say(f"rerun=true: the finished record is kept beside as {', '.join(kept)}; running it again")
     elif record.finished():
-        changed = _changed_code(record.manifest(), submission_cls, type(workload))
+        changed = code_changes(record.manifest(), submission_cls, type(workload))
         if changed:
             raise UserError(f"{record.dir} finished with other code: {changed}. Its result is not returned as this "
                             f"code's. Run it again with the code now by adding rerun=true (the old record is kept "
@@ -236,6 +236,15 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     setup_started = time.monotonic()
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
     resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
+    if resume is not None and (changed := code_changes(record.manifest() or {}, submission_cls, type(workload))):
+        if not cfg.rerun:  # the checkpoint's steps were the old code's: one trial would run two algorithms
+            raise UserError(f"{record.dir} was started with other code: {changed}. Resuming its checkpoint "
+                            f"(step {resume['step']}) would train one trial with both. Restore the code it was "
+                            f"started with to resume it, or add rerun=true to start it over (its events so far "
+                            f"are kept beside).")
+        remove_checkpoint(record.dir)
+        resume = None
+        progress.say(f"rerun=true: started with other code ({changed}); starting it over from step 0")
     if resume is None:
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
         record.start({**manifest, "attempts": [attempt_context()]})
@@ -513,17 +522,6 @@ def _summary(
         summary["error_type"] = last.split(":")[0]
         summary["error_message"] = last  # e.g. "OSError: [Errno 27] File too large"
     return summary
-
-
-def _changed_code(manifest: dict[str, Any], submission_cls: type, workload_cls: type) -> str:
-    """What source changed since a record was made ("" when nothing did, or it cannot be told)."""
-    changes = []
-    for what, key, cls in (("the submission", "submission_source_sha256", submission_cls),
-                           ("the workload", "workload_source_sha256", workload_cls)):
-        then, now = manifest.get(key), source_hash(cls)
-        if then and now and then != now:
-            changes.append(f"{what}'s source {module_file(cls)} changed (sha256 {then[:12]} then, {now[:12]} now)")
-    return "; ".join(changes)
 
 
 def _manifest(

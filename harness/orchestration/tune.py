@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.compose import compose_config, split_overrides
+from harness.config.plugins import code_changes
+from harness.config.registry import submission_class, workload_class
 from harness.config.schema import TuneConfig
 from harness.core.records import FINAL_STATUSES, DamagedRecord, read_manifest
 from harness.core.sweep_file import needs_run, trial_state, unfinished, write_sweep
+from harness.errors import UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
 from harness.orchestration.sweep import SweepSettings, plan_sweep
@@ -61,6 +64,7 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
                settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
+    refuse_other_code(sweeps)
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
     total = sum(len(s["trials"]) for s in sweeps)
     for problem in damaged_records(sweeps):
@@ -101,6 +105,32 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     return {"launched": len(todo), "launch_dir": result["launch_dir"], "counts": counts,
             "job_errors": len(errors), "lost": result["lost"], "not_submitted": 0,
             "unfinished": sum(not_ended.values()), "error": error}
+
+
+def refuse_other_code(sweeps: list[dict[str, Any]]) -> None:
+    """Refuse sweeps with records made by other code than this (the submission's or the workload's
+    source file changed since): their trials would not run again, and their results would be
+    reported, then scored, as this code's; the sweep's new trials would run another algorithm.
+    A trial's own command refuses the same (:func:`harness.core.runner.run_trial`)."""
+    problems = []
+    for sweep in sweeps:
+        config = sweep["trials"][0]["config"]
+        submission = submission_class(config["submission"]["name"], config["submission"].get("source"))
+        workload = workload_class(config["workload"]["name"], config["workload"].get("source"))
+        changed: Counter[str] = Counter()
+        for entry in sweep["trials"]:
+            try:
+                manifest = read_manifest(Path(entry["record_dir"]) / "manifest.json")
+            except DamagedRecord:
+                continue  # reported as damaged, never run
+            if manifest and (change := code_changes(manifest, submission, workload)):
+                changed[change] += 1
+        problems += [f"{count} of the {len(sweep['trials'])} trials of the sweep {sweep['dir']} were made with "
+                     f"other code: {change}" for change, count in changed.items()]
+    if problems:
+        raise UserError("\n".join(problems) + "\nTheir results would be reported and scored as this code's, and "
+                        "the sweep's other trials would run another algorithm; nothing was launched. Restore the "
+                        "code they were made with, or tune into a new results folder (results=DIR).")
 
 
 def not_submitted_message(launcher: str, jobs: int, said: str) -> str:
