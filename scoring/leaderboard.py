@@ -68,7 +68,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
         if (counts > 1).any():
             workload = counts.index[counts > 1][0]
             found = sorted({str(value) for value in spelled[where == workload]})
-            hint = (" Score one ruleset at a time (ruleset=external or ruleset=self)." if column == "ruleset" else
+            hint = (" Score one ruleset at a time (ruleset=external, ruleset=self or ruleset=single: lone trials)."
+                    if column == "ruleset" else
                     " Recalibrated targets make old records incomparable: score them in separate results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")

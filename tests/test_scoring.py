@@ -113,7 +113,7 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
     with pytest.raises(UserError, match="different validation targets"):
         build(pd.DataFrame(rows), samples=0)
     rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, ruleset="self")]
-    with pytest.raises(UserError, match="ruleset=external or ruleset=self"):
+    with pytest.raises(UserError, match="ruleset=external, ruleset=self or ruleset=single"):
         build(pd.DataFrame(rows), samples=0)
 
 
