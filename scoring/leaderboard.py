@@ -49,6 +49,15 @@ def workload_key(frame: pd.DataFrame) -> pd.Series:
     return frame["workload"].astype(str) + "-" + frame["size"].astype(str)
 
 
+HINTS = {  # what to do about records of one workload that differ in a column (check_consistent)
+    "ruleset": " Score one ruleset at a time (ruleset=external, ruleset=self or ruleset=single: lone trials).",
+    "max_runtime_s": " A trial given another budget (max_runtime_s=) ran another benchmark: a longer one "
+                     "reaches targets a shorter one cannot. Score them in separate results folders.",
+    "device_type": " Times on a CPU and on a GPU are not one race: score each device's records in a results "
+                   "folder of its own.",
+}
+
+
 def check_consistent(trials: pd.DataFrame) -> None:
     """Refuse to score records of one workload made under different targets, metrics or rules."""
     if trials.empty:
@@ -56,7 +65,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
     keys = workload_key(trials)
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
-                         ("schema_version", "record schema version")):
+                         ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
+                         ("device_type", "device type")):
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()
@@ -68,9 +78,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
         if (counts > 1).any():
             workload = counts.index[counts > 1][0]
             found = sorted({str(value) for value in spelled[where == workload]})
-            hint = (" Score one ruleset at a time (ruleset=external, ruleset=self or ruleset=single: lone trials)."
-                    if column == "ruleset" else
-                    " Recalibrated targets make old records incomparable: score them in separate results folders.")
+            hint = HINTS.get(column, " Recalibrated targets make old records incomparable: score them in separate "
+                                     "results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")
     if "submission_revision" in trials:

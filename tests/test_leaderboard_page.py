@@ -203,12 +203,12 @@ def test_peak_memory_only_where_it_is_one_trial_s_measurement(tmp_path: Path, mo
     write_sweep_records(results, "cpu_alone", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]], pid=unique_pid(),
                         peak_mib=40, state=4.0)
     write_sweep_records(results, "gpu", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]], pid=lambda k, j: 600 + k,
-                        device="cuda", peak_mib=300, state=12.0)
+                        device="cuda", peak_mib=300, state=12.0, workload="w2")  # a board's CUDA workload
     write_sweep_records(results, "cpu_unknown", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]], peak_mib=80)
     # CUDA peaks of an earlier optbench counted the device-resident data: left out, and said so
     for name, studies in (("gpu_old", "study*"), ("gpu_mixed", "study0")):
         folder = write_sweep_records(results, name, [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]],
-                                     pid=lambda k, j: 700 + k, device="cuda", peak_mib=300)
+                                     pid=lambda k, j: 700 + k, device="cuda", peak_mib=300, workload="w2")
         for record in folder.glob(f"{studies}/*/*.json*"):
             record.write_text(record.read_text().replace("cuda_allocated_growth", "cuda_max_allocated"))
     page = score(results, tmp_path / "board", "bootstrap=0", monkeypatch=monkeypatch)

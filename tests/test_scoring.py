@@ -115,6 +115,14 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
     rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, ruleset="self")]
     with pytest.raises(UserError, match="ruleset=external, ruleset=self or ruleset=single"):
         build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, max_runtime_s=200.0)]
+    with pytest.raises(UserError, match=r"different budgets \(100.0, 200.0\).*max_runtime_s="):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, device_type="cpu"), trial_row("B", "w1", 0, 0, 2.0, device_type="cuda")]
+    with pytest.raises(UserError, match=r"different device types \(cpu, cuda\)"):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, device_type="cpu"), trial_row("B", "w2", 0, 0, 2.0, device_type="cuda")]
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]  # one device per workload: scored
 
 
 def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
