@@ -12,6 +12,7 @@ Our rules (docs/scoring.md lists where AlgoPerf's official scoring differs):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
+from harness.identity import differences
 from scoring.records import Problem, problem_groups, problem_messages
 from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
 
@@ -53,6 +55,8 @@ HINTS = {  # what to do about records of one workload that differ in a column (c
     "ruleset": " Score one ruleset at a time (ruleset=external, ruleset=self or ruleset=single: lone trials).",
     "max_runtime_s": " A trial given another budget (max_runtime_s=) ran another benchmark: a longer one "
                      "reaches targets a shorter one cannot. Score them in separate results folders.",
+    "max_steps": " A trial capped at fewer steps (max_steps=) could not reach what an uncapped one did. Score "
+                 "them in separate results folders.",
     "device_type": " Times on a CPU and on a GPU are not one race: score each device's records in a results "
                    "folder of its own.",
 }
@@ -66,7 +70,7 @@ def check_consistent(trials: pd.DataFrame) -> None:
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
-                         ("device_type", "device type")):
+                         ("max_steps", "step cap"), ("device_type", "device type")):
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()
@@ -107,6 +111,42 @@ def check_consistent(trials: pd.DataFrame) -> None:
                 f"{column} differ): the code changed between them, and one name would stand for several "
                 f"computations. Refusing to score them together; score each version's records from a results "
                 f"folder of its own, or run the old ones again with this code.")
+    check_same_setup(trials, keys)
+    check_no_copies(trials)
+
+
+def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:
+    """Refuse one workload's records made with other workload settings (the model, its options, the
+    size's settings: ``workload.model_options.*=``, ``workload.sizes.<size>.*=`` overrides), which a
+    record's label (workload and size) does not show: one name would stand for two problems."""
+    if "workload_setup" not in trials:
+        return
+    told = trials["workload_setup"].notna().to_numpy()
+    setups = trials["workload_setup"][told].groupby(keys[told])
+    for workload, values in setups:
+        found = values.unique()
+        if len(found) > 1:
+            first, other = (json.loads(value) for value in found[:2])
+            raise UserError(f"Records of {workload} were made with different workload settings ({len(found)} "
+                            f"versions; e.g. {differences(first, other)}): the same name for different problems. "
+                            f"Score them in separate results folders; overrides of a workload's settings are for "
+                            f"experiments, and belong in a results folder of their own.")
+
+
+def check_no_copies(trials: pd.DataFrame) -> None:
+    """Refuse a trial found twice (the same identity and seed in two folders: a copied record), which
+    would count as two studies, or as two trials of one."""
+    if "config_hash" not in trials or "record_dir" not in trials:
+        return
+    told = trials[trials["config_hash"].notna()]
+    same = ["submission", "workload", "size", "config_hash", "seed"]  # the hash alone would do, for real records
+    copies = told[told.duplicated(same, keep=False)]
+    if not copies.empty:
+        first = copies.iloc[0]
+        folders = copies.loc[(copies[same] == first[same]).all(axis=1), "record_dir"]
+        raise UserError(f"The same trial (config hash {first['config_hash']}, seed {first['seed']}) is in "
+                        f"{len(folders)} folders: {', '.join(map(str, folders))}. A copied record would count "
+                        f"twice; remove the copies from the results folder.")
 
 
 def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None:

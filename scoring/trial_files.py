@@ -268,8 +268,21 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
                                   f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
 
 
+def workload_setup(identity: dict[str, Any]) -> str | None:
+    """A trial's workload as its identity states it, but for the target and budget (compared on their
+    own): the model, its options and the size's settings (evaluation cadence, step hint, data options),
+    as canonical JSON; None for a record that does not say (made before identities were recorded)."""
+    spec = identity.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    return json.dumps({"model": identity.get("model"), "model_options": identity.get("model_options"),
+                       "spec": {k: v for k, v in spec.items() if k not in ("target", "max_runtime_s")}},
+                      sort_keys=True, default=str)
+
+
 def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, Any]:
     summary = manifest["summary"]
+    identity = manifest["identity"] if isinstance(manifest.get("identity"), dict) else {}
     ttt = summary["time_to_target_s"]
     memory, pruned, routing = (summary.get(k) or {} for k in ("memory", "pruned", "routing"))
     device = manifest.get("device")
@@ -280,6 +293,10 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "submission_revision": manifest.get("submission_revision", 1),
         "submission_source_sha256": manifest.get("submission_source_sha256"),  # the code the record was made
         "workload_source_sha256": manifest.get("workload_source_sha256"),  # with; absent: not told (older)
+        "workload_setup": workload_setup(identity),
+        "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity
+        else None,  # the trial's step cap ("none": uncapped; None: the record does not say)
+        "config_hash": manifest.get("config_hash"),  # the trial's identity: a copied record has its original's
         "precision": manifest.get("precision", "fp32"),  # absent: made before precisions existed, fp32
         "compile": manifest.get("compile", False),  # torch.compile; absent: made before it existed, eager
         "seed": manifest["seed"],

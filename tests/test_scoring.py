@@ -139,6 +139,26 @@ def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_no
         build(pd.DataFrame(two_workloads), samples=0)
 
 
+def test_records_of_other_workload_settings_caps_or_copies_are_refused() -> None:
+    setup = json.dumps({"model": "mlp", "model_options": {}, "spec": {"eval_every_steps": 50}})
+    steeper = json.dumps({"model": "mlp", "model_options": {"curvature": 100}, "spec": {"eval_every_steps": 50}})
+    rows = [trial_row("A", "w1", 0, 0, 10.0, workload_setup=setup),
+            trial_row("B", "w1", 0, 0, 9.0, workload_setup=None)]
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]  # an older record does not say
+    rows = [trial_row("A", "w1", 0, 0, 10.0, workload_setup=steeper), trial_row("B", "w1", 0, 0, 9.0,
+                                                                                 workload_setup=setup)]
+    with pytest.raises(UserError, match=r"different workload settings.*model_options.curvature"):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, None, max_steps=15), trial_row("B", "w1", 0, 0, 9.0, max_steps="none")]
+    with pytest.raises(UserError, match=r"different step caps \(15, none\).*max_steps="):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 5.0, config_hash="abc", record_dir="r/a"),
+            trial_row("A", "w1", 1, 0, 9.0, config_hash="def", record_dir="r/b"),
+            trial_row("A", "w1", 0, 0, 5.0, config_hash="abc", record_dir="copy/a")]
+    with pytest.raises(UserError, match=r"The same trial.*r/a, copy/a"):
+        build(pd.DataFrame(rows), samples=0)
+
+
 @pytest.fixture(scope="module")
 def scored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real sweep on the smoke workload (2 submissions x 2 studies x 2 trials)."""
