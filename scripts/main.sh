@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: set up, find the real Fashion-MNIST data, run the benchmark suite.
-# Extra arguments are optbench suite overrides (e.g. seeds=[0,1,2] submissions=[adamw,sgd]).
+# Extra arguments are optbench suite overrides (e.g. studies=3 search_seed=1 submissions=[adamw,sgd]).
 # Data: $DATA_DIR if set; else Debian's dataset-fashion-mnist (installed here when missing and
 # apt-get is usable); else the workload downloads it where a network exists.
 set -euo pipefail
