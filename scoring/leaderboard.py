@@ -113,6 +113,7 @@ def check_consistent(trials: pd.DataFrame) -> None:
                 f"folder of its own, or run the old ones again with this code.")
     check_same_setup(trials, keys)
     check_no_copies(trials)
+    check_one_sweep(trials, keys)
 
 
 def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:
@@ -147,6 +148,26 @@ def check_no_copies(trials: pd.DataFrame) -> None:
         raise UserError(f"The same trial (config hash {first['config_hash']}, seed {first['seed']}) is in "
                         f"{len(folders)} folders: {', '.join(map(str, folders))}. A copied record would count "
                         f"twice; remove the copies from the results folder.")
+
+
+def check_one_sweep(trials: pd.DataFrame, keys: pd.Series) -> None:
+    """Refuse one submission's trials of one workload from two sweeps (another search_seed, trials=,
+    search space): studies are matched by number, so study 0 would be the best of both sweeps' trials,
+    a bigger tuning budget than the other submissions had."""
+    if "study" not in trials or "record_dir" not in trials:
+        return
+    swept = trials["study"].notna().to_numpy()
+    if not swept.any():
+        return
+    # a sweep trial's folder is <sweep>/study<k>/trial<j>
+    sweeps = trials["record_dir"][swept].map(lambda folder: str(Path(str(folder)).parent.parent))
+    counts = sweeps.groupby([keys[swept], trials["submission"][swept]]).nunique()
+    if (counts > 1).any():
+        workload, submission = counts.index[counts > 1][0]
+        found = sorted(set(sweeps[(keys[swept] == workload) & (trials["submission"][swept] == submission)]))
+        raise UserError(f"Records of {submission} on {workload} come from {len(found)} sweeps ({', '.join(found)}): "
+                        f"their studies would be merged by number, tuning it with more trials than the others. "
+                        f"Score one sweep per submission and workload: move the others out of the results folder.")
 
 
 def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None:

@@ -157,6 +157,13 @@ def test_records_of_other_workload_settings_caps_or_copies_are_refused() -> None
             trial_row("A", "w1", 0, 0, 5.0, config_hash="abc", record_dir="copy/a")]
     with pytest.raises(UserError, match=r"The same trial.*r/a, copy/a"):
         build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 5.0, record_dir="r/external-1/study0/trial0"),
+            trial_row("A", "w1", 0, 1, 9.0, record_dir="r/external-1/study0/trial1"),
+            trial_row("B", "w1", 0, 0, 7.0, record_dir="r/external-3/study0/trial0")]
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
+    rows.append(trial_row("B", "w1", 0, 1, 4.0, record_dir="r/external-2/study0/trial0"))  # a second sweep of B
+    with pytest.raises(UserError, match=r"B on w1-cpu come from 2 sweeps \(r/external-2, r/external-3\)"):
+        build(pd.DataFrame(rows), samples=0)
 
 
 @pytest.fixture(scope="module")
