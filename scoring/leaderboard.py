@@ -59,6 +59,11 @@ HINTS = {  # what to do about records of one workload that differ in a column (c
                  "them in separate results folders.",
     "device_type": " Times on a CPU and on a GPU are not one race: score each device's records in a results "
                    "folder of its own.",
+    "isolation": " A submission in a trainer process (isolation=process) is charged its state's transfers, "
+                 "one in the harness's process is not: run them again with one isolation= setting, or score them "
+                 "in separate results folders.",
+    "cpu_threads": " A CPU trial's time depends on the cores it trains on: run them again with one threads= "
+                   "setting (on machines of one kind), or score them in separate results folders.",
 }
 
 
@@ -70,7 +75,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
-                         ("max_steps", "step cap"), ("device_type", "device type")):
+                         ("max_steps", "step cap"), ("device_type", "device type"), ("isolation", "isolation"),
+                         ("cpu_threads", "CPU thread count")):
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()

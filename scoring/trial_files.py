@@ -319,6 +319,8 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "peak_memory_bytes": memory.get("peak_memory_bytes"),
         "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_allocated_growth | cpu_rss_growth
         "device_type": device.get("type") if isinstance(device, dict) else None,
+        "isolation": manifest.get("isolation", "inprocess"),  # absent: made before isolation existed, in process
+        "cpu_threads": _cpu_threads(device),
         "process": _process(manifest.get("attempts")),
         "pruned_rule": pruned.get("rule"),
         "pruned_tau_max": pruned.get("tau_max"),
@@ -328,6 +330,14 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "clock_suspect": bool((summary.get("timing") or {}).get("clock_suspect", False)),
         **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
     }
+
+
+def _cpu_threads(device: Any) -> str | None:
+    """A CPU trial's torch threads, the cores it trained on, as text (a column of numbers and Nones
+    would turn into floats); None for a GPU trial's (not compared) or a record that does not say."""
+    if not isinstance(device, dict) or device.get("type") != "cpu" or device.get("torch_threads") is None:
+        return None
+    return str(device["torch_threads"])
 
 
 def _audit_kinds(audit: Any) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scoring.records as records
@@ -49,7 +50,8 @@ def write_trial(folder: Path, data: dict[str, Any] | None, lines: list[Any] | No
 def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
     write_trial(tmp_path / "a", manifest(
         study=1, trial=2, ruleset="external", submission_revision=3, hparams={"lr": 0.1, "beta2": 0.99},
-        device={"type": "cpu"}, attempts=[{"host": "h1", "pid": 5}, {"host": "h2", "pid": 9}],
+        device={"type": "cpu", "torch_threads": 3}, isolation="process",
+        attempts=[{"host": "h1", "pid": 5}, {"host": "h2", "pid": 9}],
         submission_audit={"kinds": ["frames", "gc"]}, precision="bf16",
         summary={"memory": {"optimizer_state_bytes_per_parameter": 8.0, "peak_memory_bytes": 1000,
                             "peak_memory_kind": "cpu_rss_growth"},
@@ -63,14 +65,15 @@ def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
                                 "target", "metric", "higher_is_better", "max_runtime_s", "steps", "evals_file",
                                 "state_bytes_per_param", "peak_memory_bytes", "peak_memory_kind", "device_type",
                                 "process", "special_component", "special_parameters", "audit", "clock_suspect",
-                                "hp.lr", "hp.beta2", "precision")} == {
+                                "hp.lr", "hp.beta2", "precision", "isolation", "cpu_threads")} == {
         "workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "submission_revision": 3, "seed": 7,
         "study": 1, "trial": 2, "ruleset": "external", "status": "reached", "time_to_target_s": 12.5,
         "steps_to_target": 300, "best_validation": 0.91, "target": 0.9, "metric": "accuracy",
         "higher_is_better": True, "max_runtime_s": 20.0, "steps": 300, "evals_file": True,
         "state_bytes_per_param": 8.0, "peak_memory_bytes": 1000, "peak_memory_kind": "cpu_rss_growth",
         "device_type": "cpu", "process": "h2:9", "special_component": "embedding", "special_parameters": 12,
-        "audit": "frames, gc", "clock_suspect": True, "hp.lr": 0.1, "hp.beta2": 0.99, "precision": "bf16"}
+        "audit": "frames, gc", "clock_suspect": True, "hp.lr": 0.1, "hp.beta2": 0.99, "precision": "bf16",
+        "isolation": "process", "cpu_threads": "3"}
     assert row["record_dir"] == str(tmp_path / "a")
 
 
@@ -85,6 +88,7 @@ def test_what_an_older_or_plainer_manifest_leaves_out(tmp_path: Path) -> None:
     assert row["pruned_rule"] == "exact" and row["pruned_tau_max"] == 4.0
     assert row["state_bytes_per_param"] is None and row["clock_suspect"] is False
     assert row["precision"] == "fp32"  # made before precisions existed
+    assert row["isolation"] == "inprocess" and row["cpu_threads"] is None  # made before isolation existed
     assert not any(k.startswith("hp.") for k in row)
 
 
@@ -371,3 +375,10 @@ def test_a_well_formed_manifest_is_read_without_the_full_check(tmp_path: Path,
     result = read_records(tmp_path)
     assert sorted(p.name for p in checked) == ["manifest.json"] * 3
     assert sorted(p.parent.name for p in checked) == ["damaged", "status", "summary"]
+
+
+def test_only_a_cpu_trial_s_threads_are_read_as_its_cpu_threads(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(device={"type": "cuda", "torch_threads": 8}))
+    write_trial(tmp_path / "b", manifest(device={"type": "cpu", "torch_threads": 8}, seed=8))
+    rows = read_records(tmp_path).trials.set_index("seed")
+    assert pd.isna(rows.loc[7, "cpu_threads"]) and rows.loc[8, "cpu_threads"] == "8"

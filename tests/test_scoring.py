@@ -125,6 +125,22 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
     assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]  # one device per workload: scored
 
 
+def test_records_of_two_isolations_or_two_cpu_thread_counts_of_one_workload_are_refused() -> None:
+    """Both change what a trial is charged (a trainer process's transfers; the cores a CPU trial uses)
+    without changing its identity."""
+    rows = [trial_row("A", "w1", 0, 0, 10.0, isolation="process"),
+            trial_row("B", "w1", 0, 0, 9.0, isolation="inprocess")]
+    with pytest.raises(UserError, match=r"different isolations \(inprocess, process\).*isolation="):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, cpu_threads=1), trial_row("B", "w1", 0, 0, 6.0, cpu_threads=2)]
+    with pytest.raises(UserError, match=r"different CPU thread counts \(1, 2\).*threads="):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, cpu_threads=1, isolation="process"),
+            trial_row("B", "w1", 0, 0, 6.0, cpu_threads=None, isolation="process"),  # a GPU trial's: not told
+            trial_row("B", "w2", 0, 0, 6.0, cpu_threads=2, isolation="inprocess")]  # another workload
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
+
+
 def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
     a1, a2, w1, w2 = "a" * 64, "b" * 64, "c" * 64, "d" * 64
     same = [trial_row("A", "w1", 0, 0, 10.0, submission_source_sha256=a1, workload_source_sha256=w1),

@@ -10,6 +10,7 @@ import pytest
 from harness.cli import main
 from harness.core.records import read_json
 from harness.core.sweep_file import load_sweep
+from harness.errors import UserError
 from harness.orchestration.status import collect
 from harness.orchestration.tune import run_tune
 
@@ -128,3 +129,37 @@ def test_unknown_launchers_are_clear_errors(results: Path) -> None:
         tune(results, "submission=sgd", "studies=1", "trials=1", "launcher=cloud")
     with pytest.raises(UserError, match="hydra/launcher=ray is not supported"):
         tune(results, "submission=sgd", "studies=1", "trials=1", "hydra/launcher=ray")
+
+
+def test_a_sweep_asked_with_other_timing_settings_than_its_records_is_refused(results: Path) -> None:
+    """isolation and threads change a trial's charged time but not its identity: the records of a sweep
+    made in-process with one thread were reused as the answer to isolation=process threads=2."""
+    first = tune(results, "submission=adamw", "studies=1", "trials=2", "threads=1")
+    assert first["launched"] == 2
+    manifests = sorted(Path(first["sweep"]).rglob("manifest.json"))
+    before = [m.read_bytes() for m in manifests]
+    with pytest.raises(UserError) as refused:
+        tune(results, "submission=adamw", "studies=1", "trials=2", "threads=2", "isolation=process")
+    message = str(refused.value)
+    assert "2 of the 2 trials" in message and first["sweep"] in message
+    assert "isolation=inprocess then, isolation=process now" in message and "threads=1 then, threads=2 now" in message
+    assert "results=" in message  # what to do
+    assert [m.read_bytes() for m in manifests] == before  # nothing ran, nothing was rewritten
+    with pytest.raises(UserError, match=r"threads=1 then, threads=null \(torch's default\) now"):
+        tune(results, "submission=adamw", "studies=1", "trials=2")
+    assert tune(results, "submission=adamw", "studies=1", "trials=2", "threads=1")["launched"] == 0
+
+
+def test_a_finished_trial_asked_with_other_timing_settings_is_not_returned(results: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    args = ["trial", "submission=adamw", *SMOKE, f"results={results}", "threads=1"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    code = main([*args[:-1], "isolation=process", "threads=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "finished with other settings" in err and "isolation=inprocess then" in err, err
+    assert "rerun=true" in err
+    assert main([*args[:-1], "isolation=process", "threads=1", "rerun=true"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["record_dir"] == first["record_dir"] and not again.get("cached")
+    assert read_json(Path(first["record_dir"]) / "manifest.json")["isolation"] == "process"

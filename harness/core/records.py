@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.config.plugins import code_changes
 from harness.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -186,6 +187,36 @@ def harness_failed(manifest: dict[str, Any] | None) -> bool:
     submission's: a rerun retries it instead of returning it as finished."""
     summary = (manifest or {}).get("summary") or {}
     return summary.get("status") == "failed" and summary.get("error_in") == "harness"
+
+
+# Settings that change what a trial is charged (a trainer process's transfers; the cores a CPU trial
+# trains on) but not what it computes, so not part of its identity, whose hash names the records made
+# before: a record is taken as the answer to a command only under the same ones (:func:`setting_changes`).
+CHARGED_SETTINGS = {"isolation": "", "threads": " (torch's default)"}  # what an unset value means
+
+
+def setting_changes(manifest: dict[str, Any], config: Any) -> str:
+    """Which :data:`CHARGED_SETTINGS` the record of ``manifest`` was made with other than ``config``
+    asks ("" when none; a record that does not say is not counted)."""
+    then = manifest.get("config")
+    if not isinstance(then, dict):
+        return ""
+    return "; ".join(f"{_setting(key, then[key])} then, {_setting(key, config.get(key))} now"
+                     for key in CHARGED_SETTINGS if key in then and then[key] != config.get(key))
+
+
+def _setting(key: str, value: Any) -> str:
+    return f"{key}=null{CHARGED_SETTINGS[key]}" if value is None else f"{key}={value}"
+
+
+def made_otherwise(manifest: dict[str, Any], cfg: Any, submission_cls: type, workload_cls: type) -> str:
+    """How the record of ``manifest`` was made other than ``cfg`` asks now, in words: with other code
+    (the submission's or workload's source changed) or other charged settings (``isolation``,
+    ``threads``: not in the identity); "" when neither."""
+    parts = [f"other {what}: {change}" for what, change in (
+        ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", setting_changes(manifest, cfg)))
+        if change]
+    return "; and ".join(parts)
 
 
 class TrialRecord:

@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import compose_config, to_plain, validate_trial_config
-from harness.config.plugins import code_changes, module_file, source_hash
+from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
@@ -44,7 +44,7 @@ from harness.core.precision import evaluation_precision, precision_identity, pre
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.ranks import launch, started_as_a_rank
-from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed
+from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed, made_otherwise
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.trial_lock import TrialLock
@@ -198,11 +198,11 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         kept = record.set_aside()
         progress.say(f"rerun=true: the finished record is kept beside as {', '.join(kept)}; running it again")
     elif record.finished():
-        changed = code_changes(record.manifest(), submission_cls, type(workload))
+        changed = made_otherwise(record.manifest(), cfg, submission_cls, type(workload))
         if changed:
-            raise UserError(f"{record.dir} finished with other code: {changed}. Its result is not returned as this "
-                            f"code's. Run it again with the code now by adding rerun=true (the old record is kept "
-                            f"beside it), or restore the code it was made with.")
+            raise UserError(f"{record.dir} finished with {changed}. Its result is not returned as this command's. "
+                            f"Run it again as asked now by adding rerun=true (the old record is kept beside it), or "
+                            f"restore the code and settings it was made with.")
         progress.say("already finished, not run again (rerun=true runs it again)")
         return {**record.manifest()["summary"], "cached": True}
     if harness_failed(record.manifest()):
@@ -236,15 +236,16 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     setup_started = time.monotonic()
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
     resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
-    if resume is not None and (changed := code_changes(record.manifest() or {}, submission_cls, type(workload))):
+    if resume is not None and (changed := made_otherwise(record.manifest() or {}, cfg, submission_cls,
+                                                         type(workload))):
         if not cfg.rerun:  # the checkpoint's steps were the old code's: one trial would run two algorithms
-            raise UserError(f"{record.dir} was started with other code: {changed}. Resuming its checkpoint "
-                            f"(step {resume['step']}) would train one trial with both. Restore the code it was "
-                            f"started with to resume it, or add rerun=true to start it over (its events so far "
-                            f"are kept beside).")
+            raise UserError(f"{record.dir} was started with {changed}. Resuming its checkpoint (step "
+                            f"{resume['step']}) would make one trial of both. Restore the code and settings it "
+                            f"was started with to resume it, or add rerun=true to start it over (its events so "
+                            f"far are kept beside).")
         remove_checkpoint(record.dir)
         resume = None
-        progress.say(f"rerun=true: started with other code ({changed}); starting it over from step 0")
+        progress.say(f"rerun=true: started with {changed}; starting it over from step 0")
     if resume is None:
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
         record.start({**manifest, "attempts": [attempt_context()]})

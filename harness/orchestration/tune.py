@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.compose import compose_config, split_overrides
-from harness.config.plugins import code_changes
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import TuneConfig
-from harness.core.records import FINAL_STATUSES, DamagedRecord, read_manifest
+from harness.core.records import FINAL_STATUSES, DamagedRecord, made_otherwise, read_manifest
 from harness.core.sweep_file import needs_run, trial_state, unfinished, write_sweep
 from harness.errors import UserError
 from harness.log import Log, stderr_logger
@@ -64,7 +63,7 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
                settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
-    refuse_other_code(sweeps)
+    refuse_other_making(sweeps)
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
     total = sum(len(s["trials"]) for s in sweeps)
     for problem in damaged_records(sweeps):
@@ -107,11 +106,13 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
             "unfinished": sum(not_ended.values()), "error": error}
 
 
-def refuse_other_code(sweeps: list[dict[str, Any]]) -> None:
-    """Refuse sweeps with records made by other code than this (the submission's or the workload's
-    source file changed since): their trials would not run again, and their results would be
-    reported, then scored, as this code's; the sweep's new trials would run another algorithm.
-    A trial's own command refuses the same (:func:`harness.core.runner.run_trial`)."""
+def refuse_other_making(sweeps: list[dict[str, Any]]) -> None:
+    """Refuse sweeps with records made other than this command asks: by other code (the submission's
+    or the workload's source changed since) or under other charged settings (``isolation``,
+    ``threads``: not part of a trial's identity). Their trials would not run again, and their
+    results would be reported, then scored, as this command's; the sweep's new trials would run
+    another algorithm, or be charged otherwise. A trial's own command refuses the same
+    (:func:`harness.core.runner.run_trial`)."""
     problems = []
     for sweep in sweeps:
         config = sweep["trials"][0]["config"]
@@ -123,14 +124,15 @@ def refuse_other_code(sweeps: list[dict[str, Any]]) -> None:
                 manifest = read_manifest(Path(entry["record_dir"]) / "manifest.json")
             except DamagedRecord:
                 continue  # reported as damaged, never run
-            if manifest and (change := code_changes(manifest, submission, workload)):
+            if manifest and (change := made_otherwise(manifest, entry["config"], submission, workload)):
                 changed[change] += 1
         problems += [f"{count} of the {len(sweep['trials'])} trials of the sweep {sweep['dir']} were made with "
-                     f"other code: {change}" for change, count in changed.items()]
+                     f"{change}" for change, count in changed.items()]
     if problems:
-        raise UserError("\n".join(problems) + "\nTheir results would be reported and scored as this code's, and "
-                        "the sweep's other trials would run another algorithm; nothing was launched. Restore the "
-                        "code they were made with, or tune into a new results folder (results=DIR).")
+        raise UserError("\n".join(problems) + "\nTheir results would be reported and scored as this command's, "
+                        "and the sweep's other trials would run another algorithm or be charged otherwise; nothing "
+                        "was launched. Restore the code and settings they were made with, or tune into a new "
+                        "results folder (results=DIR).")
 
 
 def not_submitted_message(launcher: str, jobs: int, said: str) -> str:
