@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["OPTBENCH_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_in_pytest_s_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The system's temporary folder, for this process and every one it starts, inside pytest's own
+    (which keeps the last three sessions' only): what the harness leaves there when a test kills it
+    (a data-parallel launcher's folder) or by design (a torchrun trial's summary) goes with it."""
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    tempfile.tempdir = None  # asked again, from TMPDIR
 
 
 @pytest.fixture

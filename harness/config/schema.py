@@ -44,7 +44,7 @@ class TrialConfig:
     max_runtime_s: float | None = None  # override the workload's budget (benchmarks, debugging)
     max_steps: int | None = None  # stop after this many steps (benchmarks, debugging)
     progress: bool = True  # live progress lines on stderr
-    progress_interval_s: float = 5.0  # at most one progress line per this many wall seconds
+    progress_interval_s: float = 5.0  # at most one progress line per this many seconds of submission time
     divergence_check_every: int | None = None  # steps between loss checks; default 1 (cpu), 25 (cuda)
     threads: int | None = None  # torch CPU threads; default torch's. 1 is steadier on a busy machine
     checkpoint_every_s: float | None = 30.0  # wall seconds between checkpoints (0: every eval; null: never)
