@@ -377,6 +377,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         if submission:
             incomplete.setdefault(submission, set()).add(workload)
     table["incomplete_on"] = [", ".join(sorted(incomplete.get(s, ()))) for s in table["submission"]]
+    never = not_run(submissions, workloads, studies, incomplete)
+    table["not_run_on"] = [", ".join(never.get(s, ())) for s in table["submission"]]
     flags = integrity_flags(trials)
     table["audit"] = [flags.audit.get(s, "") for s in table["submission"]]
     table["clock_suspect_on"] = [", ".join(sorted(flags.suspect.get(s, ()))) for s in table["submission"]]
@@ -384,6 +386,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     marks = precision_marks(trials, mixed)
     table["precision_on"] = [marks.get(s, "") for s in table["submission"]]
     notes = problem_messages(problems, planned)
+    notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "
+              f"there (run it there, or score a results folder without that workload)" for s, where in never.items()]
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
               f"fallback optimizer (see `optbench info workload=W submission={s}`)"
               for s, where in sorted(inert.items()) for component in sorted(set(where.values()))]
@@ -408,6 +412,19 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                         workload_info=workload_info(trials, bests, times, submissions, workloads),
                         memory_note=memory.note)
     return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
+
+
+def not_run(submissions: list[str], workloads: list[str], studies: np.ndarray,
+            incomplete: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Per submission, the workloads it has no study of (``studies`` [s, w] is 0: no record, no planned
+    trial): scored as not reached there, like a trial that missed the target, but it never trained
+    there. Workloads with missing or damaged records are ``incomplete`` instead."""
+    never = {}
+    for i, submission in enumerate(submissions):
+        where = [w for j, w in enumerate(workloads) if studies[i, j] == 0 and w not in incomplete.get(submission, ())]
+        if where:
+            never[submission] = where
+    return never
 
 
 def with_uncertainty(board: Leaderboard, uncertainty: Uncertainty) -> Leaderboard:

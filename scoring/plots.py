@@ -264,7 +264,8 @@ def _time_what(tau_max: float, budget_known: bool) -> str:
     return (f"bar = the table's time (the median over studies of each study's fastest trial), ticks = each "
             f"study's fastest trial; red dashed = {tau_max:g}x the fastest: a time beyond it scores 0 (hatched bar); "
             f"not reached: a grey dotted bar drawn to the "
-            + ("budget (max_runtime_s)" if budget_known else "right edge (budget unknown)"))
+            + ("budget (max_runtime_s)" if budget_known else "right edge (budget unknown)")
+            + "; 'not run': no record of the workload")
 
 
 def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: Styles, budget: float | None,
@@ -288,14 +289,20 @@ def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: S
     beyond = reached & (times > limit * (1 + 1e-12))
     colours = np.array([styles[s].colour for s in rows], dtype=object)
     y = np.arange(len(rows))
+    ran = board.studies[ids, j] > 0 if board.studies is not None else np.ones(len(ids), dtype=bool)
     faces = ["none" if not r else ("white" if b else _rgba(c, 0.55)) for r, b, c in zip(reached, beyond, colours)]
-    ax.barh(y, np.where(reached, times, edge) - left, left=left, height=np.where(reached, 0.7, 0.3), color=faces,
-            edgecolor=[c if r else MISSING_COLOUR for c, r in zip(colours, reached)], linewidth=0.8,
-            hatch=["////" if b else (None if r else "....") for r, b in zip(reached, beyond)], zorder=2)
+    ax.barh(y[ran], (np.where(reached, times, edge) - left)[ran], left=left, height=np.where(reached, 0.7, 0.3)[ran],
+            color=[f for f, r in zip(faces, ran) if r], linewidth=0.8,
+            edgecolor=[c if r else MISSING_COLOUR for c, r, shown in zip(colours, reached, ran) if shown],
+            hatch=["////" if b else (None if r else "....") for r, b, shown in zip(reached, beyond, ran) if shown],
+            zorder=2)
+    for row in y[~ran]:  # no record of this workload: nothing to draw, it never trained here
+        ax.text(0.01, row, "not run", transform=ax.get_yaxis_transform(), va="center", fontsize=SMALL,
+                color=MISSING_COLOUR)
     # The table's time in the submission's own marker (filled); not reached: hollow, at the budget.
     markers = np.array([styles[s].marker or "o" for s in rows], dtype=object)
     for marker in sorted(set(markers)):
-        for mask, filled in ((markers == marker) & reached, True), ((markers == marker) & ~reached, False):
+        for mask, filled in ((markers == marker) & reached, True), ((markers == marker) & ~reached & ran, False):
             if mask.any():
                 ax.scatter(np.where(reached, times, edge)[mask], y[mask], marker=marker, s=26, zorder=4,
                            facecolors=list(colours[mask]) if filled else "white", edgecolors=list(colours[mask]),
@@ -364,7 +371,7 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
              f"one panel each): the table's time (median over studies of each study's fastest trial) as a ratio to "
              f"the workload's fastest (in brackets)",
              f"Grey with a cross: beyond {tau:g}x the fastest (scores 0); white with a ring: not reached within the "
-             f"budget (max_runtime_s: {', '.join(spans) if spans else 'unknown'})"]
+             f"budget (max_runtime_s: {', '.join(spans) if spans else 'unknown'}); blank: not run (no record)"]
     lines += [styles.note.replace("drawn thin and grey", "left out (see the table)")] if styles.note else []
     cmap = ListedColormap(plt.get_cmap("YlGnBu")(np.linspace(0.95, 0.2, 256)))  # ratio 1 dark, tau_max light
     frame = _Frame(1, 1, 0.3 * len(columns), 0.2 * len(rows), left=_text_width(rows) + 0.25,
@@ -378,7 +385,8 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
     ax.imshow(image, aspect="auto", interpolation="nearest")
     by, bx = np.nonzero(beyond)
     ax.scatter(bx, by, marker="x", s=14, color="black", linewidths=0.8)
-    ny, nx = np.nonzero(~np.isfinite(r))
+    ran = board.studies[[index[s] for s in rows]] > 0 if board.studies is not None else np.ones(r.shape, dtype=bool)
+    ny, nx = np.nonzero(~np.isfinite(r) & ran)  # not run (no record): left blank
     ax.scatter(nx, ny, marker="o", s=14, facecolors="none", edgecolors=MISSING_COLOUR, linewidths=0.8)
     ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(rows)), rows)

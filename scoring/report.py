@@ -100,8 +100,13 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
         peak, why = row["peak_memory_mb"], str(row.get("peak_memory_note") or "")
         cells.append(_Cell(_number(peak, ".0f"), title=why) if _finite(peak) else
                      _Cell("n/a" if why.startswith("n/a") else "-", True, why))
+        never = str(row.get("not_run_on") or "").split(", ")
         for w in board.workloads:
-            cells += [_Cell(_seconds(row[f"time_s:{w}"])), _Cell(_ratio(row[f"ratio:{w}"], board.tau_max))]
+            if w in never:
+                why = "no record of this workload: scored as not reaching its target (0)"
+                cells += [_Cell("not run", True, why), _Cell("-", True, why)]
+            else:
+                cells += [_Cell(_seconds(row[f"time_s:{w}"])), _Cell(_ratio(row[f"ratio:{w}"], board.tau_max))]
         rows.append(cells)
     return head, rows
 
@@ -163,6 +168,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         ("incomplete on ...", "after a name: workloads where some of its trials are missing, unfinished or damaged "
                               "(see the notes). They count as not reaching the target, so its score is provisional "
                               "and can only improve as they end."),
+        ("not run on ...", "after a name: workloads it has no record of. They count as not reaching the target "
+                           "(0 there), and its time there reads 'not run'."),
         ("no-op on ...", "after a name: workloads where the method's own component updated no parameter (only its "
                          "fallback optimizer ran)."),
         ("clock suspect on ...", "after a name: workloads where a trial's charged time was implausibly below the wall "
@@ -178,10 +185,12 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
 
 def _name(row: pd.Series | dict[str, Any]) -> str:
     """The submission's name, marked when its own component was a no-op on some workload, when
-    some of its trials are missing, unfinished or damaged (see the notes), when its clock or source
+    some of its trials are missing, unfinished or damaged (see the notes), when it has no record of
+    some workload (not run there), when its clock or source
     is suspect, or where it was ranked in a precision other than fp32 among records of another."""
     marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
     marks += [f"incomplete on {row['incomplete_on']}"] if row.get("incomplete_on") else []
+    marks += [f"not run on {row['not_run_on']}"] if row.get("not_run_on") else []
     marks += [f"clock suspect on {row['clock_suspect_on']}"] if row.get("clock_suspect_on") else []
     marks += [f"source uses {row['audit']}"] if row.get("audit") else []
     marks += [str(row["precision_on"])] if row.get("precision_on") else []

@@ -106,7 +106,7 @@ def table_rows(page: str, table: str = "leaderboard") -> tuple[list[str], list[l
 
 def cells_of(page: str, submission: str) -> dict[str, tuple[str, str]]:
     head, rows = table_rows(page)
-    row = next(r for r in rows if r[1][0] == submission)
+    row = next(r for r in rows if r[1][0].split(" (")[0] == submission)  # the name, without its marks
     return dict(zip(head, row))
 
 

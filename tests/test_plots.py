@@ -256,6 +256,21 @@ def test_time_to_target_draws_the_tau_max_line_and_not_reached_at_the_budget(tmp
     assert "scores 0" in " ".join(text.get_text() for text in fig.legends[0].get_texts())
 
 
+def test_a_workload_a_submission_never_ran_is_drawn_as_not_run_not_as_not_reached(tmp_path: Path,
+                                                                                  figures: list) -> None:
+    times = {"A": {"w0": [[2.6]], "w1": [[5.0]]}, "B": {"w0": [[3.0]]}, "C": {"w0": [[None]], "w1": [[None]]}}
+    board = build(trial_rows(times), samples=0)
+    plot = plots.plot_time_to_target(board, tmp_path / "ttt.png", budgets={"w0-cpu": BUDGET, "w1-cpu": BUDGET})
+    (fig,) = figures
+    ax = fig.axes[1]  # w1: A reached, B never ran it, C did not reach
+    assert sorted(round(p.get_y() + p.get_height() / 2) for p in ax.patches) == [0, 2]  # bars of A and C only
+    assert [(t.get_text(), t.get_position()[1]) for t in ax.texts] == [("not run", 1)]
+    hollow = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())
+              and c.get_offsets()[0][0] == pytest.approx(BUDGET)]
+    assert [c.get_offsets()[:, 1].tolist() for c in hollow][:1] == [[2.0]]  # only C drawn at the budget
+    assert "'not run'" in plot.caption
+
+
 def test_many_workloads_make_one_heat_map_with_the_cut_and_not_reached_marked(tmp_path: Path, figures: list) -> None:
     n = plots.PANELS_UP_TO + 2
     times = {"A": {f"w{w}": [[2.0]] for w in range(n)}, "B": {f"w{w}": [[9.0 if w == 0 else 3.0]] for w in range(n)},

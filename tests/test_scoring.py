@@ -228,3 +228,23 @@ def test_empty_or_missing_results_are_clear_errors(tmp_path: Path, capsys: pytes
     assert "is not a folder" in capsys.readouterr().err
     assert main(["score", f"results={tmp_path}"]) == 2
     assert "No finished trial records" in capsys.readouterr().err
+
+
+def test_a_workload_a_submission_never_ran_reads_not_run_not_not_reached() -> None:
+    """B has no record of w2: it counts as infinite there (scores 0), but the table said 'not reached',
+    as if B had trained on w2 and failed."""
+    from scoring.report import markdown_table
+
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("A", "w2", 0, 0, 5.0),
+            trial_row("B", "w1", 0, 0, 8.0), trial_row("C", "w1", 0, 0, 9.0), trial_row("C", "w2", 0, 0, None)]
+    board = build(pd.DataFrame(rows), samples=0)
+    table = board.table.set_index("submission")
+    assert table.loc["B", "not_run_on"] == "w2-cpu"
+    assert table.loc["A", "not_run_on"] == table.loc["C", "not_run_on"] == ""
+    assert board.times[board.submissions.index("B"), board.workloads.index("w2-cpu")] == INF  # scored as before
+    lines = markdown_table(board).splitlines()
+    b_row = next(line for line in lines if "| B (not run on w2-cpu) |" in line)
+    c_row = next(line for line in lines if "| C |" in line)
+    assert "| not run |" in b_row and "not reached" not in b_row
+    assert "| not reached |" in c_row  # C ran w2 and missed the target
+    assert any("B has no record of w2-cpu" in note and "scores 0 there" in note for note in board.notes)
