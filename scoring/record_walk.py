@@ -193,6 +193,7 @@ class Part:
     warnings: list[tuple[str, type[Warning]]]  # raised while reading (to be raised again in the parent)
     indexed: int = 0  # trials taken from sweep indexes
     unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
+    planless: dict[str, list[Any]] = field(default_factory=dict)  # sweep trials without a plan (_note_planless)
 
     @staticmethod
     def joined(parts: list[Part]) -> Part:
@@ -204,6 +205,9 @@ class Part:
             for name in ("sweeps", "problems", "missing", "warnings", "unindexed"):
                 getattr(whole, name).extend(getattr(part, name))
             whole.indexed += part.indexed
+            for sweep, (count, *about) in part.planless.items():  # a sweep's trials may be in several parts
+                whole.planless.setdefault(sweep, [0, *about])[0] += count
+        whole.sweeps += [_planless_problem(sweep, *found) for sweep, found in sorted(whole.planless.items())]
         return whole
 
 
@@ -217,9 +221,12 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
     indexed = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        planless: dict[str, list[Any]] = {}  # sweep trials found without their sweep's plan (_note_planless)
         for folder, is_sweep in units:
             if not is_sweep:
-                _read_into(rows, problems, folder, False, None, None)
+                if _read_into(rows, problems, folder, False, None, None) and rows.count:
+                    _note_planless(planless, folder, {name: rows.data[name][-1] if name in rows.data else None
+                                                      for name in ("record_dir", *_SWEEP_TRIAL_KEYS)})
                 continue
             cache = SweepIndex(folder) if index else None
             unchanged = cache.unchanged_columns() if cache is not None else None
@@ -247,7 +254,34 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
                 if not cache.save(complete=clean):
                     unindexed.append(Path(folder))
     return Part(rows, counts, sweeps, problems, missing, [(str(w.message), w.category) for w in caught],
-                indexed, unindexed)
+                indexed, unindexed, planless)
+
+
+_SWEEP_TRIAL_KEYS = ("study", "ruleset", "submission", "workload", "size")
+
+
+def _note_planless(planless: dict[str, list[Any]], folder: str, row: dict[str, Any]) -> None:
+    """Count the trial just read from ``folder`` (``row``) in ``planless`` (sweep folder -> [count,
+    submission, workload, ruleset]) when its manifest says it is a tuning sweep's (a study, an
+    external or self ruleset) but no ``sweep.json`` holds it: the sweep's plan is gone, so the
+    trials it planned that are not here cannot be listed (a study copied without the others would
+    vanish without a word). :meth:`Part.joined` makes one problem per sweep folder of them."""
+    if row["record_dir"] != folder or row["ruleset"] not in ("external", "self") or not _is_study(row["study"]):
+        return
+    found = planless.setdefault(str(Path(folder).parent.parent),
+                                [0, row["submission"], f"{row['workload']}-{row['size']}", row["ruleset"]])
+    found[0] += 1
+
+
+def _planless_problem(sweep: str, count: int, submission: str, workload: str, ruleset: str) -> Problem:
+    return Problem(SWEEP, Path(sweep), Path(sweep) / SWEEP_FILE,
+                   f"missing: {count} trial{'s' if count > 1 else ''} of a tuning sweep (a study and trial in their "
+                   f"manifests) found without it, so the trials it planned that are not here cannot be listed",
+                   submission, workload, ruleset, Path(sweep))
+
+
+def _is_study(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_into(rows: Table, problems: list, folder: str, unlisted: bool, sweep: Any, entry: Any,

@@ -236,6 +236,26 @@ def test_a_damaged_sweep_file_is_named_and_its_trials_still_scored(sweeps: Path,
     assert len(pd.read_csv(tmp_path / "board" / "leaderboard.csv")) == 5
 
 
+def test_sweep_trials_found_without_their_sweep_file_are_scored_and_marked_incomplete(
+        sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A sweep folder copied without its sweep.json (and without one study): its trials were read as
+    lone trials, so the lost study vanished without a word and B ranked on the studies left."""
+    folder = trial_dir(sweeps, "B", 0, 0).parents[1]
+    (folder / "sweep.json").unlink()
+    shutil.rmtree(folder / "study1")
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert board.loc["B", "incomplete_on"] == "w1-cpu" and pd.isna(board.loc["C", "incomplete_on"])
+    assert board.loc["B", "studies"] == 1  # scored as found
+    notes = (tmp_path / "board" / "leaderboard.md").read_text()
+    line = next(line for line in notes.splitlines() if line.startswith("note: B on w1-cpu"))
+    assert str(folder / "sweep.json") in line and "2 trials of a tuning sweep" in line and "restore sweep.json" in line
+    assert line.count("sweep.json: ") == 1  # one line for the sweep, not one per trial
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and "sweep.json" in err
+
+
 def test_nothing_finished_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"
     folder = write_sweep_records(results, "A", [[10.0]])
