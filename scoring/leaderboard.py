@@ -62,6 +62,9 @@ HINTS = {  # what to do about records of one workload that differ in a column (c
     "isolation": " A submission in a trainer process (isolation=process) is charged its state's transfers, "
                  "one in the harness's process is not: run them again with one isolation= setting, or score them "
                  "in separate results folders.",
+    "hardware": " Times on two kinds of processor or GPU are not one race: run a workload's trials on one kind "
+                "(on SLURM, a partition or --constraint of one model), or score each kind's records in a results "
+                "folder of its own.",
     "cpu_threads": " A CPU trial's time depends on the cores it trains on: run them again with one threads= "
                    "setting (on machines of one kind), or score them in separate results folders.",
 }
@@ -76,7 +79,7 @@ def check_consistent(trials: pd.DataFrame) -> None:
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
                          ("max_steps", "step cap"), ("device_type", "device type"), ("isolation", "isolation"),
-                         ("cpu_threads", "CPU thread count")):
+                         ("cpu_threads", "CPU thread count"), ("hardware", "processor or GPU model")):
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()

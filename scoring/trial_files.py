@@ -321,6 +321,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "device_type": device.get("type") if isinstance(device, dict) else None,
         "isolation": manifest.get("isolation", "inprocess"),  # absent: made before isolation existed, in process
         "cpu_threads": _cpu_threads(device),
+        "hardware": _hardware(device),
         "process": _process(manifest.get("attempts")),
         "pruned_rule": pruned.get("rule"),
         "pruned_tau_max": pruned.get("tau_max"),
@@ -338,6 +339,15 @@ def _cpu_threads(device: Any) -> str | None:
     if not isinstance(device, dict) or device.get("type") != "cpu" or device.get("torch_threads") is None:
         return None
     return str(device["torch_threads"])
+
+
+def _hardware(device: Any) -> str | None:
+    """What a trial ran on, as score compares it: a GPU's name, or for a CPU trial the processor's
+    model; None for a record that does not say (made before the model was recorded)."""
+    if not isinstance(device, dict):
+        return None
+    found = device.get("name") if device.get("type") == "cuda" else device.get("cpu_model")
+    return str(found) if found else None
 
 
 def _audit_kinds(audit: Any) -> str:

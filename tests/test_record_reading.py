@@ -382,3 +382,12 @@ def test_only_a_cpu_trial_s_threads_are_read_as_its_cpu_threads(tmp_path: Path) 
     write_trial(tmp_path / "b", manifest(device={"type": "cpu", "torch_threads": 8}, seed=8))
     rows = read_records(tmp_path).trials.set_index("seed")
     assert pd.isna(rows.loc[7, "cpu_threads"]) and rows.loc[8, "cpu_threads"] == "8"
+
+
+def test_the_hardware_is_a_gpu_s_name_or_a_cpu_trial_s_processor_model(tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest(device={"type": "cuda", "name": "NVIDIA H200", "cpu_model": "Xeon"}))
+    write_trial(tmp_path / "b", manifest(device={"type": "cpu", "cpu": "x86_64", "cpu_model": "Xeon"}, seed=8))
+    write_trial(tmp_path / "c", manifest(device={"type": "cpu", "cpu": "x86_64"}, seed=9))  # older: not told
+    rows = read_records(tmp_path).trials.set_index("seed")
+    assert rows.loc[7, "hardware"] == "NVIDIA H200" and rows.loc[8, "hardware"] == "Xeon"
+    assert pd.isna(rows.loc[9, "hardware"])

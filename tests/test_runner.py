@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -188,3 +189,20 @@ def test_a_submission_s_python_and_numpy_draws_come_from_the_trial_s_seed() -> N
     np.random.seed(2)
     assert build_submission(Draws, None, None, None, 7).drawn == first
     assert build_submission(Draws, None, None, None, 8).drawn[:2] != first[:2]
+
+
+def test_a_trial_records_its_processor_s_model_where_the_system_says_it(smoke_cfg, tmp_path: Path) -> None:
+    """score compares it: times on two kinds of machine are not one race (platform.processor() is
+    often empty or the architecture only)."""
+    from harness.core.environment import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7763 64-Core Processor\n")
+    assert cpu_model(str(info)) == "AMD EPYC 7763 64-Core Processor"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 48.00\n")  # no model line (some ARM kernels)
+    assert cpu_model(str(info)) in (None, platform.processor())
+    summary = runner.run_trial(smoke_cfg("submission=sgd", "max_steps=5"))
+    manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
+    assert manifest["device"]["cpu_model"] == cpu_model()
+    if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text():
+        assert manifest["device"]["cpu_model"]  # Linux on x86: always told

@@ -141,6 +141,18 @@ def test_records_of_two_isolations_or_two_cpu_thread_counts_of_one_workload_are_
     assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
 
 
+def test_records_of_one_workload_from_two_processor_or_gpu_models_are_refused() -> None:
+    rows = [trial_row("A", "w1", 0, 0, 10.0, hardware="NVIDIA A100-SXM4-80GB"),
+            trial_row("B", "w1", 0, 0, 6.0, hardware="NVIDIA H100 80GB HBM3")]
+    with pytest.raises(UserError, match=r"different processor or GPU models \(NVIDIA A100-SXM4-80GB, NVIDIA H100 "
+                                        r"80GB HBM3\).*--constraint"):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, hardware="NVIDIA H100 80GB HBM3"),
+            trial_row("B", "w1", 0, 0, 6.0, hardware=None),  # made before the model was recorded: not told
+            trial_row("B", "w2", 0, 0, 6.0, hardware="AMD EPYC 7763 64-Core Processor")]
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
+
+
 def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
     a1, a2, w1, w2 = "a" * 64, "b" * 64, "c" * 64, "d" * 64
     same = [trial_row("A", "w1", 0, 0, 10.0, submission_source_sha256=a1, workload_source_sha256=w1),

@@ -44,6 +44,7 @@ def describe_device(device: torch.device) -> dict[str, Any]:
         "type": device.type,
         "host": platform.node(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),  # what score compares: times on two kinds of machine are not one race
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -52,6 +53,22 @@ def describe_device(device: torch.device) -> dict[str, Any]:
         info["name"] = torch.cuda.get_device_name(index)
         info["cuda"] = torch.version.cuda
     return info
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The processor's model name (Linux: /proc/cpuinfo's "model name"; else what the platform
+    says), None when nothing says it: ``platform.processor()`` is often empty or just the
+    architecture, which cannot tell two machines apart."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    name = platform.processor()
+    return name if name and name != platform.machine() else None
 
 
 SLURM_VARIABLES = {

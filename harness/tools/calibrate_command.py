@@ -116,7 +116,7 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
         "date": report["date"],
         "procedure": "optbench calibrate (harness/tools/calibrate.py); see the workload's .md",
         "raw": f"workloads/calibration/{raw.name}",
-        "hardware": f"{device.get('name', device['cpu'])}, {device['type']}, "
+        "hardware": f"{device.get('name') or device.get('cpu_model') or device['cpu']}, {device['type']}, "
                     f"torch {report['versions']['torch']} ({device['torch_threads']} threads)",
         "reference": f"{reference} {_rounded(report['reference_hparams'])}: {len(times)}/"
                      f"{len(report['time_to_target'][reference])} seeds reach the target, in "
