@@ -379,6 +379,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     for submission, workload in problem_groups(problems):
         if submission:
             incomplete.setdefault(submission, set()).add(workload)
+    unmatched = pruned_without_competitor(trials)
+    for submission, workload in unmatched:
+        incomplete.setdefault(submission, set()).add(workload)
     table["incomplete_on"] = [", ".join(sorted(incomplete.get(s, ()))) for s in table["submission"]]
     never = not_run(submissions, workloads, studies, incomplete)
     table["not_run_on"] = [", ".join(never.get(s, ())) for s in table["submission"]]
@@ -389,6 +392,11 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     marks = precision_marks(trials, mixed)
     table["precision_on"] = [marks.get(s, "") for s in table["submission"]]
     notes = problem_messages(problems, planned)
+    notes += [f"{s} on {w}: {count} trial{' was' if count == 1 else 's were'} pruned against {c}'s times (exact "
+              f"pruning, rule b), and {c} has no record of {w} here: without them, {'it' if count == 1 else 'they'} "
+              f"might have changed this leaderboard. Score with {c}'s records, or rerun "
+              f"{'it' if count == 1 else 'them'} with prune=false"
+              for (s, w), against in sorted(unmatched.items()) for c, count in sorted(against.items())]
     notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "
               f"there (run it there, or score a results folder without that workload)" for s, where in never.items()]
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "
@@ -415,6 +423,23 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                         workload_info=workload_info(trials, bests, times, submissions, workloads),
                         memory_note=memory.note)
     return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
+
+
+def pruned_without_competitor(trials: pd.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
+    """(submission, workload) -> {competitor: trials}: trials pruned by rule (b), against a
+    competitor that has no record of that workload here. Their pruning was exact for a leaderboard
+    with that competitor (harness/core/pruning.py); without it, the fastest time may be slower, and
+    they might have come within tau_max of it: their submission's time there is provisional."""
+    if "pruned_competitor" not in trials:
+        return {}
+    keys = workload_key(trials)
+    present = set(zip(keys, trials["submission"]))
+    unmatched: dict[tuple[str, str], dict[str, int]] = {}
+    for workload, submission, competitor in zip(keys, trials["submission"], trials["pruned_competitor"]):
+        if isinstance(competitor, str) and (workload, competitor) not in present:
+            against = unmatched.setdefault((submission, workload), {})
+            against[competitor] = against.get(competitor, 0) + 1
+    return unmatched
 
 
 def not_run(submissions: list[str], workloads: list[str], studies: np.ndarray,

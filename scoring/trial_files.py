@@ -325,6 +325,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "process": _process(manifest.get("attempts")),
         "pruned_rule": pruned.get("rule"),
         "pruned_tau_max": pruned.get("tau_max"),
+        "pruned_competitor": pruned.get("competitor"),  # rule (b): whose times the trial was stopped against
         "special_component": routing.get("special"),
         "special_parameters": routing.get("special_parameters"),
         "audit": _audit_kinds(manifest.get("submission_audit")),

@@ -173,7 +173,12 @@ def test_the_leaderboard_refuses_a_tau_max_beyond_the_one_trials_were_pruned_for
 
     test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_path, studies=1, factor=1)
     trials = load_trials(tmp_path / "results" / "sgd-sweep")  # the real record (the competitor's are stubs)
-    assert list(trials["status"]) == ["pruned"] and len(build(trials, tau_max=2.0, samples=0).table) == 1
+    assert list(trials["status"]) == ["pruned"]
+    board = build(trials, tau_max=2.0, samples=0)
+    # its competitor's records are not on this board: without them, the pruned trial might have mattered
+    assert list(board.table["submission"]) == ["sgd"] and list(board.table["incomplete_on"]) == ["fashion_mnist-smoke"]
+    assert any(note.startswith("sgd on fashion_mnist-smoke: 1 trial was pruned against adamw's times") and
+               "prune=false" in note for note in board.notes), board.notes
     with pytest.raises(UserError, match="tau_max=2; with tau_max=4 they might have"):
         build(trials, tau_max=4.0, samples=0)
 

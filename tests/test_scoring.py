@@ -260,3 +260,19 @@ def test_a_workload_a_submission_never_ran_reads_not_run_not_not_reached() -> No
     assert "| not run |" in b_row and "not reached" not in b_row
     assert "| not reached |" in c_row  # C ran w2 and missed the target
     assert any("B has no record of w2-cpu" in note and "scores 0 there" in note for note in board.notes)
+
+
+def test_a_trial_pruned_against_a_competitor_is_provisional_only_where_that_competitor_is_absent() -> None:
+    pruned = {"status": "pruned", "pruned_rule": "competition", "pruned_competitor": "A", "pruned_tau_max": 4.0}
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, None, **pruned),
+            trial_row("A", "w2", 0, 0, 10.0), trial_row("B", "w2", 0, 0, 30.0)]
+    board = build(pd.DataFrame(rows), samples=0)
+    assert set(board.table["incomplete_on"]) == {""} and not any("pruned against" in n for n in board.notes)
+    rows = [trial_row("C", "w1", 0, 0, 12.0), trial_row("B", "w1", 0, 0, None, **pruned),  # A scored apart
+            trial_row("B", "w1", 1, 0, None, **pruned)]
+    board = build(pd.DataFrame(rows), samples=0)
+    assert board.table.set_index("submission").loc["B", "incomplete_on"] == "w1-cpu"
+    assert [n for n in board.notes if "pruned against" in n] == [
+        "B on w1-cpu: 2 trials were pruned against A's times (exact pruning, rule b), and A has no record of w1-cpu "
+        "here: without them, they might have changed this leaderboard. Score with A's records, or rerun them with "
+        "prune=false"]
