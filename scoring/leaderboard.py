@@ -59,6 +59,8 @@ HINTS = {  # what to do about records of one workload that differ in a column (c
                  "them in separate results folders.",
     "device_type": " Times on a CPU and on a GPU are not one race: score each device's records in a results "
                    "folder of its own.",
+    "nproc": " A data-parallel trial (nproc=N) trains on N GPUs, or on the CPU's cores split N ways: score each "
+             "count's records in a results folder of its own.",
     "isolation": " A submission in a trainer process (isolation=process) is charged its state's transfers, "
                  "one in the harness's process is not: run them again with one isolation= setting, or score them "
                  "in separate results folders.",
@@ -78,7 +80,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
-                         ("max_steps", "step cap"), ("device_type", "device type"), ("isolation", "isolation"),
+                         ("max_steps", "step cap"), ("device_type", "device type"), ("nproc", "process count"),
+                         ("isolation", "isolation"),
                          ("cpu_threads", "CPU thread count"), ("hardware", "processor or GPU model")):
         if column not in trials:
             continue

@@ -319,6 +319,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "peak_memory_bytes": memory.get("peak_memory_bytes"),
         "peak_memory_kind": memory.get("peak_memory_kind"),  # cuda_allocated_growth | cpu_rss_growth
         "device_type": device.get("type") if isinstance(device, dict) else None,
+        "nproc": manifest.get("nproc", 1),  # data parallel: the processes (GPUs) one trial trained on
         "isolation": manifest.get("isolation", "inprocess"),  # absent: made before isolation existed, in process
         "cpu_threads": _cpu_threads(device),
         "hardware": _hardware(device),

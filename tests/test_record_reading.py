@@ -50,7 +50,7 @@ def write_trial(folder: Path, data: dict[str, Any] | None, lines: list[Any] | No
 def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
     write_trial(tmp_path / "a", manifest(
         study=1, trial=2, ruleset="external", submission_revision=3, hparams={"lr": 0.1, "beta2": 0.99},
-        device={"type": "cpu", "torch_threads": 3}, isolation="process",
+        device={"type": "cpu", "torch_threads": 3}, isolation="process", nproc=2,
         attempts=[{"host": "h1", "pid": 5}, {"host": "h2", "pid": 9}],
         submission_audit={"kinds": ["frames", "gc"]}, precision="bf16",
         summary={"memory": {"optimizer_state_bytes_per_parameter": 8.0, "peak_memory_bytes": 1000,
@@ -65,7 +65,7 @@ def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
                                 "target", "metric", "higher_is_better", "max_runtime_s", "steps", "evals_file",
                                 "state_bytes_per_param", "peak_memory_bytes", "peak_memory_kind", "device_type",
                                 "process", "special_component", "special_parameters", "audit", "clock_suspect",
-                                "hp.lr", "hp.beta2", "precision", "isolation", "cpu_threads")} == {
+                                "hp.lr", "hp.beta2", "precision", "isolation", "cpu_threads", "nproc")} == {
         "workload": "fashion_mnist", "size": "smoke", "submission": "adamw", "submission_revision": 3, "seed": 7,
         "study": 1, "trial": 2, "ruleset": "external", "status": "reached", "time_to_target_s": 12.5,
         "steps_to_target": 300, "best_validation": 0.91, "target": 0.9, "metric": "accuracy",
@@ -73,7 +73,7 @@ def test_a_finished_trial_is_one_row_of_its_manifest(tmp_path: Path) -> None:
         "state_bytes_per_param": 8.0, "peak_memory_bytes": 1000, "peak_memory_kind": "cpu_rss_growth",
         "device_type": "cpu", "process": "h2:9", "special_component": "embedding", "special_parameters": 12,
         "audit": "frames, gc", "clock_suspect": True, "hp.lr": 0.1, "hp.beta2": 0.99, "precision": "bf16",
-        "isolation": "process", "cpu_threads": "3"}
+        "isolation": "process", "cpu_threads": "3", "nproc": 2}
     assert row["record_dir"] == str(tmp_path / "a")
 
 
@@ -89,6 +89,7 @@ def test_what_an_older_or_plainer_manifest_leaves_out(tmp_path: Path) -> None:
     assert row["state_bytes_per_param"] is None and row["clock_suspect"] is False
     assert row["precision"] == "fp32"  # made before precisions existed
     assert row["isolation"] == "inprocess" and row["cpu_threads"] is None  # made before isolation existed
+    assert row["nproc"] == 1  # made before data-parallel trials existed: one process
     assert not any(k.startswith("hp.") for k in row)
 
 

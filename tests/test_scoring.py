@@ -153,6 +153,15 @@ def test_records_of_one_workload_from_two_processor_or_gpu_models_are_refused() 
     assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
 
 
+def test_records_of_one_workload_trained_by_two_process_counts_are_refused() -> None:
+    """nproc=8 trains on 8 GPUs (or splits the CPU's cores): its time is not one GPU's."""
+    rows = [trial_row("A", "w1", 0, 0, 10.0, nproc=1), trial_row("B", "w1", 0, 0, 2.0, nproc=8)]
+    with pytest.raises(UserError, match=r"different process counts \(1, 8\).*nproc="):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, nproc=2), trial_row("B", "w1", 0, 0, 2.0, nproc=2)]
+    assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
+
+
 def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
     a1, a2, w1, w2 = "a" * 64, "b" * 64, "c" * 64, "d" * 64
     same = [trial_row("A", "w1", 0, 0, 10.0, submission_source_sha256=a1, workload_source_sha256=w1),
