@@ -98,34 +98,44 @@ def check_consistent(trials: pd.DataFrame) -> None:
                                      "results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")
+    check_one_code(trials, keys)
+    check_same_setup(trials, keys)
+    check_no_copies(trials)
+    check_one_sweep(trials, keys)
+
+
+def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:
+    """Refuse one submission's records (over every workload: its row of the table is one algorithm)
+    from two revisions or two versions of its code, and one workload's from two versions of its code
+    (the class's file; the map of its package's modules it imports, harness/config/code_files.py)."""
     if "submission_revision" in trials:
-        counts = trials.groupby([keys, trials["submission"]])["submission_revision"].nunique()
+        counts = trials.groupby(trials["submission"])["submission_revision"].nunique()
         if (counts > 1).any():
-            workload, submission = counts.index[counts > 1][0]
-            found = sorted(set(trials.loc[(keys == workload) & (trials["submission"] == submission),
-                                          "submission_revision"].dropna()))
+            submission = counts.index[counts > 1][0]
+            mine = trials["submission"] == submission
+            found = sorted(set(trials.loc[mine, "submission_revision"].dropna()))
             raise UserError(
-                f"Records of {submission} on {workload} come from different revisions of its algorithm "
-                f"({', '.join(map(str, found))}): the name meant another computation in the older ones "
-                f"(docs/optimizers.md). Refusing to score them together; move the old records out of the "
+                f"Records of {submission} on {', '.join(sorted(set(keys[mine])))} come from different revisions "
+                f"of its algorithm ({', '.join(map(str, found))}): the name meant another computation in the older "
+                f"ones (docs/optimizers.md). Refusing to score them together; move the old records out of the "
                 f"results folder (their manifests say submission_revision, absent = 1).")
-    for column, group, what in (("submission_source_sha256", [keys, trials["submission"]], "its source"),
-                                ("workload_source_sha256", [keys], "the workload's source")):
+    for column, by_submission, what in (("submission_source_sha256", True, "its source"),
+                                        ("submission_code_sha256", True, "its code"),
+                                        ("workload_source_sha256", False, "the workload's source"),
+                                        ("workload_code_sha256", False, "the workload's code")):
         if column not in trials:
             continue
+        group = trials["submission"] if by_submission else keys
         versions = trials.groupby(group)[column].nunique()  # a record that does not tell: not counted
         if (versions > 1).any():
             first = versions.index[versions > 1][0]
-            workload, submission = first if isinstance(first, tuple) else (first, None)
-            whose = f"{submission} on {workload}" if submission else workload
+            whose = (f"{first} on {', '.join(sorted(set(keys[trials['submission'] == first])))}" if by_submission
+                     else first)
             raise UserError(
                 f"Records of {whose} were made with {versions[first]} versions of {what} (the manifests' "
                 f"{column} differ): the code changed between them, and one name would stand for several "
                 f"computations. Refusing to score them together; score each version's records from a results "
                 f"folder of its own, or run the old ones again with this code.")
-    check_same_setup(trials, keys)
-    check_no_copies(trials)
-    check_one_sweep(trials, keys)
 
 
 def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:

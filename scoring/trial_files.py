@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config.code_files import code_digest
 from harness.core.records import (
     EVALS_FILE,
     FINAL_STATUSES,
@@ -215,7 +216,7 @@ def _end_line_of_all(path: str) -> dict[str, Any] | None:
 _OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": (str,),
              "submission_revision": (int,), "hparams": (dict,), "schema_version": (int, type(None)),
              "precision": (str,), "compile": (bool,), "submission_source_sha256": (str, type(None)),
-             "workload_source_sha256": (str, type(None))}
+             "workload_source_sha256": (str, type(None)), "submission_code": (dict,), "workload_code": (dict,)}
 _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validation": (int, float, type(None)),
                      "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
 
@@ -293,6 +294,8 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "submission_revision": manifest.get("submission_revision", 1),
         "submission_source_sha256": manifest.get("submission_source_sha256"),  # the code the record was made
         "workload_source_sha256": manifest.get("workload_source_sha256"),  # with; absent: not told (older)
+        "submission_code_sha256": code_digest(manifest.get("submission_code") or {}),  # with the modules of
+        "workload_code_sha256": code_digest(manifest.get("workload_code") or {}),  # its package it imports
         "workload_setup": workload_setup(identity),
         "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity
         else None,  # the trial's step cap ("none": uncapped; None: the record does not say)

@@ -261,6 +261,41 @@ def test_a_sweep_whose_records_were_made_with_other_code_is_refused(package: Pat
     assert code == 0 and summary["launched"] == 2, err
 
 
+def test_an_edit_of_a_module_the_submission_imports_is_other_code(package: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """Only the class's own file was hashed: a helper beside it (a lone file's ``helper.py``) or in its
+    package (``from ._util import ...``) could change, and the old records were returned and scored as
+    the new code's."""
+    (package / "mypkg" / "_util.py").write_text("MOMENTUM = 0.9\n")
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("momentum=hp.momentum", "momentum=MOMENTUM").replace(
+        "import torch\n", "import torch\n\nfrom ._util import MOMENTUM\n"))
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "helper.py").write_text("SCALE = 1.0\n")
+    (lone / "scaled.py").write_text(OPTIMIZER.replace("lr=hp.lr", "lr=hp.lr * helper.SCALE").replace(
+        "import torch\n", "import torch\n\nimport helper\n") + "\nSUBMISSION = Nesterov\n")
+    results = tmp_path / "results"
+    runs = {"package": ["submission=mypkg.opt:Nesterov"],
+            "file": [f"submission={lone / 'scaled.py'}", "+submission.hparams.lr=0.05",
+                     "+submission.hparams.momentum=0.9"]}
+    for how in runs.values():
+        code, summary, err = run(capsys, "trial", *how, *SMOKE, f"results={results}", "max_steps=10")
+        assert code == 0, err
+        assert {"mypkg/_util.py", "helper.py"} & set(read_json(Path(summary["record_dir"]) / "manifest.json")[
+            "submission_code"])  # the helper is part of the submission's code
+    (package / "mypkg" / "_util.py").write_text("MOMENTUM = 0.5\n")
+    (lone / "helper.py").write_text("SCALE = 1e-4\n")
+    for name in ("mypkg._util", "helper"):  # as a new process would import them
+        del sys.modules[name]
+    for how, changed in ((runs["package"], package / "mypkg" / "_util.py"), (runs["file"], lone / "helper.py")):
+        code, _, err = run(capsys, "trial", *how, *SMOKE, f"results={results}", "max_steps=10")
+        assert code == 2 and "finished with other code" in err and f"{changed} (sha256" in err, err
+    assert run(capsys, "trial", *runs["package"], *SMOKE, f"results={results}", "max_steps=10", "seed=1")[0] == 0
+    code, _, err = run(capsys, "score", f"results={results}", f"out={tmp_path / 'board'}", "bootstrap=0")
+    assert code == 2 and "were made with 2 versions of its code" in err, err
+
+
 def test_records_of_two_codes_of_one_submission_are_not_scored_together(package: Path, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture) -> None:
     """Seed 0 with the first code, seed 1 after an edit: two algorithms under one name."""

@@ -162,6 +162,19 @@ def test_records_of_one_workload_trained_by_two_process_counts_are_refused() -> 
     assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
 
 
+def test_one_submission_s_records_of_two_codes_are_refused_across_workloads_too() -> None:
+    """Its row of the table is one algorithm: two files of one name (or an edit between two workloads'
+    tuning) were ranked as one submission."""
+    rows = [trial_row("A", "w1", 0, 0, 10.0, submission_code_sha256="a" * 64),
+            trial_row("A", "w2", 0, 0, 10.0, submission_code_sha256="b" * 64), trial_row("B", "w1", 0, 0, 12.0)]
+    with pytest.raises(UserError, match=r"Records of A on w1-cpu, w2-cpu were made with 2 versions of its code"):
+        build(pd.DataFrame(rows), samples=0)
+    rows = [trial_row("A", "w1", 0, 0, 10.0, submission_revision=1), trial_row("A", "w2", 0, 0, 9.0,
+                                                                               submission_revision=2)]
+    with pytest.raises(UserError, match=r"Records of A on w1-cpu, w2-cpu come from different revisions"):
+        build(pd.DataFrame(rows), samples=0)
+
+
 def test_records_of_changed_code_are_refused_and_records_that_do_not_tell_are_not() -> None:
     a1, a2, w1, w2 = "a" * 64, "b" * 64, "c" * 64, "d" * 64
     same = [trial_row("A", "w1", 0, 0, 10.0, submission_source_sha256=a1, workload_source_sha256=w1),

@@ -21,7 +21,8 @@ the leaderboard's label) is the config's ``name``, else the class's ``name`` att
 file's stem (a module's last part, or ``:Class``'s name); it may not be a built-in one's name.
 The resolved source (an absolute file path or a module path, with the folder that made it
 importable) is kept in the trial's config as ``submission.source`` (``workload.source``), so a
-launched job imports the same code, and the manifest records the module file's sha256.
+launched job imports the same code, and the manifest records the module file's sha256 (and
+:mod:`harness.config.code_files` the modules of its package it imports).
 """
 
 from __future__ import annotations
@@ -212,18 +213,6 @@ def source_hash(cls: type) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
     except OSError:
         return None
-
-
-def code_changes(manifest: dict[str, Any], submission_cls: type, workload_cls: type) -> str:
-    """What source changed since the record of ``manifest`` was made ("" when nothing did, or it cannot
-    be told: a record made before sources were hashed, a class without a file)."""
-    changes = []
-    for what, key, cls in (("the submission", "submission_source_sha256", submission_cls),
-                           ("the workload", "workload_source_sha256", workload_cls)):
-        then, now = manifest.get(key), source_hash(cls)
-        if then and now and then != now:
-            changes.append(f"{what}'s source {module_file(cls)} changed (sha256 {then[:12]} then, {now[:12]} now)")
-    return "; ".join(changes)
 
 
 CONFIG_KEYS = ("name", "hparams", "search_space")

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.config.plugins import code_changes
+from harness.config.code_files import code_changes
 from harness.errors import UserError
 
 SCHEMA_VERSION = 1

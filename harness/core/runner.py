@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from harness.config.code_files import code_files
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
@@ -578,5 +579,7 @@ def _manifest(
         "submission_audit": audit_file(module_file(submission_cls)),
         "submission_source_sha256": source_hash(submission_cls),
         "workload_source_sha256": source_hash(type(workload)),
+        "submission_code": code_files(submission_cls),  # its file and its package's modules it imports
+        "workload_code": code_files(type(workload)),  # (harness/config/code_files.py)
         "config": to_plain(cfg),
     }
