@@ -10,12 +10,23 @@ makes them; ``tests/test_record_walk.py`` checks that it stays so.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
 from scoring.record_walk import Reading
+
+MIN_BOOTSTRAP = 40  # 1 / 40 = 2.5%: the fewest resamples whose 2.5th percentile is not their minimum
+
+
+def check_tau_max(tau_max: float) -> None:
+    """Refuse a ``tau_max`` that is not a finite number above 1 (the profile's range is [1, tau_max]:
+    inf or nan make every score nan or 0; at most 1 leaves no range)."""
+    if not (math.isfinite(tau_max) and tau_max > 1):
+        raise UserError(f"tau_max={tau_max} must be a finite number greater than 1 (the performance profile runs over "
+                        f"[1, tau_max]; the default is 4).")
 
 
 def run_score(overrides: list[str], log: Any = None) -> dict[str, Any]:
@@ -25,8 +36,11 @@ def run_score(overrides: list[str], log: Any = None) -> dict[str, Any]:
     cfg = compose_config("score", overrides)
     if cfg.format not in ("optbench", "algoperf"):
         raise UserError(f"format={cfg.format} is not valid. Valid formats: optbench, algoperf.")
-    if cfg.tau_max <= 1:
-        raise UserError(f"tau_max={cfg.tau_max} must be greater than 1.")
+    check_tau_max(cfg.tau_max)
+    if not (cfg.bootstrap == 0 or cfg.bootstrap >= MIN_BOOTSTRAP):
+        raise UserError(f"bootstrap={cfg.bootstrap}: give 0 (no intervals) or at least {MIN_BOOTSTRAP} resamples: the "
+                        f"95% interval's ends are the 2.5th and 97.5th percentiles, which fewer resamples cannot "
+                        f"tell from their extremes (default 1000).")
     if cfg.format == "algoperf":
         from harness.log import stderr_logger
         from scoring.algoperf import score_algoperf

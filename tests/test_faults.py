@@ -376,7 +376,7 @@ def test_the_program_ends_score_at_once_with_all_its_output_and_status(finished_
     out = tmp_path / "board"
     buffered = {k: v for k, v in child_env().items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
     done = subprocess.run([sys.executable, "-m", "harness.cli", "score", f"results={finished_sweep}", f"out={out}",
-                           "bootstrap=10"], capture_output=True, text=True, env=buffered, cwd=REPO, timeout=300)
+                           "bootstrap=40"], capture_output=True, text=True, env=buffered, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "| momentum" in done.stdout and json.loads(done.stdout.strip().splitlines()[-1])["html"] == \
         str(out / "leaderboard.html")

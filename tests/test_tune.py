@@ -163,3 +163,45 @@ def test_a_finished_trial_asked_with_other_timing_settings_is_not_returned(resul
     again = json.loads(capsys.readouterr().out)
     assert again["record_dir"] == first["record_dir"] and not again.get("cached")
     assert read_json(Path(first["record_dir"]) / "manifest.json")["isolation"] == "process"
+
+
+@pytest.mark.parametrize("tau_max", ["nan", "inf", "0.5", "1"])
+def test_suite_and_score_refuse_a_tau_max_that_is_not_a_finite_number_above_1(tau_max: str, results: Path,
+                                                                              capsys: pytest.CaptureFixture) -> None:
+    """inf ranked the fastest submission (score nan) below one that never reached; a suite with 0.5 ran
+    every trial before its scoring failed with a traceback."""
+    code = main(["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[sgd]", "studies=1", "trials=1",
+                 f"results={results}", "progress=false", "device=cpu", f"tau_max={tau_max}"])
+    assert code == 2 and f"tau_max={tau_max}" in capsys.readouterr().err
+    assert not results.exists() or not list(results.rglob("manifest.json"))  # refused before any trial ran
+    assert main(["score", f"results={results}", f"tau_max={tau_max}"]) == 2
+    assert f"tau_max={tau_max}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("samples", ["-1", "1", "39"])
+def test_score_refuses_a_bootstrap_too_small_to_give_an_interval(samples: str, results: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", f"results={results}", f"bootstrap={samples}"]) == 2
+    assert f"bootstrap={samples}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["submission=adamw", "submission.hparams.lr=0.5"], "lr is searched by the external ruleset"),
+    (["submission=sgd", "ruleset=self", "submission.hparams.lr=0.9"], "runs the submission's own defaults"),
+    (["submission=sgd", "seed=7"], "seed is set by the sweep"),
+    (["submission=sgd", "+study=1"], "study is set by the sweep"),
+    (["submission=sgd", "record_dir=/tmp/x"], "record_dir is set by the sweep"),
+])
+def test_tune_refuses_trial_settings_the_sweep_would_replace_or_that_hand_tune(extra: list[str], said: str,
+                                                                               results: Path) -> None:
+    """An external sweep replaced lr=0.5 by its searched values (a second sweep folder of the same
+    trials); a self-tuning sweep ran sgd hand-tuned, unmarked, and it ranked first; seed= was ignored."""
+    with pytest.raises(UserError, match=said):
+        tune(results, "studies=1", "trials=1", *extra)
+    assert not results.exists() or not list(results.rglob("sweep.json"))
+
+
+def test_tune_keeps_overrides_of_hyperparameters_it_does_not_search(results: Path) -> None:
+    outcome = tune(results, "submission=adamw", "studies=1", "trials=1", "submission.hparams.batch_size=32")
+    entry = load_sweep(Path(outcome["sweep"]))["trials"][0]
+    assert read_json(Path(entry["record_dir"]) / "manifest.json")["hparams"]["batch_size"] == 32

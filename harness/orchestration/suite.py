@@ -26,6 +26,7 @@ from harness.orchestration.launch import check_launcher
 from harness.orchestration.sweep import plan_sweep
 from harness.orchestration.tune import run_sweeps, settings_of, split_hydra
 from harness.paths import ensure_writable_folder
+from scoring.command import check_tau_max
 from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
 from scoring.records import problem_messages, read_records
@@ -71,6 +72,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
     check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written
+    check_tau_max(float(cfg.tau_max))
     settings = settings_of(cfg)
     # Baselines first on every workload: once one has finished, cap (b) of harness/core/pruning.py exists.
     first = [s for s in cfg.baselines if s in chosen_submissions]

@@ -77,6 +77,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     submission_cls = submission_class(name, base.submission.get("source"))
     hparams_cls = submission_cls.Hparams
     space = to_plain(base.submission.search_space)
+    refuse_replaced_settings(settings.ruleset, trial_overrides, space)
     workload = base.workload
     budget = float(base.max_runtime_s or effective_spec(base).max_runtime_s)
 
@@ -137,6 +138,33 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "budget_s": trial_budget if trial_budget is not None else budget,
         "trials": entries,
     }
+
+
+SWEEP_SET = ("seed", "study", "trial", "record_dir")  # per trial, by the plan (plan_sweep)
+
+
+def refuse_replaced_settings(ruleset: str, trial_overrides: list[str], space: dict[str, Any]) -> None:
+    """Refuse trial overrides a sweep would silently replace (each trial's seed, study, trial and
+    folder; under the external ruleset a searched hyperparameter) or that would tune a self-tuning
+    submission by hand (any hyperparameter: that ruleset runs the submission's own defaults)."""
+    for override in trial_overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if key in SWEEP_SET:
+            raise UserError(f"{key} is set by the sweep for each of its trials ({override} would be ignored): "
+                            f"leave it out. search_seed= draws other seeds and points; one trial runs as "
+                            f"`optbench trial`.")
+        hparam = key.removeprefix("submission.hparams.") if key.startswith("submission.hparams.") else None
+        if hparam is None:
+            continue
+        if ruleset == "self":
+            raise UserError(f"{override}: ruleset=self runs the submission's own defaults (self-tuning: no "
+                            f"hyperparameter is set by hand), and this one would tune it by hand, unmarked on the "
+                            f"leaderboard. Make it a default of the submission (its config) or tune it with "
+                            f"ruleset=external.")
+        if hparam in space:
+            raise UserError(f"{override}: {hparam} is searched by the external ruleset, so each trial's searched "
+                            f"value would replace it. Leave it out, or change its range "
+                            f"(submission.search_space.{hparam}=...).")
 
 
 def _without_none(config: dict[str, Any]) -> dict[str, Any]:
