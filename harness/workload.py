@@ -97,6 +97,8 @@ class Workload(ABC):
             **_plain(config.model_options), **(_plain(variant.model_options) if variant else {})
         }
         self.spec: SizeSpec = _spec_with_variant(config, variant)
+        check_spec(self.spec, f"workload '{config.name}'" + (f" (variant {config.variant})" if variant else ""),
+                   str(config.size))
         if self.options is not None:
             check_options(f"workload '{config.name}' (size {config.size})", _plain(self.spec.options), self.options)
         self.device = device
@@ -255,6 +257,46 @@ def _spec_with_variant(config: WorkloadConfig, variant: Any) -> SizeSpec:
     if unknown:
         raise UserError(f"Variant '{config.variant}' overrides unknown size field(s): {', '.join(unknown)}.")
     return dataclasses.replace(spec, **overrides)
+
+
+def check_targets(spec: SizeSpec, name: str, size: str) -> None:
+    """Refuse a validation target that is not a number (nan is never met, and recorded as null) or
+    a test target that is not finite. Apart from :func:`check_spec`: a trainer process's workload
+    has its targets removed (NaN, harness/core/trainer.py), which only the trial's own may not."""
+    if not isinstance(spec.target, (int, float)) or math.isnan(spec.target):
+        raise UserError(f"workload.sizes.{size}.target={spec.target} of workload '{name}' is not a number: "
+                        f"it must be one (inf: never met, as calibrate's runs to the end of the schedule). Fix the "
+                        f"override or the workload's config.")
+    if spec.test_target is not None and not math.isfinite(spec.test_target):
+        raise UserError(f"workload.sizes.{size}.test_target={spec.test_target} of workload '{name}' must "
+                        f"be a finite number or null.")
+
+
+def check_spec(spec: SizeSpec, where: str, size: str) -> None:
+    """Refuse a size's number out of its range (a ``workload.sizes.<size>.*=`` override or a config):
+    each would run without a word and record a wrong outcome (an evaluation every 0 steps never
+    happens; a step hint of 0 collapses every schedule). The targets: :func:`check_targets`."""
+    def finite(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def positive(value: Any) -> bool:
+        return finite(value) and value > 0
+
+    problems = [(name, value, why) for name, value, ok, why in (
+        ("max_runtime_s", spec.max_runtime_s, positive(spec.max_runtime_s), "a positive number of seconds"),
+        ("step_hint", spec.step_hint, positive(spec.step_hint), "a positive number of steps"),
+        ("eval_every_steps", spec.eval_every_steps, spec.eval_every_steps is None or positive(spec.eval_every_steps),
+         "a positive number of steps or null"),
+        ("eval_period_s", spec.eval_period_s, spec.eval_period_s is None or positive(spec.eval_period_s),
+         "a positive number of seconds or null"),
+        ("min_batch_size", spec.min_batch_size, positive(spec.min_batch_size), "at least 1"),
+        ("max_batch_size", spec.max_batch_size, positive(spec.max_batch_size) and
+         spec.max_batch_size >= spec.min_batch_size, "at least min_batch_size"),
+    ) if not ok]
+    if problems:
+        name, value, why = problems[0]
+        raise UserError(f"workload.sizes.{size}.{name}={value} of {where} is out of range: it must be {why}. "
+                        f"Fix the override or the workload's config.")
 
 
 def _plain(mapping: Any) -> dict[str, Any]:

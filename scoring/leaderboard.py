@@ -77,6 +77,11 @@ def check_consistent(trials: pd.DataFrame) -> None:
     if trials.empty:
         raise UserError("No finished trials to score.")
     keys = workload_key(trials)
+    unmet = pd.to_numeric(trials["target"], errors="coerce").isna() if "target" in trials else pd.Series(False)
+    if unmet.any():
+        raise UserError(f"Records of {keys[unmet].iloc[0]} have no validation target (null: an unreachable target, "
+                        f"such as workload.sizes.<size>.target=inf, or calibrate's runs to the end of the schedule), "
+                        f"so no time to reach it: refusing to score them. Score records made with a target.")
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),

@@ -125,3 +125,22 @@ def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(sys, "stdout", Recorder())
     assert main(["trial"]) == 0
     assert Recorder.writes == ['{"status": "rank", "rank": 1}\n']
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("eval_every_steps=0", "eval_every_steps=0"),  # was: never evaluated, 0.925 recorded as not reached
+    ("step_hint=0", "step_hint=0"),  # was: the schedule collapsed
+    ("max_runtime_s=0", "max_runtime_s=0"),  # was: one step, although max_runtime_s=0 is refused
+    ("target=nan", "target=nan"),  # was: an unreachable target, recorded as null; score crashed
+    ("eval_period_s=-1", "eval_period_s=-1"),
+    ("min_batch_size=0", "min_batch_size=0"),
+])
+def test_a_size_setting_out_of_its_range_is_refused_before_any_record(setting: str, expected: str, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
+    code = main(["trial", "workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu",
+                 f"results={tmp_path / 'results'}", f"workload.sizes.smoke.{setting}"])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "workload.sizes.smoke" in err, err
+    assert not (tmp_path / "results").exists()

@@ -298,3 +298,10 @@ def test_a_trial_pruned_against_a_competitor_is_provisional_only_where_that_comp
         "B on w1-cpu: 2 trials were pruned against A's times (exact pruning, rule b), and A has no record of w1-cpu "
         "here: without them, they might have changed this leaderboard. Score with A's records, or rerun them with "
         "prune=false"]
+
+
+def test_records_without_a_target_are_refused_not_a_traceback() -> None:
+    """target=inf (never met; calibrate's runs) is recorded as null: score crashed in its plots."""
+    rows = [trial_row("A", "w1", 0, 0, None, target=None), trial_row("B", "w1", 0, 0, None, target=None)]
+    with pytest.raises(UserError, match=r"Records of w1-cpu have no validation target"):
+        build(pd.DataFrame(rows), samples=0)

@@ -238,7 +238,7 @@ def test_one_trial_per_study_is_a_sweep(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("factor", [0.0, -1.0])
 def test_a_self_tuning_factor_must_be_positive(tmp_path: Path, factor: float) -> None:
-    with pytest.raises(UserError, match=f"self_tuning_factor={factor} must be positive"):
+    with pytest.raises(UserError, match=f"self_tuning_factor={factor} must be a positive"):
         plan(tmp_path, ruleset="self", self_tuning_factor=factor)
     with pytest.raises(UserError, match="trials=0 must both be at least 1"):
         plan(tmp_path, trials=0)

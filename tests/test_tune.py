@@ -205,3 +205,20 @@ def test_tune_keeps_overrides_of_hyperparameters_it_does_not_search(results: Pat
     outcome = tune(results, "submission=adamw", "studies=1", "trials=1", "submission.hparams.batch_size=32")
     entry = load_sweep(Path(outcome["sweep"]))["trials"][0]
     assert read_json(Path(entry["record_dir"]) / "manifest.json")["hparams"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ("self_tuning_factor=nan", "self_tuning_factor=nan"),  # was: a 10 s budget, null in sweep.json
+    ("self_tuning_factor=inf", "self_tuning_factor=inf"),
+    ("search_seed=-1", "search_seed=-1"),  # was: a traceback
+])
+def test_tune_refuses_sweep_settings_out_of_range(setting: str, said: str, results: Path) -> None:
+    with pytest.raises(UserError, match=said):
+        tune(results, "submission=sgd", "ruleset=self", "studies=1", setting)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32 + 1)])
+def test_a_seed_outside_32_bits_is_refused_not_aliased(seed: str, results: Path, capsys: pytest.CaptureFixture) -> None:
+    """seed=2^32+1 trained exactly as seed=1, stored and scored as another study."""
+    assert main(["trial", "submission=sgd", *SMOKE, f"results={results}", f"seed={seed}"]) == 2
+    assert f"seed={seed} must be in [0, 2^32)" in capsys.readouterr().err

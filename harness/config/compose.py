@@ -149,6 +149,9 @@ def validate_trial_config(cfg: DictConfig) -> None:
                         f"process) or process (in a trainer process of its own; docs/decisions.md).")
     if cfg.max_runtime_s is not None and cfg.max_runtime_s <= 0:
         raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be positive.")
+    if not 0 <= cfg.seed < SEEDS:  # the data order and the initial weights are drawn from 32-bit seeds:
+        raise UserError(f"seed={cfg.seed} must be in [0, 2^32): larger seeds repeat smaller ones "  # 2^32 + 1 ran as 1
+                        f"(the same trial, counted as another study).")
     if cfg.threads is not None and cfg.threads <= 0:
         raise UserError(f"threads={cfg.threads} must be a positive number of CPU threads.")
     if cfg.max_steps is not None and cfg.max_steps <= 0:
@@ -166,6 +169,9 @@ def validate_trial_config(cfg: DictConfig) -> None:
             f"Workload '{cfg.workload.name}' has no size '{cfg.workload.size}'. "
             f"Valid sizes: {', '.join(sorted(cfg.workload.sizes))}."
         )
+
+
+SEEDS = 2**32  # seeds are in [0, SEEDS)
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*")

@@ -53,7 +53,7 @@ from harness.errors import UserError
 from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.submission import Submission, TrainingHparams
-from harness.workload import Workload
+from harness.workload import Workload, check_targets
 
 
 class RecordWriteError(UserError):
@@ -133,7 +133,9 @@ def check_trial_settings(cfg: DictConfig, batch_size: int) -> None:
     ranks start: a bad setting is one clear error before anything is written, not a failure per
     trial (or per rank) that a rerun repeats."""
     compile_setting(cfg.compile)
-    precision_setting(effective_spec(cfg).precision, str(cfg.workload.name), str(cfg.workload.size))
+    spec = effective_spec(cfg)
+    check_targets(spec, str(cfg.workload.name), str(cfg.workload.size))
+    precision_setting(spec.precision, str(cfg.workload.name), str(cfg.workload.size))
     process_identity(cfg, batch_size)
 
 
@@ -183,6 +185,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     hparams = _hparams(cfg)
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
+    check_targets(workload.spec, workload.name, workload.size)
     if cfg.isolation == "process":
         check_isolation(workload, processes(cfg),
                         compile_identity(trial_compile_setting(cfg), cfg.charge_compile, workload, device))

@@ -17,6 +17,7 @@ again finds the same folder and the records already in it.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from scipy.stats import qmc
 
-from harness.config.compose import compose_config, to_plain, validate_trial_config
+from harness.config.compose import SEEDS, compose_config, to_plain, validate_trial_config
 from harness.config.registry import effective_spec, submission_class
 from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
@@ -42,8 +43,10 @@ def check_settings(settings: SweepSettings) -> None:
         raise UserError(f"ruleset={settings.ruleset!r} is not valid. Valid rulesets: {', '.join(RULESETS)}.")
     if settings.studies < 1 or settings.trials < 1:
         raise UserError(f"studies={settings.studies} and trials={settings.trials} must both be at least 1.")
-    if settings.self_tuning_factor <= 0:
-        raise UserError(f"self_tuning_factor={settings.self_tuning_factor} must be positive.")
+    if not (math.isfinite(settings.self_tuning_factor) and settings.self_tuning_factor > 0):
+        raise UserError(f"self_tuning_factor={settings.self_tuning_factor} must be a positive, finite number.")
+    if not 0 <= settings.search_seed < SEEDS:
+        raise UserError(f"search_seed={settings.search_seed} must be in [0, 2^32).")
 
 
 def quasirandom_points(space: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
