@@ -127,3 +127,40 @@ def test_writing_a_calibration_keeps_comments_and_nulls(tmp_path: Path) -> None:
     entry = yaml.safe_load(text)["variants"]["v"]["sizes"]["cpu"]
     assert (entry["target"], entry["max_runtime_s"]) == (0.6, 20.0)
     assert "\n      cpu:\n        target: 0.6\n" in text  # the one-line entry became a block
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ("margin=0", "margin=0"),  # was: max_runtime_s 0.0 written into the workload's config
+    ("margin=0.5", "margin=0.5"),
+    ("reliability=1.5", "reliability=1.5"),  # was: IndexError
+    ("reliability=0", "reliability=0"),
+    ("confirm_seeds=[]", "confirm_seeds"),  # was: ValueError
+    ("confirm_seeds=[1,-2]", "confirm_seeds"),
+    ("target_grid=0", "target_grid=0"),  # was: ZeroDivisionError
+    ("budget_round_s=0", "budget_round_s=0"),
+    ("search_seed=-1", "search_seed=-1"),
+    ("points=0", "points=0"),  # was: the defaults alone, silently
+    ("step_hints=[0]", "step_hints"),
+    ("max_run_s=-5", "max_run_s=-5"),
+])
+def test_calibrate_refuses_settings_out_of_range_before_running(setting: str, said: str, tmp_path: Path) -> None:
+    from harness.errors import UserError
+
+    ran = []
+    with pytest.raises(UserError, match=said.replace("[", r"\[")):
+        run_calibrate(["workload=rosenbrock", "workload.size=smoke", "write=false", f"out={tmp_path}",
+                       f"results={tmp_path / 'runs'}", "device=cpu", setting], log=ran.append)
+    assert ran == [] and not (tmp_path / "runs").exists()
+
+
+def test_the_raw_figures_file_is_named_where_it_was_written(tmp_path: Path) -> None:
+    """With out=, the config's calibration.raw named workloads/calibration/..., which was not written."""
+    config = tmp_path / "rosenbrock.yaml"
+    shutil.copy(Path(__file__).parent.parent / "configs" / "workload" / "rosenbrock.yaml", config)
+    report = {"target": 0.01, "max_runtime_s": 5.0, "step_hint": 100, "reference": "adamw",
+              "reference_hparams": {"lr": 0.003}, "date": "2026-12-03", "rule": {"reliability": 0.8},
+              "time_to_target": {"adamw": [{"seed": 1, "steps": 10, "seconds": 1.0}]},
+              "device": {"type": "cpu", "cpu": "x86_64", "torch_threads": 2}, "versions": {"torch": "2.14.1"}}
+    raw = tmp_path / "elsewhere" / "rosenbrock-smoke.json"
+    write_calibration(config, "smoke", "base", report, raw)
+    assert yaml.safe_load(config.read_text())["sizes"]["smoke"]["calibration"]["raw"] == str(raw)

@@ -10,13 +10,14 @@ variant's entry when a variant is selected).
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from scipy.stats import qmc
 
-from harness.config.compose import compose_config, split_overrides, validate_trial_config
+from harness.config.compose import SEEDS, compose_config, split_overrides, validate_trial_config
 from harness.config.registry import effective_spec, submission_class
 from harness.config.schema import CalibrateConfig
 from harness.config.search_space import point_from_unit, validate_search_space
@@ -44,10 +45,39 @@ def draw_points(
     return points
 
 
+def check_calibrate_settings(cfg: Any) -> None:
+    """Refuse calibrate's settings out of their range, before any run: each would fail after hours
+    with a traceback, or write a wrong number into the workload's config (margin=0: a budget of 0)."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    seeds = list(cfg.confirm_seeds)
+    problems = [f"{key}={value}: {why}" for key, value, ok, why in (
+        ("baselines", dict(cfg.baselines), len(cfg.baselines) > 0, "name at least one reference submission"),
+        ("points", cfg.points, cfg.points >= 1, "at least 1 (1: each baseline's defaults alone)"),
+        ("step_hints", list(cfg.step_hints), all(h >= 1 for h in cfg.step_hints), "positive numbers of steps"),
+        ("search_seed", cfg.search_seed, 0 <= cfg.search_seed < SEEDS, "in [0, 2^32)"),
+        ("confirm_seeds", seeds, bool(seeds) and all(0 <= s < SEEDS for s in seeds),
+         "at least one seed, each in [0, 2^32)"),
+        ("reliability", cfg.reliability, number(cfg.reliability) and 0 < cfg.reliability <= 1,
+         "a fraction of the confirming seeds, in (0, 1]"),
+        ("target_grid", cfg.target_grid, number(cfg.target_grid) and cfg.target_grid > 0, "a positive number"),
+        ("margin", cfg.margin, number(cfg.margin) and cfg.margin >= 1,
+         "at least 1 (the budget is margin x the slowest confirming seed's time)"),
+        ("budget_round_s", cfg.budget_round_s, number(cfg.budget_round_s) and cfg.budget_round_s > 0,
+         "a positive number of seconds"),
+        ("max_run_s", cfg.max_run_s, cfg.max_run_s is None or (number(cfg.max_run_s) and cfg.max_run_s > 0),
+         "a positive number of seconds, or null (4 x the current budget)"),
+    ) if not ok]
+    if problems:
+        raise UserError("optbench calibrate: " + "; ".join(problems) + ". Nothing was run.")
+
+
 def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     log = log or stderr_logger("calibrate")
     own, trial_overrides = split_overrides(overrides, CalibrateConfig)
     cfg = compose_config("calibrate", own)
+    check_calibrate_settings(cfg)
     trial = compose_config("trial", trial_overrides)
     validate_trial_config(trial)
     workload = trial.workload
@@ -78,6 +108,16 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     summary = {k: report[k] for k in ("target", "max_runtime_s", "step_hint", "reference", "reference_hparams")}
     summary.update({"raw": str(raw), "config": written, "time_to_target": report["time_to_target"]})
     return summary
+
+
+def _shown(raw: Path) -> str:
+    """Where the raw figures are, as the config names them: relative to the repository when they are
+    in it (workloads/calibration/...), else the path they were written to (``out=``)."""
+    package = Path(str(resources.files("workloads"))).resolve()
+    try:
+        return f"workloads/{raw.resolve().relative_to(package).as_posix()}"
+    except ValueError:
+        return str(raw)
 
 
 def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any], raw: Path) -> str:
@@ -115,7 +155,7 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
     entry["calibration"] = {
         "date": report["date"],
         "procedure": "optbench calibrate (harness/tools/calibrate.py); see the workload's .md",
-        "raw": f"workloads/calibration/{raw.name}",
+        "raw": _shown(raw),
         "hardware": f"{device.get('name') or device.get('cpu_model') or device['cpu']}, {device['type']}, "
                     f"torch {report['versions']['torch']} ({device['torch_threads']} threads)",
         "reference": f"{reference} {_rounded(report['reference_hparams'])}: {len(times)}/"
