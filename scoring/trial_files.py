@@ -33,7 +33,8 @@ from harness.core.records import (
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
 RUNNING = "running"  # manifest.json says running: interrupted, or still running
 DAMAGED = "damaged"  # manifest.json exists but cannot be used
-EVALS = "evals"  # a finished trial whose evals.jsonl is missing, lacks its end line or contradicts the manifest
+EVALS = "evals"  # a finished trial whose evals.jsonl is missing or lacks its end line (one contradicting the
+#                  manifest is DAMAGED: neither file is believed)
 SWEEP = "sweep"  # sweep.json cannot be read: which trials it planned is unknown
 
 
@@ -110,8 +111,14 @@ def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
         problem = "missing"
     elif end is None:
         problem = "has no end line"
-    elif end.get("status") != manifest["status"]:
-        problem = f"ends with status {end.get('status')!r} where manifest.json says {manifest['status']!r}"
+    elif end.get("status") != manifest["status"] or ("time_to_target_s" in end and end["time_to_target_s"] !=
+                                                      manifest["summary"].get("time_to_target_s")):
+        said = ((f"status {end.get('status')!r}", repr(manifest["status"])) if end.get("status") != manifest["status"]
+                else (f"time_to_target_s {end.get('time_to_target_s')!r}",
+                      repr(manifest["summary"].get("time_to_target_s"))))
+        return None, _problem(DAMAGED, Path(folder), Path(evals), f"damaged: it ends with {said[0]} where "
+                              f"manifest.json says {said[1]}: the two records of the trial disagree (one was edited "
+                              f"or damaged), so neither is believed", sweep, entry, manifest), False
     if problem is not None:
         problem = _problem(EVALS, Path(folder), Path(evals), problem, sweep, entry, manifest)
     return _row(manifest, folder, evals_file=present), problem, problem is None and not whole
@@ -258,9 +265,13 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
         raise DamagedRecord(path, f"status is {manifest['status']!r} but summary.status is {summary['status']!r}")
     time, steps = summary["time_to_target_s"], summary.get("steps_to_target")
     if manifest["status"] == "reached":
-        if time is None or not math.isfinite(time) or time < 0:
+        if time is None or not math.isfinite(time) or time <= 0:
             raise DamagedRecord(path, f"status is 'reached' but summary.time_to_target_s is {time!r} (expected a "
-                                      f"finite number of seconds >= 0)")
+                                      f"finite number of seconds > 0: the first evaluation follows a step)")
+        if time > manifest["max_runtime_s"] * (1 + 1e-9):
+            raise DamagedRecord(path, f"status is 'reached' but summary.time_to_target_s {time!r} exceeds the budget "
+                                      f"max_runtime_s {manifest['max_runtime_s']!r} (a target met after the budget "
+                                      f"does not count)")
         if steps is None or not math.isfinite(steps):
             raise DamagedRecord(path, f"status is 'reached' but summary.steps_to_target is {steps!r} (expected a "
                                       f"number of steps)")

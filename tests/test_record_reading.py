@@ -95,7 +95,7 @@ def test_what_an_older_or_plainer_manifest_leaves_out(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("data", "detail"), [
     (manifest("reached", summary={"time_to_target_s": None}),
-     r"status is 'reached' but summary\.time_to_target_s is None \(expected a finite number of seconds >= 0\)"),
+     r"status is 'reached' but summary\.time_to_target_s is None \(expected a finite number of seconds > 0"),
     (manifest("reached", summary={"time_to_target_s": -1.0}), r"summary\.time_to_target_s is -1\.0"),
     (manifest("reached", summary={"steps_to_target": None}),
      r"status is 'reached' but summary\.steps_to_target is None \(expected a number of steps\)"),
@@ -126,9 +126,9 @@ def test_a_manifest_that_contradicts_itself_is_damaged(tmp_path: Path, data: dic
 def test_numbers_of_every_accepted_type_pass(tmp_path: Path) -> None:
     write_trial(tmp_path / "a", manifest(study=None, schema_version=None, target=None,
                                          summary={"best_validation": 1, "steps_to_target": 300.0,
-                                                  "time_to_target_s": 0}))
+                                                  "time_to_target_s": 1}))
     records = read_records(tmp_path)
-    assert records.problems == [] and records.trials.iloc[0]["time_to_target_s"] == 0.0
+    assert records.problems == [] and records.trials.iloc[0]["time_to_target_s"] == 1.0
 
 
 def test_a_large_manifest_is_read_whole(tmp_path: Path) -> None:
@@ -140,7 +140,6 @@ def test_a_large_manifest_is_read_whole(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("lines", "problem"), [
     ([{"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {}}], "has no end line"),
-    ([{"event": "end", "status": "not_reached"}], "ends with status 'not_reached' where manifest.json says 'reached'"),
     ([{"event": "end", "status": "reached"}, {"event": "eval", "step": 1, "submission_time_s": 1.0, "metrics": {}}],
      None),  # something after the end line: the whole file is read, the end line is found
     ([{"event": "end", "status": "reached"}, '{"event": "eval", "st'], None),  # a torn line after it
@@ -163,6 +162,28 @@ def test_the_end_line_of_evals(tmp_path: Path, lines: list[Any], problem: str | 
     else:
         [found] = records.problems
         assert found.kind == EVALS and found.detail == problem and found.file == tmp_path / "a" / "evals.jsonl"
+
+
+@pytest.mark.parametrize(("end", "said"), [
+    ({"event": "end", "status": "not_reached"}, "status 'not_reached' where manifest.json says 'reached'"),
+    ({"event": "end", "status": "reached", "time_to_target_s": 19.0}, "time_to_target_s 19.0 where manifest.json "
+                                                                       "says 12.5"),
+])
+def test_an_evals_file_that_contradicts_its_manifest_is_not_scored(end: dict, said: str, tmp_path: Path) -> None:
+    """A manifest edited to 'reached' (or to a faster time) was scored from the manifest and ranked; the
+    note told to restore evals.jsonl, the file that was right."""
+    write_trial(tmp_path / "a", manifest("reached"), [end])
+    records = read_records(tmp_path)
+    assert records.trials.empty
+    [found] = records.problems
+    assert found.kind == DAMAGED and said in found.detail and "disagree" in found.detail
+
+
+@pytest.mark.parametrize(("time", "said"), [(0, "seconds > 0"), (500.0, "exceeds the budget max_runtime_s 20.0")])
+def test_a_reached_time_outside_the_budget_is_damaged(time: float, said: str, tmp_path: Path) -> None:
+    write_trial(tmp_path / "a", manifest("reached", summary={"time_to_target_s": time}))
+    records = read_records(tmp_path)
+    assert records.trials.empty and records.problems[0].kind == DAMAGED and said in records.problems[0].detail
 
 
 def test_a_missing_evals_file_is_scored_and_listed(tmp_path: Path) -> None:
