@@ -222,3 +222,11 @@ def test_a_seed_outside_32_bits_is_refused_not_aliased(seed: str, results: Path,
     """seed=2^32+1 trained exactly as seed=1, stored and scored as another study."""
     assert main(["trial", "submission=sgd", *SMOKE, f"results={results}", f"seed={seed}"]) == 2
     assert f"seed={seed} must be in [0, 2^32)" in capsys.readouterr().err
+
+
+def test_a_results_folder_named_outside_ascii_or_with_a_quote_runs(tmp_path: Path) -> None:
+    """Hydra's override grammar refused the launch's plan path: exit 2 after sweep.json was written."""
+    results = tmp_path / "résultats d'été"
+    outcome = run_tune([*SMOKE, f'results="{results}"', "poll_s=0.5", "submission=sgd", "studies=1", "trials=1"],
+                       log=lambda _: None)  # quoted as on a command line: results="..."
+    assert outcome["launched"] == 1 and outcome["counts"] and Path(outcome["sweep"]).is_relative_to(results)

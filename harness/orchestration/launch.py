@@ -85,7 +85,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     write_json_atomic(plan_path, {"launcher": launcher, "jobs": [
         {"sweep": str(Path(s).resolve()), "index": i, "settings": settings.get(str(Path(s).resolve()), {})}
         for s, i in jobs]})
-    overrides = [f"plan={plan_path}", f"launch_dir={folder}", f"launchers={launcher}",
+    overrides = [f"plan={hydra_quoted(plan_path)}", f"launch_dir={hydra_quoted(folder)}", f"launchers={launcher}",
                  "index=" + ",".join(str(i) for i in range(len(jobs))), *hydra_overrides]
     version.setbase("1.3")
     hydra = _hydra()
@@ -207,6 +207,12 @@ def check_launcher(launcher: str, hydra_overrides: list[str]) -> str:
     finally:
         GlobalHydra.instance().clear()
     return launcher
+
+
+def hydra_quoted(path: Path) -> str:
+    """``path`` as a quoted value of a Hydra override: unquoted, Hydra's grammar refuses characters
+    outside ASCII letters and a few others (a results folder named ``résultats`` or with a space)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _hydra() -> Any:
