@@ -145,6 +145,18 @@ def test_tune_inline_and_in_local_processes_and_a_suite_with_a_builtin(package: 
     assert set(board["submission"]) == {"adamw", "nesterov_mine"}
 
 
+def test_a_quoted_file_path_with_a_space_runs(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """submission='...' kept its quotes: "no such file /cwd/'/path/...'" (Hydra quoting is how a space is given)."""
+    folder = tmp_path / "my opts"
+    folder.mkdir()
+    (folder / "nest.py").write_text(OPTIMIZER + "\nSUBMISSION = Nesterov\n")
+    (folder / "nest.yaml").write_text(CONFIG)
+    for quote in ("'", '"'):
+        code, summary, err = run(capsys, "trial", f"submission={quote}{folder / 'nest.py'}{quote}", *SMOKE,
+                                 f"results={tmp_path / 'results'}", "max_steps=5")
+        assert code == 0 and summary["status"] in ("reached", "not_reached"), err
+
+
 def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     site = tmp_path / "site"

@@ -62,9 +62,9 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
     for kind in PLUGIN_KINDS:
         given = [item for item in overrides if item.partition("=")[0].lstrip("+") == f"{kind}_config"]
         overrides = [item for item in overrides if item not in given]
-        config_files[kind] = given[-1].partition("=")[2] if given else None
+        config_files[kind] = unquoted(given[-1].partition("=")[2]) if given else None
     split = [item.partition("=") for item in overrides]
-    picks = [(i, key.lstrip("+~"), value) for i, (key, sep, value) in enumerate(split)
+    picks = [(i, key.lstrip("+~"), unquoted(value)) for i, (key, sep, value) in enumerate(split)
              if sep and key.lstrip("+~") in PLUGIN_KINDS]
     external = set()
     for position, kind, value in picks:
@@ -82,6 +82,14 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
 
 
 PLUGIN_KINDS = ("workload", "submission")
+
+
+def unquoted(value: str) -> str:
+    """A value without the quotes a user put around it, as Hydra reads a quoted value
+    (``submission='/home/me/my opt.py'``): these keys are resolved here, before Hydra sees them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace("\\" + value[0], value[0])
+    return value
 
 
 def _store_external(kind: str, text: str, config_file: str | None) -> str:
