@@ -125,7 +125,7 @@ def test_tune_inline_and_in_local_processes_and_a_suite_with_a_builtin(package: 
     for launcher in ("inline", "local"):
         code, summary, err = run(capsys, "tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=30",
                                  f"results={results / launcher}", "studies=1", "trials=2", f"launcher={launcher}",
-                                 "poll_s=0.5", "hydra.launcher.timeout_min=10" if launcher == "local" else "seed=0")
+                                 "poll_s=0.5", "hydra.launcher.timeout_min=10" if launcher == "local" else "prune=true")
         assert code == 0, err
         assert summary["launched"] == 2 and summary["job_errors"] == 0
         sweep = read_json(Path(summary["sweep"]) / "sweep.json")
