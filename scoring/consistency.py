@@ -33,6 +33,9 @@ HINTS = {  # what to do about records of one workload that differ in a column (c
     "hardware": " Times on two kinds of processor or GPU are not one race: run a workload's trials on one kind "
                 "(on SLURM, a partition or --constraint of one model), or score each kind's records in a results "
                 "folder of its own.",
+    "data_sha256": " The manifests' data_sha256 (the sha256 of the examples) differ: another copy or version of "
+                   "the dataset (such as one re-encoded as JPEG) is another problem. Score each copy's records in a "
+                   "results folder of its own, or run the old ones again on this data.",
     "cpu_threads": " A CPU trial's time depends on the cores it trains on: run them again with one threads= "
                    "setting (on machines of one kind), or score them in separate results folders.",
 }
@@ -53,7 +56,8 @@ def check_consistent(trials: pd.DataFrame) -> None:
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
                          ("max_steps", "step cap"), ("device_type", "device type"), ("nproc", "process count"),
                          ("isolation", "isolation"),
-                         ("cpu_threads", "CPU thread count"), ("hardware", "processor or GPU model")):
+                         ("cpu_threads", "CPU thread count"), ("hardware", "processor or GPU model"),
+                         ("data_sha256", "data digest")):
         if column not in trials:
             continue
         present = trials[column].notna().to_numpy()
@@ -64,7 +68,12 @@ def check_consistent(trials: pd.DataFrame) -> None:
         counts = pd.Series(spelled).groupby(where).nunique()  # one pass; the list only where they differ
         if (counts > 1).any():
             workload = counts.index[counts > 1][0]
-            found = sorted({str(value) for value in spelled[where == workload]})
+            folders = (trials["record_dir"][present].to_numpy()[where == workload] if "record_dir" in trials
+                       else [None] * int((where == workload).sum()))
+            example: dict[str, str | None] = {}  # each value and a record made with it
+            for value, folder in zip(spelled[where == workload], folders):
+                example.setdefault(str(value), folder)
+            found = [f"{value} (e.g. {folder})" if folder else value for value, folder in sorted(example.items())]
             hint = HINTS.get(column, " Recalibrated targets make old records incomparable: score them in separate "
                                      "results folders.")
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "

@@ -36,7 +36,7 @@ from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
 from harness.errors import UserError
 from harness.paths import cache_dir
-from harness.workload import Workload
+from harness.workload import Workload, data_sha256
 from workloads._bundled import bundled
 from workloads._images import (
     ImageData,
@@ -139,6 +139,8 @@ class Cifar10(Workload):
 
     def load(self) -> None:
         data = self._read()
+        self._digest = data_sha256(data.train_images, data.train_labels, data.test_images, data.test_labels,
+                                   "|".join(data.classes))
         validation = self._load_training(data)
         test = (torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels))
         self._splits = {
@@ -191,6 +193,9 @@ class Cifar10(Workload):
 
     def describe_data(self) -> str:
         return self._source
+
+    def data_digest(self) -> str:
+        return self._digest
 
     def build_model(self, seed: int) -> nn.Module:
         """The size's ``options.arch`` with ``model_options`` (base + variant) over it."""

@@ -28,7 +28,7 @@ from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
 
 from harness.errors import UserError
 from harness.paths import cache_dir
-from harness.workload import Workload
+from harness.workload import Workload, data_sha256
 from workloads._idx import gunzip_to, write_idx_gz
 from workloads._tensors import evaluate_classifier, shuffled_batches, split_off
 
@@ -77,18 +77,19 @@ class FashionMNIST(Workload):
 
     def load(self) -> None:
         root = self._root()
-        validation = self._load_training(root)
+        train = read_split(root, train=True)
+        validation = self._load_training(*train)
         test_x, test_y = read_split(root, train=False)
+        self._digest = data_sha256(*train, test_x, test_y)
         self._splits = {"validation": validation, "test": self._prepare(test_x, test_y)}
 
     def load_training_data(self) -> None:
-        self._load_training(self._root())  # the validation split it returns is dropped here
+        self._load_training(*read_split(self._root(), train=True))  # the validation split it returns is dropped
 
-    def _load_training(self, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split on the device; returns the validation split (carved from the same
-        file), for :meth:`load` to keep."""
+    def _load_training(self, train_x: torch.Tensor, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split (the training file's images and labels, uint8) on the device; returns
+        the validation split (carved from the same file), for :meth:`load` to keep."""
         options = self.spec.options
-        train_x, train_y = read_split(root, train=True)
         (train_x, train_y), (val_x, val_y) = split_off(
             train_x, train_y, int(options.get("validation_examples", 10_000)), int(options.get("split_seed", 0))
         )
@@ -116,6 +117,9 @@ class FashionMNIST(Workload):
 
     def describe_data(self) -> str:
         return self._source
+
+    def data_digest(self) -> str:
+        return self._digest
 
     def build_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):

@@ -38,7 +38,7 @@ from torch import nn
 from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.specs import WorkloadConfig
-from harness.workload import Workload
+from harness.workload import Workload, data_sha256
 from workloads._bundled import bundled
 from workloads._text import (
     contiguous_split,
@@ -218,6 +218,7 @@ class CharGPT(Workload):
         """The training slice on the device and the vocabulary (of the whole corpus: the model's
         size depends on it); returns every slice, for :meth:`load` to keep the held-out ones."""
         text, source = self._read_corpus()
+        self._digest = data_sha256(text)
         corpus = encode_chars(text, source)
         self.vocab = corpus.vocab
         o = self.data_options
@@ -250,6 +251,9 @@ class CharGPT(Workload):
 
     def describe_data(self) -> str:
         return self._source
+
+    def data_digest(self) -> str:
+        return self._digest
 
     def build_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):

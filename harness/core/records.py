@@ -209,14 +209,26 @@ def _setting(key: str, value: Any) -> str:
     return f"{key}=null{CHARGED_SETTINGS[key]}" if value is None else f"{key}={value}"
 
 
-def made_otherwise(manifest: dict[str, Any], cfg: Any, submission_cls: type, workload_cls: type) -> str:
+def made_otherwise(manifest: dict[str, Any], cfg: Any, submission_cls: type, workload_cls: type,
+                   data: str | None = None) -> str:
     """How the record of ``manifest`` was made other than ``cfg`` asks now, in words: with other code
-    (the submission's or workload's source changed) or other charged settings (``isolation``,
-    ``threads``: not in the identity); "" when neither."""
+    (the submission's or workload's source changed), other charged settings (``isolation``,
+    ``threads``: not in the identity) or, where ``data`` (the loaded workload's
+    :meth:`~harness.workload.Workload.data_digest`) is given, other data; "" when none."""
     parts = [f"other {what}: {change}" for what, change in (
-        ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", setting_changes(manifest, cfg)))
-        if change]
+        ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", setting_changes(manifest, cfg)),
+        ("data", data_change(manifest, data))) if change]
     return "; and ".join(parts)
+
+
+def data_change(manifest: dict[str, Any], data: str | None) -> str:
+    """The examples' sha256 then and now, where both are told and differ ("" otherwise): the path in
+    data_dir= is not part of a trial's identity, so another copy of a dataset (re-encoded, cropped, a
+    newer release) would find the first copy's records."""
+    then = manifest.get("data_sha256")
+    if not isinstance(then, str) or not data or then == data:
+        return ""
+    return f"data_sha256 {then[:12]} then, {data[:12]} now (the examples read now are not those it was made on)"
 
 
 class TrialRecord:

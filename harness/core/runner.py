@@ -95,6 +95,15 @@ def loaded(workload: Workload, cfg: DictConfig) -> Workload:
     return workload
 
 
+def data_digest_now(cfg: DictConfig) -> str | None:
+    """The :meth:`~harness.workload.Workload.data_digest` of the examples a trial of ``cfg`` would read
+    here now, read on the CPU: a digest does not depend on the device, and a SLURM login node has
+    none. Kept by :func:`loaded` for this process's later trials."""
+    workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, torch.device("cpu"),
+                                                                            cfg.get("data_dir"))
+    return loaded(workload, cfg).data_digest()
+
+
 def trial_identity(
     cfg: DictConfig, workload: Workload, hparams: TrainingHparams, device: torch.device, revision: int = 1
 ) -> dict[str, Any]:
@@ -202,11 +211,12 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         kept = record.set_aside()
         progress.say(f"rerun=true: the finished record is kept beside as {', '.join(kept)}; running it again")
     elif record.finished():
-        changed = made_otherwise(record.manifest(), cfg, submission_cls, type(workload))
-        if changed:
+        manifest = record.manifest()  # made on the examples there now? (read once per process: loaded())
+        data = loaded(workload, cfg).data_digest() if manifest.get("data_sha256") else None
+        if changed := made_otherwise(manifest, cfg, submission_cls, type(workload), data=data):
             raise UserError(f"{record.dir} finished with {changed}. Its result is not returned as this command's. "
                             f"Run it again as asked now by adding rerun=true (the old record is kept beside it), or "
-                            f"restore the code and settings it was made with.")
+                            f"restore the code, settings and data it was made with.")
         progress.say("already finished, not run again (rerun=true runs it again)")
         return {**record.manifest()["summary"], "cached": True}
     if harness_failed(record.manifest()):
@@ -241,11 +251,11 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
     resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
     if resume is not None and (changed := made_otherwise(record.manifest() or {}, cfg, submission_cls,
-                                                         type(workload))):
+                                                         type(workload), data=workload.data_digest())):
         if not cfg.rerun:  # the checkpoint's steps were the old code's: one trial would run two algorithms
             raise UserError(f"{record.dir} was started with {changed}. Resuming its checkpoint (step "
-                            f"{resume['step']}) would make one trial of both. Restore the code and settings it "
-                            f"was started with to resume it, or add rerun=true to start it over (its events so "
+                            f"{resume['step']}) would make one trial of both. Restore the code, settings and data "
+                            f"it was started with to resume it, or add rerun=true to start it over (its events so "
                             f"far are kept beside).")
         remove_checkpoint(record.dir)
         resume = None
@@ -575,6 +585,7 @@ def _manifest(
         "eval_period_s": spec.eval_period_s,
         "num_train_examples": workload.num_train_examples,
         "data_source": workload.describe_data(),
+        "data_sha256": workload.data_digest(),  # the examples themselves (None: the workload does not tell)
         "git": git_revision(),
         "versions": package_versions(),
         "device": describe_device(device),

@@ -13,6 +13,7 @@ that did not end in ``unfinished`` (exit 1). Records already written are never t
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 import time
@@ -24,7 +25,8 @@ from harness.config.compose import compose_config, split_overrides
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import TuneConfig
 from harness.core.records import FINAL_STATUSES, DamagedRecord, made_otherwise, read_manifest
-from harness.core.sweep_file import needs_run, trial_state, unfinished, write_sweep
+from harness.core.runner import data_digest_now
+from harness.core.sweep_file import needs_run, trial_config, trial_state, unfinished, write_sweep
 from harness.errors import UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
@@ -63,7 +65,7 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
                settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
-    refuse_other_making(sweeps)
+    refuse_other_making(sweeps, log)
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
     total = sum(len(s["trials"]) for s in sweeps)
     for problem in damaged_records(sweeps):
@@ -106,33 +108,51 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
             "unfinished": sum(not_ended.values()), "error": error}
 
 
-def refuse_other_making(sweeps: list[dict[str, Any]]) -> None:
+def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
     """Refuse sweeps with records made other than this command asks: by other code (the submission's
-    or the workload's source changed since) or under other charged settings (``isolation``,
-    ``threads``: not part of a trial's identity). Their trials would not run again, and their
-    results would be reported, then scored, as this command's; the sweep's new trials would run
-    another algorithm, or be charged otherwise. A trial's own command refuses the same
+    or the workload's source changed since), under other charged settings (``isolation``,
+    ``threads``: not part of a trial's identity) or on other data (the examples' sha256: another
+    copy of the dataset in data_dir=). Their trials would not run again, and their results would be
+    reported, then scored, as this command's; the sweep's new trials would run another algorithm,
+    or be charged otherwise. A trial's own command refuses the same
     (:func:`harness.core.runner.run_trial`)."""
     problems = []
+    digests: dict[str, str | None] = {}  # per workload setting and data_dir: a suite's sweeps share them
     for sweep in sweeps:
         config = sweep["trials"][0]["config"]
         submission = submission_class(config["submission"]["name"], config["submission"].get("source"))
         workload = workload_class(config["workload"]["name"], config["workload"].get("source"))
         changed: Counter[str] = Counter()
+        key = json.dumps([config["workload"], config.get("data_dir")], sort_keys=True)
         for entry in sweep["trials"]:
             try:
                 manifest = read_manifest(Path(entry["record_dir"]) / "manifest.json")
             except DamagedRecord:
                 continue  # reported as damaged, never run
-            if manifest and (change := made_otherwise(manifest, entry["config"], submission, workload)):
+            if not manifest:
+                continue
+            if manifest.get("data_sha256") and key not in digests:  # read once, where a record has one
+                digests[key] = readable_data_digest(sweep, log)
+            if change := made_otherwise(manifest, entry["config"], submission, workload, data=digests.get(key)):
                 changed[change] += 1
         problems += [f"{count} of the {len(sweep['trials'])} trials of the sweep {sweep['dir']} were made with "
                      f"{change}" for change, count in changed.items()]
     if problems:
         raise UserError("\n".join(problems) + "\nTheir results would be reported and scored as this command's, "
-                        "and the sweep's other trials would run another algorithm or be charged otherwise; nothing "
-                        "was launched. Restore the code and settings they were made with, or tune into a new "
-                        "results folder (results=DIR).")
+                        "and the sweep's other trials would run another algorithm, on other data or be charged "
+                        "otherwise; nothing was launched. Restore the code, settings and data they were made with, "
+                        "or tune into a new results folder (results=DIR).")
+
+
+def readable_data_digest(sweep: dict[str, Any], log: Log) -> str | None:
+    """The digest of the data the sweep's trials would read, read here; None, said, where they cannot
+    be read here (on a SLURM login node, data on the compute nodes only): not compared then."""
+    try:
+        return data_digest_now(trial_config(sweep["trials"][0]))
+    except UserError as error:
+        log(f"the data of {sweep['dir']} cannot be read here, so its records are not compared with it "
+            f"(a record made on another copy would be reported as this one's): {str(error).splitlines()[0]}")
+        return None
 
 
 def not_submitted_message(launcher: str, jobs: int, said: str) -> str:
