@@ -438,3 +438,32 @@ def test_a_record_dir_of_another_configuration_names_the_setting_that_differs(sm
     manifest.write_text(json.dumps(old))
     with pytest.raises(UserError, match=r"recorded -> this one: submission\.hparams\.lr: 0\.002 -> 0\.004\)"):
         runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
+
+
+def test_status_strict_refuses_what_score_strict_refuses(sweep_copy: Path, capsys) -> None:
+    """A manifest edited to another outcome than its evals.jsonl ends with: status read the manifest
+    alone and said every trial had ended (exit 0), while score strict=true refused the record as
+    damaged (exit 1). One question, "are these records complete?", now has one answer."""
+    manifest_path = next(sweep_copy.rglob("trial1/manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    flipped = "reached" if manifest["summary"]["status"] != "reached" else "not_reached"
+    manifest["status"] = manifest["summary"]["status"] = flipped
+    manifest_path.write_text(json.dumps(manifest))
+    assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0  # a listing: not refused
+    capsys.readouterr()
+    assert main(["score", f"results={sweep_copy}", f"out={sweep_copy.parent / 'board'}", "strict=true"]) == 1
+    score_said = capsys.readouterr().err
+    assert main(["status", f"results={sweep_copy}", "scheduler=false", "strict=true"]) == 1
+    err = capsys.readouterr().err
+    assert str(manifest_path.parent) in err and str(manifest_path.parent) in score_said, err
+
+
+def test_status_of_a_copied_results_folder_shows_the_copy_s_logs(finished_sweep: Path, sweep_copy: Path) -> None:
+    """A record's attempt names its log by the path it was written at; in a copy (a results folder
+    brought back from a cluster) status showed those paths, into the original folder."""
+    rows = collect(sweep_copy, ask_scheduler=False)
+    assert len(rows) == 4 and all(row["logs"] for row in rows)
+    for row in rows:
+        assert Path(row["logs"]).resolve().is_relative_to(sweep_copy.resolve()), row["logs"]
+    shutil.rmtree(finished_sweep / "launches")  # the original's logs gone: the copy's are still shown
+    assert all(Path(row["logs"]).exists() for row in collect(sweep_copy, ask_scheduler=False))

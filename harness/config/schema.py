@@ -131,7 +131,7 @@ class StatusConfig:
 
     results: str = "results"
     scheduler: bool = True  # ask squeue/sacct about SLURM jobs when they are installed
-    strict: bool = False  # exit 1 unless every trial has ended with a readable record
+    strict: bool = False  # exit 1 unless every trial has ended with a readable record that score can rank
 
 
 @dataclass

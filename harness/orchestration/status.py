@@ -20,6 +20,7 @@ from harness.config.compose import compose_config
 from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.errors import Incomplete, UserError
+from scoring.records import problem_messages, read_records
 
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
@@ -58,7 +59,7 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
             state = trial_state(record_dir)
             manifest = manifests[entry["record_dir"]]
             attempt = (manifest.get("attempts") or [{}])[-1]
-            job = jobs.get((sweep["dir"], entry["index"]), {})
+            job = jobs.get((sweep_key(sweep["dir"]), entry["index"]), {})
             slurm_id = (_slurm_id(attempt) or job.get("job_id")) if job.get("launcher") != "local" else None
             slurm_state = scheduler.get(slurm_id) if slurm_id else None
             if state == "running" and _gone(attempt, slurm_state, bool(scheduler)):
@@ -73,10 +74,22 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
                 "state": STATE_NAMES[state], "time_to_target_s": summary.get("time_to_target_s"),
                 "best_validation": summary.get("best_validation"), "steps": summary.get("steps"),
                 "slurm_job": slurm_id, "slurm_state": slurm_state, "record_dir": str(record_dir),
-                "logs": (attempt.get("logs") or {}).get("stdout") or job.get("log") or attempt.get("job_dir"),
+                "logs": log_path([(attempt.get("logs") or {}).get("stdout"), job.get("log"), attempt.get("job_dir")],
+                                 results),
                 "problem": manifest.get("problem"),
             })
     return damaged + rows
+
+
+def log_path(candidates: list[str | None], results: Path) -> str | None:
+    """The first of ``candidates`` (the attempt's own log, the launch's job log, the job's folder)
+    that exists inside ``results``, else the first that exists, else the first given. An attempt
+    names its log by the path it was written at: in a copied results folder (brought back from a
+    cluster) that is in the original, while the launch's job log is found in the copy."""
+    given = [path for path in candidates if path and path != "not submitted"]
+    existing = [path for path in given if Path(path).exists()]
+    inside = [path for path in existing if Path(path).resolve().is_relative_to(results.resolve())]
+    return (inside or existing or [path for path in candidates if path] or [None])[0]
 
 
 def _manifest_or_problem(record_dir: Path) -> dict[str, Any]:
@@ -98,8 +111,15 @@ def _damaged_sweep_row(path: Path, error: DamagedRecord) -> dict[str, Any]:
             "problem": str(error)}
 
 
+def sweep_key(folder: str | Path) -> str:
+    """A sweep folder as ``<workload>-<size>/<submission>/<ruleset>-<hash>``, its place in a results
+    folder: a launch's plan names sweeps by the paths they had at launch, which a copied (or moved)
+    results folder no longer has."""
+    return "/".join(Path(folder).parts[-3:])
+
+
 def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """(sweep folder, trial index) -> the latest launch's job: launcher, SLURM job id, log file.
+    """(:func:`sweep_key`, trial index) -> the latest launch's job: launcher, SLURM job id, log file.
 
     submitit names each job's folder after its job id (``<array id>_<task>`` for an array) and
     array task ``i`` runs entry ``i`` of the plan. ``log`` is only ever a path that exists: the jobs
@@ -125,7 +145,7 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
             log = str(logs[-1]) if logs else str(job_dir) if job_dir.is_dir() else None
             if log is None and submitit and not any_submitted:
                 log = "not submitted"  # the scheduler took no job of this launch
-            found[(str(Path(job["sweep"]).resolve()), job["index"])] = {
+            found[(sweep_key(job["sweep"]), job["index"])] = {
                 "launcher": plan.get("launcher"),
                 "job_id": folder.name if folder and plan.get("launcher") == "slurm" else None,
                 "log": log,
@@ -197,10 +217,24 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
         raise UserError(f"results={results} is not a folder.")
     rows = collect(results, bool(cfg.scheduler))
     print(format_rows(rows), end="", flush=True)
-    if cfg.strict and unfinished_rows(rows):
-        raise Incomplete(f"strict=true: {len(unfinished_rows(rows))} trial(s) under {results} have not ended "
-                         f"with a readable record (listed above).")
+    if cfg.strict:
+        refuse_incomplete(results, rows)
     return rows
+
+
+def refuse_incomplete(results: Path, rows: list[dict[str, Any]]) -> None:
+    """``strict=true``: exit 1 where a trial has not ended with a readable record, or where
+    ``optbench score strict=true`` would refuse the records for another reason (a manifest and
+    evals.jsonl that disagree, trials found without their sweep's plan, a trial pruned against a
+    competitor not there): read as score reads them, so that both answer "complete?" alike."""
+    records = read_records(results)
+    messages = problem_messages(records.problems, records.planned)
+    if unfinished_rows(rows) and not messages:  # score's own lines name those trials, where it lists any
+        messages.append(f"{len(unfinished_rows(rows))} trial(s) have not ended with a readable record "
+                        f"(listed above)")
+    if messages:
+        listed = "".join(f"\n  - {message}" for message in messages)
+        raise Incomplete(f"strict=true: the records under {results} are not complete:{listed}")
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
