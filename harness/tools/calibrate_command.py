@@ -148,9 +148,9 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
         entry.ca.comment = None
     reference = report["reference"]
     times = [t["seconds"] for t in report["time_to_target"][reference] if t["seconds"] is not None]
-    entry["target"] = report["target"]
-    entry["max_runtime_s"] = report["max_runtime_s"]
-    entry["step_hint"] = report["step_hint"]
+    for key in ("target", "max_runtime_s", "step_hint"):
+        entry[key] = report[key]
+        _drop_end_of_line_comment(entry, key)
     device = report["device"]
     entry["calibration"] = {
         "date": report["date"],
@@ -166,6 +166,15 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
     with open(path, "w", encoding="utf-8") as f:
         round_trip.dump(data, f)
     return str(path)
+
+
+def _drop_end_of_line_comment(entry: Any, key: str) -> None:
+    """Remove the comment at the end of ``key``'s line (it described the old value: e.g. "not measured
+    here" beside a target now measured); the comment lines and blank lines after it stay (ruamel keeps
+    them in the same token)."""
+    tokens = entry.ca.items.get(key)
+    if tokens and len(tokens) > 2 and tokens[2] is not None:
+        tokens[2].value = "\n" + tokens[2].value.partition("\n")[2]
 
 
 def _rounded(hparams: dict[str, Any]) -> str:
