@@ -21,7 +21,7 @@ import pickle
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ class Part:
     warnings: list[tuple[str, type[Warning]]]  # raised while reading (to be raised again in the parent)
     indexed: int = 0  # trials taken from sweep indexes
     unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
-    planless: dict[str, list[Any]] = field(default_factory=dict)  # sweep trials without a plan (_note_planless)
+    planless: dict[str, Planless] = field(default_factory=dict)  # sweep folder -> its trials found without a plan
 
     @staticmethod
     def joined(parts: list[Part]) -> Part:
@@ -205,9 +205,9 @@ class Part:
             for name in ("sweeps", "problems", "missing", "warnings", "unindexed"):
                 getattr(whole, name).extend(getattr(part, name))
             whole.indexed += part.indexed
-            for sweep, (count, *about) in part.planless.items():  # a sweep's trials may be in several parts
-                whole.planless.setdefault(sweep, [0, *about])[0] += count
-        whole.sweeps += [_planless_problem(sweep, *found) for sweep, found in sorted(whole.planless.items())]
+            for sweep, found in part.planless.items():  # a sweep's trials may be in several parts
+                whole.planless.setdefault(sweep, replace(found, count=0)).count += found.count
+        whole.sweeps += [found.problem(sweep) for sweep, found in sorted(whole.planless.items())]
         return whole
 
 
@@ -221,7 +221,7 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
     indexed = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        planless: dict[str, list[Any]] = {}  # sweep trials found without their sweep's plan (_note_planless)
+        planless: dict[str, Planless] = {}  # sweep trials found without their sweep's plan (_note_planless)
         for folder, is_sweep in units:
             if not is_sweep:
                 if _read_into(rows, problems, folder, False, None, None) and rows.count:
@@ -260,24 +260,31 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
 _SWEEP_TRIAL_KEYS = ("study", "ruleset", "submission", "workload", "size")
 
 
-def _note_planless(planless: dict[str, list[Any]], folder: str, row: dict[str, Any]) -> None:
-    """Count the trial just read from ``folder`` (``row``) in ``planless`` (sweep folder -> [count,
-    submission, workload, ruleset]) when its manifest says it is a tuning sweep's (a study, an
-    external or self ruleset) but no ``sweep.json`` holds it: the sweep's plan is gone, so the
-    trials it planned that are not here cannot be listed (a study copied without the others would
-    vanish without a word). :meth:`Part.joined` makes one problem per sweep folder of them."""
+@dataclass
+class Planless:
+    """The trials of one tuning sweep found without its ``sweep.json``: the sweep's plan is gone, so
+    the trials it planned that are not here cannot be listed (a study copied without the others
+    would vanish without a word). :meth:`Part.joined` makes one problem per sweep folder of them."""
+
+    submission: str
+    workload: str  # <workload>-<size>
+    ruleset: str
+    count: int = 0
+
+    def problem(self, sweep: str) -> Problem:
+        return Problem(SWEEP, Path(sweep), Path(sweep) / SWEEP_FILE,
+                       f"missing: {self.count} trial{'s' if self.count > 1 else ''} of a tuning sweep (a study and "
+                       f"trial in their manifests) found without it, so the trials it planned that are not here "
+                       f"cannot be listed", self.submission, self.workload, self.ruleset, Path(sweep))
+
+
+def _note_planless(planless: dict[str, Planless], folder: str, row: dict[str, Any]) -> None:
+    """Count the trial just read from ``folder`` (``row``) in ``planless`` when its manifest says it
+    is a tuning sweep's (a study, an external or self ruleset) but no ``sweep.json`` holds it."""
     if row["record_dir"] != folder or row["ruleset"] not in ("external", "self") or not _is_study(row["study"]):
         return
-    found = planless.setdefault(str(Path(folder).parent.parent),
-                                [0, row["submission"], f"{row['workload']}-{row['size']}", row["ruleset"]])
-    found[0] += 1
-
-
-def _planless_problem(sweep: str, count: int, submission: str, workload: str, ruleset: str) -> Problem:
-    return Problem(SWEEP, Path(sweep), Path(sweep) / SWEEP_FILE,
-                   f"missing: {count} trial{'s' if count > 1 else ''} of a tuning sweep (a study and trial in their "
-                   f"manifests) found without it, so the trials it planned that are not here cannot be listed",
-                   submission, workload, ruleset, Path(sweep))
+    planless.setdefault(str(Path(folder).parent.parent),
+                        Planless(row["submission"], f"{row['workload']}-{row['size']}", row["ruleset"])).count += 1
 
 
 def _is_study(value: Any) -> bool:
