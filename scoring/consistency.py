@@ -79,6 +79,7 @@ def check_consistent(trials: pd.DataFrame) -> None:
             raise UserError(f"Records of {workload} were made with different {what}s ({', '.join(found)}); "
                             f"refusing to compare them.{hint}")
     check_one_code(trials, keys)
+    check_one_tuning(trials, keys)
     check_same_setup(trials, keys)
     check_no_copies(trials)
     check_one_sweep(trials, keys)
@@ -116,6 +117,27 @@ def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:
                 f"{column} differ): the code changed between them, and one name would stand for several "
                 f"computations. Refusing to score them together; score each version's records from a results "
                 f"folder of its own, or run the old ones again with this code.")
+
+
+def check_one_tuning(trials: pd.DataFrame, keys: pd.Series) -> None:
+    """Refuse one submission's tuned records (over every workload) made with two search spaces or two
+    values of a hyperparameter outside it (``tuning_setup``): external tuning samples one search space
+    for every workload, and a value set for one workload alone (``submission.hparams.eps=`` on one
+    tune command; the submission's YAML edited between two) is tuning by hand, unmarked."""
+    if "tuning_setup" not in trials:
+        return
+    told = trials["tuning_setup"].notna().to_numpy()
+    for submission, group in trials[told].groupby("submission"):
+        setups = group.groupby("tuning_setup", sort=False)
+        if len(setups) < 2:
+            continue
+        (first, a), (other, b) = list(setups)[:2]
+        where = [f"{', '.join(sorted(set(keys[x.index])))}" for x in (a, b)]
+        raise UserError(f"Records of {submission} were tuned in {len(setups)} ways (on {where[0]}, then on "
+                        f"{where[1]}: {differences(json.loads(first), json.loads(other))}): its row of the table "
+                        f"would stand for a submission tuned by hand per workload. Tune every workload with the "
+                        f"same search space and hyperparameters (one suite command does), or score each setting's "
+                        f"records in a results folder of its own.")
 
 
 def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:

@@ -281,6 +281,24 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
                                   f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
 
 
+def tuning_setup(manifest: dict[str, Any]) -> str | None:
+    """How a tuned trial's submission was tuned, as canonical JSON: its search space and the
+    hyperparameters outside it (fixed: the defaults, or the values a tune command gave). The same
+    for every workload of a submission under one ruleset, or its row of the table would stand for
+    an algorithm tuned by hand per workload. None for a lone trial (``ruleset=single``: set by hand
+    on purpose) or a record that does not say."""
+    config = manifest.get("config")
+    submission = config.get("submission") if isinstance(config, dict) else None
+    hparams = manifest.get("hparams")
+    if manifest.get("ruleset") not in ("external", "self") or not isinstance(submission, dict) or not isinstance(
+            hparams, dict):
+        return None
+    space = submission.get("search_space") or {}
+    searched = space if manifest["ruleset"] == "external" else {}  # self: one trial of the defaults
+    return json.dumps({"search_space": space, "fixed": {k: v for k, v in hparams.items() if k not in searched}},
+                      sort_keys=True, default=str)
+
+
 def workload_setup(identity: dict[str, Any]) -> str | None:
     """A trial's workload as its identity states it, but for the target and budget (compared on their
     own): the model, its options and the size's settings (evaluation cadence, step hint, data options),
@@ -309,6 +327,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "submission_code_sha256": code_digest(manifest.get("submission_code") or {}),  # with the modules of
         "workload_code_sha256": code_digest(manifest.get("workload_code") or {}),  # its package it imports
         "workload_setup": workload_setup(identity),
+        "tuning_setup": tuning_setup(manifest),
         "data_sha256": manifest.get("data_sha256"),  # the examples it trained on; absent: not told
         "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity
         else None,  # the trial's step cap ("none": uncapped; None: the record does not say)

@@ -230,3 +230,20 @@ def test_a_results_folder_named_outside_ascii_or_with_a_quote_runs(tmp_path: Pat
     outcome = run_tune([*SMOKE, f'results="{results}"', "poll_s=0.5", "submission=sgd", "studies=1", "trials=1"],
                        log=lambda _: None)  # quoted as on a command line: results="..."
     assert outcome["launched"] == 1 and outcome["counts"] and Path(outcome["sweep"]).is_relative_to(results)
+
+
+@pytest.mark.parametrize("setting", ["submission.hparams.eps=1e-6", "submission.search_space.lr.max=0.1"])
+def test_score_refuses_a_submission_tuned_otherwise_on_another_workload(setting: str, results: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """Two tune commands, one per workload, the second with a fixed hyperparameter (or the search
+    space) of its own: the submission's one row of the table stood for two algorithms, one of them
+    tuned by hand for its workload, which external tuning forbids."""
+    common = ["submission=adamw", "studies=1", "trials=1", "max_steps=20", "progress=false", "device=cpu",
+              "threads=1", "workload.size=smoke", f"results={results}"]
+    run_tune(["workload=fashion_mnist", *common], log=lambda _: None)
+    run_tune(["workload=rosenbrock", *common, setting], log=lambda _: None)
+    capsys.readouterr()
+    assert main(["score", f"results={results}", f"out={results / 'board'}", "bootstrap=0"]) == 2
+    err = capsys.readouterr().err
+    assert "adamw" in err and "fashion_mnist-smoke" in err and "rosenbrock-smoke" in err, err
+    assert setting.split("=")[0].removeprefix("submission.hparams.").removeprefix("submission.") in err, err
