@@ -311,6 +311,10 @@ def check_spec(spec: SizeSpec, where: str, size: str) -> None:
         name, value, why = problems[0]
         raise UserError(f"workload.sizes.{size}.{name}={value} of {where} is out of range: it must be {why}. "
                         f"Fix the override or the workload's config.")
+    if spec.eval_every_steps is None and spec.eval_period_s is None:  # evaluated once, after the budget: never met
+        raise UserError(f"workload.sizes.{size} of {where} sets neither eval_every_steps nor eval_period_s, so the "
+                        f"trial would be evaluated only at its end, after the budget, where a target met no longer "
+                        f"counts: every submission would score 0. Set one of them (e.g. eval_every_steps: 100).")
 
 
 def _plain(mapping: Any) -> dict[str, Any]:

@@ -97,6 +97,15 @@ def test_info_reports_parameters_step_time_and_memory() -> None:
     assert "precision     fp32" in done.stderr and "compile       no (compile=auto)" in done.stderr
 
 
+@pytest.mark.parametrize("setting", ["steps=0", "steps=-2", "warmup=-1"])
+def test_info_refuses_a_step_count_it_cannot_time(setting: str, capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
+    # was: ZeroDivisionError (steps=0), UnboundLocalError (steps=-2)
+    assert main(["info", "workload=rosenbrock", "workload.size=smoke", "device=cpu", setting]) == 2
+    assert setting in capsys.readouterr().err
+
+
 def test_info_measures_steps_in_the_size_s_precision() -> None:
     done = optbench("info", "workload.size=smoke", "device=cpu", "steps=2", "warmup=1",
                     "workload.sizes.smoke.precision=bf16")
@@ -134,13 +143,15 @@ def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> Non
     ("target=nan", "target=nan"),  # was: an unreachable target, recorded as null; score crashed
     ("eval_period_s=-1", "eval_period_s=-1"),
     ("min_batch_size=0", "min_batch_size=0"),
+    # was: evaluated only after the budget, so never reached (every submission scored 0)
+    ("eval_every_steps=null workload.sizes.smoke.eval_period_s=null", "neither eval_every_steps nor eval_period_s"),
 ])
 def test_a_size_setting_out_of_its_range_is_refused_before_any_record(setting: str, expected: str, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     from harness.cli import main
 
     code = main(["trial", "workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu",
-                 f"results={tmp_path / 'results'}", f"workload.sizes.smoke.{setting}"])
+                 f"results={tmp_path / 'results'}", *f"workload.sizes.smoke.{setting}".split()])
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "workload.sizes.smoke" in err, err
     assert not (tmp_path / "results").exists()

@@ -13,6 +13,7 @@ from harness.config.schema import InfoConfig
 from harness.core.compile import compiles, trial_compile_setting
 from harness.core.precision import size_precision
 from harness.core.runner import resolve_device
+from harness.errors import UserError
 from harness.identity import relation as meets_as
 from harness.routing import describe_routing
 from harness.tools.measure import measure_steps
@@ -21,6 +22,9 @@ from harness.tools.measure import measure_steps
 def run_info(overrides: list[str]) -> dict[str, Any]:
     own, trial_overrides = split_overrides(overrides, InfoConfig)
     options = compose_config("info", own)
+    if options.steps < 1 or options.warmup < 0:
+        raise UserError(f"steps={options.steps} warmup={options.warmup}: info times steps >= 1 steps after "
+                        f"warmup >= 0 untimed ones (e.g. steps=30 warmup=5).")
     cfg = compose_config("trial", trial_overrides)
     validate_trial_config(cfg)
     if cfg.threads:
