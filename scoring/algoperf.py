@@ -74,13 +74,21 @@ def load_targets(path: Path) -> Targets:
 
 def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
     """One row per trial: submission, study, workload, trial number, first eval index and time
-    reaching the target (-1 / inf when never)."""
+    reaching the target (-1 / inf when never).
+
+    What a tree lacks counts as never reaching the target, with a warning naming it (strict=true
+    refuses the tree): a trial folder without its CSV, and a workload of the targets file that a
+    submission's study has no trials of (a study that wrote nothing: every workload). Dropping them
+    would take each median over the studies that happened to write logs. A targets workload with no
+    logs anywhere (a misspelt name) and a log workload outside the targets file are named too."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"results={root} is not a folder.")
-    rows = []
+    rows, studies = [], []
+    outside: set[str] = set()
     for submission in sorted(p for p in root.iterdir() if p.is_dir()):
         for study in sorted(p for p in submission.iterdir() if p.is_dir()):
+            studies.append(study)
             for folder in sorted(study.iterdir()):
                 match = FRAMEWORK_SUFFIX.match(folder.name)
                 if not match or not folder.is_dir():
@@ -91,17 +99,42 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
                     continue
                 workload = match["name"]
                 if workload not in targets.metric:
-                    continue  # a workload outside the targets file is not scored
+                    outside.add(workload)  # not scored: said once below
+                    continue
                 for trial in sorted((p for p in folder.iterdir() if TRIAL.match(p.name)),
                                     key=lambda p: int(TRIAL.match(p.name)[1])):
                     csv = trial / "eval_measurements.csv"
+                    row = {"submission": submission.name, "study": study.name, "workload": workload,
+                           "trial": int(TRIAL.match(trial.name)[1])}
                     if csv.is_file():
-                        rows.append({"submission": submission.name, "study": study.name, "workload": workload,
-                                     "trial": int(TRIAL.match(trial.name)[1]),
-                                     **first_reaching(csv, targets, workload)})
+                        rows.append({**row, **first_reaching(csv, targets, workload)})
+                    else:
+                        warnings.warn(f"{trial}: no eval_measurements.csv; counted as never reaching the target",
+                                      stacklevel=2)
+                        rows.append({**row, **NEVER})
     if not rows:
         raise UserError(f"No AlgoPerf eval_measurements.csv under {root} for the workloads of the targets file.")
+    if outside:
+        warnings.warn(f"{root}: logs of {', '.join(sorted(outside))}, which the targets file does not name: not "
+                      f"scored (a name misspelt in the file or in the logs?)", stacklevel=2)
+    logged = {row["workload"] for row in rows}
+    unlogged = [w for w in targets.base + targets.held_out if w not in logged]
+    if unlogged:
+        warnings.warn(f"{root}: no logs of {', '.join(unlogged)} (named in the targets file) for any submission: "
+                      f"every submission counts as never reaching the target there (a misspelt name?)", stacklevel=2)
+    found = {(row["submission"], row["study"], row["workload"]) for row in rows}
+    for study in studies:
+        absent = [w for w in targets.base + targets.held_out
+                  if w in logged and (study.parent.name, study.name, w) not in found]
+        if absent:
+            warnings.warn(f"{study}: no trials of {', '.join(absent)}; counted as never reaching the target there",
+                          stacklevel=2)
+            rows += [{"submission": study.parent.name, "study": study.name, "workload": w, "trial": 0, **NEVER}
+                     for w in absent]
     return pd.DataFrame(rows)
+
+
+NEVER = {"index": -1, "time": np.inf, "steps": np.inf}  # a trial that never reached the target
 
 
 def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]:
@@ -109,7 +142,7 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
         frame = pd.read_csv(csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         warnings.warn(f"{csv}: unreadable, counted as never reaching the target ({error})", stacklevel=2)
-        return {"index": -1, "time": np.inf, "steps": np.inf}
+        return dict(NEVER)
     column = f"validation/{targets.metric[workload]}"
     time_column = "score" if "score" in frame else "accumulated_submission_time"
     missing = [c for c in (column, time_column) if c not in frame]
@@ -122,14 +155,17 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
     with np.errstate(invalid="ignore"):
         hit = values <= target if targets.lower_is_better(workload) else values >= target
     if not hit.any():
-        return {"index": -1, "time": np.inf, "steps": np.inf}
+        return dict(NEVER)
     index = int(np.argmax(hit))
     time = pd.to_numeric(frame[time_column], errors="coerce").iloc[index]
-    if not np.isfinite(time):
+    if not np.isfinite(time) or time <= 0:
         warnings.warn(f"{csv}: data row {index + 1}, the first reaching the target, has '{time_column}' = "
-                      f"{frame[time_column].iloc[index]!r}, expected a number of seconds; counted as never reaching "
-                      f"the target", stacklevel=2)
-        return {"index": -1, "time": np.inf, "steps": np.inf}
+                      f"{frame[time_column].iloc[index]!r}, expected a number of seconds above 0 s (a target met "
+                      f"before training took any time: a wrong target or log); counted as never reaching the "
+                      f"target", stacklevel=2)
+        return dict(NEVER)
+    if "global_step" not in frame:
+        warnings.warn(f"{csv}: no global_step column, so no steps score is given", stacklevel=2)
     steps = pd.to_numeric(frame["global_step"], errors="coerce").iloc[index] if "global_step" in frame else np.nan
     return {"index": index, "time": float(time), "steps": float(steps)}  # nan steps: no steps view there
 
@@ -218,6 +254,8 @@ def score_tree(root: Path, targets: Targets, compat: bool, tau_max: float = 4.0)
     else:
         r, r_steps = our_ratios(times, targets, workloads), our_ratios(steps, targets, workloads)
         score, steps_score = area_score(r, tau_max), area_score(r_steps, tau_max)
+    if trials.loc[trials["index"] >= 0, "steps"].isna().any():  # a reaching trial without steps: no steps view
+        steps_score = np.full(len(submissions), np.nan)
     table = pd.DataFrame({"submission": submissions, "score": score, "steps_score": steps_score})
     for j, workload in enumerate(targets.base):
         table[f"time_s:{workload}"] = times[:, workloads.index(workload)]
@@ -231,24 +269,27 @@ def score_algoperf(cfg: Any, log) -> dict[str, Any]:
     if not cfg.targets:
         raise UserError("format=algoperf needs targets=FILE (a workload targets JSON; see docs/scoring.md).")
     targets = load_targets(Path(cfg.targets))
-    if getattr(cfg, "strict", False):  # anything skipped (stray entries, unreadable CSVs) refuses, before writing
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
-        if caught:
-            listed = "".join(f"\n  - {w.message}" for w in caught)
-            raise Incomplete(f"strict=true: parts of {cfg.results} were skipped; nothing was scored or written."
-                            f"{listed}\nRemove or fix them, or score without strict=true (they are then skipped "
-                            f"with these warnings).")
-    else:
+    if cfg.compat and float(cfg.tau_max) != COMPAT_TAUS[-1]:
+        log(f"compat=true integrates over [1, {COMPAT_TAUS[-1]:g}] as AlgoPerf v0.5 does: tau_max={cfg.tau_max} "
+            f"is not used")
+    with warnings.catch_warnings(record=True) as caught:  # what was skipped or is missing: said, or refused
+        warnings.simplefilter("always")
         table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
+    if caught and getattr(cfg, "strict", False):  # before anything is written
+        listed = "".join(f"\n  - {w.message}" for w in caught)
+        raise Incomplete(f"strict=true: parts of {cfg.results} are missing or were skipped; nothing was scored or "
+                         f"written.{listed}\nRemove, fix or complete them, or score without strict=true (they are "
+                         f"then scored as these warnings say).")
+    for warning in caught:
+        log(f"warning: {warning.message}")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     mode = "AlgoPerf v0.5 official rules (compat)" if cfg.compat else "optbench rules"
     table.replace({np.inf: None}).to_csv(out / "leaderboard.csv", index=False)
     lines = [f"# AlgoPerf logs scored with {mode}", "", "| rank | submission | score | steps score |",
              "|---|---|---|---|"]
-    lines += [f"| {r['rank']} | {r['submission']} | {r['score']:.4f} | {r['steps_score']:.4f} |"
+    lines += [f"| {r['rank']} | {r['submission']} | {r['score']:.4f} | "
+              f"{'n/a' if np.isnan(r['steps_score']) else format(r['steps_score'], '.4f')} |"
               for _, r in table.iterrows()]
     text = "\n".join(lines) + "\n"
     (out / "leaderboard.md").write_text(text)

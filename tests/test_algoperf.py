@@ -141,3 +141,61 @@ def test_bad_algoperf_input_is_clear(tmp_path: Path, targets_file: Path, capsys:
     assert "is not a workload targets file" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"No AlgoPerf eval_measurements\.csv"):
         score_tree(tmp_path, load_targets(targets_file), compat=True)
+
+
+def all_three(root: Path, submission: str, time: float, study: int = 0) -> None:
+    for workload in ("wmt", "wmt_glu_tanh", "ogbg"):
+        write_trial(root, submission, workload, [time], reach_at=0, study=study)
+
+
+def test_a_study_without_logs_counts_as_not_reached_and_is_named(tmp_path: Path, targets_file: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """A's studies 1 and 2 left folders but no eval_measurements.csv: they were dropped without a
+    word, A's median was its one good study's, and A ranked first (also with strict=true)."""
+    root = tmp_path / "logs"
+    all_three(root, "A", 10)
+    (root / "A" / "study_1" / "wmt_jax" / "trial_1").mkdir(parents=True)  # a trial that wrote nothing
+    (root / "A" / "study_2").mkdir()  # a study that wrote nothing at all
+    for study in range(3):
+        all_three(root, "B", 12, study=study)
+    with pytest.warns(UserWarning) as caught:
+        table = score_tree(root, load_targets(targets_file), compat=False)
+    said = " ".join(str(w.message) for w in caught)
+    assert "study_1" in said and "study_2" in said and "trial_1" in said, said
+    assert scores(table)["B"] == pytest.approx(1.0) and scores(table)["A"] == 0.0  # median of 10, inf, inf
+    assert main(["score", "format=algoperf", f"targets={targets_file}", f"results={root}", f"out={tmp_path / 'o'}",
+                 "strict=true"]) == 1
+    assert "study_2" in capsys.readouterr().err
+
+
+def test_targets_and_logs_that_do_not_match_are_named(tmp_path: Path, targets_file: Path) -> None:
+    """A misspelt held-out name in the targets file: every submission silently scored 0 there; a log
+    workload outside the targets file was skipped without a word."""
+    root = tmp_path / "logs"
+    for sub, time in (("A", 10), ("B", 15)):
+        write_trial(root, sub, "wmt", [time], reach_at=0)
+        write_trial(root, sub, "ogbg", [time], reach_at=0)
+        folder = root / sub / "study_0" / "wmt_glu_tnah_jax" / "trial_1"  # misspelt in the logs
+        folder.mkdir(parents=True)
+        (folder / "eval_measurements.csv").write_text("global_step,score,validation/bleu\n100,10,40\n")
+    with pytest.warns(UserWarning) as caught:
+        score_tree(root, load_targets(targets_file), compat=False)
+    said = " ".join(str(w.message) for w in caught)
+    assert "wmt_glu_tanh" in said and "no logs" in said and "wmt_glu_tnah" in said, said
+
+
+def test_a_target_met_at_time_0_and_a_log_without_steps_are_said(tmp_path: Path, targets_file: Path) -> None:
+    """A first row at 0 s meeting the target made every ratio on that workload 0/0 (every score 0);
+    a CSV without global_step gave a steps score of 0, shown as if measured."""
+    root = tmp_path / "logs"
+    all_three(root, "A", 10)
+    all_three(root, "B", 20)
+    write_trial(root, "C", "wmt", [0], reach_at=0)
+    with pytest.warns(UserWarning, match="0 s"):
+        table = score_tree(root, load_targets(targets_file), compat=False)
+    assert scores(table)["A"] == pytest.approx(1.0)
+    csv = root / "B" / "study_0" / "ogbg_jax" / "trial_1" / "eval_measurements.csv"
+    pd.read_csv(csv).drop(columns="global_step").to_csv(csv, index=False)
+    with pytest.warns(UserWarning, match="global_step"):
+        table = score_tree(root, load_targets(targets_file), compat=False)
+    assert table["steps_score"].isna().all() and scores(table)["A"] == pytest.approx(1.0)
