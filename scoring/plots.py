@@ -548,8 +548,8 @@ def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, name
     else:
         ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.yaxis.set_major_locator(MaxNLocator(3))
-    if bool(subset["higher_is_better"].iloc[0]):
-        ax.set_ylim(bottom=max(0.0, target - 0.15), top=min(1.0, target + 0.05) if target <= 1 else None)
+    if bool(subset["higher_is_better"].iloc[0]) and 0 < target <= 1:  # a fraction (accuracy): zoom on the target
+        ax.set_ylim(bottom=max(0.0, target - 0.15), top=min(1.0, target + 0.05))  # (other scales: matplotlib's)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=SMALL)
     return handles

@@ -168,6 +168,30 @@ def test_curves_draw_the_median_study_and_agree_with_the_table(tmp_path: Path, f
         assert np.isfinite(pick["study_time"]) == np.isfinite(board.times[i, 0])
 
 
+@pytest.mark.parametrize("shift", [-1.0, 99.0])
+def test_curves_of_a_higher_is_better_metric_outside_0_to_1_are_in_view(shift: float, tmp_path: Path,
+                                                                       figures: list) -> None:
+    """The zoom made for accuracies ([target - 0.15, target + 0.05] within [0, 1]) hid every curve of
+    a negated loss (target -0.1: the axis was [0, 0.04]) and of a score near 100 (the axis started at
+    99.75, the curves below it)."""
+    trials = trial_rows({"A": {"w0": [[2.0]]}, "B": {"w0": [[None]]}}, tmp_path / "records")
+    trials["target"] = TARGET + shift
+    for record in trials["record_dir"]:
+        evals = Path(record) / "evals.jsonl"
+        lines = [json.loads(line) for line in evals.read_text().splitlines()]
+        for line in lines:
+            line["metrics"]["validation/accuracy"] += shift
+        evals.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    plots.plot_validation_curves(trials, "w0", "cpu", tmp_path / "curves.png", board=build(trials, samples=0))
+    ax = figures[0].axes[0]
+    low, high = ax.get_ylim()
+    curves = [line for line in ax.get_lines() if len(line.get_ydata()) > 2]
+    assert len(curves) == 2
+    for line in curves:
+        assert low <= min(line.get_ydata()) and max(line.get_ydata()) <= high, (line.get_label(), low, high)
+    assert low <= TARGET + shift <= high
+
+
 def test_a_curve_that_is_not_the_tables_median_study_is_marked(tmp_path: Path, figures: list) -> None:
     trials = trial_rows({"B": {"w0": [[1.5], [None], [None]]}}, tmp_path / "records")
     board = build(trials, samples=0)  # not reached: two of its three studies never reached
