@@ -254,6 +254,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "
                      f"any score or rank (docs/scoring.md, exact pruning)")
+    notes += [f"on {workload} every trial that reached the target did so at its first evaluation: its times "
+              f"measure the steps before that evaluation, not how fast a submission trains to the target (a target "
+              f"too easy for these submissions: `optbench calibrate` sets one from a reference's runs)"
+              for workload in reached_at_once(trials)]
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
@@ -263,6 +267,20 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                         workload_info=workload_info(trials, bests, times, submissions, workloads),
                         memory_note=memory.note)
     return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
+
+
+def reached_at_once(trials: pd.DataFrame) -> list[str]:
+    """The workloads where at least two submissions reached the target and every trial that did
+    reached it at its first evaluation: their ranks there compare the cost of a few steps."""
+    if "reached_at_first_eval" not in trials or "status" not in trials:
+        return []
+    reached = trials[trials["status"] == "reached"]
+    keys = workload_key(reached)
+    found = []
+    for workload, group in reached.groupby(keys):
+        if group["submission"].nunique() >= 2 and group["reached_at_first_eval"].astype(bool).all():
+            found.append(str(workload))
+    return sorted(found)
 
 
 def pruned_without_competitor(trials: pd.DataFrame) -> dict[tuple[str, str], dict[str, int]]:

@@ -342,6 +342,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "status": manifest["status"],
         "time_to_target_s": math.inf if ttt is None else float(ttt),
         "steps_to_target": summary.get("steps_to_target"),
+        "reached_at_first_eval": _reached_at_first_eval(manifest, summary),
         "best_validation": summary.get("best_validation"),
         "target": manifest["target"],
         "metric": manifest["metric"],
@@ -368,6 +369,19 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "clock_suspect": bool((summary.get("timing") or {}).get("clock_suspect", False)),
         **{f"hp.{k}": v for k, v in manifest.get("hparams", {}).items()},
     }
+
+
+def _reached_at_first_eval(manifest: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """Whether a reached trial met the target at its first evaluation (before its step
+    ``eval_every_steps`` and before its second ``eval_period_s``): its time then measures the steps
+    before that evaluation, not how fast it trains to the target."""
+    if manifest.get("status") != "reached":
+        return False
+    every, period = manifest.get("eval_every_steps"), manifest.get("eval_period_s")
+    steps, time = summary.get("steps_to_target"), summary.get("time_to_target_s")
+    if (every is None and period is None) or steps is None or time is None:
+        return False
+    return (every is None or steps <= every) and (period is None or time < 2 * period)
 
 
 def _cpu_threads(device: Any) -> str | None:

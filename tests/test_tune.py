@@ -247,3 +247,20 @@ def test_score_refuses_a_submission_tuned_otherwise_on_another_workload(setting:
     err = capsys.readouterr().err
     assert "adamw" in err and "fashion_mnist-smoke" in err and "rosenbrock-smoke" in err, err
     assert setting.split("=")[0].removeprefix("submission.hparams.").removeprefix("submission.") in err, err
+
+
+def test_a_target_met_at_the_first_evaluation_is_noted(results: Path, capsys: pytest.CaptureFixture) -> None:
+    """Every trial reaching at its first evaluation ranks submissions by the cost of the steps before
+    it: the leaderboard said nothing of it."""
+    easy = ["workload.sizes.smoke.target=0.01", "workload.sizes.smoke.eval_every_steps=5"]
+    for submission in ("sgd", "adamw"):
+        tune(results, f"submission={submission}", "studies=1", "trials=2", *easy)
+    board = results / "board"
+    assert main(["score", f"results={results}", f"out={board}", "bootstrap=0"]) == 0
+    text = (board / "leaderboard.md").read_text()
+    assert "every trial that reached the target did so at its first evaluation" in text
+    other = results.parent / "other"
+    for submission in ("sgd", "adamw"):
+        tune(other, f"submission={submission}", "studies=1", "trials=2")
+    assert main(["score", f"results={other}", f"out={board}", "bootstrap=0"]) == 0
+    assert "at its first evaluation" not in (board / "leaderboard.md").read_text()
