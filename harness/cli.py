@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.exits import exit_now
 from harness.identity import relation as meets_as
 
@@ -106,10 +106,10 @@ class Command:
 
 def trial_status(summary: dict) -> int:
     """0 when the trial ran (reached, not_reached, pruned, diverged); 3 when the submission's code
-    failed; 1 when the harness failed (an I/O error: a rerun retries)."""
+    failed; 1 when the harness or the workload's evaluation failed (an I/O error: a rerun retries)."""
     if summary["status"] != "failed":
         return 0
-    return 1 if summary.get("error_in") == "harness" else 3
+    return 1 if summary.get("error_in") in NOT_THE_SUBMISSIONS else 3
 
 
 def launch_status(result: dict) -> int:

@@ -16,3 +16,8 @@ class Incomplete(UserError):
     """
 
     exit_code = 1
+
+
+# A failed trial's ``error_in`` where the failure is not the submission's (the harness's, such as an
+# I/O error, or the workload's evaluation): the trial exits 1, not 3, and a rerun retries it.
+NOT_THE_SUBMISSIONS = ("harness", "workload.evaluate")

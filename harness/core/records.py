@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.code_files import code_changes
-from harness.errors import UserError
+from harness.errors import NOT_THE_SUBMISSIONS, UserError
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"  # a trial's manifest (written whole, atomically)
@@ -183,10 +183,11 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def harness_failed(manifest: dict[str, Any] | None) -> bool:
-    """A final record whose failure was the harness's (an I/O error, a workload bug), not the
-    submission's: a rerun retries it instead of returning it as finished."""
+    """A final record whose failure was not the submission's (:data:`NOT_THE_SUBMISSIONS`: the
+    harness's, such as an I/O error, or the workload's evaluation): a rerun retries it instead of
+    returning it as finished."""
     summary = (manifest or {}).get("summary") or {}
-    return summary.get("status") == "failed" and summary.get("error_in") == "harness"
+    return summary.get("status") == "failed" and summary.get("error_in") in NOT_THE_SUBMISSIONS
 
 
 # Settings that change what a trial is charged (a trainer process's transfers; the cores a CPU trial

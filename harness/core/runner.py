@@ -49,7 +49,7 @@ from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed, ma
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.trial_lock import TrialLock
-from harness.errors import UserError
+from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.submission import Submission, TrainingHparams
@@ -288,7 +288,7 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
         raise RecordWriteError(f"Could not write the end of the trial's record in {record.dir} "
                                f"({error.strerror or error}). The trial stays unfinished: free the space or "
                                f"fix the folder, then run the same command again to resume it.") from None
-    if summary.get("error_in") != "harness":  # a harness failure is retried from its last checkpoint
+    if summary.get("error_in") not in NOT_THE_SUBMISSIONS:  # such a failure is retried from its last checkpoint
         remove_checkpoint(record.dir)
     progress.end(summary)
     return summary
@@ -437,21 +437,51 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
                 last_checkpoint = time.monotonic()
                 audit["checkpoint_s"] += last_checkpoint - checkpoint_started - (clock.elapsed - elapsed)
             current_team().go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
-    except Exception:  # the harness's own failure (I/O, a workload bug): keep what was reached
+    except EvaluationFailed as error:  # the workload's bug: keep what was reached
+        clock.pause()
+        return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
+                    error=f"{traceback.format_exc()}\n{error}", error_in="workload.evaluate")
+    except Exception:  # the harness's own failure (I/O): keep what was reached
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
                     error=traceback.format_exc(), error_in="harness")
+
+
+class EvaluationFailed(Exception):
+    """The workload's ``evaluate`` raised, or returned what is not its metrics: the workload's failure,
+    not the submission's (``error_in: workload.evaluate``; a rerun retries it, once it is fixed)."""
 
 
 @torch.inference_mode()  # like no_grad, minus autograd's version counters: ~10% faster evaluations
 def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[str, float]:
     """The metrics of one split as ``<split>/<name>`` (never charged), with the model in eval mode."""
     model.eval()
+    call = f"{type(workload).__name__}.evaluate(model, '{split}')"
     try:
         with evaluation_precision(workload):  # mixed precision: the size's autocast (core/precision.py)
-            return {f"{split}/{k}": float(v) for k, v in workload.evaluate(model, split).items()}
+            metrics = workload.evaluate(model, split)
+    except Exception as error:
+        raise EvaluationFailed(f"{call} raised {type(error).__name__}: {error}") from error
     finally:
         model.train()
+    if not isinstance(metrics, dict) or workload.metric not in metrics:
+        found = ", ".join(map(repr, metrics)) if isinstance(metrics, dict) else type(metrics).__name__
+        raise EvaluationFailed(f"{call} returned no '{workload.metric}' (the workload's metric); it returned "
+                               f"{found or 'nothing'}")
+    try:
+        return {f"{split}/{k}": float(v) for k, v in metrics.items()}
+    except (TypeError, ValueError):
+        wrong = next(k for k, v in metrics.items() if not _is_number(v))
+        raise EvaluationFailed(f"{call} returned '{wrong}' = {metrics[wrong]!r}, which is not a number (every "
+                               f"value is a metric)") from None
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _timing(audit: dict[str, float], charged: float, wall: float) -> dict[str, float]:
