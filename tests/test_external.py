@@ -414,3 +414,19 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
     assert "fix the workload" in err and "FAILED in the harness" not in err, err
     manifest = read_json(next((tmp_path / "results").rglob("manifest.json")))
     assert manifest["summary"]["error_in"] == "workload.evaluate" and said in manifest["summary"]["error"]
+
+
+def test_a_suite_runs_a_workload_of_the_users_package(package: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """The README says a workload of one's own works as a submission does; suite refused it
+    ("Unknown workload(s) valley.py:Valley. Valid workloads: cifar10, ...")."""
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text(VALLEY_CONFIG)
+    code, summary, err = run(capsys, "suite", "suite=smoke", "submissions=[adam,sgd]",
+                             "workloads=[valley.py:Valley,fashion_mnist]", "studies=1", "trials=1", "max_steps=30",
+                             f"results={tmp_path / 'results'}", "progress=false", "threads=1")
+    assert code == 0, err
+    assert {"valley-smoke", "fashion_mnist-smoke"} <= {p.name for p in (tmp_path / "results").iterdir()}
+    assert set(pd.read_csv(Path(summary["csv"]))["submission"]) == {"adam", "sgd"}
+    code, _, err = run(capsys, "suite", "suite=smoke", "workloads=[valey.py:Valley]", f"results={tmp_path / 'r2'}")
+    assert code == 2 and "valey.py" in err, err

@@ -64,11 +64,10 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     cfg = compose_config("suite", [*preset, *own])
     chosen_workloads = list(cfg.workloads)
     chosen_submissions = list(cfg.submissions) or submission_names()
-    external = set(entry_points())  # and modules or files (harness/config/plugins.py): resolved per sweep
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
                                 ("submission", chosen_submissions, submission_names())):
-        unknown = [n for n in chosen if n not in valid and not (kind == "submission" and (
-            looks_external(n) or n in external))]
+        external = set(entry_points(kind))  # and modules or files (harness/config/plugins.py): resolved per sweep
+        unknown = [n for n in chosen if n not in valid and not looks_external(n) and n not in external]
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")
     check_launcher(str(cfg.launcher), hydra_overrides)  # before anything is written
