@@ -86,8 +86,9 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
 
     if settings.ruleset == "external":
         if not space:
-            raise UserError(f"Submission '{name}' declares no search space (configs/submission/{name}.yaml): "
-                            f"external tuning has nothing to search. Use ruleset=self, or add a search_space.")
+            where = base.submission.get("config_from") or f"configs/submission/{name}.yaml"  # a user's: beside it
+            raise UserError(f"Submission '{name}' declares no search space ({where}): external tuning has nothing "
+                            f"to search. Use ruleset=self, or add a search_space.")
         validate_search_space(space, hparams_cls, name)
         trials_per_study = settings.trials
         points = quasirandom_points(space, settings.studies * trials_per_study, settings.search_seed)
