@@ -155,3 +155,15 @@ def test_a_size_setting_out_of_its_range_is_refused_before_any_record(setting: s
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "workload.sizes.smoke" in err, err
     assert not (tmp_path / "results").exists()
+
+
+def test_check_of_a_builtin_submission_on_rosenbrock_passes_where_its_defaults_diverge(
+        capsys: pytest.CaptureFixture) -> None:
+    """SGD's defaults diverge on Rosenbrock's smoke size, which the smoke trial check tolerates; the
+    update and resume checks failed it ("non-finite loss (inf) with the default hyperparameters")."""
+    from harness.cli import main
+
+    assert main(["check", "submission=sgd", "workloads=[rosenbrock]", "trial_seconds=2"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["check", "submission=sgd", "workloads=[rosenbrock]", "trial_seconds=0"]) == 2  # was: a FAIL, exit 1
+    assert "trial_seconds=0" in capsys.readouterr().err

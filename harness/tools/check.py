@@ -72,6 +72,11 @@ def smoke_workload(name: str) -> Workload:
     return workload
 
 
+# Workloads whose smoke size the default hyperparameters of some submissions diverge on (Rosenbrock's
+# valley, for SGD): a non-finite loss there is the problem's, not a broken submission's.
+MAY_DIVERGE = ("rosenbrock",)
+
+
 def _steps(submission: Submission, workload: Workload, model: torch.nn.Module, batches: Any, n: int) -> None:
     for _ in range(n):
         loss = submission.update(next(batches), lambda b: workload.loss(model, b))
@@ -80,7 +85,7 @@ def _steps(submission: Submission, workload: Workload, model: torch.nn.Module, b
                               f"one-element tensor (e.g. `return loss.detach()`)")
         if loss.requires_grad:
             raise CheckFailed("update returned a loss that still requires grad; return loss.detach()")
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss) and workload.name not in MAY_DIVERGE:
             raise CheckFailed(f"update returned a non-finite loss ({loss.item()}) with the default hyperparameters")
 
 
@@ -123,7 +128,7 @@ def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
     _steps(going, workload, model, iter(batches[2:]), 2)
     _steps(resumed, workload, resumed_model, iter(batches[2:]), 2)
     differ = [name for (name, a), b in zip(model.named_parameters(), resumed_model.parameters())
-              if not torch.equal(a, b)]
+              if not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)]  # exactly equal (a diverged nan too)
     if differ:
         raise CheckFailed(f"after load_state_dict, two more steps differ from the uninterrupted run in {differ[0]} "
                           f"(and {len(differ) - 1} more): state_dict() misses some state (step counters, buffers "
@@ -143,7 +148,7 @@ def smoke_trial(cfg: DictConfig, workload: str, results: str, seconds: float, ov
     if status == "failed":
         raise CheckFailed(f"the trial failed in {summary.get('error_in')}: "
                           f"{(summary.get('error') or '').strip().splitlines()[-1:]}")
-    if status == "diverged" and workload != "rosenbrock":
+    if status == "diverged" and workload not in MAY_DIVERGE:
         raise CheckFailed("the loss diverged with the default hyperparameters")
     return f"{status} after {summary['steps']} steps"
 
@@ -154,6 +159,9 @@ def run_check(overrides: list[str], out: Callable[[str], None] | None = None) ->
     own, rest = split_overrides(overrides, CheckConfig)
     settings = compose_config("check", own)
     cfg = compose_config("trial", rest)
+    if not settings.trial_seconds > 0:
+        raise UserError(f"trial_seconds={settings.trial_seconds}: each smoke trial needs a budget above 0 s "
+                        f"(e.g. trial_seconds=20).")
     names = list(settings.workloads or workload_names())
     unknown = [n for n in names if n not in workload_names()]
     if unknown:
