@@ -402,13 +402,16 @@ def score(cfg: ScoreConfig, reading: Reading, started: float, log: Callable[[str
                   mix_precisions=bool(cfg.mix_precisions), studies_found=found)
     lap("maths")
 
+    final = [board]  # the board the files show: with the bootstrap's columns once it is done
+
     def uncertain(point: Leaderboard) -> Leaderboard:  # the bootstrap, run in a forked process since the studies
-        return with_uncertainty(point, resampling.result())
+        final[0] = with_uncertainty(point, resampling.result())
+        return final[0]
 
     outputs = write_outputs(board, trials, out, f"optbench leaderboard — {Path(cfg.results).resolve().name}",
                             timings=timings, meanwhile=uncertain if resampling is not None else None)
     lap.last = time.perf_counter()
-    print(markdown_table(board), end="", flush=True)
+    print(markdown_table(final[0]), end="", flush=True)  # as leaderboard.md has it
     lap("print")
     if records.unindexed:
         log(f"note: could not write the index of {len(records.unindexed)} sweep(s) (e.g. {records.unindexed[0]}: "

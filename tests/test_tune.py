@@ -264,3 +264,14 @@ def test_a_target_met_at_the_first_evaluation_is_noted(results: Path, capsys: py
         tune(other, f"submission={submission}", "studies=1", "trials=2")
     assert main(["score", f"results={other}", f"out={board}", "bootstrap=0"]) == 0
     assert "at its first evaluation" not in (board / "leaderboard.md").read_text()
+
+
+def test_score_prints_the_table_its_files_have(results: Path, capsys: pytest.CaptureFixture) -> None:
+    """The printed table was the board from before the bootstrap: no "95% CI" or "P(rank holds)"."""
+    for submission in ("sgd", "adamw"):
+        tune(results, f"submission={submission}", "studies=2", "trials=1")
+    capsys.readouterr()
+    assert main(["score", f"results={results}", f"out={results / 'board'}", "bootstrap=50"]) == 0
+    printed = capsys.readouterr().out
+    table = printed[:printed.rindex("\n{")]  # then the command's JSON summary
+    assert "95% CI" in table and table.strip() in (results / "board" / "leaderboard.md").read_text()
