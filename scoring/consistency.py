@@ -127,14 +127,15 @@ def check_one_tuning(trials: pd.DataFrame, keys: pd.Series) -> None:
     if "tuning_setup" not in trials:
         return
     told = trials["tuning_setup"].notna().to_numpy()
-    for submission, group in trials[told].groupby("submission"):
+    for (submission, ruleset), group in trials[told].groupby(["submission", "ruleset"]):
         setups = group.groupby("tuning_setup", sort=False)
         if len(setups) < 2:
             continue
         (first, a), (other, b) = list(setups)[:2]
         where = [f"{', '.join(sorted(set(keys[x.index])))}" for x in (a, b)]
-        raise UserError(f"Records of {submission} were tuned in {len(setups)} ways (on {where[0]}, then on "
-                        f"{where[1]}: {differences(json.loads(first), json.loads(other))}): its row of the table "
+        raise UserError(f"Records of {submission} ({ruleset} ruleset) were tuned in {len(setups)} ways (on "
+                        f"{where[0]}, then on {where[1]}: {differences(json.loads(first), json.loads(other))}): "
+                        f"its row of the table "
                         f"would stand for a submission tuned by hand per workload. Tune every workload with the "
                         f"same search space and hyperparameters (one suite command does), or score each setting's "
                         f"records in a results folder of its own.")

@@ -281,22 +281,25 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
                                   f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
 
 
+PER_WORKLOAD_HPARAMS = ("batch_size",)  # a submission may choose them per workload (AlgoPerf's get_batch_size;
+# a workload's batch-size range may exclude the default, and optbench then asks for another)
+
+
 def tuning_setup(manifest: dict[str, Any]) -> str | None:
-    """How a tuned trial's submission was tuned, as canonical JSON: its search space and the
-    hyperparameters outside it (fixed: the defaults, or the values a tune command gave). The same
-    for every workload of a submission under one ruleset, or its row of the table would stand for
-    an algorithm tuned by hand per workload. None for a lone trial (``ruleset=single``: set by hand
-    on purpose) or a record that does not say."""
+    """How a tuned trial's submission was tuned, as canonical JSON: under ``external`` its search
+    space and the hyperparameters outside it (fixed: the defaults, or the values a tune command
+    gave), under ``self`` its hyperparameters (the defaults: it searches nothing); the batch size
+    aside (:data:`PER_WORKLOAD_HPARAMS`). The same for every workload of a submission under one
+    ruleset, or its row of the table would stand for an algorithm tuned by hand per workload. None
+    for a lone trial (``ruleset=single``: set by hand on purpose) or a record that does not say."""
     config = manifest.get("config")
     submission = config.get("submission") if isinstance(config, dict) else None
-    hparams = manifest.get("hparams")
-    if manifest.get("ruleset") not in ("external", "self") or not isinstance(submission, dict) or not isinstance(
-            hparams, dict):
+    hparams, ruleset = manifest.get("hparams"), manifest.get("ruleset")
+    if ruleset not in ("external", "self") or not isinstance(submission, dict) or not isinstance(hparams, dict):
         return None
-    space = submission.get("search_space") or {}
-    searched = space if manifest["ruleset"] == "external" else {}  # self: one trial of the defaults
-    return json.dumps({"search_space": space, "fixed": {k: v for k, v in hparams.items() if k not in searched}},
-                      sort_keys=True, default=str)
+    space = (submission.get("search_space") or {}) if ruleset == "external" else {}
+    fixed = {k: v for k, v in hparams.items() if k not in space and k not in PER_WORKLOAD_HPARAMS}
+    return json.dumps({"search_space": space, "fixed": fixed}, sort_keys=True, default=str)
 
 
 def workload_setup(identity: dict[str, Any]) -> str | None:

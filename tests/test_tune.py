@@ -249,6 +249,21 @@ def test_score_refuses_a_submission_tuned_otherwise_on_another_workload(setting:
     assert setting.split("=")[0].removeprefix("submission.hparams.").removeprefix("submission.") in err, err
 
 
+@pytest.mark.parametrize("setting", ["submission.hparams.batch_size=64", "ruleset=self"])
+def test_score_ranks_a_submission_with_a_batch_size_or_ruleset_of_its_own_per_workload(
+        setting: str, results: Path, capsys: pytest.CaptureFixture) -> None:
+    """A batch size is a submission's choice per workload (AlgoPerf's get_batch_size; a workload's range
+    may exclude the default, and optbench then asks for another); and an external sweep on one workload
+    beside a self-tuning one on another is not one submission tuned two ways."""
+    common = ["submission=adamw", "studies=1", "trials=1", "max_steps=20", "progress=false", "device=cpu",
+              "threads=1", "workload.size=smoke", f"results={results}"]
+    run_tune(["workload=fashion_mnist", *common], log=lambda _: None)
+    run_tune(["workload=rosenbrock", *common, setting], log=lambda _: None)
+    capsys.readouterr()
+    code = main(["score", f"results={results}", f"out={results / 'board'}", "bootstrap=0"])
+    assert code == 0, capsys.readouterr().err
+
+
 def test_a_target_met_at_the_first_evaluation_is_noted(results: Path, capsys: pytest.CaptureFixture) -> None:
     """Every trial reaching at its first evaluation ranks submissions by the cost of the steps before
     it: the leaderboard said nothing of it."""

@@ -190,6 +190,12 @@ def harness_failed(manifest: dict[str, Any] | None) -> bool:
     return summary.get("status") == "failed" and summary.get("error_in") in NOT_THE_SUBMISSIONS
 
 
+def failed_part(manifest: dict[str, Any] | None) -> str:
+    """Whose failure ended a :func:`harness_failed` record, in words."""
+    error_in = ((manifest or {}).get("summary") or {}).get("error_in")
+    return "workload's evaluation" if error_in == "workload.evaluate" else "harness"
+
+
 # Settings that change what a trial is charged (a trainer process's transfers; the cores a CPU trial
 # trains on) but not what it computes, so not part of its identity, whose hash names the records made
 # before: a record is taken as the answer to a command only under the same ones (:func:`setting_changes`).

@@ -45,7 +45,7 @@ from harness.core.precision import evaluation_precision, precision_identity, pre
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.ranks import launch, started_as_a_rank
-from harness.core.records import SCHEMA_VERSION, TrialRecord, harness_failed, made_otherwise
+from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harness_failed, made_otherwise
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.trial_lock import TrialLock
@@ -220,7 +220,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         progress.say("already finished, not run again (rerun=true runs it again)")
         return {**record.manifest()["summary"], "cached": True}
     if harness_failed(record.manifest()):
-        progress.say("the last attempt ended by a failure of the harness, not of the submission: running it again")
+        progress.say(f"the last attempt ended by a failure of the {failed_part(record.manifest())}, not of the "
+                     f"submission: running it again")
 
     ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
     with TrialLock(record.dir):
@@ -437,10 +438,10 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
                 last_checkpoint = time.monotonic()
                 audit["checkpoint_s"] += last_checkpoint - checkpoint_started - (clock.elapsed - elapsed)
             current_team().go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
-    except EvaluationFailed as error:  # the workload's bug: keep what was reached
+    except EvaluationFailed:  # the workload's bug: keep what was reached
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
-                    error=f"{traceback.format_exc()}\n{error}", error_in="workload.evaluate")
+                    error=traceback.format_exc(), error_in="workload.evaluate")
     except Exception:  # the harness's own failure (I/O): keep what was reached
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
@@ -448,8 +449,10 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
 
 
 class EvaluationFailed(Exception):
-    """The workload's ``evaluate`` raised, or returned what is not its metrics: the workload's failure,
-    not the submission's (``error_in: workload.evaluate``; a rerun retries it, once it is fixed)."""
+    """The workload's ``evaluate`` returned what is not its metrics (no metric, a value that is not a
+    number): the workload's failure, not the submission's (``error_in: workload.evaluate``; a rerun
+    retries it, once it is fixed). An exception raised inside ``evaluate`` is not: it may come from
+    the submission's doing (its hooks on the model, the memory its state holds)."""
 
 
 @torch.inference_mode()  # like no_grad, minus autograd's version counters: ~10% faster evaluations
@@ -460,8 +463,6 @@ def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[st
     try:
         with evaluation_precision(workload):  # mixed precision: the size's autocast (core/precision.py)
             metrics = workload.evaluate(model, split)
-    except Exception as error:
-        raise EvaluationFailed(f"{call} raised {type(error).__name__}: {error}") from error
     finally:
         model.train()
     if not isinstance(metrics, dict) or workload.metric not in metrics:
