@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,23 @@ def test_the_digest_covers_dtype_shape_values_and_order() -> None:
                data_sha256(a.flip(0)), data_sha256(a, "x"), data_sha256("x", a)}
     assert len(digests) == 6
     assert data_sha256(a.reshape(3, 4).t()) == data_sha256(a.reshape(3, 4).t().contiguous())  # values, not strides
+    half = torch.arange(6, dtype=torch.bfloat16)  # numpy has no bfloat16: this raised TypeError
+    assert data_sha256(half) != data_sha256(half.float()) and data_sha256(half) == data_sha256(half.clone())
+
+
+def test_an_array_of_python_objects_is_hashed_by_its_text_the_same_in_every_process() -> None:
+    """Its bytes are pointers: a pandas column of text hashed otherwise in each process, so every
+    record of such a workload would have been refused as made on other data."""
+    import subprocess
+    import sys
+
+    script = ("import numpy as np; from harness.workload import data_sha256; "
+              "print(data_sha256(np.array(['to be', 'or not'], dtype=object)))")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    assert len(digests) == 1
+    assert data_sha256(np.array(["to be", "or not"], dtype=object)) != data_sha256(np.array(["to be", "or no"],
+                                                                                            dtype=object))
 
 
 def corpus_trial(corpus: Path, results: Path, *extra: str) -> list[str]:

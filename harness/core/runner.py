@@ -97,11 +97,13 @@ def loaded(workload: Workload, cfg: DictConfig) -> Workload:
 
 def data_digest_now(cfg: DictConfig) -> str | None:
     """The :meth:`~harness.workload.Workload.data_digest` of the examples a trial of ``cfg`` would read
-    here now, read on the CPU: a digest does not depend on the device, and a SLURM login node has
-    none. Kept by :func:`loaded` for this process's later trials."""
+    here now, read on the CPU (a digest does not depend on the device, and a SLURM login node has
+    none). The data are not kept: a tune process that launches jobs elsewhere holds no dataset while
+    it waits for them."""
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, torch.device("cpu"),
                                                                             cfg.get("data_dir"))
-    return loaded(workload, cfg).data_digest()
+    workload.load()
+    return workload.data_digest()
 
 
 def trial_identity(
