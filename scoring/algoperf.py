@@ -34,6 +34,7 @@ from scoring.scores import area_score, ranks
 LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
 FRAMEWORK_SUFFIX = re.compile(r"^(?P<name>.+)_(jax|pytorch)$")
 TRIAL = re.compile(r"^trial_(\d+)$")
+STUDY = re.compile(r"^study_(\d+)$")
 COMPAT_TAUS = np.linspace(1.0, 4.0, 100)  # AlgoPerf v0.5: 100 points on [1, 4], trapezoid rule
 
 
@@ -87,8 +88,9 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
     rows, studies = [], []
     outside: set[str] = set()
     for submission in sorted(p for p in root.iterdir() if p.is_dir()):
-        for study in sorted(p for p in submission.iterdir() if p.is_dir()):
-            studies.append(study)
+        for study in sorted(p for p in submission.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if STUDY.match(study.name) or any(FRAMEWORK_SUFFIX.match(p.name) and p.is_dir() for p in study.iterdir()):
+                studies.append(study)  # a study: what it lacks counts as never reached (other folders: no trials)
             for folder in sorted(study.iterdir()):
                 match = FRAMEWORK_SUFFIX.match(folder.name)
                 if not match or not folder.is_dir():

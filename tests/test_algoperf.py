@@ -168,6 +168,20 @@ def test_a_study_without_logs_counts_as_not_reached_and_is_named(tmp_path: Path,
     assert "study_2" in capsys.readouterr().err
 
 
+def test_a_folder_beside_the_studies_that_is_no_study_is_not_counted_as_one(tmp_path: Path, targets_file: Path) -> None:
+    """A notebook's .ipynb_checkpoints (or notes/) in a submission's folder: AlgoPerf finds no trial in
+    it; padded as a study that never reached, it moved A's median (0.9141 -> 0.8131 in compat)."""
+    root = tmp_path / "logs"
+    for study in range(3):
+        all_three(root, "A", 10 + study, study=study)
+        all_three(root, "B", 12 + 3 * study, study=study)
+    for compat in (True, False):
+        before = scores(score_tree(root, load_targets(targets_file), compat=compat))
+        (root / "A" / ".ipynb_checkpoints").mkdir(exist_ok=True)
+        (root / "A" / "notes").mkdir(exist_ok=True)
+        assert scores(score_tree(root, load_targets(targets_file), compat=compat)) == before
+
+
 def test_targets_and_logs_that_do_not_match_are_named(tmp_path: Path, targets_file: Path) -> None:
     """A misspelt held-out name in the targets file: every submission silently scored 0 there; a log
     workload outside the targets file was skipped without a word."""
