@@ -375,16 +375,18 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
 
 
 def _reached_at_first_eval(manifest: dict[str, Any], summary: dict[str, Any]) -> bool:
-    """Whether a reached trial met the target at its first evaluation (before its step
-    ``eval_every_steps`` and before its second ``eval_period_s``): its time then measures the steps
-    before that evaluation, not how fast it trains to the target."""
+    """Whether a reached trial met the target at its first evaluation: evaluated every
+    ``eval_every_steps``, by step ``eval_every_steps``; every ``eval_period_s``, before twice that
+    (the second evaluation comes after it). Its time then measures the steps before that evaluation,
+    not how fast it trains to the target. With both cadences set, evaluations of either come
+    between, so it is not told (False)."""
     if manifest.get("status") != "reached":
         return False
     every, period = manifest.get("eval_every_steps"), manifest.get("eval_period_s")
     steps, time = summary.get("steps_to_target"), summary.get("time_to_target_s")
-    if (every is None and period is None) or steps is None or time is None:
+    if steps is None or time is None or (every is None) == (period is None):
         return False
-    return (every is None or steps <= every) and (period is None or time < 2 * period)
+    return steps <= every if every is not None else time < 2 * period
 
 
 def _cpu_threads(device: Any) -> str | None:

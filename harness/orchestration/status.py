@@ -225,8 +225,8 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
 def refuse_incomplete(results: Path, rows: list[dict[str, Any]]) -> None:
     """``strict=true``: exit 1 where a trial has not ended with a readable record, or where
     ``optbench score strict=true`` would refuse the records for another reason (a manifest and
-    evals.jsonl that disagree, trials found without their sweep's plan, a trial pruned against a
-    competitor not there): read as score reads them, so that both answer "complete?" alike."""
+    evals.jsonl that disagree, trials found without their sweep's plan): read as score reads them,
+    so that both answer "complete?" alike."""
     records = read_records(results)
     messages = problem_messages(records.problems, records.planned)
     if unfinished_rows(rows) and not messages:  # score's own lines name those trials, where it lists any
