@@ -344,7 +344,7 @@ def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (tmp_path / "plain.yaml").write_text("name: plain_mine\nhparams: {lr: 0.05}\n")
     with pytest.raises(UserError, match=rf"^Submission 'plain_mine' declares no search space \({tmp_path}/"
                                         r"plain\.yaml\): external tuning has nothing to search\. "
-                                        r"Use ruleset=self"):  # was: configs/submission/plain_mine.yaml, not there
+                                        r"Use ruleset=self"):  # was: a file in the built-ins' config folder
         plan_sweep(SweepSettings(studies=1, trials=2),
                    ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
                     f"submission={tmp_path / 'plain.py'}:Plain"])
