@@ -1,5 +1,9 @@
 """The one exception type that reaches the user as a clear paragraph instead of a traceback."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """Bad input the user can fix: an unknown name, an invalid value, missing data.
@@ -16,6 +20,16 @@ class Incomplete(UserError):
     """
 
     exit_code = 1
+
+
+def refuse_or_warn(messages: list[str], strict: bool, log: Callable[[str], None], refusal: str, remedy: str) -> None:
+    """``strict=true``: refuse (:class:`Incomplete`, exit 1) with ``refusal``, ``messages`` listed and
+    ``remedy``; without it, log each message as a warning and go on."""
+    if messages and strict:
+        listed = "".join(f"\n  - {message}" for message in messages)
+        raise Incomplete(f"strict=true: {refusal}; nothing was scored or written.{listed}\n{remedy}")
+    for message in messages:
+        log(f"warning: {message}")
 
 
 # A failed trial's ``error_in`` where the failure is not the submission's (the harness's, such as an

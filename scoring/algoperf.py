@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import Incomplete, UserError
+from harness.errors import UserError, refuse_or_warn
 from scoring.scores import area_score, ranks
 
 LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
@@ -277,13 +277,9 @@ def score_algoperf(cfg: Any, log) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:  # what was skipped or is missing: said, or refused
         warnings.simplefilter("always")
         table = score_tree(Path(cfg.results), targets, bool(cfg.compat), float(cfg.tau_max))
-    if caught and getattr(cfg, "strict", False):  # before anything is written
-        listed = "".join(f"\n  - {w.message}" for w in caught)
-        raise Incomplete(f"strict=true: parts of {cfg.results} are missing or were skipped; nothing was scored or "
-                         f"written.{listed}\nRemove, fix or complete them, or score without strict=true (they are "
-                         f"then scored as these warnings say).")
-    for warning in caught:
-        log(f"warning: {warning.message}")
+    refuse_or_warn([str(w.message) for w in caught], bool(getattr(cfg, "strict", False)), log,  # before writing
+                   f"parts of {cfg.results} are missing or were skipped", "Remove, fix or complete them, or score "
+                   "without strict=true (they are then scored as these warnings say).")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     mode = "AlgoPerf v0.5 official rules (compat)" if cfg.compat else "optbench rules"

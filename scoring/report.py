@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from harness.config.schema import ScoreConfig
-from harness.errors import Incomplete, UserError
+from harness.errors import UserError, refuse_or_warn
 from harness.log import stderr_logger
 from harness.paths import ensure_writable_folder
 from scoring.forked import Aside
@@ -385,13 +385,9 @@ def score(cfg: ScoreConfig, reading: Reading, started: float, log: Callable[[str
     records = load_for_scoring(cfg, reading)
     lap("read")
     trials, messages = records.trials, problem_messages(records.problems, records.planned)
-    if messages and cfg.strict:
-        listed = "".join(f"\n  - {m}" for m in messages)
-        raise Incomplete(f"strict=true: some trials under {cfg.results} are missing, unfinished or damaged; nothing "
-                        f"was scored or written.{listed}\nFinish or restore them as said, or score without "
-                        f"strict=true (the leaderboard then carries these warnings in its notes).")
-    for message in messages:
-        log(f"warning: {message}")
+    refuse_or_warn(messages, bool(cfg.strict), log, f"some trials under {cfg.results} are missing, unfinished or "
+                   f"damaged", "Finish or restore them as said, or score without strict=true (the leaderboard then "
+                   "carries these warnings in its notes).")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
     ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
