@@ -135,10 +135,9 @@ def check_one_tuning(trials: pd.DataFrame, keys: pd.Series) -> None:
         where = [f"{', '.join(sorted(set(keys[x.index])))}" for x in (a, b)]
         raise UserError(f"Records of {submission} ({ruleset} ruleset) were tuned in {len(setups)} ways (on "
                         f"{where[0]}, then on {where[1]}: {differences(json.loads(first), json.loads(other))}): "
-                        f"its row of the table "
-                        f"would stand for a submission tuned by hand per workload. Tune every workload with the "
-                        f"same search space and hyperparameters (one suite command does), or score each setting's "
-                        f"records in a results folder of its own.")
+                        f"its row of the table would stand for a submission tuned by hand per workload. Tune "
+                        f"every workload with the same search space and hyperparameters (one suite command does), "
+                        f"or score each setting's records in a results folder of its own.")
 
 
 def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:

@@ -88,9 +88,9 @@ class Progress:
         elif status == "diverged":
             text = f"DIVERGED at step {summary['steps']} (non-finite training loss)"
         elif summary.get("error_in") == "workload.evaluate":
-            text = (f"FAILED in the workload's evaluate(), not the submission: {summary['error'].splitlines()[-1]} "
-                    f"after {summary['steps']} steps (traceback in the record); fix the workload, then the same "
-                    f"command retries it")
+            text = (f"FAILED in the workload's evaluate(), not the submission: "
+                    f"{summary.get('error_message', 'an exception')} after {summary['steps']} steps (traceback in "
+                    f"the record); fix the workload, then the same command retries it")
         elif summary.get("error_in") == "harness":
             text = (f"FAILED in the harness, not the submission: {summary.get('error_message', 'an exception')} "
                     f"after {summary['steps']} steps (traceback in the record); running the same command again "

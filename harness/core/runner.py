@@ -471,20 +471,14 @@ def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[st
         found = ", ".join(map(repr, metrics)) if isinstance(metrics, dict) else type(metrics).__name__
         raise EvaluationFailed(f"{call} returned no '{workload.metric}' (the workload's metric); it returned "
                                f"{found or 'nothing'}")
-    try:
-        return {f"{split}/{k}": float(v) for k, v in metrics.items()}
-    except (TypeError, ValueError):
-        wrong = next(k for k, v in metrics.items() if not _is_number(v))
-        raise EvaluationFailed(f"{call} returned '{wrong}' = {metrics[wrong]!r}, which is not a number (every "
-                               f"value is a metric)") from None
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    values = {}
+    for name, value in metrics.items():
+        try:
+            values[f"{split}/{name}"] = float(value)
+        except (TypeError, ValueError):
+            raise EvaluationFailed(f"{call} returned '{name}' = {value!r}, which is not a number (every value is a "
+                                   f"metric)") from None
+    return values
 
 
 def _timing(audit: dict[str, float], charged: float, wall: float) -> dict[str, float]:
