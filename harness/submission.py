@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from harness.errors import UserError
@@ -84,7 +85,7 @@ class TrainingHparams:
         if missing:
             raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in "
                             f"{'its YAML' if config is None else f'its config ({config})'}.")
-        coerced = {name: _coerce(name, value, fields[name].type) for name, value in values.items()}
+        coerced = {name: _coerce(name, _plain(value), fields[name].type) for name, value in values.items()}
         return cls(**coerced)
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,6 +96,13 @@ def require(condition: bool, name: str, value: Any, rule: str) -> None:
     """Raise a UserError naming the hyperparameter, its value and the rule it breaks."""
     if not condition:
         raise UserError(f"Invalid hyperparameter {name}={value!r}: {rule}.")
+
+
+def _plain(value: Any) -> Any:
+    """A config's list or mapping as Python's own (a hyperparameter's value joins the trial's hash)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

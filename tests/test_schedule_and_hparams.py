@@ -47,3 +47,22 @@ def test_from_mapping_coerces_and_validates() -> None:
     with pytest.raises(UserError, match="decay='step'"):
         AdamHparams.from_mapping({**ADAM, "decay": "step"})
     assert math.isclose(AdamHparams.from_mapping(ADAM).as_dict()["lr"], 1e-3)
+
+
+def test_a_list_valued_hyperparameter_from_a_config_is_plain_python() -> None:
+    """Before, a YAML's list (betas: [0.9, 0.99]) stayed an OmegaConf ListConfig in the hyperparameters,
+    and hashing the trial's identity raised 'Object of type ListConfig is not JSON serializable'."""
+    import dataclasses
+    import json
+
+    from omegaconf import OmegaConf
+
+    @dataclasses.dataclass(kw_only=True)
+    class WithBetas(TrainingHparams):
+        betas: list
+        extra: dict
+
+    config = OmegaConf.create({"betas": [0.9, 0.99], "extra": {"a": [1, 2]}})
+    hparams = WithBetas.from_mapping(config)
+    assert hparams.betas == [0.9, 0.99] and type(hparams.betas) is list and type(hparams.extra) is dict
+    assert json.loads(json.dumps(hparams.as_dict()))["extra"] == {"a": [1, 2]}

@@ -95,8 +95,8 @@ def unquoted(value: str) -> str:
 def _store_external(kind: str, text: str, config_file: str | None) -> str:
     """Resolve ``<kind>=text`` to an external plugin, store its config; the stored name."""
     from harness.config import plugins
+    from harness.config.described import stand_in_for
     from harness.config.registry import submission_names, workload_names
-    from harness.submission import Submission
     from harness.workload import Workload
 
     names = {"submission": submission_names, "workload": workload_names}[kind]()
@@ -107,7 +107,7 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
                         + ". An external one is named by its module (package.module:Class) or its .py file.")
     source = plugins.resolve(text, kind)
     if kind == "submission":
-        cls = plugins.load_class(source, Submission)
+        cls = stand_in_for(source)  # its module is imported in a child, not here
         node = plugins.submission_config(source, cls, config_file, taken=set(names))
     else:
         cls = plugins.load_class(source, Workload)

@@ -35,6 +35,7 @@ import inspect
 import os
 import re
 import sys
+import weakref
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,60 @@ def _root_of(module: str, here: str) -> str | None:
 
 
 def _findable(module: str, extra: str | None = None) -> bool:
+    """Whether ``module`` can be imported (from ``extra`` too), found without importing it or its
+    parent packages: their code is the user's, and runs only where the submission does
+    (harness/config/described.py)."""
     if extra is not None:
         sys.path.append(extra)
     try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent package that is missing or broken
-        return False
+        return module_spec(module) is not None
     finally:
         if extra is not None:
             sys.path.remove(extra)
+
+
+def module_origin(source: Source) -> str | None:
+    """The file a module source's code is in (its ``root`` searched too), found without importing it."""
+    added = source.root is not None and source.root not in sys.path
+    if added:
+        sys.path.append(source.root)
+    try:
+        spec = module_spec(source.module)
+    finally:
+        if added:
+            sys.path.remove(source.root)
+    return spec.origin if spec is not None and spec.has_location else None
+
+
+def module_spec(module: str) -> Any:
+    """The import system's spec of ``module`` (None where none is found), asked of each finder of
+    ``sys.meta_path`` as an import would, package by package, without running any module's code
+    (``importlib.util.find_spec`` of ``a.b`` imports ``a``)."""
+    parts, path, spec = module.split("."), None, None
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        if name in sys.modules and depth < len(parts):
+            path = getattr(sys.modules[name], "__path__", None)
+            if path is None:
+                return None
+            continue
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            try:
+                spec = find(name, path)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+        if path is None and depth < len(parts):
+            return None
+    return spec
 
 
 def load_class(source: Source, base: type) -> type:
@@ -198,8 +244,19 @@ def _import(source: Source) -> Any:
     return module
 
 
+_DESCRIBED: weakref.WeakKeyDictionary[type, Path | None] = weakref.WeakKeyDictionary()
+
+
+def mark_described(stand_in: type, file: Path | None) -> None:
+    """Say which file the class a stand-in describes is defined in (harness/config/described.py):
+    the stand-in itself is made here, not in that file."""
+    _DESCRIBED[stand_in] = file
+
+
 def module_file(cls: type) -> Path | None:
     """The file a class was defined in (None for one defined interactively)."""
+    if cls in _DESCRIBED:
+        return _DESCRIBED[cls]
     try:
         return Path(inspect.getfile(cls)).resolve()
     except (TypeError, OSError):

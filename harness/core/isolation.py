@@ -25,14 +25,11 @@ import contextlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from multiprocessing import spawn
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -40,8 +37,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.child_process import bare_start, context
 from harness.config.compose import to_plain
-from harness.config.registry import submission_names, workload_class, workload_names
+from harness.config.registry import workload_class
 from harness.core.clock import SubmissionClock
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
@@ -63,45 +61,6 @@ MAX_MESSAGE = 16 * 2**20
 SUBMISSION_PARTS = ("submission.__init__", "submission.update", "submission.prepare_for_eval")
 #: how often the harness wakes while the trainer runs, to report progress
 PROGRESS_POLL_S = 1.0
-
-_CONTEXT: Any = None
-
-
-def context() -> Any:
-    """The forkserver context (once per process). Its server is a fresh interpreter that imports
-    torch, the trainer and the built-in plugins' code (no data) once; each trainer is forked from
-    it, so a trial pays neither for importing them nor for anything this process holds."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        plugins = [f"workloads.{name}" for name in workload_names()] + \
-            [f"submissions.{name}" for name in submission_names()]
-        _CONTEXT.set_forkserver_preload(["harness.core.trainer", *plugins])
-    return _CONTEXT
-
-
-@contextlib.contextmanager
-def _bare_start() -> Iterator[None]:
-    """While a trainer starts: what multiprocessing tells the new process about this one is cut
-    to what it needs. Left alone it would import this process's main script in the trainer (slow,
-    and a script without a ``__main__`` guard would run again there), hand it our command line
-    (whose overrides may name the target), and make it switch to our start method (inside a
-    joblib/loky worker, ``loky``, which a trainer cannot load)."""
-    full = spawn.get_preparation_data
-
-    def bare(name: str) -> dict[str, Any]:
-        data = full(name)
-        for key in ("init_main_from_name", "init_main_from_path"):
-            data.pop(key, None)
-        data.update(sys_argv=["optbench-trainer"], start_method="forkserver")
-        return data
-
-    spawn.get_preparation_data = bare
-    try:
-        yield
-    finally:
-        spawn.get_preparation_data = full
-
 
 _TRAINING: OrderedDict[str, Workload] = OrderedDict()  # training-only workloads of this process, newest last
 
@@ -171,7 +130,7 @@ class ProcessTrainer:
         self.process: Any = ctx.Process(target=serve, args=(child, self.control, setup), name="optbench-trainer")
         self.phase, self.step, self.alive = "setup", 0, True
         started = time.monotonic()
-        with _bare_start():
+        with bare_start("optbench-trainer"):
             self.process.start()
         child.close()
         try:

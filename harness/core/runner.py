@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 
 from harness.config.code_files import code_files
 from harness.config.compose import compose_config, to_plain, validate_trial_config
+from harness.config.described import described_submission
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
@@ -192,7 +193,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
-    submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
+    submission_cls = described_submission(cfg.submission.name, cfg.submission.get("source"))  # not imported here
     hparams = _hparams(cfg)
     workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
     workload.check_batch_size(hparams.batch_size)
@@ -232,7 +233,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
 
 def _hparams(cfg: DictConfig) -> TrainingHparams:
     """The trial's hyperparameters, checked by its submission's ``Hparams``."""
-    hparams_cls = submission_class(cfg.submission.name, cfg.submission.get("source")).Hparams
+    hparams_cls = described_submission(cfg.submission.name, cfg.submission.get("source")).Hparams
     return hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
                                     config=cfg.submission.get("config_from"))
 
@@ -340,6 +341,7 @@ def _trainer(cfg: DictConfig, workload: Workload, submission_cls: type[Submissio
     check_every = cfg.divergence_check_every or (25 if device.type == "cuda" else 1)
     if cfg.isolation == "process":
         return ProcessTrainer(cfg, workload, submission_cls, hparams, device, check_every, progress, interrupts)
+    submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))  # run here: imported
     return InProcessTrainer(workload, submission_cls, hparams, int(cfg.seed), device, check_every, progress,
                             interrupts, compile_setting=trial_compile_setting(cfg), charge_compile=cfg.charge_compile)
 

@@ -26,7 +26,8 @@ from omegaconf import OmegaConf
 from scipy.stats import qmc
 
 from harness.config.compose import SEEDS, compose_config, to_plain, validate_trial_config
-from harness.config.registry import effective_spec, submission_class
+from harness.config.described import check_hparams, described_submission
+from harness.config.registry import effective_spec
 from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
 from harness.core.precision import precision_entry, without_precisions
@@ -77,7 +78,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
                         "the trials that have not ended. Rerun a sweep's trial by its command: optbench trial "
                         "record_dir=<its folder> <its settings> rerun=true, or tune into a new results folder.")
     name = str(base.submission.name)
-    submission_cls = submission_class(name, base.submission.get("source"))
+    submission_cls = described_submission(name, base.submission.get("source"))  # not imported here
     hparams_cls = submission_cls.Hparams
     space = to_plain(base.submission.search_space)
     refuse_replaced_settings(settings.ruleset, trial_overrides, space)
@@ -114,6 +115,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     label = workload_label(workload.name, workload.variant)
     folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{sweep_id}"
 
+    defaults = to_plain(base.submission.hparams)  # an external submission's checks: one child for all
+    check_hparams(hparams_cls, [{**defaults, **point} for point in points], name)
     entries = []
     for index, point in enumerate(points):
         study, trial = divmod(index, trials_per_study)

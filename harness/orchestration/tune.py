@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.compose import compose_config, split_overrides
-from harness.config.registry import submission_class, workload_class
+from harness.config.described import described_submission
+from harness.config.registry import workload_class
 from harness.config.schema import TuneConfig
 from harness.core.records import FINAL_STATUSES, DamagedRecord, made_otherwise, read_manifest
 from harness.core.runner import data_digest_now
@@ -120,7 +121,7 @@ def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
     digests: dict[str, str | None] = {}  # per workload setting and data_dir: a suite's sweeps share them
     for sweep in sweeps:
         config = sweep["trials"][0]["config"]
-        submission = submission_class(config["submission"]["name"], config["submission"].get("source"))
+        submission = described_submission(config["submission"]["name"], config["submission"].get("source"))
         workload = workload_class(config["workload"]["name"], config["workload"].get("source"))
         changed: Counter[str] = Counter()
         key = json.dumps([config["workload"], config.get("data_dir")], sort_keys=True)

@@ -1,0 +1,53 @@
+"""Fresh processes forked from one forkserver: the trainers of ``isolation=process`` and the
+throwaway processes that import a user's submission for the harness (:mod:`harness.config.described`).
+
+The server is a fresh interpreter that imports torch, the trainer and the built-in plugins' code
+(no data) once; each child is forked from it, so it pays neither for importing them nor holds
+anything of the process that asked for it (its loaded workloads, the target, the clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Iterator
+from multiprocessing import spawn
+from typing import Any
+
+from harness.config.registry import submission_names, workload_names
+
+_CONTEXT: Any = None
+
+
+def context() -> Any:
+    """The forkserver context (set up once per process; the server starts with the first child)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        plugins = [f"workloads.{name}" for name in workload_names()] + \
+            [f"submissions.{name}" for name in submission_names()]
+        _CONTEXT.set_forkserver_preload(["harness.core.trainer", *plugins])
+    return _CONTEXT
+
+
+@contextlib.contextmanager
+def bare_start(name: str) -> Iterator[None]:
+    """While a child starts: what multiprocessing tells the new process about this one is cut to
+    what it needs. Left alone it would import this process's main script in the child (slow, and a
+    script without a ``__main__`` guard would run again there), hand it our command line (whose
+    overrides may name the target), and make it switch to our start method (inside a joblib/loky
+    worker, ``loky``, which a child cannot load). ``name``: the child's ``sys.argv[0]``."""
+    full = spawn.get_preparation_data
+
+    def bare(process_name: str) -> dict[str, Any]:
+        data = full(process_name)
+        for key in ("init_main_from_name", "init_main_from_path"):
+            data.pop(key, None)
+        data.update(sys_argv=[name], start_method="forkserver")
+        return data
+
+    spawn.get_preparation_data = bare
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = full

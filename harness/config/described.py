@@ -1,0 +1,265 @@
+"""A user's submission as the harness's own process knows it: described by a throwaway process.
+
+Importing a module runs its code. Run in the process that keeps the clock, evaluates and writes the
+records, a submission module's top level could replace ``time.perf_counter`` or the evaluation,
+for its own trials and for every trial run later in that process (another submission's, in an
+inline sweep or suite), and ``isolation=process`` would guard nothing. So the harness never
+imports an external submission's module (a file, a module or an entry point of the user's) to plan,
+identify or record its trials: a child forked from the trainers' forkserver (a fresh interpreter,
+no data; :mod:`harness.config.child_process`) imports it, answers in JSON what the harness needs,
+and is killed with everything it started. The harness builds a stand-in class from that answer:
+the class's name, module and file (its code's sha256 and the source audit read the files, not the
+module), ``name``, ``revision``, ``special_component``, ``search_space``, and a ``Hparams``
+dataclass with the same fields, types and defaults, whose ``from_mapping`` asks the child to check
+the values with the submission's own ``Hparams`` (its ``__post_init__`` rules included).
+
+The module is imported for real only where the submission runs: a trainer process, an
+``isolation=inprocess`` trial (which shares the harness's process by choice: docs/decisions.md),
+the ranks of a data-parallel trial, and the tools that run a submission (check, info).
+Built-in submissions (``submissions/``) are part of the harness and are imported as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import signal
+import traceback
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from harness.config.child_process import bare_start, context
+from harness.config.plugins import Source, load_class, mark_described, module_file, module_origin
+from harness.config.registry import submission_class
+from harness.errors import UserError
+from harness.submission import Submission, TrainingHparams
+
+#: the longest an external submission's module may take to import (and its values to be checked)
+DESCRIBE_TIMEOUT_S = 300.0
+
+
+def described_submission(name: str, source: str | None) -> type:
+    """The submission ``name`` as the harness plans and records it: the built-in class itself, or for
+    an external one (``source``: a trial config's ``submission.source``) the stand-in of this
+    module's docstring. Its module is not imported in this process."""
+    if not source:
+        return submission_class(name)
+    return stand_in_for(Source.from_text(source, "submission"))
+
+
+def stand_in_for(source: Source) -> type:
+    """The stand-in of the external submission at ``source`` (its module imported in a child)."""
+    return _Description.of(source).stand_in
+
+
+def check_hparams(hparams_cls: type[TrainingHparams], mappings: Sequence[Mapping[str, Any]],
+                  submission: str = "", config: str | None = None) -> None:
+    """Check many values at once with a stand-in's submission (one child for all of them; a
+    sweep's trials), so that its ``from_mapping`` of each finds the answer; nothing to do for a
+    class that is not a stand-in (it checks its values itself)."""
+    description = getattr(hparams_cls, "_description", None)
+    if description is not None:
+        description.check([_plain(values) for values in mappings], submission, config)
+
+
+class _Description:
+    """What a child process said of one external submission; the values it checked, with its answers."""
+
+    _known: dict[tuple[str, tuple[int, int] | None], _Description] = {}
+
+    def __init__(self, source: Source, facts: dict[str, Any]):
+        self.source = source
+        self.answers: dict[str, str | None] = {}  # values (JSON) -> the error message, None when valid
+        self.stand_in = _stand_in(facts, self)
+
+    @classmethod
+    def of(cls, source: Source) -> _Description:
+        """The description of ``source`` (asked again when its module file changed since)."""
+        key = (source.text(), _file_state(source))
+        if key not in cls._known:
+            reply = _ask(source, [], "", None)
+            cls._known[key] = cls(source, reply["facts"])
+        return cls._known[key]
+
+    def check(self, values: list[dict[str, Any]], submission: str, config: str | None) -> None:
+        """Have the child check the values not checked yet (with these words for its messages)."""
+        keys = [_key(v, submission, config) for v in values]
+        todo = {key: v for key, v in zip(keys, values, strict=True) if key not in self.answers}
+        if todo:
+            reply = _ask(self.source, list(todo.values()), submission, config)
+            self.answers.update(zip(todo, reply["checks"], strict=True))
+
+    def error(self, values: dict[str, Any], submission: str, config: str | None) -> str | None:
+        self.check([values], submission, config)
+        return self.answers[_key(values, submission, config)]
+
+
+def _key(values: dict[str, Any], submission: str, config: str | None) -> str:
+    return json.dumps([values, submission, config], sort_keys=True, default=repr)
+
+
+def _file_state(source: Source) -> tuple[int, int] | None:
+    """The module file's size and modification time (found without importing it): an edit is seen."""
+    path = source.module if source.is_file else module_origin(source)
+    try:
+        status = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (status.st_size, status.st_mtime_ns) if status else None
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(values, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(values, resolve=True)  # type: ignore[return-value]
+    return {key: _plain(value) if isinstance(value, (DictConfig, ListConfig)) else value
+            for key, value in values.items()}
+
+
+def _stand_in(facts: dict[str, Any], description: _Description) -> type:
+    """A class with the attributes of the described one that the harness reads (no code of the user's)."""
+    fields = []
+    for field in facts["hparams"]:
+        if "default" not in field:
+            spec = dataclasses.field()
+        elif isinstance(field["default"], (list, dict)):
+            spec = dataclasses.field(default_factory=lambda value=field["default"]: copy.deepcopy(value))
+        else:
+            spec = dataclasses.field(default=field["default"])
+        fields.append((field["name"], field["type"], spec))
+
+    def from_mapping(cls: type[TrainingHparams], values: Mapping[str, Any], submission: str = "",
+                     config: str | None = None) -> TrainingHparams:
+        error = description.error(_plain(values), submission, config)
+        if error is not None:
+            raise UserError(error)
+        return TrainingHparams.from_mapping.__func__(cls, values, submission, config)  # type: ignore[attr-defined]
+
+    hparams = dataclasses.make_dataclass(
+        facts["hparams_class"], fields, bases=(TrainingHparams,), kw_only=True,
+        namespace={"from_mapping": classmethod(from_mapping), "_description": description})
+    hparams.__module__ = facts["module"]  # set after: dataclasses looks the module up while it makes the class
+    attributes: dict[str, Any] = {
+        "__module__": facts["module"], "__qualname__": facts["qualname"], "__doc__": facts["doc"],
+        "Hparams": hparams, "revision": facts["revision"], "special_component": facts["special_component"],
+    }
+    if facts["search_space"] is not None:
+        attributes["search_space"] = facts["search_space"]
+    if facts["name"] is not None:
+        attributes["name"] = facts["name"]
+    stand_in = type(facts["class_name"], (), attributes)
+    mark_described(stand_in, Path(facts["file"]) if facts["file"] else None)
+    return stand_in
+
+
+def _ask(source: Source, checks: list[dict[str, Any]], submission: str, config: str | None) -> dict[str, Any]:
+    """Run :func:`_answer` in a child; its reply, or the UserError it says (a failed import, bad values)."""
+    ctx = context()
+    mine, theirs = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_answer, args=(theirs, source.text(), checks, submission, config),
+                        name="optbench-describe")
+    with bare_start("optbench-describe"):
+        child.start()
+    theirs.close()
+    try:
+        if not mine.poll(DESCRIBE_TIMEOUT_S):
+            raise UserError(f"Importing the submission {source.module} gave no answer within {DESCRIBE_TIMEOUT_S:.0f} s"
+                            f"{'' if child.is_alive() else f' (its process ended with exit code {child.exitcode})'}. "
+                            f"Check what its module does when imported (python -c 'import ...').")
+        try:
+            reply = json.loads(mine.recv_bytes())
+        except EOFError:
+            child.join(5)
+            raise UserError(f"Importing the submission {source.module} ended its process (exit code "
+                            f"{child.exitcode}) before it answered. Check what its module does when "
+                            f"imported.") from None
+    finally:
+        _end(child)
+        mine.close()
+    if "error" in reply:
+        raise UserError(reply["error"])
+    return reply
+
+
+def _end(child: Any) -> None:
+    """Kill the child and whatever it started (threads, processes: its own process group)."""
+    if child.pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already
+            os.killpg(child.pid, signal.SIGKILL)
+    child.join(10)
+
+
+def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], submission: str,
+            config: str | None) -> None:
+    """The child's work: import the class, describe it and check the values; one JSON reply."""
+    os.setpgid(0, 0)  # its own process group: killed with everything it starts
+    try:
+        cls = load_class(Source.from_text(source_text, "submission"), Submission)
+        reply: dict[str, Any] = {"facts": _facts(cls), "checks": [_check(cls, v, submission, config) for v in checks]}
+        text = json.dumps(reply)
+    except UserError as error:
+        text = json.dumps({"error": str(error)})
+    except BaseException:
+        text = json.dumps({"error": f"Describing the submission {source_text} failed:\n{traceback.format_exc()}"})
+    conn.send_bytes(text.encode())
+    conn.close()
+
+
+def _check(cls: type[Submission], values: dict[str, Any], submission: str, config: str | None) -> str | None:
+    """The message of what the submission's ``Hparams`` says of ``values``; None when it takes them."""
+    try:
+        cls.Hparams.from_mapping(values, submission=submission, config=config)
+    except UserError as error:
+        return str(error)
+    except Exception as error:  # its own __post_init__ rules may raise anything
+        return (f"The hyperparameters of submission '{submission or cls.__name__}' were refused by its Hparams "
+                f"({config or 'its YAML'}): {type(error).__name__}: {error}")
+    return None
+
+
+def _facts(cls: type[Submission]) -> dict[str, Any]:
+    """What the harness reads of the class, as JSON."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    hparams = cls.Hparams
+    if not (isinstance(hparams, type) and issubclass(hparams, TrainingHparams) and dataclasses.is_dataclass(hparams)):
+        raise UserError(f"{where}.Hparams is {hparams!r}, not a dataclass subclassing harness.submission."
+                        f"TrainingHparams (see docs/writing-a-submission.md).")
+    fields = []
+    for field in dataclasses.fields(hparams):
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+        entry: dict[str, Any] = {"name": field.name, "type": kind}
+        if field.default is not dataclasses.MISSING:
+            entry["default"] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            entry["default"] = field.default_factory()
+        if "default" in entry:
+            _require_json(entry["default"], f"{where}.Hparams.{field.name}'s default")
+        fields.append(entry)
+    revision = getattr(cls, "revision", 1)
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise UserError(f"{where}.revision is {revision!r}: it must be an integer.")
+    special = getattr(cls, "special_component", None)
+    space = getattr(cls, "search_space", None)
+    if space is not None:
+        _require_json(space, f"{where}.search_space")
+    name = getattr(cls, "name", None)
+    file = module_file(cls)
+    return {"class_name": cls.__name__, "qualname": cls.__qualname__, "module": cls.__module__,
+            "doc": cls.__doc__ if isinstance(cls.__doc__, str) else None,
+            "file": str(file) if file else None, "hparams_class": hparams.__name__, "hparams": fields,
+            "revision": revision, "special_component": special if isinstance(special, str) else None,
+            "search_space": space, "name": name if isinstance(name, str) else None}
+
+
+def _require_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} is {value!r}: give it a plain value (a number, string, bool, list or mapping), "
+                        f"as its YAML would.") from None
