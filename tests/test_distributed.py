@@ -552,6 +552,30 @@ def test_rank_0_records_the_failure_of_the_rank_that_failed_first(tmp_path: Path
                                                           "ended the wait above:\nValueError: x")
 
 
+GLOO_RESET = ("Traceback (most recent call last):\n  ...\nRuntimeError: [../third_party/gloo/gloo/transport/tcp/"
+              "pair.cc:545] Read error [127.0.0.1]:21910: Connection reset by peer")
+
+
+def test_a_rank_killed_during_ddp_s_exchange_is_the_harness_s_failure_not_the_submission_s(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a rank killed (kill -9, the OOM killer) while DDP all-reduced the gradients inside
+    ``submission.update`` was recorded as the submission's failure: final, never retried, and
+    ranked as not reaching. Without another rank's failure file it is the harness's: a rerun
+    resumes it. A rank that wrote its failure (its own code failed) is still the one blamed."""
+    import harness.core.distributed as distributed
+    from harness.core.distributed import ProcessTeam, failure_file
+
+    monkeypatch.setattr(distributed, "TOLD_GRACE_S", 0.0)
+    team = object.__new__(ProcessTeam)
+    team.size, team.summary = 2, tmp_path / "summary.json"
+    error, part = team.blame(GLOO_RESET, "submission.update")
+    assert part == "harness" and error.startswith(GLOO_RESET) and "without saying why" in error
+    assert team.blame("ValueError: bad lr", "submission.update") == ("ValueError: bad lr", "submission.update")
+    failure_file(team.summary, 1).write_text(json.dumps({"error": "ValueError: x", "error_in": "submission.update",
+                                                         "at": 1.0}))
+    assert team.blame(GLOO_RESET, "submission.update")[1] == "submission.update"
+
+
 @pytest.mark.parametrize("rank, port_taken, said", [
     (1, False, "rank 1 could not reach rank 0's meeting point at 127.0.0.1:"),
     (0, False, "the other 1 did not all connect to it within 1 s"),

@@ -72,6 +72,7 @@ SUMMARY = "OPTBENCH_SUMMARY_FILE"  # where rank 0 writes the trial's summary (``
 REFUSAL_WAIT_S = 10.0  # how long a rank that refused the trial waits for rank 0 to refuse it too
 STRAGGLER_GRACE_S = 10.0  # after rank 0's summary, the time the other ranks get to end by themselves
 JOIN_TIMEOUT = datetime.timedelta(minutes=5)  # how long the ranks of a SLURM job wait to meet (meeting_point)
+TOLD_GRACE_S = 2.0  # how long rank 0 waits for another rank's failure file when an exchange broke
 GROUP_TIMEOUT = datetime.timedelta(minutes=30)  # how long a collective waits for a rank (torch's default)
 
 
@@ -173,18 +174,31 @@ class ProcessTeam(Team):
             dist.barrier(group=self.host)
 
     def blame(self, error: str, error_in: str | None) -> tuple[str, str | None]:
-        told = []  # each written before its rank left, so before rank 0's wait for it broke
-        for rank in range(1, self.size):
-            try:
-                told.append((json.loads(failure_file(self.summary, rank).read_text()), rank))
-            except (OSError, ValueError):  # none (or unreadable): that rank did not fail on its own
-                continue
+        told = self._told()  # each written before its rank left, so before rank 0's wait for it broke
+        if not told and error_in != "harness" and broken_exchange(error):
+            time.sleep(TOLD_GRACE_S)  # ranks that failed in the same exchange as rank 0 write theirs now
+            told = self._told()
+            if not told:  # DDP's all-reduce in the submission's backward: no fault of its code
+                return (f"{error.rstrip()}\n\nAnother rank of the data-parallel trial left it during an exchange "
+                        f"inside {error_in} without saying why (killed: out of memory, a preempted task, kill -9). "
+                        f"That is not the submission's failure: running the same command again resumes the "
+                        f"trial from its last checkpoint.", "harness")
         if not told:
             return error, error_in
         # the first to fail: its leaving broke the others' waits (with 3 ranks or more, theirs too)
         theirs, rank = min(told, key=lambda pair: (pair[0].get("at", 0.0), pair[1]))
         return (f"{error.rstrip()}\n\nRank {rank} of the data-parallel trial failed first, which ended the wait "
                 f"above:\n{theirs['error']}", theirs["error_in"])
+
+    def _told(self) -> list[tuple[dict[str, Any], int]]:
+        """The failures the other ranks wrote (:func:`failure_file`), with their ranks."""
+        told = []
+        for rank in range(1, self.size):
+            try:
+                told.append((json.loads(failure_file(self.summary, rank).read_text()), rank))
+            except (OSError, ValueError):  # none (or unreadable): that rank did not fail on its own
+                continue
+        return told
 
     def abandon(self) -> None:
         # NCCL: a queued all-reduce with a rank that left waits for the group's 30-minute timeout, and
@@ -201,6 +215,17 @@ class ProcessTeam(Team):
             yield
         except RuntimeError as error:  # gloo: "Connection closed by peer"
             raise RankLeft(f"another rank left the data-parallel trial during {what}: {error}") from error
+
+
+#: what the last line of an error says when a collective broke because a rank left: gloo's
+#: transport ("Connection reset by peer", "Connection closed by peer"), NCCL's (DistBackendError)
+BROKEN_EXCHANGE = ("DistBackendError", "/gloo/", "NCCL", "Connection reset by peer", "Connection closed by peer")
+
+
+def broken_exchange(error: str) -> bool:
+    """Whether the traceback ``error`` ends in a collective that broke (a rank left)."""
+    lines = error.strip().splitlines()
+    return bool(lines) and any(mark in lines[-1] for mark in BROKEN_EXCHANGE)
 
 
 def failure_file(summary: Path, rank: int) -> Path:
