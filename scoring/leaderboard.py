@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.core.records import COMPILED_ON_CPU
 from scoring.consistency import (
     check_consistent,
     check_precisions,
@@ -419,6 +420,7 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     real = peak.notna() & (cuda | (cpu & alone))
     counted_data = peak.notna() & (kind == CUDA_PEAK_WITH_DATA)
     submission = trials["submission"]
+    compiled_on_cpu = set(submission[kind == COMPILED_ON_CPU])
     mib = (peak[real] / 2**20).groupby([submission[real], workload_key(trials)[real]]).median()
     largest = mib.groupby(level=0).max()
     has = peak.notna()
@@ -439,7 +441,9 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
                        + (f"; {old} CUDA trial(s) whose peak counted the device-resident data left out" if old else ""))
             continue
         values.append(np.nan)
-        if fact is None or not fact["has"]:
+        if s in compiled_on_cpu:
+            why.append("n/a: compiled on the CPU (TorchInductor's own memory is in the process's peak)")
+        elif fact is None or not fact["has"]:
             why.append("not recorded")
         elif fact["shared"]:
             why.append(f"n/a: CPU resident-set growth of processes that ran several trials (up to "

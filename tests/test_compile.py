@@ -192,6 +192,10 @@ def test_compilation_is_not_charged_and_the_trajectory_is_eager_s(smoke_cfg) -> 
     assert compiled["record_dir"] != eager["record_dir"]  # another identity
     compile_s = compiled["timing"]["compile_s"]
     assert compile_s > 0 and eager["timing"]["compile_s"] == 0
+    # the CPU's peak is the process's: TorchInductor's ~100 MB would be counted as training's (13x eager's)
+    assert (compiled["memory"]["peak_memory_bytes"], compiled["memory"]["peak_memory_kind"]) == \
+        (None, "not_measured_compiled_on_cpu")
+    assert eager["memory"]["peak_memory_kind"] == "cpu_rss_growth"
     # the warm-up took compile_s; none of it is in the charged time, nor in the loop's wall time
     assert compiled["submission_time_s"] < 0.5 * compile_s, compiled["timing"]
     assert not compiled["timing"]["clock_suspect"]
@@ -378,3 +382,18 @@ def test_info_measures_compiled_steps(smoke_cfg) -> None:
 
     info = run_info(["workload.size=smoke", "device=cpu", "compile=true", "steps=2", "warmup=1", "threads=1"])
     assert info["compile"] is True and info["compile_s"] > 0 and info["step_time_s"] < info["compile_s"]
+
+
+def test_a_resumed_trial_does_not_pay_for_its_compilation_twice(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, with charge_compile=true every attempt compiled under the clock, and the checkpoint's
+    charged time already held the first attempt's compilation: a trial killed once was charged
+    +20 % (1.07 s for its first 10 steps after the resume against 0.03 s). Only the first attempt
+    compiles under the clock; a resumed one compiles before it."""
+    import harness.core.runner as runner
+
+    charged: list[bool] = []
+    monkeypatch.setattr(runner, "InProcessTrainer", lambda *args, **kwargs: charged.append(kwargs["charge_compile"]))
+    cfg = smoke_cfg("compile=true", "charge_compile=true")
+    for resuming in (False, True):
+        runner._trainer(cfg, None, None, None, CPU, None, None, resuming)
+    assert charged == [True, False]

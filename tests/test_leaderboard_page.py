@@ -211,8 +211,14 @@ def test_peak_memory_only_where_it_is_one_trial_s_measurement(tmp_path: Path, mo
                                      pid=lambda k, j: 700 + k, device="cuda", peak_mib=300, workload="w2")
         for record in folder.glob(f"{studies}/*/*.json*"):
             record.write_text(record.read_text().replace("cuda_allocated_growth", "cuda_max_allocated"))
+    compiled = write_sweep_records(results, "cpu_compiled", [[10.0, 11.0], [12.0, 13.0], [14.0, 15.0]],
+                                   peak_mib=None)
+    for record in compiled.glob("study*/*/*.json*"):  # TorchInductor's memory in the peak: not measured
+        record.write_text(record.read_text().replace('"cpu_rss_growth"', '"not_measured_compiled_on_cpu"'))
     page = score(results, tmp_path / "board", "bootstrap=0", monkeypatch=monkeypatch)
     csv = page["csv"]
+    assert np.isnan(csv.loc["cpu_compiled", "peak_memory_mb"])
+    assert csv.loc["cpu_compiled", "peak_memory_note"].startswith("n/a: compiled on the CPU")
     assert np.isnan(csv.loc["cpu_shared", "peak_memory_mb"]) and csv.loc["cpu_shared", "peak_memory_note"].startswith(
         "n/a: CPU resident-set growth of processes that ran several trials (up to 2)")
     assert csv.loc["cpu_alone", "peak_memory_mb"] == pytest.approx(40)
@@ -226,13 +232,13 @@ def test_peak_memory_only_where_it_is_one_trial_s_measurement(tmp_path: Path, mo
         "CUDA; 2 CUDA trial(s) whose peak counted the device-resident data left out")  # not "shared a process"
     assert csv["state_bytes_per_param"].to_dict() == {"cpu_shared": 8.0, "cpu_alone": 4.0, "gpu": 12.0,
                                                       "cpu_unknown": 8.0, "gpu_old": 8.0,
-                                                      "gpu_mixed": 8.0}  # always shown
+                                                      "gpu_mixed": 8.0, "cpu_compiled": 8.0}  # always shown
     cells = {s: cells_of(page["html"], s) for s in csv.index}
     text, attributes = cells["cpu_shared"]["peak memory (MiB)"]
     assert text == "n/a" and "weak" in attributes and "ran several trials" in attributes
     assert cells["gpu"]["peak memory (MiB)"][0] == "300" and cells["cpu_alone"]["peak memory (MiB)"][0] == "40"
     assert cells["cpu_shared"]["optimizer state (B/param)"][0] == "8.0"
-    assert "shown for 3 of 6 submissions" in page["html"] and "ran no other trial" in page["md"]
+    assert "shown for 3 of 7 submissions" in page["html"] and "ran no other trial" in page["md"]
 
 
 # ------------------------------------------------------------------------------- ratios

@@ -18,7 +18,7 @@ import torch
 
 from harness.core.checkpoint import capture_rng
 from harness.core.clock import SubmissionClock
-from harness.core.compile import compile_before_clock
+from harness.core.compile import compile_before_clock, compiles
 from harness.core.distributed import RankLeft, current_team
 from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
@@ -44,6 +44,7 @@ class InProcessTrainer:
             self.model, self.info = model_and_info(workload, hparams.batch_size, seed)  # the workload's part
             self.compile_s = compile_before_clock(self.model, workload, hparams.batch_size, seed,  # torch.compile:
                                                   compile_setting, charge_compile)  # warmed up, restored, uncharged
+        self.meter.compiler_in_process = device.type != "cuda" and compiles(compile_setting, workload, device)
         self.team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
         self.submission: Submission | None = None
         self.steps: StepRunner | None = None

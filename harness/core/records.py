@@ -23,6 +23,10 @@ from typing import Any
 from harness.config.code_files import code_changes
 from harness.errors import NOT_THE_SUBMISSIONS, UserError
 
+#: a trial's ``peak_memory_kind`` where the CPU's peak is not measured: it compiled its model in its
+#: process (harness/core/memory.py)
+COMPILED_ON_CPU = "not_measured_compiled_on_cpu"
+
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"  # a trial's manifest (written whole, atomically)
 EVALS_FILE = "evals.jsonl"  # its evaluations, one JSON line each, appended; ends with an "end" line

@@ -327,7 +327,7 @@ def _train(
     """
     interrupts = interrupts or UserInterrupts()
     wall_start = time.monotonic()
-    trainer = _trainer(cfg, workload, submission_cls, hparams, device, progress, interrupts)
+    trainer = _trainer(cfg, workload, submission_cls, hparams, device, progress, interrupts, resume is not None)
     try:
         return _loop(cfg, trainer, workload, budget, record, progress, resume, setup_started, wall_start)
     finally:
@@ -335,15 +335,18 @@ def _train(
 
 
 def _trainer(cfg: DictConfig, workload: Workload, submission_cls: type[Submission], hparams: TrainingHparams,
-             device: torch.device, progress: Progress, interrupts: UserInterrupts) -> Trainer:
-    """The trial's trainer in the mode ``isolation`` asks for (docs/decisions.md)."""
+             device: torch.device, progress: Progress, interrupts: UserInterrupts, resuming: bool = False) -> Trainer:
+    """The trial's trainer in the mode ``isolation`` asks for (docs/decisions.md). With ``charge_compile``,
+    only a trial's first attempt compiles under the clock: a resumed one's checkpoint has charged
+    the compilation already, and compiles again before the clock (a preempted trial is not charged twice)."""
     # Reading the loss on CUDA syncs the device: it is checked every few steps there.
     check_every = cfg.divergence_check_every or (25 if device.type == "cuda" else 1)
     if cfg.isolation == "process":
         return ProcessTrainer(cfg, workload, submission_cls, hparams, device, check_every, progress, interrupts)
     submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))  # run here: imported
     return InProcessTrainer(workload, submission_cls, hparams, int(cfg.seed), device, check_every, progress,
-                            interrupts, compile_setting=trial_compile_setting(cfg), charge_compile=cfg.charge_compile)
+                            interrupts, compile_setting=trial_compile_setting(cfg),
+                            charge_compile=bool(cfg.charge_compile) and not resuming)
 
 
 def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, record: TrialRecord,
