@@ -22,7 +22,7 @@
 # DATA_DIR: the data's folder (default workloads/data, which has gpt's and cifar10's, not Fashion-MNIST's).
 # Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
 # <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
-# differ only in compile or isolation share an identity, and would reuse the first one's record).
+# differ only in isolation share an identity, and would reuse the first one's record).
 # The output has one line per figure (scripts/gpu_check_report.py): each trial's outcome, precision,
 # compilation, wall time and peak memory, and whether the isolated trial evaluated as the in-process one.
 # At the end (or when stopped) $OUT is packed into ARCHIVE (default $OUT.tgz; checkpoints left
@@ -101,7 +101,9 @@ bench() {  # name, seconds, script, options...: a bench script's output in $OUT/
     local name=$1 seconds=$2
     shift 2
     boxed "$name" "$seconds" "$PY" "$@" > "$OUT/$name.txt" 2>&1
-    echo "$name: exit $?: $(tail -n 1 "$OUT/$name.txt")"
+    local status=$?
+    [ -n "${DRY_RUN:-}" ] && return 0  # nothing ran: no exit status to tell
+    echo "$name: exit $status: $(tail -n 1 "$OUT/$name.txt")"
 }
 
 if [ "${1:-}" = calibrate ]; then
