@@ -118,9 +118,33 @@ def test_work_done_in_init_is_charged(tmp_path: Path, capsys: pytest.CaptureFixt
     ("data = open('/data/val.bin').read()", {"file access"}),
     ("import socket, subprocess\nsubprocess.run(['ls'])", {"network", "subprocesses"}),
     ("import torch\nx = torch.zeros(3).mul_(2)", set()),
+    # before, none of these was named (a review's cheats that ranked with an empty audit):
+    ("import time\n_real = time.perf_counter\ntime.perf_counter = lambda: _real() * 0.1", {"patches imported code"}),
+    ("import harness.core.runner as r\nr._evaluate = lambda *a: {}", {"harness internals", "patches imported code"}),
+    ("from harness.core import runner\nsetattr(runner, '_evaluate', None)", {"harness internals",
+                                                                            "patches imported code"}),
+    ("from workloads.fashion_mnist import read_split", {"workload code (its data)"}),
+    ("from harness.submission import Submission\nfrom harness import workload, routing", set()),
+    ("model.register_forward_hook(lambda m, i, o: o * 0.01)", {"model hooks"}),
+    ("from pathlib import Path\nx = Path('/data/val.npz').read_bytes()", {"file access"}),
+    ("import numpy as np\nx = np.load('/data/val.npz')", {"file access"}),
+    ("import threading\nthreading.Thread(target=print).start()", {"threads"}),
+    ("self.lr = 0.1\nstate.step += 1", set()),  # the submission's own attributes
 ])
 def test_the_static_audit_names_each_escape_hatch(source: str, kinds: set[str]) -> None:
     assert {f["kind"] for f in audit_source(source)} == kinds
+
+
+def test_the_audit_reads_the_modules_the_submission_imports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before, only the class's own file was read: a helper module beside it (imported by it) that used
+    gc.get_objects() left the audit empty."""
+    (tmp_path / "helper_objs.py").write_text("import gc\n\ndef everything():\n    return gc.get_objects()\n")
+    source = HONEST.replace("import torch", "import torch\nimport helper_objs", 1)
+    assert "import helper_objs" in source
+    summary = run_trial(tmp_path, source, "Honest", capsys, "max_steps=5")
+    audit = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())["submission_audit"]
+    assert audit["kinds"] == ["garbage collector"]
+    assert {f["file"] for f in audit["findings"]} == {str(tmp_path / "helper_objs.py")}
 
 
 # ---------------------------------------------------------------------------- what the submission is handed

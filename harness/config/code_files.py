@@ -41,6 +41,13 @@ def code_files(cls: type) -> dict[str, str]:
     return dict(files)
 
 
+def code_paths(cls: type) -> list[Path]:
+    """The files of :func:`code_files`, as absolute paths (what the source audit reads)."""
+    start = module_file(cls)
+    files = code_files(cls)
+    return [_base_and_root(start, cls.__module__)[0] / name for name in files] if files and start else []
+
+
 def _stats(paths: Iterable[Path]) -> tuple[tuple[Path, int, int], ...]:
     """Each file's path, size and modification time (-1 for one that is gone)."""
     out = []

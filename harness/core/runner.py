@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from harness.config.code_files import code_files
+from harness.config.code_files import code_files, code_paths
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.described import described_submission
 from harness.config.plugins import module_file, source_hash
@@ -622,7 +622,7 @@ def _manifest(
         "versions": package_versions(),
         "device": describe_device(device),
         "submission_module": str(module_file(submission_cls)),
-        "submission_audit": audit_file(module_file(submission_cls)),
+        "submission_audit": audit_file(module_file(submission_cls), code_paths(submission_cls)),  # and its helpers
         "submission_source_sha256": source_hash(submission_cls),
         "workload_source_sha256": source_hash(type(workload)),
         "submission_code": code_files(submission_cls),  # its file and its package's modules it imports
