@@ -259,6 +259,11 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
               f"measure the steps before that evaluation, not how fast a submission trains to the target (a target "
               f"too easy for these submissions: `optbench calibrate` sets one from a reference's runs)"
               for workload in reached_at_once(trials)]
+    if inside := made_in_process(trials):
+        notes.append(f"the records of {', '.join(inside)} were made with isolation=inprocess: each submission ran in "
+                     f"the harness's own process, where its code could reach the clock, the target and the validation "
+                     f"data; the clock cross-check and the source audit flag what they see, isolation=process "
+                     f"prevents it (docs/writing-a-submission.md)")
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
@@ -268,6 +273,15 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                         workload_info=workload_info(trials, bests, times, submissions, workloads),
                         memory_note=memory.note)
     return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
+
+
+def made_in_process(trials: pd.DataFrame) -> list[str]:
+    """The workloads whose records were made with the submission in the harness's process
+    (``isolation=inprocess``; a record without the key predates isolation, and was too)."""
+    if "isolation" not in trials:
+        return []
+    inside = trials["isolation"].fillna("inprocess") == "inprocess"
+    return sorted({str(key) for key in workload_key(trials)[inside]})
 
 
 def reached_at_once(trials: pd.DataFrame) -> list[str]:

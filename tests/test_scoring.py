@@ -141,6 +141,17 @@ def test_records_of_two_isolations_or_two_cpu_thread_counts_of_one_workload_are_
     assert build(pd.DataFrame(rows), samples=0).submissions == ["A", "B"]
 
 
+def test_a_board_of_in_process_records_says_what_guards_them() -> None:
+    """Before, nothing on the leaderboard told records made with the submission in the harness's
+    process (optbench tune's default) from isolated ones; a cheat there ranked unmarked."""
+    rows = [trial_row("A", "w1", 0, 0, 10.0, isolation="process"), trial_row("B", "w1", 0, 0, 9.0, isolation="process"),
+            trial_row("A", "w2", 0, 0, 10.0, isolation="inprocess"), trial_row("B", "w2", 0, 0, 9.0)]
+    rows[-1].pop("isolation", None)  # a record from before isolation existed: in process
+    notes = [n for n in build(pd.DataFrame(rows), samples=0).notes if "isolation=inprocess" in n]
+    assert len(notes) == 1 and notes[0].startswith("the records of w2") and "w1" not in notes[0]
+    assert "could reach the clock" in notes[0] and "isolation=process prevents it" in notes[0]
+
+
 def test_records_of_one_workload_from_two_processor_or_gpu_models_are_refused() -> None:
     rows = [trial_row("A", "w1", 0, 0, 10.0, hardware="NVIDIA A100-SXM4-80GB"),
             trial_row("B", "w1", 0, 0, 6.0, hardware="NVIDIA H100 80GB HBM3")]
