@@ -170,6 +170,58 @@ def test_a_module_is_found_without_running_its_package(tmp_path: Path, monkeypat
             del sys.modules[name]
 
 
+NORMALISING = '''
+import dataclasses
+
+import torch
+
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+
+@dataclasses.dataclass(kw_only=True)
+class NormalisingHparams(TrainingHparams):
+    lr: float
+    wd: float | None = None
+
+    def __post_init__(self):  # no super(): the base class's rules are this class's to keep or not
+        self.wd = float(self.wd or 0)
+
+    @property
+    def scaled_wd(self):
+        return self.lr * self.wd
+
+
+class Normalising(TorchOptimSubmission):
+    Hparams = NormalisingHparams
+    search_space = {"lr": {"min": 0.001, "max": 0.01, "scaling": "log"}}
+
+    def build_optimizer(self, params, hp):
+        assert isinstance(hp, NormalisingHparams), type(hp)  # its own class, with its property
+        return torch.optim.SGD(params, lr=hp.lr, weight_decay=hp.scaled_wd)
+
+
+SUBMISSION = Normalising
+'''
+
+
+@pytest.mark.parametrize("isolation", ["inprocess", "process"])
+def test_the_record_holds_what_the_submission_s_own_hparams_made(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                 isolation: str) -> None:
+    """A review found the stand-in's values were its own (wd: 1, where the class makes 1.0: another
+    identity hash than the class gives), its base rules applied where the class skips them, and an
+    in-process trial handed the stand-in's Hparams (without the class's property) to the submission."""
+    path = tmp_path / "normalising.py"
+    path.write_text(NORMALISING)
+    assert main(["trial", f"submission={path}", *ROSENBROCK, f"isolation={isolation}", "submission.hparams.lr=0.001",
+                 "submission.hparams.wd=1", "submission.hparams.warmup_fraction=1.0",
+                 f"results={tmp_path / 'results'}"]) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] in ("reached", "not_reached"), summary
+    manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
+    assert manifest["hparams"]["wd"] == 1.0 and isinstance(manifest["hparams"]["wd"], float)
+    assert manifest["identity"]["hparams"]["warmup_fraction"] == 1.0
+
+
 def test_an_inprocess_trial_runs_the_real_class(cheat: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["trial", f"submission={cheat}", *ROSENBROCK, "isolation=inprocess", "submission.hparams.lr=0.001",
                  f"results={tmp_path / 'results'}"]) == 0, capsys.readouterr().err
@@ -177,3 +229,31 @@ def test_an_inprocess_trial_runs_the_real_class(cheat: Path, tmp_path: Path, cap
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
     assert manifest["submission_revision"] == 3 and manifest["submission_module"] == str(cheat.resolve())
+
+
+def test_a_sweep_checks_all_its_trials_with_one_child_and_they_are_not_asked_again(
+        cheat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review found the sweep's one check was keyed otherwise than each trial's (no config), so
+    every trial started another child; and what a child makes of the values is what is planned."""
+    from omegaconf import OmegaConf
+
+    import harness.config.described as described
+    from harness.core.runner import _hparams
+    from harness.orchestration.sweep import SweepSettings, plan_sweep
+
+    asked: list[int] = []
+    real_ask = described._ask
+
+    def counted(source, checks, submission, config):
+        asked.append(len(checks))
+        return real_ask(source, checks, submission, config)
+
+    monkeypatch.setattr(described, "_ask", counted)
+    sweep = plan_sweep(SweepSettings(studies=1, trials=5), [f"submission={cheat}", *ROSENBROCK,
+                                                           f"results={tmp_path / 'results'}"])
+    assert len(sweep["trials"]) == 5
+    assert asked[-1] == 5 and sum(1 for n in asked if n) == 1  # one child checked the 5 trials' values
+    asked.clear()
+    for entry in sweep["trials"]:  # each inline trial's own check (run_trial's) finds that answer
+        _hparams(OmegaConf.create(entry["config"]))
+    assert asked == []

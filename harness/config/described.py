@@ -76,7 +76,8 @@ class _Description:
 
     def __init__(self, source: Source, facts: dict[str, Any]):
         self.source = source
-        self.answers: dict[str, str | None] = {}  # values (JSON) -> the error message, None when valid
+        #: values asked (JSON) -> the child's answer: {"error": message} or {"values": the real Hparams' as_dict()}
+        self.answers: dict[str, dict[str, Any]] = {}
         self.stand_in = _stand_in(facts, self)
 
     @classmethod
@@ -96,7 +97,7 @@ class _Description:
             reply = _ask(self.source, list(todo.values()), submission, config)
             self.answers.update(zip(todo, reply["checks"], strict=True))
 
-    def error(self, values: dict[str, Any], submission: str, config: str | None) -> str | None:
+    def answer(self, values: dict[str, Any], submission: str, config: str | None) -> dict[str, Any]:
         self.check([values], submission, config)
         return self.answers[_key(values, submission, config)]
 
@@ -136,14 +137,20 @@ def _stand_in(facts: dict[str, Any], description: _Description) -> type:
 
     def from_mapping(cls: type[TrainingHparams], values: Mapping[str, Any], submission: str = "",
                      config: str | None = None) -> TrainingHparams:
-        error = description.error(_plain(values), submission, config)
-        if error is not None:
-            raise UserError(error)
-        return TrainingHparams.from_mapping.__func__(cls, values, submission, config)  # type: ignore[attr-defined]
+        """The values the submission's own ``Hparams`` made of ``values`` (its ``__post_init__`` may
+        normalise them), or its refusal: what the trial's identity and manifest are made of."""
+        answer = description.answer(_plain(values), submission, config)
+        if "error" in answer:
+            raise UserError(answer["error"])
+        return cls(**answer["values"])
+
+    def post_init(self: TrainingHparams) -> None:
+        """Nothing: the values were checked by the submission's own class, in the child."""
 
     hparams = dataclasses.make_dataclass(
         facts["hparams_class"], fields, bases=(TrainingHparams,), kw_only=True,
-        namespace={"from_mapping": classmethod(from_mapping), "_description": description})
+        namespace={"from_mapping": classmethod(from_mapping), "__post_init__": post_init,
+                   "_description": description})
     hparams.__module__ = facts["module"]  # set after: dataclasses looks the module up while it makes the class
     attributes: dict[str, Any] = {
         "__module__": facts["module"], "__qualname__": facts["qualname"], "__doc__": facts["doc"],
@@ -211,16 +218,22 @@ def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], su
     conn.close()
 
 
-def _check(cls: type[Submission], values: dict[str, Any], submission: str, config: str | None) -> str | None:
-    """The message of what the submission's ``Hparams`` says of ``values``; None when it takes them."""
+def _check(cls: type[Submission], values: dict[str, Any], submission: str, config: str | None) -> dict[str, Any]:
+    """What the submission's ``Hparams`` makes of ``values``: ``{"values": its as_dict()}``, or
+    ``{"error": why}`` when it refuses them."""
     try:
-        cls.Hparams.from_mapping(values, submission=submission, config=config)
+        made = cls.Hparams.from_mapping(values, submission=submission, config=config).as_dict()
     except UserError as error:
-        return str(error)
+        return {"error": str(error)}
     except Exception as error:  # its own __post_init__ rules may raise anything
-        return (f"The hyperparameters of submission '{submission or cls.__name__}' were refused by its Hparams "
-                f"({config or 'its YAML'}): {type(error).__name__}: {error}")
-    return None
+        return {"error": f"The hyperparameters of submission '{submission or cls.__name__}' were refused by its "
+                         f"Hparams ({config or 'its YAML'}): {type(error).__name__}: {error}"}
+    try:
+        json.dumps(made)
+    except (TypeError, ValueError):
+        return {"error": f"The hyperparameters of submission '{submission or cls.__name__}' are {made!r}: each must "
+                         f"be a plain value (a number, string, bool, list or mapping), as a trial's identity is JSON."}
+    return {"values": made}
 
 
 def _facts(cls: type[Submission]) -> dict[str, Any]:

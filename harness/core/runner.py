@@ -188,7 +188,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
             check_isolation(None, processes(cfg))  # refused before any worker starts
         resolve_device(str(cfg.device))  # no CUDA: refused here, not by every rank
-        check_trial_settings(cfg, _hparams(cfg).batch_size)  # and a bad setting
+        check_trial_settings(cfg, _hparams(cfg, started_as_a_rank()).batch_size)  # and a bad setting (a rank
+        # runs the submission: its real class; a launcher of the ranks does not: described)
         return launch(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
@@ -231,9 +232,11 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
 
 
-def _hparams(cfg: DictConfig) -> TrainingHparams:
-    """The trial's hyperparameters, checked by its submission's ``Hparams``."""
-    hparams_cls = described_submission(cfg.submission.name, cfg.submission.get("source")).Hparams
+def _hparams(cfg: DictConfig, real: bool = False) -> TrainingHparams:
+    """The trial's hyperparameters, checked by its submission's ``Hparams``: the class's own (``real``:
+    where the submission runs, this process imports it), else as described (harness/config/described.py)."""
+    which = submission_class if real else described_submission
+    hparams_cls = which(cfg.submission.name, cfg.submission.get("source")).Hparams
     return hparams_cls.from_mapping(cfg.submission.hparams, submission=cfg.submission.name,
                                     config=cfg.submission.get("config_from"))
 
@@ -343,7 +346,8 @@ def _trainer(cfg: DictConfig, workload: Workload, submission_cls: type[Submissio
     check_every = cfg.divergence_check_every or (25 if device.type == "cuda" else 1)
     if cfg.isolation == "process":
         return ProcessTrainer(cfg, workload, submission_cls, hparams, device, check_every, progress, interrupts)
-    submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))  # run here: imported
+    submission_cls = submission_class(cfg.submission.name, cfg.submission.get("source"))  # run here: imported,
+    hparams = _hparams(cfg, real=True)  # and handed its own Hparams (methods, properties), not a stand-in's
     return InProcessTrainer(workload, submission_cls, hparams, int(cfg.seed), device, check_every, progress,
                             interrupts, compile_setting=trial_compile_setting(cfg),
                             charge_compile=bool(cfg.charge_compile) and not resuming)

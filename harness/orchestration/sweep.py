@@ -116,13 +116,15 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{sweep_id}"
 
     defaults = to_plain(base.submission.hparams)  # an external submission's checks: one child for all
-    check_hparams(hparams_cls, [{**defaults, **point} for point in points], name)
+    config_from = base.submission.get("config_from")  # as the trials' own checks word their messages
+    check_hparams(hparams_cls, [{**defaults, **point} for point in points], name, config_from)
     entries = []
     for index, point in enumerate(points):
         study, trial = divmod(index, trials_per_study)
         cfg = copy.deepcopy(base)
         cfg.submission.hparams = OmegaConf.create({**to_plain(base.submission.hparams), **point})
-        check_trial_settings(cfg, hparams_cls.from_mapping(cfg.submission.hparams, submission=name).batch_size)
+        check_trial_settings(cfg, hparams_cls.from_mapping(cfg.submission.hparams, submission=name,
+                                                           config=config_from).batch_size)
         cfg.seed = trial_seed(settings.search_seed, study, trial)
         cfg.study, cfg.trial, cfg.ruleset = study, trial, settings.ruleset
         cfg.max_runtime_s = trial_budget
