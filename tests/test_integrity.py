@@ -130,6 +130,12 @@ def test_work_done_in_init_is_charged(tmp_path: Path, capsys: pytest.CaptureFixt
     ("import numpy as np\nx = np.load('/data/val.npz')", {"file access"}),
     ("import threading\nthreading.Thread(target=print).start()", {"threads"}),
     ("self.lr = 0.1\nstate.step += 1", set()),  # the submission's own attributes
+    ("import sys\nsys.modules['time'].perf_counter = f", {"module table", "patches imported code"}),
+    ("import time\ntime.__dict__['perf_counter'] = f", {"patches imported code"}),
+    ("import time\nt = time\nt.perf_counter = f", {"patches imported code"}),
+    ("from torch import load\nx = load(p)", {"file access"}),
+    ("from pathlib import Path\nx = Path(p).open()", {"file access"}),
+    ("import torch\nfor m in model.modules():\n    group['lr'] = 1\nself.state[p] = {}", set()),
 ])
 def test_the_static_audit_names_each_escape_hatch(source: str, kinds: set[str]) -> None:
     assert {f["kind"] for f in audit_source(source)} == kinds

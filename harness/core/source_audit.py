@@ -39,6 +39,7 @@ ATTRIBUTES = {
     "execv": "subprocesses", "spawnv": "subprocesses",
     "read_text": "file access", "read_bytes": "file access", "write_text": "file access", "write_bytes": "file access",
     "fromfile": "file access", "memmap": "file access", "loadtxt": "file access", "genfromtxt": "file access",
+    "open": "file access",
     "register_forward_hook": "model hooks", "register_forward_pre_hook": "model hooks",
     "register_module_forward_hook": "model hooks", "register_module_forward_pre_hook": "model hooks",
 }
@@ -58,9 +59,10 @@ def _imported_kind(module: str) -> str | None:
 
 
 def _root_name(node: ast.AST) -> str | None:
-    """The name an attribute chain starts from (``time`` of ``time.perf_counter``), None for another start."""
-    while isinstance(node, ast.Attribute):
-        node = node.value
+    """The name a chain of attributes, items and calls starts from (``time`` of ``time.perf_counter``,
+    ``sys`` of ``sys.modules["time"].perf_counter``), None for another start."""
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
     return node.id if isinstance(node, ast.Name) else None
 
 
@@ -77,12 +79,20 @@ def audit_source(text: str) -> list[dict[str, Any]]:
             found += [(node.lineno, alias.name, kind) for alias in node.names if (kind := _imported_kind(alias.name))]
         elif isinstance(node, ast.ImportFrom):
             imported |= {alias.asname or alias.name for alias in node.names}
+            found += [(node.lineno, f"{node.module}.{alias.name}", MODULE_CALLS[(node.module, alias.name)])
+                      for alias in node.names if (node.module, alias.name) in MODULE_CALLS]  # from torch import load
             modules = [node.module] if node.module else []
             modules += [f"{node.module}.{alias.name}" for alias in node.names] if node.module == "harness" else []
             found += [(node.lineno, module, kind) for module in modules if (kind := _imported_kind(module))]
+    for node in ast.walk(tree):  # another name for an imported one (t = time): imported too
+        if isinstance(node, ast.Assign) and _root_name(node.value) in imported and \
+                isinstance(node.value, (ast.Name, ast.Attribute, ast.Subscript)):
+            imported |= {target.id for target in node.targets if isinstance(target, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ATTRIBUTES:
             found.append((node.lineno, f".{node.attr}", ATTRIBUTES[node.attr]))
+        elif isinstance(node, ast.Attribute) and node.attr == "modules" and _root_name(node) == "sys":
+            found.append((node.lineno, "sys.modules", "module table"))  # every module loaded, the harness's too
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CALLS:
             found.append((node.lineno, f"{node.func.id}()", CALLS[node.func.id]))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
@@ -92,7 +102,7 @@ def audit_source(text: str) -> list[dict[str, Any]]:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             found += [(node.lineno, f"{ast.unparse(target)} = ...", "patches imported code") for target in targets
-                      if isinstance(target, ast.Attribute) and _root_name(target) in imported]
+                      if isinstance(target, (ast.Attribute, ast.Subscript)) and _root_name(target) in imported]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
                 and node.args and _root_name(node.args[0]) in imported:
             found.append((node.lineno, f"{node.func.id}({ast.unparse(node.args[0])}, ...)", "patches imported code"))
