@@ -85,7 +85,7 @@ class TrainingHparams:
         if missing:
             raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in "
                             f"{'its YAML' if config is None else f'its config ({config})'}.")
-        coerced = {name: _coerce(name, _plain(value), fields[name].type) for name, value in values.items()}
+        coerced = {name: _coerce(name, plain_value(value), fields[name].type) for name, value in values.items()}
         return cls(**coerced)
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def require(condition: bool, name: str, value: Any, rule: str) -> None:
         raise UserError(f"Invalid hyperparameter {name}={value!r}: {rule}.")
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A config's list or mapping as Python's own (a hyperparameter's value joins the trial's hash)."""
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)

@@ -33,13 +33,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 from harness.config.child_process import bare_start, context
 from harness.config.plugins import Source, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
 from harness.errors import UserError
-from harness.submission import Submission, TrainingHparams
+from harness.submission import Submission, TrainingHparams, plain_value
 
 #: the longest an external submission's module may take to import (and its values to be checked)
 DESCRIBE_TIMEOUT_S = 300.0
@@ -117,10 +115,8 @@ def _file_state(source: Source) -> tuple[int, int] | None:
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(values, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(values, resolve=True)  # type: ignore[return-value]
-    return {key: _plain(value) if isinstance(value, (DictConfig, ListConfig)) else value
-            for key, value in values.items()}
+    """Hyperparameter values (a config's or a dict) as plain Python, as the child is sent them."""
+    return {key: plain_value(value) for key, value in values.items()}
 
 
 def _stand_in(facts: dict[str, Any], description: _Description) -> type:
