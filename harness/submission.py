@@ -74,7 +74,8 @@ class TrainingHparams:
         who = f"submission '{submission}'" if submission else cls.__name__
         if unknown:
             raise UserError(
-                f"Unknown hyperparameter(s) {', '.join(unknown)} for {who}. "
+                f"Unknown hyperparameter(s) {', '.join(unknown)} for {who} (set in "
+                f"{'its YAML' if config is None else f'its config, {config},'} or on the command line). "
                 f"Valid hyperparameters: {', '.join(sorted(fields))}."
             )
         required = dataclasses.MISSING

@@ -106,6 +106,7 @@ def test_a_module_of_the_users_package_runs_as_a_trial_and_is_recorded(package: 
     code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}",
                        "submission.hparams.momentun=0.5")
     assert code == 2 and "Unknown hyperparameter(s) momentun" in err
+    assert str(package / "mypkg" / "opt.yaml") in err  # the file its values come from, for the user to fix
 
 
 def test_a_py_file_with_its_yaml_beside_it_runs_from_anywhere(package: Path, tmp_path: Path,
