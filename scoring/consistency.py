@@ -18,7 +18,6 @@ def workload_key(frame: pd.DataFrame) -> pd.Series:
 
 
 HINTS = {  # what to do about records of one workload that differ in a column (check_consistent)
-    "ruleset": " Score one ruleset at a time (ruleset=external, ruleset=self or ruleset=single: lone trials).",
     "max_runtime_s": " A trial given another budget (max_runtime_s=) ran another benchmark: a longer one "
                      "reaches targets a shorter one cannot. Score them in separate results folders.",
     "max_steps": " A trial capped at fewer steps (max_steps=) could not reach what an uncapped one did. Score "
@@ -51,8 +50,9 @@ def check_consistent(trials: pd.DataFrame) -> None:
         raise UserError(f"Records of {keys[unmet].iloc[0]} have no validation target (null: an unreachable target, "
                         f"such as workload.sizes.<size>.target=inf, or calibrate's runs to the end of the schedule), "
                         f"so no time to reach it: refusing to score them. Score records made with a target.")
+    check_one_ruleset(trials, keys)
     for column, what in (("target", "validation target"), ("metric", "metric"),
-                         ("higher_is_better", "metric direction"), ("ruleset", "ruleset"),
+                         ("higher_is_better", "metric direction"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
                          ("max_steps", "step cap"), ("device_type", "device type"), ("nproc", "process count"),
                          ("isolation", "isolation"),
@@ -83,6 +83,22 @@ def check_consistent(trials: pd.DataFrame) -> None:
     check_same_setup(trials, keys)
     check_no_copies(trials)
     check_one_sweep(trials, keys)
+
+
+def check_one_ruleset(trials: pd.DataFrame, keys: pd.Series) -> None:
+    """Refuse records of two rulesets on one leaderboard, on one workload or across workloads: a
+    submission's score sums its workloads, so a lone untuned trial (ruleset single) of one workload
+    beside tuned sweeps of another would rank submissions by which of them happened to run it."""
+    if "ruleset" not in trials or trials["ruleset"].nunique() < 2:
+        return
+    found = []
+    for ruleset, group in trials.groupby(trials["ruleset"].astype(str)):
+        example = f" e.g. {group['record_dir'].iloc[0]}" if "record_dir" in group else ""
+        found.append(f"{ruleset} on {', '.join(sorted(set(keys[group.index])))} ({len(group)} trials,{example})")
+    raise UserError(f"Records of {len(found)} rulesets ({'; '.join(found)}); refusing to rank them on one "
+                    f"leaderboard: a submission's score sums its workloads, and each workload's times must come "
+                    f"from the same tuning. Score one ruleset at a time (ruleset=external, ruleset=self or "
+                    f"ruleset=single: lone trials), or keep lone trials in a results folder of their own.")
 
 
 def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:

@@ -115,6 +115,13 @@ def test_mixed_targets_and_rulesets_are_refused() -> None:
     rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, ruleset="self")]
     with pytest.raises(UserError, match="ruleset=external, ruleset=self or ruleset=single"):
         build(pd.DataFrame(rows), samples=0)
+    # A lone untuned trial of one workload beside tuned sweeps of another: the lone trial's workload
+    # would rank its one submission first there; refused too, naming each ruleset's workloads.
+    rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0),
+            trial_row("B", "w2", 0, 0, 3.0, ruleset="single", record_dir="results/w2-cpu/B/seed0-abc")]
+    with pytest.raises(UserError, match=r"2 rulesets \(external on w1-cpu \(2 trials.*single on w2-cpu "
+                                        r"\(1 trials, e.g. results/w2-cpu/B/seed0-abc\)\).*ruleset=single"):
+        build(pd.DataFrame(rows), samples=0)
     rows = [trial_row("A", "w1", 0, 0, 10.0), trial_row("B", "w1", 0, 0, 12.0, max_runtime_s=200.0)]
     with pytest.raises(UserError, match=r"different budgets \(100.0, 200.0\).*max_runtime_s="):
         build(pd.DataFrame(rows), samples=0)

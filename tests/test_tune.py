@@ -254,14 +254,22 @@ def test_score_ranks_a_submission_with_a_batch_size_or_ruleset_of_its_own_per_wo
         setting: str, results: Path, capsys: pytest.CaptureFixture) -> None:
     """A batch size is a submission's choice per workload (AlgoPerf's get_batch_size; a workload's range
     may exclude the default, and optbench then asks for another); and an external sweep on one workload
-    beside a self-tuning one on another is not one submission tuned two ways."""
+    beside a self-tuning one on another is not one submission tuned two ways: it is two leaderboards,
+    refused together as such (two rulesets), each scored on its own."""
     common = ["submission=adamw", "studies=1", "trials=1", "max_steps=20", "progress=false", "device=cpu",
               "threads=1", "workload.size=smoke", f"results={results}"]
     run_tune(["workload=fashion_mnist", *common], log=lambda _: None)
     run_tune(["workload=rosenbrock", *common, setting], log=lambda _: None)
     capsys.readouterr()
-    code = main(["score", f"results={results}", f"out={results / 'board'}", "bootstrap=0"])
-    assert code == 0, capsys.readouterr().err
+    score = ["score", f"results={results}", f"out={results / 'board'}", "bootstrap=0"]
+    if setting.startswith("ruleset="):
+        assert main(score) == 2
+        err = capsys.readouterr().err
+        assert "2 rulesets" in err and "self on rosenbrock-smoke" in err and "tuned in" not in err, err
+        for ruleset in ("external", "self"):
+            assert main([*score, f"ruleset={ruleset}"]) == 0, capsys.readouterr().err
+    else:
+        assert main(score) == 0, capsys.readouterr().err
 
 
 def test_a_target_met_at_the_first_evaluation_is_noted(results: Path, capsys: pytest.CaptureFixture) -> None:
