@@ -148,12 +148,22 @@ def check_one_tuning(trials: pd.DataFrame, keys: pd.Series) -> None:
         if len(setups) < 2:
             continue
         (first, a), (other, b) = list(setups)[:2]
-        where = [f"{', '.join(sorted(set(keys[x.index])))}" for x in (a, b)]
+        where = [", ".join(sorted(set(keys[x.index]))) for x in (a, b)]
+        folders = [f" ({sweep_folder(x)})" if "record_dir" in x else "" for x in (a, b)]
+        how = "per workload" if where[0] != where[1] else "sweep by sweep on one workload"
         raise UserError(f"Records of {submission} ({ruleset} ruleset) were tuned in {len(setups)} ways (on "
-                        f"{where[0]}, then on {where[1]}: {differences(json.loads(first), json.loads(other))}): "
-                        f"its row of the table would stand for a submission tuned by hand per workload. Tune "
-                        f"every workload with the same search space and hyperparameters (one suite command does), "
-                        f"or score each setting's records in a results folder of its own.")
+                        f"{where[0]}{folders[0]}, then on {where[1]}{folders[1]}: "
+                        f"{differences(json.loads(first), json.loads(other))}): its row of the table would stand "
+                        f"for a submission tuned by hand {how}. Tune every workload with the same search space "
+                        f"and hyperparameters (one suite command does), or score each setting's records in a "
+                        f"results folder of its own (move one of these sweep folders out).")
+
+
+def sweep_folder(records: pd.DataFrame) -> str:
+    """The folder of the first of ``records`` that holds its sweep (a tuned trial's record sits in
+    ``<sweep>/study<k>/trial<j>``), or the record's own folder where it is not laid out so."""
+    folder = Path(str(records["record_dir"].iloc[0]))
+    return str(folder.parent.parent) if folder.parent.name.startswith("study") else str(folder)
 
 
 def check_same_setup(trials: pd.DataFrame, keys: pd.Series) -> None:

@@ -92,6 +92,22 @@ def trial_row(submission: str, workload: str, study: int, trial: int, time: floa
             "max_runtime_s": 100.0, **extra}
 
 
+def test_a_submission_tuned_two_ways_is_refused_naming_each_sweep() -> None:
+    """The refusal named the workloads only ("on w1-cpu, then on w1-cpu") and said "per workload"
+    when both sweeps were of one workload: the user could not tell which folders to move."""
+    def tuned(workload: str, sweep: str, lr_max: float) -> dict:
+        setup = json.dumps({"search_space": {"lr": {"min": 1e-4, "max": lr_max}}}, sort_keys=True)
+        return trial_row("A", workload, 0, 0, 10.0, tuning_setup=setup,
+                         record_dir=f"results/{workload}-cpu/A/{sweep}/study0/trial0")
+    for other, per in (("w1", "one workload"), ("w2", "per workload")):
+        rows = [tuned("w1", "external-aaaa", 0.005), tuned(other, "external-bbbb", 0.01)]
+        with pytest.raises(UserError) as refused:
+            build(pd.DataFrame(rows), samples=0)
+        message = str(refused.value)
+        assert "results/w1-cpu/A/external-aaaa" in message and f"results/{other}-cpu/A/external-bbbb" in message
+        assert "0.005 -> 0.01" in message and per in message, message
+
+
 def test_leaderboard_from_trials_best_by_time_median_over_studies() -> None:
     rows = [trial_row("A", "w1", 0, 0, 12.0), trial_row("A", "w1", 0, 1, 10.0),  # study 0: 10
             trial_row("A", "w1", 1, 0, None), trial_row("A", "w1", 1, 1, 14.0),  # study 1: 14

@@ -247,6 +247,7 @@ def test_score_refuses_a_submission_tuned_otherwise_on_another_workload(setting:
     err = capsys.readouterr().err
     assert "adamw" in err and "fashion_mnist-smoke" in err and "rosenbrock-smoke" in err, err
     assert setting.split("=")[0].removeprefix("submission.hparams.").removeprefix("submission.") in err, err
+    assert f"{results}/rosenbrock-smoke/adamw/external-" in err, err
 
 
 @pytest.mark.parametrize("setting", ["submission.hparams.batch_size=64", "ruleset=self"])
