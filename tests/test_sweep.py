@@ -317,6 +317,20 @@ class Plain(TorchOptimSubmission):
 USER_CONFIG = "name: plain_mine\nhparams: {lr: 0.05}\nsearch_space:\n  lr: {min: 0.01, max: 0.2, scaling: log}\n"
 
 
+def test_an_invalid_point_of_the_search_space_is_traced_to_it(tmp_path: Path) -> None:
+    """The error said only "Invalid hyperparameter beta1=1.5: must be in [0, 1)", as if the user had set
+    beta1 so: not that the sweep drew it from the search space, nor where that space is written."""
+    with pytest.raises(UserError) as refused:
+        plan(tmp_path, ["~submission.search_space.beta1", "+submission.search_space.beta1={feasible_points:[0.9,1.5]}"],
+             studies=1, trials=8)
+    message = str(refused.value)
+    assert message.startswith("Invalid hyperparameter beta1=1.5: must be in [0, 1).") and "search space" in message
+    assert "beta1: 1.5" in message and "configs/submission/adamw.yaml" in message, message
+    with pytest.raises(UserError) as refused:  # the defaults' own fault: no search space blamed
+        plan(tmp_path, ["submission.hparams.beta2=2.0", "~submission.search_space.beta2"], studies=1, trials=2)
+    assert "Invalid hyperparameter beta2=2.0" in str(refused.value) and "search space" not in str(refused.value)
+
+
 def test_a_sweep_of_a_users_submission_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = set(sys.modules)
     try:
@@ -339,6 +353,12 @@ def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (tmp_path / "plain.yaml").write_text(USER_CONFIG.replace("min: 0.01", "min: 0.3"))
     with pytest.raises(UserError, match=r"^search space of plain_mine, 'lr': min \(0\.3\) must be smaller"):
         plan_sweep(SweepSettings(studies=1, trials=2),
+                   ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
+                    f"submission={tmp_path / 'plain.py'}:Plain"])
+    (tmp_path / "plain.yaml").write_text(USER_CONFIG + "  batch_size: {feasible_points: [64, 0]}\n")
+    with pytest.raises(UserError, match=rf"^Invalid hyperparameter batch_size=0: .* search space .*"
+                                        rf"{tmp_path}/plain\.yaml"):
+        plan_sweep(SweepSettings(studies=1, trials=4),
                    ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
                     f"submission={tmp_path / 'plain.py'}:Plain"])
     (tmp_path / "plain.yaml").write_text("name: plain_mine\nhparams: {lr: 0.05}\n")

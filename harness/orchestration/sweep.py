@@ -34,6 +34,7 @@ from harness.core.precision import precision_entry, without_precisions
 from harness.core.runner import check_trial_settings
 from harness.errors import UserError
 from harness.identity import digest, workload_label
+from harness.submission import TrainingHparams
 
 RULESETS = ("external", "self")
 
@@ -68,6 +69,32 @@ def trial_seed(search_seed: int, study: int, trial: int) -> int:
 GPU_SETTINGS = {"compile": "auto", "charge_compile": "false", "nproc": "1"}
 
 
+def config_path(name: str, config_from: str | None) -> str:
+    """Where submission ``name``'s config is: a user's YAML beside its module, or the built-ins' folder."""
+    return config_from or f"configs/submission/{name}.yaml"
+
+
+def point_hparams(hparams_cls: type[TrainingHparams], defaults: dict[str, Any], point: dict[str, Any], name: str,
+                  config_from: str | None) -> TrainingHparams:
+    """The hyperparameters of one trial (the defaults with ``point``, drawn from the search space); a
+    point the submission refuses, where its defaults alone pass, is traced to the search space that
+    gave it (else the error would read as if the user had set that value)."""
+    try:
+        return hparams_cls.from_mapping({**defaults, **point}, submission=name, config=config_from)
+    except UserError as error:
+        if not point:
+            raise
+        try:
+            hparams_cls.from_mapping(defaults, submission=name, config=config_from)
+        except UserError:
+            raise error from None  # the defaults' own fault: said as it is
+        drawn = ", ".join(f"{key}: {value!r}" for key, value in point.items())
+        raise UserError(f"{error} The sweep drew this value from the search space of {name} (a point {{{drawn}}}; "
+                        f"the search_space of {config_path(name, config_from)}, or an override of it on the "
+                        f"command line): every point of the space must be a valid setting, so narrow the range "
+                        f"or drop the value (optbench check tests the space's corners).") from None
+
+
 def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str, Any]:
     """Compose and validate every trial of the sweep; return the sweep description (not yet written)."""
     check_settings(settings)
@@ -87,7 +114,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
 
     if settings.ruleset == "external":
         if not space:
-            where = base.submission.get("config_from") or f"configs/submission/{name}.yaml"  # a user's: beside it
+            where = config_path(name, base.submission.get("config_from"))
             raise UserError(f"Submission '{name}' declares no search space ({where}): external tuning has nothing "
                             f"to search. Use ruleset=self, or add a search_space.")
         validate_search_space(space, hparams_cls, name)
@@ -123,8 +150,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         study, trial = divmod(index, trials_per_study)
         cfg = copy.deepcopy(base)
         cfg.submission.hparams = OmegaConf.create({**to_plain(base.submission.hparams), **point})
-        check_trial_settings(cfg, hparams_cls.from_mapping(cfg.submission.hparams, submission=name,
-                                                           config=config_from).batch_size)
+        check_trial_settings(cfg, point_hparams(hparams_cls, defaults, point, name, config_from).batch_size)
         cfg.seed = trial_seed(settings.search_seed, study, trial)
         cfg.study, cfg.trial, cfg.ruleset = study, trial, settings.ruleset
         cfg.max_runtime_s = trial_budget
