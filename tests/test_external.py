@@ -179,6 +179,10 @@ def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys
     (package / "broken.py").write_text("import torch\nraise RuntimeError('typo on line 2')\n")
     code, _, err = run(capsys, "trial", "submission=broken.py", *SMOKE, results)
     assert code == 2 and "could not be imported: RuntimeError: typo on line 2" in err
+    assert f"python -c 'import broken' in {package}" in err, err  # the file's folder: where it imports so
+    (package / "mypkg" / "adan.py").write_text("raise RuntimeError('typo on line 1')\n")
+    code, _, err = run(capsys, "trial", "submission=mypkg.adan:Adan", *SMOKE, results)
+    assert code == 2 and "python -c 'import mypkg.adan'" in err, err  # was: 'import mypkg', which passes
     code, _, err = run(capsys, "trial", "submission=mypkg.nothere:X", *SMOKE, results)
     assert code == 2 and "no module 'mypkg.nothere' can be imported" in err
     code, _, err = run(capsys, "trial", "submission=mypkg.opt", *SMOKE, results)  # no SUBMISSION, no :Class

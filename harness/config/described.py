@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.child_process import bare_start, context
-from harness.config.plugins import Source, load_class, mark_described, module_file, module_origin
+from harness.config.plugins import Source, import_command, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
 from harness.errors import UserError
 from harness.submission import Submission, TrainingHparams, plain_value
@@ -174,7 +174,7 @@ def _ask(source: Source, checks: list[dict[str, Any]], submission: str, config: 
         if not mine.poll(DESCRIBE_TIMEOUT_S):
             raise UserError(f"Importing the submission {source.module} gave no answer within {DESCRIBE_TIMEOUT_S:.0f} s"
                             f"{'' if child.is_alive() else f' (its process ended with exit code {child.exitcode})'}. "
-                            f"Check what its module does when imported (python -c 'import ...').")
+                            f"Check what its module does when imported ({import_command(source)}).")
         try:
             reply = json.loads(mine.recv_bytes())
         except EOFError:

@@ -191,6 +191,14 @@ def module_spec(module: str) -> Any:
     return spec
 
 
+def import_command(source: Source) -> str:
+    """The shell command that imports ``source``'s module alone, to see its error: a file by its name
+    in its folder, a dotted module by its full name (``mypkg.adan``, not its package)."""
+    if source.is_file:
+        return f"python -c 'import {Path(source.module).stem}' in {Path(source.module).parent}"
+    return f"python -c 'import {source.module}'" + (f" in {source.root}" if source.root else "")
+
+
 def load_class(source: Source, base: type) -> type:
     """Import the class ``source`` names and check it is a subclass of ``base``; an import that
     fails is a UserError quoting the error (the submission's code, not optbench, is at fault)."""
@@ -200,7 +208,7 @@ def load_class(source: Source, base: type) -> type:
         raise
     except Exception as error:  # whatever the module raised while importing
         raise UserError(f"{source.module} could not be imported: {type(error).__name__}: {error}. "
-                        f"Fix its code (try: python -c 'import {Path(source.module).stem}' in its folder).") from None
+                        f"Fix its code (try: {import_command(source)}).") from None
     cls = getattr(module, source.attribute, None)
     if cls is None:
         names = sorted(n for n, v in vars(module).items()
