@@ -195,6 +195,11 @@ def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys
     code, _, err = run(capsys, "trial", "submission=bare.py:Bare", *SMOKE, results)  # no YAML, lr has no default
     assert code == 2 and "needs hyperparameter(s) lr, momentum: set them in its config" in err
     assert "no bare.yaml beside it" in err
+    (package / "nohp.py").write_text(OPTIMIZER.replace("    Hparams = NesterovHparams\n", ""))
+    (package / "nohp.yaml").write_text(CONFIG.replace("nesterov_mine", "nohp"))
+    code, _, err = run(capsys, "trial", "submission=nohp.py:Nesterov", *SMOKE, results)  # forgot Hparams = ...
+    assert code == 2 and "Unknown hyperparameter(s) lr, momentum" in err, err
+    assert "Nesterov has no Hparams of its own" in err and "Hparams = " in err, err
     silent = OPTIMIZER.replace("class Nesterov(TorchOptimSubmission)", "class Silent(TorchOptimSubmission)")
     (package / "silent.py").write_text(silent + "\n    def update(self, batch, compute_loss):\n"
                                                 "        super().update(batch, compute_loss)\n")  # no return

@@ -220,6 +220,12 @@ def _check(cls: type[Submission], values: dict[str, Any], submission: str, confi
     try:
         made = cls.Hparams.from_mapping(values, submission=submission, config=config).as_dict()
     except UserError as error:
+        own = set(values) - {field.name for field in dataclasses.fields(TrainingHparams)}
+        if cls.Hparams is TrainingHparams and own:  # the class forgot ``Hparams = ...``: say so
+            return {"error": f"{error} {cls.__name__} has no Hparams of its own, so it takes only the batch size "
+                             f"and schedule: declare {', '.join(sorted(own))} in a dataclass subclass of "
+                             f"TrainingHparams and set it as the class's Hparams (Hparams = MyHparams; "
+                             f"docs/writing-a-submission.md)."}
         return {"error": str(error)}
     except Exception as error:  # its own __post_init__ rules may raise anything
         return {"error": f"The hyperparameters of submission '{submission or cls.__name__}' were refused by its "
