@@ -187,6 +187,9 @@ def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys
     assert code == 2 and "no module 'mypkg.nothere' can be imported" in err
     code, _, err = run(capsys, "trial", "submission=mypkg.opt", *SMOKE, results)  # no SUBMISSION, no :Class
     assert code == 2 and "has no SUBMISSION" in err and "mypkg.opt:Nesterov" in err
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nestorov", *SMOKE, results)  # a typo'd class name
+    assert code == 2 and "has no Nestorov" in err and "mypkg.opt:Nesterov" in err, err
+    assert "Nestorov = MyClass" not in err, err  # was: advice to export the class under the typo
     (package / "mypkg" / "clash.yaml").write_text(CONFIG.replace("nesterov_mine", "adamw"))
     code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov",
                        f"submission_config={package / 'mypkg' / 'clash.yaml'}", *SMOKE, results)

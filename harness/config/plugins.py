@@ -214,8 +214,10 @@ def load_class(source: Source, base: type) -> type:
         names = sorted(n for n, v in vars(module).items()
                        if isinstance(v, type) and issubclass(v, base) and v.__module__ == module.__name__)
         hint = f" It defines {', '.join(names)}: name one as {source.module}:{names[0]}." if names else ""
-        raise UserError(f"{source.module} has no {source.attribute}.{hint} A module exports its class as "
-                        f"{source.attribute} = MyClass, or is named as module:MyClass.")
+        exported = source.attribute in {attribute for _, attribute in KINDS.values()}  # no :Class given
+        how = (f" A module exports its class as {source.attribute} = MyClass, or is named as module:MyClass."
+               if exported else " Check the class name after the colon (names are case-sensitive).")
+        raise UserError(f"{source.module} has no {source.attribute}.{hint}{how}")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UserError(f"{source.module}:{source.attribute} is {cls!r}, not a subclass of {base.__module__}."
                         f"{base.__name__} (see docs/writing-a-submission.md and docs/architecture.md).")
