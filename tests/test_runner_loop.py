@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 import harness.core.clock as clock_module
 import harness.core.inprocess as inprocess
@@ -257,6 +258,64 @@ def test_a_failed_submission_keeps_its_steps_time_and_best(smoke_cfg, virtual, m
     assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
     assert summary["steps"] == 11 and summary["submission_time_s"] == 11 * STEP_S
     assert summary["best_validation"] == max(e["metrics"]["validation/accuracy"] for e in evals(summary))
+
+
+class SimulatedCudaError(RuntimeError):
+    """A fault of a kernel the submission launched, as CUDA reports it: at the next synchronisation."""
+
+
+class Deferred(torch.Tensor):
+    """A loss whose read raises, as a CUDA loss does after a device-side assert in the step."""
+
+    def item(self):
+        raise SimulatedCudaError("CUDA error: device-side assert triggered (simulated)")
+
+
+class DeviceFaultAtCall12(TimedSGD):
+    calls = 0
+
+    def update(self, batch, compute_loss):
+        loss = super().update(batch, compute_loss)
+        DeviceFaultAtCall12.calls += 1
+        return loss.as_subclass(Deferred) if DeviceFaultAtCall12.calls >= 12 else loss
+
+
+@pytest.mark.parametrize("sticky", [False, True])
+def test_a_device_fault_surfacing_at_the_harness_s_read_is_the_submission_s(
+        smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch, sticky: bool) -> None:
+    """The error of a kernel the submission launched surfaces where the host next waits for the device:
+    the harness's read of the loss, then (a CUDA error stays set) the clock's synchronisation. It was
+    recorded as the harness's failure at step 0 with nothing kept, and retried by every rerun."""
+    DeviceFaultAtCall12.calls = 0
+    monkeypatch.setattr(runner, "submission_class", lambda name, source=None: DeviceFaultAtCall12)
+    if sticky:  # the clock synchronises the device, and the device's error is raised there again
+        def synchronize(device=None):
+            if DeviceFaultAtCall12.calls >= 12:
+                raise SimulatedCudaError("CUDA error: device-side assert triggered (simulated)")
+        made = clock_module.SubmissionClock.__init__
+        def on_cuda(self, device):
+            made(self, device)
+            self._cuda = True
+        monkeypatch.setattr(clock_module.SubmissionClock, "__init__", on_cuda)
+        monkeypatch.setattr(clock_module.torch.cuda, "synchronize", synchronize)
+    summary = run(smoke_cfg, UNREACHABLE, "workload.sizes.smoke.eval_every_steps=5")
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.update", summary
+    assert "device-side assert" in summary["error"]
+    assert summary["steps"] == 12 and summary["submission_time_s"] == 12 * STEP_S
+    assert summary["best_validation"] == max(e["metrics"]["validation/accuracy"] for e in evals(summary))
+
+
+def test_a_failed_synchronisation_still_stops_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = clock_module.SubmissionClock(torch.device("cpu"))
+    clock._cuda = True
+    monkeypatch.setattr(clock_module.torch.cuda, "synchronize", lambda device=None: 1 / 0)
+    monkeypatch.setattr(clock_module, "time", types.SimpleNamespace(perf_counter=VirtualTime.perf_counter))
+    VirtualTime.now = 10.0
+    clock.resume()
+    VirtualTime.now = 12.5
+    with pytest.raises(ZeroDivisionError):
+        clock.pause()
+    assert not clock.running and clock.elapsed == 2.5 and clock.pause() == 2.5  # the second: no raise
 
 
 def test_a_harness_failure_keeps_what_was_reached(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch) -> None:

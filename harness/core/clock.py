@@ -34,10 +34,12 @@ class SubmissionClock:
     def pause(self) -> float:
         """Stop charging time, after the device has finished the queued work; returns the total."""
         if self._started is not None:
-            if self._cuda:
-                torch.cuda.synchronize(self._device)
-            self._elapsed += time.perf_counter() - self._started
-            self._started = None
+            try:
+                if self._cuda:
+                    torch.cuda.synchronize(self._device)  # a queued kernel's error is raised here...
+            finally:  # ...with the clock stopped all the same, so that a second pause (the runner's) is quiet
+                self._elapsed += time.perf_counter() - self._started
+                self._started = None
         return self._elapsed
 
     def restore(self, elapsed: float) -> None:

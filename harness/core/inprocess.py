@@ -24,7 +24,7 @@ from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.progress import Progress
-from harness.core.steps import StepRunner, Stop
+from harness.core.steps import DEVICE_FAULT, StepRunner, Stop
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -55,9 +55,10 @@ class InProcessTrainer:
             self.submission = build_submission(self.submission_cls, self.model, self.hparams, self.info, self.seed)
         except BaseException as error:
             self.interrupts.reraise_if_real(error)
-            self.clock.pause()
-            return Stop(0, "failed", error=traceback.format_exc(), error_in="submission.__init__")
-        self.clock.pause()
+            return self._pause(Stop(0, "failed", error=traceback.format_exc(), error_in="submission.__init__"))
+        failed = self._pause(None, 0, "submission.__init__")
+        if failed is not None:
+            return failed
         batches, compute_loss = training_stream(self.workload, self.team.wrap(self.model), self.hparams.batch_size,
                                                 self.seed)
         batches = self.team.shard(batches, self.hparams.batch_size)  # data parallel: this rank's slice
@@ -92,8 +93,10 @@ class InProcessTrainer:
             stop = self._steps().run(stop_step, due, agree if team.size > 1 else None, team.check_in)
         except RankLeft:  # data parallel: another rank failed after its step (runner.py's record says which)
             stop = self._left(self._steps().step)  # before the clock's synchronisation, which would wait for it
-        finally:
-            clock.pause()  # synchronises the device
+        except BaseException:
+            clock.pause()
+            raise
+        stop = self._pause(stop, stop.step, "submission.update")  # synchronises the device
         if team.size > 1 and stop.status == "due":  # data parallel: the slowest clock, the mean loss
             try:
                 elapsed, loss, finite = team.at_eval(clock.elapsed, torch.tensor(stop.loss),
@@ -104,6 +107,19 @@ class InProcessTrainer:
             stop = Stop(stop.step, "due" if bool(finite) else "diverged", float(loss))
         elif agreed:  # data parallel, ended otherwise (diverged): the slowest clock too
             clock.restore(max(clock.elapsed, agreed[0]))
+        return stop
+
+    def _pause(self, stop: Stop | None, step: int = 0, error_in: str = "") -> Stop | None:
+        """Pause the clock, which on CUDA waits for the queued work: an error raised there is that of a
+        kernel the submission queued (:meth:`harness.core.steps.StepRunner._read`), so ``stop`` becomes
+        a failure of ``error_in`` at ``step``; one that failed already (CUDA's error stays set, and is
+        raised again at every wait) is kept as it is."""
+        try:
+            self.clock.pause()
+        except Exception:
+            if stop is not None and stop.status == "failed":
+                return stop
+            return Stop(step, "failed", error=f"{traceback.format_exc()}{DEVICE_FAULT}", error_in=error_in)
         return stop
 
     def _left(self, step: int) -> Stop:

@@ -48,6 +48,19 @@ class Stop:
         return asdict(self)
 
 
+DEVICE_FAULT = ("(raised where the harness read the step's result: on CUDA a kernel's error surfaces at the next "
+                "synchronisation, after the submission's update or prepare_for_eval that queued it; "
+                "CUDA_LAUNCH_BLOCKING=1 makes it raise at the kernel itself)")
+
+
+class DeviceFault(Exception):
+    """An error raised where the host waited for the device (:meth:`StepRunner._read`); ``trace`` says where."""
+
+    def __init__(self, trace: str):
+        super().__init__(trace)
+        self.trace = trace
+
+
 def next_stop_step(step: int, eval_every: int | None, max_steps: float) -> float:
     """The step after which the next run of steps ends at the latest: the next multiple of
     ``eval_every`` (when the workload evaluates by steps) or ``max_steps``, whichever comes first."""
@@ -92,9 +105,17 @@ class StepRunner:
         called before ``due``, every step); ``check_in``, there, is called at each divergence check
         before the flag is read (:meth:`harness.core.distributed.Team.check_in`).
 
-        A failure of submission code ends the run as ``failed`` with its traceback; anything
-        else raised (a workload's batch stream) is the harness's and goes up.
+        A failure of submission code ends the run as ``failed`` with its traceback, and so does an
+        error raised where the harness reads the device's results (:meth:`_read`); anything else
+        raised (a workload's batch stream) is the harness's and goes up.
         """
+        try:
+            return self._run(stop_step, due, agree, check_in)
+        except DeviceFault as fault:
+            return Stop(self.step, "failed", error=fault.trace, error_in="submission.update")
+
+    def _run(self, stop_step: float, due: Callable[[int], bool], agree: Callable[[bool], bool] | None,
+             check_in: Callable[[], None] | None) -> Stop:
         submission, interrupts = self.submission, self.interrupts
         while True:
             batch = next(self.batches)
@@ -109,12 +130,12 @@ class StepRunner:
             self.step += 1
             if self.on_cuda:
                 self.all_finite &= torch.isfinite(loss).all()  # queued on the device (no synchronisation); any shape
-            elif not math.isfinite(loss.item()):
+            elif not math.isfinite(self._read(loss)):
                 self.all_finite.fill_(False)
             check = self.step % self.check_every == 0
             if check and check_in is not None:
                 check_in()  # data parallel: before the read, which on CUDA waits for this step's gradient exchange
-            diverged = check and not self.all_finite.item()
+            diverged = check and not self._read(self.all_finite)
             if agree is not None:
                 diverged = agree(diverged)
             if diverged:
@@ -126,10 +147,21 @@ class StepRunner:
         except BaseException as error:
             interrupts.reraise_if_real(error)
             return Stop(self.step, "failed", error=traceback.format_exc(), error_in="submission.prepare_for_eval")
-        value = loss.item()  # synchronises the device
-        if not (self.all_finite.item() and math.isfinite(value)):
+        value = self._read(loss)  # synchronises the device
+        if not (self._read(self.all_finite) and math.isfinite(value)):
             return Stop(self.step, "diverged", value)
         return Stop(self.step, "due", value)
+
+    def _read(self, tensor: torch.Tensor) -> Any:
+        """``tensor.item()``, where the host waits for the device: on CUDA, the error of a kernel the
+        submission queued (a device-side assert, an illegal address) is raised at the next such
+        wait, here, not in ``update``. It is the submission's, as if ``update`` had raised it (a
+        harness failure would keep the trial's checkpoint and be retried into the same fault)."""
+        try:
+            return tensor.item()
+        except BaseException as error:
+            self.interrupts.reraise_if_real(error)
+            raise DeviceFault(f"{traceback.format_exc()}{DEVICE_FAULT}") from None
 
 
 class Trainer(Protocol):

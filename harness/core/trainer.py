@@ -139,6 +139,8 @@ class Session:
     def construct(self, _: Any) -> None:
         try:
             self.submission = build_submission(self.submission_cls, self.model, self.hparams, self.info, self.seed)
+            if self.device.type == "cuda":  # what __init__ queued there is construction's (the harness's clock runs
+                torch.cuda.synchronize(self.device)  # until this reply), and so is an error its kernels raise here
         except BaseException:
             send(self.conn, {"event": "stopped", **Stop(0, "failed", error=traceback.format_exc(),
                                                          error_in="submission.__init__").as_dict()})
@@ -146,8 +148,6 @@ class Session:
         batches, compute_loss = training_stream(self.workload, self.model, self.hparams.batch_size, self.seed)
         self.steps = StepRunner(self.submission, batches, compute_loss, self.device, int(self.setup["check_every"]),
                                 self.interrupts)
-        if self.device.type == "cuda":  # what __init__ queued there is construction's (the harness's clock
-            torch.cuda.synchronize(self.device)  # runs until this reply), as the in-process clock's pause charges it
         send(self.conn, {"event": "constructed"})
 
     def restore(self, resume: dict[str, Any]) -> None:
