@@ -15,6 +15,8 @@
 #                       (up to what running the in-process trial twice shows: CUDA's nondeterminism)
 #   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
+# `bash scripts/gpu_check.sh rest` runs only the checks after cifar10-gpu (from syncs-gpt on): a second
+# loan's run, for when the first one's budget ran out before the isolated and data-parallel trials.
 # `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist]` instead runs `optbench calibrate`
 # of that workload's gpu size, gpt by default (AdamW's defaults: one search run and confirming seeds
 # 1 and 2, each at most 150 s; it writes the measured target, budget and hardware into
@@ -65,6 +67,7 @@ trap pack EXIT
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+    "$PY" -c "from harness.core.compile import cuda_compile_missing as m; print('torch.compile on CUDA lacks:', m() or 'nothing')"
     nproc
 } > "$OUT/env.txt" 2>&1
 
@@ -121,13 +124,19 @@ if [ "${1:-}" = calibrate ]; then
     exit 0
 fi
 
-# the gpu sizes run in bf16 (their precision) and compiled before the clock (compile=auto on CUDA):
-# each summary's timing.compile_s is the training graph's compilation, not charged (the evaluation
-# graph compiles at the first evaluation, inside timing.evaluation_s, not charged either)
-trial gpt-gpu 270 workload=gpt workload.size=gpu max_steps=5000
-# the clock's claim (goal >= 0.98) before cifar10's target: a whole run is ~600 s, and the boxes are ceilings
-bench overhead-gpt 90 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
-trial cifar10-gpu 200 workload=cifar10 workload.size=gpu  # 60 s charged, plus data loading, compiling (train and eval) and evaluations
+case "${1:-}" in
+    ""|rest) ;;
+    *) echo "unknown argument '$1': none (every check), rest (from syncs-gpt on) or calibrate [WORKLOAD]" >&2; exit 2;;
+esac
+if [ "${1:-}" != rest ]; then
+    # the gpu sizes run in bf16 (their precision) and compiled before the clock (compile=auto on CUDA):
+    # each summary's timing.compile_s is the training graph's compilation, not charged (the evaluation
+    # graph compiles at the first evaluation, inside timing.evaluation_s, not charged either)
+    trial gpt-gpu 270 workload=gpt workload.size=gpu max_steps=5000
+    # the clock's claim (goal >= 0.98) before cifar10's target: a whole run is ~600 s, and the boxes are ceilings
+    bench overhead-gpt 90 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=3
+    trial cifar10-gpu 200 workload=cifar10 workload.size=gpu  # 60 s charged, plus data loading, compiling and evaluations
+fi
 bench syncs-gpt 45 scripts/bench_syncs.py workload=gpt size=gpu
 bench syncs-cifar10 45 scripts/bench_syncs.py workload=cifar10 size=gpu data_dir="$DATA"
 # the same gpt steps eager, for the step rate compilation buys (compare submission_time_s at 500 steps)

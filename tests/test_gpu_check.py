@@ -58,6 +58,17 @@ def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
     assert scripts and all((REPO / script).is_file() for script in scripts)
 
 
+def test_rest_runs_only_the_checks_after_the_first_three(tmp_path: Path) -> None:
+    """A loan's budget runs out before the isolated and data-parallel checks: ``rest`` starts there."""
+    trials = dry_run(tmp_path, "rest", CUDA_VISIBLE_DEVICES="")
+    assert {"cifar10-gpu-isolated-300", "syncs-gpt"} <= trials.keys(), trials.keys()
+    assert not {"gpt-gpu", "overhead-gpt", "cifar10-gpu"} & trials.keys()
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "everything"], cwd=tmp_path,
+                          env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "o")},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown argument 'everything'" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("workload", ["cifar10"])  # the command differs by the workload's name alone
 def test_the_calibration_it_would_run_composes(workload: str, tmp_path: Path) -> None:
     words = dry_run(tmp_path, "calibrate", workload)["calibrate"]
