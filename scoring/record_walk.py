@@ -30,7 +30,7 @@ from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
 from harness.errors import UserError
 from scoring.forked import can_fork, usable_cpus
 from scoring.record_index import SweepIndex, entry_names, file_key, folder_key
-from scoring.trial_files import MISSING, SWEEP, Problem, _child, _problem, _read_trial_files
+from scoring.trial_files import FOREIGN, MISSING, SWEEP, Problem, _child, _problem, _read_trial_files
 
 # From this many units (sweep folders and lone trial folders) on, the reading uses several processes.
 READ_PARALLEL_FROM = 200
@@ -225,8 +225,7 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
         for folder, is_sweep in units:
             if not is_sweep:
                 if _read_into(rows, problems, folder, False, None, None) and rows.count:
-                    _note_planless(planless, folder, {name: rows.data[name][-1] if name in rows.data else None
-                                                      for name in ("record_dir", *_SWEEP_TRIAL_KEYS)})
+                    _note_planless(planless, folder, _last_row(rows))
                 continue
             cache = SweepIndex(folder) if index else None
             unchanged = cache.unchanged_columns() if cache is not None else None
@@ -240,10 +239,19 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
             counts.update(scan.counts)
             sweeps += sorted(scan.problems, key=lambda p: _path_key(str(p.file)))
             seen = set()
+            damaged_plan = next((p for p in scan.problems if p.record_dir == Path(folder)), None)
             for trial in sorted(scan.folders, key=_path_key):
-                if _read_into(rows, problems, trial, trial in scan.unlisted, *scan.planned.get(trial, (None, None)),
-                              cache=cache):
+                if (foreign := scan.unplanned(trial)) is not None:
+                    problems.append(foreign)
+                    if cache is not None:
+                        cache.skip()
+                elif _read_into(rows, problems, trial, trial in scan.unlisted, *scan.planned.get(trial, (None, None)),
+                                cache=cache):
                     seen.add(trial)
+                    if damaged_plan is not None and rows.count:  # its plan unreadable: as if it had none
+                        _note_planless(planless, trial, _last_row(rows), damaged_plan.detail)
+            if damaged_plan is not None and folder in planless:  # said once, as the trials' sweep's problem
+                sweeps.remove(damaged_plan)
             for trial in sorted(set(scan.planned) - seen, key=_path_key):
                 sweep, entry = scan.planned[trial]
                 missing.append(_problem(MISSING, Path(trial), Path(trial) / MANIFEST_FILE, "no manifest.json (not run "
@@ -270,21 +278,30 @@ class Planless:
     workload: str  # <workload>-<size>
     ruleset: str
     count: int = 0
+    damage: str = ""  # why its sweep.json cannot be read, where there is one
 
     def problem(self, sweep: str) -> Problem:
+        state = f"damaged ({self.damage.removeprefix('damaged: ')})" if self.damage else "missing"
         return Problem(SWEEP, Path(sweep), Path(sweep) / SWEEP_FILE,
-                       f"missing: {self.count} trial{'s' if self.count > 1 else ''} of a tuning sweep (a study and "
-                       f"trial in their manifests) found without it, so the trials it planned that are not here "
+                       f"{state}: {self.count} trial{'s' if self.count > 1 else ''} of a tuning sweep (a study and "
+                       f"trial in their manifests) found without a plan, so the trials it planned that are not here "
                        f"cannot be listed", self.submission, self.workload, self.ruleset, Path(sweep))
 
 
-def _note_planless(planless: dict[str, Planless], folder: str, row: dict[str, Any]) -> None:
+def _note_planless(planless: dict[str, Planless], folder: str, row: dict[str, Any], damage: str = "") -> None:
     """Count the trial just read from ``folder`` (``row``) in ``planless`` when its manifest says it
-    is a tuning sweep's (a study, an external or self ruleset) but no ``sweep.json`` holds it."""
+    is a tuning sweep's (a study, an external or self ruleset) but no ``sweep.json`` holds it (none,
+    or one that cannot be read: ``damage`` says why)."""
     if row["record_dir"] != folder or row["ruleset"] not in ("external", "self") or not _is_study(row["study"]):
         return
     planless.setdefault(str(Path(folder).parent.parent),
-                        Planless(row["submission"], f"{row['workload']}-{row['size']}", row["ruleset"])).count += 1
+                        Planless(row["submission"], f"{row['workload']}-{row['size']}", row["ruleset"],
+                                 damage=damage)).count += 1
+
+
+def _last_row(rows: Table) -> dict[str, Any]:
+    """What :func:`_note_planless` reads of the row just added to ``rows``."""
+    return {name: rows.data[name][-1] if name in rows.data else None for name in ("record_dir", *_SWEEP_TRIAL_KEYS)}
 
 
 def _is_study(value: Any) -> bool:
@@ -368,13 +385,26 @@ class _Scan:
     problems: list[Problem] = field(default_factory=list)  # sweep.json files that cannot be read
     folders: set[str] = field(default_factory=set)  # trial folders to read
     unlisted: set[str] = field(default_factory=set)  # of which planned ones not listed: their files may be absent
+    root: str = ""  # the sweep folder walked
+    plan: dict[str, Any] | None = None  # its own plan's owner (_PLAN_KEYS), when its sweep.json could be read
+
+    def unplanned(self, folder: str) -> Problem | None:
+        """The problem of trial ``folder``, in a sweep whose plan was read, when the plan has no trial
+        there (a study copied in beside the planned ones): not one of the sweep's trials."""
+        if self.plan is None or folder in self.planned:
+            return None
+        plan = self.plan
+        return Problem(FOREIGN, Path(folder), Path(_child(folder, MANIFEST_FILE)),
+                       f"not a trial of the sweep's plan (its {SWEEP_FILE} plans none in this folder): a record "
+                       f"copied or moved into the sweep's folder", plan["submission"],
+                       f"{plan['workload']}-{plan['size']}", plan["ruleset"], Path(self.root))
 
 
 def _scan(root: str, cache: SweepIndex | None = None) -> _Scan:
     """Walk ``root`` (a sweep folder) once, finding files as :func:`_units` does: every sweep.json,
     read when met (``root``'s own plan through ``cache``, its index, when given); every folder holding
     a manifest.json or an evals.jsonl; and every existing folder of a planned trial, not listed."""
-    scan = _Scan()
+    scan = _Scan(root=root)
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -412,18 +442,21 @@ def _add_plan(scan: _Scan, folder: str, path: str, cache: SweepIndex | None = No
             cache.store_plan(key, digest)
     sweep = {name: digest[name] for name in _PLAN_KEYS}
     scan.counts[Path(folder)] = len(digest["trials"])
-    for study, trial in digest["trials"]:
-        scan.planned[_child(folder, f"study{study}", f"trial{trial}")] = (sweep, {"study": study, "trial": trial})
+    if folder == scan.root:
+        scan.plan = sweep
+    for study, trial, seed in digest["trials"]:
+        scan.planned[_child(folder, f"study{study}", f"trial{trial}")] = (sweep, {"study": study, "trial": trial,
+                                                                                   "seed": seed})
 
 
 # What scoring keeps of a sweep plan: whose trials these are (for the problems' messages), and
-# which (study, trial) it planned.
+# which (study, trial, seed) it planned.
 _PLAN_KEYS = ("submission", "workload", "size", "ruleset")
 
 
 def _plan_digest(sweep: dict[str, Any]) -> dict[str, Any]:
     return {**{name: sweep[name] for name in _PLAN_KEYS},
-            "trials": [[entry["study"], entry["trial"]] for entry in sweep["trials"]]}
+            "trials": [[entry["study"], entry["trial"], entry["seed"]] for entry in sweep["trials"]]}
 
 
 def _path_key(path: str) -> str:

@@ -24,6 +24,7 @@ from scoring.record_walk import Reading, Table
 from scoring.trial_files import (
     DAMAGED,
     EVALS,
+    FOREIGN,
     MISSING,
     RUNNING,
     SWEEP,
@@ -105,6 +106,8 @@ _WHAT_TO_DO = {
              "(`optbench trial` for a lone trial) to resume them",
     DAMAGED: "restore the file from a copy, or delete the trial's folder and rerun the same command to run it again",
     EVALS: "restore evals.jsonl from a copy",
+    FOREIGN: "move the record out of the sweep's folder (or back to the slot its manifest names); the same "
+             "command then runs the slot's own trial",
     SWEEP: "restore sweep.json from a copy; until then the trials found under it are scored as they are and its "
            "missing ones cannot be listed",
 }
@@ -152,7 +155,7 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
     return messages
 
 
-_KIND_NAMES = {MISSING: "no manifest", RUNNING: "running", DAMAGED: "a damaged manifest",
+_KIND_NAMES = {MISSING: "no manifest", RUNNING: "running", DAMAGED: "a damaged manifest", FOREIGN: "a foreign record",
                EVALS: "evals.jsonl", SWEEP: "sweep.json"}
 
 

@@ -29,13 +29,15 @@ from harness.core.records import (
     read_manifest,
 )
 
-# Problem kinds. Not scored: MISSING, RUNNING, DAMAGED. Scored from the manifest: EVALS.
+# Problem kinds. Not scored: MISSING, RUNNING, DAMAGED, FOREIGN. Scored from the manifest: EVALS.
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
 RUNNING = "running"  # manifest.json says running: interrupted, or still running
 DAMAGED = "damaged"  # manifest.json exists but cannot be used
 EVALS = "evals"  # a finished trial whose evals.jsonl is missing or lacks its end line (one contradicting the
 #                  manifest is DAMAGED: neither file is believed)
 SWEEP = "sweep"  # sweep.json cannot be read: which trials it planned is unknown
+FOREIGN = "foreign"  # in a sweep's folder, a record that is not the trial its plan puts there (copied or moved
+#                     from another slot or sweep, or edited), or in a folder the plan has no trial of
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
             return None, None, False
         return None, _problem(MISSING, Path(folder), Path(path), "no manifest.json, only an evals.jsonl (its record "
                               "was lost)", sweep, entry), False
+    if entry is not None:
+        said = (manifest.get("study"), manifest.get("trial"), manifest["seed"])
+        planned = (entry["study"], entry["trial"], entry["seed"])
+        if said != planned:
+            return None, _problem(FOREIGN, Path(folder), Path(path), "not the trial the sweep's plan (sweep.json) "
+                                  "puts here: its manifest says study {}, trial {}, seed {} where the plan says "
+                                  "study {}, trial {}, seed {} (a record copied or moved from another slot or sweep, "
+                                  "or an edited one)".format(*said, *planned), sweep, entry, manifest), False
     if manifest["status"] not in FINAL_STATUSES:
         return None, _problem(RUNNING, Path(folder), Path(path), "status running (interrupted, or still running)",
                               sweep, entry, manifest), False
@@ -111,17 +121,25 @@ def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
         problem = "missing"
     elif end is None:
         problem = "has no end line"
-    elif end.get("status") != manifest["status"] or ("time_to_target_s" in end and end["time_to_target_s"] !=
-                                                      manifest["summary"].get("time_to_target_s")):
-        said = ((f"status {end.get('status')!r}", repr(manifest["status"])) if end.get("status") != manifest["status"]
-                else (f"time_to_target_s {end.get('time_to_target_s')!r}",
-                      repr(manifest["summary"].get("time_to_target_s"))))
+    elif (disagree := _disagreement(end, manifest)) is not None:
+        said = disagree
         return None, _problem(DAMAGED, Path(folder), Path(evals), f"damaged: it ends with {said[0]} where "
                               f"manifest.json says {said[1]}: the two records of the trial disagree (one was edited "
                               f"or damaged), so neither is believed", sweep, entry, manifest), False
     if problem is not None:
         problem = _problem(EVALS, Path(folder), Path(evals), problem, sweep, entry, manifest)
     return _row(manifest, folder, evals_file=present), problem, problem is None and not whole
+
+
+def _disagreement(end: dict[str, Any], manifest: dict[str, Any]) -> tuple[str, str] | None:
+    """What the evaluations' end line says otherwise than the manifest (the status, the time or the
+    steps to the target, where the end line has them), as (its words, the manifest's value)."""
+    if end.get("status") != manifest["status"]:
+        return f"status {end.get('status')!r}", repr(manifest["status"])
+    for name in ("time_to_target_s", "steps_to_target"):
+        if name in end and end[name] != manifest["summary"].get(name):
+            return f"{name} {end[name]!r}", repr(manifest["summary"].get(name))
+    return None
 
 
 def _load_manifest(path: str) -> dict[str, Any] | None:

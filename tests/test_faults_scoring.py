@@ -256,6 +256,74 @@ def test_sweep_trials_found_without_their_sweep_file_are_scored_and_marked_incom
     assert code == 1 and "sweep.json" in err
 
 
+def copy_over(source: Path, folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)
+
+
+def edit_study(folder: Path) -> None:
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "study": 7}))
+
+
+MISPLACED = {  # a sweep's slot (folder study0/trial0 of B, not reached) holding what is not its planned trial
+    "another slot's record copied over it": lambda results: copy_over(trial_dir(results, "B", 1, 1),
+                                                                      trial_dir(results, "B", 0, 1)),
+    "another sweep's record of the slot": lambda results: copy_over(trial_dir(results, "A", 0, 0),
+                                                                    trial_dir(results, "B", 0, 1)),
+    "its manifest's study edited": lambda results: edit_study(trial_dir(results, "B", 0, 1)),
+    "an unplanned study folder added": lambda results: copy_over(trial_dir(results, "B", 1, 1),
+                                                                 trial_dir(results, "B", 5, 0)),
+}
+
+
+@pytest.mark.parametrize("misplace", list(MISPLACED))
+def test_a_record_that_is_not_the_slot_s_planned_trial_is_not_scored(misplace: str, sweeps: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """A trial's study, trial and seed came from its manifest alone: a record copied into a sweep's
+    folder from another slot or sweep (or a manifest edited) joined the sweep's studies, moved the
+    median, and passed strict=true."""
+    MISPLACED[misplace](sweeps)
+    if "another sweep" in misplace:  # A's record under B's folder: its submission is A's
+        manifest = trial_dir(sweeps, "B", 0, 1) / "manifest.json"
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "submission": "B", "seed": 4242}))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert board.loc["B", "incomplete_on"] == "w1-cpu", board.loc["B"]
+    assert board.loc["B", "studies"] == 2 and pd.isna(board.loc["C", "incomplete_on"])
+    assert "sweep.json" in err and "B on w1-cpu" in err, err
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and "B on w1-cpu" in err
+
+
+def test_a_damaged_sweep_file_marks_its_submission_as_a_missing_one_does(sweeps: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    """A torn sweep.json left the row unmarked, and its lost study out of the median, where a deleted
+    sweep.json marks it incomplete: the more damaged plan was the more trusted."""
+    folder = trial_dir(sweeps, "B", 0, 0).parents[1]
+    (folder / "sweep.json").write_text('{"version": 1, "trials": [')
+    shutil.rmtree(folder / "study1")
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert board.loc["B", "incomplete_on"] == "w1-cpu" and pd.isna(board.loc["C", "incomplete_on"])
+    notes = (tmp_path / "board" / "leaderboard.md").read_text()
+    line = next(line for line in notes.splitlines() if line.startswith("note: B on w1-cpu"))
+    assert str(folder / "sweep.json") in line and "damaged" in line and "2 trials of a tuning sweep" in line, line
+
+
+def test_steps_to_target_edited_in_a_manifest_is_caught(sweeps: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """Only the time to target was compared with the evaluations' end line: an edited step count
+    moved the steps score without a word."""
+    manifest = trial_dir(sweeps, "A", 0, 0) / "manifest.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "summary": {**record["summary"], "steps_to_target": 1}}))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0 and "steps_to_target" in err and str(trial_dir(sweeps, "A", 0, 0) / "evals.jsonl") in err, err
+
+
 def test_nothing_finished_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"
     folder = write_sweep_records(results, "A", [[10.0]])
