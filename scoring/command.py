@@ -41,6 +41,8 @@ def run_score(overrides: list[str], log: Any = None) -> dict[str, Any]:
         raise UserError(f"bootstrap={cfg.bootstrap}: give 0 (no intervals) or at least {MIN_BOOTSTRAP} resamples: the "
                         f"95% interval's ends are the 2.5th and 97.5th percentiles, which fewer resamples cannot "
                         f"tell from their extremes (default 1000).")
+    if not 0 <= cfg.seed < 2**32:
+        raise UserError(f"seed={cfg.seed}: the bootstrap's seed must be in [0, 2^32) (default 0).")
     if cfg.format == "algoperf":
         from harness.log import stderr_logger
         from scoring.algoperf import score_algoperf

@@ -185,6 +185,14 @@ def test_score_refuses_a_bootstrap_too_small_to_give_an_interval(samples: str, r
     assert f"bootstrap={samples}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_score_refuses_a_bootstrap_seed_numpy_cannot_take(seed: str, results: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """seed=-1 was a traceback from NumPy's SeedSequence, after the out folder was made."""
+    assert main(["score", f"results={results}", f"seed={seed}", f"out={results / 'board'}"]) == 2
+    assert f"seed={seed}" in capsys.readouterr().err and not (results / "board").exists()
+
+
 @pytest.mark.parametrize(("extra", "said"), [
     (["submission=adamw", "submission.hparams.lr=0.5"], "lr is searched by the external ruleset"),
     (["submission=sgd", "ruleset=self", "submission.hparams.lr=0.9"], "runs the submission's own defaults"),
