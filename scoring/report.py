@@ -234,10 +234,9 @@ def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: st
     if meanwhile is not None:
         board = meanwhile(board)
         lap("bootstrap")
-    board.table.replace({math.inf: None}).to_csv(out / "leaderboard.csv", index=False)
+    csv = board.table.replace({math.inf: None}).to_csv(index=False)
     lap("csv")
-    markdown = markdown_table(board)
-    (out / "leaderboard.md").write_text(f"# {title}\n\n{markdown}")
+    markdown = f"# {title}\n\n{markdown_table(board)}"
     lap("markdown")
     plots, seconds = {}, {}  # name -> Plot (os.PathLike, with .path and .caption); kind -> seconds
     for aside in drawing:
@@ -246,11 +245,35 @@ def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: st
         seconds.update(took)
     plots = {name: plots[name] for name in sorted(plots, key=lambda n: PLOT_KINDS.index(n.split(" ")[0]))}
     lap("plots")
-    (out / "leaderboard.html").write_text(render_html(board, title, plots, folder=out))
+    page = render_html(board, title, plots, folder=out)
+    write_together({out / "leaderboard.csv": csv, out / "leaderboard.md": markdown, out / "leaderboard.html": page})
     lap("html")
     return {"leaderboard": str(out / "leaderboard.md"), "csv": str(out / "leaderboard.csv"),
             "html": str(out / "leaderboard.html"), "plots": [str(p) for p in plots.values()],
             "captions": {name: p.caption for name, p in plots.items()}, "plot_seconds": seconds}
+
+
+def write_together(files: dict[Path, str]) -> None:
+    """Write ``files`` so that a failure (a full disk, a file-size limit, a folder in the way) leaves
+    every one of them as it was: each to a temporary file beside it first, then all renamed over
+    the old ones. The failure is a UserError naming the file, not a traceback."""
+    temporary: dict[Path, Path] = {}
+    path = next(iter(files))
+    try:
+        for path, text in files.items():
+            if path.is_dir():
+                raise IsADirectoryError(21, "a folder is in the way")
+            temporary[path] = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary[path].write_text(text)
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"Cannot write {path}: {error.strerror or error}. The leaderboard was not "
+                        f"written (the previous one, if any, is as it was; the records are untouched): free some "
+                        f"space, or choose another out= folder.") from None
+    finally:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
 
 
 # The plots are drawn in two forked processes, these kinds in each: about equal halves of the work

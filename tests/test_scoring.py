@@ -291,6 +291,34 @@ def test_corrupt_record_line_is_skipped_with_a_warning(scored_results: Path, tmp
         assert main(["score", f"results={copy}", f"out={tmp_path / 'b'}", "bootstrap=0"]) == 0
 
 
+def test_a_failed_write_of_the_board_is_named_and_leaves_the_old_files(scored_results: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """A file-size limit (a full disk) while writing leaderboard.html was a traceback, and left a
+    truncated page beside the new CSV and Markdown: a board of two runs. Now: exit 2 naming the
+    file, and the old board's three files as they were."""
+    import subprocess
+    import sys
+
+    board = tmp_path / "board"
+    score = ["score", f"results={scored_results}", f"out={board}", "bootstrap=0", "index=false"]
+    assert main(score) == 0
+    before = {name: (board / name).read_bytes() for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.html")}
+    limit = len(before["leaderboard.html"]) // 1024 - 4  # KiB: the page cannot be written, the others can
+    assert limit * 1024 > max(len(before["leaderboard.csv"]), len(before["leaderboard.md"]))
+    command = " ".join([f"ulimit -f {limit};", sys.executable, "-m", "harness.cli", *score, "tau_max=3"])
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2 and "leaderboard.html" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert {name: (board / name).read_bytes() for name in before} == before
+    assert not [path.name for path in board.iterdir() if path.name.endswith(".tmp")]
+    (board / "leaderboard.md").unlink()
+    (board / "leaderboard.md").mkdir()  # a folder where a file goes
+    assert main(score) == 2
+    err = capsys.readouterr().err
+    assert "leaderboard.md" in err and "Traceback" not in err
+    assert (board / "leaderboard.csv").read_bytes() == before["leaderboard.csv"]
+
+
 def test_empty_or_missing_results_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["score", f"results={tmp_path / 'nope'}"]) == 2
     assert "is not a folder" in capsys.readouterr().err
