@@ -248,6 +248,13 @@ def test_records_of_other_workload_settings_caps_or_copies_are_refused() -> None
     rows.append(trial_row("B", "w1", 0, 1, 4.0, record_dir="r/external-2/study0/trial0"))  # a second sweep of B
     with pytest.raises(UserError, match=r"B on w1-cpu come from 2 sweeps \(r/external-2, r/external-3\)"):
         build(pd.DataFrame(rows), samples=0)
+    # the same tune run again with trials=2: its study0/trial0 is the first run's (the same point and seed),
+    # which read as a copied record; it is a second sweep
+    rows = [trial_row("B", "w1", 0, 0, 7.0, config_hash="abc", record_dir="r/external-1/study0/trial0"),
+            trial_row("B", "w1", 0, 0, 7.0, config_hash="abc", record_dir="r/external-2/study0/trial0"),
+            trial_row("B", "w1", 0, 1, 8.0, config_hash="def", record_dir="r/external-2/study0/trial1")]
+    with pytest.raises(UserError, match=r"B on w1-cpu come from 2 sweeps \(r/external-1, r/external-2\)"):
+        build(pd.DataFrame(rows), samples=0)
 
 
 @pytest.fixture(scope="module")
