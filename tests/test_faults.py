@@ -458,6 +458,24 @@ def test_status_strict_refuses_what_score_strict_refuses(sweep_copy: Path, capsy
     assert str(manifest_path.parent) in err and str(manifest_path.parent) in score_said, err
 
 
+def test_status_says_what_its_rows_cannot_show(sweep_copy: Path, capsys) -> None:
+    """Trials of a sweep whose sweep.json was lost were left out of status's listing without a
+    word (exit 0, totals without them); a record copied over another slot was listed as that
+    slot's, done. Both are now said (as score says them), still with exit 0 unless strict=true."""
+    other = next(sweep_copy.rglob("study1/trial1"))
+    shutil.rmtree(next(sweep_copy.rglob("study0/trial1")))
+    shutil.copytree(other, other.parent.parent / "study0" / "trial1")  # another slot's record, copied over
+    assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0
+    captured = capsys.readouterr()
+    assert "study 0 trial 1" in captured.out and "not the trial the sweep's plan" in captured.out, captured.out
+    sweep_file = next(sweep_copy.rglob("sweep.json"))
+    sweep_file.unlink()
+    assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0
+    captured = capsys.readouterr()
+    assert str(sweep_file) in captured.err and "found without a plan" in captured.err, captured.err
+    assert main(["status", f"results={sweep_copy}", "scheduler=false", "strict=true"]) == 1
+
+
 def test_status_of_a_copied_results_folder_shows_the_copy_s_logs(finished_sweep: Path, sweep_copy: Path) -> None:
     """A record's attempt names its log by the path it was written at; in a copy (a results folder
     brought back from a cluster) status showed those paths, into the original folder."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from harness.config.compose import compose_config
 from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.errors import Incomplete, UserError
-from scoring.records import problem_messages, read_records
+from scoring.records import Records, problem_messages, read_records
+from scoring.trial_files import FOREIGN, MISSING, RUNNING, SWEEP, Problem
 
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
@@ -35,8 +37,6 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
     damaged manifest gives its trial that state, with the problem in ``problem``.
     """
     paths = sorted(results.rglob(SWEEP_FILE))
-    if not paths:
-        raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
     sweeps, damaged = [], []
     for path in paths:
         try:
@@ -216,18 +216,39 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
     if not results.is_dir():
         raise UserError(f"results={results} is not a folder.")
     rows = collect(results, bool(cfg.scheduler))
+    records = read_records(results)  # as score reads them: what the rows alone cannot show
+    unseen = [problem for problem in records.problems if mark_row(rows, problem)]
+    if not rows and not unseen:
+        raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
     print(format_rows(rows), end="", flush=True)
+    for message in problem_messages(unseen, records.planned):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
     if cfg.strict:
-        refuse_incomplete(results, rows)
+        refuse_incomplete(results, rows, records)
     return rows
 
 
-def refuse_incomplete(results: Path, rows: list[dict[str, Any]]) -> None:
+def mark_row(rows: list[dict[str, Any]], problem: Problem) -> bool:
+    """Put ``problem`` (score's reading of a trial) on its trial's row where the row does not say it
+    (a record that is not the slot's trial, one that disagrees with its evaluations); True when no
+    row can show it (trials of a sweep whose plan is lost or unreadable, a record in a folder the
+    plan has none in): to be said beside the listing."""
+    row = next((row for row in rows if row["record_dir"] == str(problem.record_dir) and row["study"] is not None),
+               None)
+    if row is None:
+        return problem.kind in (SWEEP, FOREIGN) or problem.sweep is None
+    if problem.kind in (MISSING, RUNNING):  # its state says it: pending, running or interrupted
+        return False
+    if not row.get("problem"):
+        row["problem"] = f"{problem.file}: {problem.detail}"
+    return False
+
+
+def refuse_incomplete(results: Path, rows: list[dict[str, Any]], records: Records) -> None:
     """``strict=true``: exit 1 where a trial has not ended with a readable record, or where
     ``optbench score strict=true`` would refuse the records for another reason (a manifest and
     evals.jsonl that disagree, trials found without their sweep's plan): read as score reads them,
     so that both answer "complete?" alike."""
-    records = read_records(results)
     messages = problem_messages(records.problems, records.planned)
     if unfinished_rows(rows) and not messages:  # score's own lines name those trials, where it lists any
         messages.append(f"{len(unfinished_rows(rows))} trial(s) have not ended with a readable record "
