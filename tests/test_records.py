@@ -54,3 +54,12 @@ def test_appends_never_rewrite_earlier_bytes(tmp_path: Path) -> None:
     inode = os.stat(path).st_ino
     append_jsonl(path, {"a": 2})
     assert path.read_bytes().startswith(before) and os.stat(path).st_ino == inode
+
+
+def test_a_damaged_file_s_advice_fits_the_file(tmp_path: Path) -> None:
+    """A damaged sweep.json advised deleting "the trial's folder": its own folder, the whole sweep's
+    finished trials with it."""
+    sweep = str(records.DamagedRecord(tmp_path / "external-abc" / "sweep.json", "not JSON"))
+    assert "restore it from a copy" in sweep and "delete" not in sweep, sweep
+    manifest = str(records.DamagedRecord(tmp_path / "study0" / "trial0" / "manifest.json", "not JSON"))
+    assert f"delete the trial's folder ({tmp_path / 'study0' / 'trial0'})" in manifest

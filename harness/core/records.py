@@ -55,8 +55,10 @@ class DamagedRecord(UserError):
 
     def __init__(self, path: Path, problem: str):
         self.path, self.problem = Path(path), problem
-        super().__init__(f"{path}: {problem}. The file is left as it is; restore it from a copy, or delete "
-                         f"the trial's folder ({Path(path).parent}) to run that trial again.")
+        todo = (f"restore it from a copy, or delete the trial's folder ({self.path.parent}) to run that trial again"
+                if self.path.name in (MANIFEST_FILE, EVALS_FILE) else "restore it from a copy (the records "
+                "beside it are not touched)")
+        super().__init__(f"{path}: {problem}. The file is left as it is; {todo}.")
 
 
 def _json_safe(value: Any) -> Any:
