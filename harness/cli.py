@@ -135,6 +135,27 @@ COMMANDS = {
 }
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A UserWarning (optbench's own: a record it skipped, a setting it doubts) in the words of its
+    errors, once (a file read twice, for the table and for a plot, is one problem: nothing the
+    second time; the ``once`` filter cannot do it, as every ``catch_warnings`` resets its memory);
+    other warnings (the libraries') as Python prints them, with their source."""
+    if issubclass(category, UserWarning) and filename.startswith(_OWN_CODE):
+        text = f"optbench: warning: {message}\n"
+        if text in _warned:
+            return ""
+        _warned.add(text)
+        return text
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, "")
+                  for package in ("harness", "scoring", "workloads", "submissions"))  # optbench's warnings' files
+_warned: set[str] = set()  # the warnings printed so far in this process
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -154,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(e.g. seed=1); see optbench --help.", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", module="hydra")
+    warnings.formatwarning = _format_warning
     spec = COMMANDS[command]
     try:
         module, _, function = spec.run.partition(":")

@@ -326,6 +326,29 @@ def test_a_failed_write_of_the_board_is_named_and_leaves_the_old_files(scored_re
     assert (board / "leaderboard.csv").read_bytes() == before["leaderboard.csv"]
 
 
+def test_a_torn_line_is_warned_of_once_in_optbench_s_words(scored_results: Path, tmp_path: Path) -> None:
+    """Torn evaluation lines were warned of in Python's raw format (a source path and line of
+    optbench's own, then that line of code), and twice for a best trial (read again for its curve)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scored_results, copy)
+    files = sorted(copy.rglob("evals.jsonl"))
+    for evals in files:
+        with open(evals, "a") as f:
+            f.write('{"event": "eval", "step": 99, "submission_ti')
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "score", f"results={copy}", f"out={tmp_path / 'b'}",
+                           "bootstrap=0"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "skipped a partial or corrupt record line" in line]
+    assert sorted(line.split(": ")[2].rsplit(":", 1)[0] for line in warned) == list(map(str, files)), done.stderr
+    assert all(line.startswith("optbench: warning: ") for line in warned), done.stderr
+    assert "UserWarning" not in done.stderr, done.stderr
+
+
 def test_empty_or_missing_results_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["score", f"results={tmp_path / 'nope'}"]) == 2
     assert "is not a folder" in capsys.readouterr().err
