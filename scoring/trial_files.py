@@ -121,8 +121,7 @@ def _read_trial_files(folder: str, unlisted: bool, sweep: dict[str, Any] | None,
         problem = "missing"
     elif end is None:
         problem = "has no end line"
-    elif (disagree := _disagreement(end, manifest)) is not None:
-        said = disagree
+    elif (said := _disagreement(end, manifest)) is not None:
         return None, _problem(DAMAGED, Path(folder), Path(evals), f"damaged: it ends with {said[0]} where "
                               f"manifest.json says {said[1]}: the two records of the trial disagree (one was edited "
                               f"or damaged), so neither is believed", sweep, entry, manifest), False
