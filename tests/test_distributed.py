@@ -66,9 +66,15 @@ FAILING_SUBMISSION = """
 import builtins
 import os
 
+import torch
 import torch.distributed as dist
 
 from submissions.sgd import SGD
+
+
+class Deferred(torch.Tensor):  # a loss whose read raises, as a CUDA loss after a device-side assert in the step
+    def item(self):
+        raise getattr(builtins, os.environ["FAIL_WITH"])("rank 1 fails on purpose at the harness's read of its loss")
 
 
 class Failing(SGD):
@@ -83,6 +89,8 @@ class Failing(SGD):
         self.fails_here("before its backward")
         loss = super().update(batch, compute_loss)
         self.fails_here("after its backward")
+        if self.steps == 30 and os.environ["FAIL_WHERE"].startswith("at the harness") and dist.get_rank() == 1:
+            return loss.as_subclass(Deferred)
         return loss
 
     def prepare_for_eval(self):
@@ -109,6 +117,7 @@ def two_process_trial(folder: Path, source: str, name: str, *settings: str,
     ("before its backward", "submission.update", "RuntimeError"),
     ("after its backward", "submission.update", "SystemExit"),
     ("in prepare_for_eval", "submission.prepare_for_eval", "RuntimeError"),
+    ("at the harness's read of its loss", "submission.update", "RuntimeError"),  # a CUDA fault surfaces there
 ])
 def test_a_rank_s_failure_is_recorded_as_the_trial_s(where: str, part: str, error: str, tmp_path: Path) -> None:
     """A submission that raises in rank 1 alone: rank 0 records the trial as failed in the part of

@@ -309,7 +309,7 @@ def _follow(cfg: DictConfig, interrupts: UserInterrupts) -> None:
     clock.resume()  # the submission's construction is charged, as rank 0's (its clock is part of the slowest)
     submission = _in_submission(interrupts, "submission.__init__", build_submission, submission_cls, model, hparams,
                                 info, seed)
-    clock.pause()
+    _in_submission(interrupts, "submission.__init__", clock.pause)  # waits for what construction queued
     batches, compute_loss = training_stream(workload, team.wrap(model), hparams.batch_size, seed)
     batches = team.shard(batches, hparams.batch_size)
     step, next_eval_s = 0, spec.eval_period_s or math.inf
@@ -335,12 +335,12 @@ def _follow(cfg: DictConfig, interrupts: UserInterrupts) -> None:
         step += 1
         if on_cuda:  # as rank 0's steps (harness/core/steps.py): every loss since the start counts
             all_finite &= torch.isfinite(loss).all()
-        elif not math.isfinite(loss.item()):
-            all_finite.fill_(False)
+        elif not math.isfinite(_in_submission(interrupts, "submission.update", loss.item)):  # as rank 0's
+            all_finite.fill_(False)  # StepRunner._read: a kernel's error is raised at such reads, the step's
         check = step % check_every == 0
         if check:
             team.check_in()  # as rank 0's steps: before the read, which waits for the gradient exchange
-        diverged = check and not all_finite.item()
+        diverged = check and not _in_submission(interrupts, "submission.update", all_finite.item)
         diverged, now = team.agree(diverged, clock.peek())
         if diverged:
             return
@@ -349,7 +349,8 @@ def _follow(cfg: DictConfig, interrupts: UserInterrupts) -> None:
         if not eval_due:
             continue
         _in_submission(interrupts, "submission.prepare_for_eval", submission.prepare_for_eval)
-        elapsed, loss, all_finite = team.at_eval(clock.pause(), loss, all_finite)
+        settled = _in_submission(interrupts, "submission.update", clock.pause)  # waits for the queued steps
+        elapsed, loss, all_finite = team.at_eval(settled, loss, all_finite)
         if not (all_finite.item() and math.isfinite(loss.item())) or elapsed > budget or step >= max_steps:
             return  # rank 0 ends the trial here too
         next_eval_s = elapsed + (spec.eval_period_s or math.inf)
