@@ -458,7 +458,7 @@ def test_status_strict_refuses_what_score_strict_refuses(sweep_copy: Path, capsy
     assert str(manifest_path.parent) in err and str(manifest_path.parent) in score_said, err
 
 
-def test_status_says_what_its_rows_cannot_show(sweep_copy: Path, capsys) -> None:
+def test_status_says_what_its_rows_cannot_show(sweep_copy: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trials of a sweep whose sweep.json was lost were left out of status's listing without a
     word (exit 0, totals without them); a record copied over another slot was listed as that
     slot's, done. Both are now said (as score says them), still with exit 0 unless strict=true."""
@@ -468,6 +468,10 @@ def test_status_says_what_its_rows_cannot_show(sweep_copy: Path, capsys) -> None
     assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0
     captured = capsys.readouterr()
     assert "study 0 trial 1" in captured.out and "not the trial the sweep's plan" in captured.out, captured.out
+    monkeypatch.chdir(sweep_copy.parent)  # results= as a relative path (its default, results): the same rows
+    assert main(["status", f"results={sweep_copy.name}", "scheduler=false"]) == 0
+    relative = capsys.readouterr()
+    assert relative.out.count("not the trial the sweep's plan") == 1 and not relative.err, relative
     sweep_file = next(sweep_copy.rglob("sweep.json"))
     sweep_file.unlink()
     assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0

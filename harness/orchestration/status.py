@@ -216,7 +216,8 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
     if not results.is_dir():
         raise UserError(f"results={results} is not a folder.")
     rows = collect(results, bool(cfg.scheduler))
-    records = read_records(results)  # as score reads them: what the rows alone cannot show
+    # as score reads them (through its index), what the rows alone cannot show; resolved as the rows' folders are
+    records = read_records(results.resolve(), index=True)
     unseen = [problem for problem in records.problems if mark_row(rows, problem)]
     if not rows and not unseen:
         raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
