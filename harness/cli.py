@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import NOT_THE_SUBMISSIONS, UserError
+from harness.errors import NOT_THE_SUBMISSIONS, OptbenchWarning, UserError
 from harness.exits import exit_now
 from harness.identity import relation as meets_as
 
@@ -137,11 +137,11 @@ COMMANDS = {
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                     line: str | None = None) -> str:
-    """A UserWarning (optbench's own: a record it skipped, a setting it doubts) in the words of its
+    """An :class:`OptbenchWarning` (a record it skipped, a file it could not use) in the words of its
     errors, once (a file read twice, for the table and for a plot, is one problem: nothing the
     second time; the ``once`` filter cannot do it, as every ``catch_warnings`` resets its memory);
     other warnings (the libraries') as Python prints them, with their source."""
-    if issubclass(category, UserWarning) and filename.startswith(_OWN_CODE):
+    if issubclass(category, OptbenchWarning):
         text = f"optbench: warning: {message}\n"
         if text in _warned:
             return ""
@@ -151,8 +151,6 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
 
 
 _python_format_warning = warnings.formatwarning
-_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, "")
-                  for package in ("harness", "scoring", "workloads", "submissions"))  # optbench's warnings' files
 _warned: set[str] = set()  # the warnings printed so far in this process
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+class OptbenchWarning(UserWarning):
+    """A warning of optbench's own (a record it skipped, a file it could not use): the command line
+    prints these in its own words, once each (harness/cli.py); the libraries' warnings as Python does."""
+
+
 class UserError(Exception):
     """Bad input the user can fix: an unknown name, an invalid value, missing data.
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError, refuse_or_warn
+from harness.errors import OptbenchWarning, UserError, refuse_or_warn
 from scoring.scores import area_score, ranks
 
 LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
@@ -97,7 +97,8 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
                     # AlgoPerf's own scorer finds no trials in such an entry; neither do we, but we say so.
                     warnings.warn(f"{folder}: skipped; a study folder holds <workload>_jax or <workload>_pytorch "
                                   f"folders (of trial_<j>/eval_measurements.csv), this is "
-                                  f"{'a folder' if folder.is_dir() else 'a file'} of another name", stacklevel=2)
+                                  f"{'a folder' if folder.is_dir() else 'a file'} of another name",
+                                  OptbenchWarning, stacklevel=2)
                     continue
                 workload = match["name"]
                 if workload not in targets.metric:
@@ -112,25 +113,26 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
                         rows.append({**row, **first_reaching(csv, targets, workload)})
                     else:
                         warnings.warn(f"{trial}: no eval_measurements.csv; counted as never reaching the target",
-                                      stacklevel=2)
+                                      OptbenchWarning, stacklevel=2)
                         rows.append({**row, **NEVER})
     if not rows:
         raise UserError(f"No AlgoPerf eval_measurements.csv under {root} for the workloads of the targets file.")
     if outside:
         warnings.warn(f"{root}: logs of {', '.join(sorted(outside))}, which the targets file does not name: not "
-                      f"scored (a name misspelt in the file or in the logs?)", stacklevel=2)
+                      f"scored (a name misspelt in the file or in the logs?)", OptbenchWarning, stacklevel=2)
     logged = {row["workload"] for row in rows}
     unlogged = [w for w in targets.base + targets.held_out if w not in logged]
     if unlogged:
         warnings.warn(f"{root}: no logs of {', '.join(unlogged)} (named in the targets file) for any submission: "
-                      f"every submission counts as never reaching the target there (a misspelt name?)", stacklevel=2)
+                      f"every submission counts as never reaching the target there (a misspelt name?)",
+                      OptbenchWarning, stacklevel=2)
     found = {(row["submission"], row["study"], row["workload"]) for row in rows}
     for study in studies:
         absent = [w for w in targets.base + targets.held_out
                   if w in logged and (study.parent.name, study.name, w) not in found]
         if absent:
             warnings.warn(f"{study}: no trials of {', '.join(absent)}; counted as never reaching the target there",
-                          stacklevel=2)
+                          OptbenchWarning, stacklevel=2)
             rows += [{"submission": study.parent.name, "study": study.name, "workload": w, "trial": 0, **NEVER}
                      for w in absent]
     return pd.DataFrame(rows)
@@ -143,7 +145,8 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
     try:
         frame = pd.read_csv(csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        warnings.warn(f"{csv}: unreadable, counted as never reaching the target ({error})", stacklevel=2)
+        warnings.warn(f"{csv}: unreadable, counted as never reaching the target ({error})",
+                      OptbenchWarning, stacklevel=2)
         return dict(NEVER)
     column = f"validation/{targets.metric[workload]}"
     time_column = "score" if "score" in frame else "accumulated_submission_time"
@@ -164,10 +167,10 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
         warnings.warn(f"{csv}: data row {index + 1}, the first reaching the target, has '{time_column}' = "
                       f"{frame[time_column].iloc[index]!r}, expected a number of seconds above 0 s (a target met "
                       f"before training took any time: a wrong target or log); counted as never reaching the "
-                      f"target", stacklevel=2)
+                      f"target", OptbenchWarning, stacklevel=2)
         return dict(NEVER)
     if "global_step" not in frame:
-        warnings.warn(f"{csv}: no global_step column, so no steps score is given", stacklevel=2)
+        warnings.warn(f"{csv}: no global_step column, so no steps score is given", OptbenchWarning, stacklevel=2)
     steps = pd.to_numeric(frame["global_step"], errors="coerce").iloc[index] if "global_step" in frame else np.nan
     return {"index": index, "time": float(time), "steps": float(steps)}  # nan steps: no steps view there
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness.core.records import MANIFEST_FILE
+from harness.errors import OptbenchWarning
 from scoring.record_walk import Reading, Table
 from scoring.trial_files import (
     DAMAGED,
@@ -94,7 +95,7 @@ def load_trials(root: Path) -> pd.DataFrame:
     """
     records = read_records(root)
     for message in problem_messages(records.problems, records.planned):
-        warnings.warn(message, stacklevel=2)
+        warnings.warn(message, OptbenchWarning, stacklevel=2)
     return records.trials
 
 

@@ -28,6 +28,7 @@ from harness.core.records import (
     numbered_jsonl,
     read_manifest,
 )
+from harness.errors import OptbenchWarning
 
 # Problem kinds. Not scored: MISSING, RUNNING, DAMAGED, FOREIGN. Scored from the manifest: EVALS.
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
@@ -445,11 +446,11 @@ def _numbered_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         rows = numbered_jsonl(path)
     except FileNotFoundError:
         warnings.warn(f"{path}: no such file; expected the trial's evaluations (one JSON object per line), its "
-                      f"curve is left out", stacklevel=3)
+                      f"curve is left out", OptbenchWarning, stacklevel=3)
         return
     except OSError as error:
         warnings.warn(f"{path}: cannot be read ({error}); expected the trial's evaluations (one JSON object per "
-                      f"line), its curve is left out", stacklevel=3)
+                      f"line), its curve is left out", OptbenchWarning, stacklevel=3)
         return
     yield from rows
 
@@ -463,7 +464,7 @@ def _evaluations(record_dir: Path) -> list[dict[str, Any]]:
         step, seconds, metrics = row.get("step"), row.get("submission_time_s"), row.get("metrics")
         if not (_is_number(step) and _is_number(seconds) and isinstance(metrics, dict)):
             warnings.warn(f"{path}:{number}: skipped an evaluation line; expected step and submission_time_s "
-                          f"(numbers) and metrics (an object)", stacklevel=3)
+                          f"(numbers) and metrics (an object)", OptbenchWarning, stacklevel=3)
             continue
         rows.append({"step": step, "submission_time_s": seconds, **metrics})
     return rows

@@ -167,3 +167,17 @@ def test_check_of_a_builtin_submission_on_rosenbrock_passes_where_its_defaults_d
     capsys.readouterr()
     assert main(["check", "submission=sgd", "workloads=[rosenbrock]", "trial_seconds=0"]) == 2  # was: a FAIL, exit 1
     assert "trial_seconds=0" in capsys.readouterr().err
+
+
+def test_only_optbench_s_own_warnings_are_worded_as_its_own() -> None:
+    """A library's UserWarning raised from a frame of optbench's code (torch's C++ warnings name the
+    calling frame) was printed as "optbench: warning: ..." and silenced when repeated."""
+    from harness.cli import _format_warning
+    from harness.errors import OptbenchWarning
+
+    own = REPO / "scoring" / "report.py"
+    library = _format_warning("To copy construct from a tensor ...", UserWarning, str(own), 7)
+    assert "UserWarning" in library and not library.startswith("optbench")
+    said = "a.jsonl:3: skipped a partial or corrupt record line"
+    assert _format_warning(said, OptbenchWarning, str(own), 7) == f"optbench: warning: {said}\n"
+    assert _format_warning(said, OptbenchWarning, str(own), 9) == ""  # said once

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.code_files import code_changes
-from harness.errors import NOT_THE_SUBMISSIONS, UserError
+from harness.errors import NOT_THE_SUBMISSIONS, OptbenchWarning, UserError
 
 #: a trial's ``peak_memory_kind`` where the CPU's peak is not measured: it compiled its model in its
 #: process (harness/core/memory.py)
@@ -129,7 +129,8 @@ def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipped a partial or corrupt record line", stacklevel=3)
+                warnings.warn(f"{path}:{number}: skipped a partial or corrupt record line",
+                              OptbenchWarning, stacklevel=3)
                 continue
             if isinstance(row, dict):
                 rows.append((number, row))
