@@ -218,7 +218,8 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
     rows = collect(results, bool(cfg.scheduler))
     # as score reads them (through its index), what the rows alone cannot show; resolved as the rows' folders are
     records = read_records(results.resolve(), index=True)
-    unseen = [problem for problem in records.problems if mark_row(rows, problem)]
+    by_folder = {row["record_dir"]: row for row in rows if row["study"] is not None}  # trial rows, by folder
+    unseen = [problem for problem in records.problems if mark_row(by_folder, problem)]
     if not rows and not unseen:
         raise UserError(f"No sweeps under {results}: run `optbench tune` or `optbench suite` with results={results}.")
     print(format_rows(rows), end="", flush=True)
@@ -229,13 +230,12 @@ def run_status(overrides: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def mark_row(rows: list[dict[str, Any]], problem: Problem) -> bool:
+def mark_row(rows: dict[str, dict[str, Any]], problem: Problem) -> bool:
     """Put ``problem`` (score's reading of a trial) on its trial's row where the row does not say it
     (a record that is not the slot's trial, one that disagrees with its evaluations); True when no
     row can show it (trials of a sweep whose plan is lost or unreadable, a record in a folder the
     plan has none in): to be said beside the listing."""
-    row = next((row for row in rows if row["record_dir"] == str(problem.record_dir) and row["study"] is not None),
-               None)
+    row = rows.get(str(problem.record_dir))  # ``rows``: the trials' rows by their folders
     if row is None:
         return problem.kind in (SWEEP, FOREIGN) or problem.sweep is None
     if problem.kind in (MISSING, RUNNING):  # its state says it: pending, running or interrupted
