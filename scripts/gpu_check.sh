@@ -17,11 +17,14 @@
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
 # `bash scripts/gpu_check.sh rest` runs only the checks after cifar10-gpu (from syncs-gpt on): a second
 # loan's run, for when the first one's budget ran out before the isolated and data-parallel trials.
-# `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist]` instead runs `optbench calibrate`
-# of that workload's gpu size, gpt by default (AdamW's defaults: one search run and confirming seeds
+# `bash scripts/gpu_check.sh calibrate [gpt|cifar10|fashion_mnist] [SETTING=VALUE...]` instead runs `optbench
+# calibrate` of that workload's gpu size, gpt by default (AdamW's defaults: one search run and confirming seeds
 # 0, 1 and 2, each at most 150 s: seed 0's is the search run's record, reused, as with one point nothing is
 # chosen on it; it writes the measured target, budget and hardware into configs/workload/<workload>.yaml,
 # copied to $OUT). One workload per run; on an H200, gpt's took 171 s and cifar10's 81 s (2026-12-04).
+# Settings after the workload go to `optbench calibrate` after these, and win: e.g. `calibrate gpt
+# step_hints=[1500,2500,5000] 'confirm_seeds=[1,2,3]'` also searches the schedule's length (gpt's overfits
+# after ~2000 of 5000 steps), confirmed on fresh seeds: seed 0's run is then the one the search chose.
 # DATA_DIR: the data's folder (default workloads/data, which has gpt's and cifar10's, not Fashion-MNIST's).
 # Everything goes to $OUT (default ./gpu-check): one <name>.json (the trial's summary) and
 # <name>.log (its progress) per trial, its record under results/<name>/ (a folder each: trials that
@@ -118,7 +121,7 @@ if [ "${1:-}" = calibrate ]; then
     fi
     boxed calibrate "$BUDGET_S" "$PY" -m harness.cli calibrate workload="$workload" workload.size=gpu device=cuda \
         data_dir="$DATA" '~baselines.momentum' points=1 "confirm_seeds=[0,1,2]" max_run_s=150 \
-        budget_round_s=10 results="$OUT/calibration" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
+        budget_round_s=10 results="$OUT/calibration" "${@:3}" 2>&1 | tee "$OUT/calibrate.log" | tail -n 20
     cp "configs/workload/$workload.yaml" "$OUT/"  # with the measured figures written in
     find workloads/calibration -type f -newer "$OUT/env.txt" -exec cp -t "$OUT" {} +  # the raw figures
     echo "done: $OUT"

@@ -79,6 +79,16 @@ def test_the_calibration_it_would_run_composes(workload: str, tmp_path: Path) ->
     assert trial.workload.name == workload and trial.workload.size == "gpu" and trial.device == "cuda"
 
 
+def test_the_calibration_takes_more_settings_after_the_workload(tmp_path: Path) -> None:
+    """The next loan searches gpt's schedule length (its calibrated run overfits after ~2000 of 5000
+    steps): settings after the workload's name reach ``optbench calibrate``, after the script's own."""
+    words = dry_run(tmp_path, "calibrate", "gpt", "step_hints=[1500,2500,5000]", "confirm_seeds=[1,2,3]")["calibrate"]
+    own, trial_overrides = split_overrides(words[3:], CalibrateConfig)
+    calibrate = compose_config("calibrate", own)
+    assert list(calibrate.step_hints) == [1500, 2500, 5000] and list(calibrate.confirm_seeds) == [1, 2, 3]
+    assert compose_config("trial", trial_overrides).workload.name == "gpt"
+
+
 def report(*arguments: str) -> subprocess.CompletedProcess:
     """scripts/gpu_check_report.py as gpu_check.sh runs it."""
     return subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check_report.py"), *arguments],
