@@ -255,6 +255,19 @@ class Workload(ABC):
         """
 
 
+def workload_identity(workload: Workload) -> dict[str, Any]:
+    """What of ``workload`` determines a trial's outcome: its label, size, model and model options,
+    and the spec in force for its size (the variant's overrides applied).
+
+    The spec leaves out ``calibration`` (notes on how the numbers were measured) and ``precision``
+    (which joins an identity on its own, only when not fp32, so older hashes hold). The other sizes
+    and variants are not in it: calibrating the gpu size moves no trial or sweep of the cpu size.
+    """
+    spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k not in ("calibration", "precision")}
+    return {"workload": workload.label, "size": workload.size, "model": workload.model_name,
+            "model_options": workload.model_options, "spec": spec}
+
+
 def _spec_with_variant(config: WorkloadConfig, variant: Any) -> SizeSpec:
     """The size's spec as a plain SizeSpec, with the variant's overrides for that size applied."""
     base = config.sizes[config.size]

@@ -373,10 +373,11 @@ def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_the_plan_describes_itself_and_its_identity_is_stable(tmp_path: Path) -> None:
     """The sweep folder is named by a hash of what determines the plan: the same command finds the same
     folder, today and after an upgrade. A change of this hash orphans every sweep already run; if one
-    is meant, say so in the release notes and update the two values here."""
+    is meant, say so where docs/tuning.md describes the hash and update the two values here (last
+    changed 2026-12-04: the workload part became the chosen size's spec alone)."""
     external = plan(tmp_path, studies=1, trials=2)
-    assert external["sweep_id"] == "84344caa49" and Path(external["dir"]).name == "external-84344caa49"
-    assert plan(tmp_path, ruleset="self", studies=1, trials=2)["sweep_id"] == "9b5288f97b"
+    assert external["sweep_id"] == "d1fd8d2931" and Path(external["dir"]).name == "external-d1fd8d2931"
+    assert plan(tmp_path, ruleset="self", studies=1, trials=2)["sweep_id"] == "97b9a2f397"
     assert {k: external[k] for k in ("kind", "workload", "size", "submission", "ruleset", "studies",
                                      "trials_per_study", "search_seed", "self_tuning_factor")} == {
         "kind": "optbench-sweep", "workload": "fashion_mnist", "size": "smoke", "submission": "adamw",
@@ -410,3 +411,19 @@ def test_settings_that_change_a_trial_join_the_identity_only_when_set(tmp_path: 
     assert data_parallel["nproc"] == "2" and data_parallel["compile"] == "false"  # spelled as the defaults are
     assert "charge_compile" not in data_parallel
     assert revised["submission_revision"] == 2 and "nproc" not in revised
+
+
+def test_a_sweep_is_named_by_its_own_size_not_by_the_other_sizes_and_variants(tmp_path: Path) -> None:
+    """Calibrating gpt's gpu size (its target, budget and notes) once moved every gpt sweep, the main
+    job's mini ones too, to a new folder: a rerun tuned them again and score refused the two sweeps.
+    A sweep's identity holds the spec of its own size only, as a trial's does, without its notes."""
+    def sweep_id(*overrides: str) -> str:
+        return plan(tmp_path, ("workload=gpt", "workload.size=smoke", *overrides))["sweep_id"]
+
+    ours = sweep_id()
+    assert sweep_id("workload.sizes.gpu.target=1.2", "workload.sizes.gpu.max_runtime_s=30") == ours
+    assert sweep_id("workload.variants.relu.sizes.gpu.target=1.3") == ours  # a variant this sweep does not use
+    assert sweep_id("workload.sizes.smoke.calibration.note=remeasured") == ours  # notes, not numbers
+    assert sweep_id("workload.sizes.smoke.target=0.9") != ours  # its own size's numbers are its identity
+    assert sweep_id("workload.sizes.smoke.options.n_embd=48") != ours
+    assert sweep_id("workload.model_options.activation=relu") != ours

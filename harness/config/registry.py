@@ -78,9 +78,15 @@ def submission_class(name: str, source: str | None = None) -> type[Submission]:
     return cls
 
 
+def planned_workload(trial: DictConfig) -> Workload:
+    """A trial config's workload as constructed on the CPU, loading no data: its size's spec in force
+    (the selected variant's overrides applied), model and options, for planning and identities."""
+    import torch
+
+    return workload_class(trial.workload.name, trial.workload.get("source"))(trial.workload, torch.device("cpu"))
+
+
 def effective_spec(trial: DictConfig) -> SizeSpec:
     """The size spec in force for a trial config: its size's, with the selected variant's
     overrides applied (as the workload itself computes it, on the CPU, loading no data)."""
-    import torch
-
-    return workload_class(trial.workload.name, trial.workload.get("source"))(trial.workload, torch.device("cpu")).spec
+    return planned_workload(trial).spec

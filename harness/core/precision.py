@@ -49,20 +49,6 @@ def precision_entry(value: str) -> dict[str, Any]:
     return {} if value == "fp32" else {"precision": value}
 
 
-def without_precisions(workload: dict[str, Any]) -> dict[str, Any]:
-    """A plain workload config with the ``precision`` of each size left out.
-
-    A sweep's identity holds the whole workload config; the precision it needs is the chosen
-    size's (:func:`precision_entry`). Leaving the others out keeps the identities of sweeps made
-    before precisions existed, and of sizes whose precision did not change, as they were.
-    """
-    sizes = workload.get("sizes")
-    if not isinstance(sizes, dict):
-        return workload
-    return {**workload, "sizes": {name: {k: v for k, v in spec.items() if k != "precision"}
-                                  for name, spec in sizes.items()}}
-
-
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The context that computes in ``precision`` on ``device`` (nothing for fp32)."""
     if precision == "fp32":

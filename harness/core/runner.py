@@ -18,7 +18,6 @@ as ``pruned`` once it can change no score or rank (:mod:`harness.core.pruning`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -54,7 +53,7 @@ from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.submission import Submission, TrainingHparams
-from harness.workload import Workload, check_targets
+from harness.workload import Workload, check_targets, workload_identity
 
 
 class RecordWriteError(UserError):
@@ -115,17 +114,12 @@ def trial_identity(
     A submission's ``revision`` joins it only once bumped past 1, so the hashes of records made
     before revisions existed stay valid for submissions that never changed.
     """
-    spec = {k: v for k, v in dataclasses.asdict(workload.spec).items() if k not in ("calibration", "precision")}
     return {
         **({"submission_revision": revision} if revision != 1 else {}),
         **precision_identity(workload),  # mixed precision: only when not fp32, so old hashes hold
         **compile_identity(trial_compile_setting(cfg), cfg.charge_compile, workload, device),  # compile: when on
         **process_identity(cfg, hparams.batch_size),  # data parallel: only for nproc > 1
-        "workload": workload.label,
-        "size": workload.size,
-        "model": workload.model_name,
-        "model_options": workload.model_options,
-        "spec": spec,
+        **workload_identity(workload),  # the trial's size alone: its spec, without calibration notes
         "submission": cfg.submission.name,
         **({"submission_source": cfg.submission.source} if cfg.submission.get("source") else {}),
         **({"workload_source": cfg.workload.source} if cfg.workload.get("source") else {}),

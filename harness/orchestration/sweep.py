@@ -27,14 +27,15 @@ from scipy.stats import qmc
 
 from harness.config.compose import SEEDS, compose_config, to_plain, validate_trial_config
 from harness.config.described import check_hparams, described_submission
-from harness.config.registry import effective_spec
+from harness.config.registry import planned_workload
 from harness.config.schema import SweepSettings
 from harness.config.search_space import point_from_unit, validate_search_space
-from harness.core.precision import precision_entry, without_precisions
+from harness.core.precision import precision_entry
 from harness.core.runner import check_trial_settings
 from harness.errors import UserError
 from harness.identity import digest, workload_label
 from harness.submission import TrainingHparams
+from harness.workload import workload_identity
 
 RULESETS = ("external", "self")
 
@@ -110,7 +111,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     space = to_plain(base.submission.search_space)
     refuse_replaced_settings(settings.ruleset, trial_overrides, space)
     workload = base.workload
-    budget = float(base.max_runtime_s or effective_spec(base).max_runtime_s)
+    planned = planned_workload(base)  # the chosen size's spec in force: the sweep's identity holds it alone
+    budget = float(base.max_runtime_s or planned.spec.max_runtime_s)
 
     if settings.ruleset == "external":
         if not space:
@@ -128,8 +130,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
 
     identity = {
         "settings": {**settings.__dict__, "trials": trials_per_study},
-        "workload": without_precisions(_without_none(to_plain(workload))),  # mixed precision: the size's,
-        **precision_entry(str(effective_spec(base).precision)),  # below, only when not fp32 (core/precision.py)
+        "workload": {**workload_identity(planned), **({"workload_source": workload.source} if workload.source else {})},
+        **precision_entry(str(planned.spec.precision)),  # mixed precision: only when not fp32 (core/precision.py)
         "submission": _without_none(to_plain(base.submission)),
         "max_runtime_s": base.max_runtime_s,
         "max_steps": base.max_steps,
