@@ -137,8 +137,8 @@ if [ "${1:-}" != rest ]; then
     # each summary's timing.compile_s is the training graph's compilation, not charged (the evaluation
     # graph compiles at the first evaluation, inside timing.evaluation_s, not charged either)
     trial gpt-gpu 150 workload=gpt workload.size=gpu max_steps=5000
-    # the clock's claim (goal >= 0.98) before cifar10's target; the boxes are ceilings, ~2x what an H200 took
-    # (2026-12-04: gpt-gpu 56 s to 1.47, overhead 45 s at 3 repeats, cifar10-gpu 102 s with a 60 s budget)
+    # the clock's claim (goal >= 0.98) before cifar10's target; the boxes are ceilings, 2-3x what an H200 took
+    # (2026-12-04: gpt-gpu 56 s to 1.47, overhead ~33 s at 3 repeats, cifar10-gpu 102 s with a 60 s budget)
     bench overhead-gpt 90 scripts/bench_overhead.py workload=gpt size=gpu device=cuda steps=300 repeats=5
     trial cifar10-gpu 200 workload=cifar10 workload.size=gpu  # 40 s charged, plus data loading, compiling and evaluations
 fi
