@@ -195,31 +195,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_list(overrides: list[str]) -> None:
-    """``optbench list``: the registered workloads (sizes, targets, budgets) and submissions (defaults)."""
-    from harness.config.compose import compose_config
+    """``optbench list``: the registered workloads (sizes, targets, budgets) and submissions (defaults).
+
+    An installed plugin that cannot be loaded (its module fails to import, its config is wrong) is
+    listed as such and the rest still are; the command then fails naming each broken one."""
     from harness.config.plugins import entry_points
     from harness.config.registry import submission_names, workload_names
 
     if overrides:
         raise UserError("optbench list takes no settings.")
-    print("workloads:")
-    installed_workloads = entry_points("workload")
-    for name in [*workload_names(), *sorted(installed_workloads)]:
-        cfg = compose_config("trial", [f"workload={name}"]).workload
-        for size, spec in cfg.sizes.items():
-            relation = meets_as(_higher(name))
-            print(f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
-                  f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}")
-        for variant, vspec in cfg.variants.items():
-            targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
-            print(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; targets {targets}")
-    print("submissions:")
-    installed = entry_points("submission")
-    for name in [*submission_names(), *sorted(installed)]:
-        hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
-        shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
-        where = f" (installed: {installed[name].text()})" if name in installed else ""
-        print(f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}")
+    broken: list[str] = []
+    for kind, builtin, describe in (("workload", workload_names(), _workload_lines),
+                                    ("submission", submission_names(), _submission_lines)):
+        print(f"{kind}s:")
+        installed = entry_points(kind)
+        for name in [*builtin, *sorted(installed)]:
+            where = f" (installed: {installed[name].text()})" if name in installed else ""
+            try:
+                lines = describe(name, where)
+            except UserError as error:
+                print(f"  {name:<16} cannot be loaded{where}")
+                broken.append(f"{kind} {name}: {error}")
+                continue
+            print("\n".join(lines))
+    if broken:
+        raise UserError(f"{len(broken)} of them cannot be loaded (the rest are listed above):\n  "
+                        + "\n  ".join(broken))
+
+
+def _workload_lines(name: str, where: str) -> list[str]:
+    """``optbench list``'s lines for one workload: a line per size, then one per variant."""
+    from harness.config.compose import compose_config
+
+    cfg = compose_config("trial", [f"workload={name}"]).workload
+    relation = meets_as(_higher(name))
+    lines = [f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
+             f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}{where}" for size, spec in cfg.sizes.items()]
+    for variant, vspec in cfg.variants.items():
+        targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
+        lines.append(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; "
+                     f"targets {targets}")
+    return lines
+
+
+def _submission_lines(name: str, where: str) -> list[str]:
+    """``optbench list``'s line for one submission: its batch size and default hyperparameters."""
+    from harness.config.compose import compose_config
+
+    hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
+    shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
+    return [f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}"]
 
 
 def _higher(workload: str) -> bool:

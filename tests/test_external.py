@@ -174,6 +174,24 @@ def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tm
     assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
 
 
+def test_list_shows_every_plugin_when_one_installed_plugin_cannot_load(package: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    site = tmp_path / "site"
+    info = site / "mypkg_opt-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[optbench.submissions]\nbroken_one = mypkg.broken:Broken\n"
+                                           "nesterov_mine = mypkg.opt:Nesterov\n")
+    (package / "mypkg" / "broken.py").write_text("raise RuntimeError('typo on line 1')\n")
+    sys.path[:0] = [str(site), str(package)]
+    code = main(["list"])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err  # a broken plugin is bad input: named, and a non-zero exit
+    assert "adamw" in captured.out and "nesterov_mine" in captured.out  # the others are still listed
+    assert "broken_one" in captured.out and "cannot be loaded" in captured.out
+    assert "broken_one" in captured.err and "typo on line 1" in captured.err
+
+
 def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = f"results={tmp_path / 'results'}"
     (package / "broken.py").write_text("import torch\nraise RuntimeError('typo on line 2')\n")
