@@ -85,12 +85,28 @@ class TrainingHparams:
         )
         if missing:
             raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in "
-                            f"{'its YAML' if config is None else f'its config ({config})'}.")
+                            f"{'its YAML' if config is None else f'its config ({config})'} or on the command "
+                            f"line ({' '.join(f'submission.hparams.{n}=...' for n in missing)}).")
         coerced = {name: _coerce(name, plain_value(value), fields[name].type) for name, value in values.items()}
         return cls(**coerced)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for a name that is not a field: ``hp.lr`` in a submission whose ``Hparams``
+        lacks it (most often a class that forgot ``Hparams = MyHparams`` and so got this base
+        class) fails with what to do, not Python's bare AttributeError."""
+        if name.startswith("__"):  # copy, pickle and friends probe for these: theirs is the plain answer
+            raise AttributeError(name)
+        kind = type(self).__name__
+        if type(self) is TrainingHparams:
+            advice = ("the submission has no Hparams of its own, so it takes only the batch size and schedule: "
+                      f"declare {name} in a dataclass subclass of TrainingHparams and set it as the class's "
+                      "Hparams (Hparams = MyHparams; docs/writing-a-submission.md)")
+        else:
+            advice = f"declare it as a field of {kind} (and give it a value in the submission's config)"
+        raise AttributeError(f"'{kind}' has no hyperparameter '{name}': {advice}.")
 
 
 def require(condition: bool, name: str, value: Any, rule: str) -> None:

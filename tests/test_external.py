@@ -215,7 +215,13 @@ def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys
     (package / "bare.py").write_text(OPTIMIZER.replace("class Nesterov(", "class Bare("))
     code, _, err = run(capsys, "trial", "submission=bare.py:Bare", *SMOKE, results)  # no YAML, lr has no default
     assert code == 2 and "needs hyperparameter(s) lr, momentum: set them in its config" in err
-    assert "no bare.yaml beside it" in err
+    assert f"no {package / 'bare.yaml'}" in err and "submission.hparams.lr=" in err, err  # where, and the other way
+    (package / "nohp_bare.py").write_text(OPTIMIZER.replace("    Hparams = NesterovHparams\n", ""))
+    code, summary, err = run(capsys, "trial", "submission=nohp_bare.py:Nesterov", *SMOKE, results)  # nor a YAML
+    assert code == 3 and summary["error_in"] == "submission.__init__", err
+    assert "'TrainingHparams' has no hyperparameter 'lr'" in summary["error_message"], summary
+    assert "Nesterov has no Hparams of its own" not in summary["error_message"]  # it cannot know the class's name
+    assert "Hparams = " in summary["error_message"], summary
     (package / "nohp.py").write_text(OPTIMIZER.replace("    Hparams = NesterovHparams\n", ""))
     (package / "nohp.yaml").write_text(CONFIG.replace("nesterov_mine", "nohp"))
     code, _, err = run(capsys, "trial", "submission=nohp.py:Nesterov", *SMOKE, results)  # forgot Hparams = ...

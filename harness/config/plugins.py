@@ -299,8 +299,8 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
         data, where = _read_config(beside), str(beside)
     else:
         data = {"hparams": _declared_defaults(cls), "search_space": dict(getattr(cls, "search_space", {}) or {})}
-        missing = beside.name if beside else "YAML"
-        where = f"{cls.__name__}'s own defaults (no {missing} beside it, no submission_config=)"
+        missing = str(beside) if beside else "YAML beside its module"
+        where = f"{cls.__name__}'s own defaults: no {missing}, no submission_config="
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}. A submission's config holds "
