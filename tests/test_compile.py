@@ -24,6 +24,7 @@ from harness.core.compile import (
     compiles,
     trial_compile_setting,
 )
+from harness.core.evaluation import evaluate
 from harness.core.parts import model_and_info, training_stream
 from harness.core.records import read_jsonl
 from harness.core.runner import run_trial
@@ -129,6 +130,8 @@ def test_the_warm_up_leaves_the_model_as_eager_and_the_trial_reuses_its_code(smo
         losses.append(loss.item())
     assert counter.frame_count == frames  # no compilation in the trial's step: the warm-up's code is reused
     assert losses[0] == losses[1]
+    assert evaluate(workload, compiled, "validation") == evaluate(workload, eager, "validation")
+    assert counter.frame_count == frames  # nor in its evaluations: the warm-up compiled them too, uncharged
     assert all(torch.equal(a.grad, b.grad) for a, b in zip(compiled.parameters(), eager.parameters(), strict=True))
 
 
@@ -355,7 +358,7 @@ def test_a_compiled_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path,
 
     def interrupted_evaluate(self, model, split):
         calls.append(split)
-        if len(calls) == 3:  # the third evaluation (step 30): the process "dies"
+        if len(calls) == 4:  # after the warm-up's, the third evaluation (step 30): the process "dies"
             raise KeyboardInterrupt
         return real_evaluate(self, model, split)
 

@@ -452,7 +452,7 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
     manifest = read_json(next((tmp_path / "results").rglob("manifest.json")))
     summary = manifest["summary"]
     assert summary["error_in"] == "workload.evaluate" and said in summary["error_message"], summary
-    assert summary["error_type"] == "harness.core.runner.EvaluationFailed"
+    assert summary["error_type"] == "harness.core.evaluation.EvaluationFailed"
     code, _, err = run(capsys, "trial", "workload=broken.py:Broken", "submission=adam", "device=cpu",
                        f"results={tmp_path / 'results'}")
     assert code == 1 and "ended by a failure of the workload's evaluation" in err, err

@@ -85,9 +85,9 @@ def test_the_runner_evaluates_outside_the_memory_peak(smoke_cfg, monkeypatch: py
         finally:
             inside.pop()
 
-    evaluate = runner._evaluate
+    evaluate = runner.evaluate
     monkeypatch.setattr(MemoryMeter, "excluded", watched, raising=False)
-    monkeypatch.setattr(runner, "_evaluate", lambda *args: seen.append(bool(inside)) or evaluate(*args))
+    monkeypatch.setattr(runner, "evaluate", lambda *args: seen.append(bool(inside)) or evaluate(*args))
     runner.run_trial(smoke_cfg("max_steps=20", "workload.sizes.smoke.eval_every_steps=10"))
     assert seen and all(seen), seen  # validation at steps 10 and 20, and the test split at the end
 

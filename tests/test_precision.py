@@ -15,8 +15,9 @@ from torch import nn
 from harness.config.compose import to_plain
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import SweepSettings
+from harness.core.evaluation import evaluate
 from harness.core.parts import model_and_info, training_stream
-from harness.core.runner import _evaluate, config_hash, run_trial, trial_identity
+from harness.core.runner import config_hash, run_trial, trial_identity
 from harness.errors import UserError
 from harness.identity import digest
 from harness.orchestration.sweep import plan_sweep
@@ -57,7 +58,7 @@ def test_bf16_computes_in_bfloat16_with_float32_weights_and_gradients(
         assert parameter.dtype == torch.float32, name
         assert parameter.grad is not None and parameter.grad.dtype == torch.float32, name
     seen.clear()
-    metrics = _evaluate(workload, model, "validation")  # evaluation: in the size's precision too
+    metrics = evaluate(workload, model, "validation")  # evaluation: in the size's precision too
     assert seen and set(seen) == {computed} and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 

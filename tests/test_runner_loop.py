@@ -170,7 +170,7 @@ def all_virtual(virtual, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     submission's construction 0.5 s, a step 0.125 s. Returns the evaluations' count so far."""
     monkeypatch.setattr(runner, "time", types.SimpleNamespace(monotonic=VirtualTime.perf_counter))
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: CostlyTimedSGD)
-    real, calls = runner._evaluate, [0]
+    real, calls = runner.evaluate, [0]
 
     def costly_evaluate(workload, model, split):
         calls[0] += 1
@@ -178,7 +178,7 @@ def all_virtual(virtual, monkeypatch: pytest.MonkeyPatch) -> list[int]:
         VirtualTime.now += 0.25
         return result
 
-    monkeypatch.setattr(runner, "_evaluate", costly_evaluate)
+    monkeypatch.setattr(runner, "evaluate", costly_evaluate)
 
     def costly_compile(*args, **kwargs) -> float:  # as if torch.compile's warm-up took 0.75 s (uncharged)
         VirtualTime.now += 0.75
@@ -219,7 +219,7 @@ def test_checkpoints_are_written_when_their_interval_has_passed_and_timed(smoke_
 
 def test_a_resumed_trial_keeps_the_first_attempts_timing(smoke_cfg, all_virtual,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    real = runner._evaluate
+    real = runner.evaluate
 
     def interrupted_at_the_third(workload, model, split):
         if all_virtual[0] == 2:
@@ -228,10 +228,10 @@ def test_a_resumed_trial_keeps_the_first_attempts_timing(smoke_cfg, all_virtual,
         return real(workload, model, split)
 
     overrides = (UNREACHABLE, "max_steps=20", "workload.sizes.smoke.eval_every_steps=5")
-    monkeypatch.setattr(runner, "_evaluate", interrupted_at_the_third)
+    monkeypatch.setattr(runner, "evaluate", interrupted_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
-    monkeypatch.setattr(runner, "_evaluate", real)
+    monkeypatch.setattr(runner, "evaluate", real)
     summary = runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
     timing = summary["timing"]
     assert summary["steps"] == 20 and timing["submission_s"] == 0.5 + 20 * STEP_S  # construction charged once
@@ -319,7 +319,7 @@ def test_a_failed_synchronisation_still_stops_the_clock(monkeypatch: pytest.Monk
 
 
 def test_a_harness_failure_keeps_what_was_reached(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch) -> None:
-    real, calls = runner._evaluate, []
+    real, calls = runner.evaluate, []
 
     def broken_second(workload, model, split):
         calls.append(split)
@@ -327,7 +327,7 @@ def test_a_harness_failure_keeps_what_was_reached(smoke_cfg, virtual, monkeypatc
             raise OSError("disk gone")
         return real(workload, model, split)
 
-    monkeypatch.setattr(runner, "_evaluate", broken_second)
+    monkeypatch.setattr(runner, "evaluate", broken_second)
     summary = run(smoke_cfg, UNREACHABLE, "workload.sizes.smoke.eval_every_steps=5")
     assert summary["status"] == "failed" and summary["error_in"] == "harness" and "disk gone" in summary["error"]
     assert summary["steps"] == 10 and summary["submission_time_s"] == 10 * STEP_S
@@ -338,14 +338,14 @@ def test_a_harness_failure_keeps_what_was_reached(smoke_cfg, virtual, monkeypatc
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_non_finite_validation_value_is_never_the_best(smoke_cfg, virtual, monkeypatch: pytest.MonkeyPatch,
                                                          bad: float) -> None:
-    real, calls = runner._evaluate, []
+    real, calls = runner.evaluate, []
 
     def bad_second(workload, model, split):  # accuracy: higher is better, so inf would beat anything
         calls.append(split)
         metrics = real(workload, model, split)
         return {k: bad for k in metrics} if len(calls) == 2 else metrics
 
-    monkeypatch.setattr(runner, "_evaluate", bad_second)
+    monkeypatch.setattr(runner, "evaluate", bad_second)
     summary = run(smoke_cfg, UNREACHABLE, "max_steps=10", "workload.sizes.smoke.eval_every_steps=5")
     first = evals(summary)[0]["metrics"]["validation/accuracy"]
     assert summary["best_validation"] == first  # the bad value was the trial's last

@@ -6,7 +6,8 @@ compiled in place (as ``nn.Module.compile`` does: the same module object, the sa
 ``state_dict`` keys, so the submission, checkpoints and resume see no difference) and then warmed
 up before the clock starts: one forward and backward pass, through
 the loss exactly as the trial computes it (its precision included), on the first batch of a
-*separate* stream of the trial's seed. Everything that pass could change is put back afterwards:
+*separate* stream of the trial's seed, then one evaluation of the validation split as the trial's
+evaluations run (eval mode, no autograd: a graph of its own). Everything that pass could change is put back afterwards:
 the model's parameters and buffers (BatchNorm statistics), the gradients (None again) and every
 global RNG (dropout), so the trial starts exactly as an eager one would; the trial's own stream
 is never touched. Dynamo keeps the compiled code on the module, and the trial's steps reuse it.
@@ -38,7 +39,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.core.checkpoint import capture_rng, restore_rng
 from harness.core.distributed import current_team
+from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.parts import warm_up
 from harness.errors import UserError
 from harness.workload import Workload
@@ -269,7 +272,26 @@ def compile_before_clock(model: nn.Module, workload: Workload, batch_size: int, 
     compile_in_place(model, backend)
     started = time.perf_counter()
     _checked_warm_up(model, workload, batch_size, seed, backend, backward=True)
+    _warm_up_evaluation(model, workload)
     return time.perf_counter() - started
+
+
+def _warm_up_evaluation(model: nn.Module, workload: Workload) -> None:
+    """One evaluation of the validation split, as the trial's evaluations run, so that Dynamo compiles
+    the model in eval mode without autograd (a graph of its own) here and not at the trial's first
+    evaluation, where it would be counted as evaluation time and, on the first progress line, make
+    the wall time per charged second (the ETA) many times too long. The model in eval mode changes
+    nothing (no BatchNorm statistics, no dropout); the global RNGs are put back all the same. A
+    workload whose evaluation fails is left to the trial's own first evaluation, which records it."""
+    rng = capture_rng(workload.device)
+    try:
+        evaluate(workload, model, "validation")
+    except EvaluationFailed:
+        pass
+    finally:
+        restore_rng(rng, workload.device)
+    if workload.device.type == "cuda":
+        torch.cuda.synchronize(workload.device)
 
 
 

@@ -38,10 +38,11 @@ from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_che
 from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
 from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
+from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import SignalHandlerError, UserInterrupts, user_interrupts
 from harness.core.isolation import ProcessTrainer, check_isolation
-from harness.core.precision import evaluation_precision, precision_identity, precision_setting, size_precision
+from harness.core.precision import precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.ranks import launch, started_as_a_rank
@@ -404,7 +405,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
 
             evaluation_started = time.monotonic()
             with trainer.uncounted_memory():
-                metrics = {"train/loss": stop.loss, **_evaluate(workload, model, "validation")}
+                metrics = {"train/loss": stop.loss, **evaluate(workload, model, "validation")}
             value = metrics[f"validation/{workload.metric}"]
             within_budget = elapsed <= budget
             reached = within_budget and workload.reached(value)
@@ -412,7 +413,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
             final = reached or not within_budget or step >= max_steps or cap is not None
             if final:  # the test split is reported once, for the weights the trial ends with
                 with trainer.uncounted_memory():
-                    metrics.update(_evaluate(workload, model, "test"))
+                    metrics.update(evaluate(workload, model, "test"))
             audit["evaluation_s"] += time.monotonic() - evaluation_started
             if math.isfinite(value) and (best is None or better(value, best, workload.higher_is_better)):
                 best = value
@@ -451,37 +452,6 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
                     error=traceback.format_exc(), error_in="harness")
-
-
-class EvaluationFailed(Exception):
-    """The workload's ``evaluate`` returned what is not its metrics (no metric, a value that is not a
-    number): the workload's failure, not the submission's (``error_in: workload.evaluate``; a rerun
-    retries it, once it is fixed). An exception raised inside ``evaluate`` is not: it may come from
-    the submission's doing (its hooks on the model, the memory its state holds)."""
-
-
-@torch.inference_mode()  # like no_grad, minus autograd's version counters: ~10% faster evaluations
-def _evaluate(workload: Workload, model: torch.nn.Module, split: str) -> dict[str, float]:
-    """The metrics of one split as ``<split>/<name>`` (never charged), with the model in eval mode."""
-    model.eval()
-    call = f"{type(workload).__name__}.evaluate(model, '{split}')"
-    try:
-        with evaluation_precision(workload):  # mixed precision: the size's autocast (core/precision.py)
-            metrics = workload.evaluate(model, split)
-    finally:
-        model.train()
-    if not isinstance(metrics, dict) or workload.metric not in metrics:
-        found = ", ".join(map(repr, metrics)) if isinstance(metrics, dict) else type(metrics).__name__
-        raise EvaluationFailed(f"{call} returned no '{workload.metric}' (the workload's metric); it returned "
-                               f"{found or 'nothing'}")
-    values = {}
-    for name, value in metrics.items():
-        try:
-            values[f"{split}/{name}"] = float(value)
-        except (TypeError, ValueError):
-            raise EvaluationFailed(f"{call} returned '{name}' = {value!r}, which is not a number (every value is a "
-                                   f"metric)") from None
-    return values
 
 
 def _timing(audit: dict[str, float], charged: float, wall: float) -> dict[str, float]:
