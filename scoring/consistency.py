@@ -5,6 +5,7 @@ message saying what differs and what to do. docs/scoring.md lists them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -218,6 +219,33 @@ def check_one_sweep(trials: pd.DataFrame, keys: pd.Series) -> None:
         raise UserError(f"Records of {submission} on {workload} come from {len(found)} sweeps ({', '.join(found)}): "
                         f"their studies would be merged by number, tuning it with more trials than the others. "
                         f"Score one sweep per submission and workload: move the others out of the results folder.")
+
+
+def check_tuning_budgets(trials: pd.DataFrame, per_study: Mapping[Path, int]) -> None:
+    """Refuse one workload's submissions tuned with different numbers of trials per study (their
+    sweeps' plans, ``per_study``: sweep folder -> planned trials per study, ended or not): a study's
+    time is the best of its trials, and the best of more draws from a search space is a bigger
+    tuning budget, not a better algorithm (AlgoPerf's external ruleset gives every submission the
+    same number). Lone trials and records whose sweep plan was not read are not counted."""
+    if not per_study or "study" not in trials or "record_dir" not in trials:
+        return
+    swept = trials[trials["study"].notna()]
+    folders = swept["record_dir"].map(lambda folder: Path(str(folder)).parent.parent)  # <sweep>/study<k>/trial<j>
+    table = pd.DataFrame({"workload": workload_key(swept), "submission": swept["submission"],
+                          "budget": folders.map(lambda folder: per_study.get(folder)), "sweep": folders.astype(str)})
+    table = table[table["budget"].notna()].astype({"budget": int})
+    for workload, group in table.groupby("workload", sort=True):
+        if group["budget"].nunique() < 2:
+            continue
+        each = group.drop_duplicates("submission").sort_values("submission")
+        found = ", ".join(f"{row.submission}: {row.budget}" for row in each.itertuples())
+        most = each.loc[each["budget"].idxmax()]
+        raise UserError(f"Submissions on {workload} were tuned with different numbers of trials per study ({found}; "
+                        f"e.g. {most['sweep']}): a study's time is the best of its trials, so more trials is a "
+                        f"bigger tuning budget, not a better algorithm. Tune every submission of a workload with "
+                        f"the same trials= (a tune or suite command with trials={int(each['budget'].max())} makes "
+                        f"new sweeps for the others: move their old ones out of the results folder), or score them "
+                        f"in separate results folders.")
 
 
 def check_precisions(trials: pd.DataFrame, mix_precisions: bool = False) -> None:

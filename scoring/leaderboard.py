@@ -13,7 +13,7 @@ Our rules (docs/scoring.md lists where AlgoPerf's official scoring differs):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from scoring.consistency import (
     check_consistent,
     check_precisions,
     check_pruning,
+    check_tuning_budgets,
     column_of,
     mixed_precisions,
     record_precisions,
@@ -118,7 +119,7 @@ def with_missing_studies(bests: pd.DataFrame, problems: Sequence[Problem]) -> pd
     """
     present = set(zip(bests["submission"], bests["workload_key"], bests["study_key"]))
     extra = {(p.submission, p.workload, study_key(p.study) if p.study is not None else f"trial:{p.record_dir}")
-             for p in problems if not p.scored and p.submission and p.workload
+             for p in problems if p.lost and p.submission and p.workload
              and (p.study is not None or p.sweep is None)}  # a sweep's trial, or a lone one (its own study)
     rows = [{"submission": s, "workload_key": w, "study_key": k, "time": np.inf, "steps": np.inf, "trials": 0}
             for s, w, k in sorted(extra - present)]
@@ -164,11 +165,13 @@ class Studies:
 
 
 def studies_of(trials: pd.DataFrame, tau_max: float = 4.0, problems: Sequence[Problem] = (),
-               mix_precisions: bool = False) -> Studies:
-    """The records checked (consistent targets and rules, precisions, pruning) and their studies:
-    the first part of :func:`build`, apart so that ``optbench score`` can start the bootstrap (which
-    needs only ``study_times``) while the rest of the board is built."""
+               mix_precisions: bool = False, per_study: Mapping[Path, int] | None = None) -> Studies:
+    """The records checked (consistent targets and rules, tuning budgets, precisions, pruning) and
+    their studies: the first part of :func:`build`, apart so that ``optbench score`` can start the
+    bootstrap (which needs only ``study_times``) while the rest of the board is built.
+    ``per_study``: the sweeps' planned trials per study (:class:`scoring.records.Records`)."""
     check_consistent(trials)
+    check_tuning_budgets(trials, per_study or {})
     check_precisions(trials, mix_precisions)
     check_pruning(trials, tau_max)
     bests = with_missing_studies(study_bests(trials), problems)
@@ -217,8 +220,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     inert = inert_components(trials)
     table["inert_on"] = [", ".join(sorted(inert.get(s, {}))) for s in table["submission"]]
     incomplete: dict[str, set[str]] = {}
-    for submission, workload in problem_groups(problems):
-        if submission:
+    for (submission, workload), group in problem_groups(problems).items():
+        if submission and any(problem.incomplete for problem in group):
             incomplete.setdefault(submission, set()).add(workload)
     unmatched = pruned_without_competitor(trials)
     for submission, workload in unmatched:

@@ -31,6 +31,7 @@ import importlib.util
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -187,6 +188,10 @@ class SweepIndex:
         """How many trials the stored plan lists."""
         return len(self.plan[1]["trials"]) if self.plan is not None else 0
 
+    def planned_per_study(self) -> int:
+        """The most trials the stored plan gives one study."""
+        return trials_per_study(self.plan[1]) if self.plan is not None else 0
+
     # ---------------------------------------------------------------- the walk and the plan
     def note_folder(self, path: str, key: FileKey | list[str] | None) -> None:
         """Record that the walk listed ``path``, whose key (taken before listing) was ``key``; for
@@ -314,3 +319,10 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+
+
+def trials_per_study(digest: dict[str, Any]) -> int:
+    """The most trials a plan's digest (its ``trials``: [study, trial, seed] each) gives one study:
+    the sweep's tuning budget per study, which scoring compares across submissions."""
+    studies = Counter(entry[0] for entry in digest["trials"])
+    return max(studies.values(), default=0)

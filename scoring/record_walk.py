@@ -29,8 +29,8 @@ from harness.core.records import EVALS_FILE, MANIFEST_FILE, DamagedRecord, check
 from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
 from harness.errors import UserError
 from scoring.forked import can_fork, usable_cpus
-from scoring.record_index import SweepIndex, entry_names, file_key, folder_key
-from scoring.trial_files import FOREIGN, MISSING, SWEEP, Problem, _child, _problem, _read_trial_files
+from scoring.record_index import SweepIndex, entry_names, file_key, folder_key, trials_per_study
+from scoring.trial_files import MISSING, STRAY, SWEEP, Problem, _child, _problem, _read_trial_files
 
 # From this many units (sweep folders and lone trial folders) on, the reading uses several processes.
 READ_PARALLEL_FROM = 200
@@ -194,6 +194,7 @@ class Part:
     indexed: int = 0  # trials taken from sweep indexes
     unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
     planless: dict[str, Planless] = field(default_factory=dict)  # sweep folder -> its trials found without a plan
+    per_study: dict[Path, int] = field(default_factory=dict)  # sweep folder -> its planned trials per study
 
     @staticmethod
     def joined(parts: list[Part]) -> Part:
@@ -202,6 +203,7 @@ class Part:
         for part in parts:
             whole.rows.add_columns(part.rows.columns, part.rows.data, part.rows.count)
             whole.counts.update(part.counts)
+            whole.per_study.update(part.per_study)
             for name in ("sweeps", "problems", "missing", "warnings", "unindexed"):
                 getattr(whole, name).extend(getattr(part, name))
             whole.indexed += part.indexed
@@ -217,6 +219,7 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
     meanwhile are kept in the result (to be raised by whoever gathers the parts, in order)."""
     rows = Table()
     counts: dict[Path, int] = {}
+    per_study: dict[Path, int] = {}
     sweeps, problems, missing, unindexed = [], [], [], []
     indexed = 0
     with warnings.catch_warnings(record=True) as caught:
@@ -231,12 +234,14 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
             unchanged = cache.unchanged_columns() if cache is not None else None
             if unchanged is not None:  # nothing under it changed since its index was written complete
                 counts[Path(folder)] = cache.planned_count()
+                per_study[Path(folder)] = cache.planned_per_study()
                 rows.add_columns(cache.columns, unchanged, cache.hits)
                 indexed += cache.hits
                 continue
             found = len(sweeps) + len(problems) + len(missing)
             scan = _scan(folder, cache)
             counts.update(scan.counts)
+            per_study.update(scan.per_study)
             sweeps += sorted(scan.problems, key=lambda p: _path_key(str(p.file)))
             seen = set()
             damaged_plan = next((p for p in scan.problems if p.record_dir == Path(folder)), None)
@@ -262,7 +267,7 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
                 if not cache.save(complete=clean):
                     unindexed.append(Path(folder))
     return Part(rows, counts, sweeps, problems, missing, [(str(w.message), w.category) for w in caught],
-                indexed, unindexed, planless)
+                indexed, unindexed, planless, per_study)
 
 
 _SWEEP_TRIAL_KEYS = ("study", "ruleset", "submission", "workload", "size")
@@ -382,6 +387,7 @@ class _Scan:
 
     planned: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)  # folder -> (sweep, entry)
     counts: dict[Path, int] = field(default_factory=dict)  # sweep folder -> its number of planned trials
+    per_study: dict[Path, int] = field(default_factory=dict)  # sweep folder -> its planned trials per study
     problems: list[Problem] = field(default_factory=list)  # sweep.json files that cannot be read
     folders: set[str] = field(default_factory=set)  # trial folders to read
     unlisted: set[str] = field(default_factory=set)  # of which planned ones not listed: their files may be absent
@@ -394,7 +400,7 @@ class _Scan:
         if self.plan is None or folder in self.planned:
             return None
         plan = self.plan
-        return Problem(FOREIGN, Path(folder), Path(_child(folder, MANIFEST_FILE)),
+        return Problem(STRAY, Path(folder), Path(_child(folder, MANIFEST_FILE)),
                        f"not a trial of the sweep's plan (its {SWEEP_FILE} plans none in this folder): a record "
                        f"copied or moved into the sweep's folder", plan["submission"],
                        f"{plan['workload']}-{plan['size']}", plan["ruleset"], Path(self.root))
@@ -442,6 +448,7 @@ def _add_plan(scan: _Scan, folder: str, path: str, cache: SweepIndex | None = No
             cache.store_plan(key, digest)
     sweep = {name: digest[name] for name in _PLAN_KEYS}
     scan.counts[Path(folder)] = len(digest["trials"])
+    scan.per_study[Path(folder)] = trials_per_study(digest)
     if folder == scan.root:
         scan.plan = sweep
     for study, trial, seed in digest["trials"]:

@@ -28,6 +28,7 @@ from scoring.trial_files import (
     FOREIGN,
     MISSING,
     RUNNING,
+    STRAY,
     SWEEP,
     Problem,
     _evaluations,
@@ -42,6 +43,7 @@ class Records:
     trials: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     planned: dict[Path, int] = field(default_factory=dict)  # sweep folder (as found) -> its number of trials
+    per_study: dict[Path, int] = field(default_factory=dict)  # sweep folder (as found) -> its trials per study
     indexed: int = 0  # trials taken from the sweeps' indexes (scoring/record_index.py) instead of their files
     unindexed: list[Path] = field(default_factory=list)  # sweep folders whose index could not be written
 
@@ -74,8 +76,8 @@ def read_records(root: Path, workers: int | None = None, index: bool = False,
     read = (reading or Reading(str(Path(root)), index, workers)).result()
     for message, category in read.warnings:
         warnings.warn(message, category, stacklevel=2)
-    return Records(_frame(read.rows), read.sweeps + read.problems + read.missing, read.counts, read.indexed,
-                   read.unindexed)
+    return Records(_frame(read.rows), read.sweeps + read.problems + read.missing, read.counts, read.per_study,
+                   read.indexed, read.unindexed)
 
 
 def _frame(rows: Table) -> pd.DataFrame:
@@ -107,6 +109,8 @@ _WHAT_TO_DO = {
              "(`optbench trial` for a lone trial) to resume them",
     DAMAGED: "restore the file from a copy, or delete the trial's folder and rerun the same command to run it again",
     EVALS: "restore evals.jsonl from a copy",
+    STRAY: "move it out of the sweep's folder (a backup or a copy belongs elsewhere); the sweep's own trials are "
+           "scored without it",
     FOREIGN: "move the record out of the sweep's folder (or back to the slot its manifest names); the same "
              "command then runs the slot's own trial",
     SWEEP: "restore sweep.json from a copy; until then the trials found under it are scored as they are and its "
@@ -128,7 +132,7 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
     """One line per affected (submission, workload): which trials, which files, what to do."""
     messages = []
     for (submission, workload), group in sorted(problem_groups(problems).items()):
-        lost = [p for p in group if not p.scored]
+        lost = [p for p in group if p.lost]
         head = f"{submission} on {workload}" if submission else (
             "sweep" if group[0].kind == SWEEP else "lone trial")
         counts = []
@@ -138,6 +142,10 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
             of = f" of {total} planned" if total else ""
             counts.append(f"{len(lost)}{of} trial{'s' if len(lost) > 1 or of else ''} not scored")
         incomplete = [p for p in group if p.kind == EVALS]
+        strays = [p for p in group if p.kind == STRAY]
+        if strays:
+            counts.append(f"{len(strays)} record{'s' if len(strays) > 1 else ''} in its sweep's folder outside its "
+                          f"plan, not scored")
         if incomplete:
             counts.append(f"{len(incomplete)} trial{'s' if len(incomplete) > 1 else ''} scored from incomplete "
                           f"records")
@@ -157,7 +165,8 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
 
 
 _KIND_NAMES = {MISSING: "no manifest", RUNNING: "running", DAMAGED: "a damaged manifest", FOREIGN: "a foreign record",
-               EVALS: "evals.jsonl", SWEEP: "sweep.json"}
+               EVALS: "evals.jsonl", SWEEP: "sweep.json",
+               STRAY: "a record outside the plan"}
 
 
 # ------------------------------------------------------------------------------------ evaluations

@@ -415,7 +415,7 @@ def score(cfg: ScoreConfig, reading: Reading, started: float, log: Callable[[str
     ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
     tau_max, samples = float(cfg.tau_max), int(cfg.bootstrap)
-    found = studies_of(trials, tau_max, records.problems, bool(cfg.mix_precisions))
+    found = studies_of(trials, tau_max, records.problems, bool(cfg.mix_precisions), records.per_study)
     resampling = Aside(bootstrap, found.study_times, tau_max, samples, int(cfg.seed)) if samples > 0 else None
     board = build(trials, tau_max=tau_max, samples=0, problems=records.problems, planned=records.planned,
                   mix_precisions=bool(cfg.mix_precisions), studies_found=found)

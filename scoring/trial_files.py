@@ -30,7 +30,8 @@ from harness.core.records import (
 )
 from harness.errors import OptbenchWarning
 
-# Problem kinds. Not scored: MISSING, RUNNING, DAMAGED, FOREIGN. Scored from the manifest: EVALS.
+# Problem kinds. Lost (a trial of the plan not scored): MISSING, RUNNING, DAMAGED, FOREIGN. Scored from the
+# manifest: EVALS. Outside the plan (not scored, and no planned trial is lost): STRAY.
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
 RUNNING = "running"  # manifest.json says running: interrupted, or still running
 DAMAGED = "damaged"  # manifest.json exists but cannot be used
@@ -38,7 +39,9 @@ EVALS = "evals"  # a finished trial whose evals.jsonl is missing or lacks its en
 #                  manifest is DAMAGED: neither file is believed)
 SWEEP = "sweep"  # sweep.json cannot be read: which trials it planned is unknown
 FOREIGN = "foreign"  # in a sweep's folder, a record that is not the trial its plan puts there (copied or moved
-#                     from another slot or sweep, or edited), or in a folder the plan has no trial of
+#                     from another slot or sweep, or edited)
+STRAY = "stray"  # in a sweep's folder, a record in a folder its plan has no trial of (a backup copy, a study
+#                 copied in beside the planned ones)
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,16 @@ class Problem:
     study: int | None = None  # its study in the sweep's plan
 
     @property
-    def scored(self) -> bool:
-        """Whether the trial still counts in the scores (its outcome is in its manifest)."""
-        return self.kind in (EVALS, SWEEP)
+    def lost(self) -> bool:
+        """Whether a trial of the plan (or a lone trial) does not count in the scores: missing,
+        unfinished, damaged or not the slot's own. Not an unreadable plan (its trials are scored as
+        found), a record scored from its manifest, nor a record outside the plan (none is lost)."""
+        return self.kind not in (EVALS, SWEEP, STRAY)
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether it makes its submission's records of its workload incomplete (the board marks them)."""
+        return self.kind != STRAY
 
 
 def _child(folder: str, *names: str) -> str:

@@ -272,9 +272,33 @@ MISPLACED = {  # a sweep's slot (folder study0/trial0 of B, not reached) holding
     "another sweep's record of the slot": lambda results: copy_over(trial_dir(results, "A", 0, 0),
                                                                     trial_dir(results, "B", 0, 1)),
     "its manifest's study edited": lambda results: edit_study(trial_dir(results, "B", 0, 1)),
+}
+STRAYS = {  # a record in a folder of B's sweep that its plan has no trial of: B's planned trials are all there
     "an unplanned study folder added": lambda results: copy_over(trial_dir(results, "B", 1, 1),
                                                                  trial_dir(results, "B", 5, 0)),
+    "a backup copy of a trial": lambda results: copy_over(trial_dir(results, "B", 0, 0),
+                                                          trial_dir(results, "B", 0, 0).with_name("trial0.bak")),
 }
+
+
+@pytest.mark.parametrize("stray", list(STRAYS))
+def test_a_record_outside_the_plan_is_named_but_does_not_make_the_sweep_incomplete(
+        stray: str, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A backup copy of a trial folder said "1 of 4 planned trials not scored" and marked B incomplete,
+    though all 4 were there and scored: it sent the user looking for a trial that was not missing."""
+    clean, _ = score(sweeps, tmp_path / "clean", capsys)
+    STRAYS[stray](sweeps)
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0 and clean == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert pd.isna(board.loc["B", "incomplete_on"]), board.loc["B"]
+    before = pd.read_csv(tmp_path / "clean" / "leaderboard.csv").set_index("submission")
+    assert board.loc["B", "score"] == before.loc["B", "score"]  # not scored: the board is the clean one's
+    line = next(line for line in err.splitlines() if "B on w1-cpu" in line)
+    assert "not scored" in line and "outside its plan" in line and "planned trials" not in line, line
+    assert "move it out" in line, line
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and "B on w1-cpu" in err  # strict: anything that is not right refuses
 
 
 @pytest.mark.parametrize("misplace", list(MISPLACED))
@@ -445,3 +469,25 @@ def test_algoperf_unreadable_time_names_the_file(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=rf"{csv}.*score"):
         table = score_tree(root, load_targets(tmp_path / "targets.json"), compat=False)
     assert table.set_index("submission").loc["X", "score"] == 0.0
+
+
+@pytest.mark.parametrize("index", ["false", "true"])
+def test_submissions_tuned_with_more_trials_per_study_are_not_ranked_beside_the_others(
+        index: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Best of 4 trials against best of 2: a bigger tuning budget, not a better optimizer. Refused,
+    from the plans (a sweep still running counts its planned trials, not the ended ones), and so
+    from a sweep's index as from its files."""
+    results = tmp_path / "results"
+    write_sweep_records(results, "A", [[10.0, None], [None, 11.0]])
+    big = write_sweep_records(results, "B", [[14.0, None, 12.0, None], [None, 15.0, None, None]])
+    for damage in ("none", "none", "a trial not ended"):  # the second time from the indexes the first wrote
+        if damage != "none":
+            shutil.rmtree(big / "study1" / "trial3")  # not ended yet: still 4 planned per study
+        code, err = score(results, tmp_path / "out", capsys, f"index={index}")
+        assert code == 2, err
+        assert "different numbers of trials per study" in err and "w1-cpu" in err, err
+        assert "(A: 2, B: 4;" in err and "trials=4" in err, err
+    shutil.rmtree(big)
+    write_sweep_records(results, "B", [[14.0, None], [None, 15.0]])  # the same budget: scored
+    code, err = score(results, tmp_path / "out", capsys, f"index={index}")
+    assert code == 0, err

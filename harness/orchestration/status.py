@@ -22,7 +22,7 @@ from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.errors import Incomplete, UserError
 from scoring.records import Records, problem_messages, read_records
-from scoring.trial_files import FOREIGN, MISSING, RUNNING, SWEEP, Problem
+from scoring.trial_files import FOREIGN, MISSING, RUNNING, STRAY, SWEEP, Problem
 
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
@@ -237,7 +237,7 @@ def mark_row(rows: dict[str, dict[str, Any]], problem: Problem) -> bool:
     plan has none in): to be said beside the listing."""
     row = rows.get(str(problem.record_dir))  # ``rows``: the trials' rows by their folders
     if row is None:
-        return problem.kind in (SWEEP, FOREIGN) or problem.sweep is None
+        return problem.kind in (SWEEP, FOREIGN, STRAY) or problem.sweep is None
     if problem.kind in (MISSING, RUNNING):  # its state says it: pending, running or interrupted
         return False
     if not row.get("problem"):
