@@ -458,6 +458,20 @@ def test_status_strict_refuses_what_score_strict_refuses(sweep_copy: Path, capsy
     assert str(manifest_path.parent) in err and str(manifest_path.parent) in score_said, err
 
 
+def test_status_strict_refuses_records_that_score_would_refuse_to_compare(sweep_copy: Path, capsys) -> None:
+    """A results folder holding a copy of a sweep (results brought back from another machine into a
+    subfolder) passed status strict=true (exit 0), and score then refused it (exit 2)."""
+    workload = next(sweep_copy.rglob("sweep.json")).parents[2]  # <workload-size>/<submission>/<sweep>/sweep.json
+    shutil.copytree(workload, sweep_copy / "machineB" / workload.name)
+    assert main(["score", f"results={sweep_copy}", f"out={sweep_copy.parent / 'board'}"]) == 2
+    score_said = capsys.readouterr().err
+    assert main(["status", f"results={sweep_copy}", "scheduler=false"]) == 0  # a listing: not refused
+    capsys.readouterr()
+    assert main(["status", f"results={sweep_copy}", "scheduler=false", "strict=true"]) == 2
+    err = capsys.readouterr().err
+    assert "come from 2 sweeps" in score_said and "come from 2 sweeps" in err and "optbench score" in err, err
+
+
 def test_status_says_what_its_rows_cannot_show(sweep_copy: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trials of a sweep whose sweep.json was lost were left out of status's listing without a
     word (exit 0, totals without them); a record copied over another slot was listed as that

@@ -21,6 +21,7 @@ from harness.config.compose import compose_config
 from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.errors import Incomplete, UserError
+from scoring.consistency import check_consistent, check_tuning_budgets
 from scoring.records import Records, problem_messages, read_records
 from scoring.trial_files import FOREIGN, MISSING, RUNNING, STRAY, SWEEP, Problem
 
@@ -249,7 +250,9 @@ def refuse_incomplete(results: Path, rows: list[dict[str, Any]], records: Record
     """``strict=true``: exit 1 where a trial has not ended with a readable record, or where
     ``optbench score strict=true`` would refuse the records for another reason (a manifest and
     evals.jsonl that disagree, trials found without their sweep's plan): read as score reads them,
-    so that both answer "complete?" alike."""
+    so that both answer "complete?" alike. Then exit 2 where score would refuse to compare them
+    (two sweeps of one submission, other targets or hardware, other tuning budgets:
+    scoring/consistency.py), as its own settings (precisions, tau_max) do not decide."""
     messages = problem_messages(records.problems, records.planned)
     if unfinished_rows(rows) and not messages:  # score's own lines name those trials, where it lists any
         messages.append(f"{len(unfinished_rows(rows))} trial(s) have not ended with a readable record "
@@ -257,6 +260,13 @@ def refuse_incomplete(results: Path, rows: list[dict[str, Any]], records: Record
     if messages:
         listed = "".join(f"\n  - {message}" for message in messages)
         raise Incomplete(f"strict=true: the records under {results} are not complete:{listed}")
+    if not records.trials.empty:  # complete, but comparable? What score refuses whatever its settings
+        try:
+            check_consistent(records.trials)
+            check_tuning_budgets(records.trials, records.per_study)
+        except UserError as error:
+            raise UserError(f"strict=true: the records under {results} are complete, but optbench score would "
+                            f"refuse to rank them: {error}") from None
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
