@@ -155,3 +155,39 @@ def test_a_cuda_checkpoint_keeps_the_trial_s_gpu_generator_only(monkeypatch: pyt
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
     restore_rng({**saved, "cuda": [states[0], states[1]]}, torch.device("cuda", 1))
     assert len(restored) == 1 and len(restored[0]) == 2
+
+
+def test_a_trial_started_on_another_processor_is_not_resumed_here(smoke_cfg, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial requeued onto another node type (or its folder copied to another machine) resumed
+    silently: its charged time was measured on two processors, its manifest named the first alone,
+    and score's one-hardware check could not see it."""
+    from harness.errors import UserError
+
+    cfg = smoke_cfg(UNREACHABLE, "max_steps=40", "checkpoint_every_s=0", f"results={tmp_path}")
+    real_evaluate, calls = FashionMNIST.evaluate, []
+
+    def interrupted_evaluate(self, model, split):
+        calls.append(split)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(self, model, split)
+
+    monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_trial(cfg)
+    monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
+    record_dir = next(tmp_path.rglob(CHECKPOINT_NAME)).parent
+    manifest = read_json(record_dir / "manifest.json")
+    manifest["device"]["cpu_model"] = "Machine A processor"
+    (record_dir / "manifest.json").write_text(__import__("json").dumps(manifest))
+    with pytest.raises(UserError, match=r"other hardware: cpu_model 'Machine A processor' then, .* now.*"
+                                        r"rerun=true"):
+        runner.run_trial(cfg)
+    assert (record_dir / CHECKPOINT_NAME).is_file()  # kept: it may still be resumed on the first kind
+    cfg.rerun = True
+    summary = runner.run_trial(cfg)
+    assert summary["steps"] == 40
+    manifest = read_json(record_dir / "manifest.json")
+    assert manifest["device"]["cpu_model"] != "Machine A processor"  # started over here, and says so
+    assert [a.get("resumed_from_step") for a in manifest["attempts"]] == [None]

@@ -224,15 +224,33 @@ def _setting(key: str, value: Any) -> str:
 
 
 def made_otherwise(manifest: dict[str, Any], cfg: Any, submission_cls: type, workload_cls: type,
-                   data: str | None = None) -> str:
+                   data: str | None = None, device: dict[str, Any] | None = None) -> str:
     """How the record of ``manifest`` was made other than ``cfg`` asks now, in words: with other code
     (the submission's or workload's source changed), other charged settings (``isolation``,
-    ``threads``: not in the identity) or, where ``data`` (the loaded workload's
-    :meth:`~harness.workload.Workload.data_digest`) is given, other data; "" when none."""
+    ``threads``: not in the identity), where ``data`` (the loaded workload's
+    :meth:`~harness.workload.Workload.data_digest`) is given, other data, and where ``device``
+    (:func:`harness.core.environment.describe_device` of this machine) is given, other hardware;
+    "" when none."""
     parts = [f"other {what}: {change}" for what, change in (
         ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", setting_changes(manifest, cfg)),
-        ("data", data_change(manifest, data))) if change]
+        ("data", data_change(manifest, data)), ("hardware", hardware_change(manifest, device))) if change]
     return "; and ".join(parts)
+
+
+HARDWARE_KEYS = {"cuda": "name", "cpu": "cpu_model"}  # what names a device's kind in a manifest's ``device``
+
+
+def hardware_change(manifest: dict[str, Any], device: dict[str, Any] | None) -> str:
+    """The processor or GPU model then and now, where both are told and differ ("" otherwise): a
+    trial's charged time measured partly on one and partly on another is no machine's time, and
+    score, which refuses two models on one workload, reads the manifest's first one alone."""
+    then = manifest.get("device")
+    if not isinstance(then, dict) or device is None:
+        return ""
+    key = HARDWARE_KEYS.get(str(then.get("type")))
+    if key is None or not then.get(key) or not device.get(key) or then[key] == device[key]:
+        return ""
+    return f"{key} {then[key]!r} then, {device[key]!r} now"
 
 
 def data_change(manifest: dict[str, Any], data: str | None) -> str:

@@ -253,12 +253,14 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
     resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
     if resume is not None and (changed := made_otherwise(record.manifest() or {}, cfg, submission_cls,
-                                                         type(workload), data=workload.data_digest())):
+                                                         type(workload), data=workload.data_digest(),
+                                                         device=describe_device(device))):
         if not cfg.rerun:  # the checkpoint's steps were the old code's: one trial would run two algorithms
             raise UserError(f"{record.dir} was started with {changed}. Resuming its checkpoint (step "
                             f"{resume['step']}) would make one trial of both. Restore the code, settings and data "
-                            f"it was started with to resume it, or add rerun=true to start it over (its events so "
-                            f"far are kept beside).")
+                            f"it was started with, or run it on the hardware it was started on (on SLURM: a "
+                            f"partition or --constraint of one model), to resume it; or add rerun=true to start it "
+                            f"over here (its events so far are kept beside).")
         remove_checkpoint(record.dir)
         resume = None
         progress.say(f"rerun=true: started with {changed}; starting it over from step 0")
