@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.config.compose import compose_config, validate_trial_config
@@ -54,10 +56,12 @@ def test_schema_types_are_enforced() -> None:
         ("no_such_key=1", "Unknown setting 'no_such_key'"),
         ("seed=[1,2", "Malformed override"),
         ("=3", "Malformed override"),
+        ("results=sc/résults", "results=sc/résults: a value with spaces, non-ASCII letters or characters such as "
+                               "()[]{},= is quoted: results='sc/résults'"),
     ],
 )
 def test_bad_overrides_are_clear(override: str, expected: str) -> None:
-    with pytest.raises(UserError, match=expected.replace("[", r"\[")):
+    with pytest.raises(UserError, match=re.escape(expected)):
         compose_config("trial", [override])
 
 

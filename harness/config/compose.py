@@ -33,10 +33,7 @@ def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
         with initialize_config_module(config_module="configs", version_base="1.3"):
             cfg = compose(config_name=primary, overrides=list(overrides))
     except (OverrideParseException, ValueError) as error:
-        raise UserError(
-            f"Malformed override: {_first_line(error)}. Overrides are key=value pairs, for example "
-            f"submission.hparams.lr=3e-3 or workload.size=smoke (lists: key=[a,b])."
-        ) from None
+        raise UserError(_malformed_message(error, overrides)) from None
     except MissingConfigException as error:
         raise UserError(f"{_first_line(error)}.") from None
     except (ConfigCompositionException, OmegaConfBaseException) as error:
@@ -116,6 +113,31 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
     name = EXTERNAL + digest(node)
     ConfigStore.instance().store(group=kind, name=name, node=node)
     return name
+
+
+def _malformed_message(error: BaseException, overrides: Sequence[str]) -> str:
+    """Hydra's refusal of an override in words a user can act on: the override it could not read
+    and, where quoting its value would make it readable (a non-ASCII letter, as in a path like
+    ``results=sc/résults``), the quoted form."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not (sep and key and value) or "'" in value or value[0] in "[{":  # a list or mapping: not a path
+            continue
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            try:
+                parser.parse_overrides([f"{key}='{value}'"])
+            except OverrideParseException:
+                continue
+            return (f"Malformed override: {override}: a value with spaces, non-ASCII letters or characters such "
+                    f"as ()[]{{}},= is quoted: {key}='{value}' (in a shell, the whole override in double quotes: "
+                    f"\"{key}='{value}'\").")
+    return (f"Malformed override: {_first_line(error)}. Overrides are key=value pairs, for example "
+            f"submission.hparams.lr=3e-3 or workload.size=smoke (lists: key=[a,b]).")
 
 
 def _first_line(error: BaseException) -> str:
