@@ -65,6 +65,44 @@ def mixed_compile(trials: pd.DataFrame) -> list[str]:
     return sorted(settings.index[settings > 1])
 
 
+@dataclass(frozen=True)
+class Failures:
+    """One submission's failed trials on one workload: how many of how many, where the error was
+    raised (``error_in``: submission.update, workload.evaluate, harness, ...), its types, and one
+    trial's folder."""
+
+    count: int
+    total: int
+    parts: tuple[str, ...]
+    types: tuple[str, ...]
+    example: str
+
+    def note(self, submission: str, workload: str) -> str:
+        raised = ", ".join(self.types) if self.types else "an error"
+        return (f"{submission} on {workload}: {self.count} of {self.total} trials failed ({raised} in "
+                f"{', '.join(self.parts) or 'an unknown part'}; e.g. {self.example}): they count as not reaching the "
+                f"target, so its time there is that of a method that crashed, not a slow one. The records hold the "
+                f"tracebacks; a failure of the harness or the workload is retried by running the same command again")
+
+
+def failed_trials(trials: pd.DataFrame) -> dict[tuple[str, str], Failures]:
+    """Per (submission, workload), its trials that ended ``failed`` (the submission's code, the
+    workload's or the harness's raised): the table reads them as not reached, which hides a crash."""
+    if "status" not in trials:
+        return {}
+    keys = workload_key(trials)
+    failed = (trials["status"] == "failed").to_numpy()
+    found = {}
+    totals = trials.groupby([trials["submission"], keys]).size()
+    for (submission, workload), group in trials[failed].groupby([trials["submission"][failed], keys[failed]]):
+        parts = tuple(sorted(set(column_of(group, "error_in").dropna().astype(str))))
+        types = tuple(sorted(set(column_of(group, "error_type").dropna().astype(str))))
+        example = str(group["record_dir"].iloc[0]) if "record_dir" in group else "-"
+        found[(submission, workload)] = Failures(len(group), int(totals[(submission, workload)]), parts, types,
+                                                 example)
+    return found
+
+
 def precision_marks(trials: pd.DataFrame, mixed: dict[str, list[str]]) -> dict[str, str]:
     """Per submission, where it was ranked among records of another precision in a precision not fp32:
     "bf16 on gpt-gpu" (a name needs no mark where its records are all fp32, the default)."""
@@ -232,6 +270,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     flags = integrity_flags(trials)
     table["audit"] = [flags.audit.get(s, "") for s in table["submission"]]
     table["clock_suspect_on"] = [", ".join(sorted(flags.suspect.get(s, ()))) for s in table["submission"]]
+    failures = failed_trials(trials)
+    table["failed_on"] = [", ".join(sorted(w for (who, w) in failures if who == s)) for s in table["submission"]]
     mixed = mixed_precisions(trials)  # only with mix_precisions (studies_of refuses them otherwise)
     marks = precision_marks(trials, mixed)
     table["precision_on"] = [marks.get(s, "") for s in table["submission"]]
@@ -241,6 +281,7 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
               f"might have changed this leaderboard. Score with {c}'s records, or rerun "
               f"{'it' if count == 1 else 'them'} with prune=false"
               for (s, w), against in sorted(unmatched.items()) for c, count in sorted(against.items())]
+    notes += [failure.note(s, w) for (s, w), failure in sorted(failures.items())]
     notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "
               f"there (run it there, or score a results folder without that workload)" for s, where in never.items()]
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "

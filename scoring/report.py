@@ -168,6 +168,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         ("incomplete on ...", "after a name: workloads where some of its trials are missing, unfinished or damaged "
                               "(see the notes). They count as not reaching the target, so its score is provisional "
                               "and can only improve as they end."),
+        ("failed on ...", "after a name: workloads where some of its trials failed (its code, the workload's or the "
+                          "harness's raised; see the notes). They count as not reaching the target."),
         ("not run on ...", "after a name: workloads it has no record of. They count as not reaching the target "
                            "(0 there), and its time there reads 'not run'."),
         ("no-op on ...", "after a name: workloads where the method's own component updated no parameter (only its "
@@ -185,10 +187,11 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
 
 def _name(row: pd.Series | dict[str, Any]) -> str:
     """The submission's name, marked when its own component was a no-op on some workload, when
-    some of its trials are missing, unfinished or damaged (see the notes), when it has no record of
+    some of its trials failed or are missing, unfinished or damaged (see the notes), when it has no record of
     some workload (not run there), when its clock or source
     is suspect, or where it was ranked in a precision other than fp32 among records of another."""
     marks = [f"no-op on {row['inert_on']}"] if row.get("inert_on") else []
+    marks += [f"failed on {row['failed_on']}"] if row.get("failed_on") else []
     marks += [f"incomplete on {row['incomplete_on']}"] if row.get("incomplete_on") else []
     marks += [f"not run on {row['not_run_on']}"] if row.get("not_run_on") else []
     marks += [f"clock suspect on {row['clock_suspect_on']}"] if row.get("clock_suspect_on") else []

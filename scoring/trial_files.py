@@ -371,6 +371,8 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "ruleset": manifest.get("ruleset", "single"),
         "schema_version": manifest.get("schema_version"),
         "status": manifest["status"],
+        "error_in": summary.get("error_in"),  # a failed trial's: submission.update, workload.evaluate, harness, ...
+        "error_type": summary.get("error_type"),
         "time_to_target_s": math.inf if ttt is None else float(ttt),
         "steps_to_target": summary.get("steps_to_target"),
         "reached_at_first_eval": _reached_at_first_eval(manifest, summary),

@@ -28,14 +28,16 @@ pytestmark = pytest.mark.faults
 # ------------------------------------------------------------------------------- synthetic records
 def write_record(folder: Path, submission: str, time: float | None, *, workload: str = "w1", seed: int = 0,
                  study: int | None = None, trial: int | None = None, ruleset: str = "single",
-                 lr: float = 1e-3, status: str | None = None) -> Path:
-    """A finished trial's manifest.json and evals.jsonl (two evaluations, then the end line)."""
+                 lr: float = 1e-3, status: str | None = None, error_in: str | None = None) -> Path:
+    """A finished trial's manifest.json and evals.jsonl (two evaluations, then the end line);
+    ``error_in``: a failed trial's, where its error was raised (a RuntimeError)."""
     status = status or ("reached" if time is not None else "not_reached")
     steps = 100 if time is None else int(time * 10)
     summary = {"status": status, "time_to_target_s": time, "steps_to_target": None if time is None else steps,
                "best_validation": 0.95 if time is not None else 0.5, "target": 0.9, "metric": "accuracy",
                "higher_is_better": True, "steps": steps, "submission_time_s": time or 50.0, "max_runtime_s": 50.0,
-               "workload": workload, "size": "cpu"}
+               "workload": workload, "size": "cpu",
+               **({"error_in": error_in, "error_type": "RuntimeError"} if error_in else {})}
     manifest = {"schema_version": 1, "trial_id": folder.name, "workload": workload, "size": "cpu",
                 "submission": submission, "hparams": {"lr": lr}, "seed": seed, "study": study, "trial": trial,
                 "ruleset": ruleset, "config_hash": f"{seed:06d}{int(lr * 1e6):06d}",
@@ -491,3 +493,25 @@ def test_submissions_tuned_with_more_trials_per_study_are_not_ranked_beside_the_
     write_sweep_records(results, "B", [[14.0, None], [None, 15.0]])  # the same budget: scored
     code, err = score(results, tmp_path / "out", capsys, f"index={index}")
     assert code == 0, err
+
+
+def test_trials_whose_submission_code_raised_are_marked_not_hidden_as_not_reached(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A submission whose code raised in 3 of its 4 trials read "not reached" on the board, and no
+    note or column said a trial had failed: a broken optimizer looked like a slow one."""
+    results = tmp_path / "results"
+    write_sweep_records(results, "A", [[10.0, None], [None, 11.0]])
+    folder = write_sweep_records(results, "B", [[None, None], [None, 30.0]])
+    for study, trial in ((0, 0), (0, 1), (1, 0)):
+        shutil.rmtree(folder / f"study{study}" / f"trial{trial}")
+        write_record(folder / f"study{study}" / f"trial{trial}", "B", None, seed=1000 * study + trial, study=study,
+                     trial=trial, ruleset="external", status="failed", error_in="submission.update")
+    code, err = score(results, tmp_path / "board", capsys)
+    assert code == 0, err
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    assert board.loc["B", "failed_on"] == "w1-cpu" and pd.isna(board.loc["A", "failed_on"])
+    page = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "B (failed on w1-cpu)" in page, page
+    note = next(line for line in page.splitlines() if line.startswith("note: B on w1-cpu"))
+    assert "3 of 4 trials failed" in note and "submission.update" in note and "RuntimeError" in note, note
+    assert str(folder / "study0" / "trial0") in note, note
