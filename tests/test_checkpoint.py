@@ -81,8 +81,8 @@ def test_evaluations_after_the_checkpoint_are_set_aside(smoke_cfg, tmp_path: Pat
     reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'ref'}"))
     real_save, real_evaluate, calls = runner.save_checkpoint, FashionMNIST.evaluate, []
 
-    def keep_every_checkpoint(folder, state):
-        path = real_save(folder, state)
+    def keep_every_checkpoint(folder, state, **options):
+        path = real_save(folder, state, **options)
         shutil.copy(path, folder / f"kept-{state['step']}.pt")
         return path
 

@@ -472,3 +472,42 @@ def test_a_suite_runs_a_workload_of_the_users_package(package: Path, tmp_path: P
     assert set(pd.read_csv(Path(summary["csv"]))["submission"]) == {"adam", "sgd"}
     code, _, err = run(capsys, "suite", "suite=smoke", "workloads=[valey.py:Valley]", f"results={tmp_path / 'r2'}")
     assert code == 2 and "valey.py" in err, err
+
+
+NUMPY_STATE = OPTIMIZER + '''
+
+import numpy
+
+
+class Counted(Nesterov):
+    """Keeps a NumPy array in its state: a checkpoint (loaded with weights_only=True) cannot hold it."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        self.history = numpy.zeros(3)
+
+    def state_dict(self):
+        return {**super().state_dict(), "history": self.history.copy()}
+
+    def load_state_dict(self, state):
+        self.history = state.pop("history")
+        super().load_state_dict(state)
+'''
+
+
+@pytest.mark.parametrize("isolation", ["inprocess", "process"])
+def test_a_state_a_checkpoint_cannot_hold_fails_the_trial_as_the_submission_s(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture, isolation: str) -> None:
+    """A submission whose state_dict held a NumPy array trained on, its checkpoints unloadable: killed,
+    it started over from step 0 with torch's message cut short (in a trainer process, the harness was
+    blamed). Now the first checkpoint is checked, and the trial fails naming the cause."""
+    (package / "counted.py").write_text(NUMPY_STATE)
+    (package / "counted.yaml").write_text(CONFIG.replace("nesterov_mine", "counted"))
+    code, summary, err = run(capsys, "trial", "submission=counted.py:Counted", *SMOKE, f"isolation={isolation}",
+                             f"results={tmp_path / 'results'}", "max_steps=30", "checkpoint_every_s=0",
+                             "workload.sizes.smoke.eval_every_steps=10", "workload.sizes.smoke.target=2.0")
+    assert code == 3 and summary["status"] == "failed", err
+    assert summary["error_in"] == "submission.state_dict", summary
+    message = summary["error_message"]
+    assert "weights_only=True" in message and "numpy" in message and "torch.as_tensor" in message, message
+    assert "\x1b[" not in message and "Re-running `torch.load`" not in message, message

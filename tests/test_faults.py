@@ -144,11 +144,11 @@ def test_a_harness_failure_after_a_checkpoint_resumes_from_it(smoke_cfg, tmp_pat
     reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
     real_save, calls = runner.save_checkpoint, []
 
-    def full_disk_on_the_second_write(folder, state):
+    def full_disk_on_the_second_write(folder, state, **options):
         calls.append(state["step"])
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return real_save(folder, state)
+        return real_save(folder, state, **options)
 
     monkeypatch.setattr(runner, "save_checkpoint", full_disk_on_the_second_write)
     failed = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
@@ -166,7 +166,7 @@ def test_a_harness_failure_after_a_checkpoint_resumes_from_it(smoke_cfg, tmp_pat
 
 
 def test_a_sweep_retries_the_trials_the_harness_failed(tmp_path: Path, monkeypatch) -> None:
-    def full_disk(folder, state):
+    def full_disk(folder, state, **options):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runner, "save_checkpoint", full_disk)

@@ -16,6 +16,9 @@ read with ``torch.load(weights_only=True)``, which rebuilds tensors and plain co
 never runs code from the file. Everything saved is therefore tensors, numbers, strings, lists,
 tuples and dicts (NumPy's RNG state is stored as plain values). A file that cannot be read that
 way is named, moved aside to ``checkpoint.rejected.pt`` and the trial starts from the beginning.
+So that a submission whose ``state_dict`` holds anything else (a NumPy array) does not train on
+with checkpoints no resume can read, a trial's first checkpoint is read back the same way before
+it is written: :class:`UnloadableState` fails the trial as the submission's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +76,48 @@ def _numpy_state() -> tuple[str, list[int], int, int, float]:
     return str(name), keys.tolist(), int(position), int(has_gauss), float(cached)
 
 
-def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
+class UnloadableState(Exception):
+    """The submission's state cannot be read back from a checkpoint (``torch.load(weights_only=True)``)."""
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any], verify: bool = False) -> Path:
     """Write ``state`` to ``folder/checkpoint.pt`` so that a crash leaves the old or the new file.
 
-    A failed write (full disk, file-size limit) removes its temporary file and raises.
+    A failed write (full disk, file-size limit) removes its temporary file and raises. ``verify``
+    (a trial's first checkpoint): read it back as a resume would first, :class:`UnloadableState`
+    where that fails.
     """
     path = folder / CHECKPOINT_NAME
     buffer = io.BytesIO()
     torch.save(state, buffer)  # serialised in memory first: a failed write then raises the real OSError
+    if verify:
+        check_loadable(buffer.getvalue())
     write_atomic(path, buffer.getvalue())
     return path
+
+
+def check_loadable(data: bytes) -> None:
+    """Raise :class:`UnloadableState` where ``data`` (a saved state) cannot be loaded with
+    ``weights_only=True``, saying what it holds that cannot be and what to do."""
+    try:
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UnloadableState(
+            f"the submission's state_dict() holds what a checkpoint cannot (checkpoints are loaded with "
+            f"torch.load(weights_only=True), which rebuilds tensors, numbers, strings and containers of them "
+            f"only): {load_failure(error)}. Keep such state as tensors (torch.as_tensor(array) for a NumPy "
+            f"array) or plain values, or a killed or requeued trial could not resume; optbench check tests "
+            f"this") from None
+
+
+def load_failure(error: BaseException) -> str:
+    """What ``torch.load`` refused, in one line: its "Unsupported global ..." (what the file holds)
+    where it says one, else its first line; without the terminal's colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+    found = found.split(" was not an allowed global")[0].removeprefix("WeightsUnpickler error: ")
+    return f"{type(error).__name__}: {found[:300]}"
 
 
 REJECTED_NAME = "checkpoint.rejected.pt"
@@ -102,7 +138,7 @@ def load_checkpoint(folder: Path, config_hash: str, say: Any = print) -> dict[st
         state = torch.load(path, map_location="cpu", weights_only=True)
         problem = None if isinstance(state, dict) else f"expected a dict, found {type(state).__name__}"
     except Exception as error:  # truncated, foreign or unsafe: never unpickled
-        state, problem = None, f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        state, problem = None, load_failure(error)
     if problem is None and state.get("config_hash") != config_hash:
         problem = f"it belongs to config hash {state.get('config_hash')!r}, this trial is {config_hash!r}"
     if problem is None:

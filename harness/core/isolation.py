@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config.child_process import bare_start, context
 from harness.config.compose import to_plain
 from harness.config.registry import workload_class
+from harness.core.checkpoint import check_loadable
 from harness.core.clock import SubmissionClock
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
@@ -216,6 +217,8 @@ class ProcessTrainer:
         finally:
             self.clock.pause()
             self._freeze()
+        if data.startswith(b"PK"):  # a saved state (a zip archive), which may hold what cannot be loaded
+            check_loadable(data)  # the submission's state_dict's: UnloadableState
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never runs its code
         except Exception:  # the trainer's failure (a JSON message), or not a state at all

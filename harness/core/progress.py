@@ -96,8 +96,9 @@ class Progress:
                     f"after {summary['steps']} steps (traceback in the record); running the same command again "
                     f"retries it")
         else:
-            error = summary.get("error_type", "an exception")
-            text = f"FAILED: submission code raised {error} (traceback in the record)"
+            error = summary.get("error_message") or summary.get("error_type") or "an exception"
+            where = summary.get("error_in") or "its code"
+            text = f"FAILED: the submission raised in {where}: {error[:1000]} (traceback in the record)"
         self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}")
 
     def _line(self, step: int, submission_s: float) -> str:

@@ -34,7 +34,7 @@ from harness.config.compose import compose_config, to_plain, validate_trial_conf
 from harness.config.described import described_submission
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
-from harness.core.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from harness.core.checkpoint import UnloadableState, load_checkpoint, remove_checkpoint, save_checkpoint
 from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
 from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
@@ -385,6 +385,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
     identity_hash = record.manifest()["config_hash"]
     checkpoint_every = cfg.checkpoint_every_s
     last_checkpoint = time.monotonic()
+    saved_once = False  # this attempt's first checkpoint is read back before it is written
     eval_every, eval_period = spec.eval_every_steps, spec.eval_period_s
     max_steps = cfg.max_steps or math.inf
     pruner = Pruner(record.dir, Path(cfg.prune_peers) if cfg.prune_peers else None) \
@@ -442,10 +443,16 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
                     "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
                     "submission_s": clock.elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
                     **state,
-                })
+                }, verify=not saved_once)  # the first one is read back: the submission's state must load
+                saved_once = True
                 last_checkpoint = time.monotonic()
                 audit["checkpoint_s"] += last_checkpoint - checkpoint_started - (clock.elapsed - elapsed)
             current_team().go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
+    except UnloadableState as error:  # the submission's state_dict: no checkpoint of it could be resumed
+        clock.pause()
+        return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
+                    error=f"{UnloadableState.__module__}.{UnloadableState.__name__}: {error}",
+                    error_in="submission.state_dict")
     except EvaluationFailed:  # the workload's bug: keep what was reached
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
