@@ -81,7 +81,8 @@ trial settings (defaults in brackets):
   checkpoint_every_s=SECONDS [30] (wall time between checkpoints; 0 every evaluation)
 
 exit status: 0 the trial ran (reached, not_reached, pruned or diverged); 1 the harness failed (an I/O error,
-  another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed.
+  another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed (trial, and
+  info: the part that raised, the exception and the submission's frames on stderr).
   tune, suite: 0 every launched trial ended; 2 bad input, an unknown launcher or hydra.launcher.* setting
   (nothing written), or no job could be submitted (the scheduler's message and what to check on stderr;
   nothing to resume); 1 launched trials did not end (jobs lost or killed; see optbench status, rerun to resume).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 class OptbenchWarning(UserWarning):
@@ -25,6 +27,37 @@ class Incomplete(UserError):
     """
 
     exit_code = 1
+
+
+class SubmissionFailed(UserError):
+    """The submission's code raised outside a trial (``optbench info``'s timed steps): exit status 3,
+    as for a trial whose submission failed, and no traceback of the harness's, which is not at fault."""
+
+    exit_code = 3
+
+    @classmethod
+    def raised_in(cls, part: str, error: Exception) -> SubmissionFailed:
+        """The error ``error`` raised in ``part`` (a record's ``error_in``: ``submission.update``),
+        with the frames of the code below the harness's (the submission's, and what it called)."""
+        said = SUBMISSION_PART_WORDS.get(part, part)
+        frames = "".join(traceback.format_list(_frames_below_the_harness(error)))
+        return cls(f"The submission's code raised in its {said} ({part}), not optbench: {type(error).__name__}: "
+                   f"{error}. Fix the submission's code (optbench check submission=... runs its conformance "
+                   f"checks; an optbench trial records the whole traceback)."
+                   + (f"\nIts frames (most recent call last):\n{frames.rstrip()}" if frames else ""))
+
+
+SUBMISSION_PART_WORDS = {"submission.__init__": "construction", "submission.update": "update",
+                         "submission.prepare_for_eval": "prepare_for_eval", "submission.routing": "routing()"}
+_HARNESS = Path(__file__).resolve().parent
+_MOST_FRAMES = 8  # the last ones: where it raised
+
+
+def _frames_below_the_harness(error: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback that are not the harness's own (harness/), the last few."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not Path(frame.filename).resolve().is_relative_to(_HARNESS)]
+    return frames[-_MOST_FRAMES:]
 
 
 def refuse_or_warn(messages: list[str], strict: bool, log: Callable[[str], None], refusal: str, remedy: str) -> None:

@@ -511,3 +511,24 @@ def test_a_state_a_checkpoint_cannot_hold_fails_the_trial_as_the_submission_s(
     message = summary["error_message"]
     assert "weights_only=True" in message and "numpy" in message and "torch.as_tensor" in message, message
     assert "\x1b[" not in message and "Re-running `torch.load`" not in message, message
+
+
+@pytest.mark.parametrize(("method", "part"), [
+    ("build_optimizer(self, params, hp)", "construction (submission.__init__)"),
+    ("update(self, batch, compute_loss)", "update (submission.update)"),
+    ("prepare_for_eval(self)", "prepare_for_eval (submission.prepare_for_eval)"),
+])
+def test_info_says_the_submission_s_code_raised_and_exits_3(method: str, part: str, package: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """It printed the harness's traceback (info.py -> measure.py -> parts.py) and exited 1, as if
+    optbench had failed, where trial exits 3 and check says FAIL for the same code."""
+    boom = OPTIMIZER.replace("class Nesterov(", "class Boom(") + (
+        f"\n    def {method}:\n        raise ValueError('cannot go on')\n\n\nSUBMISSION = Boom\n")
+    (package / "boom.py").write_text(boom)
+    (package / "boom.yaml").write_text(CONFIG.replace("nesterov_mine", "boom"))
+    code, _, err = run(capsys, "info", "submission=boom.py", "workload.size=smoke", "device=cpu",
+                       "steps=2", "warmup=1")
+    assert code == 3, err
+    assert f"raised in its {part}" in err and "ValueError: cannot go on" in err, err
+    assert str(package / "boom.py") in err and "raise ValueError('cannot go on')" in err, err  # its own frame
+    assert "harness/" not in err and "Traceback (most recent call last)" not in err, err  # none of the harness's
