@@ -532,3 +532,31 @@ def test_info_says_the_submission_s_code_raised_and_exits_3(method: str, part: s
     assert f"raised in its {part}" in err and "ValueError: cannot go on" in err, err
     assert str(package / "boom.py") in err and "raise ValueError('cannot go on')" in err, err  # its own frame
     assert "harness/" not in err and "Traceback (most recent call last)" not in err, err  # none of the harness's
+
+
+def test_a_file_of_a_package_that_imports_its_package_is_to_be_given_as_a_module(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given by its path, such a file was said to fail with "No module named 'optbench_external'"
+    (an internal name) or "'mypkg'", and "Fix its code (try: python -c 'import rel' in .../mypkg)",
+    a command that shows yet another error: the code is fine, it is to be imported as its package's."""
+    (package / "mypkg" / "helper.py").write_text("MOMENTUM = 0.9\n")
+    (package / "mypkg" / "rel.py").write_text("from .helper import MOMENTUM\n" + OPTIMIZER)
+    (package / "mypkg" / "rel.yaml").write_text(CONFIG.replace("nesterov_mine", "rel"))
+    (package / "mypkg" / "absolute.py").write_text("from mypkg.helper import MOMENTUM\n" + OPTIMIZER
+                                                   + "\nSUBMISSION = Nesterov\n")
+    (package / "mypkg" / "deep").mkdir()
+    (package / "mypkg" / "deep" / "__init__.py").write_text("")
+    (package / "mypkg" / "deep" / "far.py").write_text("from ..helper import MOMENTUM\n" + OPTIMIZER)
+    results = f"results={tmp_path / 'results'}"
+    cases = [(package, "mypkg/rel.py:Nesterov", "mypkg", "submission=mypkg.rel:Nesterov"),
+             (tmp_path, str(package / "mypkg" / "absolute.py"), "mypkg", "submission=mypkg.absolute"),
+             (package, "mypkg/deep/far.py:Nesterov", "mypkg.deep", "submission=mypkg.deep.far:Nesterov")]
+    for here, given, within, instead in cases:
+        monkeypatch.chdir(here)
+        code, _, err = run(capsys, "trial", f"submission={given}", *SMOKE, results, "max_steps=5")
+        assert code == 2, err
+        assert f"is part of the package {within}" in err and f"{instead}, with optbench run from {package} " in err, err
+        assert "optbench_external" not in err and "Fix its code" not in err and "python -c" not in err, err
+    monkeypatch.chdir(package)
+    code, summary, err = run(capsys, "trial", "submission=mypkg.rel:Nesterov", *SMOKE, results, "max_steps=5")
+    assert code == 0 and summary["status"] in ("reached", "not_reached"), err  # what the message says works

@@ -6,7 +6,8 @@ module, a ``.py`` file, or an installed package's entry point — and the config
 1. a name of ``configs/submission/`` (``configs/workload/``): the built-in ones;
 2. a name an installed package declares in the entry-point group ``optbench.submissions``
    (``optbench.workloads``): ``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``;
-3. a path to a ``.py`` file (``/home/me/adan.py``, ``./adan.py``; optionally ``FILE:Class``);
+3. a path to a ``.py`` file (``/home/me/adan.py``, ``./adan.py``; optionally ``FILE:Class``),
+   imported alone (a file of a package that imports from its package is to be given as 4.);
 4. an importable module, ``package.module:Class`` or ``package.module`` (the current folder is
    searched too, after everything else).
 
@@ -207,8 +208,9 @@ def load_class(source: Source, base: type) -> type:
     except UserError:
         raise
     except Exception as error:  # whatever the module raised while importing
-        raise UserError(f"{source.module} could not be imported: {type(error).__name__}: {error}. "
-                        f"Fix its code (try: {import_command(source)}).") from None
+        raise UserError(_outside_its_package(source, error, base.__name__.lower())
+                        or f"{source.module} could not be imported: {type(error).__name__}: {error}. "
+                           f"Fix its code (try: {import_command(source)}).") from None
     cls = getattr(module, source.attribute, None)
     if cls is None:
         names = sorted(n for n, v in vars(module).items()
@@ -224,6 +226,43 @@ def load_class(source: Source, base: type) -> type:
     return cls
 
 
+def _outside_its_package(source: Source, error: Exception, kind: str) -> str | None:
+    """The message for a ``.py`` file of a package (its folder has ``__init__.py``) whose import of
+    its own package failed (a relative import, or the package's name, not importable from here): a
+    file given by its path is loaded alone, outside its package, so its code is not at fault and
+    it is to be given as the module it is. None for any other failure."""
+    if not (source.is_file and isinstance(error, ImportError)):
+        return None
+    found = _package_module(Path(source.module))
+    if found is None:
+        return None
+    module, above = found
+    package = module.rpartition(".")[0]
+    missing = error.name or ""
+    relative = missing == EXTERNAL_PACKAGE or "relative import" in str(error)
+    if not (relative or missing == package.split(".")[0]):
+        return None
+    how = "a relative import" if relative else f"{type(error).__name__}: {error}"
+    named = f"{kind}={module}" + ("" if source.attribute == KINDS[kind][1] else f":{source.attribute}")
+    return (f"{source.module} is part of the package {package} (its folder has __init__.py) and imports from "
+            f"it ({how}), but a file given by its path is imported alone, outside its "
+            f"package. Give it as a module instead: {named}, with optbench run from {above} (the folder above the "
+            f"package) or the package installed (pip install -e .).")
+
+
+def _package_module(path: Path) -> tuple[str, Path] | None:
+    """The dotted name of the module file ``path`` in the package its folder is part of (every folder
+    up to the top one that has ``__init__.py``) and the folder above that package; None when its
+    folder is no package, or a name on the way is not a module's."""
+    parts, folder = [path.stem], path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    module = ".".join(parts)
+    return (module, folder) if len(parts) > 1 and MODULE.fullmatch(module) else None
+
+
+EXTERNAL_PACKAGE = "optbench_external"  # the package name a .py file given by its path is imported under
 _loaded: dict[str, Any] = {}
 
 
@@ -238,7 +277,7 @@ def _import(source: Source) -> Any:
     if not path.is_file():
         raise UserError(f"The plugin file {path} is gone (the trial's config names it). Restore it, or run the "
                         f"trial from where it is now.")
-    name = f"optbench_external.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    name = f"{EXTERNAL_PACKAGE}.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
