@@ -60,7 +60,8 @@ commands:
   check   the conformance checks of one submission (yours, outside this repository, too): defaults,
           search space, updates, exact resume from state_dict, a smoke trial on every workload
             optbench check submission=mypkg.adan:Adan [submission_config=adan.yaml] [workloads=[fashion_mnist]]
-  list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults)
+  list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults), and the
+          installed ones; exits 2 naming each installed one that cannot be loaded or has a built-in's name
 
 trial settings (defaults in brackets):
   workload=NAME [fashion_mnist]     workload.size=smoke|mini|cpu|gpu [cpu] (each workload's: optbench list)
@@ -198,30 +199,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_list(overrides: list[str]) -> None:
     """``optbench list``: the registered workloads (sizes, targets, budgets) and submissions (defaults).
 
-    An installed plugin that cannot be loaded (its module fails to import, its config is wrong) is
-    listed as such and the rest still are; the command then fails naming each broken one."""
-    from harness.config.plugins import entry_points
+    An installed plugin that cannot be loaded (its module fails to import, its config is wrong), or
+    that is named as a built-in one (which wins: it cannot be used), is listed as such and the rest
+    still are; the command then fails naming each of them."""
     from harness.config.registry import submission_names, workload_names
 
     if overrides:
         raise UserError("optbench list takes no settings.")
     broken: list[str] = []
-    for kind, builtin, describe in (("workload", workload_names(), _workload_lines),
-                                    ("submission", submission_names(), _submission_lines)):
-        print(f"{kind}s:")
-        installed = entry_points(kind)
-        for name in [*builtin, *sorted(installed)]:
-            where = f" (installed: {installed[name].text()})" if name in installed else ""
-            try:
-                lines = describe(name, where)
-            except UserError as error:
-                print(f"  {name:<16} cannot be loaded{where}")
-                broken.append(f"{kind} {name}: {error}")
-                continue
-            print("\n".join(lines))
+    with warnings.catch_warnings():  # a clash a built-in's name would warn of is listed, and named below
+        warnings.simplefilter("ignore", OptbenchWarning)
+        for kind, builtin, describe in (("workload", workload_names(), _workload_lines),
+                                        ("submission", submission_names(), _submission_lines)):
+            print(f"{kind}s:")
+            broken += _list_kind(kind, builtin, describe)
     if broken:
         raise UserError(f"{len(broken)} of them cannot be loaded (the rest are listed above):\n  "
                         + "\n  ".join(broken))
+
+
+def _list_kind(kind: str, builtin: list[str], describe: Callable[[str, str], list[str]]) -> list[str]:
+    """Print ``optbench list``'s lines of one kind: the built-ins, the usable entry points, then those
+    named as a built-in; what cannot be loaded or used, as ``"<kind> <name>: why"``."""
+    from harness.config.plugins import clashing_entry_points, entry_points
+
+    broken: list[str] = []
+    installed = entry_points(kind)
+    for name in [*builtin, *sorted(installed)]:
+        where = f" (installed: {installed[name].text()})" if name in installed else ""
+        try:
+            lines = describe(name, where)
+        except UserError as error:
+            print(f"  {name:<16} cannot be loaded{where}")
+            broken.append(f"{kind} {name}: {error}")
+            continue
+        print("\n".join(lines))
+    for name, (source, clash) in sorted(clashing_entry_points(kind).items()):
+        print(f"  {name:<16} cannot be loaded (installed: {source.text()}): a built-in {kind}'s name")
+        broken.append(f"{kind} {name}: {clash}")
+    return broken
 
 
 def _workload_lines(name: str, where: str) -> list[str]:

@@ -4,6 +4,8 @@ every command and launcher without a file of this repository changed (harness/co
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -560,3 +562,39 @@ def test_a_file_of_a_package_that_imports_its_package_is_to_be_given_as_a_module
     monkeypatch.chdir(package)
     code, summary, err = run(capsys, "trial", "submission=mypkg.rel:Nesterov", *SMOKE, results, "max_steps=5")
     assert code == 0 and summary["status"] in ("reached", "not_reached"), err  # what the message says works
+
+
+def test_an_installed_entry_point_named_as_a_built_in_is_listed_as_unusable_and_warned_of(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """It was silently ignored: submission=adamw ran the built-in without a word, and optbench list
+    printed adamw twice, both with the built-in's defaults, both tagged (installed: mypkg.opt:Nesterov)."""
+    site = tmp_path / "site"
+    info = site / "mypkg_opt-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[optbench.submissions]\nadamw = mypkg.opt:Nesterov\n"
+                                           "nesterov_mine = mypkg.opt:Nesterov\n"
+                                           "[optbench.workloads]\nfashion_mnist = mypkg.valley:Valley\n")
+    sys.path[:0] = [str(site), str(package)]
+    code = main(["list"])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    for kind, name in (("submission", "adamw"), ("workload", "fashion_mnist")):
+        lines = [line for line in captured.out.splitlines() if line.split()[0] == name]
+        assert lines[0].split()[1] in ("batch", "size") and all("installed" not in line for line in lines[:-1]), lines
+        assert "cannot be loaded" in lines[-1] and "mypkg." in lines[-1], lines  # the entry point, once, unusable
+        assert f"{kind} {name}: the installed entry point {name} = mypkg." in captured.err, captured.err
+    assert "Rename the entry point" in captured.err and "nesterov_mine" in captured.out  # the usable one is listed
+
+    runs = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), str(site), str(package)])}
+    for command, settings in (("trial", ["max_steps=3"]), ("tune", ["max_steps=3", "studies=1", "trials=2"])):
+        done = subprocess.run([sys.executable, "-m", "harness.cli", command, "submission=adamw", *SMOKE, *settings,
+                               f"results={tmp_path / command}"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **runs}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr  # the built-ins run
+        warned = [line for line in done.stderr.splitlines() if line.startswith("optbench: warning:")]
+        assert len(warned) == 2, done.stderr  # one line each, once in the process
+        assert any("submission=adamw" in line and "adamw = mypkg.opt:Nesterov" in line for line in warned), warned
+        assert any("workload=fashion_mnist" in line and "mypkg.valley:Valley" in line for line in warned), warned
+        assert all("Rename the entry point" in line for line in warned), warned
+        assert not list((tmp_path / command).rglob("nesterov_mine")), "the entry point's code ran"

@@ -65,9 +65,11 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
              if sep and key.lstrip("+~") in PLUGIN_KINDS]
     external = set()
     for position, kind, value in picks:
+        from harness.config import plugins
         from harness.config.registry import config_names  # imports torch: only when needed
 
         if value in config_names(kind):
+            plugins.warn_if_shadowed(kind, value)
             continue
         overrides[position] = f"{kind}={_store_external(kind, value, config_files[kind])}"
         external.add(kind)

@@ -5,7 +5,8 @@ module, a ``.py`` file, or an installed package's entry point — and the config
 
 1. a name of ``configs/submission/`` (``configs/workload/``): the built-in ones;
 2. a name an installed package declares in the entry-point group ``optbench.submissions``
-   (``optbench.workloads``): ``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``;
+   (``optbench.workloads``): ``[project.entry-points."optbench.submissions"] adan = "mypkg.adan:Adan"``
+   (one that has a built-in's name cannot be used: the built-in runs, with a warning);
 3. a path to a ``.py`` file (``/home/me/adan.py``, ``./adan.py``; optionally ``FILE:Class``),
    imported alone (a file of a package that imports from its package is to be given as 4.);
 4. an importable module, ``package.module:Class`` or ``package.module`` (the current folder is
@@ -36,12 +37,13 @@ import inspect
 import os
 import re
 import sys
+import warnings
 import weakref
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import OptbenchWarning, UserError
 
 # kind -> (entry-point group, the attribute a module exports its class as)
 KINDS = {"submission": ("optbench.submissions", "SUBMISSION"), "workload": ("optbench.workloads", "WORKLOAD")}
@@ -84,11 +86,48 @@ def looks_external(text: str) -> bool:
 
 
 def entry_points(kind: str = "submission") -> dict[str, Source]:
-    """The plugins of ``kind`` installed packages declare (entry-point group ``optbench.<kind>s``)."""
-    found = {}
-    for point in metadata.entry_points(group=KINDS[kind][0]):
-        found[point.name] = Source.from_text(point.value.replace(" ", ""), kind)
-    return found
+    """The usable plugins of ``kind`` installed packages declare (entry-point group ``optbench.<kind>s``):
+    one named as a built-in is not (:func:`clashing_entry_points`)."""
+    builtin = _builtin_names(kind)
+    return {point.name: _source(point, kind) for point in _declared(kind) if point.name not in builtin}
+
+
+def clashing_entry_points(kind: str = "submission") -> dict[str, tuple[Source, str]]:
+    """The entry points of ``kind`` named as a built-in one, each with what to say of it: the built-in
+    wins (``<kind>=NAME`` runs it, a warning names the entry point; ``optbench list`` fails naming it)."""
+    builtin = _builtin_names(kind)
+    return {point.name: (_source(point, kind), _clash(kind, point)) for point in _declared(kind)
+            if point.name in builtin}
+
+
+def warn_if_shadowed(kind: str, name: str) -> None:
+    """Warn (one line, :class:`OptbenchWarning`) when ``<kind>=name`` picks a built-in that an installed
+    entry point is named as too: the built-in runs, and the user may have meant the entry point."""
+    if name in (clashes := clashing_entry_points(kind)):
+        warnings.warn(f"{kind}={name} runs the built-in {kind}; {clashes[name][1]}", OptbenchWarning, stacklevel=2)
+
+
+def _clash(kind: str, point: metadata.EntryPoint) -> str:
+    source = _source(point, kind)
+    package = f"package {point.dist.name}, " if point.dist is not None else ""
+    return (f"the installed entry point {point.name} = {source.text()} ({package}group {point.group}) has the "
+            f"name of the built-in {kind} {point.name}, which wins: it cannot be used by that name. Rename the "
+            f"entry point in its package's [project.entry-points.\"{point.group}\"] and reinstall the package, "
+            f"or give {kind}={source.text()}.")
+
+
+def _declared(kind: str) -> list[metadata.EntryPoint]:
+    return list(metadata.entry_points(group=KINDS[kind][0]))
+
+
+def _source(point: metadata.EntryPoint, kind: str) -> Source:
+    return Source.from_text(point.value.replace(" ", ""), kind)
+
+
+def _builtin_names(kind: str) -> set[str]:
+    from harness.config.registry import config_names  # imports torch: only when an entry point is looked at
+
+    return set(config_names(kind))
 
 
 def resolve(text: str, kind: str = "submission") -> Source:
