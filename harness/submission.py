@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import sys
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -43,7 +47,8 @@ class TrainingHparams:
     warmup starts at ~0 instead); then ``decay`` (constant, cosine or linear) from 1 down to
     ``final_lr_fraction`` by step ``round(decay_fraction * step_hint)``, then constant.
     Subclasses add their own fields (without defaults: the YAML holds the defaults) and
-    validate them in ``__post_init__`` (call ``super().__post_init__()``).
+    validate them in ``__post_init__`` (call ``super().__post_init__()``); a field with
+    ``init=False`` is computed there from the others: no setting, but recorded (``as_dict``).
     """
 
     batch_size: int = 128
@@ -67,27 +72,16 @@ class TrainingHparams:
 
     @classmethod
     def from_mapping(cls: type[H], values: Mapping[str, Any], submission: str = "", config: str | None = None) -> H:
-        """Build and validate from a config mapping; unknown or missing keys are UserErrors
-        (``config``: where the values came from, for the message; default its YAML)."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
+        """Build and validate from a config mapping; unknown or missing keys, and values of fields the
+        class computes itself (``init=False``), are UserErrors (``config``: where the values came
+        from, for the message; default its YAML)."""
+        require_declared_fields(cls, f"submission '{submission}'" if submission else "")
         who = f"submission '{submission}'" if submission else cls.__name__
-        if unknown:
-            raise UserError(
-                f"Unknown hyperparameter(s) {', '.join(unknown)} for {who} (set in "
-                f"{'its YAML' if config is None else f'its config, {config},'} or on the command line). "
-                f"Valid hyperparameters: {', '.join(sorted(fields))}."
-            )
-        required = dataclasses.MISSING
-        missing = sorted(
-            n for n, f in fields.items()
-            if n not in values and f.default is required and f.default_factory is required
-        )
-        if missing:
-            raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in "
-                            f"{'its YAML' if config is None else f'its config ({config})'} or on the command "
-                            f"line ({' '.join(f'submission.hparams.{n}=...' for n in missing)}).")
-        coerced = {name: _coerce(name, plain_value(value), fields[name].type) for name, value in values.items()}
+        source = "its YAML" if config is None else f"its config ({config})"
+        _refuse_computed(cls, values, who, source)
+        _refuse_names(cls, values, who, config)
+        hints = field_types(cls)
+        coerced = {name: _coerce(name, plain_value(value), hints[name]) for name, value in values.items()}
         return cls(**coerced)
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +103,112 @@ class TrainingHparams:
         raise AttributeError(f"'{kind}' has no hyperparameter '{name}': {advice}.")
 
 
+def input_fields(cls: type) -> dict[str, dataclasses.Field]:
+    """The fields a config sets: all but those with ``init=False``, which the class computes from the
+    others (in ``__post_init__``); those are recorded (``as_dict``) but are no input."""
+    return {field.name: field for field in dataclasses.fields(cls) if field.init}
+
+
+def computed_fields(cls: type) -> list[str]:
+    """The names of the fields the class computes itself (``init=False``)."""
+    return [field.name for field in dataclasses.fields(cls) if not field.init]
+
+
+def input_values(hparams: TrainingHparams) -> dict[str, Any]:
+    """The values of ``hparams`` that built it (what ``from_mapping`` takes back), without the computed ones."""
+    return {name: getattr(hparams, name) for name in input_fields(type(hparams))}
+
+
+def _refuse_computed(cls: type, values: Mapping[str, Any], who: str, source: str) -> None:
+    """Refuse values for fields ``cls`` computes itself (``init=False``): its ``__init__`` takes none."""
+    named = [name for name in computed_fields(cls) if name in values]
+    if named:
+        names, one = ", ".join(named), len(named) == 1
+        raise UserError(f"Hyperparameter(s) {names} of {who} cannot be set: {cls.__name__} computes "
+                        f"{'it' if one else 'them'} from its other fields (init=False, in its __post_init__), and "
+                        f"the trial records the computed value. Remove {names} from {source} or the command line, "
+                        f"and set the fields {'it is' if one else 'they are'} computed from instead.")
+
+
+def _refuse_names(cls: type, values: Mapping[str, Any], who: str, config: str | None) -> None:
+    """Refuse names of ``values`` that are no input of ``cls``, and inputs without a default that
+    ``values`` lacks: each a UserError saying where to fix it."""
+    inputs = input_fields(cls)
+    unknown = sorted(set(values) - set(inputs))
+    if unknown:
+        raise UserError(
+            f"Unknown hyperparameter(s) {', '.join(unknown)} for {who} (set in "
+            f"{'its YAML' if config is None else f'its config, {config},'} or on the command line). "
+            f"Valid hyperparameters: {', '.join(sorted(inputs))}."
+        )
+    required = dataclasses.MISSING
+    missing = sorted(n for n, f in inputs.items()
+                     if n not in values and f.default is required and f.default_factory is required)
+    if missing:
+        source = "its YAML" if config is None else f"its config ({config})"
+        raise UserError(f"{who} needs hyperparameter(s) {', '.join(missing)}: set them in {source} or on the "
+                        f"command line ({' '.join(f'submission.hparams.{n}=...' for n in missing)}).")
+
+
+def require_declared_fields(cls: type, of: str = "") -> None:
+    """Refuse an Hparams class that annotates fields without being a dataclass (or that has such a
+    base): ``TrainingHparams`` is one, so the class still builds, but its annotated names are plain
+    class attributes that the submission silently reads, no config can set and no record holds.
+    ``of``: whose Hparams it is, for the message (``submission 'x'``, a class's name)."""
+    declared = set(getattr(cls, "__dataclass_fields__", {}))  # a decorated class's ClassVars too
+    for klass in cls.__mro__:
+        if not issubclass(klass, TrainingHparams):
+            continue
+        names = [name for name, hint in vars(klass).get("__annotations__", {}).items()
+                 if name not in declared and not _is_class_variable(hint)]
+        if names:
+            raise UserError(_undeclared_message(cls, klass, names, of))
+
+
+def _undeclared_message(cls: type, klass: type, names: list[str], of: str) -> str:
+    """What :func:`require_declared_fields` says of ``names``, annotated by ``klass`` (``cls`` or a base)."""
+    whose = f" (the Hparams of {of})" if of else ""
+    what = f"{klass.__name__}{whose}" if klass is cls else f"{klass.__name__}, a base of {cls.__name__}{whose},"
+    field, attribute = (("is not a dataclass field", "it is a plain class attribute") if len(names) == 1 else
+                        ("are not dataclass fields", "they are plain class attributes"))
+    return (f"{what} annotates {', '.join(names)}, which {field}: {klass.__name__} lacks the dataclass decorator, "
+            f"so {attribute} that no config can set and no record holds. Decorate {klass.__name__} with "
+            f"@dataclasses.dataclass(kw_only=True) (docs/writing-a-submission.md).")
+
+
+def _is_class_variable(hint: Any) -> bool:
+    """Whether an annotation declares a class variable (``ClassVar[...]``, or its text): no field."""
+    if isinstance(hint, str):
+        return re.match(r"\s*(typing\.)?ClassVar\b", hint) is not None
+    return hint is ClassVar or typing.get_origin(hint) is ClassVar
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field's type, resolved: ``from __future__ import annotations`` (common in a user's file)
+    makes every annotation a string. A hint that cannot be resolved (a name imported only for a type
+    checker) stays its text, and only that field goes unchecked."""
+    fields = dataclasses.fields(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # one unresolvable hint fails them all: resolve each on its own
+        hints = {field.name: _resolve_hint(cls, field) for field in fields}
+    return {field.name: hints.get(field.name, field.type) for field in fields}
+
+
+def _resolve_hint(cls: type, field: dataclasses.Field) -> Any:
+    """One field's type, resolved in the module and class that annotate it; its text where it cannot be."""
+    if not isinstance(field.type, str):
+        return field.type
+    owner = next((k for k in cls.__mro__ if field.name in vars(k).get("__annotations__", {})), cls)
+    module = sys.modules.get(owner.__module__)
+    holder = types.SimpleNamespace(__annotations__={field.name: field.type})
+    try:
+        return typing.get_type_hints(holder, globalns=dict(vars(module)) if module else {},
+                                     localns=dict(vars(owner)))[field.name]
+    except Exception:  # NameError for a name the module lacks, SyntaxError, TypeError: unchecked
+        return field.type
+
+
 def require(condition: bool, name: str, value: Any, rule: str) -> None:
     """Raise a UserError naming the hyperparameter, its value and the rule it breaks."""
     if not condition:
@@ -122,26 +222,90 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+_SIMPLE: dict[str, type] = {"float": float, "int": int, "bool": bool, "str": str}
+_UNIONS = (typing.Union, types.UnionType)
+_SEQUENCE_ADVICE = " (a list: [a, b, ...] in YAML or on the command line)"
+
+
+class _Mismatch(Exception):
+    """A value that is not of its field's type; a message, where given, says what is wrong instead."""
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """Convert YAML/CLI scalars to the field's type (e.g. ``1`` -> ``1.0``), refusing nonsense."""
-    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    """Convert a YAML/CLI value to the field's type (``1`` -> ``1.0`` for a float, a list -> a tuple
+    for a tuple), refusing one that is not of it: float, int, bool and str, ``X | None`` of one,
+    ``list[X]`` and ``tuple[...]`` (a sequence, its items checked likewise); a UserError naming the
+    hyperparameter, its value and the type. Other types are taken as they are."""
+    hint = _SIMPLE.get(annotation, annotation) if isinstance(annotation, str) else annotation
     try:
-        if kind == "float" and not isinstance(value, bool):
-            number = float(value)
-            if not math.isfinite(number):
-                raise UserError(f"Invalid hyperparameter {name}={value!r}: it must be a finite number.")
-            return number
-        if kind == "int" and not isinstance(value, bool) and float(value) == int(value):
+        return _convert(value, hint)
+    except _Mismatch as mismatch:
+        advice = _SEQUENCE_ADVICE if _sequence_kind(hint) else ""
+        rule = str(mismatch) or f"expected a value of type {_type_name(hint)}{advice}"
+        raise UserError(f"Invalid hyperparameter {name}={value!r}: {rule}.") from None
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """``value`` as of type ``hint`` (see :func:`_coerce`); _Mismatch when it is not."""
+    if hint in (float, int, bool, str):
+        return _simple(value, hint)
+    arguments = typing.get_args(hint)
+    if typing.get_origin(hint) in _UNIONS and type(None) in arguments:
+        others = [a for a in arguments if a is not type(None)]
+        if value is None or len(others) != 1:  # a union of several types: not checked
+            return value
+        return _convert(value, others[0])
+    kind = _sequence_kind(hint)
+    if kind is None:
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise _Mismatch
+    if kind is tuple and arguments and arguments[-1] is not Ellipsis:  # tuple[float, float]: so many items
+        if len(arguments) != len(value):
+            raise _Mismatch
+        return tuple(_convert(item, a) for item, a in zip(value, arguments, strict=True))
+    item_hint = arguments[0] if arguments else Any
+    return kind(_convert(item, item_hint) for item in value)
+
+
+def _simple(value: Any, kind: type) -> Any:
+    """``value`` as a float, int, bool or str (a number for a number: never a bool)."""
+    if isinstance(value, bool) and kind is not bool:
+        raise _Mismatch
+    if kind in (bool, str):
+        if not isinstance(value, kind):
+            raise _Mismatch
+        return value
+    try:
+        number = float(value)
+        if kind is int:
+            if number != int(value):
+                raise _Mismatch
             return int(value)
-        if kind == "bool" and isinstance(value, bool):
-            return value
-        if kind == "str" and isinstance(value, str):
-            return value
-    except (TypeError, ValueError):
-        pass
-    if kind in ("float", "int", "bool", "str"):
-        raise UserError(f"Invalid hyperparameter {name}={value!r}: expected a value of type {kind}.")
-    return value
+    except (TypeError, ValueError, OverflowError):
+        raise _Mismatch from None
+    if not math.isfinite(number):
+        raise _Mismatch("it must be a finite number")
+    return number
+
+
+def _sequence_kind(hint: Any) -> type | None:
+    """``list`` or ``tuple`` for a hint of either (bare or subscripted), else None."""
+    kind = typing.get_origin(hint) or hint
+    return kind if kind in (list, tuple) else None
+
+
+def _type_name(hint: Any) -> str:
+    """A type as a message writes it: ``float``, ``float or None``, ``tuple[float, float]``."""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    arguments = typing.get_args(hint)
+    if typing.get_origin(hint) in _UNIONS:
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in arguments)
+    kind = _sequence_kind(hint)
+    if kind is not None:
+        return f"{kind.__name__}[{', '.join('...' if a is Ellipsis else _type_name(a) for a in arguments)}]"
+    return str(hint).replace("typing.", "")
 
 
 def lr_multiplier(hp: TrainingHparams, step_hint: int) -> Callable[[int], float]:

@@ -239,6 +239,67 @@ def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys
     assert "must return the step's loss as a one-element tensor" in manifest["summary"]["error"]
 
 
+DERIVED = """
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+
+@dataclasses.dataclass(kw_only=True)
+class DHparams(TrainingHparams):
+    lr: float = 0.05
+    one_minus_beta: float = 0.1
+    momentum: float = dataclasses.field(init=False)
+    dampening: float = dataclasses.field(init=False, default=0.0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    clip: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.momentum = 1.0 - self.one_minus_beta
+        self.dampening = self.one_minus_beta / 2
+
+
+class Derived(TorchOptimSubmission):
+    Hparams = DHparams
+
+    def build_optimizer(self, params, hp):
+        if type(hp.betas) is not tuple or type(hp.clip) not in (float, type(None)):
+            raise TypeError(f"betas {hp.betas!r}, clip {hp.clip!r}: not as the class declares them")
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, dampening=hp.dampening)
+
+
+SUBMISSION = Derived
+"""
+
+
+def test_a_file_s_hparams_with_computed_tuple_and_optional_fields_run_and_are_recorded(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before: 'DHparams.__init__() got an unexpected keyword argument momentum' for every run (its
+    default was taken as a setting); build_optimizer got betas as a list and clip=1 as an int."""
+    (tmp_path / "derived.py").write_text(DERIVED)
+    args = ["trial", f"submission={tmp_path / 'derived.py'}", *SMOKE, "max_steps=5", f"results={tmp_path / 'r'}"]
+    code, summary, err = run(capsys, *args, "submission.hparams.one_minus_beta=0.2", "submission.hparams.clip=1")
+    assert code == 0 and summary["status"] in ("reached", "not_reached"), err
+    hparams = read_json(Path(summary["record_dir"]) / "manifest.json")["hparams"]
+    assert hparams["momentum"] == pytest.approx(0.8) and hparams["dampening"] == pytest.approx(0.1)
+    assert hparams["betas"] == [0.9, 0.99] and hparams["clip"] == 1.0 and type(hparams["clip"]) is float
+    code, _, err = run(capsys, *args, "submission.hparams.momentum=0.5")
+    assert code == 2 and "momentum of submission 'derived' cannot be set: DHparams computes it" in err, err
+    code, _, err = run(capsys, *args, "submission.hparams.clip=abc")
+    assert code == 2 and "Invalid hyperparameter clip='abc': expected a value of type float or None" in err, err
+    code, summary, err = run(capsys, "check", f"submission={tmp_path / 'derived.py'}", "workloads=[fashion_mnist]")
+    assert code == 0 and summary["passed"], (err, summary)  # it rebuilds the values with another batch size
+    (tmp_path / "nodc.py").write_text(DERIVED.replace("@dataclasses.dataclass(kw_only=True)\n", ""))
+    code, _, err = run(capsys, "trial", f"submission={tmp_path / 'nodc.py'}", *SMOKE, f"results={tmp_path / 'r'}")
+    assert code == 2 and "DHparams (the Hparams of Derived) annotates lr, one_minus_beta" in err, err
+    assert "@dataclasses.dataclass(kw_only=True)" in err
+
+
 def test_a_finished_trial_made_with_other_code_is_not_returned_as_this_code_s(package: Path, tmp_path: Path,
                                                                              capsys: pytest.CaptureFixture) -> None:
     args = ["trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={tmp_path / 'results'}"]

@@ -11,7 +11,8 @@ and is killed with everything it started. The harness builds a stand-in class fr
 the class's name, module and file (its code's sha256 and the source audit read the files, not the
 module), ``name``, ``revision``, ``special_component``, ``search_space``, and a ``Hparams``
 dataclass with the same fields, types and defaults, whose ``from_mapping`` asks the child to check
-the values with the submission's own ``Hparams`` (its ``__post_init__`` rules included).
+the values with the submission's own ``Hparams`` (its ``__post_init__`` rules included) and holds
+the values that class made of them (the fields it computes, ``init=False``, too).
 
 The module is imported for real only where the submission runs: a trainer process, an
 ``isolation=inprocess`` trial (which shares the harness's process by choice: docs/decisions.md),
@@ -37,7 +38,7 @@ from harness.config.child_process import bare_start, context
 from harness.config.plugins import Source, import_command, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
 from harness.errors import UserError
-from harness.submission import Submission, TrainingHparams, plain_value
+from harness.submission import Submission, TrainingHparams, computed_fields, plain_value, require_declared_fields
 
 #: the longest an external submission's module may take to import (and its values to be checked)
 DESCRIBE_TIMEOUT_S = 300.0
@@ -123,7 +124,9 @@ def _stand_in(facts: dict[str, Any], description: _Description) -> type:
     """A class with the attributes of the described one that the harness reads (no code of the user's)."""
     fields = []
     for field in facts["hparams"]:
-        if "default" not in field:
+        if field.get("computed"):  # the class computes it (init=False): from_mapping sets the child's value
+            spec = dataclasses.field(init=False, default=None)
+        elif "default" not in field:
             spec = dataclasses.field()
         elif isinstance(field["default"], (list, dict)):
             spec = dataclasses.field(default_factory=lambda value=field["default"]: copy.deepcopy(value))
@@ -138,7 +141,11 @@ def _stand_in(facts: dict[str, Any], description: _Description) -> type:
         answer = description.answer(_plain(values), submission, config)
         if "error" in answer:
             raise UserError(answer["error"])
-        return cls(**answer["values"])
+        computed = set(computed_fields(cls))
+        made = cls(**{name: value for name, value in answer["values"].items() if name not in computed})
+        for name in computed & set(answer["values"]):  # as the real class's __post_init__ made them
+            setattr(made, name, answer["values"][name])
+        return made
 
     def post_init(self: TrainingHparams) -> None:
         """Nothing: the values were checked by the submission's own class, in the child."""
@@ -245,11 +252,14 @@ def _facts(cls: type[Submission]) -> dict[str, Any]:
     if not (isinstance(hparams, type) and issubclass(hparams, TrainingHparams) and dataclasses.is_dataclass(hparams)):
         raise UserError(f"{where}.Hparams is {hparams!r}, not a dataclass subclassing harness.submission."
                         f"TrainingHparams (see docs/writing-a-submission.md).")
+    require_declared_fields(hparams, cls.__name__)
     fields = []
     for field in dataclasses.fields(hparams):
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
         entry: dict[str, Any] = {"name": field.name, "type": kind}
-        if field.default is not dataclasses.MISSING:
+        if not field.init:  # computed by the class: no default to offer as a setting
+            entry["computed"] = True
+        elif field.default is not dataclasses.MISSING:
             entry["default"] = field.default
         elif field.default_factory is not dataclasses.MISSING:
             entry["default"] = field.default_factory()

@@ -434,12 +434,15 @@ def _schedule(name: str, where: Path) -> dict[str, Any]:
 
 def _declared_defaults(cls: type) -> dict[str, Any]:
     """The defaults the class's ``Hparams`` dataclass declares (fields without one are left out:
-    building the hyperparameters then names them as missing)."""
+    building the hyperparameters then names them as missing; so are those the class computes itself,
+    ``init=False``: no setting)."""
     hparams = getattr(cls, "Hparams", None)
     if hparams is None or not dataclasses.is_dataclass(hparams):
         return {}
     out = {}
     for field in dataclasses.fields(hparams):
+        if not field.init:
+            continue
         if field.default is not dataclasses.MISSING:
             out[field.name] = field.default
         elif field.default_factory is not dataclasses.MISSING:

@@ -6,22 +6,24 @@ unit cube onto it (the quasirandom sweep draws those points).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import UserError
-from harness.submission import TrainingHparams
+from harness.submission import TrainingHparams, computed_fields, input_fields
 
 SCALINGS = ("log", "linear")
 
 
 def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHparams], who: str) -> None:
     """Raise UserError unless every entry names a hyperparameter and is well formed."""
-    names = {f.name for f in dataclasses.fields(hparams_cls)}
+    names, computed = set(input_fields(hparams_cls)), computed_fields(hparams_cls)
     for name, entry in space.items():
         where = f"search space of {who}, '{name}'"
+        if name in computed:
+            raise UserError(f"{where}: {hparams_cls.__name__} computes it from its other fields (init=False, in its "
+                            f"__post_init__), so it cannot be searched. Search the fields it is computed from instead.")
         if name not in names:
             raise UserError(f"{where}: not a hyperparameter. Valid: {', '.join(sorted(names))}.")
         if not isinstance(entry, Mapping):

@@ -26,7 +26,7 @@ from harness.config.schema import CheckConfig
 from harness.config.search_space import point_from_unit, validate_search_space
 from harness.core.parts import trial_parts
 from harness.errors import UserError
-from harness.submission import Submission, TrainingHparams
+from harness.submission import Submission, TrainingHparams, input_values
 from harness.workload import Workload
 
 CPU = torch.device("cpu")
@@ -92,7 +92,7 @@ def _steps(submission: Submission, workload: Workload, model: torch.nn.Module, b
 def updates_parameters(cfg: DictConfig, workload: Workload) -> str:
     """Three updates change the model's parameters and return finite, detached losses."""
     cls, hparams = submission_of(cfg), defaults_build(cfg)
-    hparams = type(hparams).from_mapping({**hparams.as_dict(), "batch_size": 32}, str(cfg.submission.name))
+    hparams = type(hparams).from_mapping({**input_values(hparams), "batch_size": 32}, str(cfg.submission.name))
     parts = trial_parts(workload, cls, hparams, seed=0)
     model, submission = parts.model, parts.submission
     before = [p.detach().clone() for p in model.parameters()]
@@ -107,7 +107,7 @@ def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
     """Resuming from ``state_dict`` (saved as checkpoints save it: torch.save, loaded with
     weights_only=True) continues exactly as the uninterrupted run."""
     cls, hparams = submission_of(cfg), defaults_build(cfg)
-    hparams = type(hparams).from_mapping({**hparams.as_dict(), "batch_size": 32}, str(cfg.submission.name))
+    hparams = type(hparams).from_mapping({**input_values(hparams), "batch_size": 32}, str(cfg.submission.name))
     torch.manual_seed(0)
     model = workload.build_model(0)
     going = cls(model, hparams, workload.public_info(32, model))
