@@ -85,6 +85,12 @@ class Failures:
                 f"tracebacks; a failure of the harness or the workload is retried by running the same command again")
 
 
+def sizes_per_workload(trials: pd.DataFrame) -> dict[str, list[str]]:
+    """The workloads whose records are of more than one size, with those sizes."""
+    sizes = trials.groupby(trials["workload"].astype(str))["size"].unique()
+    return {name: sorted(map(str, found)) for name, found in sizes.items() if len(found) > 1}
+
+
 def failed_trials(trials: pd.DataFrame) -> dict[tuple[str, str], Failures]:
     """Per (submission, workload), its trials that ended ``failed`` (the submission's code, the
     workload's or the harness's raised): the table reads them as not reached, which hides a crash."""
@@ -282,6 +288,8 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
               f"{'it' if count == 1 else 'them'} with prune=false"
               for (s, w), against in sorted(unmatched.items()) for c, count in sorted(against.items())]
     notes += [failure.note(s, w) for (s, w), failure in sorted(failures.items())]
+    notes += [f"{name} is ranked at {len(sizes)} sizes ({', '.join(sizes)}): each counts as a workload of its own in "
+              f"every score" for name, sizes in sizes_per_workload(trials).items()]
     notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "
               f"there (run it there, or score a results folder without that workload)" for s, where in never.items()]
     notes += [f"{s}: its {component} step updated no parameter of {', '.join(sorted(where))}; there it ran only its "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.records import EVALS_FILE, MANIFEST_FILE, DamagedRecord, check_fields, read_json
-from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE
+from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE, check_place
 from harness.errors import UserError
 from scoring.forked import can_fork, usable_cpus
 from scoring.record_index import SweepIndex, entry_names, file_key, folder_key, trials_per_study
@@ -479,6 +479,7 @@ def _read_plan(path: Path) -> dict[str, Any]:
     if sweep is None:
         raise UserError(f"No {SWEEP_FILE} in {path.parent}.")
     check_fields(sweep, SWEEP_FIELDS, path)
+    check_place(sweep, path)
     for position, entry in enumerate(sweep["trials"]):
         if not isinstance(entry, dict):
             raise DamagedRecord(path, f"trials[{position}] should be an object")

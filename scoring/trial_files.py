@@ -330,6 +330,16 @@ def tuning_setup(manifest: dict[str, Any]) -> str | None:
     return json.dumps({"search_space": space, "fixed": fixed}, sort_keys=True, default=str)
 
 
+def generated_data(identity: dict[str, Any]) -> bool | None:
+    """Whether the trial trained on generated data (its size's ``options.synthetic``: the smoke
+    sizes, a pipeline check); None for a record that does not say."""
+    spec = identity.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    options = spec.get("options")
+    return bool(options.get("synthetic", False)) if isinstance(options, dict) else False
+
+
 def workload_setup(identity: dict[str, Any]) -> str | None:
     """A trial's workload as its identity states it, but for the target and budget (compared on their
     own): the model, its options and the size's settings (evaluation cadence, step hint, data options),
@@ -358,6 +368,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "submission_code_sha256": code_digest(manifest.get("submission_code") or {}),  # with the modules of
         "workload_code_sha256": code_digest(manifest.get("workload_code") or {}),  # its package it imports
         "workload_setup": workload_setup(identity),
+        "synthetic_data": generated_data(identity),
         "tuning_setup": tuning_setup(manifest),
         "data_sha256": manifest.get("data_sha256"),  # the examples it trained on; absent: not told
         "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity

@@ -515,3 +515,50 @@ def test_trials_whose_submission_code_raised_are_marked_not_hidden_as_not_reache
     note = next(line for line in page.splitlines() if line.startswith("note: B on w1-cpu"))
     assert "3 of 4 trials failed" in note and "submission.update" in note and "RuntimeError" in note, note
     assert str(folder / "study0" / "trial0") in note, note
+
+
+def test_a_sweep_file_copied_over_another_sweep_s_is_damaged_not_believed(sweeps: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    """A's sweep.json copied over B's passed score and status strict=true: status listed B's trials
+    under A, and a rerun of B's tune found 'all trials finished' from A's plan."""
+    plan_a = trial_dir(sweeps, "A", 0, 0).parents[1] / "sweep.json"
+    plan_b = trial_dir(sweeps, "B", 0, 0).parents[1] / "sweep.json"
+    shutil.copy(plan_a, plan_b)
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    line = next(line for line in err.splitlines() if str(plan_b) in line)
+    assert "the plan of A's sweep" in line and "restore sweep.json" in line, line
+    assert main(["status", f"results={sweeps}", "scheduler=false", "strict=true"]) == 1
+    assert str(plan_b) in capsys.readouterr().err
+
+
+def test_records_of_generated_data_are_not_ranked_beside_real_ones(sweeps: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """The pipeline check (`optbench suite suite=smoke`, generated data) run into the results folder
+    of a real suite was scored as one more workload of the benchmark, without a word."""
+    for manifest_path in sweeps.rglob("manifest.json"):  # w2: a smoke size's records; w1: real data
+        manifest = json.loads(manifest_path.read_text())
+        generated = manifest["workload"] == "w2"
+        manifest["identity"] = {"spec": {"eval_every_steps": 10, "options": {"synthetic": True} if generated else {}}}
+        manifest_path.write_text(json.dumps(manifest))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 2, err
+    assert "generated data" in err and "w2-cpu" in err and "w1-cpu" in err and "separate results folders" in err
+    shutil.rmtree(sweeps / "w1-cpu")  # generated data alone (the pipeline check's own folder): scored
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+
+
+def test_a_workload_ranked_at_two_sizes_is_said_in_a_note(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    for submission, base in (("A", 10.0), ("B", 14.0)):
+        write_sweep_records(results, submission, [[base, None], [None, base]])
+        other = write_sweep_records(results, submission, [[base, None], [None, base]], workload="w1big")
+        for manifest_path in other.rglob("manifest.json"):  # w1 at another size: w1-big
+            manifest = json.loads(manifest_path.read_text())
+            manifest["workload"], manifest["size"] = "w1", "big"
+            manifest_path.write_text(json.dumps(manifest))
+    code, err = score(results, tmp_path / "board", capsys)
+    assert code == 0, err
+    notes = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "w1 is ranked at 2 sizes (big, cpu)" in notes, notes

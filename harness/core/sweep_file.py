@@ -66,6 +66,21 @@ SWEEP_FIELDS = {"sweep_id": (str,), "workload": (str,), "size": (str,), "submiss
 ENTRY_FIELDS = {"index": (int,), "study": (int,), "trial": (int,), "seed": (int,), "config": (dict,)}
 
 
+def check_place(sweep: dict[str, Any], path: Path) -> None:
+    """Raise :class:`DamagedRecord` where the plan ``sweep`` (read from ``path``) is not the one of
+    the folder it lies in: a sweep's folder is ``<workload>-<size>/<submission>/<ruleset>-<sweep_id>``,
+    so another sweep's file copied over it would pass its trials off as that sweep's (the folder's
+    trials listed under another submission, a rerun finding the other plan's trials finished)."""
+    folder = Path(path).resolve().parent
+    found = (folder.parent.parent.name, folder.parent.name, folder.name)
+    expected = (f"{sweep['workload']}-{sweep['size']}", sweep["submission"], f"{sweep['ruleset']}-{sweep['sweep_id']}")
+    if found != expected:
+        raise DamagedRecord(path, f"it is the plan of {sweep['submission']}'s sweep {expected[2]} on {expected[0]}, "
+                                  f"but lies in {'/'.join(found)} (a sweep folder is "
+                                  f"<workload>-<size>/<submission>/<ruleset>-<sweep id>): another sweep's file "
+                                  f"copied over this one's?")
+
+
 def load_sweep(folder: Path) -> dict[str, Any]:
     """The sweep in ``folder``, checked, with absolute paths rebuilt from where the file is now.
 
@@ -79,6 +94,7 @@ def load_sweep(folder: Path) -> dict[str, Any]:
     if sweep is None:
         raise UserError(f"No {SWEEP_FILE} in {folder}.")
     check_fields(sweep, SWEEP_FIELDS, path)
+    check_place(sweep, path)
     trials = []
     for position, entry in enumerate(sweep["trials"]):
         if not isinstance(entry, dict):
