@@ -32,6 +32,17 @@ from scoring.consistency import (
     record_precisions,
     workload_key,
 )
+from scoring.marks import (
+    failed_trials,
+    inert_components,
+    integrity_flags,
+    made_in_process,
+    mixed_compile,
+    precision_marks,
+    pruned_without_competitor,
+    reached_at_once,
+    sizes_per_workload,
+)
 from scoring.records import Problem, problem_groups, problem_messages
 from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
 
@@ -54,76 +65,6 @@ class Leaderboard:
     studies: np.ndarray | None = None  # [s, w]: how many studies the times are medians of
     workload_info: pd.DataFrame | None = None  # one row per workload: see :func:`workload_info`
     memory_note: str = ""  # how peak memory was measured here, and why some is n/a
-
-
-def mixed_compile(trials: pd.DataFrame) -> list[str]:
-    """The workloads whose records include both compiled and eager trials (``compile=auto`` compiles
-    the gpu sizes' CUDA trials, not those of ``isolation=process`` or ``compile=false``)."""
-    if "compile" not in trials:
-        return []
-    settings = trials["compile"].fillna(False).astype(bool).groupby(workload_key(trials)).nunique()
-    return sorted(settings.index[settings > 1])
-
-
-@dataclass(frozen=True)
-class Failures:
-    """One submission's failed trials on one workload: how many of how many, where the error was
-    raised (``error_in``: submission.update, workload.evaluate, harness, ...), its types, and one
-    trial's folder."""
-
-    count: int
-    total: int
-    parts: tuple[str, ...]
-    types: tuple[str, ...]
-    example: str
-
-    def note(self, submission: str, workload: str) -> str:
-        raised = ", ".join(self.types) if self.types else "an error"
-        return (f"{submission} on {workload}: {self.count} of {self.total} trials failed ({raised} in "
-                f"{', '.join(self.parts) or 'an unknown part'}; e.g. {self.example}): they count as not reaching the "
-                f"target, so its time there is that of a method that crashed, not a slow one. The records hold the "
-                f"tracebacks; a failure of the harness or the workload is retried by running the same command again")
-
-
-def sizes_per_workload(trials: pd.DataFrame) -> dict[str, list[str]]:
-    """The workloads whose records are of more than one size, with those sizes."""
-    sizes = trials.groupby(trials["workload"].astype(str))["size"].unique()
-    return {name: sorted(map(str, found)) for name, found in sizes.items() if len(found) > 1}
-
-
-def failed_trials(trials: pd.DataFrame) -> dict[tuple[str, str], Failures]:
-    """Per (submission, workload), its trials that ended ``failed`` (the submission's code, the
-    workload's or the harness's raised): the table reads them as not reached, which hides a crash."""
-    if "status" not in trials:
-        return {}
-    keys = workload_key(trials)
-    failed = (trials["status"] == "failed").to_numpy()
-    found = {}
-    totals = trials.groupby([trials["submission"], keys]).size()
-    for (submission, workload), group in trials[failed].groupby([trials["submission"][failed], keys[failed]]):
-        parts = tuple(sorted(set(column_of(group, "error_in").dropna().astype(str))))
-        types = tuple(sorted(set(column_of(group, "error_type").dropna().astype(str))))
-        example = str(group["record_dir"].iloc[0]) if "record_dir" in group else "-"
-        found[(submission, workload)] = Failures(len(group), int(totals[(submission, workload)]), parts, types,
-                                                 example)
-    return found
-
-
-def precision_marks(trials: pd.DataFrame, mixed: dict[str, list[str]]) -> dict[str, str]:
-    """Per submission, where it was ranked among records of another precision in a precision not fp32:
-    "bf16 on gpt-gpu" (a name needs no mark where its records are all fp32, the default)."""
-    if not mixed:
-        return {}
-    keys = workload_key(trials)
-    chosen = keys.isin(list(mixed))
-    precision = record_precisions(trials)[chosen]
-    marks: dict[str, dict[str, list[str]]] = {}
-    for (submission, workload), found in precision.groupby([trials["submission"][chosen], keys[chosen]]):
-        label = "/".join(sorted(set(found)))
-        if label != "fp32":
-            marks.setdefault(submission, {}).setdefault(label, []).append(workload)
-    return {submission: "; ".join(f"{label} on {', '.join(sorted(where))}" for label, where in sorted(by.items()))
-            for submission, by in marks.items()}
 
 
 def study_bests(trials: pd.DataFrame) -> pd.DataFrame:
@@ -171,19 +112,6 @@ def with_missing_studies(bests: pd.DataFrame, problems: Sequence[Problem]) -> pd
         return bests
     return pd.concat([bests, pd.DataFrame(rows)], ignore_index=True).sort_values(
         ["submission", "workload_key", "study_key"]).reset_index(drop=True)
-
-
-def inert_components(trials: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """``{submission: {workload: component}}`` where a submission's own component (Muon's step,
-    Shampoo's preconditioners, recorded in each trial's routing report) covered 0 parameters."""
-    if "special_parameters" not in trials:
-        return {}
-    counts = pd.to_numeric(trials["special_parameters"], errors="coerce")
-    zero = trials[counts == 0]
-    out: dict[str, dict[str, str]] = {}
-    for submission, workload, component in zip(zero["submission"], workload_key(zero), zero["special_component"]):
-        out.setdefault(submission, {})[workload] = str(component)
-    return out
 
 
 def to_array(bests: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
@@ -325,46 +253,6 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                         workload_info=workload_info(trials, bests, times, submissions, workloads),
                         memory_note=memory.note)
     return with_uncertainty(board, bootstrap(study_times, tau_max, samples, seed)) if samples > 0 else board
-
-
-def made_in_process(trials: pd.DataFrame) -> list[str]:
-    """The workloads whose records were made with the submission in the harness's process
-    (``isolation=inprocess``; a record without the key predates isolation, and was too)."""
-    if "isolation" not in trials:
-        return []
-    inside = trials["isolation"].fillna("inprocess") == "inprocess"
-    return sorted({str(key) for key in workload_key(trials)[inside]})
-
-
-def reached_at_once(trials: pd.DataFrame) -> list[str]:
-    """The workloads where at least two submissions reached the target and every trial that did
-    reached it at its first evaluation: their ranks there compare the cost of a few steps."""
-    if "reached_at_first_eval" not in trials or "status" not in trials:
-        return []
-    reached = trials[trials["status"] == "reached"]
-    keys = workload_key(reached)
-    found = []
-    for workload, group in reached.groupby(keys):
-        if group["submission"].nunique() >= 2 and group["reached_at_first_eval"].astype(bool).all():
-            found.append(str(workload))
-    return sorted(found)
-
-
-def pruned_without_competitor(trials: pd.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
-    """(submission, workload) -> {competitor: trials}: trials pruned by rule (b), against a
-    competitor that has no record of that workload here. Their pruning was exact for a leaderboard
-    with that competitor (harness/core/pruning.py); without it, the fastest time may be slower, and
-    they might have come within tau_max of it: their submission's time there is provisional."""
-    if "pruned_competitor" not in trials:
-        return {}
-    keys = workload_key(trials)
-    present = set(zip(keys, trials["submission"]))
-    unmatched: dict[tuple[str, str], dict[str, int]] = {}
-    for workload, submission, competitor in zip(keys, trials["submission"], trials["pruned_competitor"]):
-        if isinstance(competitor, str) and (workload, competitor) not in present:
-            against = unmatched.setdefault((submission, workload), {})
-            against[competitor] = against.get(competitor, 0) + 1
-    return unmatched
 
 
 def not_run(submissions: list[str], workloads: list[str], studies: np.ndarray,
@@ -537,27 +425,3 @@ def peak_memory(trials: pd.DataFrame, submissions: list[str]) -> PeakMemory:
     return PeakMemory(values, why, note)
 
 
-@dataclass
-class IntegrityFlags:
-    """Per submission: what its source audit found (kinds, comma-separated) and the workloads where
-    a trial's clock was suspect."""
-
-    audit: dict[str, str]
-    suspect: dict[str, set[str]]
-
-
-def integrity_flags(trials: pd.DataFrame) -> IntegrityFlags:
-    """The source audits and clock cross-checks the records carry (harness/core/source_audit.py,
-    harness/core/runner.py's clock_suspect), per submission."""
-    audit: dict[str, str] = {}
-    if "audit" in trials:
-        for submission, texts in trials.groupby("submission")["audit"].unique().items():
-            found = sorted({k.strip() for text in texts if pd.notna(text) for k in str(text).split(",") if k.strip()})
-            if found:
-                audit[submission] = ", ".join(found)
-    suspect: dict[str, set[str]] = {}
-    if "clock_suspect" in trials:
-        flagged = trials[trials["clock_suspect"].fillna(False).astype(bool)]
-        for submission, keys in workload_key(flagged).groupby(flagged["submission"]):
-            suspect[submission] = set(keys)
-    return IntegrityFlags(audit, suspect)
