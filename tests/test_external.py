@@ -73,6 +73,16 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         del sys.modules[name]
 
 
+def install(package: Path, tmp_path: Path, entry_points: str) -> None:
+    """``package`` as if installed with these entry points: its metadata (a dist-info folder of
+    ``entry_points.txt``) and its code on the path (sys.path is restored by the fixture)."""
+    info = tmp_path / "site" / "mypkg_opt-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    sys.path[:0] = [str(info.parent), str(package)]
+
+
 def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict | None, str]:
     code = main(list(args))
     captured = capsys.readouterr()
@@ -162,12 +172,7 @@ def test_a_quoted_file_path_with_a_space_runs(package: Path, tmp_path: Path, cap
 
 def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
-    site = tmp_path / "site"
-    info = site / "mypkg_opt-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
-    sys.path[:0] = [str(site), str(package)]  # installed: its metadata and its code on the path
+    install(package, tmp_path, "[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "nesterov_mine" in listing and "(installed: mypkg.opt:Nesterov)" in listing
@@ -178,14 +183,9 @@ def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tm
 
 def test_list_shows_every_plugin_when_one_installed_plugin_cannot_load(package: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
-    site = tmp_path / "site"
-    info = site / "mypkg_opt-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[optbench.submissions]\nbroken_one = mypkg.broken:Broken\n"
-                                           "nesterov_mine = mypkg.opt:Nesterov\n")
+    install(package, tmp_path, "[optbench.submissions]\nbroken_one = mypkg.broken:Broken\n"
+                               "nesterov_mine = mypkg.opt:Nesterov\n")
     (package / "mypkg" / "broken.py").write_text("raise RuntimeError('typo on line 1')\n")
-    sys.path[:0] = [str(site), str(package)]
     code = main(["list"])
     captured = capsys.readouterr()
     assert code == 2, captured.err  # a broken plugin is bad input: named, and a non-zero exit
@@ -629,14 +629,9 @@ def test_an_installed_entry_point_named_as_a_built_in_is_listed_as_unusable_and_
         package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """It was silently ignored: submission=adamw ran the built-in without a word, and optbench list
     printed adamw twice, both with the built-in's defaults, both tagged (installed: mypkg.opt:Nesterov)."""
-    site = tmp_path / "site"
-    info = site / "mypkg_opt-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[optbench.submissions]\nadamw = mypkg.opt:Nesterov\n"
-                                           "nesterov_mine = mypkg.opt:Nesterov\n"
-                                           "[optbench.workloads]\nfashion_mnist = mypkg.valley:Valley\n")
-    sys.path[:0] = [str(site), str(package)]
+    install(package, tmp_path, "[optbench.submissions]\nadamw = mypkg.opt:Nesterov\n"
+                               "nesterov_mine = mypkg.opt:Nesterov\n"
+                               "[optbench.workloads]\nfashion_mnist = mypkg.valley:Valley\n")
     code = main(["list"])
     captured = capsys.readouterr()
     assert code == 2, captured.err
@@ -647,7 +642,8 @@ def test_an_installed_entry_point_named_as_a_built_in_is_listed_as_unusable_and_
         assert f"{kind} {name}: the installed entry point {name} = mypkg." in captured.err, captured.err
     assert "Rename the entry point" in captured.err and "nesterov_mine" in captured.out  # the usable one is listed
 
-    runs = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), str(site), str(package)])}
+    paths = [Path(__file__).resolve().parent.parent, tmp_path / "site", package]
+    runs = {"PYTHONPATH": os.pathsep.join(map(str, paths))}
     for command, settings in (("trial", ["max_steps=3"]), ("tune", ["max_steps=3", "studies=1", "trials=2"])):
         done = subprocess.run([sys.executable, "-m", "harness.cli", command, "submission=adamw", *SMOKE, *settings,
                                f"results={tmp_path / command}"], capture_output=True, text=True, timeout=300,
