@@ -19,7 +19,6 @@ from typing import Any
 
 from harness.errors import NOT_THE_SUBMISSIONS, OptbenchWarning, UserError
 from harness.exits import exit_now
-from harness.identity import relation as meets_as
 
 USAGE = """\
 usage: optbench <command> [key=value ...]
@@ -133,7 +132,7 @@ COMMANDS = {
     "calibrate": Command("harness.tools.calibrate_command:run_calibrate"),
     "info": Command("harness.tools.info:run_info"),
     "check": Command("harness.tools.check:run_check", lambda result: 0 if result["passed"] else 1),
-    "list": Command("harness.cli:run_list", prints=False),
+    "list": Command("harness.tools.listing:run_list", prints=False),
 }
 
 
@@ -194,83 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `optbench list | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-
-
-def run_list(overrides: list[str]) -> None:
-    """``optbench list``: the registered workloads (sizes, targets, budgets) and submissions (defaults).
-
-    An installed plugin that cannot be loaded (its module fails to import, its config is wrong), or
-    that is named as a built-in one (which wins: it cannot be used), is listed as such and the rest
-    still are; the command then fails naming each of them."""
-    from harness.config.registry import submission_names, workload_names
-
-    if overrides:
-        raise UserError("optbench list takes no settings.")
-    broken: list[str] = []
-    with warnings.catch_warnings():  # a clash a built-in's name would warn of is listed, and named below
-        warnings.simplefilter("ignore", OptbenchWarning)
-        for kind, builtin, describe in (("workload", workload_names(), _workload_lines),
-                                        ("submission", submission_names(), _submission_lines)):
-            print(f"{kind}s:")
-            broken += _list_kind(kind, builtin, describe)
-    if broken:
-        raise UserError(f"{len(broken)} of them cannot be loaded (the rest are listed above):\n  "
-                        + "\n  ".join(broken))
-
-
-def _list_kind(kind: str, builtin: list[str], describe: Callable[[str, str], list[str]]) -> list[str]:
-    """Print ``optbench list``'s lines of one kind: the built-ins, the usable entry points, then those
-    named as a built-in; what cannot be loaded or used, as ``"<kind> <name>: why"``."""
-    from harness.config.plugins import clashing_entry_points, entry_points
-
-    broken: list[str] = []
-    installed = entry_points(kind)
-    for name in [*builtin, *sorted(installed)]:
-        where = f" (installed: {installed[name].text()})" if name in installed else ""
-        try:
-            lines = describe(name, where)
-        except UserError as error:
-            print(f"  {name:<16} cannot be loaded{where}")
-            broken.append(f"{kind} {name}: {error}")
-            continue
-        print("\n".join(lines))
-    for name, (source, clash) in sorted(clashing_entry_points(kind).items()):
-        print(f"  {name:<16} cannot be loaded (installed: {source.text()}): a built-in {kind}'s name")
-        broken.append(f"{kind} {name}: {clash}")
-    return broken
-
-
-def _workload_lines(name: str, where: str) -> list[str]:
-    """``optbench list``'s lines for one workload: a line per size, then one per variant."""
-    from harness.config.compose import compose_config
-
-    cfg = compose_config("trial", [f"workload={name}"]).workload
-    relation = meets_as(_higher(name))
-    lines = [f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
-             f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}{where}" for size, spec in cfg.sizes.items()]
-    for variant, vspec in cfg.variants.items():
-        targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
-        lines.append(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; "
-                     f"targets {targets}")
-    return lines
-
-
-def _submission_lines(name: str, where: str) -> list[str]:
-    """``optbench list``'s line for one submission: its batch size and default hyperparameters."""
-    from harness.config.compose import compose_config
-
-    hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
-    shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
-    return [f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}"]
-
-
-def _higher(workload: str) -> bool:
-    from harness.config.plugins import entry_points
-    from harness.config.registry import workload_class
-
-    installed = entry_points("workload")
-    return workload_class(workload, installed[workload].text() if workload in installed else None).higher_is_better
-
 
 
 def entry() -> None:
