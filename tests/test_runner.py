@@ -40,7 +40,8 @@ def test_slow_evaluation_is_not_charged(smoke_cfg, monkeypatch: pytest.MonkeyPat
     assert summary["submission_time_s"] < 0.5
     timing = summary["timing"]
     assert timing["evaluation_s"] >= 5 * 0.25 and timing["submission_s"] == summary["submission_time_s"]
-    parts = timing["submission_s"] + timing["evaluation_s"] + timing["checkpoint_s"] + timing["other_s"]
+    parts = (timing["submission_s"] + timing["evaluation_s"] + timing["checkpoint_s"] + timing["record_s"]
+             + timing["other_s"])
     assert parts == pytest.approx(timing["wall_s"] + timing["construction_s"])  # construction: charged, before
     assert 0 <= timing["other_s"] < 0.5 and timing["setup_s"] > 0 and not timing["clock_suspect"]
     gaps = [b["submission_time_s"] - a["submission_time_s"] for a, b in itertools.pairwise(evals)]

@@ -14,7 +14,7 @@ import torch
 import harness.core.clock as clock_module
 import harness.core.inprocess as inprocess
 import harness.core.runner as runner
-from harness.core.records import read_jsonl
+from harness.core.records import TrialRecord, read_jsonl
 from submissions.sgd import SGD
 
 STEP_S = 0.125
@@ -206,6 +206,25 @@ def test_the_timing_accounts_for_every_virtual_second(smoke_cfg, all_virtual) ->
     rows = evals(summary)  # each logged after its evaluation; the last after the test split's too
     assert [e["wall_time_s"] for e in rows] == [0.875, 1.75, 2.625, 3.75]
     assert all(math.isfinite(e["metrics"]["train/loss"]) for e in rows)
+
+
+def test_writing_the_records_is_timed_apart_not_left_unexplained(smoke_cfg, all_virtual,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An evaluation's line in evals.jsonl is written durably (fsync): a few ms each on a busy disk.
+    A workload evaluated every few ms of training (10 steps of 0.5 ms) then left a fifth of its wall
+    time "unexplained", and an honest AdamW was marked clock suspect on the leaderboard."""
+    real_log = TrialRecord.log
+
+    def slow_log(self, row):
+        real_log(self, row)
+        VirtualTime.now += 0.5  # each line: as long as 4 steps
+
+    monkeypatch.setattr(TrialRecord, "log", slow_log)
+    summary = run(smoke_cfg, UNREACHABLE, "max_steps=20", "workload.sizes.smoke.eval_every_steps=5")
+    timing = summary["timing"]
+    assert timing["record_s"] == 4 * 0.5  # the four evaluations' lines (the end line comes after the timing)
+    assert timing["wall_s"] == 20 * STEP_S + 5 * 0.25 + 4 * 0.5
+    assert timing["other_s"] == 0.0 and not timing["clock_suspect"]
 
 
 def test_checkpoints_are_written_when_their_interval_has_passed_and_timed(smoke_cfg, all_virtual) -> None:
