@@ -186,3 +186,30 @@ def test_a_calibrated_number_loses_the_comment_on_its_line_and_only_that(tmp_pat
             "    step_hint: 3000\n\n") in text
     assert "precision: bf16         # provisional until measured" in text  # not calibrate's to change
     assert yaml.safe_load(text)["sizes"]["gpu"]["calibration"]["hardware"].startswith("NVIDIA H200, cuda")
+
+
+def _repository_calibration_files() -> dict[str, bytes]:
+    """The shipped workload configs and raw calibration files, by path: what a dry run must leave alone."""
+    root = Path(__file__).parent.parent
+    paths = [*(root / "workloads" / "calibration").iterdir(), *(root / "configs" / "workload").iterdir()]
+    return {str(p): p.read_bytes() for p in paths if p.is_file()}
+
+
+SMALL_CALIBRATION = ["workload=rosenbrock", "workload.size=smoke", "points=1", "confirm_seeds=[1]",
+                     "max_run_s=0.3", "device=cpu", "threads=1"]
+
+
+def test_a_dry_run_writes_nothing_into_the_repository(tmp_path: Path) -> None:
+    """write=false overwrote workloads/calibration/<workload>-<size>.json, the shipped raw file the
+    workload's config cites as its calibration.raw; now its raw figures go to the results folder."""
+    before = _repository_calibration_files()
+    try:
+        summary = run_calibrate([*SMALL_CALIBRATION, "write=false", f"results={tmp_path / 'runs'}"],
+                                log=lambda text: None)
+        after = _repository_calibration_files()
+        assert after == before
+        assert summary["config"] is None and Path(summary["raw"]) == tmp_path / "runs" / "rosenbrock-smoke.json"
+        assert json.loads(Path(summary["raw"]).read_text())["workload"] == "rosenbrock"
+    finally:
+        for path in set(_repository_calibration_files()) - set(before):
+            Path(path).unlink()  # what the old code left behind

@@ -113,7 +113,7 @@ class CalibrateConfig:
     budget_round_s: float = 5.0
     max_run_s: float | None = None  # cap per run; default 4 x the current budget
     results: str | None = None  # default results/calibration/<workload>-<size>
-    out: str | None = None  # folder of the raw-figures JSON; default workloads/calibration
+    out: str | None = None  # folder of the raw-figures JSON; default workloads/calibration (write=false: results)
     write: bool = True  # write the numbers into configs/workload/<family>.yaml
 
 

@@ -1,10 +1,11 @@
 """``optbench calibrate``: the target-setting procedure of :mod:`harness.tools.calibrate` as a command.
 
 Draws each baseline's points (its defaults, then a seeded scrambled Halton sequence over its
-search space), runs the procedure, writes every raw figure to
-``workloads/calibration/<workload>-<size>.json`` and, with ``write=true``, the chosen target,
-budget, step hint and a calibration summary into ``configs/workload/<family>.yaml`` (into the
-variant's entry when a variant is selected).
+search space), runs the procedure and, with ``write=true``, writes every raw figure to
+``workloads/calibration/<workload>-<size>.json`` and the chosen target, budget, step hint and a
+calibration summary into ``configs/workload/<family>.yaml`` (into the variant's entry when a
+variant is selected). A dry run (``write=false``) writes its raw figures into its results folder
+instead: nothing of the repository changes.
 """
 
 from __future__ import annotations
@@ -99,8 +100,7 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
         budget_round_s=cfg.budget_round_s, max_run_s=max_run_s, log=log,
     )
     report.update({"workload": workload.name, "variant": variant, "size": workload.size})
-    raw_dir = Path(cfg.out) if cfg.out else Path(str(resources.files("workloads"))) / "calibration"
-    raw = raw_dir / f"{label}-{workload.size}.json"
+    raw = raw_folder(cfg, results) / f"{label}-{workload.size}.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(report, indent=1) + "\n")
     config_path = Path(str(resources.files("configs"))) / "workload" / f"{workload.name}.yaml"
@@ -108,6 +108,18 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     summary = {k: report[k] for k in ("target", "max_runtime_s", "step_hint", "reference", "reference_hparams")}
     summary.update({"raw": str(raw), "config": written, "time_to_target": report["time_to_target"]})
     return summary
+
+
+def raw_folder(cfg: Any, results: str) -> Path:
+    """Where the raw figures go: ``out=`` when given; else, when they are to be cited by the config
+    ``write=true`` updates, beside the shipped ones (workloads/calibration/); else (a dry run) the
+    results folder, so that a dry run leaves the repository's files (the raw figures the configs
+    cite as evidence) as they were."""
+    if cfg.out:
+        return Path(cfg.out)
+    if cfg.write:
+        return Path(str(resources.files("workloads"))) / "calibration"
+    return Path(results)
 
 
 def _shown(raw: Path) -> str:
