@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from harness.cli import main
 from harness.core.records import read_json
@@ -655,3 +656,38 @@ def test_an_installed_entry_point_named_as_a_built_in_is_listed_as_unusable_and_
         assert any("workload=fashion_mnist" in line and "mypkg.valley:Valley" in line for line in warned), warned
         assert all("Rename the entry point" in line for line in warned), warned
         assert not list((tmp_path / command).rglob("nesterov_mine")), "the entry point's code ran"
+
+
+CALIBRATE = ["calibrate", "workload=valley.py:Valley", "workload.size=smoke", "points=1", "confirm_seeds=[1]",
+             "max_run_s=0.3", "device=cpu", "threads=1", "progress=false"]
+
+
+def test_calibrate_writes_a_users_workload_s_own_yaml_and_raw_figures_beside_it(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """It ran every search and confirming run, then failed writing a valley.yaml in configs/workload/ of
+    optbench's package (FileNotFoundError, exit 1), its raw figures in optbench's workloads/calibration/."""
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text("# my valley\n" + VALLEY_CONFIG)
+    shipped = Path(__file__).parent.parent / "workloads" / "calibration"
+    before = sorted(p.name for p in shipped.iterdir())
+    code, summary, err = run(capsys, *CALIBRATE, f"results={tmp_path / 'runs'}")
+    assert code == 0, err
+    raw = package / "calibration" / "valley-smoke.json"
+    assert summary["config"] == str(package / "valley.yaml") and summary["raw"] == str(raw)
+    assert json.loads(raw.read_text())["workload"] == "valley"
+    text = (package / "valley.yaml").read_text()
+    entry = yaml.safe_load(text)["sizes"]["smoke"]
+    assert text.startswith("# my valley") and entry["target"] == summary["target"]
+    assert entry["max_runtime_s"] == summary["max_runtime_s"] and entry["calibration"]["raw"] == str(raw)
+    assert sorted(p.name for p in shipped.iterdir()) == before
+
+
+def test_calibrate_refuses_before_running_when_it_could_not_write_its_figures(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Where calibrate writes is checked before the runs: they take hours on a real workload."""
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text(VALLEY_CONFIG)
+    (package / "calibration").write_text("a file where the raw figures' folder would be")
+    code, _, err = run(capsys, *CALIBRATE, f"results={tmp_path / 'runs'}")
+    assert code == 2 and str(package / "calibration") in err and "out=" in err, err
+    assert not (tmp_path / "runs").exists()

@@ -114,7 +114,7 @@ class CalibrateConfig:
     max_run_s: float | None = None  # cap per run; default 4 x the current budget
     results: str | None = None  # default results/calibration/<workload>-<size>
     out: str | None = None  # folder of the raw-figures JSON; default workloads/calibration (write=false: results)
-    write: bool = True  # write the numbers into configs/workload/<family>.yaml
+    write: bool = True  # write the numbers into configs/workload/<family>.yaml (an external workload: its own YAML)
 
 
 @dataclass

@@ -4,14 +4,17 @@ Draws each baseline's points (its defaults, then a seeded scrambled Halton seque
 search space), runs the procedure and, with ``write=true``, writes every raw figure to
 ``workloads/calibration/<workload>-<size>.json`` and the chosen target, budget, step hint and a
 calibration summary into ``configs/workload/<family>.yaml`` (into the variant's entry when a
-variant is selected). A dry run (``write=false``) writes its raw figures into its results folder
-instead: nothing of the repository changes.
+variant is selected). A workload of one's own (harness/config/plugins.py) has its own YAML
+updated instead (its ``config_from``), and its raw figures go to a ``calibration/`` folder beside
+it. A dry run (``write=false``) writes its raw figures into its results folder instead: nothing of
+the repository changes. Where it writes is checked before the first run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from harness.config.search_space import point_from_unit, validate_search_space
 from harness.errors import UserError
 from harness.identity import workload_label
 from harness.log import stderr_logger
+from harness.paths import ensure_writable_folder
 from harness.tools.calibrate import calibrate
 
 
@@ -75,6 +79,7 @@ def check_calibrate_settings(cfg: Any) -> None:
 
 
 def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
+    """Calibrate the workload the overrides choose; the chosen numbers, and where they were written."""
     log = log or stderr_logger("calibrate")
     own, trial_overrides = split_overrides(overrides, CalibrateConfig)
     cfg = compose_config("calibrate", own)
@@ -89,6 +94,8 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
               for name, fixed in cfg.baselines.items()}
     label = workload_label(workload.name, variant)
     results = cfg.results or f"results/calibration/{label}-{workload.size}"
+    config_path, folder = destinations(cfg, workload, results)  # checked before hours of runs
+    raw = folder / f"{label}-{workload.size}.json"
     base = [*trial_overrides, f"results={results}"]
     max_run_s = cfg.max_run_s or 4 * float(spec.max_runtime_s)
     log(f"{label}/{workload.size}: {sum(map(len, points.values()))} search runs + "
@@ -100,26 +107,56 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
         budget_round_s=cfg.budget_round_s, max_run_s=max_run_s, log=log,
     )
     report.update({"workload": workload.name, "variant": variant, "size": workload.size})
-    raw = raw_folder(cfg, results) / f"{label}-{workload.size}.json"
-    raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(report, indent=1) + "\n")
-    config_path = Path(str(resources.files("configs"))) / "workload" / f"{workload.name}.yaml"
-    written = write_calibration(config_path, workload.size, variant, report, raw) if cfg.write else None
+    log(f"chosen: target {report['target']}, max_runtime_s {report['max_runtime_s']}, step_hint "
+        f"{report['step_hint']} (reference {report['reference']}); raw figures in {raw}")
+    written = write_calibration(config_path, workload.size, variant, report, raw) if config_path else None
     summary = {k: report[k] for k in ("target", "max_runtime_s", "step_hint", "reference", "reference_hparams")}
     summary.update({"raw": str(raw), "config": written, "time_to_target": report["time_to_target"]})
     return summary
 
 
-def raw_folder(cfg: Any, results: str) -> Path:
-    """Where the raw figures go: ``out=`` when given; else, when they are to be cited by the config
-    ``write=true`` updates, beside the shipped ones (workloads/calibration/); else (a dry run) the
-    results folder, so that a dry run leaves the repository's files (the raw figures the configs
-    cite as evidence) as they were."""
+def workload_yaml(workload: Any) -> Path:
+    """The YAML ``write=true`` updates: a built-in workload's ``configs/workload/<name>.yaml``, an
+    external one's own (the file its config came from: the YAML beside its module, or
+    ``workload_config=``)."""
+    if workload.get("source"):
+        return Path(str(workload.config_from))
+    return builtin_configs() / f"{workload.name}.yaml"
+
+
+def builtin_configs() -> Path:
+    """This repository's workload configs folder (configs/workload/)."""
+    return Path(str(resources.files("configs"))) / "workload"
+
+
+def destinations(cfg: Any, workload: Any, results: str) -> tuple[Path | None, Path]:
+    """The YAML to update (None for a dry run) and the raw figures' folder, each proven writable:
+    called before the runs, so that a calibration never fails after them for want of a place to
+    write its numbers."""
+    config = workload_yaml(workload) if cfg.write else None
+    if config is not None and not (config.is_file() and os.access(config, os.W_OK)):
+        raise UserError(f"optbench calibrate: cannot update {config} (write=true writes the chosen numbers "
+                        f"into the workload's config): {'not writable' if config.is_file() else 'no such file'}. "
+                        f"Make it writable, or run with write=false (the raw figures then go to {results}). "
+                        f"Nothing was run.")
+    folder = raw_folder(cfg, results, config)
+    ensure_writable_folder(folder, "out", cfg.out or folder)
+    return config, folder
+
+
+def raw_folder(cfg: Any, results: str, config: Path | None) -> Path:
+    """Where the raw figures go: ``out=`` when given; else beside the config ``write=true`` updates,
+    which cites them (a built-in workload's in workloads/calibration/, an external one's in a
+    ``calibration/`` folder beside its YAML); else (a dry run) the results folder, so that a dry
+    run leaves the repository's files (the raw figures the configs cite as evidence) alone."""
     if cfg.out:
         return Path(cfg.out)
-    if cfg.write:
+    if config is None:
+        return Path(results)
+    if config.resolve().parent == builtin_configs().resolve():
         return Path(str(resources.files("workloads"))) / "calibration"
-    return Path(results)
+    return config.parent / "calibration"
 
 
 def _shown(raw: Path) -> str:
@@ -142,7 +179,8 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
     from ruamel.yaml import YAML
 
     if report["max_runtime_s"] is None:
-        raise UserError("The reference baseline never reached the chosen target; nothing written.")
+        raise UserError(f"The reference baseline never reached the chosen target; {path} was not changed "
+                        f"(the raw figures are in {raw}).")
     round_trip = YAML()
     round_trip.preserve_quotes = True
     round_trip.width = 110
