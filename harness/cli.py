@@ -58,7 +58,8 @@ commands:
             optbench info workload=fashion_mnist [workload.size=cpu] [submission=adamw] [steps=30]
   check   the conformance checks of one submission (yours, outside this repository, too): defaults,
           search space, updates, exact resume from state_dict, a smoke trial on every workload
-            optbench check submission=mypkg.adan:Adan [submission_config=adan.yaml] [workloads=[fashion_mnist]]
+            optbench check submission=mypkg.adan:Adan [submission_config=adan.yaml]
+                           [workloads=[fashion_mnist,mypkg.tasks:MyTask]]
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults), and the
           installed ones; exits 2 naming each installed one that cannot be loaded or has a built-in's name
 

@@ -691,3 +691,21 @@ def test_calibrate_refuses_before_running_when_it_could_not_write_its_figures(
     code, _, err = run(capsys, *CALIBRATE, f"results={tmp_path / 'runs'}")
     assert code == 2 and str(package / "calibration") in err and "out=" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_check_runs_on_a_users_workload_given_by_workloads_or_workload(package: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """workloads=[valley.py:Valley] was refused ("Unknown workload(s) valley.py:Valley. Valid workloads:
+    cifar10, ..."), and workload=valley.py:Valley was dropped: every built-in workload was checked instead."""
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text(VALLEY_CONFIG)
+    for chosen in ("workloads=[valley.py:Valley]", "workload=valley.py:Valley"):
+        code, summary, err = run(capsys, "check", "submission=adam", chosen, "trial_seconds=1")
+        assert code == 0 and summary["passed"], err
+        assert [c["check"] for c in summary["checks"]][2:] == [
+            "updates parameters (valley smoke)", "resumes exactly from state_dict (valley smoke)",
+            "smoke trial on valley"], chosen
+    code, _, err = run(capsys, "check", "submission=adam", "workload=valley.py:Valley", "workloads=[rosenbrock]")
+    assert code == 2 and "workloads=[" in err, err
+    code, _, err = run(capsys, "check", "submission=adam", "workloads=[rosenbrock,valey.py:Valley]")
+    assert code == 2 and "valey.py" in err and "smoke trial" not in err, err

@@ -167,7 +167,7 @@ class ScoreConfig:
 class CheckConfig:
     """``optbench check``'s own keys; the other overrides choose the submission and its settings."""
 
-    workloads: list[str] | None = None  # the workloads of the smoke trials; default every registered one
+    workloads: list[str] | None = None  # smoke trials' workloads (names, module:Class, .py); default: every built-in
     trial_seconds: float = 3.0  # each smoke trial's budget
 
 

@@ -14,13 +14,13 @@ import itertools
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from harness.config.compose import compose_config, split_overrides
+from harness.config.compose import compose_config, split_overrides, unquoted
 from harness.config.registry import submission_class, workload_class, workload_names
 from harness.config.schema import CheckConfig
 from harness.config.search_space import point_from_unit, validate_search_space
@@ -64,12 +64,32 @@ def search_space_valid(cfg: DictConfig) -> str:
     return f"{len(space)} hyperparameter(s), {2 ** len(space) + 1} corner and centre points valid"
 
 
-def smoke_workload(name: str) -> Workload:
-    """Workload ``name`` at its smoke size, loaded, on the CPU."""
-    workload_cfg = compose_config("trial", [f"workload={name}", "workload.size=smoke"]).workload
-    workload = workload_class(name)(workload_cfg, CPU)
-    workload.load()
-    return workload
+def smoke_config(workload: str, settings: list[str]) -> DictConfig:
+    """The config of ``workload`` (a built-in's name, or an external one's module, file or entry
+    point: harness/config/plugins.py) at its smoke size; ``settings``: its ``workload_config=``."""
+    return compose_config("trial", [*settings, f"workload={workload}", "workload.size=smoke"]).workload
+
+
+def smoke_workload(workload: str, settings: Sequence[str] = ()) -> Workload:
+    """``workload`` (as :func:`smoke_config` takes it) at its smoke size, loaded, on the CPU."""
+    workload_cfg = smoke_config(workload, list(settings))
+    loaded = workload_class(workload_cfg.name, workload_cfg.get("source"))(workload_cfg, CPU)
+    loaded.load()
+    return loaded
+
+
+def chosen_workloads(settings: DictConfig, rest: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The workloads to check (as given), their settings (``workload_config=``) and the other trial
+    overrides. ``workload=X`` alone means ``workloads=[X]``; with ``workloads=`` too it is refused
+    (one of them would be dropped)."""
+    picked = [o for o in rest if o.partition("=")[0].lstrip("+") == "workload"]
+    files = [o for o in rest if o.partition("=")[0].lstrip("+") == "workload_config"]
+    others = [o for o in rest if o not in picked and o not in files]
+    if picked and settings.workloads:
+        raise UserError(f"optbench check: {picked[-1]} and workloads={list(settings.workloads)} both given: name "
+                        f"every workload to check in workloads=[...] (a module or .py file of your own too).")
+    names = [unquoted(o.partition("=")[2]) for o in picked[-1:]] or list(settings.workloads or workload_names())
+    return names, files, others
 
 
 # Workloads whose smoke size the default hyperparameters of some submissions diverge on (Rosenbrock's
@@ -158,14 +178,12 @@ def run_check(overrides: list[str], out: Callable[[str], None] | None = None) ->
     out = out or (lambda text: print(text, file=sys.stderr, flush=True))
     own, rest = split_overrides(overrides, CheckConfig)
     settings = compose_config("check", own)
+    given, workload_settings, rest = chosen_workloads(settings, rest)
     cfg = compose_config("trial", rest)
     if not settings.trial_seconds > 0:
         raise UserError(f"trial_seconds={settings.trial_seconds}: each smoke trial needs a budget above 0 s "
                         f"(e.g. trial_seconds=20).")
-    names = list(settings.workloads or workload_names())
-    unknown = [n for n in names if n not in workload_names()]
-    if unknown:
-        raise UserError(f"Unknown workload(s) {', '.join(unknown)}. Valid workloads: {', '.join(workload_names())}.")
+    workloads = {text: smoke_config(text, workload_settings) for text in given}  # an unknown one: before any check
     name = str(cfg.submission.name)
     out(f"[check] {name}" + (f" from {cfg.submission.source}" if cfg.submission.get("source") else "")
         + (f"; config: {cfg.submission.config_from}" if cfg.submission.get("config_from") else ""))
@@ -185,12 +203,13 @@ def run_check(overrides: list[str], out: Callable[[str], None] | None = None) ->
 
     check("default hyperparameters build", lambda: f"{len(defaults_build(cfg).as_dict())} hyperparameters")
     check("search space", search_space_valid, cfg)
-    first = smoke_workload(names[0])
-    check(f"updates parameters ({names[0]} smoke)", updates_parameters, cfg, first)
-    check(f"resumes exactly from state_dict ({names[0]} smoke)", resumes_exactly, cfg, first)
+    first = smoke_workload(given[0], workload_settings)
+    check(f"updates parameters ({first.name} smoke)", updates_parameters, cfg, first)
+    check(f"resumes exactly from state_dict ({first.name} smoke)", resumes_exactly, cfg, first)
     with tempfile.TemporaryDirectory(prefix="optbench-check-") as folder:
-        for workload in names:
-            check(f"smoke trial on {workload}", smoke_trial, cfg, workload, folder, settings.trial_seconds, rest)
+        for text, workload_cfg in workloads.items():
+            check(f"smoke trial on {workload_cfg.name}", smoke_trial, cfg, text, folder, settings.trial_seconds,
+                  [*rest, *workload_settings])
     failed = [r["check"] for r in results if not r["passed"]]
     out(f"[check] {name}: {len(results) - len(failed)} of {len(results)} checks passed"
         + (f"; failed: {', '.join(failed)}" if failed else ""))
