@@ -52,7 +52,6 @@ def check_consistent(trials: pd.DataFrame) -> None:
                         f"such as workload.sizes.<size>.target=inf, or calibrate's runs to the end of the schedule), "
                         f"so no time to reach it: refusing to score them. Score records made with a target.")
     check_one_ruleset(trials, keys)
-    check_real_data(trials, keys)
     for column, what in (("target", "validation target"), ("metric", "metric"),
                          ("higher_is_better", "metric direction"),
                          ("schema_version", "record schema version"), ("max_runtime_s", "budget"),
@@ -101,25 +100,6 @@ def check_one_ruleset(trials: pd.DataFrame, keys: pd.Series) -> None:
                     f"leaderboard: a submission's score sums its workloads, and each workload's times must come "
                     f"from the same tuning. Score one ruleset at a time (ruleset=external, ruleset=self or "
                     f"ruleset=single: lone trials), or keep lone trials in a results folder of their own.")
-
-
-def check_real_data(trials: pd.DataFrame, keys: pd.Series) -> None:
-    """Refuse records trained on generated data (a size's ``options.synthetic``: the smoke sizes, a
-    check of the pipeline) beside records of real data: each workload adds to every score, so the
-    pipeline check would count as one more workload of the benchmark."""
-    if "synthetic_data" not in trials:
-        return
-    told = trials["synthetic_data"].notna().to_numpy()
-    kinds = trials["synthetic_data"][told].astype(bool)
-    if kinds.nunique() < 2:
-        return
-    generated = sorted(set(keys[told][kinds.to_numpy()]))
-    real = sorted(set(keys[told][~kinds.to_numpy()]))
-    raise UserError(f"Records of {', '.join(generated)} were trained on generated data (the size's options.synthetic: "
-                    f"a check of the pipeline, not a benchmark) beside records of real data ({', '.join(real)}): "
-                    f"refusing to rank them on one leaderboard, where the check would count as one more workload. "
-                    f"Score them in separate results folders (run the smoke suite with results=<another folder>, or "
-                    f"move its <workload>-smoke folders out).")
 
 
 def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:

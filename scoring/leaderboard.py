@@ -34,6 +34,7 @@ from scoring.consistency import (
 )
 from scoring.marks import (
     failed_trials,
+    generated_beside_real,
     inert_components,
     integrity_flags,
     made_in_process,
@@ -216,6 +217,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
               f"{'it' if count == 1 else 'them'} with prune=false"
               for (s, w), against in sorted(unmatched.items()) for c, count in sorted(against.items())]
     notes += [failure.note(s, w) for (s, w), failure in sorted(failures.items())]
+    notes += [f"{workload} trained on generated data (its size's options.synthetic: a check of the pipeline, not "
+              f"a benchmark), yet it counts in every score here beside workloads of real data: score real sizes in a "
+              f"results folder of their own" for workload in generated_beside_real(trials)]
     notes += [f"{name} is ranked at {len(sizes)} sizes ({', '.join(sizes)}): each counts as a workload of its own in "
               f"every score" for name, sizes in sizes_per_workload(trials).items()]
     notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "

@@ -42,6 +42,18 @@ class Failures:
                 f"tracebacks; a failure of the harness or the workload is retried by running the same command again")
 
 
+def generated_beside_real(trials: pd.DataFrame) -> list[str]:
+    """The workloads trained on generated data (a size's ``options.synthetic``: the smoke sizes, a
+    check of the pipeline) where records of real data are on the board too; none otherwise."""
+    if "synthetic_data" not in trials:
+        return []
+    told = trials["synthetic_data"].notna()
+    kinds = trials["synthetic_data"][told].astype(bool)
+    if kinds.nunique() < 2:
+        return []
+    return sorted(set(workload_key(trials)[told][kinds]))
+
+
 def sizes_per_workload(trials: pd.DataFrame) -> dict[str, list[str]]:
     """The workloads whose records are of more than one size, with those sizes."""
     sizes = trials.groupby(trials["workload"].astype(str))["size"].unique()

@@ -497,6 +497,20 @@ def test_a_workload_of_the_users_package_runs_trials_and_sweeps(package: Path, t
     assert code == 2 and "has no config" in err and "nameless.yaml beside its module" in err
 
 
+def test_a_workload_class_missing_what_the_contract_asks_is_refused_naming_it(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A workload class without higher_is_better failed deep in the harness: "AttributeError:
+    'Nodir' object has no attribute 'higher_is_better'", a traceback, exit 1 (the harness's)."""
+    (package / "lacking.py").write_text(
+        "from harness.workload import Workload\n\n\nclass Lacking(Workload):\n"
+        "    name = 'lacking'\n    metric = 'loss'\n    models = ('point',)\n")
+    (package / "lacking.yaml").write_text(VALLEY_CONFIG)
+    code, _, err = run(capsys, "trial", "workload=lacking.py:Lacking", "submission=adam", "device=cpu",
+                       f"results={tmp_path / 'results'}")
+    assert code == 2, err
+    assert "Lacking" in err and "higher_is_better" in err and "evaluate" in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize(("evaluate", "said"), [
     ('return {"distance": 1.0}', "no 'loss'"),  # the metric is missing: KeyError before
     ('return {"loss": 1.0, "note": "fine"}', "'note'"),  # a value that is no number: ValueError before

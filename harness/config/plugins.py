@@ -262,7 +262,25 @@ def load_class(source: Source, base: type) -> type:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UserError(f"{source.module}:{source.attribute} is {cls!r}, not a subclass of {base.__module__}."
                         f"{base.__name__} (see docs/writing-a-submission.md and docs/architecture.md).")
+    check_contract(cls, base, f"{source.module}:{source.attribute}")
     return cls
+
+
+def check_contract(cls: type, base: type, where: str) -> None:
+    """Refuse a plugin class that lacks what ``base`` declares without giving it: a class attribute
+    annotated as a ``ClassVar`` there (a workload's ``metric``, ``higher_is_better``, ``models``), or
+    an abstract method left unimplemented. Found later, deep in a trial, each was a harness
+    traceback (exit 1) rather than the plugin's own error."""
+    declared = {name for klass in base.__mro__ for name, hint in vars(klass).get("__annotations__", {}).items()
+                if "ClassVar" in str(hint)}
+    attributes = sorted(name for name in declared - {"name"} if not hasattr(cls, name))  # a name: the config's
+    methods = sorted(getattr(cls, "__abstractmethods__", ()))
+    if attributes or methods:
+        lacks = [f"the class attribute(s) {', '.join(attributes)}"] if attributes else []
+        lacks += [f"the method(s) {', '.join(methods)}"] if methods else []
+        raise UserError(f"{where}: {cls.__name__} does not define {' and '.join(lacks)}, which every "
+                        f"{base.__name__} must (see docs/architecture.md and the built-in ones in "
+                        f"{'workloads' if base.__name__ == 'Workload' else 'submissions'}/).")
 
 
 def _outside_its_package(source: Source, error: Exception, kind: str) -> str | None:
