@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -90,3 +91,26 @@ def test_real_files_load(real_data: Path) -> None:
     w.load()
     assert w.num_train_examples == 50_000
     assert w._splits["validation"][0].shape[0] == 10_000 and w._splits["test"][0].shape[0] == 10_000
+
+
+def test_a_replaced_gz_of_the_same_size_and_mtime_is_decompressed_afresh(tmp_path: Path, no_debian) -> None:
+    """The unpacked cache follows the .gz files' content: relabelled labels of the same compressed
+    size (and the same mtime, as a copy that keeps it) are trained on, and change the digest."""
+    folder = make_idx_folder(tmp_path / "fm")
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    header = b"\x00\x00\x08\x01" + (300).to_bytes(4, "big")
+    rng = np.random.default_rng(1)
+    old, new = rng.integers(0, 10, 300, dtype=np.uint8), rng.integers(0, 10, 300, dtype=np.uint8)
+    stored = {"compresslevel": 0, "mtime": 0}  # uncompressed blocks: the size depends on the length only
+    labels.write_bytes(gzip.compress(header + old.tobytes(), **stored))
+    before = workload(folder)
+    before.load()
+    stat = labels.stat()
+    labels.write_bytes(gzip.compress(header + new.tobytes(), **stored))
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert labels.stat().st_size == stat.st_size
+    after = workload(folder)
+    after.load()
+    assert after.data_digest() != before.data_digest()
+    trained = torch.cat([after._train[1], after._splits["validation"][1]]).sort().values
+    assert torch.equal(trained, torch.from_numpy(new).long().sort().values)
