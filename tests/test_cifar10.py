@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -257,6 +258,54 @@ def test_no_data_names_every_option(tmp_path: Path, without_shipped_data: None) 
     message = str(error.value)
     assert "train/<class>" in message and c10.PICKLE_FOLDER in message and c10.ARCHIVE in message
     assert "network" in message and "OPTBENCH_OFFLINE" in message
+
+
+def test_an_empty_data_dir_is_refused_not_replaced_by_the_cache_or_the_shipped_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped archive (and the cache's downloads) serve only when no data_dir is given."""
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))
+    write_pickle_batches(tmp_path / "cache" / "downloads" / c10.PICKLE_FOLDER)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError) as error:
+        loaded(tmp_path / "empty")
+    message = str(error.value)
+    assert str(tmp_path / "empty") in message and "only when no data_dir is given" in message
+    assert "downloads" not in message.split("Do one of")[0]
+
+
+@pytest.mark.parametrize(("remove", "named"), [
+    ("cifar-10-batches-py/test_batch", "test_batch"),
+    ("cifar-10-batches-py/data_batch_4", "data_batch_4"),
+    ("cifar/test", "test/"),
+])
+def test_an_incomplete_copy_in_data_dir_names_what_is_missing(tmp_path: Path, remove: str, named: str) -> None:
+    write_pickle_batches(tmp_path / "data" / c10.PICKLE_FOLDER)
+    make_class_folders(tmp_path / "data" / "cifar")
+    if remove.startswith("cifar/"):
+        data_dir = tmp_path / "data" / "cifar"
+        shutil.rmtree(data_dir / "test")
+    else:
+        data_dir = tmp_path / "data"
+        (data_dir / remove).unlink()
+    with pytest.raises(UserError) as error:
+        loaded(data_dir)
+    message = str(error.value)
+    assert named in message and "missing" in message and str(data_dir) in message
+
+
+def test_an_empty_data_dir_is_downloaded_into_where_a_network_exists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTBENCH_OFFLINE", "0")
+    roots = []
+
+    def fake_download(root: str, train: bool, download: bool) -> None:  # no network in tests
+        roots.append(Path(root))
+        write_pickle_batches(Path(root) / c10.PICKLE_FOLDER)
+
+    monkeypatch.setattr(c10, "TorchvisionCIFAR10", fake_download)
+    (tmp_path / "empty").mkdir()
+    w = loaded(tmp_path / "empty")
+    assert roots == [tmp_path / "empty"] and w.num_train_examples == 40
 
 
 def test_truncated_image_is_named(folders: Path) -> None:

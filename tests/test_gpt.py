@@ -152,6 +152,36 @@ def test_missing_corpus_names_the_options(tmp_path: Path, without_shipped_data: 
         loaded(tmp_path, text_file="other.txt")
 
 
+def test_an_empty_data_dir_is_refused_not_replaced_by_the_cache_or_the_shipped_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped corpus (and a cached download) serve only when no data_dir is given."""
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "downloads").mkdir(parents=True)
+    (tmp_path / "cache" / "downloads" / gpt.SHAKESPEARE_FILE).write_text(TEXT)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError) as error:
+        loaded(tmp_path / "empty")
+    message = str(error.value)
+    assert str(tmp_path / "empty") in message and gpt.SHAKESPEARE_FILE in message
+    assert "only when no data_dir is given" in message
+
+
+def test_an_empty_data_dir_is_downloaded_into_where_a_network_exists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTBENCH_OFFLINE", "0")
+    destinations = []
+
+    def fake_download(url: str, destination: Path) -> None:  # no network in tests
+        destinations.append(destination)
+        destination.write_text(TEXT)
+
+    monkeypatch.setattr(gpt, "download_text", fake_download)
+    (tmp_path / "empty").mkdir()
+    w = loaded(tmp_path / "empty")
+    assert destinations == [tmp_path / "empty" / gpt.SHAKESPEARE_FILE]
+    assert str(destinations[0]) in w.describe_data()
+
+
 def test_downloads_tiny_shakespeare_into_the_cache_where_a_network_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_data: None
 ) -> None:
@@ -165,10 +195,10 @@ def test_downloads_tiny_shakespeare_into_the_cache_where_a_network_exists(
         destination.write_text(TEXT)
 
     monkeypatch.setattr(gpt, "download_text", fake_download)
-    w = loaded(tmp_path)
+    w = loaded()  # no data_dir: the cache
     assert fetched == [gpt.SHAKESPEARE_URL]
     assert str(tmp_path / "cache" / "downloads" / "tinyshakespeare.txt") in w.describe_data()
-    loaded(tmp_path)
+    loaded()
     assert len(fetched) == 1  # the second run reads the cached copy
 
     def failing_download(url: str, destination: Path) -> None:
@@ -177,7 +207,7 @@ def test_downloads_tiny_shakespeare_into_the_cache_where_a_network_exists(
     monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "other-cache"))
     monkeypatch.setattr(gpt, "download_text", failing_download)
     with pytest.raises(UserError, match=r"the download failed \(OSError: Name or service not known\)"):
-        loaded(tmp_path)
+        loaded()
 
 
 def test_empty_corpus_is_a_clear_error(tmp_path: Path) -> None:

@@ -224,6 +224,13 @@ def has_pickle_batches(folder: Path) -> bool:
     return (folder / "data_batch_1").is_file() and (folder / "test_batch").is_file()
 
 
+def missing_pickle_batches(folder: Path) -> list[str] | None:
+    """The batch files absent from ``folder`` when it holds some but not all; None when it holds none or all."""
+    names = [*PICKLE_BATCHES["train"], *PICKLE_BATCHES["test"]]
+    missing = [name for name in names if not (folder / name).is_file()]
+    return missing if 0 < len(missing) < len(names) else None
+
+
 def read_pickle_batches(folder: Path) -> ImageData:
     """The CIFAR-10 python batches (``data``: (N, 3072) uint8 in CHW order, ``labels``) in ``folder``.
 

@@ -43,6 +43,7 @@ from workloads._images import (
     extract_once,
     has_class_folders,
     has_pickle_batches,
+    missing_pickle_batches,
     read_class_folders,
     read_pickle_batches,
     write_class_folders,
@@ -252,22 +253,21 @@ WORKLOAD = Cifar10
 def find_data(data_dir: Path | None) -> tuple[ImageData, str]:
     """The dataset and a line saying where it came from.
 
-    Looked for, in order, in ``data_dir``, the cache's ``downloads`` folder and the copy shipped
-    in ``workloads/data/``: pickle batches (the folder itself or its ``cifar-10-batches-py``),
-    class folders, a ``cifar10-jpg.tar.gz`` of class folders; else torchvision downloads the
-    pickle batches.
+    Looked for in ``data_dir`` alone when one is given (an empty or incomplete copy there is
+    refused, never replaced by another copy), else in the cache's ``downloads`` folder and the
+    copy shipped in ``workloads/data/``: pickle batches (the folder itself or its
+    ``cifar-10-batches-py``), class folders, a ``cifar10-jpg.tar.gz`` of class folders; else
+    torchvision downloads the pickle batches (into ``data_dir``, or the cache).
     """
     downloads = cache_dir() / "downloads"
     shipped = bundled(ARCHIVE)
-    folders = [f for f in (data_dir, downloads, shipped.parent if shipped else None) if f is not None]
+    folders = [data_dir] if data_dir is not None else [downloads, *([shipped.parent] if shipped else [])]
     for folder in folders:
-        for batches in (folder, folder / PICKLE_FOLDER):
-            if has_pickle_batches(batches):
-                return read_pickle_batches(batches), str(batches)
-        if has_class_folders(folder):
-            return read_class_folders(folder, NUM_CLASSES), f"class folders in {folder}"
-        if (folder / ARCHIVE).is_file():
-            return read_class_folders(extract_once(folder / ARCHIVE), NUM_CLASSES), str(folder / ARCHIVE)
+        found = read_folder(folder)
+        if found is not None:
+            return found
+    if data_dir is not None:
+        refuse_incomplete(data_dir)
     if os.environ.get("OPTBENCH_OFFLINE") not in (None, "", "0"):
         raise missing_data_error(data_dir, "downloading is off (OPTBENCH_OFFLINE is set)")
     root = data_dir if data_dir is not None else downloads
@@ -282,10 +282,44 @@ def find_data(data_dir: Path | None) -> tuple[ImageData, str]:
     return read_pickle_batches(root / PICKLE_FOLDER), f"downloaded into {root / PICKLE_FOLDER}"
 
 
+def read_folder(folder: Path) -> tuple[ImageData, str] | None:
+    """The dataset in ``folder`` in any of the three layouts, or None when it holds none whole."""
+    for batches in (folder, folder / PICKLE_FOLDER):
+        if has_pickle_batches(batches):
+            return read_pickle_batches(batches), str(batches)
+    if has_class_folders(folder):
+        return read_class_folders(folder, NUM_CLASSES), f"class folders in {folder}"
+    if (folder / ARCHIVE).is_file():
+        return read_class_folders(extract_once(folder / ARCHIVE), NUM_CLASSES), str(folder / ARCHIVE)
+    return None
+
+
+def refuse_incomplete(data_dir: Path) -> None:
+    """A UserError naming what is missing when ``data_dir`` holds part of a copy (some pickle
+    batches, or train/ without test/ or the reverse), rather than downloading over it."""
+    for batches in (data_dir, data_dir / PICKLE_FOLDER):
+        missing = missing_pickle_batches(batches)
+        if missing is not None:
+            raise UserError(
+                f"{batches} holds part of CIFAR-10's pickle batches: {', '.join(missing)} missing. "
+                f"A {PICKLE_FOLDER} folder holds data_batch_1 to data_batch_5 and test_batch (and "
+                f"batches.meta); copy the missing files there, or point data_dir at a complete copy."
+            )
+    halves = [split for split in ("train", "test") if (data_dir / split).is_dir()]
+    if len(halves) == 1:
+        absent = "test" if halves == ["train"] else "train"
+        raise UserError(
+            f"{data_dir} holds {halves[0]}/ but {absent}/ is missing. CIFAR-10 class folders are "
+            f"train/<class>/* and test/<class>/* (the same 10 classes in both); add {absent}/, or "
+            f"point data_dir at a complete copy."
+        )
+
+
 def missing_data_error(data_dir: Path | None, why: str) -> UserError:
-    looked = f"'{data_dir}' and " if data_dir else ""
+    looked = (f"'{data_dir}' (the shipped copy in workloads/data/ is used only when no data_dir is given)"
+              if data_dir else f"{cache_dir() / 'downloads'} and workloads/data/")
     return UserError(
-        f"CIFAR-10 was not found: looked in {looked}{cache_dir() / 'downloads'}, and {why}. Do one of: "
+        f"CIFAR-10 was not found: looked in {looked}, and {why}. Do one of: "
         f"(1) pass data_dir=<folder> holding class folders train/<class>/*.jpg and test/<class>/*.jpg "
         f"(10 classes, 32x32 images; or a {ARCHIVE} archive of those folders); "
         f"(2) pass data_dir=<folder> holding torchvision's {PICKLE_FOLDER} folder (the extracted "

@@ -17,7 +17,8 @@ contiguous train / validation / test slices (90 / 5 / 5 % by default). Sources, 
 ``synthetic: true`` (smoke: generated text written to the cache and read back as a text file),
 ``hf_dataset`` (a folder saved with ``save_to_disk``, or a Hub name with ``hf_config``,
 ``hf_split`` and ``text_column``), else the text file ``text_file`` (default: tiny Shakespeare),
-looked for in ``data_dir`` (also as nanoGPT's ``input.txt``), then in the cache, then downloaded
+looked for in ``data_dir`` (also as nanoGPT's ``input.txt``) when one is given, else in the cache
+and the copy shipped in ``workloads/data/``; else downloaded (into ``data_dir``, or the cache)
 where a network exists and OPTBENCH_OFFLINE is unset. Sizes, targets and how they were measured:
 ``workloads/gpt.md`` and ``configs/workload/gpt.yaml``.
 """
@@ -289,18 +290,21 @@ WORKLOAD = CharGPT
 
 # ---------------------------------------------------------------------------- data finding
 def find_text_file(data_dir: Path | None, name: str) -> Path:
-    """The corpus file: ``data_dir/name`` (for tiny Shakespeare also nanoGPT's ``input.txt``),
-    an absolute ``name``, or for tiny Shakespeare the cached download, then the copy shipped in
-    ``workloads/data/``, and only then a download.
+    """The corpus file: an absolute ``name``; else ``data_dir/name`` (for tiny Shakespeare also
+    nanoGPT's ``input.txt``) when a data_dir is given, and nothing else (an explicit data_dir
+    without the file is refused, never replaced by another copy); without a data_dir, for tiny
+    Shakespeare, the cached download, then the copy shipped in ``workloads/data/``. Tiny
+    Shakespeare not found is downloaded (into data_dir, or the cache) where a network exists.
     """
     path = Path(name).expanduser()
     shakespeare = name == SHAKESPEARE_FILE
     cached = cache_dir() / "downloads" / SHAKESPEARE_FILE
-    candidates = [path] if path.is_absolute() else []
-    if data_dir is not None and not path.is_absolute():
-        candidates += [data_dir / path, *([data_dir / "input.txt"] if shakespeare else [])]
-    if shakespeare:
-        candidates += [cached, *filter(None, [bundled(SHAKESPEARE_FILE)])]
+    if path.is_absolute():
+        candidates = [path]
+    elif data_dir is not None:
+        candidates = [data_dir / path, *([data_dir / "input.txt"] if shakespeare else [])]
+    else:
+        candidates = [cached, *filter(None, [bundled(SHAKESPEARE_FILE)])] if shakespeare else []
     found = next((p for p in candidates if p.is_file()), None)
     if found is not None:
         return found
@@ -312,18 +316,20 @@ def find_text_file(data_dir: Path | None, name: str) -> Path:
         )
     if os.environ.get("OPTBENCH_OFFLINE") not in (None, "", "0"):
         raise missing_shakespeare_error(data_dir, "downloading is off (OPTBENCH_OFFLINE is set)")
+    destination = data_dir / SHAKESPEARE_FILE if data_dir is not None else cached
     try:
-        download_text(SHAKESPEARE_URL, cached)
-    except Exception as error:  # no network, a proxy, a read-only cache...
+        download_text(SHAKESPEARE_URL, destination)
+    except Exception as error:  # no network, a proxy, a read-only folder...
         raise missing_shakespeare_error(data_dir, f"the download failed ({type(error).__name__}: {error})") from None
-    return cached
+    return destination
 
 
 def missing_shakespeare_error(data_dir: Path | None, why: str) -> UserError:
-    looked = f"'{data_dir}' (as {SHAKESPEARE_FILE} or input.txt) and " if data_dir else ""
+    looked = (f"'{data_dir}' (as {SHAKESPEARE_FILE} or input.txt; the cached and shipped copies are used "
+              f"only when no data_dir is given)" if data_dir else f"the cache {cache_dir() / 'downloads'}")
     return UserError(
-        f"The tiny Shakespeare corpus was not found: looked in {looked}the cache "
-        f"{cache_dir() / 'downloads'}, and {why}. Do one of: (1) put the file (1,115,394 characters, "
+        f"The tiny Shakespeare corpus was not found: looked in {looked}, and {why}. Do one of: "
+        f"(1) put the file (1,115,394 characters, "
         f"from {SHAKESPEARE_URL}) in a folder as {SHAKESPEARE_FILE} and pass data_dir=<that folder>; "
         f"(2) train on a Hugging Face dataset: workload.sizes.<size>.options.hf_dataset=<name or folder "
         f"saved with save_to_disk> (with hf_config, hf_split, text_column); (3) run once where a network exists."
