@@ -323,6 +323,20 @@ def test_wrong_image_size_is_named(folders: Path) -> None:
         loaded(folders)
 
 
+@pytest.mark.parametrize(("name", "label"), [("data_batch_2", 10), ("test_batch", -1)])
+def test_a_label_outside_the_classes_names_its_batch_file(tmp_path: Path, name: str, label: int) -> None:
+    """Caught when read (exit 2), not as an IndexError in the submission's update, nor scored as wrong."""
+    folder = tmp_path / "data" / c10.PICKLE_FOLDER
+    write_pickle_batches(folder)
+    with open(folder / name, "rb") as f:
+        entry = pickle.load(f)
+    entry["labels"][3] = label
+    with open(folder / name, "wb") as f:
+        pickle.dump(entry, f)
+    with pytest.raises(UserError, match=rf"{name} holds label {label}.*0\.\.9"):
+        loaded(tmp_path / "data")
+
+
 def test_truncated_pickle_batch_is_a_clear_error(tmp_path: Path) -> None:
     folder = tmp_path / "data" / c10.PICKLE_FOLDER
     write_pickle_batches(folder)

@@ -114,3 +114,13 @@ def test_a_replaced_gz_of_the_same_size_and_mtime_is_decompressed_afresh(tmp_pat
     assert after.data_digest() != before.data_digest()
     trained = torch.cat([after._train[1], after._splits["validation"][1]]).sort().values
     assert torch.equal(trained, torch.from_numpy(new).long().sort().values)
+
+
+@pytest.mark.parametrize("prefix", ["train", "t10k"])
+def test_a_label_outside_the_classes_names_its_file(tmp_path: Path, no_debian, prefix: str) -> None:
+    folder = make_idx_folder(tmp_path / "fm")
+    labels = np.random.default_rng(2).integers(0, 10, 300 if prefix == "train" else 50, dtype=np.uint8)
+    labels[7] = 12
+    write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(UserError, match=rf"{prefix}-labels-idx1-ubyte.* holds label 12.*0\.\.9"):
+        workload(folder).load()

@@ -25,6 +25,7 @@ from PIL import Image
 
 from harness.errors import UserError
 from harness.paths import cache_dir
+from workloads._tensors import check_labels
 
 SIDE = 32  # CIFAR images are 32x32 RGB
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # ImageFolder's common image types
@@ -231,8 +232,9 @@ def missing_pickle_batches(folder: Path) -> list[str] | None:
     return missing if 0 < len(missing) < len(names) else None
 
 
-def read_pickle_batches(folder: Path) -> ImageData:
-    """The CIFAR-10 python batches (``data``: (N, 3072) uint8 in CHW order, ``labels``) in ``folder``.
+def read_pickle_batches(folder: Path, num_classes: int = 10) -> ImageData:
+    """The CIFAR-10 python batches (``data``: (N, 3072) uint8 in CHW order, ``labels`` in
+    ``0..num_classes-1``, checked) in ``folder``.
 
     Read here rather than through torchvision's ``CIFAR10`` class, which refuses any file
     whose MD5 differs from the official release (so a test could not use a tiny copy).
@@ -250,12 +252,22 @@ def read_pickle_batches(folder: Path) -> ImageData:
                 raise UserError(f"{folder / name} holds data of shape {data.shape} with {len(batch_labels)} labels; "
                                 f"CIFAR-10 batches hold (N, 3072) 32x32 RGB images and N labels.")
             images.append(data.reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1))  # (N, H, W, C)
-            labels.append(np.asarray(batch_labels, dtype=np.int64))
+            labels.append(_labels(batch_labels, num_classes, folder / name))
         arrays[split] = (np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels))
     meta = folder / "batches.meta"
     names = _unpickle(meta).get("label_names") if meta.is_file() else None
     classes = tuple(str(n) for n in names) if names else tuple(str(i) for i in range(10))
     return ImageData(*arrays["train"], *arrays["test"], classes=classes)
+
+
+def _labels(values: object, num_classes: int, path: Path) -> np.ndarray:
+    """A batch's labels as int64, refused (naming ``path``) unless whole numbers in range."""
+    try:
+        labels = np.asarray(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{path} holds labels that are not whole numbers; it is not a CIFAR-10 batch file.") from None
+    check_labels(labels, num_classes, str(path))
+    return labels
 
 
 def _unpickle(path: Path) -> dict:

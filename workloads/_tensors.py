@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from harness.errors import UserError
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -24,6 +27,19 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
+
+
+def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, where: str) -> None:
+    """Refuse labels outside ``0..num_classes-1`` (a corrupt or foreign file), naming ``where``:
+    unchecked, they fail later as an IndexError blamed on the submission, or score as wrong."""
+    values = np.asarray(labels)
+    bad = np.flatnonzero((values < 0) | (values >= num_classes))
+    if bad.size:
+        more = f", and {bad.size - 1} more" if bad.size > 1 else ""
+        raise UserError(
+            f"{where} holds label {values[bad[0]]} (example {bad[0]}{more}); labels are 0..{num_classes - 1}, "
+            f"one per class. The file is corrupt or not this dataset's; replace it with a good copy."
+        )
 
 
 def shuffled_batches(

@@ -279,14 +279,14 @@ def find_data(data_dir: Path | None) -> tuple[ImageData, str]:
         raise missing_data_error(data_dir, f"the download failed ({type(error).__name__}: {error})") from None
     finally:
         socket.setdefaulttimeout(previous)
-    return read_pickle_batches(root / PICKLE_FOLDER), f"downloaded into {root / PICKLE_FOLDER}"
+    return read_pickle_batches(root / PICKLE_FOLDER, NUM_CLASSES), f"downloaded into {root / PICKLE_FOLDER}"
 
 
 def read_folder(folder: Path) -> tuple[ImageData, str] | None:
     """The dataset in ``folder`` in any of the three layouts, or None when it holds none whole."""
     for batches in (folder, folder / PICKLE_FOLDER):
         if has_pickle_batches(batches):
-            return read_pickle_batches(batches), str(batches)
+            return read_pickle_batches(batches, NUM_CLASSES), str(batches)
     if has_class_folders(folder):
         return read_class_folders(folder, NUM_CLASSES), f"class folders in {folder}"
     if (folder / ARCHIVE).is_file():

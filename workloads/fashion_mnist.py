@@ -30,7 +30,7 @@ from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.workload import Workload, data_sha256
 from workloads._idx import gunzip_to, write_idx_gz
-from workloads._tensors import evaluate_classifier, shuffled_batches, split_off
+from workloads._tensors import check_labels, evaluate_classifier, shuffled_batches, split_off
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 RAW_FILES = (
@@ -77,14 +77,15 @@ class FashionMNIST(Workload):
 
     def load(self) -> None:
         root = self._root()
-        train = read_split(root, train=True)
+        train = read_split(root, train=True, source=self._source)
         validation = self._load_training(*train)
-        test_x, test_y = read_split(root, train=False)
+        test_x, test_y = read_split(root, train=False, source=self._source)
         self._digest = data_sha256(*train, test_x, test_y)
         self._splits = {"validation": validation, "test": self._prepare(test_x, test_y)}
 
     def load_training_data(self) -> None:
-        self._load_training(*read_split(self._root(), train=True))  # the validation split it returns is dropped
+        root = self._root()
+        self._load_training(*read_split(root, train=True, source=self._source))  # validation dropped
 
     def _load_training(self, train_x: torch.Tensor, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training split (the training file's images and labels, uint8) on the device; returns
@@ -220,8 +221,9 @@ def gz_content_key(folder: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def read_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 28, 28) uint8 and labels (N,) through torchvision's reader."""
+def read_split(root: Path, train: bool, source: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) in 0..9 (checked) through torchvision's reader;
+    ``source`` (where the files came from) is named in errors."""
     try:
         dataset = TorchvisionFashionMNIST(str(root), train=train, download=False)
         images, labels = dataset.data, dataset.targets
@@ -232,6 +234,7 @@ def read_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         ) from None
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
         raise UserError(f"Fashion-MNIST files in {root} have unexpected shapes {tuple(images.shape)}.")
+    check_labels(labels, 10, f"{'train' if train else 't10k'}-labels-idx1-ubyte (from {source})")
     return images, labels
 
 
