@@ -346,6 +346,18 @@ def test_truncated_pickle_batch_is_a_clear_error(tmp_path: Path) -> None:
         loaded(tmp_path / "data")
 
 
+@pytest.mark.parametrize("header", [
+    b"\x80\x04\x8d" + (2**63 + 5).to_bytes(8, "little"),  # a string longer than memory: OverflowError
+    b"\x80\x04\x8e" + (2**62).to_bytes(8, "little"),  # bytes of 4 EiB: MemoryError
+])
+def test_a_damaged_pickle_header_is_a_clear_error(tmp_path: Path, header: bytes) -> None:
+    folder = tmp_path / "data" / c10.PICKLE_FOLDER
+    write_pickle_batches(folder)
+    (folder / "data_batch_1").write_bytes(header + b"x" * 100)
+    with pytest.raises(UserError, match=r"data_batch_1.*damaged"):
+        loaded(tmp_path / "data")
+
+
 # ------------------------------------------------------------------------ end to end
 def test_adamw_defaults_reach_the_smoke_target(smoke_cfg) -> None:
     summary = run_trial(smoke_cfg("workload=cifar10"))

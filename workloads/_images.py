@@ -276,9 +276,12 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise UserError(f"Could not read {path}: {type(error).__name__}: {error}. The file is truncated or "
-                        f"corrupt; replace it with a complete copy.") from None
+    except OSError as error:
+        raise UserError(f"Could not read {path}: {error}. Make the file readable or replace it.") from None
+    except Exception as error:  # any unpickling failure (a damaged length field: OverflowError, MemoryError)
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise UserError(f"Could not read {path}: {detail}. The file is damaged (truncated or corrupt); "
+                        f"replace it with a complete copy.") from None
     if not isinstance(entry, dict):
         raise UserError(f"{path} is not a CIFAR-10 batch file (it holds a {type(entry).__name__}).")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
