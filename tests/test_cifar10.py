@@ -135,6 +135,37 @@ def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
     assert len(list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))) >= 1
 
 
+def test_a_truncated_archive_leaves_no_partial_extraction_in_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))
+    source = make_class_folders(tmp_path / "src")
+    archive = tmp_path / "data" / c10.ARCHIVE
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(source / split, arcname=split)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    with pytest.raises(UserError, match=r"Could not extract .*truncated or corrupt"):
+        loaded(tmp_path / "data")
+    assert list((tmp_path / "cache" / "cifar10").iterdir()) == []
+
+
+def test_a_failed_download_leaves_nothing_in_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTBENCH_OFFLINE", "0")
+
+    def failing_download(root: str, train: bool, download: bool) -> None:  # as torchvision: folders, then fails
+        (Path(root) / c10.PICKLE_FOLDER).mkdir(parents=True)
+        (Path(root) / "cifar-10-python.tar.gz").write_bytes(b"partial")
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(c10, "TorchvisionCIFAR10", failing_download)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.txt").write_text("the user's")
+    with pytest.raises(UserError, match="the download failed"):
+        loaded(tmp_path / "data")
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["mine.txt"]
+
+
 def write_pickle_batches(folder: Path, per_batch: int = 10) -> dict[str, np.ndarray]:
     """A tiny cifar-10-batches-py: the release's format (dicts of (N, 3072) CHW uint8 rows + labels)."""
     folder.mkdir(parents=True)

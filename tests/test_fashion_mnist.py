@@ -124,3 +124,18 @@ def test_a_label_outside_the_classes_names_its_file(tmp_path: Path, no_debian, p
     write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
     with pytest.raises(UserError, match=rf"{prefix}-labels-idx1-ubyte.* holds label 12.*0\.\.9"):
         workload(folder).load()
+
+
+def test_a_failed_download_creates_no_folders_in_data_dir(
+        tmp_path: Path, no_debian, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTBENCH_OFFLINE", "0")
+
+    def failing_download(root: str, train: bool, download: bool) -> None:  # as torchvision: raw/ first, then fails
+        (Path(root) / "FashionMNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(fm, "TorchvisionFashionMNIST", failing_download)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UserError, match="the download failed"):
+        workload(tmp_path / "data").load()
+    assert list((tmp_path / "data").iterdir()) == []

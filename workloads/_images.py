@@ -200,14 +200,10 @@ def extract_once(archive: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extracting-"))
         try:
-            with tarfile.open(archive) as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp, filter="data")
-                else:  # Pythons without extraction filters
-                    tar.extractall(tmp)
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise UserError(f"Could not extract {archive}: {error}. The archive is truncated or corrupt; "
-                            f"replace it with a complete copy.") from None
+            _extract(archive, tmp)
+        except BaseException:  # a corrupt archive, a full disk, Ctrl-C: no partial copy (up to 122 MB) is left
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.replace(tmp, target)
         except OSError:  # another process extracted it first
@@ -218,6 +214,19 @@ def extract_once(archive: Path) -> Path:
     if len(inner) != 1:
         raise UserError(f"The archive {archive} holds no train/ and test/ class folders (extracted into {target}).")
     return inner[0]
+
+
+def _extract(archive: Path, folder: Path) -> None:
+    """Extract ``archive`` into ``folder``; a damaged archive is a UserError naming it."""
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(folder, filter="data")
+            else:  # Pythons without extraction filters
+                tar.extractall(folder)
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise UserError(f"Could not extract {archive}: {error}. The archive is truncated or corrupt; "
+                        f"replace it with a complete copy.") from None
 
 
 # ---------------------------------------------------------------------------- pickle batches

@@ -38,6 +38,7 @@ from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.workload import Workload, data_sha256
 from workloads._bundled import bundled
+from workloads._downloads import removed_on_failure
 from workloads._images import (
     ImageData,
     extract_once,
@@ -274,7 +275,8 @@ def find_data(data_dir: Path | None) -> tuple[ImageData, str]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        TorchvisionCIFAR10(str(root), train=True, download=True)
+        with removed_on_failure(root, (PICKLE_FOLDER, "cifar-10-python.tar.gz")):  # what torchvision writes
+            TorchvisionCIFAR10(str(root), train=True, download=True)
     except Exception as error:  # no network, a proxy, a read-only folder...
         raise missing_data_error(data_dir, f"the download failed ({type(error).__name__}: {error})") from None
     finally:

@@ -29,6 +29,7 @@ from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
 from harness.errors import UserError
 from harness.paths import cache_dir
 from harness.workload import Workload, data_sha256
+from workloads._downloads import removed_on_failure
 from workloads._idx import gunzip_to, write_idx_gz
 from workloads._tensors import check_labels, evaluate_classifier, shuffled_batches, split_off
 
@@ -167,8 +168,9 @@ def find_or_download(data_dir: Path | None) -> tuple[Path, str]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        TorchvisionFashionMNIST(str(root), train=True, download=True)
-        TorchvisionFashionMNIST(str(root), train=False, download=True)
+        with removed_on_failure(root, ("FashionMNIST",)):  # torchvision makes FashionMNIST/raw/ first
+            TorchvisionFashionMNIST(str(root), train=True, download=True)
+            TorchvisionFashionMNIST(str(root), train=False, download=True)
     except Exception as error:  # no network, a proxy, a read-only folder...
         raise missing_data_error(data_dir, f"the download failed ({type(error).__name__}: {error})") from None
     finally:
