@@ -124,6 +124,21 @@ def test_the_sweep_file_is_written_once(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["created_at"] == created
 
 
+def test_a_kept_plan_runs_the_charged_settings_the_command_asks(tmp_path: Path) -> None:
+    """A launch that failed (a wrong partition: nothing ran) left its sweep.json, planned with
+    threads=2 isolation=process; the next command, asking threads=1, ran its trials with the plan's
+    settings and exited 0, and the one after was refused for settings it had not chosen."""
+    path = write_sweep(plan(tmp_path, ["threads=2", "isolation=process"], studies=1, trials=2))
+    write_sweep(plan(tmp_path, ["threads=1"], studies=1, trials=2))  # nothing ran: planned anew
+    assert {(t["config"]["threads"], t["config"]["isolation"]) for t in load_sweep(path.parent)["trials"]} == \
+        {(1, "inprocess")}
+    record = path.parent / "study0" / "trial0"
+    record.mkdir(parents=True)
+    (record / "manifest.json").write_text("{}")  # a trial has started: its plan is no longer to change
+    with pytest.raises(UserError, match=r"asks .*threads=2.*its plan .*threads=1.*left untouched"):
+        write_sweep(plan(tmp_path, ["threads=2"], studies=1, trials=2))
+
+
 def test_the_sweep_plan_round_trip(tmp_path: Path) -> None:
     sweep = plan(tmp_path, studies=2, trials=2)
     folder = write_sweep(sweep).parent

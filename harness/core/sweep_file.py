@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config.schema import TrialConfig
 from harness.core.records import (
+    CHARGED_SETTINGS,
     FINAL_STATUSES,
     DamagedRecord,
     check_fields,
@@ -40,6 +41,9 @@ def _record_path(study: int, trial: int) -> Path:
 def write_sweep(sweep: dict[str, Any]) -> Path:
     """Write ``sweep.json`` once; an existing one (same hash, same plan) is kept as it is.
 
+    Its trials run with the settings it holds, so one whose charged settings (``threads``,
+    ``isolation``: not in the sweep's hash) differ from this command's is planned anew while none
+    of its trials has started (a launch that failed left it), and refused once one has.
     Paths are stored relative to the sweep folder (see :func:`load_sweep`).
     """
     path = Path(sweep["dir"]) / SWEEP_FILE
@@ -48,7 +52,15 @@ def write_sweep(sweep: dict[str, Any]) -> Path:
         if [t["seed"] for t in existing["trials"]] != [t["seed"] for t in sweep["trials"]]:
             raise UserError(f"{path} describes another plan than this command; it is left untouched. "
                             f"Use another results folder.")
-        return path
+        now, then = _charged(sweep), _charged(existing)
+        if now == then:
+            return path
+        if any(trial_state(Path(t["record_dir"])) != "pending" for t in existing["trials"]):
+            asked = ", ".join(f"{key}={value}" for key, value in now.items())
+            planned = ", ".join(f"{key}={value}" for key, value in then.items())
+            raise UserError(f"{path}: this command asks {asked}, but its plan (written by an earlier command) has "
+                            f"{planned}, and some of its trials have started with them; it is left untouched. Run "
+                            f"it with the plan's settings, or tune into another results folder.")
     trials = []
     for entry in sweep["trials"]:
         where = str(_record_path(entry["study"], entry["trial"]))
@@ -59,6 +71,12 @@ def write_sweep(sweep: dict[str, Any]) -> Path:
     write_json_atomic(path, {**stored, "trials": trials,
                              "created_at": utc_timestamp()})
     return path
+
+
+def _charged(sweep: dict[str, Any]) -> dict[str, Any]:
+    """The charged settings (:data:`~harness.core.records.CHARGED_SETTINGS`) a plan's trials run with."""
+    config = sweep["trials"][0]["config"] if sweep["trials"] else {}
+    return {key: config.get(key) for key in CHARGED_SETTINGS}
 
 
 SWEEP_FIELDS = {"sweep_id": (str,), "workload": (str,), "size": (str,), "submission": (str,), "ruleset": (str,),
