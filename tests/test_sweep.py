@@ -134,9 +134,9 @@ def test_a_kept_plan_runs_the_charged_settings_the_command_asks(tmp_path: Path) 
         {(1, "inprocess")}
     record = path.parent / "study0" / "trial0"
     record.mkdir(parents=True)
-    (record / "manifest.json").write_text("{}")  # a trial has started: its plan is no longer to change
-    with pytest.raises(UserError, match=r"asks .*threads=2.*its plan .*threads=1.*left untouched"):
-        write_sweep(plan(tmp_path, ["threads=2"], studies=1, trials=2))
+    (record / "manifest.json").write_text("{}")  # a trial has started: its plan is kept (tune refuses the command)
+    write_sweep(plan(tmp_path, ["threads=2"], studies=1, trials=2))
+    assert {t["config"]["threads"] for t in load_sweep(path.parent)["trials"]} == {1}
 
 
 def test_the_sweep_plan_round_trip(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def write_sweep(sweep: dict[str, Any]) -> Path:
 
     Its trials run with the settings it holds, so one whose charged settings (``threads``,
     ``isolation``: not in the sweep's hash) differ from this command's is planned anew while none
-    of its trials has started (a launch that failed left it), and refused once one has.
+    of its trials has started (a launch that failed left it); once one has, it is kept, and tune and
+    suite refuse the command for the settings its started trials were made with.
     Paths are stored relative to the sweep folder (see :func:`load_sweep`).
     """
     path = Path(sweep["dir"]) / SWEEP_FILE
@@ -56,11 +57,7 @@ def write_sweep(sweep: dict[str, Any]) -> Path:
         if now == then:
             return path
         if any(trial_state(Path(t["record_dir"])) != "pending" for t in existing["trials"]):
-            asked = ", ".join(f"{key}={value}" for key, value in now.items())
-            planned = ", ".join(f"{key}={value}" for key, value in then.items())
-            raise UserError(f"{path}: this command asks {asked}, but its plan (written by an earlier command) has "
-                            f"{planned}, and some of its trials have started with them; it is left untouched. Run "
-                            f"it with the plan's settings, or tune into another results folder.")
+            return path  # kept: tune and suite refuse a command whose settings differ from its started trials'
     trials = []
     for entry in sweep["trials"]:
         where = str(_record_path(entry["study"], entry["trial"]))
@@ -112,7 +109,6 @@ def load_sweep(folder: Path) -> dict[str, Any]:
     if sweep is None:
         raise UserError(f"No {SWEEP_FILE} in {folder}.")
     check_fields(sweep, SWEEP_FIELDS, path)
-    check_place(sweep, path)
     trials = []
     for position, entry in enumerate(sweep["trials"]):
         if not isinstance(entry, dict):
