@@ -207,3 +207,27 @@ def test_a_trial_records_its_processor_s_model_where_the_system_says_it(smoke_cf
     assert manifest["device"]["cpu_model"] == cpu_model()
     if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text():
         assert manifest["device"]["cpu_model"]  # Linux on x86: always told
+
+
+def test_a_trial_without_threads_runs_with_torch_s_default_not_an_earlier_trial_s(smoke_cfg) -> None:
+    """A trial with threads=1 (calibrate's runs, an inline sweep's) left the process at 1 thread: a
+    later trial with threads unset trained on one core (a time-budgeted one then missed its target)."""
+    first = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "threads=1"))
+    later = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "seed=1"))
+    threads = [json.loads((Path(s["record_dir"]) / "manifest.json").read_text())["device"]["torch_threads"]
+               for s in (first, later)]
+    assert threads == [1, runner.DEFAULT_THREADS], threads
+
+
+def test_info_without_threads_measures_with_torch_s_default_not_an_earlier_command_s() -> None:
+    """``optbench info threads=1`` left the process at one thread: a later info (or trial) of the
+    same process with threads unset timed its steps on one core."""
+    import torch
+
+    from harness.tools.info import run_info
+
+    seen = []
+    for threads in (["threads=1"], []):
+        run_info(["workload=rosenbrock", "workload.size=smoke", "device=cpu", "steps=1", "warmup=0", *threads])
+        seen.append(torch.get_num_threads())
+    assert seen == [1, runner.DEFAULT_THREADS], seen

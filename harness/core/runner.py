@@ -73,6 +73,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+#: torch's thread count when this process started: what a trial with ``threads`` unset runs with, even
+#: after a trial (or ``optbench info``) of the same process (an inline sweep, calibrate's runs) set another
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def use_threads(threads: int | None) -> None:
+    """Set torch's CPU threads to ``threads``, or when unset (0/None) back to this process's default."""
+    torch.set_num_threads(int(threads) if threads else DEFAULT_THREADS)
+
+
 _LOADED: OrderedDict[str, Workload] = OrderedDict()  # this process's loaded workloads, newest last
 _KEEP_LOADED = 2
 
@@ -186,8 +196,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         check_trial_settings(cfg, _hparams(cfg, started_as_a_rank()).batch_size)  # and a bad setting (a rank
         # runs the submission: its real class; a launcher of the ranks does not: described)
         return launch(cfg)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))  # recorded in the manifest's device block
+    use_threads(cfg.threads)  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
     submission_cls = described_submission(cfg.submission.name, cfg.submission.get("source"))  # not imported here
     hparams = _hparams(cfg)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import torch
-
 from harness.config.compose import compose_config, split_overrides, validate_trial_config
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import InfoConfig
 from harness.core.compile import compiles, trial_compile_setting
 from harness.core.precision import size_precision
-from harness.core.runner import resolve_device
+from harness.core.runner import resolve_device, use_threads
 from harness.errors import UserError
 from harness.identity import relation as meets_as
 from harness.routing import describe_routing
@@ -27,8 +25,7 @@ def run_info(overrides: list[str]) -> dict[str, Any]:
                         f"warmup >= 0 untimed ones (e.g. steps=30 warmup=5).")
     cfg = compose_config("trial", trial_overrides)
     validate_trial_config(cfg)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))  # as a trial would: step times depend on it
+    use_threads(cfg.threads)  # as a trial would: step times depend on it
     device = resolve_device(str(cfg.device))
     cls = submission_class(cfg.submission.name, cfg.submission.get("source"))
     hparams = cls.Hparams.from_mapping(cfg.submission.hparams, cfg.submission.name)
