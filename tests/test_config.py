@@ -65,6 +65,17 @@ def test_bad_overrides_are_clear(override: str, expected: str) -> None:
         compose_config("trial", [override])
 
 
+def test_a_list_of_overrides_unquoted_is_answered_with_its_quoted_form() -> None:
+    """docs/tuning.md used to show trial_settings=[threads=1,isolation=process], which Hydra cannot read:
+    the user got only Hydra's parser error."""
+    with pytest.raises(UserError, match=re.escape(
+            "is quoted item by item: trial_settings=['threads=1','isolation=process'] (in a shell, the whole "
+            "override in double quotes: \"trial_settings=['threads=1','isolation=process']\")")):
+        compose_config("suite", ["trial_settings=[threads=1,isolation=process]"])
+    assert list(compose_config("suite", ["trial_settings=['threads=1','isolation=process']"]).trial_settings) == [
+        "threads=1", "isolation=process"]
+
+
 def test_unknown_size_lists_valid_sizes() -> None:
     cfg = compose_config("trial", ["workload.size=huge"])
     with pytest.raises(UserError, match="Valid sizes: cpu, gpu, mini, smoke"):

@@ -126,20 +126,29 @@ def _malformed_message(error: BaseException, overrides: Sequence[str]) -> str:
     parser = OverridesParser.create()
     for override in overrides:
         key, sep, value = override.partition("=")
-        if not (sep and key and value) or "'" in value or value[0] in "[{":  # a list or mapping: not a path
-            continue
+        if not (sep and key and value) or "'" in value or value[0] == "{" or (value[0] == "[") != (value[-1] == "]"):
+            continue  # a mapping, or an unclosed list: no quoting mends it
         try:
             parser.parse_overrides([override])
         except OverrideParseException:
+            quoted = _quoted_value(value)
             try:
-                parser.parse_overrides([f"{key}='{value}'"])
+                parser.parse_overrides([f"{key}={quoted}"])
             except OverrideParseException:
                 continue
             return (f"Malformed override: {override}: a value with spaces, non-ASCII letters or characters such "
-                    f"as ()[]{{}},= is quoted: {key}='{value}' (in a shell, the whole override in double quotes: "
-                    f"\"{key}='{value}'\").")
+                    f"as ()[]{{}},= is quoted{' item by item' if value[0] == '[' else ''}: {key}={quoted} "
+                    f"(in a shell, the whole override in double quotes: \"{key}={quoted}\").")
     return (f"Malformed override: {_first_line(error)}. Overrides are key=value pairs, for example "
             f"submission.hparams.lr=3e-3 or workload.size=smoke (lists: key=[a,b]).")
+
+
+def _quoted_value(value: str) -> str:
+    """``value`` with quotes Hydra reads: a path as one quoted string, a list (of trial overrides such
+    as ``[threads=1,isolation=process]``) item by item."""
+    if value[0] == "[" and value[-1] == "]":
+        return "[" + ",".join(f"'{item.strip()}'" for item in value[1:-1].split(",") if item.strip()) + "]"
+    return f"'{value}'"
 
 
 def _first_line(error: BaseException) -> str:
