@@ -52,6 +52,15 @@ def test_reads_gz_files_from_data_dir_with_fixed_validation_split(tmp_path: Path
     assert a._splits["test"][0].shape == (50, 1, 28, 28)
 
 
+@pytest.mark.parametrize("validation", [300, 0, -5])
+def test_a_validation_split_the_training_file_cannot_give_names_the_setting(
+        tmp_path: Path, no_debian, validation: int) -> None:
+    """Before: ValueError('cannot hold out 300 of 300 examples'), a traceback and exit 1."""
+    with pytest.raises(UserError, match=rf"validation_examples={validation}: .* training file's 300 examples.*"
+                                        r"options.validation_examples between 1 and 299"):
+        workload(make_idx_folder(tmp_path / "fm"), validation=validation).load()
+
+
 def test_reads_torchvision_layout(tmp_path: Path, no_debian) -> None:
     raw = tmp_path / "root" / "FashionMNIST" / "raw"
     for gz in make_idx_folder(tmp_path / "gz").iterdir():

@@ -85,7 +85,9 @@ def split_off(
     """Split a fixed, seeded random subset of ``held_out`` examples off the training set."""
     n = inputs.shape[0]
     if not 0 < held_out < n:
-        raise ValueError(f"cannot hold out {held_out} of {n} examples")
+        raise UserError(f"validation_examples={held_out}: the validation split is carved from the training "
+                        f"file's {n} examples, leaving the rest to train on; set the size's "
+                        f"options.validation_examples between 1 and {n - 1}.")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     keep, hold = order[held_out:], order[:held_out]
     return (inputs[keep], labels[keep]), (inputs[hold], labels[hold])
