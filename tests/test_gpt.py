@@ -244,6 +244,16 @@ def test_hugging_face_errors_are_clear(tmp_path: Path) -> None:
         loaded(hf_dataset="no-such-user/no-such-dataset")
 
 
+def test_a_null_row_of_a_text_column_is_named(tmp_path: Path) -> None:
+    """Before: the first 100 rows were checked and a later null row ended in join's TypeError (exit 1)."""
+    datasets = pytest.importorskip("datasets")
+    lines = (TEXT.splitlines() * 8)[:150]
+    lines[120] = None
+    datasets.Dataset.from_dict({"text": lines}).save_to_disk(tmp_path / "holes")
+    with pytest.raises(UserError, match=r"holds 1 row\(s\) that are not text \(the first: row 120, None\)"):
+        loaded(hf_dataset=tmp_path / "holes")
+
+
 # ------------------------------------------------------------------------ end to end
 def test_smoke_trial_reaches_its_target(smoke_cfg) -> None:
     # Bounded by steps, not seconds, so that a busy machine cannot make it fail.

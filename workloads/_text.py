@@ -111,8 +111,14 @@ def load_hf_text(dataset: str, config: str | None, split: str, column: str, data
             f"Set the option text_column to the one that holds the text."
         )
     rows = data[column]
-    if any(not isinstance(row, str) for row in rows[:100]):
+    bad = [index for index, row in enumerate(rows) if not isinstance(row, str)]
+    if len(bad) == len(rows):
         raise UserError(f"The column '{column}' of '{dataset}' does not hold strings; pick a text column.")
+    if bad:
+        raise UserError(
+            f"The column '{column}' of '{dataset}' holds {len(bad)} row(s) that are not text (the first: row "
+            f"{bad[0]}, {rows[bad[0]]!r}). Drop them (dataset.filter(lambda r: isinstance(r['{column}'], str)), "
+            f"then save_to_disk) and give the saved folder: the benchmark does not guess what they meant.")
     return "\n".join(rows)
 
 
