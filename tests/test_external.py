@@ -497,6 +497,22 @@ def test_a_workload_of_the_users_package_runs_trials_and_sweeps(package: Path, t
     assert code == 2 and "has no config" in err and "nameless.yaml beside its module" in err
 
 
+@pytest.mark.parametrize(("edit", "said"), [
+    (("    target: 0.05", "    tagret: 0.05"), "Key 'tagret' not in 'SizeSpec' (key 'sizes.smoke.tagret')"),
+    (("model: point", "model: point\nmodle_options: {}"), "(key 'modle_options')"),
+    (("    step_hint: 500", "    step_hint: many"), "(key 'sizes.smoke.step_hint')"),
+])
+def test_a_bad_key_of_a_users_workload_yaml_is_named_with_the_file(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture, edit: tuple[str, str], said: str) -> None:
+    """Before: "Unknown setting 'tagret' in the overrides", of a command line that had none."""
+    (package / "valley.py").write_text(VALLEY)
+    (package / "valley.yaml").write_text(VALLEY_CONFIG.replace(*edit))
+    code, _, err = run(capsys, "trial", "workload=valley.py:Valley", "submission=adam", "device=cpu",
+                       f"results={tmp_path / 'results'}")
+    assert code == 2 and f"{package / 'valley.yaml'}: " in err and said in err, err
+    assert "in the overrides" not in err and "Traceback" not in err
+
+
 def test_a_workload_class_missing_what_the_contract_asks_is_refused_naming_it(
         package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A workload class without higher_is_better failed deep in the harness: "AttributeError:

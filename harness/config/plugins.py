@@ -480,12 +480,35 @@ def workload_config(source: Source, cls: type, config_file: str | None, taken: s
                         f"{beside.name if beside else 'a YAML of its stem'} beside its module (the format of "
                         f"configs/workload/fashion_mnist.yaml: model, sizes with target, max_runtime_s, step_hint).")
     data = _read_yaml(path, "model, sizes, ...")
+    _check_workload_keys(path, data)
     declared = getattr(cls, "name", None)  # the Workload contract names its class; records use that name
     if isinstance(declared, str) and data.get("name", declared) != declared:
         raise UserError(f"{path}: name {data['name']!r} differs from the workload class's name {declared!r}; "
                         f"leave name out of the YAML or make them agree.")
     data["name"] = _name("workload", data, source, cls, taken)
     return {**data, "source": source.text(), "config_from": str(path)}
+
+
+SET_BY_THE_HARNESS = ("source", "config_from")  # a plugin config's keys that say where it came from
+
+
+def _check_workload_keys(path: Path, data: dict[str, Any]) -> None:
+    """A misspelt key or a value of the wrong type in a workload's YAML, named with the file: composed
+    later, it read as an override of the command line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.specs import SizeSpec, WorkloadConfig
+
+    try:
+        OmegaConf.merge(OmegaConf.structured(WorkloadConfig), data)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        keys = [f.name for f in dataclasses.fields(WorkloadConfig) if f.name not in SET_BY_THE_HARNESS]
+        raise UserError(
+            f"{path}: {str(error).strip().splitlines()[0].rstrip('.')} (key '{key}'). A workload's YAML has the "
+            f"keys {', '.join(keys)}; each of its sizes the keys "
+            f"{', '.join(f.name for f in dataclasses.fields(SizeSpec))}.") from None
 
 
 def _name(kind: str, data: dict[str, Any], source: Source, cls: type, taken: set[str]) -> str:
