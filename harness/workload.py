@@ -255,6 +255,17 @@ class Workload(ABC):
         """
 
 
+def target_data_digest(workload: Workload) -> str | None:
+    """The ``data_sha256`` of the examples the size's target and budget were calibrated on (its
+    calibration's ``data_sha256``, written by ``optbench calibrate``), or None where it does not say.
+
+    A trial on other examples (another corpus through gpt's ``text_file``, another copy of a dataset)
+    measures the time to a target nobody reached on them: the manifest keeps both digests, the trial
+    says so, and the leaderboard notes it."""
+    digest = (workload.spec.calibration or {}).get("data_sha256")
+    return str(digest) if digest else None
+
+
 def workload_identity(workload: Workload) -> dict[str, Any]:
     """What of ``workload`` determines a trial's outcome: its label, size, model and model options,
     and the spec in force for its size (the variant's overrides applied).

@@ -43,6 +43,7 @@ from scoring.marks import (
     pruned_without_competitor,
     reached_at_once,
     sizes_per_workload,
+    targets_of_other_data,
 )
 from scoring.records import Problem, problem_groups, problem_messages
 from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
@@ -220,6 +221,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes += [f"{workload} trained on generated data (its size's options.synthetic: a check of the pipeline, not "
               f"a benchmark), yet it counts in every score here beside workloads of real data: score real sizes in a "
               f"results folder of their own" for workload in generated_beside_real(trials)]
+    notes += [f"{workload}: its records trained on other examples than its target was calibrated on (their "
+              f"data_sha256 differ from the size's calibration's: another corpus or copy of the data), so its times "
+              f"are to a target nobody measured on these data; `optbench calibrate` them to set one"
+              for workload in targets_of_other_data(trials)]
     notes += [f"{name} is ranked at {len(sizes)} sizes ({', '.join(sizes)}): each counts as a workload of its own in "
               f"every score" for name, sizes in sizes_per_workload(trials).items()]
     notes += [f"{s} has no record of {', '.join(where)}: counted as not reaching the target there, so it scores 0 "

@@ -1,7 +1,8 @@
 """What the leaderboard says beside the scores, read from the trials: the marks after a name
 (failed, no-op, clock suspect, source audit, precision) and the notes below the table (failed
 trials, workloads ranked at several sizes, compiled beside eager, trials made in the harness's
-process, targets met at the first evaluation, pruning against an absent competitor).
+process, targets met at the first evaluation, pruning against an absent competitor, targets
+calibrated on other data).
 scoring/leaderboard.py puts them on the board; docs/scoring.md says what each means."""
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def generated_beside_real(trials: pd.DataFrame) -> list[str]:
     if kinds.nunique() < 2:
         return []
     return sorted(set(workload_key(trials)[told][kinds]))
+
+
+def targets_of_other_data(trials: pd.DataFrame) -> list[str]:
+    """The workloads with records made on other examples than those their target was calibrated on
+    (both digests told and different: another corpus, another copy of a dataset)."""
+    if "target_data_sha256" not in trials or "data_sha256" not in trials:
+        return []
+    told = trials["target_data_sha256"].notna() & trials["data_sha256"].notna()
+    other = told & (trials["target_data_sha256"] != trials["data_sha256"])
+    return sorted(set(workload_key(trials)[other]))
 
 
 def sizes_per_workload(trials: pd.DataFrame) -> dict[str, list[str]]:

@@ -252,7 +252,7 @@ _OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": 
              "submission_revision": (int,), "hparams": (dict,), "schema_version": (int, type(None)),
              "precision": (str,), "compile": (bool,), "submission_source_sha256": (str, type(None)),
              "workload_source_sha256": (str, type(None)), "submission_code": (dict,), "workload_code": (dict,),
-             "data_sha256": (str, type(None))}
+             "data_sha256": (str, type(None)), "target_data_sha256": (str, type(None))}
 _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validation": (int, float, type(None)),
                      "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
 
@@ -371,6 +371,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "synthetic_data": generated_data(identity),
         "tuning_setup": tuning_setup(manifest),
         "data_sha256": manifest.get("data_sha256"),  # the examples it trained on; absent: not told
+        "target_data_sha256": manifest.get("target_data_sha256"),  # those its target was calibrated on
         "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity
         else None,  # the trial's step cap ("none": uncapped; None: the record does not say)
         "config_hash": manifest.get("config_hash"),  # the trial's identity: a copied record has its original's

@@ -117,3 +117,18 @@ def loaded_parts():
         return workload, submission_class(cfg.submission.name).Hparams.from_mapping(to_plain(cfg.submission.hparams))
 
     return make
+
+
+@pytest.fixture
+def shipped_calibration_digests():
+    """``digests(name)``: the ``data_sha256`` values the shipped ``configs/workload/<name>.yaml`` names
+    in its sizes' and variants' calibrations (the examples their targets were calibrated on)."""
+    import yaml
+
+    def digests(name: str) -> set[str]:
+        config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "workload" / f"{name}.yaml").read_text())
+        entries = [*config["sizes"].values(),
+                   *(e for v in (config.get("variants") or {}).values() for e in (v.get("sizes") or {}).values())]
+        return {e["calibration"]["data_sha256"] for e in entries if "data_sha256" in (e.get("calibration") or {})}
+
+    return digests

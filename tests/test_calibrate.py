@@ -69,6 +69,7 @@ def test_writing_keeps_the_header_and_sets_the_numbers(tmp_path: Path) -> None:
         "time_to_target": {"adamw": [{"seed": 1, "steps": 10, "seconds": 12.0}, {"seed": 2, "steps": None,
                                                                                   "seconds": None}]},
         "device": {"type": "cpu", "cpu": "x86_64", "torch_threads": 2}, "versions": {"torch": "2.14.1"},
+        "data_sha256": "d" * 64,
     }
     write_calibration(config, "cpu", "cnn", report, tmp_path / "fashion_mnist.cnn-cpu.json")
     text = config.read_text()
@@ -77,6 +78,7 @@ def test_writing_keeps_the_header_and_sets_the_numbers(tmp_path: Path) -> None:
     entry = data["variants"]["cnn"]["sizes"]["cpu"]
     assert (entry["target"], entry["max_runtime_s"], entry["step_hint"]) == (0.9, 40.0, 1500)
     assert "1/2 seeds reach the target" in entry["calibration"]["reference"]
+    assert entry["calibration"]["data_sha256"] == "d" * 64  # the examples the target is for
     assert data["sizes"]["cpu"]["target"] == 0.89  # the base entry is untouched
 
 
@@ -91,6 +93,8 @@ def test_calibrate_command_on_smoke(tmp_path: Path) -> None:
     raw = json.loads(Path(summary["raw"]).read_text())
     assert len(raw["search"]) == 4 and len(raw["confirm"]) == 4
     assert raw["versions"]["torch"] and raw["device"]["type"] == "cpu"
+    manifest = json.loads(next((tmp_path / "runs").rglob("manifest.json")).read_text())
+    assert raw["data_sha256"] == manifest["data_sha256"] and len(raw["data_sha256"]) == 64
 
 
 def test_calibration_runs_set_a_variant_s_numbers(smoke_cfg) -> None:

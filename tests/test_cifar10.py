@@ -397,7 +397,7 @@ def test_adamw_defaults_reach_the_smoke_target(smoke_cfg) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_real_archive_loads_45k_5k_10k() -> None:
+def test_real_archive_loads_45k_5k_10k(shipped_calibration_digests) -> None:
     data_dir = _real_archive()
     if data_dir is None:
         pytest.skip(f"real {c10.ARCHIVE} not found (set OPTBENCH_TEST_DATA or provide ../shared/data)")
@@ -408,6 +408,7 @@ def test_real_archive_loads_45k_5k_10k() -> None:
     assert sorted(set(w._splits["test"][1].tolist())) == list(range(10))
     mean = (w._mean / 255).tolist()
     assert mean == pytest.approx([0.4913, 0.4821, 0.4465], abs=0.01)
+    assert shipped_calibration_digests("cifar10") == {w.data_digest()}  # the examples its targets are for
 
 
 @pytest.mark.realdata

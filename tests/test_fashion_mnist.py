@@ -95,11 +95,12 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path, no_debian) -> None:
 
 
 @pytest.mark.realdata
-def test_real_files_load(real_data: Path) -> None:
+def test_real_files_load(real_data: Path, shipped_calibration_digests) -> None:
     w = workload(real_data, validation=10_000)
     w.load()
     assert w.num_train_examples == 50_000
     assert w._splits["validation"][0].shape[0] == 10_000 and w._splits["test"][0].shape[0] == 10_000
+    assert shipped_calibration_digests("fashion_mnist") == {w.data_digest()}  # the examples its targets are for
 
 
 def test_a_replaced_gz_of_the_same_size_and_mtime_is_decompressed_afresh(tmp_path: Path, no_debian) -> None:

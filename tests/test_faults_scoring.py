@@ -550,6 +550,20 @@ def test_records_of_generated_data_beside_real_ones_are_said_in_a_note(sweeps: P
     assert code == 0 and "generated" not in (tmp_path / "board2" / "leaderboard.md").read_text(), err
 
 
+def test_records_of_other_examples_than_the_target_s_are_said_in_a_note(sweeps: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """A suite on another corpus (gpt's text_file) was ranked by times to tiny Shakespeare's target."""
+    for manifest_path in sweeps.rglob("manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        manifest["data_sha256"] = "a" * 64
+        manifest["target_data_sha256"] = "a" * 64 if manifest["workload"] == "w2" else "b" * 64
+        manifest_path.write_text(json.dumps(manifest))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    notes = [line for line in (tmp_path / "board" / "leaderboard.md").read_text().splitlines() if "calibrated" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: w1-cpu: its records trained on other examples"), notes
+
+
 def test_a_workload_ranked_at_two_sizes_is_said_in_a_note(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"
     for submission, base in (("A", 10.0), ("B", 14.0)):

@@ -254,6 +254,25 @@ def test_a_null_row_of_a_text_column_is_named(tmp_path: Path) -> None:
         loaded(hf_dataset=tmp_path / "holes")
 
 
+def test_a_corpus_other_than_the_calibrated_one_is_told_and_recorded(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                     shipped_calibration_digests) -> None:
+    """Before, a trial on another text_file ran to tiny Shakespeare's target without a word: its time
+    to the target read as a calibrated one. The shipped sizes name the text they were calibrated on."""
+    import json
+
+    (shipped,) = shipped_calibration_digests("gpt")  # every size's: tiny Shakespeare, shipped in workloads/data
+    corpus = tmp_path / "other.txt"
+    corpus.write_text(TEXT * 20)
+    for other in (False, True):
+        overrides = ["workload=gpt", "workload.size=mini", "device=cpu", "max_steps=2", "threads=1",
+                     f"results={tmp_path / 'results'}", *([f"workload.sizes.mini.options.text_file={corpus}"] * other)]
+        summary = run_trial(compose_config("trial", overrides))
+        manifest = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
+        assert manifest["target_data_sha256"] == shipped
+        assert (manifest["data_sha256"] != shipped) == other, manifest["data_source"]
+        assert ("was calibrated on other examples" in capsys.readouterr().err) == other
+
+
 # ------------------------------------------------------------------------ end to end
 def test_smoke_trial_reaches_its_target(smoke_cfg) -> None:
     # Bounded by steps, not seconds, so that a busy machine cannot make it fail.

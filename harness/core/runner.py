@@ -54,7 +54,7 @@ from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import ensure_writable_folder
 from harness.submission import Submission, TrainingHparams
-from harness.workload import Workload, check_targets, workload_identity
+from harness.workload import Workload, check_targets, target_data_digest, workload_identity
 
 
 class RecordWriteError(UserError):
@@ -285,6 +285,11 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     if workload.spec.device_class != device_class:
         progress.say(f"note: the budget of size '{workload.size}' was measured on {workload.spec.device_class}, "
                      f"this trial runs on {device_class}; compare times only within one device class")
+    if (calibrated := target_data_digest(workload)) and (data := workload.data_digest()) and calibrated != data:
+        progress.say(f"note: the target {workload.target:g} of size '{workload.size}' was calibrated on other "
+                     f"examples (data_sha256 {calibrated[:12]}) than this trial reads ({data[:12]}, "
+                     f"{workload.describe_data()}): a time to it is not a calibrated one; `optbench calibrate` on "
+                     f"these data sets a target for them")
     with user_interrupts() as interrupts:
         try:
             summary = _train(cfg, workload, submission_cls, hparams, device, budget, record, progress, resume,
@@ -609,6 +614,7 @@ def _manifest(
         "num_train_examples": workload.num_train_examples,
         "data_source": workload.describe_data(),
         "data_sha256": workload.data_digest(),  # the examples themselves (None: the workload does not tell)
+        "target_data_sha256": target_data_digest(workload),  # those the target was calibrated on (None: not told)
         "git": git_revision(),
         "versions": package_versions(),
         "device": describe_device(device),

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, open_dict
 
 from harness.config.compose import compose_config
 from harness.core.environment import describe_device, package_versions
-from harness.core.records import read_jsonl
+from harness.core.records import read_json, read_jsonl
 from harness.core.runner import resolve_device, run_trial
 from harness.identity import meets, utc_timestamp
 
@@ -56,9 +56,10 @@ def run_point(
     evals = [r for r in read_jsonl(Path(summary["record_dir"]) / "evals.jsonl") if r.get("event") == "eval"]
     metric = f"validation/{summary['metric']}"
     curve = [(r["step"], r["submission_time_s"], r["metrics"][metric]) for r in evals]
+    data = (read_json(Path(summary["record_dir"]) / "manifest.json") or {}).get("data_sha256")
     return {
         "submission": submission, "hparams": hparams, "seed": seed, "step_hint": step_hint,
-        "status": summary["status"], "best": summary["best_validation"], "curve": curve,
+        "status": summary["status"], "best": summary["best_validation"], "curve": curve, "data_sha256": data,
     }
 
 
@@ -130,8 +131,10 @@ def calibrate(
     confirm = [r for r in confirm if r["best"] is not None]
     choice = choose_target_and_budget(confirm, higher, reliability, target_grid, margin, budget_round_s)
     reference = choice["reference"]
+    digests = {r["data_sha256"] for r in confirm}
     return {
         **choice,
+        "data_sha256": digests.pop() if len(digests) == 1 else None,  # the examples the target is for
         "step_hint": best_points[reference]["step_hint"],
         "reference_hparams": best_points[reference]["hparams"],
         "search_seed": search_seed,

@@ -213,6 +213,8 @@ def write_calibration(path: Path, size: str, variant: str, report: dict[str, Any
                      f"{min(times):.2f}-{max(times):.2f} s",
         "rule": dict(report["rule"]),
     }
+    if report.get("data_sha256"):  # the examples the target is for: a trial on others is told (and noted)
+        entry["calibration"]["data_sha256"] = report["data_sha256"]
     with open(path, "w", encoding="utf-8") as f:
         round_trip.dump(data, f)
     return str(path)
