@@ -135,6 +135,32 @@ def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
     assert len(list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))) >= 1
 
 
+def test_another_archive_of_the_same_size_and_mtime_is_extracted_afresh(tmp_path: Path) -> None:
+    """The extraction was keyed by the archive's path, size and mtime: two classes' images swapped in
+    an archive of the same size, its mtime kept (cp -p), trained on the old labels and digest."""
+    source = make_class_folders(tmp_path / "src")
+    archive = tmp_path / "data" / c10.ARCHIVE
+    archive.parent.mkdir()
+
+    def pack() -> None:  # uncompressed (tarfile reads it all the same): the size is the files' alone
+        with tarfile.open(archive, "w") as tar:
+            for split in ("train", "test"):
+                tar.add(source / split, arcname=split)
+
+    pack()
+    before = loaded(tmp_path / "data")
+    stat = archive.stat()
+    first, second = (source / "train" / name for name in c10.CLASSES[:2])
+    first.rename(tmp_path / "swap")
+    second.rename(first)
+    (tmp_path / "swap").rename(second)
+    pack()
+    os.utime(archive, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert archive.stat().st_size == stat.st_size
+    after = loaded(tmp_path / "data")
+    assert after.data_digest() != before.data_digest()
+
+
 def test_a_truncated_archive_leaves_no_partial_extraction_in_the_cache(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))
