@@ -169,6 +169,24 @@ def test_bad_hydra_launcher_override_is_named(override: str, results: Path, fail
     assert not sweep_files(results)
 
 
+@pytest.mark.parametrize("launcher", ["slurm", "local"])
+def test_a_new_key_added_to_the_launcher_is_refused_before_anything_is_written(
+        launcher: str, results: Path, failing_sbatch: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before: +hydra.launcher.mail_typo=END passed the checks, sweep.json was written, and submitit's
+    "Unavailable parameter(s)" was reported as the scheduler refusing the jobs. A parameter of
+    submitit's own that Hydra's launcher config lacks (mail_type) still passes."""
+    from harness.orchestration.launch import check_launcher
+
+    code, out, err = tune_cli(capsys, results, f"launcher={launcher}", "+hydra.launcher.mail_typo=END")
+    assert code == 2 and not out.strip(), err
+    paragraph = error_paragraph(err)
+    assert f"+hydra.launcher.mail_typo=END: launcher={launcher} has no such setting" in paragraph, paragraph
+    assert ("+hydra.launcher.additional_parameters.mail_typo=VALUE" in paragraph) == (launcher == "slurm")
+    assert not sweep_files(results)
+    if launcher == "slurm":
+        assert check_launcher(launcher, ["+hydra.launcher.mail_type=END"]) == launcher
+
+
 def test_launcher_setting_of_another_launcher_is_named(results: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = tune_cli(capsys, results, "launcher=local", "hydra.launcher.partition=gpu")
     assert code == 2

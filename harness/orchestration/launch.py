@@ -206,7 +206,30 @@ def check_launcher(launcher: str, hydra_overrides: list[str]) -> str:
         raise UserError(_settings_message(error, launcher, hydra_overrides)) from None
     finally:
         GlobalHydra.instance().clear()
+    _refuse_new_launcher_keys(launcher, hydra_overrides)
     return launcher
+
+
+def _refuse_new_launcher_keys(launcher: str, hydra_overrides: list[str]) -> None:
+    """``+hydra.launcher.K=V`` adds K to the launcher's config, which Hydra allows, and the submitit
+    launchers pass it on to submitit, which takes its own parameters (``mail_type``, ``nodelist``,
+    ...) and refuses others only when the jobs are submitted ("Unavailable parameter(s)"), which
+    read as the scheduler refusing them. Such a key is refused here, before anything is written."""
+    known = {key.removeprefix("hydra.launcher.") for key in _launcher_keys(launcher)}
+    if launcher in ("slurm", "local"):
+        from submitit.local.local import LocalExecutor
+        from submitit.slurm.slurm import SlurmExecutor
+
+        executor = SlurmExecutor if launcher == "slurm" else LocalExecutor
+        known |= set(getattr(executor, "_valid_parameters", set)())  # what its update_parameters accepts
+    new = [o for o in hydra_overrides if o.startswith("+hydra.launcher.") and known
+           and _key(o).split(".")[2] not in known]
+    if new:
+        extra = (" A SLURM option submitit has no setting for goes in "
+                 f"+hydra.launcher.additional_parameters.{_key(new[0]).split('.')[2]}=VALUE (an sbatch flag)."
+                 if launcher == "slurm" else "")
+        raise UserError(f"{', '.join(new)}: launcher={launcher} has no such setting (its settings: "
+                        f"{', '.join(sorted(known))}).{extra}")
 
 
 def hydra_quoted(path: Path) -> str:
