@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -111,6 +112,45 @@ def test_an_external_submission_runs_in_slurm_jobs_as_it_does_here(cluster: Path
         assert manifest["status"] in ("reached", "not_reached", "pruned") and manifest["submission"] == "nesterov"
         assert manifest["submission_module"] == str(user / "nesterov.py")
         assert manifest["attempts"][-1]["slurm"]["array_job_id"]
+
+
+def test_a_rerun_after_the_tune_was_killed_waits_for_its_queued_jobs(cluster: Path, tmp_path: Path) -> None:
+    """Before, running tune again while the killed command's job array was still queued submitted
+    the trials a second time: the copies ran them (or failed on their locks, exit 1) while the
+    first jobs waited. Now the rerun launches nothing, waits for those jobs, and reports them."""
+    results = tmp_path / "results"
+    settings = [*SMOKE, "submission=momentum", "max_steps=30", "studies=1", "trials=2", "launcher=slurm",
+                f"results={results}", "poll_s=1", "hydra.launcher.timeout_min=10", "hydra.launcher.cpus_per_task=1"]
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as log:
+        first = subprocess.Popen([sys.executable, "-m", "harness.cli", "tune", *settings,
+                                  "+hydra.launcher.additional_parameters.hold=true"],  # queued until released
+                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(results.glob("launches/*/submitit/*_1")) and time.monotonic() < deadline:
+            assert first.poll() is None, first_log.read_text()
+            time.sleep(0.2)
+        [job] = {p.name.rpartition("_")[0] for p in results.glob("launches/*/submitit/*_*") if p.name[0].isdigit()}
+    finally:
+        first.kill()  # the tune command dies; its held job array stays queued
+        first.wait()
+    releaser = threading.Timer(3, lambda: subprocess.run(["scontrol", "release", job], check=False))
+    releaser.start()
+    try:
+        said: list[str] = []
+        outcome = run_tune(settings, log=said.append)
+    finally:
+        releaser.cancel()
+        subprocess.run(["scancel", job], check=False)
+    assert outcome["launched"] == 0 and outcome["waited_for"] == 2 and outcome["error"] is None, (outcome, said)
+    assert any("2 unfinished trial(s) still have a job of an earlier launch" in line and "PENDING" in line
+               for line in said), said
+    assert len(list(results.glob("launches/*/plan.json"))) == 1  # nothing submitted a second time
+    for entry in load_sweep(Path(outcome["sweep"]))["trials"]:
+        manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
+        assert manifest["status"] in ("reached", "not_reached", "pruned")
+        assert [a["slurm"]["array_job_id"] for a in manifest["attempts"]] == [job]
 
 
 def test_a_data_parallel_trial_runs_as_one_job_of_a_task_per_process(cluster: Path, tmp_path: Path) -> None:

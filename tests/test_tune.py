@@ -53,6 +53,49 @@ def test_unfinished_trials_are_the_only_ones_relaunched(results: Path) -> None:
     assert read_json(victim / "manifest.json")["status"] in ("reached", "not_reached", "pruned")
 
 
+def test_a_rerun_waits_for_a_trial_another_process_runs_and_launches_it_if_left_unfinished(results: Path) -> None:
+    """Before, a rerun (the first command killed, its worker still running a trial) launched that
+    trial again: the copy failed on the trial's lock, a job error and exit 1. Now it waits for the
+    holder, and launches the trial once the holder ended without finishing it."""
+    import subprocess
+    import sys
+
+    outcome = tune(results, "submission=adamw", "studies=1", "trials=2")
+    victim = Path(load_sweep(Path(outcome["sweep"]))["trials"][0]["record_dir"])
+    manifest = read_json(victim / "manifest.json")
+    (victim / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if killed
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom harness.core.trial_lock import TrialLock\n"
+                               f"with TrialLock({str(victim)!r}):\n    print('held', flush=True)\n    time.sleep(2)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    messages: list[str] = []
+    again = tune(results, "submission=adamw", "studies=1", "trials=2", messages=messages)
+    holder.wait()
+    assert any("1 unfinished trial(s) still have a job of an earlier launch" in m and f"pid {holder.pid}" in m
+               for m in messages), messages
+    assert any("1 of the trial(s) waited for did not end in their earlier jobs: launching them" in m for m in messages)
+    assert again["launched"] == 1 and again["job_errors"] == 0 and again["error"] is None, (again, messages)
+    final = read_json(victim / "manifest.json")
+    assert final["status"] in ("reached", "not_reached", "pruned") and final["attempts"] != manifest["attempts"]
+
+
+def test_prune_false_runs_the_trials_an_earlier_command_pruned_to_their_end(results: Path) -> None:
+    """Before, tune prune=false over a sweep whose trials an earlier command had pruned said "all
+    trials already finished" and kept them pruned: their curves stopped early without a word."""
+    outcome = tune(results, "submission=adamw", "studies=1", "trials=2", "prune=false")
+    victim = Path(load_sweep(Path(outcome["sweep"]))["trials"][1]["record_dir"])
+    manifest = read_json(victim / "manifest.json")
+    pruned = {**manifest, "status": "pruned", "summary": {**manifest["summary"], "status": "pruned"}}
+    (victim / "manifest.json").write_text(json.dumps(pruned))  # as an earlier command with prune=true left it
+    assert tune(results, "submission=adamw", "studies=1", "trials=2")["launched"] == 0  # pruning on: it stays
+    messages: list[str] = []
+    again = tune(results, "submission=adamw", "studies=1", "trials=2", "prune=false", messages=messages)
+    assert again["launched"] == 1 and again["error"] is None, (again, messages)
+    assert any("prune=false: 1 trial(s) of" in m and "run again to their end" in m for m in messages), messages
+    assert read_json(victim / "manifest.json")["status"] != "pruned"
+    assert read_json(victim / "manifest.previous-1.json")["status"] == "pruned"
+
+
 def test_self_tuning_sweep(results: Path) -> None:
     outcome = tune(results, "submission=adamw", "ruleset=self", "studies=2")
     sweep = load_sweep(Path(outcome["sweep"]))
@@ -104,6 +147,34 @@ def test_status_lists_every_state(results: Path, capsys: pytest.CaptureFixture) 
     out = capsys.readouterr().out
     assert "study 0 trial 0  interrupted" in out
     assert "study 0 trial 1  pending" in out
+
+
+def test_status_shows_a_requeued_job_s_trial_as_requeued_and_a_cancelled_pending_one_as_interrupted(
+        results: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a running trial whose job was requeued (PENDING) showed as running, and a trial whose
+    job was cancelled before it started showed as pending, as if it would still run."""
+    import harness.orchestration.status as status
+
+    outcome = tune(results, "submission=momentum", "studies=1", "trials=2")
+    sweep = load_sweep(Path(outcome["sweep"]))
+    first = Path(sweep["trials"][0]["record_dir"])
+    manifest = read_json(first / "manifest.json")
+    manifest["status"] = "running"
+    manifest["attempts"][-1]["slurm"] = {"job_id": "77"}
+    (first / "manifest.json").write_text(json.dumps(manifest))
+    second = Path(sweep["trials"][1]["record_dir"])
+    for child in second.iterdir():
+        child.unlink()
+    second.rmdir()
+    launch = results / "launches" / "20991231-000000-1"  # a later launch, whose job 78_1 held trial 1
+    (launch / "submitit" / "78_1").mkdir(parents=True)
+    (launch / "plan.json").write_text(json.dumps({"launcher": "slurm", "jobs": [
+        {"sweep": sweep["dir"], "index": i, "settings": {}} for i in range(2)]}))
+    monkeypatch.setattr(status, "slurm_states", lambda ids: {"77": "PENDING", "78_1": "CANCELLED"})
+    assert main(["status", f"results={results}"]) == 0
+    out = capsys.readouterr().out
+    assert "study 0 trial 0  requeued" in out and "slurm 77 PENDING" in out, out
+    assert "study 0 trial 1  interrupted" in out and "slurm 78_1 CANCELLED" in out, out
 
 
 def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -86,14 +86,36 @@ class TrialLock:
         self._fd = None
 
     def _busy_message(self) -> str:
-        try:
-            holder = json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            holder = {}
-        slurm = holder.get("slurm") or {}
-        job = (f", SLURM job {slurm.get('array_job')}_{slurm.get('array_task')}" if slurm.get("array_job")
-               else f", SLURM job {slurm['job']}" if slurm.get("job") else "")
-        who = (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}{job}, since {holder.get('since', '?')}"
-               if holder else "a process that has not written its identity yet")
-        return (f"this trial is already running ({who}); its record folder {self.path.parent} is left alone. "
-                f"Wait for it to end (or stop it), then run the same command again.")
+        return (f"this trial is already running ({_holder(self.path)}); its record folder {self.path.parent} is left "
+                f"alone. Wait for it to end (or stop it), then run the same command again.")
+
+
+def _holder(path: Path) -> str:
+    """The lock file's holder in words: host, pid, SLURM job, since when."""
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    slurm = holder.get("slurm") or {}
+    job = (f", SLURM job {slurm.get('array_job')}_{slurm.get('array_task')}" if slurm.get("array_job")
+           else f", SLURM job {slurm['job']}" if slurm.get("job") else "")
+    return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}{job}, since {holder.get('since', '?')}"
+            if holder else "a process that has not written its identity yet")
+
+
+def lock_holder(folder: Path) -> str | None:
+    """Who runs the trial of ``folder`` now (its lock's holder, in words), or None when nobody does.
+
+    A probe: it takes a shared lock without waiting and drops it at once (a run starting in that
+    instant would refuse as busy; callers probe trials that are not expected to start)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: nobody has held it since its last holder ended
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(Path(folder) / LOCK_NAME)
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return None

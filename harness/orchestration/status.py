@@ -3,7 +3,9 @@
 States come from the records (``pending`` when a trial has no record yet, ``running`` while its
 manifest says so, else its final status) and are checked against the scheduler where one is
 known: a ``running`` trial whose SLURM job is no longer queued, or whose local process is gone,
-is shown as ``interrupted`` (run the same tune command again to resume it). The SLURM job of
+is shown as ``interrupted`` (run the same tune command again to resume it), as is a ``pending``
+one whose job ended before it started (cancelled, failed); a ``running`` trial whose job was
+requeued and waits in the queue is ``requeued``. The SLURM job of
 every launched trial is found through the launch plans and submitit's job folders, and its
 state is read from ``squeue`` (queued jobs) and ``sacct`` (ended ones) when they are installed.
 """
@@ -20,6 +22,7 @@ from typing import Any
 from harness.config.compose import compose_config
 from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
+from harness.core.trial_lock import lock_holder
 from harness.errors import Incomplete, UserError
 from scoring.consistency import check_consistent, check_tuning_budgets
 from scoring.records import Records, problem_messages, read_records
@@ -28,7 +31,7 @@ from scoring.trial_files import FOREIGN, MISSING, RUNNING, STRAY, SWEEP, Problem
 STATE_NAMES = {"reached": "done-reached", "not_reached": "done-not-reached", "pruned": "done-pruned",
                "diverged": "diverged",
                "failed": "failed", "running": "running", "pending": "pending", "interrupted": "interrupted",
-               "damaged": "damaged"}
+               "requeued": "requeued", "damaged": "damaged"}
 
 
 def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
@@ -65,8 +68,12 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
             slurm_state = scheduler.get(slurm_id) if slurm_id else None
             if state == "running" and _gone(attempt, slurm_state, bool(scheduler)):
                 state = "interrupted"
+            elif state == "running" and attempt.get("slurm") and slurm_state in QUEUED_STATES:
+                state = "requeued"  # its job was requeued (preempted, scontrol requeue): it waits to resume
             elif state == "pending" and slurm_state == "RUNNING":
                 state = "running"  # the job has started; the trial has not written its record yet
+            elif state == "pending" and slurm_state and slurm_state not in LIVE_STATES:
+                state = "interrupted"  # its job ended (cancelled, failed, timed out) before the trial started
             summary = manifest.get("summary") or {}
             rows.append({
                 "sweep": sweep["sweep_id"], "workload": sweep["workload"], "size": sweep["size"],
@@ -188,11 +195,43 @@ def _slurm_id(attempt: dict[str, Any]) -> str | None:
     return slurm.get("job_id")
 
 
+#: SLURM job states in which a job still holds (or will run) its trial; those of a job waiting in the queue
+LIVE_STATES = ("RUNNING", "PENDING", "REQUEUED", "REQUEUE_HOLD", "COMPLETING", "CONFIGURING", "SUSPENDED", "RESIZING")
+QUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD")
+
+
+def live_jobs(sweeps: list[dict[str, Any]], launch_root: Path) -> dict[tuple[str, int], str]:
+    """(sweep folder, trial index) -> what still holds that trial, for the trials of ``sweeps`` that a
+    job of an earlier launch (from ``launch_root``) still runs or will run: a SLURM job queued or
+    running (the latest launch's, or the one of the trial's latest attempt), or any process that
+    holds the trial's lock (harness/core/trial_lock.py). A command launched again (``optbench tune`` after the
+    first was killed) must not launch these a second time: the copy fails on the trial's lock, or
+    runs it while the first waits in the queue."""
+    jobs = launched_jobs(launch_root) if launch_root.is_dir() else {}
+    candidates: dict[tuple[str, int], set[str]] = {}
+    held: dict[tuple[str, int], str] = {}
+    for sweep in sweeps:
+        for entry in sweep["trials"]:
+            key = (str(Path(sweep["dir"])), int(entry["index"]))
+            attempt = (_manifest_or_problem(Path(entry["record_dir"])).get("attempts") or [{}])[-1]
+            job = jobs.get((sweep_key(sweep["dir"]), entry["index"]), {})
+            ids = {job.get("job_id") if job.get("launcher") == "slurm" else None, _slurm_id(attempt)} - {None}
+            if ids:
+                candidates[key] = ids
+            if who := lock_holder(Path(entry["record_dir"])):  # running now, under any launcher
+                held[key] = f"running: {who}"
+    states = slurm_states(set().union(*candidates.values())) if candidates else {}
+    for key, ids in candidates.items():
+        live = sorted(f"SLURM job {i} {states[i]}" for i in ids if states.get(i) in LIVE_STATES)
+        if live and key not in held:
+            held[key] = live[0]
+    return held
+
+
 def _gone(attempt: dict[str, Any], slurm_state: str | None, scheduler_known: bool) -> bool:
     """Whether the process of a 'running' attempt is certainly no longer running."""
     if attempt.get("slurm"):
-        return scheduler_known and slurm_state not in ("RUNNING", "PENDING", "REQUEUED", "COMPLETING",
-                                                       "CONFIGURING", "SUSPENDED", "RESIZING")
+        return scheduler_known and slurm_state not in LIVE_STATES
     if attempt.get("host") == os.uname().nodename and attempt.get("pid"):
         try:
             os.kill(int(attempt["pid"]), 0)

@@ -27,10 +27,11 @@ from harness.config.registry import workload_class
 from harness.config.schema import TuneConfig
 from harness.core.records import FINAL_STATUSES, DamagedRecord, made_otherwise, read_manifest
 from harness.core.runner import data_digest_now
-from harness.core.sweep_file import needs_run, trial_config, trial_state, unfinished, write_sweep
+from harness.core.sweep_file import needs_run, trial_config, trial_state, write_sweep
 from harness.errors import UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
+from harness.orchestration.status import live_jobs, sweep_key
 from harness.orchestration.sweep import SweepSettings, plan_sweep
 
 
@@ -67,7 +68,10 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
     refuse_other_making(sweeps, log)
-    todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in unfinished(s)]
+    settings = run_pruned_to_the_end(sweeps, settings or {}, log)
+    todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in s["trials"]
+            if needs_run(Path(t["record_dir"])) or (settings.get(s["dir"], {}).get("rerun")
+                                                    and trial_state(Path(t["record_dir"])) == "pruned")]
     total = sum(len(s["trials"]) for s in sweeps)
     for problem in damaged_records(sweeps):
         log(f"not run, its record is damaged: {problem}")
@@ -76,19 +80,22 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
         return {"launched": 0, "counts": count_states(sweeps), "not_submitted": 0, "unfinished": 0, "error": None}
     first_results = Path(sweeps[0]["trials"][0]["config"]["results"])
     launch_root = Path(cfg.launch_dir) if cfg.launch_dir else first_results / "launches"
-    log(f"launching {len(todo)} of {total} trials ({total - len(todo)} already finished) "
-        f"with launcher={cfg.launcher}")
-    watcher = ProgressWatcher(sweeps, len(todo), log, float(cfg.poll_s))
+    held = held_by_earlier_jobs(sweeps, todo, launch_root, log)
+    todo = [(folder, index) for folder, index in todo if (str(folder), index) not in held]
+    if todo:
+        log(f"launching {len(todo)} of {total} trials ({total - len(todo) - len(held)} already finished) "
+            f"with launcher={cfg.launcher}")
+    watcher = ProgressWatcher(sweeps, len(todo) + len(held), log, float(cfg.poll_s))
     watcher.start()
     try:
-        result = launch(todo, str(cfg.launcher), hydra_overrides, launch_root, settings)
+        result, todo, held = launch_and_wait(todo, held, sweeps, cfg, hydra_overrides, launch_root, settings, log)
     finally:
         watcher.stop()
     counts = count_states(sweeps)
     if result["submit_error"] is not None:  # not a single job was taken: nothing runs, nothing to resume
         log(f"no job was submitted: {result['submit_error'].splitlines()[-1]}")
         return {"launched": 0, "launch_dir": result["launch_dir"], "counts": counts, "job_errors": 0, "lost": [],
-                "not_submitted": len(todo), "unfinished": 0,
+                "not_submitted": len(todo), "unfinished": 0, "waited_for": len(held),
                 "error": not_submitted_message(result["launcher"], len(todo), result["submit_error"])}
     errors = [r for r in result["results"] if isinstance(r, dict) and r.get("status") == "error"]
     for error in errors:
@@ -96,17 +103,81 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     for problem in result["lost"]:
         log(f"some jobs did not finish ({problem})")
     log("finished: " + describe(counts))
-    launched = {(str(folder), index) for folder, index in todo}
+    launched = {(str(folder), index) for folder, index in todo} | set(held)
     left = [Path(t["record_dir"]) for s in sweeps for t in s["trials"]
             if (str(Path(s["dir"])), t["index"]) in launched and needs_run(Path(t["record_dir"]))]
     not_ended = Counter("failed by the harness" if trial_state(d) == "failed" else trial_state(d) for d in left)
     error = None
     if not_ended:
-        error = unfinished_message(sum(not_ended.values()), len(todo), not_ended, result["lost"], len(errors),
+        error = unfinished_message(sum(not_ended.values()), len(launched), not_ended, result["lost"], len(errors),
                                    first_results)
-    return {"launched": len(todo), "launch_dir": result["launch_dir"], "counts": counts,
+    return {"launched": len(todo), "waited_for": len(held), "launch_dir": result["launch_dir"], "counts": counts,
             "job_errors": len(errors), "lost": result["lost"], "not_submitted": 0,
             "unfinished": sum(not_ended.values()), "error": error}
+
+
+def run_pruned_to_the_end(sweeps: list[dict[str, Any]], settings: dict[str, dict[str, Any]],
+                          log: Log) -> dict[str, dict[str, Any]]:
+    """``settings`` with ``rerun`` for the sweeps this command does not prune (``prune=false``) that hold
+    trials an earlier command pruned: those run again, to their end, their pruned records kept beside
+    (``manifest.previous-N.json``). Before, they stayed pruned without a word."""
+    settings = {key: dict(value) for key, value in settings.items()}
+    for sweep in sweeps:
+        if settings.get(sweep["dir"], {}).get("prune", True):
+            continue
+        pruned = [t for t in sweep["trials"] if trial_state(Path(t["record_dir"])) == "pruned"]
+        if pruned:
+            settings.setdefault(sweep["dir"], {})["rerun"] = True  # only the launched trials: unfinished or pruned
+            log(f"prune=false: {len(pruned)} trial(s) of {sweep['dir']} were pruned by an earlier command; they run "
+                f"again to their end (their pruned records are kept beside as manifest.previous-N.json)")
+    return settings
+
+
+def launch_and_wait(todo: list[tuple[Path, int]], held: dict[tuple[str, int], str], sweeps: list[dict[str, Any]],
+                    cfg: Any, hydra_overrides: list[str], launch_root: Path,
+                    settings: dict[str, dict[str, Any]] | None, log: Log) -> tuple[dict[str, Any], list, dict]:
+    """Launch ``todo`` and wait for it, then for the trials ``held`` by earlier jobs; launch those of
+    them that their jobs left unfinished (cancelled, killed). The launch's result, and ``todo`` and
+    ``held`` as they ended up (the trials launched here, those only waited for)."""
+    def run(jobs: list[tuple[Path, int]]) -> dict[str, Any]:
+        return launch(jobs, str(cfg.launcher), hydra_overrides, launch_root, settings)
+
+    result = run(todo) if todo else {"submit_error": None, "results": [], "lost": [], "launch_dir": None,
+                                     "launcher": str(cfg.launcher)}
+    wait_for_earlier_jobs(held, sweeps, launch_root, float(cfg.poll_s))
+    records = {(str(Path(s["dir"])), t["index"]): Path(t["record_dir"]) for s in sweeps for t in s["trials"]}
+    left = [key for key in held if needs_run(records[key])]
+    if not left or result["submit_error"] is not None:
+        return result, todo, held
+    log(f"{len(left)} of the trial(s) waited for did not end in their earlier jobs: launching them")
+    again = run([(Path(folder), index) for folder, index in left])
+    result = {**again, "launch_dir": result["launch_dir"] or again["launch_dir"],
+              "results": [*result["results"], *again["results"]], "lost": [*result["lost"], *again["lost"]]}
+    return result, [*todo, *((Path(f), i) for f, i in left)], {k: v for k, v in held.items() if k not in left}
+
+
+def held_by_earlier_jobs(sweeps: list[dict[str, Any]], todo: list[tuple[Path, int]], launch_root: Path,
+                         log: Log) -> dict[tuple[str, int], str]:
+    """The unfinished trials that a job of an earlier launch still holds (queued or running: the
+    command was killed while its jobs were not), said; they are waited for, not launched again."""
+    wanted = {(str(folder), index) for folder, index in todo}
+    held = {key: what for key, what in live_jobs(sweeps, launch_root).items() if key in wanted}
+    if held:
+        shown = "; ".join(f"{sweep_key(folder)} trial {index}: {what}"
+                          for (folder, index), what in list(held.items())[:5])
+        log(f"{len(held)} unfinished trial(s) still have a job of an earlier launch ({shown}"
+            f"{'; ...' if len(held) > 5 else ''}): not launched again, but waited for (scancel those jobs to have "
+            f"this command launch them anew)")
+    return held
+
+
+def wait_for_earlier_jobs(held: dict[tuple[str, int], str], sweeps: list[dict[str, Any]], launch_root: Path,
+                          poll_s: float) -> None:
+    """Return once none of ``held`` has a job of an earlier launch queued or running."""
+    while held:
+        time.sleep(max(poll_s, 0.5))
+        still = live_jobs(sweeps, launch_root)
+        held = {key: what for key, what in held.items() if key in still}
 
 
 def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
@@ -182,8 +253,8 @@ def unfinished_message(unfinished: int, launched: int, states: dict[str, int], l
         why.append(f"{job_errors} job(s) could not run their trial (tracebacks above)")
     return (f"{unfinished} of the {launched} launched trials did not end ({shown}){': ' if why else ''}"
             f"{'; '.join(why)}. Their records are kept as they are; `optbench status results={results}` shows "
-            f"each one's state, job and log. Running the same command again resumes them once none of their "
-            f"jobs is still running.")
+            f"each one's state, job and log. Running the same command again resumes them (waiting first for any "
+            f"of their jobs still queued or running).")
 
 
 def damaged_records(sweeps: list[dict[str, Any]]) -> list[str]:
