@@ -215,6 +215,8 @@ def _refuse_new_launcher_keys(launcher: str, hydra_overrides: list[str]) -> None
     launchers pass it on to submitit, which takes its own parameters (``mail_type``, ``nodelist``,
     ...) and refuses others only when the jobs are submitted ("Unavailable parameter(s)"), which
     read as the scheduler refusing them. Such a key is refused here, before anything is written."""
+    if not any(o.startswith("+hydra.launcher.") for o in hydra_overrides):
+        return  # nothing added: the launcher's settings need not be composed again
     known = {key.removeprefix("hydra.launcher.") for key in _launcher_keys(launcher)}
     if launcher in ("slurm", "local"):
         from submitit.local.local import LocalExecutor

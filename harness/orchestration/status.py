@@ -200,19 +200,22 @@ LIVE_STATES = ("RUNNING", "PENDING", "REQUEUED", "REQUEUE_HOLD", "COMPLETING", "
 QUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD")
 
 
-def live_jobs(sweeps: list[dict[str, Any]], launch_root: Path) -> dict[tuple[str, int], str]:
+def live_jobs(sweeps: list[dict[str, Any]], launch_root: Path,
+              only: set[tuple[str, int]] | None = None) -> dict[tuple[str, int], str]:
     """(sweep folder, trial index) -> what still holds that trial, for the trials of ``sweeps`` that a
     job of an earlier launch (from ``launch_root``) still runs or will run: a SLURM job queued or
     running (the latest launch's, or the one of the trial's latest attempt), or any process that
     holds the trial's lock (harness/core/trial_lock.py). A command launched again (``optbench tune`` after the
     first was killed) must not launch these a second time: the copy fails on the trial's lock, or
-    runs it while the first waits in the queue."""
+    runs it while the first waits in the queue. ``only``: look at these trials alone."""
     jobs = launched_jobs(launch_root) if launch_root.is_dir() else {}
     candidates: dict[tuple[str, int], set[str]] = {}
     held: dict[tuple[str, int], str] = {}
     for sweep in sweeps:
         for entry in sweep["trials"]:
             key = (str(Path(sweep["dir"])), int(entry["index"]))
+            if only is not None and key not in only:
+                continue
             attempt = (_manifest_or_problem(Path(entry["record_dir"])).get("attempts") or [{}])[-1]
             job = jobs.get((sweep_key(sweep["dir"]), entry["index"]), {})
             ids = {job.get("job_id") if job.get("launcher") == "slurm" else None, _slurm_id(attempt)} - {None}

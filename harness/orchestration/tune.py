@@ -68,10 +68,9 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     """Launch every unfinished trial of ``sweeps`` in one launch, in their order (within a sweep,
     study by study, trial by trial); report progress until done. ``settings``: see :func:`launch`."""
     refuse_other_making(sweeps, log)
-    settings = run_pruned_to_the_end(sweeps, settings or {}, log)
+    settings, pruned = run_pruned_to_the_end(sweeps, settings or {}, log)
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in s["trials"]
-            if needs_run(Path(t["record_dir"])) or (settings.get(s["dir"], {}).get("rerun")
-                                                    and trial_state(Path(t["record_dir"])) == "pruned")]
+            if (s["dir"], t["index"]) in pruned or needs_run(Path(t["record_dir"]))]
     total = sum(len(s["trials"]) for s in sweeps)
     for problem in damaged_records(sweeps):
         log(f"not run, its record is damaged: {problem}")
@@ -117,20 +116,23 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
 
 
 def run_pruned_to_the_end(sweeps: list[dict[str, Any]], settings: dict[str, dict[str, Any]],
-                          log: Log) -> dict[str, dict[str, Any]]:
-    """``settings`` with ``rerun`` for the sweeps this command does not prune (``prune=false``) that hold
-    trials an earlier command pruned: those run again, to their end, their pruned records kept beside
-    (``manifest.previous-N.json``). Before, they stayed pruned without a word."""
+                          log: Log) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
+    """The trials an earlier command pruned in the sweeps this command does not prune (``prune=false``),
+    as (sweep folder, index), and ``settings`` with ``rerun`` for their sweeps: they run again, to their
+    end, their pruned records kept beside (``manifest.previous-N.json``). Before, they stayed pruned
+    without a word."""
     settings = {key: dict(value) for key, value in settings.items()}
+    pruned: set[tuple[str, int]] = set()
     for sweep in sweeps:
         if settings.get(sweep["dir"], {}).get("prune", True):
             continue
-        pruned = [t for t in sweep["trials"] if trial_state(Path(t["record_dir"])) == "pruned"]
-        if pruned:
+        these = {(sweep["dir"], t["index"]) for t in sweep["trials"] if trial_state(Path(t["record_dir"])) == "pruned"}
+        if these:
             settings.setdefault(sweep["dir"], {})["rerun"] = True  # only the launched trials: unfinished or pruned
-            log(f"prune=false: {len(pruned)} trial(s) of {sweep['dir']} were pruned by an earlier command; they run "
+            log(f"prune=false: {len(these)} trial(s) of {sweep['dir']} were pruned by an earlier command; they run "
                 f"again to their end (their pruned records are kept beside as manifest.previous-N.json)")
-    return settings
+            pruned |= these
+    return settings, pruned
 
 
 def launch_and_wait(todo: list[tuple[Path, int]], held: dict[tuple[str, int], str], sweeps: list[dict[str, Any]],
@@ -160,8 +162,7 @@ def held_by_earlier_jobs(sweeps: list[dict[str, Any]], todo: list[tuple[Path, in
                          log: Log) -> dict[tuple[str, int], str]:
     """The unfinished trials that a job of an earlier launch still holds (queued or running: the
     command was killed while its jobs were not), said; they are waited for, not launched again."""
-    wanted = {(str(folder), index) for folder, index in todo}
-    held = {key: what for key, what in live_jobs(sweeps, launch_root).items() if key in wanted}
+    held = live_jobs(sweeps, launch_root, only={(str(folder), index) for folder, index in todo})
     if held:
         shown = "; ".join(f"{sweep_key(folder)} trial {index}: {what}"
                           for (folder, index), what in list(held.items())[:5])
@@ -176,7 +177,7 @@ def wait_for_earlier_jobs(held: dict[tuple[str, int], str], sweeps: list[dict[st
     """Return once none of ``held`` has a job of an earlier launch queued or running."""
     while held:
         time.sleep(max(poll_s, 0.5))
-        still = live_jobs(sweeps, launch_root)
+        still = live_jobs(sweeps, launch_root, only=set(held))
         held = {key: what for key, what in held.items() if key in still}
 
 
