@@ -340,9 +340,15 @@ def test_charge_compile_compiles_under_the_clock(smoke_cfg) -> None:
     assert charged["record_dir"] != free["record_dir"]
     assert json.loads((Path(charged["record_dir"]) / "manifest.json").read_text())["charge_compile"] is True
     assert charged["timing"]["compile_s"] == 0 and free["timing"]["compile_s"] > 0
-    # the first step compiled under the clock: the charged time grows by about what the warm-up took
-    extra = charged["submission_time_s"] - free["submission_time_s"]
-    assert extra > 0.5 * free["timing"]["compile_s"], (charged["timing"], free["timing"])
+    # the warm-up compiled the training step and the evaluation; charged, the first step compiles under
+    # the clock and the first evaluation in evaluation_s (never charged). Measured alone: charged part
+    # 0.40 and both 0.59 of the warm-up's 4.3 s (which also pays the process's first Dynamo costs);
+    # compiled outside the clock, both would be ~0.01 of it
+    charged_t, free_t = charged["timing"], free["timing"]
+    extra_charged = charged["submission_time_s"] - free["submission_time_s"]
+    extra_evaluating = charged_t["evaluation_s"] - free_t["evaluation_s"]
+    assert extra_charged > 0.2 * free_t["compile_s"], (charged_t, free_t)
+    assert extra_charged + extra_evaluating > 0.35 * free_t["compile_s"], (charged_t, free_t)
 
 
 def test_a_compiled_trial_resumes_from_its_checkpoint(smoke_cfg, tmp_path: Path,
