@@ -242,7 +242,9 @@ def test_a_real_ctrl_c_stops_the_trial_and_leaves_it_resumable(tmp_path: Path) -
 # ------------------------------------------------------------------------------ one process per trial
 @pytest.mark.timeout(300)  # several processes: 20-55 s here on 2 busy cores
 def test_a_second_run_of_a_running_trial_refuses_with_the_holders_identity(tmp_path: Path) -> None:
-    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=1000000", "max_runtime_s=12",
+    # 25 s of training: the second command must reach its lock check (a fresh interpreter, torch's import,
+    # Hydra's composition: 4-8 s here, more on busy cores) while the first still holds the lock
+    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=1000000", "max_runtime_s=25",
             "checkpoint_every_s=0", f"results={tmp_path}"]
     first = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=child_env(), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

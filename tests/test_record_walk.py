@@ -55,18 +55,30 @@ def same(one, other) -> None:
     assert one.problems == other.problems and one.planned == other.planned
 
 
-def test_workers_share_the_chunks_and_read_what_one_process_reads(results: Path,
+def test_workers_share_the_chunks_and_read_what_one_process_reads(results: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     real = record_walk._read_units
+    readers_seen = tmp_path / "readers"  # a file per process that began a read
+    readers_seen.mkdir()
+    wait_for_another = {"on": False}
 
     def read_and_sign(units, index=False):
-        time.sleep(0.05)  # a slow read: nobody takes every chunk before the others have started
+        (readers_seen / str(os.getpid())).touch()
+        # a slow read, and with workers none ends before another process has begun (10 s at most):
+        # nobody takes every chunk before the others have started, however busy the machine
+        deadline = time.monotonic() + 10
+        while wait_for_another["on"] and len(list(readers_seen.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         part = real(units, index)
         part.warnings.append((f"read by {os.getpid()}", UserWarning))  # raised by the parent, in order
         return part
 
     monkeypatch.setattr(record_walk, "_read_units", read_and_sign)
     serial, serial_warnings = read_warning_all(results, workers=1)
+    for marker in readers_seen.iterdir():  # the serial reading's
+        marker.unlink()
+    wait_for_another["on"] = True
     shared, shared_warnings = read_warning_all(results, workers=3)
     same(serial, shared)
     assert len(record_walk.Reading(str(results), workers=3).chunks) == 14  # one unit per chunk here

@@ -64,6 +64,17 @@ def sacct_states(job_ids: list[str]) -> dict[str, str]:
     return {line.split("|")[0]: line.split("|")[1].split()[0] for line in out.splitlines() if "|" in line}
 
 
+def await_sacct_completed(job_ids: list[str], timeout_s: float = 60) -> dict[str, str]:
+    """sacct's states of ``job_ids`` once all read COMPLETED (it lags a job's end by 1-2 s, more on busy
+    cores), or as they are at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while set((states := sacct_states(job_ids)).get(job) for job in job_ids) != {"COMPLETED"}:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return states
+
+
 def test_sweep_runs_as_a_job_array_and_status_agrees_with_sacct(cluster: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     outcome = run_tune([*SMOKE, "submission=momentum", "max_steps=30", "studies=2", "trials=3",
@@ -77,11 +88,10 @@ def test_sweep_runs_as_a_job_array_and_status_agrees_with_sacct(cluster: Path, t
     assert len({s["array_job_id"] for s in slurm}) == 1  # one job array
     assert sorted(int(s["array_task_id"]) for s in slurm) == list(range(6))
 
-    time.sleep(3)  # sacct lags the end of a job by 1-2 s
-    rows = collect(results)
-    job_ids = [r["slurm_job"] for r in rows]
+    job_ids = [r["slurm_job"] for r in collect(results)]
     assert all(job_ids)
-    accounting = sacct_states(job_ids)
+    accounting = await_sacct_completed(job_ids)
+    rows = collect(results)
     for row in rows:
         assert accounting[row["slurm_job"]] == "COMPLETED"
         assert row["slurm_state"] == "COMPLETED"
@@ -135,11 +145,22 @@ def test_a_rerun_after_the_tune_was_killed_waits_for_its_queued_jobs(cluster: Pa
     finally:
         first.kill()  # the tune command dies; its held job array stays queued
         first.wait()
-    releaser = threading.Timer(3, lambda: subprocess.run(["scontrol", "release", job], check=False))
+    # released once the rerun said it waits for the queued jobs (60 s at most): not after a fixed time,
+    # which a rerun slow to reach its check (busy cores) would find the jobs already running
+    def release() -> None:
+        subprocess.run(["scontrol", "release", job], check=False)
+
+    releaser = threading.Timer(60, release)
     releaser.start()
+    said: list[str] = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        if "still have a job" in line:
+            release()
+
     try:
-        said: list[str] = []
-        outcome = run_tune(settings, log=said.append)
+        outcome = run_tune(settings, log=log)
     finally:
         releaser.cancel()
         subprocess.run(["scancel", job], check=False)
@@ -167,7 +188,7 @@ def test_a_data_parallel_trial_runs_as_one_job_of_a_task_per_process(cluster: Pa
     manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
     assert manifest["status"] == "reached" and manifest["nproc"] == 2
     job = _slurm_id(manifest["attempts"][-1])
-    time.sleep(3)  # sacct lags the end of a job by 1-2 s
+    await_sacct_completed([job])
     steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,NTasks,State"], capture_output=True,
                            text=True, check=True).stdout
     assert any(line.split("|")[1] == "2" and line.split("|")[2] == "COMPLETED" for line in steps.splitlines()), steps
@@ -272,6 +293,6 @@ def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path,
     logs = "".join(p.read_text() for p in results.rglob("*_log.err"))
     # submitit's own checkpoint path (with limits <= 10 min it calls the same signal a timeout)
     assert "Caught signal SIGUSR2" in logs and "this job is preempted" in logs
-    time.sleep(3)
+    await_sacct_completed([job_id])
     row = collect(results)[0]
     assert row["slurm_job"] == job_id and row["slurm_state"] == "COMPLETED" and row["state"] == "done-not-reached"

@@ -64,11 +64,25 @@ def test_a_rerun_waits_for_a_trial_another_process_runs_and_launches_it_if_left_
     victim = Path(load_sweep(Path(outcome["sweep"]))["trials"][0]["record_dir"])
     manifest = read_json(victim / "manifest.json")
     (victim / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if killed
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom harness.core.trial_lock import TrialLock\n"
-                               f"with TrialLock({str(victim)!r}):\n    print('held', flush=True)\n    time.sleep(2)"],
+    # the holder keeps the lock until the rerun said it waits for it (60 s at most), not for a fixed
+    # time the rerun might need more than on a busy machine just to reach its check
+    release = results / "release-the-lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom pathlib import Path\n"
+                               "from harness.core.trial_lock import TrialLock\n"
+                               f"with TrialLock({str(victim)!r}):\n    print('held', flush=True)\n"
+                               "    deadline = time.monotonic() + 60\n"
+                               f"    while not Path({str(release)!r}).exists() and time.monotonic() < deadline:\n"
+                               "        time.sleep(0.05)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    messages: list[str] = []
+
+    class ReleasingLog(list):
+        def append(self, message: str) -> None:
+            super().append(message)
+            if "still have a job" in message:
+                release.touch()
+
+    messages = ReleasingLog()
     again = tune(results, "submission=adamw", "studies=1", "trials=2", messages=messages)
     holder.wait()
     assert any("1 unfinished trial(s) still have a job of an earlier launch" in m and f"pid {holder.pid}" in m
