@@ -188,9 +188,7 @@ def test_compilation_is_not_charged_and_the_trajectory_is_eager_s(smoke_cfg) -> 
     _inductor_or_skip()
     settings = (UNREACHABLE, "max_steps=30", "workload.sizes.smoke.eval_every_steps=10", "threads=1")
     torch._dynamo.reset()  # compile here, not reuse the code an earlier test compiled in this process
-    # and for real: from inductor's caches the warm-up takes a fraction of a second, near the charged time
-    with torch._inductor.config.patch(force_disable_caches=True):
-        compiled = run_trial(smoke_cfg(*settings, "compile=true"))
+    compiled = run_trial(smoke_cfg(*settings, "compile=true"))
     eager = run_trial(smoke_cfg(*settings, "compile=false"))
     manifest = json.loads((Path(compiled["record_dir"]) / "manifest.json").read_text())
     assert manifest["compile"] is True and manifest["charge_compile"] is False
