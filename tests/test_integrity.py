@@ -495,11 +495,9 @@ def descendants(pid: int) -> set[int]:
     """Every living process below ``pid`` (Linux /proc)."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
+        fields = stat_fields(int(stat.parent.name))
+        if fields is not None:
+            parents[int(stat.parent.name)] = int(fields[1])
     found, frontier = set(), {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
@@ -538,15 +536,15 @@ def test_a_real_ctrl_c_stops_an_isolated_trial_and_its_trainer(tmp_path: Path) -
 
 def living(pids: set[int]) -> list[int]:
     """The processes among `pids` that still run (a zombie has ended)."""
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
+    return [pid for pid in pids if (fields := stat_fields(pid)) is not None and fields[0] != "Z"]
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state, parent, ...); None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def tensors_in(value: object) -> list:

@@ -72,15 +72,15 @@ def test_prepare_for_eval_is_charged(smoke_cfg, monkeypatch: pytest.MonkeyPatch)
 
 
 class SlowUpdate(SGD):
+    pause_s = 0.2
+
     def update(self, batch, compute_loss):
-        time.sleep(0.2)
+        time.sleep(self.pause_s)
         return super().update(batch, compute_loss)
 
 
-class SlowerUpdate(SGD):
-    def update(self, batch, compute_loss):
-        time.sleep(0.4)
-        return super().update(batch, compute_loss)
+class SlowerUpdate(SlowUpdate):
+    pause_s = 0.4
 
 
 def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
