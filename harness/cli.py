@@ -104,6 +104,7 @@ class Command:
     status: Callable[[Any], int] = lambda result: 0
     prints: bool = True
     quick_exit: bool = False  # nothing left to clean up at its end: see :func:`entry`
+    children: bool = False  # may fork children (a user's submission described, trainers): see :func:`main`
 
 
 def trial_status(summary: dict) -> int:
@@ -124,9 +125,9 @@ def launch_status(result: dict) -> int:
 
 
 COMMANDS = {
-    "trial": Command("harness.core.runner:run_trial_command", trial_status),
-    "tune": Command("harness.orchestration.tune:run_tune", launch_status),
-    "suite": Command("harness.orchestration.suite:run_suite", launch_status),
+    "trial": Command("harness.core.runner:run_trial_command", trial_status, children=True),
+    "tune": Command("harness.orchestration.tune:run_tune", launch_status, children=True),
+    "suite": Command("harness.orchestration.suite:run_suite", launch_status, children=True),
     "status": Command("harness.orchestration.status:run_status", prints=False),
     "score": Command("scoring.command:run_score", quick_exit=True),
     "trajectories": Command("harness.tools.trajectories:run_trajectories"),
@@ -178,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     spec = COMMANDS[command]
     try:
+        if spec.children:
+            from harness.config.child_process import children_ahead, start_server
+
+            if children_ahead(overrides):  # its imports run beside ours
+                start_server()
         module, _, function = spec.run.partition(":")
         result = getattr(importlib.import_module(module), function)(overrides)
         if spec.prints:  # one write: the ranks of a user's torchrun share stdout, and it may be unbuffered

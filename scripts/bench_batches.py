@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 from harness.config.compose import compose_config
-from harness.config.registry import submission_class, workload_class, workload_names
+from harness.config.names import workload_names
+from harness.config.registry import submission_class, workload_class
 from harness.core.runner import resolve_device
 from harness.errors import UserError
 from harness.tools.measure import measure_steps

@@ -57,12 +57,19 @@ if [ -n "${WHEELS:-}" ]; then
         || { echo "WHEELS=$WHEELS: the wheels did not install (above)" >&2; exit 2; }
     export PYTHONPATH="$PYTHONPATH:$site"
 fi
-if ! "$PY" -c "import harness.cli, scoring.leaderboard, torch
-assert torch.cuda.is_available() or '${DRY_RUN:-}', 'torch sees no CUDA GPU'"; then
+# one Python start-up (~3 s each) for the check, the GPUs torch sees and the versions
+if ! found=$("$PY" -c "import harness.cli, scoring.leaderboard, torch
+assert torch.cuda.is_available() or '${DRY_RUN:-}', 'torch sees no CUDA GPU'
+from harness.core.compile import cuda_compile_missing
+print('torch', torch.__version__, 'cuda', torch.version.cuda,
+      torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')
+print('torch.compile on CUDA lacks:', cuda_compile_missing() or 'nothing')
+print(torch.cuda.device_count())"); then
     echo "$PY cannot run optbench here (above): run scripts/setup.sh, or give PYTHON= a Python that has" \
         "PyTorch and WHEELS= the rest (scripts/offline_wheels.py)" >&2
     exit 2
 fi
+gpus=${found##*$'\n'}  # the last line; the lines above it go to env.txt
 pack() {  # $OUT as one archive
     tar czf "$ARCHIVE" --exclude='*.pt' --exclude="$(basename "$ARCHIVE")" -C "$(dirname "$OUT")" "$(basename "$OUT")"
 }
@@ -70,8 +77,8 @@ trap pack EXIT
 {
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
-    "$PY" -c "from harness.core.compile import cuda_compile_missing as m; print('torch.compile on CUDA lacks:', m() or 'nothing')"
+    echo "${found%$'\n'*}"
+    echo "GPUs torch sees: $gpus"
     nproc
 } > "$OUT/env.txt" 2>&1
 
@@ -163,7 +170,7 @@ trial cifar10-gpu-inprocess-300-again 60 "${fixed_steps[@]}"
     "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-inprocess-300-again.json" rel=1e-3)"
 # data parallel over NCCL, where the machine has two GPUs (a smoke trial: seconds)
 # (torch's count: nvidia-smi -L also lists MIG instances and ignores CUDA_VISIBLE_DEVICES)
-if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then
+if [ "$gpus" -ge 2 ]; then
     trial smoke-nproc2 60 workload.size=smoke nproc=2
 fi
 if [ -n "${FASHION_MNIST:-}" ]; then

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from harness.config.compose import compose_config, validate_trial_config
-from harness.config.registry import config_names, submission_class, submission_names, workload_names
+from harness.config.names import config_names, submission_names, workload_names
+from harness.config.registry import submission_class
 from harness.errors import UserError
 
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from harness.config.compose import compose_config
-from harness.config.registry import submission_class, submission_names, workload_class, workload_names
+from harness.config.names import submission_names, workload_names
+from harness.config.registry import submission_class, workload_class
 from harness.core.runner import run_trial
 from harness.submission import Submission
 from harness.tools import check

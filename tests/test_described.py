@@ -257,3 +257,33 @@ def test_a_sweep_checks_all_its_trials_with_one_child_and_they_are_not_asked_aga
     for entry in sweep["trials"]:  # each inline trial's own check (run_trial's) finds that answer
         _hparams(OmegaConf.create(entry["config"]))
     assert asked == []
+
+
+def test_a_process_handed_a_description_asks_no_child_unless_the_file_changed(
+        cheat: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranks of a data-parallel trial are handed the launching process's description (with the
+    values it checked): rank 0 planned and recorded the trial with a child of its own before, ~5 s
+    of CPU for the forkserver's imports. A file edited since is described again."""
+    import harness.config.described as described
+
+    values = {"lr": 0.1, "momentum": 0.9}
+    first = described_submission("slow_clock", str(cheat))
+    checked = first.Hparams.from_mapping(values).as_dict()
+    handed = described.handed_down()
+    monkeypatch.setattr(described._Description, "_known", {})  # a new process: it knows nothing yet
+    monkeypatch.setenv(*next(iter(handed.items())))
+    asked: list[int] = []
+    real_ask = described._ask
+
+    def counted(source, checks, submission, config):
+        asked.append(len(checks))
+        return real_ask(source, checks, submission, config)
+
+    monkeypatch.setattr(described, "_ask", counted)
+    again = described_submission("slow_clock", str(cheat))
+    assert again is not first and (again.__name__, again.revision) == ("SlowClock", 3)
+    assert again.Hparams.from_mapping(values).as_dict() == checked
+    assert asked == []  # neither the facts nor the values were asked of a child
+    cheat.write_text(CHEAT.replace("revision = 3", "revision = 4  # edited"))
+    assert described_submission("slow_clock", str(cheat)).revision == 4
+    assert asked == [0]

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config.compose import compose_config, to_plain
-from harness.config.registry import submission_class, submission_names
+from harness.config.names import submission_names
+from harness.config.registry import submission_class
 from harness.routing import output_layer_names
 from harness.submission import Submission, TrainingHparams
 from harness.workload import WorkloadInfo

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from harness.config.compose import compose_config
-from harness.config.registry import workload_class, workload_names
+from harness.config.names import workload_names
+from harness.config.registry import workload_class
 from harness.core.runner import run_trial
 from harness.errors import UserError
 

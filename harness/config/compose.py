@@ -13,6 +13,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness.config.names import config_names, submission_names, workload_names
 from harness.config.schema import DEVICES, ISOLATION, register_schemas
 from harness.errors import UserError
 from harness.identity import digest
@@ -66,7 +67,6 @@ def _resolve_choices(overrides: list[str]) -> list[str]:
     external = set()
     for position, kind, value in picks:
         from harness.config import plugins
-        from harness.config.registry import config_names  # imports torch: only when needed
 
         if value in config_names(kind):
             plugins.warn_if_shadowed(kind, value)
@@ -95,7 +95,6 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
     """Resolve ``<kind>=text`` to an external plugin, store its config; the stored name."""
     from harness.config import plugins
     from harness.config.described import stand_in_for
-    from harness.config.registry import submission_names, workload_names
     from harness.workload import Workload
 
     names = {"submission": submission_names, "workload": workload_names}[kind]()

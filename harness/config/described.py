@@ -42,6 +42,8 @@ from harness.submission import Submission, TrainingHparams, computed_fields, pla
 
 #: the longest an external submission's module may take to import (and its values to be checked)
 DESCRIBE_TIMEOUT_S = 300.0
+#: the environment variable of :func:`handed_down`
+HANDED_DOWN = "OPTBENCH_DESCRIPTIONS"
 
 
 def described_submission(name: str, source: str | None) -> type:
@@ -73,19 +75,25 @@ class _Description:
 
     _known: dict[tuple[str, tuple[int, int] | None], _Description] = {}
 
-    def __init__(self, source: Source, facts: dict[str, Any]):
+    def __init__(self, source: Source, facts: dict[str, Any], answers: dict[str, dict[str, Any]] | None = None):
         self.source = source
+        self.facts = facts
         #: values asked (JSON) -> the child's answer: {"error": message} or {"values": the real Hparams' as_dict()}
-        self.answers: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any]] = dict(answers or {})
         self.stand_in = _stand_in(facts, self)
 
     @classmethod
     def of(cls, source: Source) -> _Description:
-        """The description of ``source`` (asked again when its module file changed since)."""
+        """The description of ``source`` (asked again when its module file changed since): one this
+        process was handed (:func:`handed_down`) or a child's."""
         key = (source.text(), _file_state(source))
         if key not in cls._known:
-            reply = _ask(source, [], "", None)
-            cls._known[key] = cls(source, reply["facts"])
+            given = _handed_to_us().get(key)
+            if given is not None:
+                cls._known[key] = cls(source, given["facts"], given["answers"])
+            else:
+                reply = _ask(source, [], "", None)
+                cls._known[key] = cls(source, reply["facts"])
         return cls._known[key]
 
     def check(self, values: list[dict[str, Any]], submission: str, config: str | None) -> None:
@@ -99,6 +107,22 @@ class _Description:
     def answer(self, values: dict[str, Any], submission: str, config: str | None) -> dict[str, Any]:
         self.check([values], submission, config)
         return self.answers[_key(values, submission, config)]
+
+
+def handed_down() -> dict[str, str]:
+    """The environment variable that hands this process's descriptions to the processes it starts
+    for the same trial (the ranks of a data-parallel trial, which plan and record it as this process
+    did): they ask no child again (~5 s of CPU each: the forkserver's imports). Each goes with its
+    module file's size and modification time, so a rank describes a file changed since anew."""
+    known = [{"source": source_text, "file_state": state, "facts": description.facts, "answers": description.answers}
+             for (source_text, state), description in _Description._known.items()]
+    return {HANDED_DOWN: json.dumps(known)}
+
+
+def _handed_to_us() -> dict[tuple[str, tuple[int, int] | None], dict[str, Any]]:
+    """The descriptions the process that started this one handed down, by their keys."""
+    given = json.loads(os.environ.get(HANDED_DOWN) or "[]")
+    return {(entry["source"], tuple(entry["file_state"]) if entry["file_state"] else None): entry for entry in given}
 
 
 def _key(values: dict[str, Any], submission: str, config: str | None) -> str:

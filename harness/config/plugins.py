@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.config.names import config_names
 from harness.errors import OptbenchWarning, UserError
 
 # kind -> (entry-point group, the attribute a module exports its class as)
@@ -125,8 +126,6 @@ def _source(point: metadata.EntryPoint, kind: str) -> Source:
 
 
 def _builtin_names(kind: str) -> set[str]:
-    from harness.config.registry import config_names  # imports torch: only when an entry point is looked at
-
     return set(config_names(kind))
 
 

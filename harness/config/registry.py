@@ -10,38 +10,14 @@ Unknown names fail loudly with the list of valid ones. Submissions from outside 
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from importlib import resources
 
 from omegaconf import DictConfig
 
+from harness.config.names import submission_names, workload_names
 from harness.errors import UserError
 from harness.specs import SizeSpec
 from harness.submission import Submission
 from harness.workload import Workload
-
-
-def _modules(package: str) -> list[str]:
-    """The public modules of a plugin package, found by name: the plugins sit above the harness
-    and are loaded as data, as an external one is (harness/config/plugins.py)."""
-    return sorted(m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__)
-                  if not m.name.startswith("_"))
-
-
-def workload_names() -> list[str]:
-    """Every registered workload family."""
-    return _modules("workloads")
-
-
-def submission_names() -> list[str]:
-    """Every registered submission."""
-    return _modules("submissions")
-
-
-def config_names(group: str) -> list[str]:
-    """The YAML files of a config group (``workload`` or ``submission``)."""
-    folder = resources.files("configs") / group
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def _unknown(kind: str, name: str, valid: list[str]) -> UserError:

@@ -34,7 +34,6 @@ dropout are per rank, as in DDP; torch.compile is not combined with it).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime
 import json
 import math
@@ -62,7 +61,7 @@ from harness.core.interrupts import UserInterrupts, user_interrupts
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.records import write_atomic
 from harness.errors import UserError
-from harness.exits import exit_now
+from harness.exits import die_with_parent, exit_now
 from harness.workload import Batch
 
 # torch's names for a rank's place (torchrun sets them; harness.core.ranks sets them for SLURM's tasks)
@@ -561,20 +560,6 @@ def _failed_alone(rank: int, error: Exception, summary: Path) -> int:
     print(f"rank {rank} of the data-parallel trial stopped on the error below; unless rank 0 ended the trial "
           f"itself, it records the trial as failed:\n{told}", file=sys.stderr, end="")
     return 0 if TORCHRUN_RUN in os.environ else 1
-
-
-def die_with_parent(signum: int) -> None:
-    """Have Linux send ``signum`` to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
-
-    torch's launcher starts its workers in sessions of their own and does not end them when it is
-    killed itself; without this a ``kill -9`` of ``optbench trial`` would leave ranks training,
-    rank 0 holding the trial's lock. Elsewhere than on Linux: nothing.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the call: nobody would send it
-        os.kill(os.getpid(), signum)
 
 
 def run_launched_rank(argv: list[str]) -> None:

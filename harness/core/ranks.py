@@ -33,6 +33,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import to_plain
+from harness.config.described import handed_down
 from harness.core import distributed
 from harness.core.distributed import (
     LOCAL_RANK,
@@ -169,7 +170,7 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
     """The trial's ``count`` ranks on this machine, started by torch's launcher (in a session of
     its own: a Ctrl-C reaches it once, from here); rank 0's summary.
 
-    The launcher dies with this process (:func:`distributed.die_with_parent`), and
+    The launcher dies with this process (:func:`harness.exits.die_with_parent`), and
     its workers with it. Each worker gets ``cpu_count / count`` threads unless the environment
     or ``threads=`` says otherwise.
     """
@@ -182,8 +183,9 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         summary = Path(folder) / "summary.json"
         env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count)), **os.environ, SUMMARY: str(summary),
+               **handed_down(),  # rank 0 plans and records the trial with this process's description of it
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "harness.core.ranks", "--standalone", f"--nproc-per-node={count}",
+        command = [sys.executable, "-m", "harness.core.torchrun", "--standalone", f"--nproc-per-node={count}",
                    "--max-restarts=0", f"--log-dir={Path(folder) / 'launcher'}",  # else a torchelastic_* folder stays
                    "--module", "harness.core.distributed", json.dumps(to_plain(cfg))]
         launcher = subprocess.Popen(command, env=env, start_new_session=True)
@@ -235,14 +237,3 @@ def rank_0_summary(summary: Path, status: int, messages: str) -> dict[str, Any]:
         raise UserError(f"The data-parallel trial ended with status {status} before rank 0's summary ({messages}); "
                         f"its record, if it was started, keeps what was reached: run the same command to resume.")
     return json.loads(summary.read_text())
-
-
-if __name__ == "__main__":  # torch's launcher, ended when the process that started it dies
-    distributed.die_with_parent(signal.SIGTERM)  # torchrun passes SIGTERM on to its workers
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.run import main as torchrun
-
-    try:
-        torchrun(sys.argv[1:])
-    except SignalException as interrupted:  # passed on to the ranks, which said what they did with it
-        sys.exit(128 + int(interrupted.sigval))

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.compose import compose_config, split_overrides
+from harness.config.names import submission_names, workload_names
 from harness.config.plugins import entry_points, looks_external
-from harness.config.registry import submission_names, workload_names
 from harness.config.schema import SuiteConfig
 from harness.core.records import write_json_atomic
 from harness.core.sweep_file import write_sweep

@@ -21,7 +21,8 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.compose import compose_config, split_overrides, unquoted
-from harness.config.registry import submission_class, workload_class, workload_names
+from harness.config.names import workload_names
+from harness.config.registry import submission_class, workload_class
 from harness.config.schema import CheckConfig
 from harness.config.search_space import point_from_unit, validate_search_space
 from harness.core.parts import trial_parts

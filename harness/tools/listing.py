@@ -16,7 +16,7 @@ def run_list(overrides: list[str]) -> None:
     An installed plugin that cannot be loaded (its module fails to import, its config is wrong), or
     that is named as a built-in one (which wins: it cannot be used), is listed as such and the rest
     still are; the command then fails naming each of them."""
-    from harness.config.registry import submission_names, workload_names
+    from harness.config.names import submission_names, workload_names
 
     if overrides:
         raise UserError("optbench list takes no settings.")

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from harness.config.compose import compose_config, to_plain
-from harness.config.registry import submission_class, submission_names, workload_class
+from harness.config.names import submission_names
+from harness.config.registry import submission_class, workload_class
 from harness.core.parts import trial_parts
 from harness.errors import UserError
 from harness.log import stderr_logger
