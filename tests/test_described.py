@@ -82,6 +82,21 @@ def cheat(tmp_path: Path) -> Path:
         del sys.modules[name]
 
 
+def count_children(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the number of values each child that describes a submission is asked to check."""
+    import harness.config.described as described
+
+    asked: list[int] = []
+    real_ask = described._ask
+
+    def counted(source, checks, submission, config):
+        asked.append(len(checks))
+        return real_ask(source, checks, submission, config)
+
+    monkeypatch.setattr(described, "_ask", counted)
+    return asked
+
+
 def importers(path: Path) -> list[int]:
     pids = path.with_suffix(".pids")
     return [int(line) for line in pids.read_text().split()] if pids.exists() else []
@@ -237,18 +252,10 @@ def test_a_sweep_checks_all_its_trials_with_one_child_and_they_are_not_asked_aga
     every trial started another child; and what a child makes of the values is what is planned."""
     from omegaconf import OmegaConf
 
-    import harness.config.described as described
     from harness.core.runner import _hparams
     from harness.orchestration.sweep import SweepSettings, plan_sweep
 
-    asked: list[int] = []
-    real_ask = described._ask
-
-    def counted(source, checks, submission, config):
-        asked.append(len(checks))
-        return real_ask(source, checks, submission, config)
-
-    monkeypatch.setattr(described, "_ask", counted)
+    asked = count_children(monkeypatch)
     sweep = plan_sweep(SweepSettings(studies=1, trials=5), [f"submission={cheat}", *ROSENBROCK,
                                                            f"results={tmp_path / 'results'}"])
     assert len(sweep["trials"]) == 5
@@ -272,14 +279,7 @@ def test_a_process_handed_a_description_asks_no_child_unless_the_file_changed(
     handed = described.handed_down()
     monkeypatch.setattr(described._Description, "_known", {})  # a new process: it knows nothing yet
     monkeypatch.setenv(*next(iter(handed.items())))
-    asked: list[int] = []
-    real_ask = described._ask
-
-    def counted(source, checks, submission, config):
-        asked.append(len(checks))
-        return real_ask(source, checks, submission, config)
-
-    monkeypatch.setattr(described, "_ask", counted)
+    asked = count_children(monkeypatch)
     again = described_submission("slow_clock", str(cheat))
     assert again is not first and (again.__name__, again.revision) == ("SlowClock", 3)
     assert again.Hparams.from_mapping(values).as_dict() == checked
