@@ -271,18 +271,26 @@ def test_a_process_handed_a_description_asks_no_child_unless_the_file_changed(
     """The ranks of a data-parallel trial are handed the launching process's description (with the
     values it checked): rank 0 planned and recorded the trial with a child of its own before, ~5 s
     of CPU for the forkserver's imports. A file edited since is described again."""
-    import harness.config.described as described
+    from omegaconf import OmegaConf
 
-    values = {"lr": 0.1, "momentum": 0.9}
+    import harness.config.described as described
+    from harness.core.runner import _hparams
+
+    trial = OmegaConf.create({"submission": {"name": "slow_clock", "source": str(cheat),
+                                             "hparams": {"lr": 0.1, "momentum": 0.9}}})
     first = described_submission("slow_clock", str(cheat))
-    checked = first.Hparams.from_mapping(values).as_dict()
-    handed = described.handed_down()
+    # other trials' values this process checked (a sweep's): not handed down
+    described.check_hparams(first.Hparams, [{"lr": lr / 100, "momentum": 0.0} for lr in range(1, 50)],
+                            "slow_clock")
+    checked = _hparams(trial).as_dict()  # as the launching process checks the trial's values
+    handed = described.handed_down(trial)
+    assert len(handed[described.HANDED_DOWN]) < 2000  # this trial's values alone, not every value checked here
     monkeypatch.setattr(described._Description, "_known", {})  # a new process: it knows nothing yet
     monkeypatch.setenv(*next(iter(handed.items())))
     asked = count_children(monkeypatch)
     again = described_submission("slow_clock", str(cheat))
     assert again is not first and (again.__name__, again.revision) == ("SlowClock", 3)
-    assert again.Hparams.from_mapping(values).as_dict() == checked
+    assert _hparams(trial).as_dict() == checked  # as rank 0 checks them
     assert asked == []  # neither the facts nor the values were asked of a child
     cheat.write_text(CHEAT.replace("revision = 3", "revision = 4  # edited"))
     assert described_submission("slow_clock", str(cheat)).revision == 4

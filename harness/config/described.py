@@ -109,14 +109,24 @@ class _Description:
         return self.answers[_key(values, submission, config)]
 
 
-def handed_down() -> dict[str, str]:
-    """The environment variable that hands this process's descriptions to the processes it starts
-    for the same trial (the ranks of a data-parallel trial, which plan and record it as this process
-    did): they ask no child again (~5 s of CPU each: the forkserver's imports). Each goes with its
-    module file's size and modification time, so a rank describes a file changed since anew."""
-    known = [{"source": source_text, "file_state": state, "facts": description.facts, "answers": description.answers}
-             for (source_text, state), description in _Description._known.items()]
-    return {HANDED_DOWN: json.dumps(known)}
+def handed_down(trial: Any) -> dict[str, str]:
+    """The environment variable that hands this process's description of ``trial``'s submission (a
+    trial config), with its answer to the trial's values, to the processes it starts for that trial
+    (the ranks of a data-parallel trial, which plan and record it as this process did): they ask no
+    child again (~5 s of CPU: the forkserver's imports). It goes with the module file's size and
+    modification time, so a rank describes a file changed since anew. Nothing for a built-in."""
+    source_text = trial.submission.get("source")
+    if not source_text:
+        return {}
+    source = Source.from_text(source_text, "submission")
+    key = (source.text(), _file_state(source))
+    description = _Description._known.get(key)
+    if description is None:
+        return {}
+    asked = _key(_plain(trial.submission.hparams), trial.submission.name, trial.submission.get("config_from"))
+    answers = {asked: description.answers[asked]} if asked in description.answers else {}
+    return {HANDED_DOWN: json.dumps([{"source": key[0], "file_state": key[1], "facts": description.facts,
+                                      "answers": answers}])}
 
 
 def _handed_to_us() -> dict[tuple[str, tuple[int, int] | None], dict[str, Any]]:

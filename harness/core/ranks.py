@@ -183,7 +183,7 @@ def _start_ranks(cfg: DictConfig, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         summary = Path(folder) / "summary.json"
         env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // count)), **os.environ, SUMMARY: str(summary),
-               **handed_down(),  # rank 0 plans and records the trial with this process's description of it
+               **handed_down(cfg),  # rank 0 plans and records the trial with this process's description of it
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "harness.core.torchrun", "--standalone", f"--nproc-per-node={count}",
                    "--max-restarts=0", f"--log-dir={Path(folder) / 'launcher'}",  # else a torchelastic_* folder stays
