@@ -197,8 +197,7 @@ def test_a_command_that_will_fork_children_starts_their_server_first(
         overrides: list[str], ahead: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The children's forkserver imports torch and the trainer (~5 s of CPU): a command that will ask
     it for a child (to describe a user's submission, or for trainers) starts it before its own
-    imports, so that both run at once (an `optbench trial` of a submission file: 7.4-9.5 s instead of
-    11.5-13.2 s on 2 cores)."""
+    imports, so that both run at once (scripts/bench_startup.py measures what it saves)."""
     import harness.config.child_process as child_process
     from harness.cli import main
 
