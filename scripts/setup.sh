@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up optbench in ./.venv (idempotent; reinstalls only when pyproject.toml changed).
 # Installs PyTorch, torchvision, Hydra, submitit, pandas, matplotlib, scipy, datasets and the
-# dev tools (pytest, pytest-timeout, ruff) from the ranges in pyproject.toml. Works offline where pip has a
+# dev tools (pytest, pytest-timeout, pytest-xdist, ruff) from the ranges in pyproject.toml. Works offline where pip has a
 # local wheel cache / index (as on the project's machines); needs PyPI otherwise. As root with
 # apt-get, also Debian's chromium when missing (for tests/test_browser.py; see below).
 set -euo pipefail
@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[setup] installing optbench and its dependencies into .venv (first time: a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
         | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-    .venv/bin/python -c "import torch, torchvision, hydra, submitit, pandas, matplotlib, scipy, datasets, pytest_timeout" \
+    .venv/bin/python -c "import torch, torchvision, hydra, submitit, pandas, matplotlib, scipy, datasets, pytest_timeout, xdist" \
         || { echo "[setup] the install did not complete; see the pip output above" >&2; exit 1; }
     touch "$stamp"
 fi

@@ -44,11 +44,24 @@ def pytest_configure(config: pytest.Config) -> None:
     # an `optbench trial` would see it ignored. Python's own handler is not inherited: children
     # start with the default, as from a terminal.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Tests run in parallel (scripts/test.sh: pytest-xdist, one worker per core): each worker's trials
+    # and the processes they start get a share of the cores, or torch's threads would spin-wait on
+    # each other's cores and every test would run slower than alone.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    # One cache for the session's workers (parallel runs): real CIFAR-10 is extracted and decoded once.
+    # The harness writes its cache entries atomically, so workers may fill it at the same time.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("cache")
+    os.environ["OPTBENCH_CACHE"] = str(cache)
     os.environ["OPTBENCH_OFFLINE"] = "1"
 
 

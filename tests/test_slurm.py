@@ -7,11 +7,13 @@ and apt; set OPTBENCH_SKIP_SLURM=1 to skip them on a machine that has neither.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,8 +33,18 @@ SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "dev
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A running cluster; started here (and stopped afterwards) unless one was already up."""
+    """A running cluster; started here (and stopped afterwards) unless one was already up.
+
+    Held by one test module at a time, across processes (an flock beside the cluster's folder): the
+    suite's parallel workers (scripts/test.sh) would otherwise run two modules' SLURM tests at once,
+    and one module's teardown would stop the cluster under the other's jobs."""
     state = Path(os.environ.get("OPTBENCH_SLURM_DIR", "/tmp/optbench-slurm"))
+    with open(state.with_name(state.name + ".test-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the teardown
+        yield from _cluster(state)
+
+
+def _cluster(state: Path) -> Iterator[Path]:
     was_up = (state / "pids" / "slurmctld.pid").is_file() and _alive(state / "pids" / "slurmctld.pid")
     up = subprocess.run(["bash", str(REPO / "scripts/slurm/up.sh"), str(state)], capture_output=True, text=True,
                         timeout=600)
