@@ -439,6 +439,7 @@ def test_real_archive_loads_45k_5k_10k(shipped_calibration_digests) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_adamw_defaults_reach_the_cpu_target_on_real_data(results: Path) -> None:
     data_dir = _real_archive()
     if data_dir is None:
@@ -448,12 +449,13 @@ def test_adamw_defaults_reach_the_cpu_target_on_real_data(results: Path) -> None
     # 2000 hinted. Counted in steps, not seconds: the size's budget is 2x an idle machine's time to the
     # target, which other work on the cores can eat. Two threads, as calibrated: another thread count sums
     # in another order, and one thread (a parallel test run's share of 2 cores) took seed 0 to 0.7586 in
-    # the 2000 steps
+    # the 2000 steps. Its 2 threads share the cores with the other test worker's (scripts/test.sh): 315 s of
+    # wall time in a parallel run against ~100 s alone, hence a budget of 10x the size's (a cap, not a measure)
     size = compose_config("trial", ["workload=cifar10"]).workload.sizes.cpu
     cfg = compose_config("trial", ["workload=cifar10", f"data_dir={data_dir}", f"results={results}", "device=cpu",
                                    "threads=2",
                                    "progress=false", "workload.sizes.cpu.eval_every_steps=300",
-                                   f"workload.sizes.cpu.max_runtime_s={4 * size.max_runtime_s}",
+                                   f"workload.sizes.cpu.max_runtime_s={10 * size.max_runtime_s}",
                                    f"max_steps={size.step_hint}"])
     summary = run_trial(cfg)
     assert summary["status"] == "reached", summary
