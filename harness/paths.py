@@ -1,9 +1,11 @@
-"""Where optbench keeps derived files (decompressed data, generated smoke datasets), and the
-check that an output folder can be written before any work starts."""
+"""Where optbench keeps derived files (decompressed data, generated smoke datasets), the check
+that an output folder can be written before any work starts, and the walk of a results folder
+that scoring and ``optbench status`` share (symbolic links followed, unreadable folders said)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.errors import UserError
@@ -31,3 +33,61 @@ def ensure_writable_folder(folder: Path, setting: str, value: object) -> None:
     except OSError as error:
         raise UserError(f"Cannot write to {folder} ({error.strerror or error}). "
                         f"Set {setting}= (now {str(value)!r}) to a folder you can write to.") from None
+
+
+class Unreadable:
+    """A folder under a results root that could not be listed (its permissions), and why."""
+
+    def __init__(self, folder: str, error: OSError):
+        self.folder, self.reason = folder, error.strerror or str(error)
+
+
+def walk_folders(root: str, descend: Callable[[str, list[os.DirEntry]], bool]) -> Iterator[
+        tuple[str, list[os.DirEntry]] | Unreadable]:
+    """Every folder under ``root`` (itself first), depth first in name order, with its entries, or an
+    :class:`Unreadable` for one that cannot be listed; below a folder only where ``descend(folder,
+    entries)``.
+
+    A symbolic link to a folder is followed (results kept on scratch space and linked in are common
+    on clusters) unless its target is inside ``root`` or inside a link already followed: those
+    records are found once, by their other path, and a link to an ancestor cannot loop. A folder
+    that vanishes meanwhile is skipped."""
+    followed = [os.path.realpath(root)]
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda entry: entry.name)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            yield Unreadable(folder, error)
+            continue
+        yield folder, entries
+        if descend(folder, entries):
+            stack += reversed(subfolders(folder, entries, followed))
+
+
+def subfolders(folder: str, entries: list[os.DirEntry], followed: list[str]) -> list[str]:
+    """The paths of the folders among ``entries`` (of ``folder``), links to folders included unless
+    their target is inside one of ``followed`` (the walk's root and the links it followed, to which
+    a followed link's target is added): see :func:`walk_folders`."""
+    below = []
+    for entry in entries:
+        try:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not os.path.isdir(target) or any(_within(target, seen) for seen in followed):
+                    continue
+                followed.append(target)
+            elif not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        below.append(os.path.join(folder, entry.name) if folder != "." else entry.name)
+    return below
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

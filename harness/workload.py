@@ -135,13 +135,13 @@ class Workload(ABC):
             return False
         return meets(value, self.target, self.higher_is_better)
 
-    def check_batch_size(self, batch_size: int) -> None:
-        """Refuse a batch size outside the workload's allowed range, naming the range."""
+    def check_batch_size(self, batch_size: int, fix: str = "Set submission.hparams.batch_size.") -> None:
+        """Refuse a batch size outside the workload's allowed range, naming the range and ``fix``."""
         lo, hi = self.spec.min_batch_size, self.spec.max_batch_size
         if not lo <= batch_size <= hi:
             raise UserError(
                 f"batch_size={batch_size} is outside the range that workload '{self.name}' "
-                f"(size {self.size}) allows: {lo} to {hi}. Set submission.hparams.batch_size."
+                f"(size {self.size}) allows: {lo} to {hi}. {fix}"
             )
 
     def public_info(self, batch_size: int, model: nn.Module) -> WorkloadInfo:

@@ -28,9 +28,10 @@ from typing import Any
 from harness.core.records import EVALS_FILE, MANIFEST_FILE, DamagedRecord, check_fields, read_json
 from harness.core.sweep_file import ENTRY_FIELDS, SWEEP_FIELDS, SWEEP_FILE, check_place
 from harness.errors import UserError
+from harness.paths import Unreadable, subfolders, walk_folders
 from scoring.forked import can_fork, usable_cpus
 from scoring.record_index import SweepIndex, entry_names, file_key, folder_key, trials_per_study
-from scoring.trial_files import MISSING, STRAY, SWEEP, Problem, _child, _problem, _read_trial_files
+from scoring.trial_files import MISSING, STRAY, SWEEP, UNREADABLE, Problem, _child, _problem, _read_trial_files
 
 # From this many units (sweep folders and lone trial folders) on, the reading uses several processes.
 READ_PARALLEL_FROM = 200
@@ -48,7 +49,7 @@ class Reading:
     read here. With ``index``, sweeps are read through their indexes (:mod:`scoring.record_index`)."""
 
     def __init__(self, root: str, index: bool = False, workers: int | None = None) -> None:
-        self.index = index
+        self.index, self.root = index, root
         units = _units(root)
         if workers is None:
             workers = min(4, usable_cpus()) if len(units) >= READ_PARALLEL_FROM else 1
@@ -92,7 +93,7 @@ class Reading:
         return number
 
     def read(self, number: int) -> Part:
-        return _read_units(self.chunks[number], self.index)
+        return _read_units(self.chunks[number], self.index, self.root)
 
     def result(self) -> Part:
         """Everything read, in the units' order (the chunks left read here; the workers' gathered)."""
@@ -125,60 +126,53 @@ def _work(reading: Reading, spill: Any, send: Any) -> None:
         send.close()
 
 
-def _look(folder: str) -> tuple[list[os.DirEntry], set[str]] | None:
-    """The folder's entries and which record files (``_FILES``) it holds; None if it cannot be listed."""
-    entries = _listing(folder)
-    if entries is None:
-        return None
-    return entries, {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
-
-
-def _units(root: str) -> list[tuple[str, bool]]:
+def _units(root: str) -> list[tuple[str, bool | str]]:
     """(folder, is a sweep) of every sweep folder (holding a sweep.json) and every other folder
-    holding a manifest.json or an evals.jsonl under ``root``, in path order. Found as
-    ``Path.rglob`` finds files (symbolic links to folders not followed, unreadable folders
-    skipped); a sweep folder's inside is left to :func:`_scan`."""
-    units = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        looked = _look(folder)
-        if looked is None:
-            continue
-        entries, names = looked
+    holding a manifest.json or an evals.jsonl under ``root``, in path order; and (folder, why) of
+    every folder that cannot be listed (scored as a problem: what is under it is unknown). Found
+    by :func:`harness.paths.walk_folders` (symbolic links to folders followed); a sweep folder's
+    inside is left to :func:`_scan`."""
+    units: list[tuple[str, bool | str]] = []
+
+    def descend(folder: str, entries: list[os.DirEntry]) -> bool:
+        names = {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
         if SWEEP_FILE in names:
             units.append((folder, True))
-            continue
+            return False
         if names:
             units.append((folder, False))
-        stack += _subfolders(folder, entries)
+        return True
+
+    for found in walk_folders(root, descend):
+        if isinstance(found, Unreadable):
+            units.append((found.folder, found.reason))
     return sorted(units, key=lambda unit: _path_key(unit[0]))
 
 
 _FILES = (MANIFEST_FILE, EVALS_FILE, SWEEP_FILE)
 
 
-def _listing(folder: str) -> list[os.DirEntry] | None:
+def _look(folder: str) -> tuple[list[os.DirEntry], set[str]] | OSError:
+    """The folder's entries and which record files (``_FILES``) it holds; the error if it cannot be listed."""
     try:
         with os.scandir(folder) as found:
-            return list(found)
-    except OSError:  # unreadable, or gone meanwhile
-        return None
+            entries = list(found)
+    except OSError as error:  # unreadable, or gone meanwhile
+        return error
+    return entries, {entry.name for entry in entries if entry.name in _FILES and _exists(entry)}
 
 
 def _exists(entry: os.DirEntry) -> bool:
     return not entry.is_symlink() or os.path.exists(entry.path)
 
 
-def _subfolders(folder: str, entries: list[os.DirEntry]) -> list[str]:
-    out = []
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                out.append(_child(folder, entry.name))
-        except OSError:
-            continue
-    return out
+def _unreadable(root: str, folder: str, reason: str) -> Problem:
+    """The problem of a folder under ``root`` that cannot be listed: its records are unknown. Below
+    ``<workload>-<size>/<submission>/`` its submission's records of that workload are incomplete."""
+    parts = Path(os.path.relpath(folder, root)).parts if root else ()
+    workload, submission = (parts[0], parts[1]) if len(parts) >= 2 and parts[0] != os.pardir else (None, None)
+    return Problem(UNREADABLE, Path(folder), Path(folder), f"cannot be listed ({reason}), so the records under it "
+                   f"are unknown", submission, workload)
 
 
 @dataclass
@@ -213,7 +207,7 @@ class Part:
         return whole
 
 
-def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
+def _read_units(units: list[tuple[str, bool | str]], index: bool = False, root: str = "") -> Part:
     """Read ``units`` (see :func:`_units`): every trial's row and every problem, in path order;
     with ``index``, through each sweep's index (:mod:`scoring.record_index`). Warnings raised
     meanwhile are kept in the result (to be raised by whoever gathers the parts, in order)."""
@@ -226,6 +220,9 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
         warnings.simplefilter("always")
         planless: dict[str, Planless] = {}  # sweep trials found without their sweep's plan (_note_planless)
         for folder, is_sweep in units:
+            if isinstance(is_sweep, str):  # a folder that cannot be listed: why
+                problems.append(_unreadable(root, folder, is_sweep))
+                continue
             if not is_sweep:
                 if _read_into(rows, problems, folder, False, None, None) and rows.count:
                     _note_planless(planless, folder, _last_row(rows))
@@ -259,6 +256,11 @@ def _read_units(units: list[tuple[str, bool]], index: bool = False) -> Part:
                 sweeps.remove(damaged_plan)
             for trial in sorted(set(scan.planned) - seen, key=_path_key):
                 sweep, entry = scan.planned[trial]
+                hidden = next((f for f in scan.unreadable if trial == f or trial.startswith(f + os.sep)), None)
+                if hidden is not None:
+                    missing.append(_problem(UNREADABLE, Path(trial), Path(trial) / MANIFEST_FILE, f"cannot be read: "
+                                            f"{hidden} cannot be listed ({scan.unreadable[hidden]})", sweep, entry))
+                    continue
                 missing.append(_problem(MISSING, Path(trial), Path(trial) / MANIFEST_FILE, "no manifest.json (not run "
                                         "yet, or its record was lost)", sweep, entry))
             if cache is not None:
@@ -392,6 +394,7 @@ class _Scan:
     folders: set[str] = field(default_factory=set)  # trial folders to read
     unlisted: set[str] = field(default_factory=set)  # of which planned ones not listed: their files may be absent
     root: str = ""  # the sweep folder walked
+    unreadable: dict[str, str] = field(default_factory=dict)  # folders that could not be listed: why
     plan: dict[str, Any] | None = None  # its own plan's owner (_PLAN_KEYS), when its sweep.json could be read
 
     def unplanned(self, folder: str) -> Problem | None:
@@ -411,12 +414,15 @@ def _scan(root: str, cache: SweepIndex | None = None) -> _Scan:
     read when met (``root``'s own plan through ``cache``, its index, when given); every folder holding
     a manifest.json or an evals.jsonl; and every existing folder of a planned trial, not listed."""
     scan = _Scan(root=root)
+    followed = [os.path.realpath(root)]  # links to folders followed once (harness.paths.subfolders)
     stack = [root]
     while stack:
         folder = stack.pop()
         key = folder_key(folder) if cache is not None else None  # before listing: a change meanwhile shows next time
         looked = _look(folder)
-        if looked is None:
+        if isinstance(looked, OSError):
+            if not isinstance(looked, FileNotFoundError):
+                scan.unreadable[folder] = looked.strerror or str(looked)
             continue
         entries, names = looked
         if cache is not None:
@@ -425,7 +431,7 @@ def _scan(root: str, cache: SweepIndex | None = None) -> _Scan:
             _add_plan(scan, folder, _child(folder, SWEEP_FILE), cache if folder == root else None)
         if MANIFEST_FILE in names or EVALS_FILE in names:
             scan.folders.add(folder)
-        for child in _subfolders(folder, entries):
+        for child in subfolders(folder, entries, followed):
             if child in scan.planned:
                 scan.folders.add(child)
                 scan.unlisted.add(child)

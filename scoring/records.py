@@ -30,6 +30,7 @@ from scoring.trial_files import (
     RUNNING,
     STRAY,
     SWEEP,
+    UNREADABLE,
     Problem,
     _evaluations,
     _is_number,
@@ -115,6 +116,8 @@ _WHAT_TO_DO = {
              "command then runs the slot's own trial",
     SWEEP: "restore sweep.json from a copy; until then the trials found under it are scored as they are and its "
            "missing ones cannot be listed",
+    UNREADABLE: "make the folder readable to this account (its permissions: ls -ld, chmod, or the account that "
+                "wrote it), then score again",
 }
 
 
@@ -132,15 +135,19 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
     """One line per affected (submission, workload): which trials, which files, what to do."""
     messages = []
     for (submission, workload), group in sorted(problem_groups(problems).items()):
-        lost = [p for p in group if p.lost]
+        unreadable = [p for p in group if p.kind == UNREADABLE and p.record_dir == p.file]  # a whole folder
+        lost = [p for p in group if p.lost and p not in unreadable]
         head = f"{submission} on {workload}" if submission else (
-            "sweep" if group[0].kind == SWEEP else "lone trial")
+            {SWEEP: "sweep", UNREADABLE: "folder"}.get(group[0].kind, "lone trial"))
         counts = []
         if lost:
             sweeps = {p.sweep for p in lost}
             total = sum((planned or {}).get(sweep, 0) for sweep in sweeps) if None not in sweeps else 0
             of = f" of {total} planned" if total else ""
             counts.append(f"{len(lost)}{of} trial{'s' if len(lost) > 1 or of else ''} not scored")
+        if unreadable:
+            counts.append(f"{len(unreadable)} folder{'s' if len(unreadable) > 1 else ''} that cannot be listed, "
+                          f"whatever is under {'them' if len(unreadable) > 1 else 'it'} not scored")
         incomplete = [p for p in group if p.kind == EVALS]
         strays = [p for p in group if p.kind == STRAY]
         if strays:
@@ -153,7 +160,7 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
             counts.append("its plan cannot be read")
         listed = "; ".join(f"{p.file}: {p.detail}" for p in group)
         consequence = ""
-        if lost and submission:
+        if (lost or unreadable) and submission:
             consequence += (" Until they end, they count as not reaching the target (docs/scoring.md, incomplete "
                             "studies).")
         if incomplete:
@@ -166,7 +173,7 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
 
 _KIND_NAMES = {MISSING: "no manifest", RUNNING: "running", DAMAGED: "a damaged manifest", FOREIGN: "a foreign record",
                EVALS: "evals.jsonl", SWEEP: "sweep.json",
-               STRAY: "a record outside the plan"}
+               STRAY: "a record outside the plan", UNREADABLE: "an unreadable folder"}
 
 
 # ------------------------------------------------------------------------------------ evaluations

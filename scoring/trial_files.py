@@ -30,7 +30,7 @@ from harness.core.records import (
 )
 from harness.errors import OptbenchWarning
 
-# Problem kinds. Lost (a trial of the plan not scored): MISSING, RUNNING, DAMAGED, FOREIGN. Scored from the
+# Problem kinds. Lost (a trial of the plan not scored): MISSING, RUNNING, DAMAGED, FOREIGN, UNREADABLE. Scored from the
 # manifest: EVALS. Outside the plan (not scored, and no planned trial is lost): STRAY.
 MISSING = "missing"  # a planned sweep trial without manifest.json (not run yet, or its record was lost)
 RUNNING = "running"  # manifest.json says running: interrupted, or still running
@@ -42,6 +42,7 @@ FOREIGN = "foreign"  # in a sweep's folder, a record that is not the trial its p
 #                     from another slot or sweep, or edited)
 STRAY = "stray"  # in a sweep's folder, a record in a folder its plan has no trial of (a backup copy, a study
 #                 copied in beside the planned ones)
+UNREADABLE = "unreadable"  # a folder that cannot be listed (its permissions): the records under it are unknown
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ class FakeTime:
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
-    monkeypatch.setattr(clock_module, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    monkeypatch.setattr(clock_module, "perf_counter", fake.perf_counter)
     return fake
 
 

@@ -739,3 +739,34 @@ def test_check_runs_on_a_users_workload_given_by_workloads_or_workload(package: 
     assert code == 2 and "workloads=[" in err, err
     code, _, err = run(capsys, "check", "submission=adam", "workloads=[rosenbrock,valey.py:Valley]")
     assert code == 2 and "valey.py" in err and "smoke trial" not in err, err
+
+
+def test_two_submissions_of_one_name_are_refused_before_anything_runs(package: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """Two files both named nesterov_mine (by their YAML) used to land in one folder: one pruned
+    against the other, scored as one, and refused by score only after every trial, as 'two versions
+    of its source' (no code had changed)."""
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "opt.py").write_text(OPTIMIZER.replace("nesterov=True", "nesterov=False"))
+    (other / "opt.yaml").write_text(CONFIG)
+    first, second = f"{package / 'mypkg' / 'opt.py'}:Nesterov", f"{other / 'opt.py'}:Nesterov"
+    results = tmp_path / "results"
+    code, _, err = run(capsys, "suite", f"submissions=[{first},{second}]", "workloads=[fashion_mnist]",
+                       "suite=smoke", "studies=1", "trials=1", f"results={results}", "max_steps=5")
+    assert code == 2 and "Two submissions are named 'nesterov_mine'" in err
+    assert first in err and second in err and not results.exists()
+    # one of them run first; the other into the same results folder: a lone trial, then a sweep
+    code, _, err = run(capsys, "trial", f"submission={first}", *SMOKE, f"results={results}", "max_steps=5")
+    assert code == 0, err
+    kept = sorted(results.rglob("*"))
+    code, _, err = run(capsys, "trial", f"submission={second}", *SMOKE, f"results={results}", "max_steps=5")
+    assert code == 2 and "Two submissions are named 'nesterov_mine'" in err and "nothing was run" in err
+    code, _, err = run(capsys, "tune", f"submission={second}", *SMOKE, f"results={results}", "max_steps=5",
+                       "studies=1", "trials=1")
+    assert code == 2 and "Two submissions are named 'nesterov_mine'" in err
+    assert sorted(results.rglob("*")) == kept  # nothing written by either
+    # the first one again, and its sweep: its own folder, no refusal
+    code, _, err = run(capsys, "tune", f"submission={first}", *SMOKE, f"results={results}", "max_steps=5",
+                       "studies=1", "trials=1")
+    assert code == 0, err

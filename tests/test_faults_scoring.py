@@ -577,3 +577,62 @@ def test_a_workload_ranked_at_two_sizes_is_said_in_a_note(tmp_path: Path, capsys
     assert code == 0, err
     notes = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "w1 is ranked at 2 sizes (big, cpu)" in notes, notes
+
+
+# ------------------------------------------------------------------- folders unreadable or linked in
+def refuse_listing(monkeypatch: pytest.MonkeyPatch, blocked: Path) -> None:
+    """``blocked`` cannot be listed, as a folder of mode 000 for an account that is not root."""
+    import os
+
+    real = os.scandir
+
+    def scandir(path=".", *args):
+        if Path(path) == blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize(("where", "marked"), [
+    ("w1-cpu", None),  # a workload's folder: which submissions it holds is unknown
+    ("w1-cpu/B", "w1-cpu"),  # a submission's folder: B's records of w1 incomplete
+    ("w1-cpu/B/external-0123456789/study1", "w1-cpu"),  # a study: its planned trials unread
+])
+def test_an_unreadable_folder_is_named_and_refused_by_strict_not_skipped(
+        where: str, marked: str | None, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a folder that could not be listed was skipped without a word: B alone was ranked on
+    w2 (or vanished), and strict=true passed."""
+    blocked = sweeps / where
+    refuse_listing(monkeypatch, blocked)
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    assert str(blocked) in err and "cannot be listed (Permission denied)" in err and "chmod" in err
+    table = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("submission")
+    if marked:
+        assert table.loc["B", "incomplete_on"] == marked
+    assert str(blocked) in (tmp_path / "board" / "leaderboard.md").read_text()
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and str(blocked) in err and not (tmp_path / "strict").exists()
+    assert main(["status", f"results={sweeps}", "scheduler=false", "strict=true"]) == 1
+    assert "cannot be listed" in capsys.readouterr().out
+
+
+def test_a_folder_linked_in_from_elsewhere_is_scored_as_if_it_were_here(
+        sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Results kept on scratch space and linked in: before, the link was not followed and its
+    workload left out of the scores without a word (strict=true passed)."""
+    code, _ = score(sweeps, tmp_path / "here", capsys, "strict=true")
+    assert code == 0
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.move(sweeps / "w1-cpu", scratch / "w1-cpu")
+    (sweeps / "w1-cpu").symlink_to(scratch / "w1-cpu")
+    (sweeps / "w2-cpu" / "loop").symlink_to(sweeps)  # a link to an ancestor: followed never, no loop
+    code, err = score(sweeps, tmp_path / "linked", capsys, "strict=true")
+    assert code == 0, err
+    here, linked = (pd.read_csv(tmp_path / name / "leaderboard.csv") for name in ("here", "linked"))
+    pd.testing.assert_frame_equal(here, linked)
+    assert main(["status", f"results={sweeps}", "scheduler=false", "strict=true"]) == 0
+    assert capsys.readouterr().out.count("w1/cpu") == 5

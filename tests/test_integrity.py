@@ -104,6 +104,28 @@ def test_resetting_the_clock_from_inside_update_is_caught_by_the_harness_s_own_m
     assert "clockattack (clock suspect on fashion_mnist-smoke; source uses" in page
 
 
+SLOW_TIME = HONEST.replace("class Honest(Base):", '''_perf, _mono = time.perf_counter, time.monotonic
+time.perf_counter = lambda: _perf() * 0.1  # at import: every clock read through the time module runs slow
+time.monotonic = lambda: _mono() * 0.1
+
+
+class SlowTime(Base):''')
+
+
+def test_a_submission_that_slows_the_time_module_does_not_slow_the_harness_s_clock(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness binds its clocks when imported. Before, it read them through the time module:
+    slowing perf_counter cut the charged time tenfold, and slowing monotonic as well hid it from
+    the wall-time cross-check (clock_suspect stayed false)."""
+    monkeypatch.setattr(time, "perf_counter", time.perf_counter)  # restored after the test, whatever it set
+    monkeypatch.setattr(time, "monotonic", time.monotonic)
+    honest = run_trial(tmp_path, HONEST, "Honest", capsys, "max_steps=100")
+    slowed = run_trial(tmp_path, SLOW_TIME, "SlowTime", capsys, "max_steps=100")
+    assert time.perf_counter.__name__ == time.monotonic.__name__ == "<lambda>"  # the module's patches happened
+    assert honest["submission_time_s"] > 1.0
+    assert slowed["submission_time_s"] > 0.7 * honest["submission_time_s"]
+
+
 def test_work_done_in_init_is_charged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     summary = run_trial(tmp_path, SLOW_INIT, "SlowInit", capsys, "max_steps=5")
     assert summary["timing"]["construction_s"] >= 0.6 and summary["submission_time_s"] >= 0.6
@@ -599,8 +621,143 @@ def test_an_isolated_construction_on_cuda_waits_for_the_submission_s_device_work
     monkeypatch.setattr(trainer_process, "StepRunner", lambda *args: None)
     monkeypatch.setattr(trainer_process.torch.cuda, "synchronize", lambda device: events.append("synchronised"))
     monkeypatch.setattr(trainer_process, "send", lambda conn, message: events.append(message["event"]))
-    session = SimpleNamespace(device=torch.device("cuda"), submission_cls=None, model=None, info=None, seed=0,
-                              workload=None, hparams=SimpleNamespace(batch_size=8), setup={"check_every": 25},
+    session = SimpleNamespace(device=torch.device("cuda"), refused=None, submission_cls=None, model=None, info=None,
+                              seed=0, workload=None, hparams=SimpleNamespace(batch_size=8), setup={"check_every": 25},
                               interrupts=None, conn=None)
     trainer_process.Session.construct(session, None)
     assert events == ["built", "synchronised", "constructed"]
+
+
+# ------------------------------------------------------ what a trainer's submission starts or writes
+SABOTEUR = HEADER + '''
+import gc
+from harness.workload import Workload
+
+
+class Saboteur(Base):
+    """In __init__, overwrites every tensor of every workload it can find: the training data."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        for obj in gc.get_objects():
+            if isinstance(obj, Workload):
+                for value in vars(obj).values():
+                    for tensor in value if isinstance(value, (tuple, list)) else [value]:
+                        if isinstance(tensor, torch.Tensor) and tensor.numel() > 100:
+                            tensor.zero_()
+'''
+
+
+def eval_metrics(summary: dict) -> dict:
+    rows = read_jsonl(Path(summary["record_dir"]) / "evals.jsonl")
+    return {row["step"]: row["metrics"] for row in rows if row["event"] == "eval"}
+
+
+def test_a_submission_cannot_rewrite_the_training_data_of_later_trials(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The harness keeps each workload's training data for its later trials; a trainer gets a copy.
+    Before, it got the kept tensors themselves (shared memory) and could poison every later trial."""
+    settings = ["workload.sizes.smoke.eval_every_steps=10", "max_steps=30", PROCESS]
+    honest = HONEST.replace("time.sleep(0.01)", "pass")
+    before = eval_metrics(trial(tmp_path, honest, "Honest", capsys, *settings))
+    sabotaged = trial(tmp_path, SABOTEUR, "Saboteur", capsys, *settings)
+    assert sabotaged["status"] == "not_reached"
+    after = eval_metrics(trial(tmp_path, honest, "Honest", capsys, *settings))
+    assert list(after) == [10, 20, 30] and after == before
+
+
+IMPORT_PROBE = HEADER + '''
+import gc, json
+from pathlib import Path
+from harness.workload import Workload
+
+FOUND = sum(isinstance(obj, Workload) for obj in gc.get_objects())  # at import: the module's top level
+Path(__file__).with_suffix(".found.json").write_text(json.dumps(FOUND))
+
+
+class ImportProbe(Base):
+    pass
+'''
+
+
+def test_the_submission_s_import_in_a_trainer_finds_no_workload(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The import runs before the workload reaches the trainer: its top level (not timed) cannot
+    train the model on the workload's data. Before, the workload was there to find."""
+    summary = trial(tmp_path, IMPORT_PROBE, "ImportProbe", capsys, "max_steps=10", PROCESS)
+    assert summary["status"] == "not_reached" and summary["steps"] == 10
+    assert json.loads((tmp_path / "importprobe.found.json").read_text()) == 0
+
+
+@pytest.mark.parametrize(("start", "says"), [
+    ("import threading\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()", "1 thread(s)"),
+    ("import subprocess\nSLEEPER = subprocess.Popen(['sleep', '60'])", "1 process(es)"),
+])
+def test_what_the_submission_s_import_starts_in_a_trainer_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture, start: str, says: str) -> None:
+    """A thread or process started at import would run while the harness sets up (not charged):
+    the trial fails in submission.__init__, saying what to do, and the process is killed with the trainer."""
+    before = set(Path("/proc").glob("[0-9]*"))
+    source = HEADER + start + "\n\n\nclass Starts(Base):\n    pass\n"
+    summary = trial(tmp_path, source, "Starts", capsys, "max_steps=10", PROCESS, code=3)
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__" and summary["steps"] == 0
+    assert says in summary["error_message"] and "__init__ (charged)" in summary["error_message"]
+    sleepers = [p for p in set(Path("/proc").glob("[0-9]*")) - before
+                if (fields := stat_fields(int(p.name))) is not None and fields[0] != "Z"
+                and (p / "cmdline").read_bytes().startswith(b"sleep\x0060")]
+    assert sleepers == []
+
+
+ESCAPER = HEADER + '''
+import os
+from pathlib import Path
+
+
+class Escaper(Base):
+    """In __init__, starts a process in a session of its own whose parent exits (a double fork): it
+    leaves the trainer's process group, and writes the time every 2 ms whenever it can run."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        path = Path(__file__).with_suffix(".ticks")
+        first = os.fork()
+        if first == 0:
+            os.setsid()
+            if os.fork() == 0:
+                with open(path, "a") as out:
+                    out.write(f"{os.getpid()}\\n")
+                    while True:
+                        out.write(f"{time.time()}\\n")
+                        out.flush()
+                        time.sleep(0.002)
+            os._exit(0)
+        os.waitpid(first, 0)
+'''
+
+
+def test_a_process_the_submission_moves_to_its_own_session_is_stopped_and_killed_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the harness stopped and killed the trainer's process group only: a process in a new
+    session ran on through evaluations and outlived the trial (where it could rewrite the records)."""
+    from workloads.fashion_mnist import FashionMNIST
+
+    real_evaluate, windows = FashionMNIST.evaluate, []
+
+    def slow_evaluate(self, model, split):
+        started = time.time()
+        time.sleep(0.3)
+        result = real_evaluate(self, model, split)
+        windows.append((started, time.time()))
+        return result
+
+    monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
+    summary = trial(tmp_path, ESCAPER, "Escaper", capsys, "workload.sizes.smoke.eval_every_steps=10",
+                    "max_steps=30", PROCESS)
+    assert summary["status"] == "not_reached" and len(windows) == 4
+    lines = (tmp_path / "escaper.ticks").read_text().split()
+    pid, ticks = int(lines[0]), [float(t) for t in lines[1:]]
+    inside = sum(1 for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001)
+    assert len(ticks) > 5 and inside == 0
+    deadline = time.monotonic() + 10
+    while living({pid}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert living({pid}) == []

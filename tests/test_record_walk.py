@@ -62,7 +62,7 @@ def test_workers_share_the_chunks_and_read_what_one_process_reads(results: Path,
     readers_seen.mkdir()
     wait_for_another = {"on": False}
 
-    def read_and_sign(units, index=False):
+    def read_and_sign(units, index=False, root=""):
         (readers_seen / str(os.getpid())).touch()
         # a slow read, and with workers none ends before another process has begun (10 s at most):
         # nobody takes every chunk before the others have started, however busy the machine
@@ -70,7 +70,7 @@ def test_workers_share_the_chunks_and_read_what_one_process_reads(results: Path,
         while wait_for_another["on"] and len(list(readers_seen.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.05)
-        part = real(units, index)
+        part = real(units, index, root)
         part.warnings.append((f"read by {os.getpid()}", UserWarning))  # raised by the parent, in order
         return part
 

@@ -5,7 +5,6 @@ counts a target as reached and what it records are checked to the step, with no 
 from __future__ import annotations
 
 import math
-import types
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ class TimedSGD(SGD):
 @pytest.fixture
 def virtual(monkeypatch: pytest.MonkeyPatch) -> None:
     VirtualTime.now = 1000.0
-    monkeypatch.setattr(clock_module, "time", types.SimpleNamespace(perf_counter=VirtualTime.perf_counter))
+    monkeypatch.setattr(clock_module, "perf_counter", VirtualTime.perf_counter)
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: TimedSGD)
 
 
@@ -168,7 +167,7 @@ class CostlyTimedSGD(TimedSGD):
 def all_virtual(virtual, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every clock the runner reads is virtual: each evaluation costs 0.25 s (uncharged), the
     submission's construction 0.5 s, a step 0.125 s. Returns the evaluations' count so far."""
-    monkeypatch.setattr(runner, "time", types.SimpleNamespace(monotonic=VirtualTime.perf_counter))
+    monkeypatch.setattr(runner, "monotonic", VirtualTime.perf_counter)
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: CostlyTimedSGD)
     real, calls = runner.evaluate, [0]
 
@@ -328,7 +327,7 @@ def test_a_failed_synchronisation_still_stops_the_clock(monkeypatch: pytest.Monk
     clock = clock_module.SubmissionClock(torch.device("cpu"))
     clock._cuda = True
     monkeypatch.setattr(clock_module.torch.cuda, "synchronize", lambda device=None: 1 / 0)
-    monkeypatch.setattr(clock_module, "time", types.SimpleNamespace(perf_counter=VirtualTime.perf_counter))
+    monkeypatch.setattr(clock_module, "perf_counter", VirtualTime.perf_counter)
     VirtualTime.now = 10.0
     clock.resume()
     VirtualTime.now = 12.5

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from harness.cli import main
 from harness.core.records import read_json
@@ -207,6 +208,31 @@ def test_suite_smoke_preset(results: Path, capsys: pytest.CaptureFixture) -> Non
     assert "| fashion_mnist | smoke | " in out
 
 
+def test_a_suite_s_table_is_never_written_from_records_its_leaderboard_refuses(
+        results: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before, a rerun over an edited target rewrote suite.md/.csv from the records (the edited trial
+    first, ratio 1) and only then refused to rank them; a damaged record's row was not marked."""
+    args = ["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[adamw,sgd]", "studies=1", "trials=2",
+            f"results={results}", "progress=false", "device=cpu", "poll_s=1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    out = results / "suite-smoke"
+    written = {name: (out / name).read_bytes() for name in ("suite.md", "suite.csv")}
+    manifests = sorted((results / "fashion_mnist-smoke" / "adamw").rglob("manifest.json"))
+    edited = read_json(manifests[0])
+    manifests[0].write_text(json.dumps({**edited, "target": 0.5}))
+    assert main(args) == 2
+    assert "different validation targets" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in written} == written
+    manifests[0].write_text(json.dumps(edited)[: len(json.dumps(edited)) // 2])  # torn: damaged
+    assert main(args) == 0
+    capsys.readouterr()
+    rows = {line.split(" | ")[2]: line for line in (out / "suite.md").read_text().splitlines()
+            if line.startswith("| fashion_mnist")}
+    assert rows["adamw"].rstrip(" |").endswith("yes") and not rows["sgd"].rstrip(" |").endswith("yes")
+    assert str(manifests[0]) in (out / "suite.md").read_text()
+
+
 def test_unknown_launchers_are_clear_errors(results: Path) -> None:
     from harness.errors import UserError
 
@@ -308,6 +334,39 @@ def test_tune_keeps_overrides_of_hyperparameters_it_does_not_search(results: Pat
 def test_tune_refuses_sweep_settings_out_of_range(setting: str, said: str, results: Path) -> None:
     with pytest.raises(UserError, match=said):
         tune(results, "submission=sgd", "ruleset=self", "studies=1", setting)
+
+
+@pytest.mark.parametrize("search_seed", ["0", "3"])
+@pytest.mark.parametrize(("space", "said"), [
+    # search_seed=0..2 drew only valid points and ran; 3 drew an invalid one: the ends decide now
+    ("submission.search_space.momentum.max=1.5", "momentum=1.499"),
+    # drawn and planned, then every run of the trial failed with a traceback, the sweep never ending
+    ("+submission.search_space.batch_size={feasible_points:[32,100000]}", "batch_size=100000 is outside the range"),
+    # was: "expected a value of type int ... narrow the range", which no narrowing could satisfy
+    ("+submission.search_space.batch_size={min:16,max:512,scaling:log}", "integer hyperparameter.*feasible_points"),
+])
+def test_tune_refuses_a_search_space_whose_ends_are_invalid_before_writing_anything(
+        space: str, said: str, search_seed: str, results: Path) -> None:
+    with pytest.raises(UserError, match=said) as refused:
+        tune(results, "submission=momentum", "studies=1", "trials=1", f"search_seed={search_seed}", space)
+    assert "search space of momentum" in str(refused.value)
+    assert not results.exists() or not list(results.rglob("sweep.json"))
+
+
+def test_a_job_whose_trial_refuses_its_settings_reports_the_message_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.core.runner as runner
+    from harness.orchestration.launch import run_job
+
+    outcome = tune(tmp_path, "submission=sgd", "studies=1", "trials=1")  # a plan and its launch files
+    plan = next(Path(outcome["launch_dir"]).rglob("plan.json"))
+
+    def refuses(cfg):
+        raise UserError("batch_size=9 is outside the range")
+
+    monkeypatch.setattr(runner, "run_trial", refuses)
+    result = run_job(OmegaConf.create({"plan": str(plan), "index": 0}))
+    assert result["status"] == "error" and result["error"] == "optbench: error: batch_size=9 is outside the range"
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32 + 1)])

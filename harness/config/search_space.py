@@ -6,11 +6,13 @@ unit cube onto it (the quasirandom sweep draws those points).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import UserError
+from harness.hparam_types import field_types
 from harness.submission import TrainingHparams, computed_fields, input_fields
 
 SCALINGS = ("log", "linear")
@@ -19,6 +21,7 @@ SCALINGS = ("log", "linear")
 def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHparams], who: str) -> None:
     """Raise UserError unless every entry names a hyperparameter and is well formed."""
     names, computed = set(input_fields(hparams_cls)), computed_fields(hparams_cls)
+    types = field_types(hparams_cls)
     for name, entry in space.items():
         where = f"search space of {who}, '{name}'"
         if name in computed:
@@ -36,6 +39,9 @@ def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHp
             continue
         if keys != {"min", "max", "scaling"}:
             raise UserError(f"{where}: give either {{min, max, scaling}} or {{feasible_points}}, got {sorted(keys)}.")
+        if types.get(name) in (int, "int"):
+            raise UserError(f"{where}: an integer hyperparameter, and a {{min, max}} range draws real numbers: list "
+                            f"the values to try instead, as {{feasible_points: [...]}} (e.g. [16, 32, 64, 128]).")
         try:
             lo, hi = float(entry["min"]), float(entry["max"])
         except (TypeError, ValueError):
@@ -50,6 +56,18 @@ def validate_search_space(space: Mapping[str, Any], hparams_cls: type[TrainingHp
             raise UserError(f"{where}: min ({lo}) must be smaller than max ({hi}).")
         if scaling == "log" and lo <= 0:
             raise UserError(f"{where}: a log-scaled range needs min > 0, got {lo}.")
+
+
+def corner_points(space: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every corner of the space, its centre, and each feasible point with the rest at the centre:
+    where a range's ends meet the other ranges' ends, the points most likely to be invalid settings
+    (``optbench check`` and a sweep's plan test them; the sweep draws any other point)."""
+    units = [*itertools.product((0.0, 0.999), repeat=len(space)), [0.5] * len(space)]
+    points = [point_from_unit(space, unit) for unit in units]
+    centre = points[-1]
+    for name, entry in space.items():
+        points += [{**centre, name: value} for value in entry.get("feasible_points", ())]
+    return points
 
 
 def point_from_unit(space: Mapping[str, Any], unit: Sequence[float]) -> dict[str, Any]:

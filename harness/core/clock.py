@@ -4,11 +4,16 @@ The runner resumes it around training steps and pauses it around evaluation, so 
 optimizer construction, evaluation and record writing are never charged. On CUDA the device
 is synchronised only when the clock is paused (at evaluation boundaries), never per step; a
 per-step :meth:`peek` reads host time, which is what the per-step budget check uses.
+
+The clock's function is bound when this module is imported: an in-process submission that
+replaces ``time.perf_counter`` (an attribute of a module anyone can set) changes its own clock, not
+the harness's; the runner's wall-time cross-check (``clock_suspect``) binds ``time.monotonic``
+the same way.
 """
 
 from __future__ import annotations
 
-import time
+from time import perf_counter
 
 import torch
 
@@ -29,7 +34,7 @@ class SubmissionClock:
     def resume(self) -> None:
         """Start charging time (the device is idle here: the previous pause synchronised it)."""
         if self._started is None:
-            self._started = time.perf_counter()
+            self._started = perf_counter()
 
     def pause(self) -> float:
         """Stop charging time, after the device has finished the queued work; returns the total."""
@@ -38,7 +43,7 @@ class SubmissionClock:
                 if self._cuda:
                     torch.cuda.synchronize(self._device)  # a queued kernel's error is raised here...
             finally:  # ...with the clock stopped all the same, so that a second pause (the runner's) is quiet
-                self._elapsed += time.perf_counter() - self._started
+                self._elapsed += perf_counter() - self._started
                 self._started = None
         return self._elapsed
 
@@ -52,7 +57,7 @@ class SubmissionClock:
         """Submission time so far without synchronising (on CUDA, host time: a lower bound)."""
         if self._started is None:
             return self._elapsed
-        return self._elapsed + (time.perf_counter() - self._started)
+        return self._elapsed + (perf_counter() - self._started)
 
     @property
     def elapsed(self) -> float:

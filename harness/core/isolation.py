@@ -22,6 +22,7 @@ can hang (a step that does not end long after the stop flag is given up on).
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -70,9 +71,9 @@ def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, 
     """The trial's workload config with its targets removed, and a workload built from it with
     its training data alone loaded, or an identical one built for an earlier trial.
 
-    Handed to each trainer process (its tensors in shared memory, not copied), so that a trial
-    does not read and decode the data again: like :func:`harness.core.runner.loaded`, for the
-    trainer's side. Two are kept.
+    Kept so that a trial does not read and decode the data again: like
+    :func:`harness.core.runner.loaded`, for the trainer's side. Two are kept. A trainer gets a copy
+    of it (:func:`own_copy`), never these tensors themselves.
     """
     config = redacted(to_plain(cfg.workload))
     key = json.dumps([config, str(device), cfg.data_dir], sort_keys=True)
@@ -85,6 +86,17 @@ def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, 
             _TRAINING.popitem(last=False)
     _TRAINING.move_to_end(key)
     return config, _TRAINING[key]
+
+
+def own_copy(workload: Workload) -> Workload:
+    """A copy of a training-only workload whose tensors are the trainer's own.
+
+    What a trainer receives is shared memory that it can write to; were it the cached workload's
+    own tensors, a submission could rewrite (shuffle, poison) the training data of every later
+    trial of this process, other submissions' included. A copy per trial costs one pass over the
+    data (about 0.2 s for fashion_mnist's 157 MB) and confines such a write to the trial that made
+    it."""
+    return copy.deepcopy(workload)
 
 
 def check_isolation(workload: Workload | None, nproc: int = 1, compiling: dict[str, Any] | None = None) -> None:
@@ -118,7 +130,8 @@ class ProcessTrainer:
         self.model.train()
         if device.type == "cpu":
             self.model.share_memory()
-        config, training = training_workload(cfg, device)
+        config, cached = training_workload(cfg, device)
+        self.training: Workload | None = own_copy(cached)  # held until the trainer is gone
         setup = {
             "workload": config, "device": str(device),
             "seed": int(cfg.seed), "threads": torch.get_num_threads(), "check_every": check_every,
@@ -130,12 +143,13 @@ class ProcessTrainer:
         self.conn, child = ctx.Pipe()
         self.process: Any = ctx.Process(target=serve, args=(child, self.control, setup), name="optbench-trainer")
         self.phase, self.step, self.alive = "setup", 0, True
+        self.frozen: set[int] = set()  # the trainer and what it started, as last stopped (:meth:`_freeze`)
         started = time.monotonic()
         with bare_start("optbench-trainer"):
             self.process.start()
         child.close()
         try:
-            self.conn.send(training)  # its tensors go as shared memory: the data is not read again
+            self.conn.send(self.training)  # its tensors go as shared memory: the data is not read again
             self.conn.send(self.model.state_dict())  # the tensors the trainer copies its weights into
             self._expect("ready")  # the data loaded, the model built: not charged
             self._freeze()
@@ -250,16 +264,20 @@ class ProcessTrainer:
         return (memory if isinstance(memory, dict) else None), (routing if isinstance(routing, dict) else None)
 
     def close(self) -> None:
-        """Kill the trainer and everything it started (its process group), and reap it."""
+        """Kill the trainer and everything it started (its process group and every process below
+        it, in whatever group or session), and reap it."""
         if getattr(self, "process", None) is None:
             return
         self.alive = False
         if self.process.pid is not None:
+            self._freeze()  # all stopped and found before the trainer dies (its orphans would move to init)
             for signum in (signal.SIGKILL, signal.SIGCONT):
                 _signal_group(self.process.pid, signum)
+                for child in self.frozen:
+                    _signal(child, signum)
         self.process.join(timeout=10)
         self.conn.close()
-        self.process = None
+        self.process, self.training = None, None
 
     # ------------------------------------------------------------------ messages
     def _send(self, command: tuple[str, Any]) -> None:
@@ -329,17 +347,51 @@ class ProcessTrainer:
 
     # ------------------------------------------------------------------ freezing
     def _freeze(self) -> None:
-        """Stop every thread of the trainer's process group, and wait until the kernel has."""
+        """Stop every thread of the trainer's process group and of every process it started (those
+        in other groups or sessions too), and wait until the kernel shows them all stopped."""
         pid = self.process.pid
+        self.frozen = set()
         if pid is None or not _signal_group(pid, signal.SIGSTOP):
             return
+        stopped = {pid}
+        while True:  # a process not yet stopped may start another: look again until none is new
+            new = set(descendants(pid)) - stopped
+            if not new:
+                break
+            for child in new:
+                _signal(child, signal.SIGSTOP)
+            stopped |= new
         deadline = time.monotonic() + 5.0
-        while not _stopped(pid) and time.monotonic() < deadline:
+        while not all(_stopped(p) for p in stopped) and time.monotonic() < deadline:
             time.sleep(0.0002)
+        self.frozen = stopped
 
     def _thaw(self) -> None:
         if self.process.pid is not None:
             _signal_group(self.process.pid, signal.SIGCONT)
+            for child in self.frozen - {self.process.pid}:
+                _signal(child, signal.SIGCONT)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux: the kernel's children lists; none elsewhere). The trainer
+    is a child subreaper (harness/core/trainer.py), so a process whose parent exited (a double
+    fork) is still below it, whatever session or group it moved to."""
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                pids = [int(child) for child in children.read_text().split()]
+            except OSError:  # gone meanwhile
+                continue
+            found += pids
+            todo += pids
+    return found
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def _signal_group(pid: int, signum: int) -> bool:

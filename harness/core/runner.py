@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import traceback
 from collections import OrderedDict
 from pathlib import Path
+from time import monotonic  # bound here: a submission that replaces time.monotonic does not reach it (core/clock.py)
 from typing import Any
 
 import torch
@@ -49,6 +49,7 @@ from harness.core.ranks import launch, started_as_a_rank
 from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harness_failed, made_otherwise
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
+from harness.core.submission_names import refuse_another_submission
 from harness.core.trial_lock import TrialLock
 from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.identity import better, differences, digest, utc_timestamp
@@ -210,6 +211,8 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
 
     identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)
     record = record_for(cfg, identity)
+    if not cfg.record_dir:  # a lone trial; a sweep's trials were checked when it was planned
+        refuse_another_submission(record.dir.parent, to_plain(cfg))
     label = f"{workload.label}/{workload.size} {cfg.submission.name} seed {cfg.seed}"
     progress = Progress(
         label, workload.metric, workload.target, workload.higher_is_better, budget,
@@ -258,7 +261,7 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     if record.finished():  # another process finished it between our first look and the lock
         return {**record.manifest()["summary"], "cached": True}
     _remove_stale_temporaries(record.dir)
-    setup_started = time.monotonic()
+    setup_started = monotonic()
     workload = loaded(workload, cfg)  # not charged: data reading and the move to the device
     resume = load_checkpoint(record.dir, config_hash(identity), say=progress.say)
     if resume is not None and (changed := made_otherwise(record.manifest() or {}, cfg, submission_cls,
@@ -340,7 +343,7 @@ def _train(
     with ``error_in: harness``, keeping the steps, time and best value reached so far.
     """
     interrupts = interrupts or UserInterrupts()
-    wall_start = time.monotonic()
+    wall_start = monotonic()
     trainer = _trainer(cfg, workload, submission_cls, hparams, device, progress, interrupts, resume is not None)
     try:
         return _loop(cfg, trainer, workload, budget, record, progress, resume, setup_started, wall_start)
@@ -375,7 +378,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
     def done(**outcome: Any) -> dict[str, Any]:
         memory, routing = trainer.reports()
         return _summary(record, workload, budget, memory=memory, routing=routing,
-                        timing=_timing(audit, clock.elapsed, time.monotonic() - wall_start), **outcome)
+                        timing=_timing(audit, clock.elapsed, monotonic() - wall_start), **outcome)
 
     def ended(stop: Stop) -> dict[str, Any]:
         if stop.status == "failed":
@@ -398,18 +401,18 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
         audit.update(resume.get("audit", {}))
     identity_hash = record.manifest()["config_hash"]
     checkpoint_every = cfg.checkpoint_every_s
-    last_checkpoint = time.monotonic()
+    last_checkpoint = monotonic()
     saved_once = False  # this attempt's first checkpoint is read back before it is written
     eval_every, eval_period = spec.eval_every_steps, spec.eval_period_s
     max_steps = cfg.max_steps or math.inf
     pruner = Pruner(record.dir, Path(cfg.prune_peers) if cfg.prune_peers else None) \
         if cfg.prune and cfg.study is not None else None
     if setup_started is not None:
-        audit["setup_s"] += time.monotonic() - setup_started - audit["construction_s"] * (resume is None)  # data,
+        audit["setup_s"] += monotonic() - setup_started - audit["construction_s"] * (resume is None)  # data,
         # model; the submission's construction is charged (construction_s), except in a resumed attempt
         audit["setup_s"] -= trainer.compile_s  # torch.compile: its own entry, below
     audit["compile_s"] = audit.get("compile_s", 0.0) + trainer.compile_s  # torch.compile: every attempt's, uncharged
-    wall_start = time.monotonic() - wall_offset
+    wall_start = monotonic() - wall_offset
     progress.loop_started(clock.elapsed)
 
     # ---- the loop: the trainer runs the charged steps up to each evaluation
@@ -420,7 +423,7 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
             if stop.status != "due":
                 return ended(stop)
 
-            evaluation_started = time.monotonic()
+            evaluation_started = monotonic()
             with trainer.uncounted_memory():
                 metrics = {"train/loss": stop.loss, **evaluate(workload, model, "validation")}
             value = metrics[f"validation/{workload.metric}"]
@@ -431,17 +434,17 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
             if final:  # the test split is reported once, for the weights the trial ends with
                 with trainer.uncounted_memory():
                     metrics.update(evaluate(workload, model, "test"))
-            audit["evaluation_s"] += time.monotonic() - evaluation_started
+            audit["evaluation_s"] += monotonic() - evaluation_started
             if math.isfinite(value) and (best is None or better(value, best, workload.higher_is_better)):
                 best = value
-            record_started = time.monotonic()
+            record_started = monotonic()
             record.log({
                 "event": "eval", "step": step, "submission_time_s": elapsed,
                 "wall_time_s": record_started - wall_start, "metrics": metrics,
                 "within_budget": within_budget, "reached": reached,
             })
             progress.evaluated(step, elapsed, value)
-            audit["record_s"] += time.monotonic() - record_started  # a durable write: ms each on a busy disk
+            audit["record_s"] += monotonic() - record_started  # a durable write: ms each on a busy disk
             if reached:
                 return done(status="reached", steps=step, submission_s=elapsed, best=best,
                             time_to_target_s=elapsed, steps_to_target=step)
@@ -452,16 +455,16 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
                 return done(status="not_reached", steps=step, submission_s=elapsed, best=best,
                             stopped_by="budget" if not within_budget else "max_steps")
             next_eval_s = elapsed + (eval_period or math.inf)
-            if checkpoint_every is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
-                checkpoint_started = time.monotonic()
+            if checkpoint_every is not None and monotonic() - last_checkpoint >= checkpoint_every:
+                checkpoint_started = monotonic()
                 state = trainer.state()  # in process isolation: charged, the trainer runs to send it
                 save_checkpoint(record.dir, {  # the clock is paused: writing it is not charged
                     "config_hash": identity_hash, "step": step, "best": best, "next_eval_s": next_eval_s,
-                    "submission_s": clock.elapsed, "wall_s": time.monotonic() - wall_start, "audit": dict(audit),
+                    "submission_s": clock.elapsed, "wall_s": monotonic() - wall_start, "audit": dict(audit),
                     **state,
                 }, verify=not saved_once)  # the first one is read back: the submission's state must load
                 saved_once = True
-                last_checkpoint = time.monotonic()
+                last_checkpoint = monotonic()
                 audit["checkpoint_s"] += last_checkpoint - checkpoint_started - (clock.elapsed - elapsed)
             current_team().go_on()  # data parallel: the other ranks waited, clocks paused, for this evaluation
     except UnloadableState as error:  # the submission's state_dict: no checkpoint of it could be resumed

@@ -7,6 +7,7 @@ sweeps without importing the planner. The file never holds an absolute path: see
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def check_place(sweep: dict[str, Any], path: Path) -> None:
     the folder it lies in: a sweep's folder is ``<workload>-<size>/<submission>/<ruleset>-<sweep_id>``,
     so another sweep's file copied over it would pass its trials off as that sweep's (the folder's
     trials listed under another submission, a rerun finding the other plan's trials finished)."""
-    folder = Path(path).resolve().parent
+    folder = Path(os.path.abspath(path)).parent  # as found: a link in the path (scratch space) is not resolved
     found = (folder.parent.parent.name, folder.parent.name, folder.name)
     expected = (f"{sweep['workload']}-{sweep['size']}", sweep["submission"], f"{sweep['ruleset']}-{sweep['sweep_id']}")
     if found != expected:

@@ -1,10 +1,13 @@
 """The trainer process of ``isolation=process``: the model, the submission and the training batches.
 
 Started by the harness (:mod:`harness.core.isolation`) from a fresh interpreter that has torch
-imported and nothing else of the harness's: it builds the workload from a config with every
-target and calibration note removed, loads the training data alone
-(:meth:`harness.workload.Workload.load_training_data`), and builds the model, the submission and
-the batch stream exactly as in-process (:mod:`harness.core.parts`), so the trajectory is the same.
+imported and nothing else of the harness's: it imports the submission's module first, while no
+workload is in the process (:func:`import_alone`), then receives its own copy of a training-only
+workload (built from a config with every target and calibration note removed, holding the
+training data alone: :meth:`harness.workload.Workload.load_training_data`), and builds the model,
+the submission and the batch stream exactly as in-process (:mod:`harness.core.parts`), so the
+trajectory is the same. It is a child subreaper (:func:`become_subreaper`): whatever the
+submission starts stays below it, for the harness to stop and kill.
 It has no clock of the harness's. It runs steps (:class:`harness.core.steps.StepRunner`) when
 told to, until the step it was told or until the harness sets the stop flag in shared memory,
 then copies the weights into the harness's shared tensors and says where it stopped.
@@ -16,6 +19,8 @@ harness. Messages from the harness are trusted (it started this process).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import json
 import math
@@ -24,6 +29,7 @@ import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -83,12 +89,69 @@ def send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps(message).encode())
 
 
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphaned descendants are re-parented to this process, not to init
+
+
+def become_subreaper() -> None:
+    """Keep every process the submission starts below this one (Linux; elsewhere nothing): one whose
+    parent exits (a double fork, with or without a session of its own) is re-parented here instead
+    of to init, so the harness finds it to stop while it evaluates and to kill at the trial's end."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def threads_and_children() -> tuple[set[int], set[int]]:
+    """The ids of this process's threads and of its child processes (Linux /proc; empty elsewhere)."""
+    threads, children = set(), set()
+    with contextlib.suppress(OSError):
+        for task in Path("/proc/self/task").iterdir():
+            threads.add(int(task.name))
+            with contextlib.suppress(OSError):
+                children.update(int(pid) for pid in (task / "children").read_text().split())
+    return threads, children
+
+
+def import_alone(name: str, source: str | None) -> tuple[type[Submission], str | None]:
+    """The submission's class, imported before the workload is in this process, and what its import
+    left running, if anything (a refusal: the trial fails in ``submission.__init__``).
+
+    Importing a module runs its top level, and the harness does not time it: work done there is
+    free. It finds no workload here (the data arrives after), and a thread or process it started
+    could wait for one and train while the harness sets up, so those are refused.
+    """
+    threads, children = threads_and_children()
+    cls = submission_class(name, source)
+    new_threads, new_children = (now - before for now, before in zip(threads_and_children(), (threads, children)))
+    if not (new_threads or new_children):
+        return cls, None
+    names = []
+    for tid in sorted(new_threads):
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/self/task/{tid}/comm").read_text().strip())
+    left = ", ".join(filter(None, [f"{len(new_threads)} thread(s) ({', '.join(names)})" if new_threads else "",
+                                   f"{len(new_children)} process(es)" if new_children else ""]))
+    return cls, (f"importing the submission's module ({source or name}) left {left} running. A module's top level "
+                 f"runs before the harness times anything, so what it starts would run off the clock: start threads "
+                 f"and processes in __init__ (charged) instead.")
+
+
+def warm_up_runtime(device: torch.device) -> None:
+    """Start the threads torch starts on its first use (its CPU thread pool; on a GPU, the CUDA
+    context's), so that a count of this process's threads before and after the submission's import
+    sees only what the import started."""
+    torch.ones(1 << 20).sum()
+    if device.type == "cuda":
+        torch.empty(1, device=device)
+
+
 def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
     """The trainer process's main function: set up, say ``ready``, then answer commands."""
     os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
+    become_subreaper()
     sys.argv[:] = ["optbench-trainer"]  # multiprocessing copied the harness's command line, overrides and all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
     torch.set_num_threads(int(setup["threads"]))
+    warm_up_runtime(torch.device(setup["device"]))
     try:
         session = Session(conn, control, setup)
     except BaseException:
@@ -107,10 +170,12 @@ class Session:
         self.seed = int(setup["seed"])
         config = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), setup["workload"])
         workload_class(config.name, config.get("source"))  # imported before the workload is unpickled
-        #: the harness's training-only workload (built from ``config``), its tensors in shared memory
+        #: a refusal of what the submission's import started (:func:`import_alone`), reported at construct
+        self.refused: str | None
+        self.submission_cls, self.refused = import_alone(setup["submission"], setup["submission_source"])
+        #: a copy of the harness's training-only workload (built from ``config``), its tensors in shared memory
         self.workload: Workload = conn.recv()
         touch(vars(self.workload))
-        self.submission_cls: type[Submission] = submission_class(setup["submission"], setup["submission_source"])
         self.hparams = self.submission_cls.Hparams.from_mapping(
             setup["hparams"], submission=setup["submission"], config=setup["config_from"])
         self.meter = MemoryMeter(self.device)
@@ -137,6 +202,10 @@ class Session:
                 send(self.conn, {"event": "failed", "error": traceback.format_exc(), "error_in": "harness"})
 
     def construct(self, _: Any) -> None:
+        if self.refused is not None:
+            send(self.conn, {"event": "stopped", **Stop(0, "failed", error=self.refused,
+                                                         error_in="submission.__init__").as_dict()})
+            return
         try:
             self.submission = build_submission(self.submission_cls, self.model, self.hparams, self.info, self.seed)
             if self.device.type == "cuda":  # what __init__ queued there is construction's (the harness's clock runs

@@ -54,6 +54,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         for key, value in (job.get("settings") or {}).items():  # launch-time settings, e.g. prune_peers
             trial[key] = value
         return run_trial(trial)
+    except UserError as error:  # bad input found only now: its message, not a traceback
+        return {"status": "error", "error": f"optbench: error: {error}", "plan": str(cfg.plan), "index": int(cfg.index)}
     except Exception:  # reported to the launching process instead of aborting the sweep
         return {"status": "error", "error": traceback.format_exc(), "plan": str(cfg.plan), "index": int(cfg.index)}
 

@@ -24,6 +24,7 @@ from harness.core.records import FINAL_STATUSES, DamagedRecord, read_json, read_
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, trial_state
 from harness.core.trial_lock import lock_holder
 from harness.errors import Incomplete, UserError
+from harness.paths import Unreadable, walk_folders
 from scoring.consistency import check_consistent, check_tuning_budgets
 from scoring.records import Records, problem_messages, read_records
 from scoring.trial_files import FOREIGN, MISSING, RUNNING, STRAY, SWEEP, Problem
@@ -40,9 +41,14 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
     A damaged sweep file gives one row in state ``damaged`` (its trials cannot be listed); a
     damaged manifest gives its trial that state, with the problem in ``problem``.
     """
-    paths = sorted(results.rglob(SWEEP_FILE))
-    sweeps, damaged = [], []
-    for path in paths:
+    paths, damaged = [], []
+    for found in walk_folders(str(results), lambda folder, entries: SWEEP_FILE not in {e.name for e in entries}):
+        if isinstance(found, Unreadable):
+            damaged.append(_unreadable_row(found))
+        elif SWEEP_FILE in {entry.name for entry in found[1]}:
+            paths.append(Path(found[0]) / SWEEP_FILE)
+    sweeps = []
+    for path in sorted(paths):
         try:
             sweeps.append(load_sweep(path.parent))
         except DamagedRecord as error:
@@ -117,6 +123,16 @@ def _damaged_sweep_row(path: Path, error: DamagedRecord) -> dict[str, Any]:
             "trial": None, "seed": None, "state": "damaged", "time_to_target_s": None, "best_validation": None,
             "steps": None, "slurm_job": None, "slurm_state": None, "record_dir": str(path.parent), "logs": None,
             "problem": str(error)}
+
+
+def _unreadable_row(found: Unreadable) -> dict[str, Any]:
+    """A folder that cannot be listed: what is under it (sweeps, trials) is unknown."""
+    parts = Path(found.folder).parts
+    return {"sweep": None, "workload": parts[-1], "size": "?", "submission": "?", "ruleset": None, "study": None,
+            "trial": None, "seed": None, "state": "damaged", "time_to_target_s": None, "best_validation": None,
+            "steps": None, "slurm_job": None, "slurm_state": None, "record_dir": found.folder, "logs": None,
+            "problem": f"{found.folder} cannot be listed ({found.reason}): the sweeps and trials under it are "
+                       f"unknown; make it readable to this account (ls -ld, chmod)"}
 
 
 def sweep_key(folder: str | Path) -> str:
@@ -314,6 +330,10 @@ def refuse_incomplete(results: Path, rows: list[dict[str, Any]], records: Record
 def format_rows(rows: list[dict[str, Any]]) -> str:
     lines, current = [], None
     for row in rows:
+        if row["sweep"] is None:  # a folder that cannot be listed (_unreadable_row)
+            lines.append(f"unreadable folder: {row['problem']}")
+            current = None
+            continue
         key = (row["workload"], row["size"], row["submission"], row["ruleset"], row["sweep"])
         if key != current:
             current = key

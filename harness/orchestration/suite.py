@@ -14,11 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from harness.config.compose import compose_config, split_overrides
 from harness.config.names import submission_names, workload_names
 from harness.config.plugins import entry_points, looks_external
 from harness.config.schema import SuiteConfig
 from harness.core.records import write_json_atomic
+from harness.core.submission_names import refuse_shared_names
 from harness.core.sweep_file import write_sweep
 from harness.errors import UserError
 from harness.log import stderr_logger
@@ -55,6 +58,16 @@ def competition(sweeps: list[dict[str, Any]], folder: Path, tau_max: float) -> d
     return settings
 
 
+def marked_incomplete(table: pd.DataFrame, problems: list) -> pd.DataFrame:
+    """The suite's table with ``incomplete``: true on a row whose records are missing, unfinished or
+    damaged in part (the problems listed under the table say which), as the leaderboard marks them."""
+    if table.empty:
+        return table
+    lacking = {(p.submission, p.workload) for p in problems if p.incomplete}
+    rows = zip(table["submission"], table["workload"].astype(str) + "-" + table["size"].astype(str))
+    return table.assign(incomplete=["yes" if row in lacking else "" for row in rows])
+
+
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
     log = log or stderr_logger("suite")
@@ -80,6 +93,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     sweeps = [plan_sweep(settings, [f"workload={w}", f"submission={s}", f"workload.size={cfg.size}",
                                     *cfg.trial_settings, *trial_overrides])
               for w in chosen_workloads for s in ordered]
+    refuse_shared_names(sweep["trials"][0]["config"] for sweep in sweeps)
     for sweep in sweeps:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
@@ -98,21 +112,24 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     records = read_records(results)  # its trials, and those of its sweeps that are missing, unfinished or damaged
     trials = records.trials[records.trials["record_dir"].isin(mine)] if not records.trials.empty else records.trials
     problems = [p for p in records.problems if str(p.record_dir) in mine]
-    for message in problem_messages(problems, records.planned):
+    messages = problem_messages(problems, records.planned)
+    for message in messages:
         log(f"warning: {message}")
-    table = tuned_table(trials)
+    # the leaderboard first: records it refuses to rank together (other targets, code, precisions) are
+    # refused before any file of the suite's is written, not after its table was
+    board = None if trials.empty else build(trials, tau_max=float(cfg.tau_max), samples=1000, seed=0,
+                                            problems=problems, planned=records.planned)
+    table = marked_incomplete(tuned_table(trials), problems)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "suite.csv", index=False)
-    markdown = to_markdown(table)
+    markdown = to_markdown(table) + "".join(f"\n- {message}" for message in messages) + ("\n" if messages else "")
     (out / "suite.md").write_text(markdown)
     plots = [] if trials.empty else [
         str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
         for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
     print(markdown, end="", flush=True)
     leaderboard = None
-    if not trials.empty:
-        board = build(trials, tau_max=float(cfg.tau_max), samples=1000, seed=0, problems=problems,
-                      planned=records.planned)
+    if board is not None:
         leaderboard = write_outputs(board, trials, out / "leaderboard", f"optbench suite '{cfg.name}' leaderboard")
         print("\n" + markdown_table(board), end="", flush=True)
     return {

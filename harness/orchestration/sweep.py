@@ -29,13 +29,14 @@ from harness.config.compose import SEEDS, compose_config, to_plain, validate_tri
 from harness.config.described import check_hparams, described_submission
 from harness.config.registry import planned_workload
 from harness.config.schema import SweepSettings
-from harness.config.search_space import point_from_unit, validate_search_space
+from harness.config.search_space import corner_points, point_from_unit, validate_search_space
 from harness.core.precision import precision_entry
 from harness.core.runner import check_trial_settings
+from harness.core.submission_names import refuse_another_submission
 from harness.errors import UserError
 from harness.identity import digest, workload_label
 from harness.submission import TrainingHparams
-from harness.workload import workload_identity
+from harness.workload import Workload, workload_identity
 
 RULESETS = ("external", "self")
 
@@ -90,10 +91,24 @@ def point_hparams(hparams_cls: type[TrainingHparams], defaults: dict[str, Any], 
         except UserError:
             raise error from None  # the defaults' own fault: said as it is
         drawn = ", ".join(f"{key}: {value!r}" for key, value in point.items())
-        raise UserError(f"{error} The sweep drew this value from the search space of {name} (a point {{{drawn}}}; "
+        raise UserError(f"{error} The value comes from the search space of {name} (its point {{{drawn}}}; "
                         f"the search_space of {config_path(name, config_from)}, or an override of it on the "
                         f"command line): every point of the space must be a valid setting, so narrow the range "
                         f"or drop the value (optbench check tests the space's corners).") from None
+
+
+def check_point(planned: Workload, hparams_cls: type[TrainingHparams], defaults: dict[str, Any],
+                point: dict[str, Any], name: str, config_from: str | None) -> TrainingHparams:
+    """The hyperparameters of ``point`` (:func:`point_hparams`), with a batch size the workload
+    allows: one the search space drew outside its range is refused as the space's fault."""
+    hparams = point_hparams(hparams_cls, defaults, point, name, config_from)
+    fix = "Set submission.hparams.batch_size."
+    if "batch_size" in point:
+        fix = (f"It comes from the search space of {name} (the search_space of "
+               f"{config_path(name, config_from)}, or an override of it on the command line): keep its batch_size "
+               f"within that range (each size's range: optbench info workload=... workload.size=...).")
+    planned.check_batch_size(hparams.batch_size, fix)
+    return hparams
 
 
 def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str, Any]:
@@ -120,11 +135,12 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
             raise UserError(f"Submission '{name}' declares no search space ({where}): external tuning has nothing "
                             f"to search. Use ruleset=self, or add a search_space.")
         validate_search_space(space, hparams_cls, name)
+        corners = corner_points(space)  # as optbench check: a space whose ends are invalid is refused whole
         trials_per_study = settings.trials
         points = quasirandom_points(space, settings.studies * trials_per_study, settings.search_seed)
         trial_budget = base.max_runtime_s
     else:
-        trials_per_study = 1
+        trials_per_study, corners = 1, []
         points = [{} for _ in range(settings.studies)]
         trial_budget = budget * settings.self_tuning_factor
 
@@ -143,16 +159,19 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     sweep_id = digest(identity, 10)
     label = workload_label(workload.name, workload.variant)
     folder = Path(base.results) / f"{label}-{workload.size}" / name / f"{settings.ruleset}-{sweep_id}"
+    refuse_another_submission(folder.parent, to_plain(base))
 
     defaults = to_plain(base.submission.hparams)  # an external submission's checks: one child for all
     config_from = base.submission.get("config_from")  # as the trials' own checks word their messages
-    check_hparams(hparams_cls, [{**defaults, **point} for point in points], name, config_from)
+    check_hparams(hparams_cls, [{**defaults, **point} for point in [*corners, *points]], name, config_from)
+    for corner in corners:
+        check_point(planned, hparams_cls, defaults, corner, name, config_from)
     entries = []
     for index, point in enumerate(points):
         study, trial = divmod(index, trials_per_study)
         cfg = copy.deepcopy(base)
         cfg.submission.hparams = OmegaConf.create({**to_plain(base.submission.hparams), **point})
-        check_trial_settings(cfg, point_hparams(hparams_cls, defaults, point, name, config_from).batch_size)
+        check_trial_settings(cfg, check_point(planned, hparams_cls, defaults, point, name, config_from).batch_size)
         cfg.seed = trial_seed(settings.search_seed, study, trial)
         cfg.study, cfg.trial, cfg.ruleset = study, trial, settings.ruleset
         cfg.max_runtime_s = trial_budget

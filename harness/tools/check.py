@@ -24,7 +24,7 @@ from harness.config.compose import compose_config, split_overrides, unquoted
 from harness.config.names import workload_names
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import CheckConfig
-from harness.config.search_space import point_from_unit, validate_search_space
+from harness.config.search_space import corner_points, validate_search_space
 from harness.core.parts import trial_parts
 from harness.errors import UserError
 from harness.submission import Submission, TrainingHparams, input_values
@@ -58,11 +58,12 @@ def search_space_valid(cfg: DictConfig) -> str:
         return "no search space: ruleset=external tuning has nothing to search (ruleset=self works)"
     try:
         validate_search_space(space, cls.Hparams, name)
-        for unit in [*itertools.product((0.0, 0.999), repeat=len(space)), [0.5] * len(space)]:
-            cls.Hparams.from_mapping({**defaults, **point_from_unit(space, unit)}, name)
+        points = corner_points(space)
+        for point in points:
+            cls.Hparams.from_mapping({**defaults, **point}, name)
     except UserError as error:
         raise CheckFailed(str(error)) from None
-    return f"{len(space)} hyperparameter(s), {2 ** len(space) + 1} corner and centre points valid"
+    return f"{len(space)} hyperparameter(s), {len(points)} corner, centre and feasible points valid"
 
 
 def smoke_config(workload: str, settings: list[str]) -> DictConfig:
