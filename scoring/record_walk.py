@@ -31,7 +31,17 @@ from harness.errors import UserError
 from harness.paths import Unreadable, subfolders, walk_folders
 from scoring.forked import can_fork, usable_cpus
 from scoring.record_index import SweepIndex, entry_names, file_key, folder_key, trials_per_study
-from scoring.trial_files import MISSING, STRAY, SWEEP, UNREADABLE, Problem, _child, _problem, _read_trial_files
+from scoring.trial_files import (
+    MISPLACED,
+    MISSING,
+    STRAY,
+    SWEEP,
+    UNREADABLE,
+    Problem,
+    _child,
+    _problem,
+    _read_trial_files,
+)
 
 # From this many units (sweep folders and lone trial folders) on, the reading uses several processes.
 READ_PARALLEL_FROM = 200
@@ -222,6 +232,11 @@ def _read_units(units: list[tuple[str, bool | str]], index: bool = False, root: 
         for folder, is_sweep in units:
             if isinstance(is_sweep, str):  # a folder that cannot be listed: why
                 problems.append(_unreadable(root, folder, is_sweep))
+                continue
+            if not is_sweep and folder == root:  # not a trial's folder: "delete the trial's folder" would mean all
+                problems.append(Problem(MISPLACED, Path(folder), Path(folder), "record files (manifest.json, "
+                                        "evals.jsonl) directly in the results folder, where no trial's record lies; "
+                                        "not read"))
                 continue
             if not is_sweep:
                 if _read_into(rows, problems, folder, False, None, None) and rows.count:

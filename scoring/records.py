@@ -26,6 +26,7 @@ from scoring.trial_files import (
     DAMAGED,
     EVALS,
     FOREIGN,
+    MISPLACED,
     MISSING,
     RUNNING,
     STRAY,
@@ -116,6 +117,8 @@ _WHAT_TO_DO = {
              "command then runs the slot's own trial",
     SWEEP: "restore sweep.json from a copy; until then the trials found under it are scored as they are and its "
            "missing ones cannot be listed",
+    MISPLACED: "move them out of the results folder's top (a trial's record lies in "
+               "<workload>-<size>/<submission>/<its folder>/); nothing else is affected",
     UNREADABLE: "make the folder readable to this account (its permissions: ls -ld, chmod, or the account that "
                 "wrote it), then score again",
 }
@@ -138,7 +141,7 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
         unreadable = [p for p in group if p.kind == UNREADABLE and p.record_dir == p.file]  # a whole folder
         lost = [p for p in group if p.lost and p not in unreadable]
         head = f"{submission} on {workload}" if submission else (
-            {SWEEP: "sweep", UNREADABLE: "folder"}.get(group[0].kind, "lone trial"))
+            {SWEEP: "sweep", UNREADABLE: "folder", MISPLACED: "results folder"}.get(group[0].kind, "lone trial"))
         counts = []
         if lost:
             sweeps = {p.sweep for p in lost}
@@ -158,6 +161,8 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
                           f"records")
         if group[0].kind == SWEEP:
             counts.append("its plan cannot be read")
+        if group[0].kind == MISPLACED:
+            counts.append("record files at its top, not read")
         listed = "; ".join(f"{p.file}: {p.detail}" for p in group)
         consequence = ""
         if (lost or unreadable) and submission:
@@ -173,7 +178,8 @@ def problem_messages(problems: Iterable[Problem], planned: dict[Path, int] | Non
 
 _KIND_NAMES = {MISSING: "no manifest", RUNNING: "running", DAMAGED: "a damaged manifest", FOREIGN: "a foreign record",
                EVALS: "evals.jsonl", SWEEP: "sweep.json",
-               STRAY: "a record outside the plan", UNREADABLE: "an unreadable folder"}
+               STRAY: "a record outside the plan", UNREADABLE: "an unreadable folder",
+               MISPLACED: "record files at the top"}
 
 
 # ------------------------------------------------------------------------------------ evaluations

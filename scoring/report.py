@@ -44,9 +44,11 @@ def load_for_scoring(cfg: ScoreConfig, reading: Reading) -> Records:
         raise UserError(f"No finished trial records under {root} (looked for */manifest.json with a final "
                         f"status).{listed}")
     if cfg.ruleset:
+        found = ", ".join(sorted(set(trials["ruleset"].astype(str))))
         records.trials = trials = trials[trials["ruleset"] == cfg.ruleset]
         if trials.empty:
-            raise UserError(f"No finished trials of ruleset '{cfg.ruleset}' under {root}.{listed}")
+            raise UserError(f"No finished trials of ruleset '{cfg.ruleset}' under {root} (its records' rulesets: "
+                            f"{found}).{listed}")
     return records
 
 

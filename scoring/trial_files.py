@@ -43,6 +43,7 @@ FOREIGN = "foreign"  # in a sweep's folder, a record that is not the trial its p
 STRAY = "stray"  # in a sweep's folder, a record in a folder its plan has no trial of (a backup copy, a study
 #                 copied in beside the planned ones)
 UNREADABLE = "unreadable"  # a folder that cannot be listed (its permissions): the records under it are unknown
+MISPLACED = "misplaced"  # a record file directly in the results folder, where no trial's record lies: not read
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,12 @@ class Problem:
         """Whether a trial of the plan (or a lone trial) does not count in the scores: missing,
         unfinished, damaged or not the slot's own. Not an unreadable plan (its trials are scored as
         found), a record scored from its manifest, nor a record outside the plan (none is lost)."""
-        return self.kind not in (EVALS, SWEEP, STRAY)
+        return self.kind not in (EVALS, SWEEP, STRAY, MISPLACED)
 
     @property
     def incomplete(self) -> bool:
         """Whether it makes its submission's records of its workload incomplete (the board marks them)."""
-        return self.kind != STRAY
+        return self.kind not in (STRAY, MISPLACED)
 
 
 def _child(folder: str, *names: str) -> str:
@@ -288,6 +289,7 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
                 expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise DamagedRecord(path, f"{where}'{key}' should be {expected}, found "
                                           f"{type(value).__name__} {value!r}"[:200])
+    _check_target(manifest, path)
     if manifest["status"] not in FINAL_STATUSES:
         return
     summary = manifest["summary"]
@@ -308,6 +310,23 @@ def _check_for_scoring(manifest: dict[str, Any], path: Path | str) -> None:
     elif time is not None or steps is not None:
         raise DamagedRecord(path, f"status is {manifest['status']!r} but summary.time_to_target_s / "
                                   f"steps_to_target are {time!r} / {steps!r} (expected null: never reached)")
+
+
+def _check_target(manifest: dict[str, Any], path: Path | str) -> None:
+    """The target the trial ran for (its identity's size spec, which its config hash covers) is the
+    one its record states (``target``, ``summary.target``): a record whose target was edited, alone or
+    with every record of its workload (which the check of one target per workload cannot see), is
+    damaged. Records without an identity (older ones) are not checked."""
+    identity = manifest.get("identity")
+    spec = identity.get("spec") if isinstance(identity, dict) else None
+    ran_for = spec.get("target") if isinstance(spec, dict) else None
+    if not isinstance(ran_for, (int, float)) or isinstance(ran_for, bool):
+        return
+    summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
+    for where, value in (("target", manifest.get("target")), ("summary.target", summary.get("target"))):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != ran_for:
+            raise DamagedRecord(path, f"{where} is {value!r}, but the trial ran for the target {ran_for!r} (its "
+                                      f"identity.spec.target): the record was edited")
 
 
 PER_WORKLOAD_HPARAMS = ("batch_size",)  # a submission may choose them per workload (AlgoPerf's get_batch_size;

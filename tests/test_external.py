@@ -449,6 +449,22 @@ def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(pack
     failed = {c["check"]: c["detail"] for c in summary["checks"] if not c["passed"]}
     assert list(failed) == ["resumes exactly from state_dict (fashion_mnist smoke)"]
     assert "state_dict() misses some state" in failed["resumes exactly from state_dict (fashion_mnist smoke)"]
+    # one that never clears its gradients: said as that, not as missing state (which it has none of)
+    nozero = OPTIMIZER.replace("class Nesterov(TorchOptimSubmission)", "class NoZero(TorchOptimSubmission)")
+    (package / "nozero.py").write_text(nozero + textwrap.dedent('''
+        def _accumulating(self, batch, compute_loss):
+            loss = compute_loss(batch)
+            loss.backward()  # without zero_grad: adds to the last step's gradients
+            self.optimizer.step()
+            return loss.detach()
+
+        NoZero.update = _accumulating
+        '''))
+    (package / "nozero.yaml").write_text(CONFIG.replace("nesterov_mine", "nozero"))
+    code, summary, err = run(capsys, "check", "submission=nozero.py:NoZero", "workloads=[fashion_mnist]")
+    failed = {c["check"]: c["detail"] for c in summary["checks"] if not c["passed"]}
+    resumes = failed["resumes exactly from state_dict (fashion_mnist smoke)"]
+    assert code == 1 and "does not clear the gradients" in resumes and "misses some state" not in resumes
 
 
 VALLEY = '''

@@ -350,6 +350,41 @@ def test_steps_to_target_edited_in_a_manifest_is_caught(sweeps: Path, tmp_path: 
     assert code == 0 and "steps_to_target" in err and str(trial_dir(sweeps, "A", 0, 0) / "evals.jsonl") in err, err
 
 
+def test_a_target_edited_in_every_record_of_a_workload_is_caught(sweeps: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """Each record agreed with the others (one target per workload), so an edit of all of them was
+    published: the Workloads table said 'accuracy >= 0.5' for trials run against 0.9."""
+    manifests = sorted((sweeps / "w1-cpu").rglob("manifest.json"))
+    for manifest in manifests:
+        record = json.loads(manifest.read_text())
+        record["identity"] = {"spec": {"target": 0.9}}  # what a real record holds: the target it ran for
+        manifest.write_text(json.dumps(record))
+    code, _ = score(sweeps, tmp_path / "ran", capsys, "strict=true")
+    assert code == 0
+    for manifest in manifests:
+        record = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**record, "target": 0.5, "summary": {**record["summary"], "target": 0.5}}))
+    code, err = score(sweeps, tmp_path / "edited", capsys, "strict=true")
+    assert code == 1 and "target is 0.5, but the trial ran for the target 0.9" in err
+    assert not (tmp_path / "edited").exists()
+
+
+@pytest.mark.parametrize("stray", ["{}", "a copy of a trial's"])
+def test_record_files_at_the_top_of_the_results_folder_are_named_not_read(
+        stray: str, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before: an empty one was a damaged lone trial, "delete the trial's folder" (the whole results
+    folder); a copy of a real one made its sweep two sweeps, one of them the results folder's parent."""
+    copy = trial_dir(sweeps, "A", 0, 0) / "manifest.json"
+    (sweeps / "manifest.json").write_text("{}" if stray == "{}" else copy.read_text())
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    assert "record files at its top, not read" in err and "delete" not in err
+    table = pd.read_csv(tmp_path / "board" / "leaderboard.csv")
+    assert table["incomplete_on"].isna().all()  # nothing else is affected
+    code, err = score(sweeps, tmp_path / "strict", capsys, "strict=true")
+    assert code == 1 and "record files at its top" in err
+
+
 def test_nothing_finished_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"
     folder = write_sweep_records(results, "A", [[10.0]])

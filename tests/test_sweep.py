@@ -284,8 +284,10 @@ def test_the_points_are_a_function_of_the_seed() -> None:
 
 def test_a_sweep_of_rerun_true_is_refused_with_what_to_do(tmp_path: Path) -> None:
     message = ("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only the "
-               "trials that have not ended. Rerun a sweep's trial by its command: optbench trial record_dir=<its "
-               "folder> <its settings> rerun=true, or tune into a new results folder.")
+               "trials that have not ended. To run some of a sweep's trials again, move their folders "
+               "(study<k>/trial<j>) out of the results folder (their records are kept where you put them) and rerun "
+               "the same tune or suite command, which runs the trials that have not ended; after a change of code, "
+               "tune into a new results folder (results=DIR).")
     with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
         plan(tmp_path, overrides=["rerun=true"])
 

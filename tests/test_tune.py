@@ -233,6 +233,58 @@ def test_a_suite_s_table_is_never_written_from_records_its_leaderboard_refuses(
     assert str(manifests[0]) in (out / "suite.md").read_text()
 
 
+def test_a_sweep_s_trial_is_run_again_as_advised_not_by_a_lone_trial_command(
+        results: Path, capsys: pytest.CaptureFixture) -> None:
+    """The advice used to be `optbench trial record_dir=<its folder> <its settings> rerun=true`: the
+    record it wrote there was a lone trial's (ruleset single, no study), which status and score then
+    refused as not the sweep's."""
+    outcome = tune(results, "submission=sgd", "studies=1", "trials=2")
+    entry = load_sweep(Path(outcome["sweep"]))["trials"][1]
+    settings = [f"submission.hparams.{k}={v}" for k, v in entry["hparams"].items()]
+    assert main(["trial", "submission=sgd", *SMOKE, f"results={results}", f"record_dir={entry['record_dir']}",
+                 f"seed={entry['seed']}", *settings, "rerun=true"]) == 2
+    err = capsys.readouterr().err
+    assert "is a trial of the sweep" in err and "move their folders" in err
+    record = Path(entry["record_dir"])
+    before = read_json(record / "manifest.json")
+    record.rename(results.parent / "kept-trial1")  # as advised: moved out of the results folder, kept
+    again = tune(results, "submission=sgd", "studies=1", "trials=2")
+    assert again["launched"] == 1 and again["error"] is None
+    assert read_json(record / "manifest.json")["config_hash"] == before["config_hash"]
+    assert main(["status", f"results={results}", "scheduler=false", "strict=true"]) == 0
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["suite", "suite=smok"], "Valid suite options: cpu, gpu, mini, smoke."),  # was: Hydra's first line alone
+    (["suite", "suite=smoke", "workloads=[]"], "workloads=[] names no workload"),  # was: an IndexError's traceback
+    (["suite", "suite=smoke", "submissions=[]"], "submissions=[] names no submission"),  # was: all 13, unsaid
+    (["score", "results="], "results= is empty"),  # was: the current folder read as a results folder
+    (["trial", "results="], "results= is empty"),
+])
+def test_settings_that_mean_nothing_or_everything_are_refused(
+        args: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    assert said in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("changed", ["submission.search_space.lr.max=0.1", "search_seed=1", "studies=2"])
+def test_a_second_sweep_beside_the_first_is_refused_before_it_runs(changed: str, results: Path) -> None:
+    """Before, it ran (a second sweep folder of the submission on the workload), and only optbench
+    score refused the two, after every trial: 'come from 2 sweeps' or 'tuned in 2 ways'."""
+    first = tune(results, "submission=sgd", "studies=1", "trials=1")
+    before = sorted(results.rglob("*"))
+    with pytest.raises(UserError, match="already holds the external sweep of sgd") as refused:
+        tune(results, "submission=sgd", "studies=1", "trials=1", changed)
+    said = str(refused.value)
+    assert Path(first["sweep"]).name in said and changed.split("=")[0].split(".")[-1] in said
+    assert sorted(results.rglob("*")) == before
+    assert tune(results, "submission=sgd", "studies=1", "trials=1")["launched"] == 0  # as it was: resumed, done
+    assert tune(results, "submission=sgd", "ruleset=self", "studies=1")["launched"] == 1  # another ruleset: its own
+
+
 def test_unknown_launchers_are_clear_errors(results: Path) -> None:
     from harness.errors import UserError
 

@@ -19,6 +19,19 @@ from harness.errors import UserError
 from harness.identity import digest
 
 
+def _valid_options(error: MissingConfigException) -> str:
+    """The options Hydra lists for a config group a missing option was asked of (``suite=smok``), as
+    one sentence (Hydra's own message spreads them over lines, after its first)."""
+    lines = str(error).splitlines()
+    head = next((i for i, line in enumerate(lines) if line.startswith("Available options in ")), None)
+    if head is None:
+        return ""
+    group = lines[head].removeprefix("Available options in ").strip("':")
+    options = [line.strip() for line in lines[head + 1:] if line.startswith("\t")]
+    options = options[: next((i for i, o in enumerate(options) if "=" in o), len(options))]  # not the search path
+    return f" Valid {group} options: {', '.join(options)}." if options else ""
+
+
 def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
     """Compose ``configs/<primary>.yaml`` with ``key=value`` overrides into a typed config.
 
@@ -36,11 +49,14 @@ def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
     except (OverrideParseException, ValueError) as error:
         raise UserError(_malformed_message(error, overrides)) from None
     except MissingConfigException as error:
-        raise UserError(f"{_first_line(error)}.") from None
+        raise UserError(f"{_first_line(error)}.{_valid_options(error)}") from None
     except (ConfigCompositionException, OmegaConfBaseException) as error:
         raise UserError(_composition_message(error)) from None
     finally:
         GlobalHydra.instance().clear()
+    if "results" in cfg and isinstance(cfg.results, str) and not cfg.results.strip():
+        raise UserError("results= is empty: it would mean the current folder, read or written as a results folder. "
+                        "Name the folder (results=DIR; the default is results).")
     return cfg
 
 

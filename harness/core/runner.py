@@ -50,6 +50,7 @@ from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harne
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.submission_names import refuse_another_submission
+from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
 from harness.core.trial_lock import TrialLock
 from harness.errors import NOT_THE_SUBMISSIONS, UserError
 from harness.identity import better, differences, digest, utc_timestamp
@@ -165,6 +166,11 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
     """The trial's record folder: ``record_dir`` when a sweep assigned one, else named by the hash."""
     if cfg.record_dir:
         record = TrialRecord(Path(cfg.record_dir))
+        sweep = record.dir.parent.parent / SWEEP_FILE
+        if cfg.ruleset == "single" and sweep.exists():  # a user's command, not the sweep's job (its plan sets these)
+            raise UserError(f"record_dir={cfg.record_dir} is a trial of the sweep in {sweep.parent}: a record written "
+                            f"there by optbench trial would not be the sweep's (ruleset single, no study), and status "
+                            f"and score would refuse it. {RUN_AGAIN}")
         existing = record.manifest()
         if existing and existing.get("config_hash") != config_hash(identity):
             # what differs: the recorded identity where the manifest has it, else the whole config

@@ -35,6 +35,12 @@ SWEEP_FILE = "sweep.json"
 _RESULTS_FROM_SWEEP = Path("..", "..", "..")
 
 
+#: how to run some of a sweep's trials again (said wherever that is asked otherwise)
+RUN_AGAIN = ("To run some of a sweep's trials again, move their folders (study<k>/trial<j>) out of the results folder "
+             "(their records are kept where you put them) and rerun the same tune or suite command, which runs the "
+             "trials that have not ended; after a change of code, tune into a new results folder (results=DIR).")
+
+
 def _record_path(study: int, trial: int) -> Path:
     return Path(f"study{study}", f"trial{trial}")
 

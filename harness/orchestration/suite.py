@@ -76,6 +76,12 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     own, trial_overrides = split_overrides([o for o in rest if o not in preset], SuiteConfig)
     cfg = compose_config("suite", [*preset, *own])
     chosen_workloads = list(cfg.workloads)
+    if not chosen_workloads:
+        raise UserError("workloads=[] names no workload: name at least one (workloads=[fashion_mnist,gpt]), or "
+                        "leave the setting out for the preset's.")
+    if any(o.partition("=")[0] == "submissions" and not list(cfg.submissions) for o in own):
+        raise UserError(f"submissions=[] names no submission: name them (submissions=[adamw,sgd]), or leave the "
+                        f"setting out to run every registered one ({len(submission_names())}).")
     chosen_submissions = list(cfg.submissions) or submission_names()
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
                                 ("submission", chosen_submissions, submission_names())):

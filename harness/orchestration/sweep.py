@@ -31,10 +31,12 @@ from harness.config.registry import planned_workload
 from harness.config.schema import SweepSettings
 from harness.config.search_space import corner_points, point_from_unit, validate_search_space
 from harness.core.precision import precision_entry
+from harness.core.records import read_json
 from harness.core.runner import check_trial_settings
 from harness.core.submission_names import refuse_another_submission
+from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
 from harness.errors import UserError
-from harness.identity import digest, workload_label
+from harness.identity import differences, digest, workload_label
 from harness.submission import TrainingHparams
 from harness.workload import Workload, workload_identity
 
@@ -118,8 +120,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
     validate_trial_config(base)
     if base.rerun:
         raise UserError("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only "
-                        "the trials that have not ended. Rerun a sweep's trial by its command: optbench trial "
-                        "record_dir=<its folder> <its settings> rerun=true, or tune into a new results folder.")
+                        f"the trials that have not ended. {RUN_AGAIN}")
     name = str(base.submission.name)
     submission_cls = described_submission(name, base.submission.get("source"))  # not imported here
     hparams_cls = submission_cls.Hparams
@@ -178,7 +179,7 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         cfg.record_dir = str(folder / f"study{study}" / f"trial{trial}")
         entries.append({"index": index, "study": study, "trial": trial, "seed": int(cfg.seed), "hparams": point,
                         "record_dir": cfg.record_dir, "config": to_plain(cfg)})
-    return {
+    sweep = {
         "kind": "optbench-sweep",
         "sweep_id": sweep_id,
         "dir": str(folder),
@@ -194,6 +195,41 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         "budget_s": trial_budget if trial_budget is not None else budget,
         "trials": entries,
     }
+    refuse_another_sweep(sweep)
+    return sweep
+
+
+def tuning_of(sweep: dict[str, Any]) -> dict[str, Any]:
+    """What distinguishes one sweep of a submission on a workload from another of the same ruleset:
+    its settings, search space and budget, and the trial settings its points do not set."""
+    config = sweep["trials"][0]["config"] if sweep["trials"] else {}
+    searched = set(sweep.get("search_space") or {})
+    fixed = {k: v for k, v in ((config.get("submission") or {}).get("hparams") or {}).items() if k not in searched}
+    trial = {k: v for k, v in config.items() if k not in (*SWEEP_SET, "submission", "results", "max_runtime_s")}
+    return {**{k: sweep.get(k) for k in ("studies", "trials_per_study", "search_seed", "self_tuning_factor",
+                                          "search_space", "budget_s")}, "fixed hparams": fixed, "trial": trial}
+
+
+def refuse_another_sweep(sweep: dict[str, Any]) -> None:
+    """Refuse to plan a second sweep of a submission on a workload beside one of the same ruleset
+    (another search space, search_seed, studies or trials): the leaderboard ranks one sweep per
+    submission and workload, so ``optbench score`` would refuse the two only after every trial ran.
+    A sweep whose plan cannot be read is left to status and score to name."""
+    ours = Path(sweep["dir"])
+    for path in sorted(ours.parent.glob(f"{sweep['ruleset']}-*/{SWEEP_FILE}")):
+        if path.parent == ours:
+            continue
+        try:
+            other = read_json(path)
+            changed = differences(tuning_of(other), tuning_of(sweep))
+        except (UserError, OSError, KeyError, IndexError, TypeError, AttributeError):
+            continue
+        raise UserError(f"{ours.parent} already holds the {sweep['ruleset']} sweep of {sweep['submission']} on "
+                        f"{sweep['workload']}-{sweep['size']} ({path.parent.name}) made otherwise: "
+                        f"{changed or 'settings the sweep id covers (precision, compile, data parallelism)'}. The "
+                        f"leaderboard ranks one sweep per submission and workload, so optbench score would refuse "
+                        f"the two; nothing was written. Run it as that one was, move that sweep's folder out of the "
+                        f"results folder, or tune into a new results folder (results=DIR).")
 
 
 SWEEP_SET = ("seed", "study", "trial", "record_dir")  # per trial, by the plan (plan_sweep)

@@ -152,10 +152,29 @@ def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
     differ = [name for (name, a), b in zip(model.named_parameters(), resumed_model.parameters())
               if not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)]  # exactly equal (a diverged nan too)
     if differ:
+        cause = ("update() does not clear the gradients before its backward: each step adds to those the last "
+                 "one left (a resumed run starts without them). Call optimizer.zero_grad() (or set p.grad = None) "
+                 "before loss.backward()" if _adds_to_old_gradients(cls, hparams, workload, batches[0]) else
+                 "state_dict() misses some state (step counters, buffers kept outside a torch optimizer): override "
+                 "state_dict/load_state_dict")
         raise CheckFailed(f"after load_state_dict, two more steps differ from the uninterrupted run in {differ[0]} "
-                          f"(and {len(differ) - 1} more): state_dict() misses some state (step counters, buffers "
-                          f"kept outside a torch optimizer): override state_dict/load_state_dict")
+                          f"(and {len(differ) - 1} more): {cause}")
     return "2 steps, save, load, 2 more: the same parameters as without the interruption"
+
+
+def _adds_to_old_gradients(cls: type[Submission], hparams: TrainingHparams, workload: Workload, batch: Any) -> bool:
+    """Whether one update moves the parameters otherwise when gradients are left on them from before
+    (as a previous update that does not clear them leaves them) than when they are not."""
+    moved = []
+    for left in (False, True):
+        torch.manual_seed(0)
+        model = workload.build_model(0)
+        submission = cls(model, hparams, workload.public_info(32, model))
+        for parameter in model.parameters():
+            parameter.grad = torch.full_like(parameter, 1e3) if left else None
+        _steps(submission, workload, model, iter([batch]), 1)
+        moved.append([p.detach().clone() for p in model.parameters()])
+    return any(not torch.equal(a, b) for a, b in zip(*moved))
 
 
 def smoke_trial(cfg: DictConfig, workload: str, results: str, seconds: float, overrides: list[str]) -> str:
