@@ -119,3 +119,13 @@ def test_isolation_takes_two_values() -> None:
     validate_trial_config(compose_config("trial", ["isolation=process"]))
     with pytest.raises(UserError, match="isolation='sandbox' is not valid"):
         validate_trial_config(compose_config("trial", ["isolation=sandbox"]))
+
+
+@pytest.mark.parametrize(("override", "said"), [
+    ("submission=adamv", "Unknown submission 'adamv' (did you mean adam or adamw?). Valid submissions: adadelta"),
+    ("workload=fashion_mnsit", "Unknown workload 'fashion_mnsit' (did you mean fashion_mnist?). Valid workloads:"),
+    ("workload=imagenet", "Unknown workload 'imagenet'. Valid workloads:"),  # nothing close: nothing guessed
+])
+def test_a_misspelt_name_gets_the_names_close_to_it(override: str, said: str) -> None:
+    with pytest.raises(UserError, match=re.escape(said)):
+        compose_config("trial", [override])

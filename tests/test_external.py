@@ -786,3 +786,10 @@ def test_two_submissions_of_one_name_are_refused_before_anything_runs(package: P
     code, _, err = run(capsys, "tune", f"submission={first}", *SMOKE, f"results={results}", "max_steps=5",
                        "studies=1", "trials=1")
     assert code == 0, err
+
+
+def test_a_yaml_syntax_error_is_named_with_its_line(package: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    (package / "mypkg" / "opt.yaml").write_text("name: nesterov_mine\nhparams:\n  lr: 0.05\n  momentum: a: b\n")
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={tmp_path / 'r'}")
+    assert code == 2 and f"{package / 'mypkg' / 'opt.yaml'}:4:" in err and "not a readable YAML file" in err

@@ -386,9 +386,9 @@ def test_the_trajectory_is_the_same_in_both_modes(tmp_path: Path, capsys: pytest
         assert runs["process"][step] == pytest.approx(metrics, rel=1e-6, abs=1e-7)
 
 
-def test_the_trainer_is_stopped_while_the_harness_evaluates(
-        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A thread the submission starts cannot run (so cannot train) while the harness evaluates."""
+def slow_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """Make every fashion_mnist evaluation take 0.3 s more; returns the list their (start, end)
+    times are appended to, for counting what a submission's thread or process did inside them."""
     from workloads.fashion_mnist import FashionMNIST
 
     real_evaluate, windows = FashionMNIST.evaluate, []
@@ -401,6 +401,13 @@ def test_the_trainer_is_stopped_while_the_harness_evaluates(
         return result
 
     monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
+    return windows
+
+
+def test_the_trainer_is_stopped_while_the_harness_evaluates(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread the submission starts cannot run (so cannot train) while the harness evaluates."""
+    windows = slow_evaluations(monkeypatch)
     ticks_file = tmp_path / "threadprobe.ticks"
 
     def ticks_during_evaluation(mode: str) -> tuple[int, int]:
@@ -738,18 +745,7 @@ def test_a_process_the_submission_moves_to_its_own_session_is_stopped_and_killed
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, the harness stopped and killed the trainer's process group only: a process in a new
     session ran on through evaluations and outlived the trial (where it could rewrite the records)."""
-    from workloads.fashion_mnist import FashionMNIST
-
-    real_evaluate, windows = FashionMNIST.evaluate, []
-
-    def slow_evaluate(self, model, split):
-        started = time.time()
-        time.sleep(0.3)
-        result = real_evaluate(self, model, split)
-        windows.append((started, time.time()))
-        return result
-
-    monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
+    windows = slow_evaluations(monkeypatch)
     summary = trial(tmp_path, ESCAPER, "Escaper", capsys, "workload.sizes.smoke.eval_every_steps=10",
                     "max_steps=30", PROCESS)
     assert summary["status"] == "not_reached" and len(windows) == 4

@@ -368,7 +368,8 @@ def _plan_a_users_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert sweep["submission"] == "plain_mine" and Path(sweep["dir"]).parent.name == "plain_mine"
     assert all(0.01 <= t["hparams"]["lr"] <= 0.2 for t in sweep["trials"])
     (tmp_path / "plain.yaml").write_text(USER_CONFIG.replace("min: 0.01", "min: 0.3"))
-    with pytest.raises(UserError, match=r"^search space of plain_mine, 'lr': min \(0\.3\) must be smaller"):
+    with pytest.raises(UserError, match=r"^search space of plain_mine \(" + re.escape(str(tmp_path / "plain.yaml"))
+                       + r", or an override of it on the command line\), 'lr': min \(0\.3\) must be smaller"):
         plan_sweep(SweepSettings(studies=1, trials=2),
                    ["workload=fashion_mnist", "workload.size=smoke", f"results={tmp_path / 'results'}",
                     f"submission={tmp_path / 'plain.py'}:Plain"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Sequence
@@ -116,7 +117,9 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
     names = {"submission": submission_names, "workload": workload_names}[kind]()
     if not (plugins.looks_external(text) or text in plugins.entry_points(kind)):
         installed = sorted(plugins.entry_points(kind))
-        raise UserError(f"Unknown {kind} '{text}'. Valid {kind}s: {', '.join(names)}"
+        close = difflib.get_close_matches(text, [*names, *installed], n=2, cutoff=0.75)
+        raise UserError(f"Unknown {kind} '{text}'" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+                        + f". Valid {kind}s: {', '.join(names)}"
                         + (f"; installed: {', '.join(installed)}" if installed else "")
                         + ". An external one is named by its module (package.module:Class) or its .py file.")
     source = plugins.resolve(text, kind)

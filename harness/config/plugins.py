@@ -415,7 +415,9 @@ def _read_yaml(path: Path, holds: str) -> dict[str, Any]:
     try:
         data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as error:  # YAML syntax, interpolation
-        raise UserError(f"{path}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
+        mark = getattr(error, "problem_mark", None)  # a YAML syntax error says where (0-based)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: not a readable YAML file ({str(error).splitlines()[0]}).") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with {holds}.")
     return data

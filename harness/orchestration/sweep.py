@@ -135,7 +135,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
             where = config_path(name, base.submission.get("config_from"))
             raise UserError(f"Submission '{name}' declares no search space ({where}): external tuning has nothing "
                             f"to search. Use ruleset=self, or add a search_space.")
-        validate_search_space(space, hparams_cls, name)
+        validate_search_space(space, hparams_cls, f"{name} ({config_path(name, base.submission.get('config_from'))}, "
+                                                  f"or an override of it on the command line)")
         corners = corner_points(space)  # as optbench check: a space whose ends are invalid is refused whole
         trials_per_study = settings.trials
         points = quasirandom_points(space, settings.studies * trials_per_study, settings.search_seed)
