@@ -94,8 +94,8 @@ def own_copy(workload: Workload) -> Workload:
     What a trainer receives is shared memory that it can write to; were it the cached workload's
     own tensors, a submission could rewrite (shuffle, poison) the training data of every later
     trial of this process, other submissions' included. A copy per trial costs one pass over the
-    data (about 0.2 s for fashion_mnist's 157 MB) and confines such a write to the trial that made
-    it."""
+    data (0.15 s more start-up for fashion_mnist's 157 MB: docs/decisions.md) and confines such a
+    write to the trial that made it."""
     return copy.deepcopy(workload)
 
 
