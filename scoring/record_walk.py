@@ -138,8 +138,10 @@ def _work(reading: Reading, spill: Any, send: Any) -> None:
 
 def _units(root: str) -> list[tuple[str, bool | str]]:
     """(folder, is a sweep) of every sweep folder (holding a sweep.json) and every other folder
-    holding a manifest.json or an evals.jsonl under ``root``, in path order; and (folder, why) of
-    every folder that cannot be listed (scored as a problem: what is under it is unknown). Found
+    holding a manifest.json or an evals.jsonl under ``root``, in path order; (folder, "unreadable:
+    why") of every folder that cannot be listed (scored as a problem: what is under it is unknown);
+    and (root, "misplaced") where ``root`` holds record files beside other records (a results folder,
+    not a trial's: they are named, not read). Found
     by :func:`harness.paths.walk_folders` (symbolic links to folders followed); a sweep folder's
     inside is left to :func:`_scan`."""
     units: list[tuple[str, bool | str]] = []
@@ -155,8 +157,14 @@ def _units(root: str) -> list[tuple[str, bool | str]]:
 
     for found in walk_folders(root, descend):
         if isinstance(found, Unreadable):
-            units.append((found.folder, found.reason))
+            units.append((found.folder, _UNREADABLE + found.reason))
+    if (root, False) in units and len(units) > 1:  # record files beside the records of a results folder
+        units[units.index((root, False))] = (root, _MISPLACED)
     return sorted(units, key=lambda unit: _path_key(unit[0]))
+
+
+# what a unit that is neither a sweep nor a trial folder is (see _units): the second item of its pair
+_UNREADABLE, _MISPLACED = "unreadable: ", "misplaced"
 
 
 _FILES = (MANIFEST_FILE, EVALS_FILE, SWEEP_FILE)
@@ -230,13 +238,12 @@ def _read_units(units: list[tuple[str, bool | str]], index: bool = False, root: 
         warnings.simplefilter("always")
         planless: dict[str, Planless] = {}  # sweep trials found without their sweep's plan (_note_planless)
         for folder, is_sweep in units:
-            if isinstance(is_sweep, str):  # a folder that cannot be listed: why
-                problems.append(_unreadable(root, folder, is_sweep))
-                continue
-            if not is_sweep and folder == root:  # not a trial's folder: "delete the trial's folder" would mean all
+            if is_sweep == _MISPLACED:  # not a trial's folder: "delete the trial's folder" would mean all
                 problems.append(Problem(MISPLACED, Path(folder), Path(folder), "record files (manifest.json, "
-                                        "evals.jsonl) directly in the results folder, where no trial's record lies; "
-                                        "not read"))
+                                        "evals.jsonl) directly in the results folder, beside its records; not read"))
+                continue
+            if isinstance(is_sweep, str):  # a folder that cannot be listed: why
+                problems.append(_unreadable(root, folder, is_sweep.removeprefix(_UNREADABLE)))
                 continue
             if not is_sweep:
                 if _read_into(rows, problems, folder, False, None, None) and rows.count:

@@ -189,12 +189,12 @@ def test_a_rerun_after_the_tune_was_killed_waits_for_its_queued_jobs(cluster: Pa
 def test_a_data_parallel_trial_runs_as_one_job_of_a_task_per_process(cluster: Path, tmp_path: Path) -> None:
     """nproc=2 with launcher=slurm: each trial is one job of 2 tasks (tasks_per_node is set for the
     user), each task one rank; rank 0 writes the record, and the trial trains as one process does."""
-    results = tmp_path / "results"
     settings = [*SMOKE, "submission=adamw", "workload.sizes.smoke.eval_every_steps=5", "max_runtime_s=60",
-                f"results={results}", "studies=1", "trials=1", "search_seed=3"]
-    single = run_tune([*settings, "launcher=inline"], log=print)
-    outcome = run_tune([*settings, "nproc=2", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=10",
-                        "hydra.launcher.cpus_per_task=1"], log=print)
+                "studies=1", "trials=1", "search_seed=3"]
+    # two sweeps of adamw on one workload: each in a results folder of its own (one sweep per folder)
+    single = run_tune([*settings, f"results={tmp_path / 'one'}", "launcher=inline"], log=print)
+    outcome = run_tune([*settings, f"results={tmp_path / 'two'}", "nproc=2", "launcher=slurm", "poll_s=1",
+                        "hydra.launcher.timeout_min=10", "hydra.launcher.cpus_per_task=1"], log=print)
     assert outcome["launched"] == 1 and outcome["job_errors"] == 0 and not outcome["lost"]
     [entry] = load_sweep(Path(outcome["sweep"]))["trials"]
     manifest = read_json(Path(entry["record_dir"]) / "manifest.json")
