@@ -84,7 +84,8 @@ trial settings (defaults in brackets):
 exit status: 0 the trial ran (reached, not_reached, pruned or diverged); 1 the harness failed (an I/O error,
   another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed (trial, and
   info: the part that raised, the exception and the submission's frames on stderr).
-  tune, suite: 0 every launched trial ended; 2 bad input, an unknown launcher or hydra.launcher.* setting
+  tune, suite: 0 every launched trial ended; 3 every trial of a sweep failed in the submission's code (the
+  first error on stderr; a suite still writes its tables); 2 bad input, an unknown launcher or hydra.launcher.* setting
   (nothing written), or no job could be submitted (the scheduler's message and what to check on stderr;
   nothing to resume); 1 launched trials did not end (jobs lost or killed; see optbench status, rerun to resume).
 
@@ -117,11 +118,15 @@ def trial_status(summary: dict) -> int:
 
 def launch_status(result: dict) -> int:
     """Exit status of ``tune``/``suite`` after the launch: 2 when none of its jobs could be submitted,
-    1 when launched trials did not end (their paragraph on stderr, after the JSON summary), else 0."""
-    if not result.get("error"):
-        return 0
-    print(f"optbench: error: {result['error']}", file=sys.stderr, flush=True)
-    return 2 if result.get("not_submitted") and not result.get("launched") else 1
+    1 when launched trials did not end (their paragraph on stderr, after the JSON summary), 3 when
+    every trial of a sweep failed in the submission's code (the first error of each such sweep on
+    stderr), else 0."""
+    if result.get("error"):
+        print(f"optbench: error: {result['error']}", file=sys.stderr, flush=True)
+        return 2 if result.get("not_submitted") and not result.get("launched") else 1
+    for line in result.get("all_failed") or []:
+        print(f"optbench: error: {line}", file=sys.stderr, flush=True)
+    return 3 if result.get("all_failed") else 0
 
 
 COMMANDS = {

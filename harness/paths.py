@@ -19,20 +19,41 @@ def cache_dir() -> Path:
     return base / "optbench"
 
 
-def ensure_writable_folder(folder: Path, setting: str, value: object) -> None:
-    """Create ``folder`` and prove a file can be written in it, or raise one clear UserError.
+def ensure_writable_folder(folder: Path, setting: str, value: object) -> list[Path]:
+    """Create ``folder`` and prove a file can be written in it, or raise one clear UserError; the
+    folders it created, outermost first (for :func:`remove_if_empty` when the command is refused).
 
     Called before data is loaded or trials are launched, so an unwritable ``results=`` or
-    ``out=`` (a file, /proc, a read-only mount) costs nothing and prints no traceback.
+    ``out=`` (a file, /proc, a read-only mount) costs nothing and prints no traceback. An output
+    folder inside a trial's or a sweep's records is refused: its files would be read as theirs.
     """
+    inside = next((f for f in (folder.absolute(), *folder.absolute().parents)
+                   if (f / "manifest.json").is_file() or (f / "sweep.json").is_file()), None)
+    if inside is not None and setting == "out":
+        raise UserError(f"{setting}={value} is inside the records of a trial or sweep ({inside}: its manifest.json or "
+                        f"sweep.json): files written there would be read as part of them. Set {setting}= to a "
+                        f"folder outside them (the default is beside the records).")
+    missing = [f for f in (folder, *folder.parents) if not f.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
+        remove_if_empty(missing)
         raise UserError(f"Cannot write to {folder} ({error.strerror or error}). "
                         f"Set {setting}= (now {str(value)!r}) to a folder you can write to.") from None
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders :func:`ensure_writable_folder` created (outermost first) that are still
+    empty, innermost first: a refused command leaves no empty output folder behind."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class Unreadable:

@@ -21,7 +21,7 @@ import pandas as pd
 from harness.config.schema import ScoreConfig
 from harness.errors import UserError, refuse_or_warn
 from harness.log import stderr_logger
-from harness.paths import ensure_writable_folder
+from harness.paths import ensure_writable_folder, remove_if_empty
 from scoring.forked import Aside
 from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, studies_of, with_uncertainty
 from scoring.plots import PLOT_KINDS, leaderboard_plots
@@ -417,13 +417,17 @@ def score(cfg: ScoreConfig, reading: Reading, started: float, log: Callable[[str
                    f"damaged", "Finish or restore them as said, or score without strict=true (the leaderboard then "
                    "carries these warnings in its notes).")
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "leaderboard"
-    ensure_writable_folder(out, "out", cfg.out or out)
+    made = ensure_writable_folder(out, "out", cfg.out or out)
     lap("read")
     tau_max, samples = float(cfg.tau_max), int(cfg.bootstrap)
-    found = studies_of(trials, tau_max, records.problems, bool(cfg.mix_precisions), records.per_study)
-    resampling = Aside(bootstrap, found.study_times, tau_max, samples, int(cfg.seed)) if samples > 0 else None
-    board = build(trials, tau_max=tau_max, samples=0, problems=records.problems, planned=records.planned,
-                  mix_precisions=bool(cfg.mix_precisions), studies_found=found)
+    try:  # records the leaderboard refuses to rank together leave no empty output folder
+        found = studies_of(trials, tau_max, records.problems, bool(cfg.mix_precisions), records.per_study)
+        resampling = Aside(bootstrap, found.study_times, tau_max, samples, int(cfg.seed)) if samples > 0 else None
+        board = build(trials, tau_max=tau_max, samples=0, problems=records.problems, planned=records.planned,
+                      mix_precisions=bool(cfg.mix_precisions), studies_found=found)
+    except UserError:
+        remove_if_empty(made)
+        raise
     lap("maths")
 
     final = [board]  # the board the files show: with the bootstrap's columns once it is done

@@ -369,6 +369,18 @@ def test_a_target_edited_in_every_record_of_a_workload_is_caught(sweeps: Path, t
     assert not (tmp_path / "edited").exists()
 
 
+def test_an_output_folder_inside_a_trial_s_or_sweep_s_records_is_refused(sweeps: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """out= inside a trial's folder was written: its files then lay among the records they came from."""
+    trial = trial_dir(sweeps, "A", 0, 0)
+    for inside in (trial / "board", trial.parent.parent / "board"):
+        code, err = score(sweeps, inside, capsys)
+        assert code == 2 and "is inside the records of a trial or sweep" in err, err
+        assert not inside.exists()
+    code, err = score(sweeps, sweeps / "w1-cpu" / "board", capsys)  # beside the records: fine
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("stray", ["{}", "a copy of a trial's"])
 def test_record_files_at_the_top_of_the_results_folder_are_named_not_read(
         stray: str, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -524,6 +536,7 @@ def test_submissions_tuned_with_more_trials_per_study_are_not_ranked_beside_the_
         assert code == 2, err
         assert "different numbers of trials per study" in err and "w1-cpu" in err, err
         assert "(A: 2, B: 4;" in err and "trials=4" in err, err
+        assert not (tmp_path / "out").exists()  # a refused score left an empty output folder
     shutil.rmtree(big)
     write_sweep_records(results, "B", [[14.0, None], [None, 15.0]])  # the same budget: scored
     code, err = score(results, tmp_path / "out", capsys, f"index={index}")

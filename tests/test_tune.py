@@ -206,6 +206,22 @@ def test_suite_smoke_preset(results: Path, capsys: pytest.CaptureFixture) -> Non
     assert summary["trials"] == 4 and summary["launched"] == 4
     assert Path(summary["table"]).is_file() and Path(summary["plots"][0]).is_file()
     assert "| fashion_mnist | smoke | " in out
+    # a part of the preset: its tables beside the whole suite's, not over them (they were suite-smoke/)
+    assert Path(summary["table"]).parent == results / "suite-smoke-fashion_mnist-adamw+sgd"
+
+
+@pytest.mark.parametrize("changes, name", [
+    ([], "suite-smoke"), (["size=mini"], "suite-smoke-mini"), (["size=smoke"], "suite-smoke"),
+    (["workloads=[gpt]", "submissions=[adamw,sgd]"], "suite-smoke-gpt-adamw+sgd"),
+    (["workloads=[fashion_mnist,gpt,cifar10]"], "suite-smoke")])
+def test_a_suite_run_with_another_size_or_selection_gets_its_own_tables_folder(changes: list[str], name: str) -> None:
+    """`suite size=smoke` wrote its tables into suite-mini/, over the whole suite's."""
+    from harness.config.compose import compose_config
+    from harness.config.names import submission_names
+    from harness.orchestration.suite import default_out_name
+
+    cfg = compose_config("suite", ["suite=smoke", *changes])
+    assert default_out_name(cfg, ["suite=smoke"], list(cfg.submissions) or submission_names()) == name
 
 
 def test_a_suite_s_table_is_never_written_from_records_its_leaderboard_refuses(
@@ -216,7 +232,7 @@ def test_a_suite_s_table_is_never_written_from_records_its_leaderboard_refuses(
             f"results={results}", "progress=false", "device=cpu", "poll_s=1"]
     assert main(args) == 0
     capsys.readouterr()
-    out = results / "suite-smoke"
+    out = results / "suite-smoke-fashion_mnist-adamw+sgd"
     written = {name: (out / name).read_bytes() for name in ("suite.md", "suite.csv")}
     manifests = sorted((results / "fashion_mnist-smoke" / "adamw").rglob("manifest.json"))
     edited = read_json(manifests[0])
@@ -505,3 +521,58 @@ def test_score_prints_the_table_its_files_have(results: Path, capsys: pytest.Cap
     printed = capsys.readouterr().out
     table = printed[:printed.rindex("\n{")]  # then the command's JSON summary
     assert "95% CI" in table and table.strip() in (results / "board" / "leaderboard.md").read_text()
+
+
+FAILING = '''
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+
+@dataclasses.dataclass(kw_only=True)
+class FailingHparams(TrainingHparams):
+    lr: float
+
+
+class Failing(TorchOptimSubmission):
+    """SGD whose update raises: in every trial, or only in the first one run (MARKER)."""
+
+    Hparams = FailingHparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+
+    def update(self, batch, compute_loss):
+        marker = Path(MARKER)
+        if EVERY or not marker.exists():
+            marker.touch()
+            raise ValueError("a sign error in the update")
+        return super().update(batch, compute_loss)
+
+
+SUBMISSION = Failing
+'''
+
+
+@pytest.mark.parametrize("every, status", [(True, 3), (False, 0)])
+def test_a_sweep_whose_every_trial_failed_exits_3_and_one_failure_among_others_does_not(
+        every: bool, status: int, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A tune whose every trial failed in the submission's code exited 0, as if it had measured something."""
+    source = tmp_path / "failing.py"
+    source.write_text(FAILING.replace("MARKER", repr(str(tmp_path / "failed_once"))).replace("EVERY", str(every)))
+    (tmp_path / "failing.yaml").write_text("hparams: {lr: 0.05, batch_size: 64}\n"
+                                          "search_space:\n  lr: {min: 0.01, max: 0.2, scaling: log}\n")
+    command = ["tune", *SMOKE, f"results={tmp_path / 'results'}", "poll_s=0.5", f"submission={source}",
+               "studies=1", "trials=2", "prune=false"]
+    assert main(command) == status
+    out, err = capsys.readouterr()
+    assert len(json.loads(out.splitlines()[-1])["all_failed"]) == (1 if every else 0)
+    if every:
+        assert "every one of the 2 trials of" in err and "ValueError: a sign error in the update" in err
+        assert main(command) == 3  # a rerun launches nothing and says it again
+        assert "every one of the 2 trials of" in capsys.readouterr().err
+    else:
+        assert "every one of" not in err

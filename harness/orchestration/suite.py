@@ -11,6 +11,7 @@ per-workload time-to-target table (``suite.md``) and the leaderboard of :mod:`sc
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,21 @@ def marked_incomplete(table: pd.DataFrame, problems: list) -> pd.DataFrame:
     return table.assign(incomplete=["yes" if row in lacking else "" for row in rows])
 
 
+def default_out_name(cfg: Any, preset: list[str], chosen_submissions: list[str]) -> str:
+    """``suite-<name>`` for the preset's own selection; with the size, workloads or submissions
+    changed on the command line, those are added (``suite-mini-smoke``, ``suite-mini-gpt-adamw+sgd``),
+    so that a run of a part of a suite, or at another size, never overwrites the whole suite's tables."""
+    own = compose_config("suite", preset)
+    parts = [str(cfg.size)] if cfg.size != own.size else []
+    for chosen, preset_value in ((list(cfg.workloads), list(own.workloads)),
+                                 (chosen_submissions, list(own.submissions) or submission_names())):
+        if chosen != preset_value:
+            label = "+".join(chosen)
+            parts.append(label if len(label) <= 40 else
+                         f"{len(chosen)}-" + hashlib.sha256(label.encode()).hexdigest()[:8])
+    return "-".join([f"suite-{cfg.name}", *parts])
+
+
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
     log = log or stderr_logger("suite")
@@ -103,13 +119,14 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     for sweep in sweeps:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
-    out = Path(cfg.out) if cfg.out else results / f"suite-{cfg.name}"
+    out = Path(cfg.out) if cfg.out else results / default_out_name(cfg, preset, chosen_submissions)
     ensure_writable_folder(out, "out", cfg.out or out)  # before the first trial, not after the last
     trials_total = sum(len(s["trials"]) for s in sweeps)
     log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
-        f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}")
+        f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}, tables in {out}")
     outcome = run_sweeps(sweeps, cfg, hydra_overrides, log, competition(sweeps, out / "pruning", cfg.tau_max))
-    launch_report = {k: outcome.get(k) for k in ("not_submitted", "unfinished", "job_errors", "lost", "error")}
+    launch_report = {k: outcome.get(k)
+                     for k in ("not_submitted", "unfinished", "job_errors", "lost", "error", "all_failed")}
     if outcome.get("not_submitted") and not outcome["launched"]:  # nothing ran: no table to remake
         return {"leaderboard": None, "trials": trials_total, "launched": 0, "counts": outcome["counts"],
                 "table": None, "csv": None, "plots": [], **launch_report}

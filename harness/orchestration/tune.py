@@ -76,7 +76,8 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
         log(f"not run, its record is damaged: {problem}")
     if not todo:
         log(f"all {total} trials already finished; nothing launched")
-        return {"launched": 0, "counts": count_states(sweeps), "not_submitted": 0, "unfinished": 0, "error": None}
+        return {"launched": 0, "counts": count_states(sweeps), "not_submitted": 0, "unfinished": 0, "error": None,
+                "all_failed": all_failed(sweeps)}
     first_results = Path(sweeps[0]["trials"][0]["config"]["results"])
     launch_root = Path(cfg.launch_dir) if cfg.launch_dir else first_results / "launches"
     held = held_by_earlier_jobs(sweeps, todo, launch_root, log)
@@ -112,7 +113,24 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
                                    first_results)
     return {"launched": len(todo), "waited_for": len(held), "launch_dir": result["launch_dir"], "counts": counts,
             "job_errors": len(errors), "lost": result["lost"], "not_submitted": 0,
-            "unfinished": sum(not_ended.values()), "error": error}
+            "unfinished": sum(not_ended.values()), "error": error, "all_failed": all_failed(sweeps)}
+
+
+def all_failed(sweeps: list[dict[str, Any]]) -> list[str]:
+    """One line for each sweep whose every trial failed in the submission's code (a trial's final
+    ``failed``: not the harness's, which a rerun retries), naming the first error and where its
+    traceback is. Such a sweep measures nothing (every trial counts as never reaching the target):
+    almost always a bug in the submission, so ``tune`` and ``suite`` exit 3 for it, like ``trial``."""
+    lines = []
+    for sweep in sweeps:
+        folders = [Path(t["record_dir"]) for t in sweep["trials"]]
+        if not folders or any(trial_state(f) != "failed" or needs_run(f) for f in folders):
+            continue
+        summary = read_manifest(folders[0] / "manifest.json")["summary"]
+        lines.append(f"every one of the {len(folders)} trials of {sweep['dir']} failed in the submission's code; the "
+                     f"first in {summary.get('error_in') or 'the submission'}: {summary.get('error_message', '?')} "
+                     f"(the traceback: summary.error of {folders[0] / 'manifest.json'})")
+    return lines
 
 
 def run_pruned_to_the_end(sweeps: list[dict[str, Any]], settings: dict[str, dict[str, Any]],
