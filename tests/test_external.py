@@ -504,6 +504,10 @@ def test_a_workload_of_the_users_package_runs_trials_and_sweeps(package: Path, t
     manifest = read_json(record / "manifest.json")
     assert manifest["config"]["workload"]["source"] == f"{package / 'valley.py'}:Valley"
     assert manifest["config"]["workload"]["config_from"] == str(package / "valley.yaml")
+    # in a trainer process (the leaderboard's setting): the file's workload could not be pickled there
+    code, isolated, err = run(capsys, "trial", "workload=valley.py:Valley", "submission=adam", "progress=false",
+                              "device=cpu", "isolation=process", f"results={tmp_path / 'isolated'}")
+    assert code == 0 and isolated["status"] in ("reached", "not_reached") and isolated["steps"] > 0, err
     code, summary, err = run(capsys, "tune", "workload=valley.py:Valley", "submission=adam", "progress=false",
                              "device=cpu", f"results={results}", "studies=1", "trials=2", "launcher=local",
                              "poll_s=0.5", "hydra.launcher.timeout_min=10")

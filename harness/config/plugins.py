@@ -37,6 +37,7 @@ import inspect
 import os
 import re
 import sys
+import types
 import warnings
 import weakref
 from importlib import metadata
@@ -334,6 +335,10 @@ def _import(source: Source) -> Any:
         raise UserError(f"The plugin file {path} is gone (the trial's config names it). Restore it, or run the "
                         f"trial from where it is now.")
     name = f"{EXTERNAL_PACKAGE}.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    # the package the name is in, so that pickle (a workload sent to a trainer process) can import
+    # the name: it imports the package first (the module's own entry in sys.modules is not enough)
+    package = sys.modules.setdefault(EXTERNAL_PACKAGE, types.ModuleType(EXTERNAL_PACKAGE))
+    package.__path__ = []
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
