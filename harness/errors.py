@@ -29,6 +29,14 @@ class Incomplete(UserError):
     exit_code = 1
 
 
+class NoSuchSize(UserError):
+    """A workload asked for at a size it does not have (``sizes``: the ones it has)."""
+
+    def __init__(self, message: str, sizes: list[str]):
+        super().__init__(message)
+        self.sizes = sizes
+
+
 class SubmissionFailed(UserError):
     """The submission's code raised outside a trial (``optbench info``'s timed steps): exit status 3,
     as for a trial whose submission failed, and no traceback of the harness's, which is not at fault."""
@@ -44,6 +52,19 @@ class SubmissionFailed(UserError):
         return cls(f"The submission's code raised in its {said} ({part}), not optbench: {type(error).__name__}: "
                    f"{error}. Fix the submission's code (optbench check submission=... runs its conformance "
                    f"checks; an optbench trial records the whole traceback)."
+                   + (f"\nIts frames (most recent call last):\n{frames.rstrip()}" if frames else ""))
+
+
+class WorkloadFailed(UserError):
+    """The workload's own code raised while it was built or loaded its data, before the trial began:
+    exit status 2 (the workload is the trial's input), its frames shown, nothing recorded."""
+
+    @classmethod
+    def raised_in(cls, part: str, error: Exception) -> WorkloadFailed:
+        """The error ``error`` raised in ``part`` (``Blobs.load()``), with the frames below the harness's."""
+        frames = "".join(traceback.format_list(_frames_below_the_harness(error)))
+        return cls(f"The workload's {part} raised {type(error).__name__}: {error}. Nothing was recorded. Fix the "
+                   f"workload or its data (optbench info workload=... builds and loads it alone)."
                    + (f"\nIts frames (most recent call last):\n{frames.rstrip()}" if frames else ""))
 
 

@@ -4,9 +4,11 @@ A workload owns its data, its model, its loss and its evaluation, and declares t
 that make a benchmark fair: the validation target, the budget, the step hint, the metric and
 its direction. The harness owns the loop and the clock; a workload never times anything.
 
-To add a workload family, write ``workloads/<name>.py`` with a subclass of :class:`Workload`
-exported as ``WORKLOAD``, and ``configs/workload/<name>.yaml`` with its sizes. The conformance
-tests (``tests/test_conformance.py``) then check it without a new test being written.
+To add a workload family to this repository, write ``workloads/<name>.py`` with a subclass of
+:class:`Workload` exported as ``WORKLOAD``, and ``configs/workload/<name>.yaml`` with its sizes. The
+conformance tests (``tests/test_conformance.py``) then check it without a new test being written.
+A workload kept in a package or file of one's own is named by ``workload=`` as a module, a ``.py``
+file or an entry point, with its YAML beside it (:mod:`harness.config.plugins` says how).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class Workload(ABC):
         if config.size not in config.sizes:
             raise UserError(
                 f"Workload '{config.name}' has no size '{config.size}'. "
-                f"Valid sizes: {', '.join(sorted(config.sizes))}."
+                f"Valid sizes: {', '.join(sorted(config.sizes))} (workload.size= picks one; a workload's "
+                f"YAML names its default in size:)."
             )
         variant = config.variants.get(config.variant) if config.variant != "base" else None
         if config.variant != "base" and variant is None:

@@ -521,6 +521,9 @@ def test_a_workload_of_the_users_package_runs_trials_and_sweeps(package: Path, t
     (("    target: 0.05", "    tagret: 0.05"), "Key 'tagret' not in 'SizeSpec' (key 'sizes.smoke.tagret')"),
     (("model: point", "model: point\nmodle_options: {}"), "(key 'modle_options')"),
     (("    step_hint: 500", "    step_hint: many"), "(key 'sizes.smoke.step_hint')"),
+    # a required value left out: a 30-line OmegaConf traceback, exit 1
+    (("    step_hint: 500\n", ""), "no value for sizes.smoke.step_hint."),
+    (("model: point\n", ""), "no value for model."),
 ])
 def test_a_bad_key_of_a_users_workload_yaml_is_named_with_the_file(
         package: Path, tmp_path: Path, capsys: pytest.CaptureFixture, edit: tuple[str, str], said: str) -> None:
@@ -570,6 +573,50 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
     code, _, err = run(capsys, "trial", "workload=broken.py:Broken", "submission=adam", "device=cpu",
                        f"results={tmp_path / 'results'}")
     assert code == 1 and "ended by a failure of the workload's evaluation" in err, err
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("    def load(self):\n        raise FileNotFoundError('/nonexistent/data.npz')\n",
+     "The workload's Faulty.load() raised FileNotFoundError: /nonexistent/data.npz"),
+    ("    def __init__(self, *args):\n        raise RuntimeError('a typo')\n",
+     "The workload's Faulty.__init__() raised RuntimeError: a typo"),
+    ("    def loss(self, model, batch):\n        return super().loss(model, batch) * float('nan')\n",
+     "The untrained model's training loss on the first batch (batch_size=64) is nan"),
+    ("    def train_batches(self, batch_size, seed):\n        return iter(())\n",
+     "train_batches(64, ...) ended without giving a batch"),
+    ("    def train_batches(self, batch_size, seed):\n        yield from ()\n        raise ValueError('bad')\n",
+     "train_batches(), build_model() or loss() raised ValueError: bad"),
+])
+def test_a_workload_whose_own_code_fails_before_the_trial_is_refused_as_the_workload_s(
+        body: str, said: str, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """load() or __init__ raising was a traceback of the harness's (exit 1) and left an empty record folder; a
+    loss that is NaN before any step was recorded as the submission diverging at step 1."""
+    (package / "faulty.py").write_text(VALLEY.replace("class Valley", "class Faulty").replace(
+        'name = "valley"', f'name = "faulty"\n\n{body}'))
+    (package / "faulty.yaml").write_text(VALLEY_CONFIG)
+    results = tmp_path / "results"
+    code, _, err = run(capsys, "trial", "workload=faulty.py:Faulty", "submission=adam", "device=cpu",
+                       "submission.hparams.batch_size=64", f"results={results}", "progress=false")
+    assert code == 2 and said in err, err
+    assert "Traceback" not in err and "Nothing was recorded" in err, err
+    assert not results.exists() or not any(results.rglob("*")), sorted(results.rglob("*"))
+
+
+def test_a_workload_stream_slow_to_give_its_first_batch_is_said(package: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generator that drops incomplete batches never yields when the batch size exceeds the examples:
+    the trial hung without a word (its batches are made before the clock runs out)."""
+    import harness.core.parts as parts
+
+    monkeypatch.setattr(parts, "PROBE_PATIENCE_S", 0.3)
+    (package / "slow.py").write_text(VALLEY.replace("class Valley", "class Slow").replace('name = "valley"', (
+        'name = "slow"\n\n    def train_batches(self, batch_size, seed):\n        import time\n'
+        '        time.sleep(1.0)\n        yield from super().train_batches(batch_size, seed)\n')))
+    (package / "slow.yaml").write_text(VALLEY_CONFIG)
+    code, _, err = run(capsys, "trial", "workload=slow.py:Slow", "submission=adam", "device=cpu", "max_steps=3",
+                       f"results={tmp_path / 'results'}")
+    assert code == 0 and "has given no batch in 0 s" in err and "never yields when the batch size" in err, err
 
 
 def test_a_suite_runs_a_workload_of_the_users_package(package: Path, tmp_path: Path,
@@ -759,6 +806,14 @@ def test_check_runs_on_a_users_workload_given_by_workloads_or_workload(package: 
     assert code == 2 and "workloads=[" in err, err
     code, _, err = run(capsys, "check", "submission=adam", "workloads=[rosenbrock,valey.py:Valley]")
     assert code == 2 and "valey.py" in err and "smoke trial" not in err, err
+    # the checks' size: smoke, said (a workload.size= was replaced silently; a workload without one got
+    # "has no size 'smoke'" without what to do)
+    code, _, err = run(capsys, "check", "submission=adam", "workload=valley.py:Valley", "workload.size=mini")
+    assert code == 2 and "workload.size=mini is not used" in err, err
+    (package / "hill.py").write_text(VALLEY.replace("class Valley", "class Hill").replace('"valley"', '"hill"'))
+    (package / "hill.yaml").write_text(VALLEY_CONFIG.replace("smoke", "mini"))
+    code, _, err = run(capsys, "check", "submission=adam", "workload=hill.py:Hill")
+    assert code == 2 and "hill.py:Hill has none (its sizes: mini). Add a smoke size" in err, err
 
 
 def test_two_submissions_of_one_name_are_refused_before_anything_runs(package: Path, tmp_path: Path,

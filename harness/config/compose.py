@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config.names import config_names, submission_names, workload_names
 from harness.config.schema import DEVICES, ISOLATION, register_schemas
-from harness.errors import UserError
+from harness.errors import NoSuchSize, UserError
 from harness.identity import digest
 
 
@@ -224,10 +224,10 @@ def validate_trial_config(cfg: DictConfig) -> None:
                           ("workload.variant", cfg.workload.variant), ("submission", cfg.submission.name)):
         check_safe_name(setting, str(name))
     if cfg.workload.size not in cfg.workload.sizes:
-        raise UserError(
+        raise NoSuchSize(
             f"Workload '{cfg.workload.name}' has no size '{cfg.workload.size}'. "
-            f"Valid sizes: {', '.join(sorted(cfg.workload.sizes))}."
-        )
+            f"Valid sizes: {', '.join(sorted(cfg.workload.sizes))} (workload.size= picks one; a workload's "
+            f"YAML names its default in size:).", sorted(cfg.workload.sizes))
 
 
 SEEDS = 2**32  # seeds are in [0, SEEDS)

@@ -506,15 +506,20 @@ def _check_workload_keys(path: Path, data: dict[str, Any]) -> None:
 
     from harness.specs import SizeSpec, WorkloadConfig
 
+    keys = [f.name for f in dataclasses.fields(WorkloadConfig) if f.name not in SET_BY_THE_HARNESS]
+    layout = (f"A workload's YAML has the keys {', '.join(keys)}; each of its sizes the keys "
+              f"{', '.join(f.name for f in dataclasses.fields(SizeSpec))} (target, max_runtime_s and step_hint "
+              f"required).")
     try:
-        OmegaConf.merge(OmegaConf.structured(WorkloadConfig), data)
+        merged = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), data)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
-        keys = [f.name for f in dataclasses.fields(WorkloadConfig) if f.name not in SET_BY_THE_HARNESS]
-        raise UserError(
-            f"{path}: {str(error).strip().splitlines()[0].rstrip('.')} (key '{key}'). A workload's YAML has the "
-            f"keys {', '.join(keys)}; each of its sizes the keys "
-            f"{', '.join(f.name for f in dataclasses.fields(SizeSpec))}.") from None
+        raise UserError(f"{path}: {str(error).strip().splitlines()[0].rstrip('.')} (key '{key}'). {layout}") from None
+    missing = sorted(k for k in OmegaConf.missing_keys(merged) if k != "name")  # the name has defaults (_name)
+    if missing:
+        raise UserError(f"{path}: no value for {', '.join(missing)}. {layout}")
+    if not merged.sizes:
+        raise UserError(f"{path}: no sizes. {layout}")
 
 
 def _name(kind: str, data: dict[str, Any], source: Source, cls: type, taken: set[str]) -> str:

@@ -9,6 +9,7 @@ trajectories`` and ``optbench check``: each of them measures what a trial would 
 from __future__ import annotations
 
 import random
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from torch import nn  # charge to the submission's construction, imported here b
 
 from harness.core.checkpoint import capture_rng, restore_rng
 from harness.core.precision import with_precision
+from harness.errors import UserError, WorkloadFailed
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Batch, Workload, WorkloadInfo
 
@@ -66,6 +68,51 @@ def warm_up(model: nn.Module, workload: Workload, batch_size: int, seed: int,
         restore_rng(rng, workload.device)
     if workload.device.type == "cuda":
         torch.cuda.synchronize(workload.device)
+
+
+PROBE_PATIENCE_S = 60.0  # when a workload's first batch takes longer, say so (a stream that never yields)
+
+
+def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable[[str], None]) -> None:
+    """Before the first trial of a workload of the user's own starts (uncharged; nothing recorded
+    yet): one batch of the trial's size from a separate stream, and the untrained model's loss on it.
+
+    Refused as the workload's (exit 2, no record): a stream that ends without a batch, code of the
+    workload's that raises, a non-finite loss before any step (every trial would "diverge" at step 1,
+    charged to the submission). A stream that gives no batch for a minute (a generator that drops
+    incomplete batches loops forever when the batch size exceeds the examples) is said, not killed.
+    Everything the probe could change (global RNGs, the model's state) is put back or thrown away.
+    """
+    def finite(loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise UserError(f"The untrained model's training loss on the first batch (batch_size={batch_size}) is "
+                            f"{loss.detach().float().mean().item()}: non-finite before any optimizer step, so every "
+                            f"trial would diverge at its first step and the submission be blamed. Fix the workload's "
+                            f"build_model() or loss(). Nothing was recorded.")
+
+    timer = threading.Timer(PROBE_PATIENCE_S, say, [
+        f"note: the workload's train_batches({batch_size}, ...) has given no batch in {PROBE_PATIENCE_S:.0f} s; it "
+        f"must yield batches of every size in [min_batch_size, max_batch_size] without end (a stream that drops "
+        f"incomplete batches never yields when the batch size exceeds the {workload.num_train_examples} training "
+        f"examples)"])
+    timer.daemon = True
+    rng = capture_rng(workload.device)
+    timer.start()
+    try:
+        model = workload.build_model(seed)
+        model.train()
+        warm_up(model, workload, batch_size, seed, check=finite, backward=False)
+    except UserError:
+        raise
+    except StopIteration:
+        raise UserError(f"The workload's train_batches({batch_size}, ...) ended without giving a batch: it must yield "
+                        f"batches without end, of every size in [min_batch_size, max_batch_size] (wrapping around "
+                        f"its {workload.num_train_examples} training examples). Nothing was recorded.") from None
+    except Exception as error:
+        raise WorkloadFailed.raised_in("train_batches(), build_model() or loss()", error) from None
+    finally:
+        timer.cancel()
+        restore_rng(rng, workload.device)
 
 
 def build_submission(submission_cls: type[Submission], model: nn.Module, hparams: TrainingHparams,

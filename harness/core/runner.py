@@ -42,6 +42,7 @@ from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import SignalHandlerError, UserInterrupts, user_interrupts
 from harness.core.isolation import ProcessTrainer, check_isolation
+from harness.core.parts import probe_training
 from harness.core.precision import precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
@@ -52,9 +53,9 @@ from harness.core.steps import Stop, Trainer, next_stop_step
 from harness.core.submission_names import refuse_another_submission
 from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
 from harness.core.trial_lock import TrialLock
-from harness.errors import NOT_THE_SUBMISSIONS, UserError
+from harness.errors import NOT_THE_SUBMISSIONS, UserError, WorkloadFailed
 from harness.identity import better, differences, digest, utc_timestamp
-from harness.paths import ensure_writable_folder
+from harness.paths import ensure_writable_folder, remove_if_empty
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload, check_targets, target_data_digest, workload_identity
 
@@ -101,11 +102,33 @@ def loaded(workload: Workload, cfg: DictConfig) -> Workload:
     if key in _LOADED:
         _LOADED.move_to_end(key)
         return _LOADED[key]
-    workload.load()
+    load_data(workload)
     _LOADED[key] = workload
     while len(_LOADED) > _KEEP_LOADED:
         _LOADED.popitem(last=False)
     return workload
+
+
+def built_workload(cfg: DictConfig, device: torch.device) -> Workload:
+    """The trial's workload object (its data not loaded yet); what its constructor raises, said as
+    the workload's (:class:`WorkloadFailed`), not as a traceback of the harness's."""
+    cls = workload_class(cfg.workload.name, cfg.workload.get("source"))
+    try:
+        return cls(cfg.workload, device, cfg.get("data_dir"))
+    except UserError:
+        raise
+    except Exception as error:
+        raise WorkloadFailed.raised_in(f"{cls.__name__}.__init__()", error) from None
+
+
+def load_data(workload: Workload) -> None:
+    """``workload.load()``; what it raises (a missing file, a bug), said as the workload's."""
+    try:
+        workload.load()
+    except UserError:
+        raise
+    except Exception as error:
+        raise WorkloadFailed.raised_in(f"{type(workload).__name__}.load()", error) from None
 
 
 def data_digest_now(cfg: DictConfig) -> str | None:
@@ -113,9 +136,8 @@ def data_digest_now(cfg: DictConfig) -> str | None:
     here now, read on the CPU (a digest does not depend on the device, and a SLURM login node has
     none). The data are not kept: a tune process that launches jobs elsewhere holds no dataset while
     it waits for them."""
-    workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, torch.device("cpu"),
-                                                                            cfg.get("data_dir"))
-    workload.load()
+    workload = built_workload(cfg, torch.device("cpu"))
+    load_data(workload)
     return workload.data_digest()
 
 
@@ -207,7 +229,7 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(str(cfg.device))
     submission_cls = described_submission(cfg.submission.name, cfg.submission.get("source"))  # not imported here
     hparams = _hparams(cfg)
-    workload = workload_class(cfg.workload.name, cfg.workload.get("source"))(cfg.workload, device, cfg.data_dir)
+    workload = built_workload(cfg, device)
     workload.check_batch_size(hparams.batch_size)
     check_targets(workload.spec, workload.name, workload.size)
     if cfg.isolation == "process":
@@ -240,9 +262,13 @@ def run_trial(cfg: DictConfig) -> dict[str, Any]:
         progress.say(f"the last attempt ended by a failure of the {failed_part(record.manifest())}, not of the "
                      f"submission: running it again")
 
-    ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
-    with TrialLock(record.dir):
-        return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
+    made = ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
+    try:
+        with TrialLock(record.dir):
+            return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
+    except UserError:  # refused before the record began (the workload's data): no empty folder left
+        remove_if_empty(made)
+        raise
 
 
 def _hparams(cfg: DictConfig, real: bool = False) -> TrainingHparams:
@@ -283,6 +309,8 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
         resume = None
         progress.say(f"rerun=true: started with {changed}; starting it over from step 0")
     if resume is None:
+        if cfg.workload.get("source"):  # a workload of the user's own: its stream and loss tried first
+            probe_training(workload, hparams.batch_size, int(cfg.seed), progress.say)
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
         record.start({**manifest, "attempts": [attempt_context()]})
         progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")

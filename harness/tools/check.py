@@ -26,7 +26,7 @@ from harness.config.registry import submission_class, workload_class
 from harness.config.schema import CheckConfig
 from harness.config.search_space import corner_points, validate_search_space
 from harness.core.parts import trial_parts
-from harness.errors import UserError
+from harness.errors import NoSuchSize, UserError
 from harness.submission import Submission, TrainingHparams, input_values
 from harness.workload import Workload
 
@@ -69,7 +69,16 @@ def search_space_valid(cfg: DictConfig) -> str:
 def smoke_config(workload: str, settings: list[str]) -> DictConfig:
     """The config of ``workload`` (a built-in's name, or an external one's module, file or entry
     point: harness/config/plugins.py) at its smoke size; ``settings``: its ``workload_config=``."""
-    return compose_config("trial", [*settings, f"workload={workload}", "workload.size=smoke"]).workload
+    try:
+        config = compose_config("trial", [*settings, f"workload={workload}", "workload.size=smoke"]).workload
+        sizes = sorted(config.sizes)
+    except NoSuchSize as error:
+        sizes = error.sizes
+    if "smoke" not in sizes:
+        raise UserError(f"optbench check runs every workload at its size 'smoke' (trials of seconds); {workload} has "
+                        f"none (its sizes: {', '.join(sizes)}). Add a smoke size to its YAML (little data, a few "
+                        f"hundred steps), or check on other workloads (workloads=[...]).")
+    return config
 
 
 def smoke_workload(workload: str, settings: Sequence[str] = ()) -> Workload:
@@ -85,6 +94,10 @@ def chosen_workloads(settings: DictConfig, rest: list[str]) -> tuple[list[str], 
     overrides. ``workload=X`` alone means ``workloads=[X]``; with ``workloads=`` too it is refused
     (one of them would be dropped)."""
     picked = [o for o in rest if o.partition("=")[0].lstrip("+") == "workload"]
+    sized = [o for o in rest if o.partition("=")[0].lstrip("+") == "workload.size"]
+    if sized:
+        raise UserError(f"optbench check: {sized[-1]} is not used: the checks run every workload at its size 'smoke' "
+                        f"(trials of seconds). Leave it out; `optbench trial` runs a submission at any size.")
     files = [o for o in rest if o.partition("=")[0].lstrip("+") == "workload_config"]
     others = [o for o in rest if o not in picked and o not in files]
     if picked and settings.workloads:
