@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from harness.config.compose import compose_config
-from harness.tools.calibrate import choose_target_and_budget
+from harness.errors import UserError
+from harness.tools.calibrate import choose_target_and_budget, refuse_a_metric_training_worsens
 from harness.tools.calibrate_command import draw_points, run_calibrate, write_calibration
 
 
@@ -37,6 +38,17 @@ def test_target_is_the_hardest_grid_value_most_seeds_reach() -> None:
     assert choice["max_runtime_s"] == 10.0  # 2 x 2.6 s = 5.2 s, rounded up to 5 s steps
     median = choose_target_and_budget(confirm, True, 0.5, 0.005, 2.0, 5.0)
     assert median["target"] == pytest.approx(0.895)
+
+
+def test_a_metric_that_training_only_worsens_is_refused_not_calibrated() -> None:
+    """Accuracy declared lower-is-better: calibrate chose the point that learned least (target 0.34)."""
+    learning = [(10, 1.0, 0.5), (20, 2.0, 0.8), (30, 3.0, 0.87)]
+    backwards = [run("adamw", seed, 0.5, learning) for seed in (1, 2)]  # best = the first (min) value
+    with pytest.raises(UserError, match=r"did best at its first evaluation .*higher_is_better=False"):
+        refuse_a_metric_training_worsens(backwards, "adamw", higher=False)
+    refuse_a_metric_training_worsens([run("adamw", 1, 0.87, learning)], "adamw", higher=True)  # fine
+    one_learned = [*backwards[:1], run("adamw", 3, 0.45, [(10, 1.0, 0.5), (20, 2.0, 0.45)])]
+    refuse_a_metric_training_worsens(one_learned, "adamw", higher=False)  # a seed improved: not refused
 
 
 def test_lower_is_better_rounds_up() -> None:

@@ -852,3 +852,39 @@ def test_a_yaml_syntax_error_is_named_with_its_line(package: Path, tmp_path: Pat
     (package / "mypkg" / "opt.yaml").write_text("name: nesterov_mine\nhparams:\n  lr: 0.05\n  momentum: a: b\n")
     code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={tmp_path / 'r'}")
     assert code == 2 and f"{package / 'mypkg' / 'opt.yaml'}:4:" in err and "not a readable YAML file" in err
+
+
+def test_a_package_installed_by_a_finder_is_recorded_alike_from_any_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install (a finder on sys.meta_path, no sys.path entry) run from the folder above its
+    project: the project folder, named like the package, was found first as a namespace package, so
+    the source was recorded as `mypkg.blobs:Blobs@/tmp`, and the same trial got another hash there."""
+    import importlib.abc
+    import importlib.util
+
+    from harness.config.plugins import Source, resolve
+
+    project = tmp_path / "finderpkg"
+    (project / "finderpkg").mkdir(parents=True)
+    (project / "finderpkg" / "__init__.py").write_text("")
+    (project / "finderpkg" / "opt.py").write_text(OPTIMIZER + "\nSUBMISSION = Nesterov\n")
+
+    class EditableFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "finderpkg":
+                return importlib.util.spec_from_file_location(
+                    name, project / "finderpkg" / "__init__.py",
+                    submodule_search_locations=[str(project / "finderpkg")])
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, EditableFinder()])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    recorded = []
+    for folder in (tmp_path, project, tmp_path / "elsewhere"):
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        for name in [n for n in sys.modules if n.startswith("finderpkg")]:
+            monkeypatch.delitem(sys.modules, name)
+        recorded.append(resolve("finderpkg.opt", "submission").text())
+    assert recorded == ["finderpkg.opt:SUBMISSION"] * 3, recorded
+    assert Source.from_text(recorded[0]).root is None

@@ -158,8 +158,22 @@ def resolve(text: str, kind: str = "submission") -> Source:
 
 def _root_of(module: str, here: str) -> str | None:
     """The folder to put on sys.path for ``module`` to import in another process: the folder its
-    top-level package is in, unless that is already an absolute entry of sys.path (an installed
-    package, PYTHONPATH) other than the current folder, which a job started elsewhere would lack."""
+    top-level package is in, unless it imports without the current folder (an installed package,
+    an editable install's finder, PYTHONPATH), which a job started elsewhere would lack.
+
+    So the recorded source, part of a trial's identity, is the same from any folder: with the
+    current folder searched first, an editable install run from the folder above its project was
+    found as that project folder (a namespace package) and recorded another root."""
+    top = module.split(".")[0]
+    if top not in sys.modules:
+        elsewhere = [p for p in sys.path if os.path.abspath(p or ".") != os.path.abspath(here)]
+        saved, sys.path[:] = sys.path[:], elsewhere
+        try:
+            spec = importlib.util.find_spec(top)
+        finally:
+            sys.path[:] = saved
+        if spec is not None and spec.origin not in (None, "namespace"):  # a namespace package: a folder
+            return None
     added = here not in sys.path
     if added:
         sys.path.append(here)
@@ -296,7 +310,7 @@ def _outside_its_package(source: Source, error: Exception, kind: str) -> str | N
     module, above = found
     package = module.rpartition(".")[0]
     missing = error.name or ""
-    relative = missing == EXTERNAL_PACKAGE or "relative import" in str(error)
+    relative = missing.partition(".")[0] == EXTERNAL_PACKAGE or "relative import" in str(error)
     if not (relative or missing == package.split(".")[0]):
         return None
     how = "a relative import" if relative else f"{type(error).__name__}: {error}"

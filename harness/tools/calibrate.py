@@ -35,6 +35,7 @@ from harness.config.compose import compose_config
 from harness.core.environment import describe_device, package_versions
 from harness.core.records import read_json, read_jsonl
 from harness.core.runner import resolve_device, run_trial
+from harness.errors import UserError
 from harness.identity import meets, utc_timestamp
 
 Curve = list[tuple[int, float, float]]  # (step, submission seconds, validation metric)
@@ -131,6 +132,7 @@ def calibrate(
     confirm = [r for r in confirm if r["best"] is not None]
     choice = choose_target_and_budget(confirm, higher, reliability, target_grid, margin, budget_round_s)
     reference = choice["reference"]
+    refuse_a_metric_training_worsens(confirm, reference, higher)
     digests = {r["data_sha256"] for r in confirm}
     return {
         **choice,
@@ -156,6 +158,23 @@ def _device(base: Sequence[str]) -> str:
 
 def _short(hparams: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hparams.items()) + "}"
+
+
+def refuse_a_metric_training_worsens(confirm: list[dict[str, Any]], reference: str, higher: bool) -> None:
+    """Refuse a calibration whose reference did best at its first evaluation in every confirming run
+    (of at least two evaluations): training only made the metric worse in the workload's declared
+    direction, almost always a wrong ``higher_is_better`` (accuracy declared lower-is-better). Such
+    a target would be one that rewards not learning."""
+    runs = [r for r in confirm if r["submission"] == reference and len(r["curve"]) >= 2]
+    if not runs or any(r["best"] != r["curve"][0][2] for r in runs):
+        return
+    first, last = runs[0]["curve"][0], runs[0]["curve"][-1]
+    raise UserError(
+        f"Every confirming run of {reference} did best at its first evaluation (seed {runs[0]['seed']}: "
+        f"{first[2]:.4g} at step {first[0]}, {last[2]:.4g} at step {last[0]}): training only made the metric worse "
+        f"as the workload declares it (higher_is_better={higher}). Check the workload's higher_is_better for its "
+        f"metric, or its step_hint and the baseline's search space (a baseline that does not learn sets no target). "
+        f"Nothing was written.")
 
 
 def choose_target_and_budget(
