@@ -37,8 +37,9 @@ commands:
                           [launcher=inline|parallel|local|slurm] [hydra.launcher.partition=P ...]
   suite   the main job: tune every submission on every workload of a preset, then a
           time-to-target table and validation curves (rerun to resume)
-            optbench suite [suite=cpu|smoke|gpu] [workloads=[fashion_mnist]] [submissions=[adamw,sgd]]
-                           [studies=2] [trials=4] [launcher=...] [out=DIR] [any trial setting]
+            optbench suite [suite=mini|smoke|cpu|gpu] [workloads=[fashion_mnist]] [submissions=[adamw,sgd]]
+                           [studies=N] [trials=N] [launcher=...] [out=DIR] [any trial setting]
+            (default suite=mini, the main job's: 2 studies x 3 trials; each preset's in configs/suite/)
   status  every study and trial of the sweeps under a results folder: state, outcome,
           SLURM job and state, log file
             optbench status [results=results] [scheduler=true] [strict=true]
@@ -66,6 +67,7 @@ commands:
 trial settings (defaults in brackets):
   workload=NAME [fashion_mnist]     workload.size=smoke|mini|cpu|gpu [cpu] (each workload's: optbench list)
   workload.model=NAME               workload.sizes.<size>.precision=fp32|bf16 [the size's; bf16: autocast]
+  workload.variant=NAME [base]      isolation=inprocess|process [inprocess; the leaderboard presets: process]
   compile=auto|true|false [auto: CUDA gpu sizes, one process, isolation=inprocess] (torch.compile before the
     clock; charge_compile=true charges it)
   nproc=N [1] (one trial as N data-parallel processes; the batch size is the global one)
@@ -73,7 +75,8 @@ trial settings (defaults in brackets):
   submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)
   submission_config=FILE (its defaults and search space; default: the .yaml beside its module)
   workload=package.module:Class | path/to/file.py   workload_config=FILE (likewise, for a workload)
-  rerun=true (run a finished trial again; its old record is kept beside it)
+  rerun=true (run a finished trial again; its old record is kept beside it)   record_dir=DIR (its folder)
+  prune=true|false [true] (a sweep's trial stops once it cannot change any score or rank)
   seed=INT [0]                      data_dir=DIR (where the data is looked for first)
   results=DIR [results]             device=auto|cpu|cuda|cuda:N [auto]
   max_runtime_s=SECONDS (override the workload's budget)   max_steps=N (stop after N steps)
@@ -84,6 +87,7 @@ trial settings (defaults in brackets):
 exit status: 0 the trial ran (reached, not_reached, pruned or diverged); 1 the harness failed (an I/O error,
   another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed (trial, and
   info: the part that raised, the exception and the submission's frames on stderr).
+  130 interrupted (Ctrl-C; what was written is kept, the same command resumes).
   tune, suite: 0 every launched trial ended; 3 every trial of a sweep failed in the submission's code (the
   first error on stderr; a suite still writes its tables); 2 bad input, an unknown launcher or hydra.launcher.* setting
   (nothing written), or no job could be submitted (the scheduler's message and what to check on stderr;

@@ -7,7 +7,7 @@
    (several optimizers, closures, parameter routing) subclass ``Submission`` and implement
    ``update(batch, compute_loss)``, returning the step's loss detached; implement
    ``prepare_for_eval`` when evaluation must see other weights (weight averaging, schedule-free).
-3. Beside it, a YAML of the same stem (copy ``configs/submission/adamw.yaml``): ``name``, the
+3. Beside it, a YAML of the same stem (copy ``_template.yaml``, which goes with this file): the
    default ``hparams`` and the AlgoPerf-format ``search_space``.
 4. ``optbench check submission=mypkg.my_optimizer:MyOptimizer`` (or ``submission=path/to/file.py``),
    then ``optbench trial`` / ``tune`` / ``suite`` with the same ``submission=``.

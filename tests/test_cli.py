@@ -71,6 +71,13 @@ def test_list_shows_workloads_and_submissions() -> None:
     done = optbench("list")
     assert done.returncode == 0
     assert "fashion_mnist" in done.stdout and "adamw" in done.stdout and "momentum" in done.stdout
+    # numbers a config calls provisional (copied, not measured for that size) are marked so
+    lines = {line.split()[0] + " " + line.split()[2]: line for line in done.stdout.splitlines() if " size " in line}
+    assert lines["fashion_mnist gpu"].endswith("(provisional)") and "provisional" not in lines["fashion_mnist cpu"]
+    assert "mini >= 0.87 (provisional)" in done.stdout  # a variant inheriting the base mini target
+    # the settings a leaderboard is made with are in --help
+    helped = optbench("--help").stdout
+    assert "isolation=inprocess|process" in helped and "suite=mini|smoke|cpu|gpu" in helped and "130" in helped
 
 
 def test_suite_on_smoke_writes_table_and_plot(tmp_path: Path) -> None:

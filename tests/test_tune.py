@@ -210,18 +210,23 @@ def test_suite_smoke_preset(results: Path, capsys: pytest.CaptureFixture) -> Non
     assert Path(summary["table"]).parent == results / "suite-smoke-fashion_mnist-adamw+sgd"
 
 
-@pytest.mark.parametrize("changes, name", [
-    ([], "suite-smoke"), (["size=mini"], "suite-smoke-mini"), (["size=smoke"], "suite-smoke"),
-    (["workloads=[gpt]", "submissions=[adamw,sgd]"], "suite-smoke-gpt-adamw+sgd"),
-    (["workloads=[fashion_mnist,gpt,cifar10]"], "suite-smoke")])
-def test_a_suite_run_with_another_size_or_selection_gets_its_own_tables_folder(changes: list[str], name: str) -> None:
-    """`suite size=smoke` wrote its tables into suite-mini/, over the whole suite's."""
+@pytest.mark.parametrize("changes, names, name", [
+    ([], [], "suite-smoke"), (["size=mini"], [], "suite-smoke-mini"), (["size=smoke"], [], "suite-smoke"),
+    (["workloads=[gpt]", "submissions=[adamw,sgd]"], [], "suite-smoke-gpt-adamw+sgd"),
+    (["workloads=[cifar10,gpt,fashion_mnist]"], [], "suite-smoke"),
+    (["submissions=[adamw,mypkg.adan:Adan]"], ["adamw", "adan"], "suite-smoke-adamw+adan")])
+def test_a_suite_run_with_another_size_or_selection_gets_its_own_tables_folder(changes: list[str], names: list[str],
+                                                                              name: str) -> None:
+    """`suite size=smoke` wrote its tables into suite-mini/, over the whole suite's; a submission given
+    as a module named the folder after it, colon and all (suite-smoke-adamw+mypkg.adan:Adan)."""
     from harness.config.compose import compose_config
     from harness.config.names import submission_names
     from harness.orchestration.suite import default_out_name
 
     cfg = compose_config("suite", ["suite=smoke", *changes])
-    assert default_out_name(cfg, ["suite=smoke"], list(cfg.submissions) or submission_names()) == name
+    sweeps = [{"workload": w, "submission": s} for w in cfg.workloads
+              for s in names or list(cfg.submissions) or submission_names()]
+    assert default_out_name(cfg, ["suite=smoke"], sweeps) == name
 
 
 def test_a_suite_s_table_is_never_written_from_records_its_leaderboard_refuses(
@@ -437,6 +442,15 @@ def test_a_job_whose_trial_refuses_its_settings_reports_the_message_not_a_traceb
     monkeypatch.setattr(runner, "run_trial", refuses)
     result = run_job(OmegaConf.create({"plan": str(plan), "index": 0}))
     assert result["status"] == "error" and result["error"] == "optbench: error: batch_size=9 is outside the range"
+
+
+def test_a_new_search_dimension_without_its_plus_is_told_how_to_add_it(results: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """'Unknown setting batch_size in the overrides' said nothing of the + a new dimension needs."""
+    assert main(["tune", *SMOKE, "submission=sgd", f"results={results}",
+                 "submission.search_space.batch_size={feasible_points:[32,64]}"]) == 2
+    err = capsys.readouterr().err
+    assert "Add a dimension with a leading +: +submission.search_space.batch_size=" in err, err
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32 + 1)])

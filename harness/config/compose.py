@@ -177,12 +177,17 @@ def _composition_message(error: BaseException) -> str:
     cause = error.__cause__ or error
     text = str(cause).strip()
     key = re.search(r"Key '([^']+)' not in '([^']*)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
-    if key:
-        return (
-            f"Unknown setting '{key.group(1)}' in the overrides. See `optbench --help` for the settings, "
-            f"or submission.hparams.<name>=... for a hyperparameter."
-        )
     full_key = getattr(cause, "full_key", None)
+    if key:
+        named = full_key or key.group(1)
+        if str(named).startswith("submission.search_space."):  # a mapping that takes new entries with a +
+            return (f"Unknown setting '{named}': the search space has no '{key.group(1)}' yet. Add a dimension with "
+                    f"a leading +: +{named}=... (e.g. '+submission.search_space.batch_size="
+                    f"{{feasible_points:[64,128]}}').")
+        return (
+            f"Unknown setting '{named}' in the overrides. See `optbench --help` for the settings, "
+            f"or submission.hparams.<name>=... for a hyperparameter (a new entry of a mapping takes a leading +)."
+        )
     summary = text.splitlines()[0]
     where = f" (setting '{full_key}')" if full_key else ""
     return f"Invalid configuration{where}: {summary}."

@@ -69,15 +69,18 @@ def marked_incomplete(table: pd.DataFrame, problems: list) -> pd.DataFrame:
     return table.assign(incomplete=["yes" if row in lacking else "" for row in rows])
 
 
-def default_out_name(cfg: Any, preset: list[str], chosen_submissions: list[str]) -> str:
+def default_out_name(cfg: Any, preset: list[str], sweeps: list[dict[str, Any]]) -> str:
     """``suite-<name>`` for the preset's own selection; with the size, workloads or submissions
-    changed on the command line, those are added (``suite-mini-smoke``, ``suite-mini-gpt-adamw+sgd``),
-    so that a run of a part of a suite, or at another size, never overwrites the whole suite's tables."""
+    changed on the command line, those are added (``suite-mini-smoke``, ``suite-mini-gpt-adamw+sgd``:
+    the records' names, never a module path or file), so that a run of a part of a suite, or at
+    another size, never overwrites the whole suite's tables."""
     own = compose_config("suite", preset)
+    workloads = list(dict.fromkeys(s["workload"] for s in sweeps))
+    submissions = list(dict.fromkeys(s["submission"] for s in sweeps))
     parts = [str(cfg.size)] if cfg.size != own.size else []
-    for chosen, preset_value in ((list(cfg.workloads), list(own.workloads)),
-                                 (chosen_submissions, list(own.submissions) or submission_names())):
-        if chosen != preset_value:
+    for chosen, preset_value in ((workloads, list(own.workloads)),
+                                 (submissions, list(own.submissions) or submission_names())):
+        if sorted(chosen) != sorted(preset_value):
             label = "+".join(chosen)
             parts.append(label if len(label) <= 40 else
                          f"{len(chosen)}-" + hashlib.sha256(label.encode()).hexdigest()[:8])
@@ -119,7 +122,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     for sweep in sweeps:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
-    out = Path(cfg.out) if cfg.out else results / default_out_name(cfg, preset, chosen_submissions)
+    out = Path(cfg.out) if cfg.out else results / default_out_name(cfg, preset, sweeps)
     ensure_writable_folder(out, "out", cfg.out or out)  # before the first trial, not after the last
     trials_total = sum(len(s["trials"]) for s in sweeps)
     log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "

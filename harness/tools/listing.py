@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from harness.errors import OptbenchWarning, UserError
 from harness.identity import relation as meets_as
@@ -61,12 +62,20 @@ def _workload_lines(name: str, where: str) -> list[str]:
     cfg = compose_config("trial", [f"workload={name}"]).workload
     relation = meets_as(_higher(name))
     lines = [f"  {name:<16} size {size:<6} model {cfg.model:<6} target {relation} {spec.target:<8g} "
-             f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}{where}" for size, spec in cfg.sizes.items()]
+             f"budget {spec.max_runtime_s:g}s  step_hint {spec.step_hint}{_provisional(spec)}{where}"
+             for size, spec in cfg.sizes.items()]
     for variant, vspec in cfg.variants.items():
-        targets = ", ".join(f"{size} {relation} {v['target']:g}" for size, v in vspec.sizes.items())
+        targets = ", ".join(f"{size} {relation} {v['target']:g}{_provisional(v)}" for size, v in vspec.sizes.items())
         lines.append(f"  {name + '.' + variant:<16} (workload.variant={variant}) {vspec.description}; "
                      f"targets {targets}")
     return lines
+
+
+def _provisional(spec: Any) -> str:
+    """`` (provisional)`` for a size whose numbers its config calls provisional (not measured for it:
+    copied from another size or a reference), so a listing does not present them as calibrated."""
+    note = str((spec.get("calibration") or {}).get("note", ""))
+    return " (provisional)" if "provisional" in note.lower() else ""
 
 
 def _submission_lines(name: str, where: str) -> list[str]:
