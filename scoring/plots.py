@@ -27,7 +27,8 @@ import math
 import os
 import textwrap
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -916,9 +917,32 @@ def _rgba(colour: str, alpha: float) -> tuple[float, float, float, float]:
     return (r, g, b, alpha)
 
 
+_STAGING: list[str | None] = [None]  # inside staged_saves(token): plots are left aside for the caller to move in
+
+
+@contextmanager
+def staged_saves(token: str) -> Iterator[None]:
+    """Plots saved meanwhile are written to :func:`staged_path` of their paths and left there: a
+    leaderboard moves them into place with its tables, all or none (scoring/report.py), so a
+    failure (a full disk) leaves the previous leaderboard's files as they were, not a mix of two.
+    ``token`` (the writing command's process id) keeps two commands writing one folder apart."""
+    _STAGING[0] = token
+    try:
+        yield
+    finally:
+        _STAGING[0] = None
+
+
+def staged_path(out: Path, token: str) -> Path:
+    """Where a plot saved inside :func:`staged_saves` is written before it is moved to ``out``."""
+    return out.with_name(f".{out.name}.{token}.staged")
+
+
 def _save(fig: plt.Figure, out: Path) -> Path:
     """Write ``fig`` as a 256-colour, zlib-compressed PNG (a few tens of kB; the HTML embeds it);
-    figures larger than ``MAX_PIXELS`` at the default dpi are drawn at a lower one."""
+    figures larger than ``MAX_PIXELS`` at the default dpi are drawn at a lower one. Written to a
+    temporary file and renamed, so a failure (a full disk) never leaves a truncated PNG; inside
+    :func:`staged_saves`, left at its staged path."""
     out.parent.mkdir(parents=True, exist_ok=True)
     width, height = fig.get_size_inches()
     fig.set_dpi(min(DPI, math.sqrt(MAX_PIXELS / (width * height))))
@@ -926,5 +950,13 @@ def _save(fig: plt.Figure, out: Path) -> Path:
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
     image = Image.fromarray(pixels).quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    image.save(out)
+    token = _STAGING[0]
+    target = staged_path(out, token) if token else out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        image.save(target, format="PNG")
+        if not token:
+            os.replace(target, out)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return out

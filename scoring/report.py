@@ -24,7 +24,7 @@ from harness.log import stderr_logger
 from harness.paths import ensure_writable_folder, remove_if_empty
 from scoring.forked import Aside
 from scoring.leaderboard import MIN_STUDIES, Leaderboard, build, studies_of, with_uncertainty
-from scoring.plots import PLOT_KINDS, leaderboard_plots
+from scoring.plots import PLOT_KINDS, leaderboard_plots, staged_path, staged_saves
 from scoring.record_walk import Reading
 from scoring.records import Records, problem_messages, read_records
 from scoring.scores import bootstrap
@@ -235,7 +235,8 @@ def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: st
     them added, and each kind of plot's own drawing time is in the result's ``plot_seconds``."""
     lap = _Laps(timings)
     out.mkdir(parents=True, exist_ok=True)
-    drawing = [Aside(_timed_plots, board, trials, out, kinds) for kinds in PLOT_GROUPS]
+    token = str(os.getpid())  # the plots' staged files: this command's (another may write the same folder)
+    drawing = [Aside(_timed_plots, board, trials, out, kinds, token) for kinds in PLOT_GROUPS]
     if meanwhile is not None:
         board = meanwhile(board)
         lap("bootstrap")
@@ -244,40 +245,50 @@ def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: st
     markdown = f"# {title}\n\n{markdown_table(board)}"
     lap("markdown")
     plots, seconds = {}, {}  # name -> Plot (os.PathLike, with .path and .caption); kind -> seconds
-    for aside in drawing:
-        drawn, took = aside.result()
-        plots.update(drawn)
-        seconds.update(took)
+    try:
+        for aside in drawing:
+            drawn, took = aside.result()
+            plots.update(drawn)
+            seconds.update(took)
+    except OSError as error:  # a full disk while drawing: no staged plot moved in, none left behind
+        for leftover in out.glob(f".*.{token}.staged"):
+            leftover.unlink(missing_ok=True)
+        raise UserError(f"Cannot write the leaderboard's plots in {out}: {error.strerror or error}. Nothing of the "
+                        f"leaderboard was written (the previous one, if any, is as it was; the records are "
+                        f"untouched): free some space, or choose another out= folder.") from None
     plots = {name: plots[name] for name in sorted(plots, key=lambda n: PLOT_KINDS.index(n.split(" ")[0]))}
     lap("plots")
-    page = render_html(board, title, plots, folder=out)
-    write_together({out / "leaderboard.csv": csv, out / "leaderboard.md": markdown, out / "leaderboard.html": page})
+    page = render_html(board, title, plots, folder=out, staged=token)
+    write_together({out / "leaderboard.csv": csv, out / "leaderboard.md": markdown, out / "leaderboard.html": page},
+                   staged={staged_path(Path(plot), token): Path(plot) for plot in plots.values()})
     lap("html")
     return {"leaderboard": str(out / "leaderboard.md"), "csv": str(out / "leaderboard.csv"),
             "html": str(out / "leaderboard.html"), "plots": [str(p) for p in plots.values()],
             "captions": {name: p.caption for name, p in plots.items()}, "plot_seconds": seconds}
 
 
-def write_together(files: dict[Path, str]) -> None:
+def write_together(files: dict[Path, str], staged: dict[Path, Path] | None = None) -> None:
     """Write ``files`` so that a failure (a full disk, a file-size limit, a folder in the way) leaves
     every one of them as it was: each to a temporary file beside it first, then all renamed over
-    the old ones. The failure is a UserError naming the file, not a traceback."""
-    temporary: dict[Path, Path] = {}
+    the old ones, with the files already written aside (``staged``: temporary -> final, the plots
+    of :func:`scoring.plots.staged_saves`). The failure is a UserError naming the file, not a traceback."""
+    temporary: dict[Path, Path] = dict((staged or {}).items())
     path = next(iter(files))
     try:
         for path, text in files.items():
             if path.is_dir():
                 raise IsADirectoryError(21, "a folder is in the way")
-            temporary[path] = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temporary[path].write_text(text)
-        for path, tmp in temporary.items():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary[tmp] = path
+            tmp.write_text(text)
+        for tmp, path in temporary.items():
             os.replace(tmp, path)
     except OSError as error:
-        raise UserError(f"Cannot write {path}: {error.strerror or error}. The leaderboard was not "
-                        f"written (the previous one, if any, is as it was; the records are untouched): free some "
-                        f"space, or choose another out= folder.") from None
+        raise UserError(f"Cannot write {path}: {error.strerror or error}. None of its files was written (the "
+                        f"previous ones, if any, are as they were; the records are untouched): free some space, or "
+                        f"choose another out= folder.") from None
     finally:
-        for tmp in temporary.values():
+        for tmp in temporary:
             tmp.unlink(missing_ok=True)
 
 
@@ -286,10 +297,12 @@ def write_together(files: dict[Path, str]) -> None:
 PLOT_GROUPS = (("curves",), ("profiles", "time_to_target", "sensitivity"))
 
 
-def _timed_plots(board: Leaderboard, trials: pd.DataFrame, out: Path,
-                 kinds: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, float]]:
+def _timed_plots(board: Leaderboard, trials: pd.DataFrame, out: Path, kinds: tuple[str, ...],
+                 token: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """The plots of ``kinds``, staged (moved into place with the tables), and the seconds each kind took."""
     seconds: dict[str, float] = {}
-    return leaderboard_plots(board, trials, out, seconds, kinds), seconds
+    with staged_saves(token):
+        return leaderboard_plots(board, trials, out, seconds, kinds), seconds
 
 
 class _Laps:
@@ -312,14 +325,15 @@ PAGE_BYTES = 1_000_000
 
 
 def render_html(board: Leaderboard, title: str, plots: dict[str, Path], captions: dict[str, str] | None = None,
-                folder: Path | None = None) -> str:
+                folder: Path | None = None, staged: str | None = None) -> str:
     """The leaderboard page: the table, the workloads, what each column means, the notes and the plots.
 
     ``captions`` (plot name -> text) are shown under each plot; a plot without one uses its own
     ``caption`` attribute (:class:`scoring.plots.Plot`) or a default. Plots are embedded as base64
     PNGs while the page stays under ``PAGE_BYTES``; beyond that they are linked by their path
     relative to ``folder`` (the page's folder; default: their file name, as ``write_outputs``
-    writes them beside the page).
+    writes them beside the page). ``staged``: the plots are still at their staged paths of that
+    token (:func:`scoring.plots.staged_saves`), to be moved into place with the page.
     """
     esc = html.escape
     head, rows = _table(board)
@@ -364,7 +378,8 @@ below.</p>
             return (f'<figure id="{esc(name.replace(" ", "-"))}"><img alt="{esc(name)}" src="{esc(source)}">'
                     f"<figcaption><b>{esc(name)}</b>: {esc(caption)}</figcaption></figure>")
 
-        data = base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else ""
+        written = staged_path(path, staged) if staged else path  # not yet moved into place (write_outputs)
+        data = base64.b64encode(written.read_bytes()).decode("ascii") if written.is_file() else ""
         markup = figure(f"data:image/png;base64,{data}") if data else ""
         if not markup or used + len(markup.encode()) > PAGE_BYTES:
             source = os.path.relpath(path, folder) if folder is not None else path.name

@@ -684,3 +684,29 @@ def test_a_folder_linked_in_from_elsewhere_is_scored_as_if_it_were_here(
     pd.testing.assert_frame_equal(here, linked)
     assert main(["status", f"results={sweeps}", "scheduler=false", "strict=true"]) == 0
     assert capsys.readouterr().out.count("w1/cpu") == 5
+
+
+@pytest.mark.parametrize("limit_kb", [2, 30])
+def test_a_leaderboard_that_cannot_be_written_leaves_the_previous_one_whole(
+        limit_kb: int, sweeps: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A full disk (here: a file-size limit) while scoring again truncated the plots in place (a
+    Pillow traceback, 4096-byte PNGs) beside the old tables: a folder of two runs. Now every file
+    is the previous run's, byte for byte, and the error names the file."""
+    import resource
+    import signal
+
+    out = tmp_path / "board"
+    code, err = score(sweeps, out, capsys)
+    assert code == 0, err
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert any(name.endswith(".png") for name in before)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, hard))
+    try:
+        code, err = score(sweeps, out, capsys, "tau_max=3")  # another board: every file would change
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert code == 2 and "File too large" in err and "Traceback" not in err, err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary left either

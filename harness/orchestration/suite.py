@@ -34,7 +34,7 @@ from scoring.command import check_tau_max
 from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
 from scoring.records import problem_messages, read_records
-from scoring.report import markdown_table, write_outputs
+from scoring.report import markdown_table, write_outputs, write_together
 from scoring.tables import to_markdown, tuned_table
 
 
@@ -127,7 +127,12 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     trials_total = sum(len(s["trials"]) for s in sweeps)
     log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
         f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}, tables in {out}")
-    outcome = run_sweeps(sweeps, cfg, hydra_overrides, log, competition(sweeps, out / "pruning", cfg.tau_max))
+    try:
+        competitors = competition(sweeps, out / "pruning", cfg.tau_max)
+    except OSError as error:
+        raise UserError(f"Cannot write the suite's pruning files in {out / 'pruning'} ({error.strerror or error}); "
+                        f"nothing was launched. Free some space, or set out= to a folder you can write to.") from None
+    outcome = run_sweeps(sweeps, cfg, hydra_overrides, log, competitors)
     launch_report = {k: outcome.get(k)
                      for k in ("not_submitted", "unfinished", "job_errors", "lost", "error", "all_failed")}
     if outcome.get("not_submitted") and not outcome["launched"]:  # nothing ran: no table to remake
@@ -147,12 +152,16 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
                                             problems=problems, planned=records.planned)
     table = marked_incomplete(tuned_table(trials), problems)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "suite.csv", index=False)
     markdown = to_markdown(table) + "".join(f"\n- {message}" for message in messages) + ("\n" if messages else "")
-    (out / "suite.md").write_text(markdown)
-    plots = [] if trials.empty else [
-        str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
-        for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
+    write_together({out / "suite.csv": table.to_csv(index=False), out / "suite.md": markdown})  # both or neither
+    try:
+        plots = [] if trials.empty else [
+            str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
+            for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
+    except OSError as error:  # each plot is written whole or not at all (scoring/plots.py)
+        raise UserError(f"Cannot write the suite's curves in {out} ({error.strerror or error}); its tables are "
+                        f"written. Free some space, or set out= elsewhere, and run the same command again (finished "
+                        f"trials are not rerun).") from None
     print(markdown, end="", flush=True)
     leaderboard = None
     if board is not None:
