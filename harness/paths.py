@@ -4,6 +4,7 @@ that scoring and ``optbench status`` share (symbolic links followed, unreadable 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,25 @@ def cache_dir() -> Path:
         return Path(os.environ["OPTBENCH_CACHE"]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "optbench"
+
+
+# A write that failed for want of room or rights (not damaged input): a full disk, a quota, a
+# file-size limit, a read-only file system, permissions.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def cache_write_error(error: OSError) -> str | None:
+    """What to do when ``error`` is a failed write (:data:`WRITE_ERRNOS`) or any failure on a path
+    under the data cache (decompressed, extracted or generated data); None for any other error,
+    which is the input's."""
+    cache = cache_dir()
+    in_cache = bool(error.filename) and Path(os.path.abspath(error.filename)).is_relative_to(os.path.abspath(cache))
+    if error.errno not in WRITE_ERRNOS and not in_cache:
+        return None
+    where = f": {error.filename}" if error.filename else ""
+    return (f"Cannot use optbench's data cache {cache} ({error.strerror or error}{where}). The data are "
+            f"fine: free some space there, or point OPTBENCH_CACHE (or XDG_CACHE_HOME) at a folder you can write "
+            f"to, then run the same command again.")
 
 
 def ensure_writable_folder(folder: Path, setting: str, value: object) -> list[Path]:

@@ -135,6 +135,30 @@ def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
     assert len(list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))) >= 1
 
 
+def test_an_extraction_changed_in_the_cache_is_made_anew_not_trained_on(tmp_path: Path) -> None:
+    """A file removed from the cache's extraction was trained on as a dataset one example short
+    (another data digest, "calibrate on these data"); a full cache was blamed on the archive."""
+    source = make_class_folders(tmp_path / "src")
+    (tmp_path / "data").mkdir()
+    with tarfile.open(tmp_path / "data" / c10.ARCHIVE, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(source / split, arcname=split)
+    whole = loaded(tmp_path / "data")
+    extraction = next((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))
+    next((extraction / "train").rglob("*.png")).unlink()
+    with pytest.warns(UserWarning, match="was changed since it was made"):
+        again = loaded(tmp_path / "data")
+    assert again.num_train_examples == whole.num_train_examples and again.data_digest() == whole.data_digest()
+    shutil.rmtree(extraction)
+    full = OSError(28, "No space left on device", str(extraction / "train"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tarfile, "open", lambda *a, **k: (_ for _ in ()).throw(full))
+        with pytest.raises(UserError, match=r"Cannot use optbench.s data cache .* OPTBENCH_CACHE") as refused:
+            loaded(tmp_path / "data")
+    assert "truncated or corrupt" not in str(refused.value)
+
+
 def test_another_archive_of_the_same_size_and_mtime_is_extracted_afresh(tmp_path: Path) -> None:
     """The extraction was keyed by the archive's path, size and mtime: two classes' images swapped in
     an archive of the same size, its mtime kept (cp -p), trained on the old labels and digest."""

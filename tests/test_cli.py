@@ -54,6 +54,18 @@ def test_bad_input_is_one_clear_paragraph(args: list[str], expected: str, tmp_pa
     assert not any(tmp_path.iterdir()) if tmp_path.exists() else True
 
 
+@pytest.mark.parametrize("workload", ["fashion_mnist", "gpt", "cifar10"])
+def test_a_data_cache_that_cannot_be_written_is_one_paragraph_naming_it(workload: str, tmp_path: Path) -> None:
+    """A read-only HOME (the cache under it) was a traceback and exit 1, 'the harness failed: retry'."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    done = optbench("trial", f"workload={workload}", "workload.size=smoke", "submission=sgd", "max_steps=2",
+                    f"results={tmp_path / 'results'}", "device=cpu", env={"OPTBENCH_CACHE": str(blocked / "cache")})
+    assert done.returncode == 2, done.stderr
+    assert f"Cannot use optbench's data cache {blocked / 'cache'}" in done.stderr and "OPTBENCH_CACHE" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_unknown_command_and_help() -> None:
     assert optbench("trail").returncode == 2
     helped = optbench("--help")

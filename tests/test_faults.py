@@ -117,6 +117,33 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
 
 
+def test_a_record_that_cannot_be_resumed_is_one_paragraph_and_kept(tmp_path: Path, capsys,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted trial's evals.jsonl made immutable (chattr +i): resuming it was a PermissionError
+    traceback from the record's atomic replace."""
+    from harness.cli import main
+    from harness.core.records import TrialRecord
+
+    args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=40", "checkpoint_every_s=0",
+            "workload.sizes.smoke.eval_every_steps=20", f"results={tmp_path}"]
+    finished = TrialRecord.finish
+    monkeypatch.setattr(TrialRecord, "finish", lambda self, summary: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert main(args) == 130  # interrupted at its end: a checkpoint and a running record are left
+    monkeypatch.setattr(TrialRecord, "finish", finished)
+    manifest = next(tmp_path.rglob("manifest.json"))
+    kept = manifest.read_bytes()
+
+    def immutable(self, step, attempt):
+        raise PermissionError(1, "Operation not permitted", str(self.dir / "evals.jsonl"))
+
+    monkeypatch.setattr(TrialRecord, "resume", immutable)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"Could not resume the trial's record in {manifest.parent} (Operation not permitted" in err, err
+    assert "Traceback" not in err and manifest.read_bytes() == kept
+
+
 def test_a_failed_checkpoint_write_is_the_harness_failure_and_a_rerun_retries(tmp_path: Path) -> None:
     args = ["trial", *SMOKE, "submission=adamw", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0",
             "workload.sizes.smoke.eval_every_steps=20", "progress=true", f"results={tmp_path}"]

@@ -32,9 +32,13 @@ def gunzip_to(source: Path, target: Path) -> None:
     """Decompress ``source`` to ``target`` atomically (a partial file never appears)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _private_tmp(target)
-    with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst, length=1 << 20)
-    tmp.replace(target)
+    try:
+        with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, length=1 << 20)
+        tmp.replace(target)
+    except BaseException:  # a full disk, a truncated .gz, Ctrl-C: no partial file left in the cache
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _private_tmp(path: Path) -> Path:

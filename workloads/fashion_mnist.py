@@ -27,7 +27,7 @@ from torch import nn
 from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
 
 from harness.errors import UserError
-from harness.paths import cache_dir
+from harness.paths import cache_dir, cache_write_error
 from harness.workload import Workload, data_sha256
 from workloads._downloads import removed_on_failure
 from workloads._idx import gunzip_to, write_idx_gz
@@ -204,8 +204,9 @@ def decompressed_root(folder: Path) -> Path:
                 gunzip_to(folder / (name + ".gz"), raw / name)
             except (OSError, EOFError) as error:
                 raise UserError(
-                    f"Could not decompress {folder / (name + '.gz')}: {error}. The file is truncated "
-                    f"or corrupt; replace it with a complete copy."
+                    (isinstance(error, OSError) and cache_write_error(error))
+                    or f"Could not decompress {folder / (name + '.gz')}: {error}. The file is truncated "
+                       f"or corrupt; replace it with a complete copy."
                 ) from None
     return root
 

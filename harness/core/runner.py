@@ -18,10 +18,12 @@ as ``pruned`` once it can change no score or rank (:mod:`harness.core.pruning`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import traceback
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from time import monotonic  # bound here: a submission that replaces time.monotonic does not reach it (core/clock.py)
 from typing import Any
@@ -55,7 +57,7 @@ from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
 from harness.core.trial_lock import TrialLock
 from harness.errors import NOT_THE_SUBMISSIONS, UserError, WorkloadFailed
 from harness.identity import better, differences, digest, utc_timestamp
-from harness.paths import ensure_writable_folder, remove_if_empty
+from harness.paths import cache_write_error, ensure_writable_folder, remove_if_empty
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload, check_targets, target_data_digest, workload_identity
 
@@ -128,6 +130,8 @@ def load_data(workload: Workload) -> None:
     except UserError:
         raise
     except Exception as error:
+        if isinstance(error, OSError) and (said := cache_write_error(error)):  # a read-only or full cache
+            raise UserError(said) from None
         raise WorkloadFailed.raised_in(f"{type(workload).__name__}.load()", error) from None
 
 
@@ -280,6 +284,19 @@ def _hparams(cfg: DictConfig, real: bool = False) -> TrainingHparams:
                                     config=cfg.submission.get("config_from"))
 
 
+@contextlib.contextmanager
+def _writing(record: TrialRecord, what: str) -> Iterator[None]:
+    """A failed write of the record's beginning (a full disk, permissions, an immutable file) said as
+    one paragraph naming the folder: what was there is kept (every write is atomic), and the same
+    command retries it once the folder can be written."""
+    try:
+        yield
+    except OSError as error:
+        raise RecordWriteError(f"Could not {what} the trial's record in {record.dir} ({error.strerror or error}"
+                               f"{': ' + str(error.filename) if error.filename else ''}). What it held is kept: fix "
+                               f"the folder (space, permissions), then run the same command again.") from None
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary files of writes that a killed process never finished (only ever ours: we hold the lock)."""
     for leftover in folder.glob(".*.tmp"):
@@ -312,10 +329,12 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
         if cfg.workload.get("source"):  # a workload of the user's own: its stream and loss tried first
             probe_training(workload, hparams.batch_size, int(cfg.seed), progress.say)
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
-        record.start({**manifest, "attempts": [attempt_context()]})
+        with _writing(record, "start"):
+            record.start({**manifest, "attempts": [attempt_context()]})
         progress.start(f"{workload.num_train_examples} training examples from {workload.describe_data()}")
     else:
-        record.resume(resume["step"], attempt_context())
+        with _writing(record, "resume"):
+            record.resume(resume["step"], attempt_context())
         progress.start(f"resuming from the checkpoint at step {resume['step']} "
                        f"({resume['submission_s']:.1f}s of submission time already charged)")
     device_class = "gpu" if device.type == "cuda" else device.type
