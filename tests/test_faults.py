@@ -6,6 +6,7 @@ Every test here failed on the code before the fix it guards (see the closing not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -532,3 +533,75 @@ def test_status_of_a_copied_results_folder_shows_the_copy_s_logs(finished_sweep:
         assert Path(row["logs"]).resolve().is_relative_to(sweep_copy.resolve()), row["logs"]
     shutil.rmtree(finished_sweep / "launches")  # the original's logs gone: the copy's are still shown
     assert all(Path(row["logs"]).exists() for row in collect(sweep_copy, ask_scheduler=False))
+
+
+# ------------------------------------------------------------------------------ a killed command's processes
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found, todo = set(), [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = {int(c) for c in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            todo.extend(children - found)
+            found |= children
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (not gone, not zombies)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def _killed_while_training(command: list[str], tmp_path: Path) -> set[int]:
+    """Start ``command``; once a trial's record has begun and it has trained a few seconds, kill -9
+    it; what still runs below it 15 s later."""
+    started = subprocess.Popen([sys.executable, "-m", "harness.cli", *command], cwd=REPO, env=child_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("manifest.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(tmp_path.rglob("manifest.json")), "no trial began"
+        time.sleep(4)  # training
+        below = _descendants(started.pid)
+        started.kill()
+        started.wait()
+        deadline = time.monotonic() + 15
+        while _alive(below) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return _alive(below)
+    finally:
+        for pid in _alive(_descendants(started.pid)) | {started.pid}:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+TIME_BASED = ["workload.sizes.smoke.eval_every_steps=null", "workload.sizes.smoke.eval_period_s=60",
+              "max_runtime_s=100"]  # the trainer runs for a minute between evaluations, unless told to stop
+
+
+def test_a_trainer_ends_with_its_harness_killed(tmp_path: Path) -> None:
+    """kill -9 of `optbench trial isolation=process` left its trainer training (until its next
+    evaluation, a minute here, or for good): it waited for a stop only the harness sends."""
+    left = _killed_while_training(["trial", *SMOKE, "submission=sgd", UNREACHABLE, "isolation=process", *TIME_BASED,
+                                   f"results={tmp_path}"], tmp_path)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:100] for pid in left]
+
+
+def test_a_parallel_launcher_s_workers_end_with_the_tune_killed(tmp_path: Path) -> None:
+    """kill -9 of `optbench tune launcher=parallel` left its pool's workers, with their data
+    (0.7-1 GB each on the real data), for minutes."""
+    left = _killed_while_training(["tune", *SMOKE, "submission=sgd", UNREACHABLE, "launcher=parallel", *TIME_BASED,
+                                   "studies=1", "trials=2", f"results={tmp_path}"], tmp_path)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:100] for pid in left]

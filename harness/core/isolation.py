@@ -135,6 +135,7 @@ class ProcessTrainer:
         setup = {
             "workload": config, "device": str(device),
             "seed": int(cfg.seed), "threads": torch.get_num_threads(), "check_every": check_every,
+            "harness_pid": os.getpid(),  # the trainer ends with this process (harness/exits.py: end_with)
             "submission": cfg.submission.name, "submission_source": cfg.submission.get("source"),
             "hparams": to_plain(cfg.submission.hparams), "config_from": cfg.submission.get("config_from"),
         }

@@ -41,6 +41,7 @@ from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.steps import StepRunner, Stop
+from harness.exits import end_with
 from harness.routing import routing_report
 from harness.specs import WorkloadConfig
 from harness.submission import Submission
@@ -148,6 +149,7 @@ def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
     """The trainer process's main function: set up, say ``ready``, then answer commands."""
     os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
     become_subreaper()
+    end_with(int(setup["harness_pid"]), group=True)  # a harness killed (kill -9) takes its trainer along
     sys.argv[:] = ["optbench-trainer"]  # multiprocessing copied the harness's command line, overrides and all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
     torch.set_num_threads(int(setup["threads"]))

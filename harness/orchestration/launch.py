@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from harness.core.records import read_json, write_json_atomic
 from harness.errors import UserError
+from harness.exits import end_with
 
 LAUNCHERS = ("inline", "parallel", "local", "slurm")
 PLUGINS = {"basic": "inline", "joblib": "parallel", "submitit_local": "local", "submitit_slurm": "slurm"}
@@ -48,6 +49,11 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         pass
     try:
         plan = read_json(Path(cfg.plan))
+        if plan is None:
+            raise UserError(f"the launch plan {cfg.plan} is gone (was the results or launch folder removed while "
+                            f"the launch ran?); run the command again")
+        if plan.get("launcher") == "parallel" and plan.get("pid") not in (None, os.getpid()):
+            end_with(int(plan["pid"]))  # a worker of the pool: it ends with the command that launched it
         job = plan["jobs"][int(cfg.index)]
         entry = load_sweep(Path(job["sweep"]))["trials"][job["index"]]
         trial = trial_config(entry)
@@ -84,7 +90,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     folder = Path(folder).resolve() / launch_id  # unique: a fresh cluster reuses job ids
     plan_path = folder / "plan.json"
     settings = {str(Path(k).resolve()): v for k, v in (settings or {}).items()}
-    write_json_atomic(plan_path, {"launcher": launcher, "jobs": [
+    write_json_atomic(plan_path, {"launcher": launcher, "pid": os.getpid(), "jobs": [
         {"sweep": str(Path(s).resolve()), "index": i, "settings": settings.get(str(Path(s).resolve()), {})}
         for s, i in jobs]})
     overrides = [f"plan={hydra_quoted(plan_path)}", f"launch_dir={hydra_quoted(folder)}", f"launchers={launcher}",
