@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from harness.config.schema import ScoreConfig
-from harness.errors import UserError, refuse_or_warn
+from harness.errors import Incomplete, UserError, refuse_or_warn
 from harness.log import stderr_logger
 from harness.paths import ensure_writable_folder, remove_if_empty
 from scoring.forked import Aside
@@ -40,6 +40,9 @@ def load_for_scoring(cfg: ScoreConfig, reading: Reading) -> Records:
         records.problems = [p for p in records.problems if p.ruleset in (None, cfg.ruleset)]
     trials = records.trials
     listed = "".join(f"\n  - {m}" for m in problem_messages(records.problems, records.planned))
+    if trials.empty and records.problems:  # trials there, none finished yet (running, missing, damaged): exit 1
+        raise Incomplete(f"No trial under {root} has finished yet: nothing to score. What is there:{listed}\n"
+                         f"Wait for the trials (optbench status results={root} shows them), or resume them.")
     if trials.empty:
         raise UserError(f"No finished trial records under {root} (looked for */manifest.json with a final "
                         f"status).{listed}")

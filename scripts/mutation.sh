@@ -2,7 +2,7 @@
 # Mutation testing of the core: how many deliberately broken versions of the scoring maths, the
 # clock, sweep planning, the search space, the runner's loop and record reading the tests notice.
 #
-#   scripts/mutation.sh                 all core modules (the runner's 541 mutants take the longest: see README)
+#   scripts/mutation.sh                 all core modules (the runner's loop takes the longest: see README)
 #   scripts/mutation.sh scores clock    only these (scores clock sweep sweep_file search_space runner steps records)
 #   scripts/mutation.sh --report        the table again from the last run, without running anything
 #   scripts/mutation.sh --clean         remove mutants/ (the last run's copy, kept for --report and mutmut show)

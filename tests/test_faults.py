@@ -156,6 +156,7 @@ def test_a_failed_checkpoint_write_is_the_harness_failure_and_a_rerun_retries(tm
     assert "File too large" in summary["error_message"]
     assert summary["steps"] == 20 and summary["best_validation"] is not None  # what it had trained is kept
     assert "FAILED in the harness" in first.stderr + first.stdout
+    assert "free space where the records are" in first.stderr, first.stderr  # what to do, for a full disk
     record_dir = Path(summary["record_dir"])
     assert not list(record_dir.glob(".*.tmp"))  # no temporary file left behind
 

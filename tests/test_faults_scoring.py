@@ -402,7 +402,8 @@ def test_nothing_finished_says_what_is_missing(tmp_path: Path, capsys: pytest.Ca
     folder = write_sweep_records(results, "A", [[10.0]])
     lose_manifest(folder / "study0" / "trial0")
     code, err = score(results, tmp_path / "board", capsys)
-    assert code == 2 and "study0/trial0" in err and not (tmp_path / "board").exists()
+    # not bad input (exit 2) but records not there yet (exit 1, as strict=true): a tune still running
+    assert code == 1 and "has finished yet" in err and "study0/trial0" in err and not (tmp_path / "board").exists()
 
 
 # ------------------------------------------------------------------------------- rank ties

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from typing import Any, TextIO
@@ -92,9 +93,13 @@ class Progress:
                     f"{summary.get('error_message', 'an exception')} after {summary['steps']} steps (traceback in "
                     f"the record); fix the workload, then the same command retries it")
         elif summary.get("error_in") == "harness":
-            text = (f"FAILED in the harness, not the submission: {summary.get('error_message', 'an exception')} "
-                    f"after {summary['steps']} steps (traceback in the record); running the same command again "
-                    f"retries it")
+            message = summary.get("error_message", "an exception")
+            full = any(f"[Errno {n}]" in message for n in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+            text = (f"FAILED in the harness, not the submission: {message} after {summary['steps']} steps (traceback "
+                    f"in the record); " + ("free space where the records are (a checkpoint needs room for a second "
+                                           "copy while it is written), or set checkpoint_every_s= higher or "
+                                           "results= elsewhere, then " if full else "")
+                    + "running the same command again retries it")
         else:
             error = summary.get("error_message") or summary.get("error_type") or "an exception"
             where = summary.get("error_in") or "its code"

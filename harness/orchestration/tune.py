@@ -269,7 +269,7 @@ def unfinished_message(unfinished: int, launched: int, states: dict[str, int], l
     shown = ", ".join(f"{state.replace('_', ' ')} {n}" for state, n in sorted(states.items()))
     why = [f"the launcher reported {problem}" for problem in lost]
     if job_errors:
-        why.append(f"{job_errors} job(s) could not run their trial (tracebacks above)")
+        why.append(f"{job_errors} job(s) could not run their trial (their messages above)")
     return (f"{unfinished} of the {launched} launched trials did not end ({shown}){': ' if why else ''}"
             f"{'; '.join(why)}. Their records are kept as they are; `optbench status results={results}` shows "
             f"each one's state, job and log. Running the same command again resumes them (waiting first for any "
