@@ -560,7 +560,10 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
     the same failure, every time, until the workload is fixed. (An exception raised inside evaluate
     stays the harness's: the submission's hooks on the model, or the memory it holds, may cause it.)"""
     (package / "broken.py").write_text(VALLEY.replace("class Valley", "class Broken").replace(
-        'name = "valley"', f'name = "broken"\n\n    def evaluate(self, model, split):\n        {evaluate}\n'))
+        'name = "valley"', f'name = "broken"\n\n    def evaluate(self, model, split):\n'
+        f'        self.calls = getattr(self, "calls", 0) + 1\n'
+        f'        if self.calls == 1:  # the untrained model, tried before the trial: fine\n'
+        f'            return super().evaluate(model, split)\n        {evaluate}\n'))
     (package / "broken.yaml").write_text(VALLEY_CONFIG)
     code, _, err = run(capsys, "trial", "workload=broken.py:Broken", "submission=adam", "device=cpu",
                        f"results={tmp_path / 'results'}")
@@ -586,6 +589,11 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
      "train_batches(64, ...) ended without giving a batch"),
     ("    def train_batches(self, batch_size, seed):\n        yield from ()\n        raise ValueError('bad')\n",
      "train_batches(), build_model() or loss() raised ValueError: bad"),
+    # an evaluation that could never meet the target: the whole budget was run, 'not reached'
+    ("    def evaluate(self, model, split):\n        return {'loss': float('nan')}\n",
+     "The workload's evaluate() gives validation loss = nan for the untrained model"),
+    ("    def evaluate(self, model, split):\n        return {'distance': 1.0}\n",
+     "returned no 'loss' (the workload's metric)"),
 ])
 def test_a_workload_whose_own_code_fails_before_the_trial_is_refused_as_the_workload_s(
         body: str, said: str, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -8,6 +8,7 @@ trajectories`` and ``optbench check``: each of them measures what a trial would 
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import weakref
@@ -20,6 +21,7 @@ import torch._dynamo  # torch.optim imports it when the first optimizer is built
 from torch import nn  # charge to the submission's construction, imported here before the clock starts
 
 from harness.core.checkpoint import capture_rng, restore_rng
+from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.precision import with_precision
 from harness.errors import UserError, WorkloadFailed
 from harness.submission import Submission, TrainingHparams
@@ -79,7 +81,8 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
 
     Refused as the workload's (exit 2, no record): a stream that ends without a batch, code of the
     workload's that raises, a non-finite loss before any step (every trial would "diverge" at step 1,
-    charged to the submission). A stream that gives no batch for a minute (a generator that drops
+    charged to the submission), and (once per loaded workload) an evaluation of the untrained model
+    without the metric or with NaN for it (every trial would run out its budget). A stream that gives no batch for a minute (a generator that drops
     incomplete batches loops forever when the batch size exceeds the examples) is said, not killed.
     Everything the probe could change (global RNGs, the model's state) is put back or thrown away.
     """
@@ -102,6 +105,9 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
         model = workload.build_model(seed)
         model.train()
         warm_up(model, workload, batch_size, seed, check=finite, backward=False)
+        if workload not in _EVALUATED:  # once per loaded workload (a sweep's process runs many trials of it)
+            _probe_evaluation(workload, model)
+            _EVALUATED.add(workload)
     except UserError:
         raise
     except StopIteration:
@@ -113,6 +119,23 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
     finally:
         timer.cancel()
         restore_rng(rng, workload.device)
+
+
+_EVALUATED: weakref.WeakSet[Workload] = weakref.WeakSet()  # workloads whose evaluation was tried
+
+
+def _probe_evaluation(workload: Workload, model: nn.Module) -> None:
+    """The untrained model evaluated once: an evaluate() that does not give the metric, or gives NaN
+    for it (an untrained model's metric is a number: NaN there is the workload's), is refused before
+    a trial runs out its budget never able to reach the target."""
+    try:
+        value = evaluate(workload, model, "validation")[f"validation/{workload.metric}"]
+    except EvaluationFailed as error:
+        raise UserError(f"The workload's evaluation of the untrained model: {error}. Fix the workload's evaluate(). "
+                        f"Nothing was recorded.") from None
+    if math.isnan(value):
+        raise UserError(f"The workload's evaluate() gives validation {workload.metric} = nan for the untrained model: "
+                        f"no trial could ever reach its target. Fix the workload's evaluate(). Nothing was recorded.")
 
 
 def build_submission(submission_cls: type[Submission], model: nn.Module, hparams: TrainingHparams,
