@@ -757,3 +757,114 @@ def test_a_process_the_submission_moves_to_its_own_session_is_stopped_and_killed
     while living({pid}) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert living({pid}) == []
+
+
+HPARAMS_PROBE = '''
+import dataclasses, gc, json, os
+from pathlib import Path
+import torch
+from harness.submission import TorchOptimSubmission, TrainingHparams
+from harness.workload import Workload
+
+
+@dataclasses.dataclass(kw_only=True)
+class ProbeHparams(TrainingHparams):
+    lr: float = 0.01
+
+    def __post_init__(self):  # the submission's code: where is a workload to train on for free?
+        super().__post_init__()
+        with open(Path(__file__).with_suffix(".found"), "a") as out:
+            out.write(json.dumps([os.getpid(), sum(isinstance(o, Workload) for o in gc.get_objects())]) + "\\n")
+
+
+class HparamsProbe(TorchOptimSubmission):
+    Hparams = ProbeHparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+'''
+
+
+def test_the_submission_s_hparams_are_built_in_a_trainer_before_the_workload_is_there(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Hparams.__post_init__ ran in the trainer after the workload had arrived, off the clock: a red
+    team trained a model there for 2000 steps and reached the target 4.4x faster than the reference."""
+    import os
+
+    summary = trial(tmp_path, HPARAMS_PROBE, "HparamsProbe", capsys, "max_steps=10", PROCESS)
+    assert summary["status"] == "not_reached" and summary["steps"] == 10
+    seen = [json.loads(line) for line in (tmp_path / "hparamsprobe.found").read_text().splitlines()]
+    in_trainer = [found for pid, found in seen if pid != os.getpid()]
+    assert in_trainer and in_trainer[-1] == 0, seen
+
+
+TOUCHED = HEADER + '''
+
+class Touched(Base):
+    """Changes the weights in __init__ (as loading weights an earlier trial left in a file would)."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        with torch.no_grad():
+            next(model.parameters()).add_(0.01)
+'''
+
+
+def test_a_model_changed_before_its_first_step_fails_the_trial_in_a_trainer(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A trainer's model that is not the seed's fresh one after construction was trained where the
+    clock does not look (set-up, an import patching the harness, weights cached by an earlier trial:
+    each of a red team's attacks, ranked first); an honest one passes the same check."""
+    summary = trial(tmp_path, TOUCHED, "Touched", capsys, "max_steps=10", PROCESS, code=3)
+    assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__", summary
+    assert "are not the seed's fresh model's" in summary["error_message"], summary
+    assert trial(tmp_path, HONEST, "Honest", capsys, "max_steps=10", PROCESS)["steps"] == 10
+
+
+FORKSERVER_ESCAPE = HEADER + """
+import json, multiprocessing, os
+import multiprocessing.forkserver as forkserver
+from pathlib import Path
+
+
+def _listener_of(pid):
+    # the address of the forkserver's listening socket (the trainer's parent's), from /proc
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 8 and parts[6] in inodes and "listener-" in parts[7]:
+            return chr(0) + parts[7][1:] if parts[7].startswith("@") else parts[7]
+    return None
+
+
+class ForkserverEscape(Base):
+    # has the harness's forkserver (its parent) fork a process for it: outside its own tree
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        forkserver._forkserver._forkserver_address = _listener_of(os.getppid())
+        forkserver._forkserver.ensure_running = lambda: None
+        child = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(120,), daemon=False)
+        child.start()
+        parent = int(open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        Path(__file__).with_suffix(".json").write_text(json.dumps({"pid": child.pid, "parent": parent,
+                                                                    "trainer": os.getpid()}))
+"""
+
+
+def test_a_process_the_forkserver_forked_for_the_submission_is_killed_with_the_trainer(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A process the trainer had the harness's forkserver fork was outside the trainer's tree: never
+    frozen during evaluations, alive ~50 s after the trial (a red team's)."""
+    summary = trial(tmp_path, FORKSERVER_ESCAPE, "ForkserverEscape", capsys, "max_steps=30", PROCESS)
+    forked = json.loads((tmp_path / "forkserverescape.json").read_text())
+    assert summary["steps"] == 30 and forked["parent"] != forked["trainer"], forked  # it escaped the tree
+    fields = stat_fields(forked["pid"])
+    assert fields is None or fields[0] == "Z", fields  # and is gone with the trial

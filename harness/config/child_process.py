@@ -42,6 +42,14 @@ def start_server() -> None:
         forkserver.ensure_running()
 
 
+def server_pid() -> int | None:
+    """The pid of this process's forkserver, None while none runs. Every process it forks is this
+    process's (a trainer, a describing child): one found there that is not the trainer of the trial
+    running is one a submission had it fork (harness/core/isolation.py freezes and kills those)."""
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 def children_ahead(overrides: list[str]) -> bool:
     """Whether a command with these overrides will ask the forkserver for a child: a user's
     submission to describe (named by its file, its module or an installed entry point, also in a

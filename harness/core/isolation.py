@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config.child_process import bare_start, context
+from harness.config.child_process import bare_start, context, server_pid
 from harness.config.compose import to_plain
 from harness.config.registry import workload_class
 from harness.core.checkpoint import check_loadable
@@ -128,6 +128,8 @@ class ProcessTrainer:
         self.compile_s = 0.0  # the trainer process does not compile (check_isolation)
         self.model = workload.build_model(int(cfg.seed))  # overwritten by the trainer's weights at every stop
         self.model.train()
+        #: the seed's fresh weights, which the trainer's model must still have after construction
+        self.initial = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
         if device.type == "cpu":
             self.model.share_memory()
         config, cached = training_workload(cfg, device)
@@ -174,9 +176,35 @@ class ProcessTrainer:
             self.clock.pause()
             if self.alive:
                 self._freeze()
-        if message["event"] == "constructed":
+        if message["event"] != "constructed":
+            return self._stop(message, expected_step=0)
+        return self._check_untouched()
+
+    def _check_untouched(self) -> Stop | None:
+        """After construction (uncharged): the trainer's model must still be the seed's fresh one.
+        Construction builds optimizer state; the first step is the first change to the weights. A
+        model that differs was trained where the harness does not look (set-up, an import that
+        patched the harness, weights cached by an earlier trial) or replaced."""
+        self.phase = "weights"
+        self._thaw()
+        try:
+            self._send(("weights", None))
+            self._expect("weights", REPLY_TIMEOUT_S)
+        except TrainerDied as error:
+            return Stop(0, "failed", error=str(error), error_in="submission.__init__")
+        finally:
+            if self.alive:
+                self._freeze()
+        changed = [name for name, value in self.model.state_dict().items()
+                   if not torch.equal(value, self.initial[name])]
+        self.initial = {}
+        if not changed:
             return None
-        return self._stop(message, expected_step=0)
+        return Stop(0, "failed", error_in="submission.__init__", error=(
+            f"the model's weights after the submission's construction are not the seed's fresh model's ({len(changed)} "
+            f"tensor(s) differ, e.g. {changed[0]}): a submission builds its state in __init__ and changes the weights "
+            f"only in its steps (charged); weights made elsewhere (during set-up, by an earlier trial) would be "
+            f"training the clock never saw"))
 
     def restore(self, resume: dict[str, Any]) -> None:
         self.phase = "restore"
@@ -356,7 +384,7 @@ class ProcessTrainer:
             return
         stopped = {pid}
         while True:  # a process not yet stopped may start another: look again until none is new
-            new = set(descendants(pid)) - stopped
+            new = (set(descendants(pid)) | set(forked_for_it(pid))) - stopped
             if not new:
                 break
             for child in new:
@@ -372,6 +400,30 @@ class ProcessTrainer:
             _signal_group(self.process.pid, signal.SIGCONT)
             for child in self.frozen - {self.process.pid}:
                 _signal(child, signal.SIGCONT)
+
+
+def forked_for_it(trainer: int) -> list[int]:
+    """Processes the forkserver forked besides the trainer, and every process below them. The
+    trainer can ask the harness's forkserver for a child of its own (its listener is a socket file):
+    that child is the forkserver's, outside the trainer's tree, and would run through evaluations
+    and outlive the trial. No other child of it runs while a trial does, so all of them are frozen
+    and killed with the trainer."""
+    server = server_pid()
+    if server is None:
+        return []
+    strays = [child for child in children_of(server) if child != trainer]
+    return strays + [below for stray in strays for below in descendants(stray)]
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux /proc; none elsewhere)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def descendants(pid: int) -> list[int]:

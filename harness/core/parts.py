@@ -82,8 +82,9 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
     Refused as the workload's (exit 2, no record): a stream that ends without a batch, code of the
     workload's that raises, a non-finite loss before any step (every trial would "diverge" at step 1,
     charged to the submission), and (once per loaded workload) an evaluation of the untrained model
-    without the metric or with NaN for it (every trial would run out its budget). A stream that gives no batch for a minute (a generator that drops
-    incomplete batches loops forever when the batch size exceeds the examples) is said, not killed.
+    without the metric or with NaN for it (every trial would run out its budget). A stream that
+    gives no batch for a minute (a generator that drops incomplete batches loops forever when the
+    batch size exceeds the examples) is said, not killed.
     Everything the probe could change (global RNGs, the model's state) is put back or thrown away.
     """
     def finite(loss: torch.Tensor) -> None:

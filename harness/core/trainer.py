@@ -175,11 +175,13 @@ class Session:
         #: a refusal of what the submission's import started (:func:`import_alone`), reported at construct
         self.refused: str | None
         self.submission_cls, self.refused = import_alone(setup["submission"], setup["submission_source"])
+        # before the workload is here: Hparams.__post_init__ is the submission's code, and run after the
+        # data arrived it could train a model of its own off the clock (a red team's 4.4x "speed-up")
+        self.hparams = self.submission_cls.Hparams.from_mapping(
+            setup["hparams"], submission=setup["submission"], config=setup["config_from"])
         #: a copy of the harness's training-only workload (built from ``config``), its tensors in shared memory
         self.workload: Workload = conn.recv()
         touch(vars(self.workload))
-        self.hparams = self.submission_cls.Hparams.from_mapping(
-            setup["hparams"], submission=setup["submission"], config=setup["config_from"])
         self.meter = MemoryMeter(self.device)
         with self.meter.excluded():  # the model counts in the peak, its warm-up's temporaries do not
             self.model, self.info = model_and_info(self.workload, self.hparams.batch_size, self.seed)
@@ -189,8 +191,8 @@ class Session:
         self.interrupts = UserInterrupts()  # no signal reaches here: every exit of submission code is a failure
 
     def serve(self) -> None:
-        commands = {"construct": self.construct, "restore": self.restore, "run": self.run, "state": self.state,
-                    "reports": self.reports}
+        commands = {"construct": self.construct, "weights": self.weights, "restore": self.restore, "run": self.run,
+                    "state": self.state, "reports": self.reports}
         while True:
             try:
                 command, argument = self.conn.recv()
@@ -221,6 +223,18 @@ class Session:
                                 self.interrupts)
         send(self.conn, {"event": "constructed"})
 
+    def weights(self, _: Any) -> None:
+        """The model's weights into the harness's tensors (after construction: the harness checks them)."""
+        self._share_weights()
+        send(self.conn, {"event": "weights"})
+
+    def _share_weights(self) -> None:
+        with torch.no_grad():
+            for name, tensor in self.model.state_dict().items():
+                self.shared[name].copy_(tensor)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def restore(self, resume: dict[str, Any]) -> None:
         assert self.steps is not None
         self.steps.restore(self.model, resume)
@@ -237,11 +251,7 @@ class Session:
 
         stop = self.steps.run(stop_step, due)
         if stop.status == "due":
-            with torch.no_grad():
-                for name, tensor in self.model.state_dict().items():
-                    self.shared[name].copy_(tensor)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            self._share_weights()
         send(self.conn, {"event": "stopped", **stop.as_dict()})
 
     def state(self, _: Any) -> None:
