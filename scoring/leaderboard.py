@@ -184,6 +184,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     table["studies"] = studies.min(axis=1)
     table["studies_max"] = studies.max(axis=1)
     table["uncertainty_shown"] = False  # until with_uncertainty
+    if "ruleset" in trials:  # lone trials (optbench trial): other settings, not repeats (with_uncertainty)
+        lone = (trials["ruleset"].astype(str) == "single").groupby(trials["submission"]).all()
+        table["lone_trials"] = [bool(lone.get(s, False)) for s in submissions]
     for j, workload in enumerate(workloads):
         table[f"time_s:{workload}"] = times[:, j]
     for j, workload in enumerate(workloads):
@@ -253,6 +256,13 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                      f"the harness's own process, where its code could reach the clock, the target and the validation "
                      f"data; the clock cross-check and the source audit flag what they see, isolation=process "
                      f"prevents it (docs/writing-a-submission.md)")
+    notes += [f"{workload}: the submissions' times are medians over different numbers of studies ({counts}); a "
+              f"time is finite only where more than half of the studies reached the target, which 2 studies make "
+              f"harder than 3 (2 of 2 against 2 of 3): compare at equal numbers of studies"
+              for workload, counts in unequal_studies(studies, submissions, workloads).items()]
+    if generated_only(trials):
+        notes.append("every record here trained on generated data (the sizes' options.synthetic: the smoke sizes): a "
+                     "check of the pipeline, not a benchmark of the submissions")
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
     if unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
@@ -289,9 +299,42 @@ def with_uncertainty(board: Leaderboard, uncertainty: Uncertainty) -> Leaderboar
     for k, (name, values) in enumerate((("score_ci_low", uncertainty.low), ("score_ci_high", uncertainty.high),
                                         ("rank_probability", uncertainty.rank_probability))):
         table.insert(at + k, name, np.asarray(values)[order])
-    ran = np.where(board.studies > 0, board.studies, np.iinfo(np.int64).max).min(axis=1)  # fewest, where it has any
-    table["uncertainty_shown"] = ((ran >= MIN_STUDIES) & (ran < np.iinfo(np.int64).max))[order]
-    return replace(board, table=table, uncertainty=uncertainty)
+    most = np.iinfo(np.int64).max
+    counts = np.where(board.studies > 0, board.studies, most)
+    ran = counts.min(axis=1)  # each submission's fewest studies, where it has any
+    # a ratio is to the fastest submission's time: its interval needs every workload's times, the
+    # fastest's included, to rest on MIN_STUDIES studies (one lucky study of another would fix them)
+    workload_ok = counts.min(axis=0) >= MIN_STUDIES
+    every = np.array([workload_ok[board.studies[i] > 0].all() for i in range(len(board.submissions))])
+    shown = (ran >= MIN_STUDIES) & (ran < most) & every
+    if "lone_trials" in table:  # lone trials with other settings are no repeats of one algorithm
+        shown &= ~np.asarray(table["lone_trials"].fillna(False), dtype=bool)[np.argsort(order)]
+    table["uncertainty_shown"] = shown[order]
+    notes = list(board.notes)
+    if not shown.any():
+        notes.append(f"no bootstrap interval is shown (fewer than {MIN_STUDIES} studies of some submission on a "
+                     f"workload, or lone trials): the ranks are point estimates, and neighbours may not differ "
+                     f"beyond chance; with {MIN_STUDIES} or more studies of each, the intervals and P(rank holds) "
+                     f"say how sure they are")
+    return replace(board, table=table, uncertainty=uncertainty, notes=notes)
+
+
+def unequal_studies(studies: np.ndarray, submissions: list[str], workloads: list[str]) -> dict[str, str]:
+    """The workloads whose submissions' times are medians of different numbers of studies, with the counts."""
+    found = {}
+    for j, workload in enumerate(workloads):
+        ran = {s: int(studies[i, j]) for i, s in enumerate(submissions) if studies[i, j] > 0}
+        if len(set(ran.values())) > 1:
+            found[workload] = ", ".join(f"{s}: {n}" for s, n in sorted(ran.items()))
+    return found
+
+
+def generated_only(trials: pd.DataFrame) -> bool:
+    """Whether every record that tells says it trained on generated data (and some tell)."""
+    if "synthetic_data" not in trials:
+        return False
+    told = trials["synthetic_data"].dropna()
+    return not told.empty and bool(told.astype(bool).all())
 
 
 # Fewer studies than this on a workload, and a submission's bootstrap interval and rank probability

@@ -94,8 +94,9 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
             if show:
                 cells += [_Cell(interval), _Cell(holds)]
             else:
-                why = (f"fewer than {MIN_STUDIES} studies on some workload: the bootstrap gave {interval} and "
-                       f"{holds}, which say little")
+                why = (f"fewer than {MIN_STUDIES} studies on some workload it ran (its own, or another "
+                       f"submission's, whose time sets its ratios), or lone trials: the bootstrap gave {interval} "
+                       f"and {holds}, which say little")
                 cells += [_Cell("—", True, why), _Cell("—", True, why)]
         low, high = int(row["studies"]), int(row.get("studies_max", row["studies"]))
         cells.append(_Cell(f"{low}" if low == high else f"{low}-{high}", low < MIN_STUDIES,
@@ -141,8 +142,10 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
     tau = f"{board.tau_max:g}"
     samples = board.uncertainty.samples if board.uncertainty is not None else 0
     meanings = [
-        ("rank", "1 + the number of submissions with a clearly higher score: equal scores share a rank (1, 1, 3), "
-                 "and every submission that scores 0 shares the last one."),
+        ("rank", "1 + the number of submissions with a higher score (by more than rounding: 1e-9 relative): equal "
+                 "scores share a rank (1, 1, 3), and every submission that scores 0 shares the last one. A point "
+                 "estimate: whether neighbours differ beyond chance is what the 95% CI and P(rank holds) say, where "
+                 "shown."),
         ("score", f"the normalised area under the submission's performance profile over [1, {tau}]: the mean over "
                   f"workloads of max(0, {tau} - r) / ({tau} - 1), r being its time divided by the fastest "
                   f"submission's on that workload. 1 = the fastest on every workload; 0 = never within {tau}x of "
@@ -152,9 +155,11 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         meanings += [
             ("95% CI", f"the 2.5th and 97.5th percentiles of the score over {samples} bootstrap resamples (each "
                        f"submission's studies on each workload drawn again with replacement, every score "
-                       f"recomputed). Only shown where the submission has at least {MIN_STUDIES} studies on every "
-                       f"workload it ran; otherwise '—' (with 1 study a resample is that study itself, so the "
-                       f"interval has no width; with 2 the median takes only 3 values)."),
+                       f"recomputed): approximate, and narrower than 95% with few studies (a percentile bootstrap "
+                       f"over 3-5 values). Only shown where the submission, and every submission on the workloads it "
+                       f"ran (the fastest sets its ratios), has at least {MIN_STUDIES} studies, and not for lone "
+                       f"trials (other settings, not repeats); otherwise '—' (with 1 study a resample is that study "
+                       f"itself, so the interval has no width; with 2 the median takes only 3 values)."),
             ("P(rank holds)", "the fraction of those resamples in which the submission keeps its rank; a submission "
                               "that scores 0 keeps the shared last rank in a resample where it scores 0 again. Shown "
                               f"under the same rule ({MIN_STUDIES} studies or more)."),

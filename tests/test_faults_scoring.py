@@ -594,9 +594,10 @@ def test_records_of_generated_data_beside_real_ones_are_said_in_a_note(sweeps: P
     assert code == 0, err
     notes = [line for line in (tmp_path / "board" / "leaderboard.md").read_text().splitlines() if "generated" in line]
     assert len(notes) == 1 and notes[0].startswith("note: w2-cpu trained on generated data"), notes
-    shutil.rmtree(sweeps / "w1-cpu")  # generated data alone (the pipeline check's own folder): nothing to say
+    shutil.rmtree(sweeps / "w1-cpu")  # generated data alone (the pipeline check's own folder): said once
     code, err = score(sweeps, tmp_path / "board2", capsys)
-    assert code == 0 and "generated" not in (tmp_path / "board2" / "leaderboard.md").read_text(), err
+    notes = [line for line in (tmp_path / "board2" / "leaderboard.md").read_text().splitlines() if "generated" in line]
+    assert code == 0 and len(notes) == 1 and "every record here trained on generated data" in notes[0], err
 
 
 def test_records_of_other_examples_than_the_target_s_are_said_in_a_note(sweeps: Path, tmp_path: Path,
@@ -711,3 +712,23 @@ def test_a_leaderboard_that_cannot_be_written_leaves_the_previous_one_whole(
         signal.signal(signal.SIGXFSZ, handler)
     assert code == 2 and "File too large" in err and "Traceback" not in err, err
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary left either
+
+
+def test_unequal_study_counts_and_lone_trials_are_said_and_not_given_intervals(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two studies need 2 of 2 to reach, three 2 of 3: a board of 2 against 3 studies said nothing of
+    it. Three lone trials of three learning rates were bootstrapped as if they were repeats."""
+    results = tmp_path / "results"
+    write_sweep_records(results, "A", [[10.0], [11.0], [12.0]])
+    write_sweep_records(results, "B", [[12.0], [13.0]])
+    code, err = score(results, tmp_path / "board", capsys, "bootstrap=100")
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert code == 0 and "different numbers of studies (A: 3, B: 2)" in board, err
+    lone = tmp_path / "lone"
+    for k, lr in enumerate((1e-3, 1e-2, 1e-1)):
+        write_record(lone / "w1-cpu" / "A" / f"seed0-{k}", "A", 10.0 + k, lr=lr)
+        write_record(lone / "w1-cpu" / "B" / f"seed0-{k}", "B", 12.0 + k, lr=lr)
+    code, err = score(lone, tmp_path / "board2", capsys, "bootstrap=100")
+    table = pd.read_csv(tmp_path / "board2" / "leaderboard.csv")
+    assert code == 0 and not table["uncertainty_shown"].any(), err
+    assert "the ranks are point estimates" in (tmp_path / "board2" / "leaderboard.md").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -167,15 +168,23 @@ def test_uncertainty_is_greyed_below_three_studies_and_shown_from_three(few: int
     for column in ("95% CI", "P(rank holds)"):
         text, attributes = few_cells[column]
         assert text == "—" and "class=weak" in attributes and f"fewer than {MIN_STUDIES} studies" in attributes
+        # enough's ratios are to the fastest time of the workload, whose studies are too few to resample
+        # (the interval ignored that time's uncertainty): greyed too
         text, attributes = enough_cells[column]
-        assert text != "—" and "weak" not in attributes
-    assert re.fullmatch(r"\[0\.\d{3}, 1\.000\]", enough_cells["95% CI"][0])
+        assert text == "—" and "class=weak" in attributes
     assert few_cells["studies"][0] == str(few) and "weak" in few_cells["studies"][1]  # the basis, in the table
     assert enough_cells["studies"][0] == "3"
-    md = {line.split(" | ")[1]: line for line in page["md"].splitlines() if line.startswith("| ") and " | " in line}
-    assert "| — | — |" in md["few"] and "| — | — |" not in md["enough"]
-    assert not page["csv"].loc["few", "uncertainty_shown"] and page["csv"].loc["enough", "uncertainty_shown"]
+    assert not page["csv"].loc["few", "uncertainty_shown"] and not page["csv"].loc["enough", "uncertainty_shown"]
     assert page["csv"].loc["few", "studies"] == few
+    assert "the ranks are point estimates" in page["md"]
+    # with a third study of few's, both are shown
+    shutil.rmtree(results / "w1-cpu" / "few")
+    write_sweep_records(results, "few", [[10.0 + k] for k in range(MIN_STUDIES)])
+    page = score(results, tmp_path / "board2", "bootstrap=100", monkeypatch=monkeypatch)
+    for name in ("few", "enough"):
+        assert cells_of(page["html"], name)["95% CI"][0] != "—" and page["csv"].loc[name, "uncertainty_shown"]
+    assert re.fullmatch(r"\[0\.\d{3}, 1\.000\]", cells_of(page["html"], "enough")["95% CI"][0])
+    assert "the ranks are point estimates" not in page["md"]
 
 
 def test_a_submission_at_zero_in_every_resample_holds_its_shared_last_rank() -> None:
