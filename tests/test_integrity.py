@@ -868,3 +868,38 @@ def test_a_process_the_forkserver_forked_for_the_submission_is_killed_with_the_t
     assert summary["steps"] == 30 and forked["parent"] != forked["trainer"], forked  # it escaped the tree
     fields = stat_fields(forked["pid"])
     assert fields is None or fields[0] == "Z", fields  # and is gone with the trial
+
+
+SLOW_LOAD = HEADER + '''
+
+class SlowLoad(Base):
+    """Works in load_state_dict (here: waits), which a resumed trial ran off the clock."""
+
+    def load_state_dict(self, state):
+        time.sleep(1.0)
+        super().load_state_dict(state)
+'''
+
+
+@pytest.mark.parametrize("isolation", ["inprocess", "process"])
+def test_the_submission_s_load_state_dict_is_charged_when_a_trial_resumes(
+        isolation: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A red team trained 100 epochs over batches kept in its state inside load_state_dict: 5.4 s of
+    work at every resume, none of it charged."""
+    from harness.core.records import TrialRecord
+
+    finish = TrialRecord.finish
+    monkeypatch.setattr(TrialRecord, "finish", lambda self, summary: (_ for _ in ()).throw(KeyboardInterrupt()))
+    path = tmp_path / "slowload.py"
+    path.write_text(SLOW_LOAD)
+    args = ["trial", f"submission={path}:SlowLoad", *SMOKE, f"results={tmp_path / 'results'}", "threads=1",
+            "max_steps=20", "checkpoint_every_s=0", "workload.sizes.smoke.eval_every_steps=10",
+            f"isolation={isolation}"]
+    assert main(args) == 130  # stopped at its end, checkpointed at step 20: resumable
+    monkeypatch.setattr(TrialRecord, "finish", finish)
+    before = max(row["submission_time_s"] for row in read_jsonl(next((tmp_path / "results").rglob("evals.jsonl")))
+                 if row.get("event") == "eval")
+    capsys.readouterr()
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert before < 0.5 and summary["steps"] == 20 and summary["submission_time_s"] >= 1.0, (before, summary)

@@ -67,7 +67,12 @@ class InProcessTrainer:
         return None
 
     def restore(self, resume: dict[str, Any]) -> None:
-        self._steps().restore(self.model, resume)
+        """Continue from a checkpoint; the submission's ``load_state_dict`` is charged."""
+        self.clock.resume()
+        try:
+            self._steps().restore(self.model, resume, loaded=self.clock.pause)
+        finally:
+            self.clock.pause()  # quiet when already paused
 
     def uncounted_memory(self) -> AbstractContextManager[None]:
         return self.meter.excluded()

@@ -447,9 +447,9 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
     next_eval_s = spec.eval_period_s or math.inf
     wall_offset = 0.0
     if resume is not None:
-        trainer.restore(resume)
-        step, best, next_eval_s = resume["step"], resume["best"], resume["next_eval_s"]
         clock.restore(resume["submission_s"])  # its construction was charged in the first attempt
+        trainer.restore(resume)  # charges the submission's load_state_dict
+        step, best, next_eval_s = resume["step"], resume["best"], resume["next_eval_s"]
         wall_offset = resume["wall_s"]
         audit.update(resume.get("audit", {}))
     identity_hash = record.manifest()["config_hash"]

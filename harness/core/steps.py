@@ -85,12 +85,19 @@ class StepRunner:
         self.all_finite = torch.ones((), dtype=torch.bool, device=device)
         self.step = 0
 
-    def restore(self, model: nn.Module, resume: dict[str, Any]) -> None:
+    def restore(self, model: nn.Module, resume: dict[str, Any], loaded: Callable[[], None] | None = None) -> None:
         """Put a checkpoint back: weights, submission state, the batch stream replayed up to its
         step (uncharged: the stream is a function of the seed), then the RNGs. On CUDA the device
-        then finishes the replay's queued work, which the first charged step would otherwise wait for."""
+        then finishes the replay's queued work, which the first charged step would otherwise wait for.
+        ``loaded`` is called once the submission's ``load_state_dict`` is done (and on CUDA, what it
+        queued): the trainers charge the time until then, the submission's code (work done there
+        would otherwise be free at every resume)."""
         model.load_state_dict(resume["model"])
         self.submission.load_state_dict(resume["submission"])
+        if self.on_cuda:
+            torch.cuda.synchronize(self.device)
+        if loaded is not None:
+            loaded()
         for _ in range(resume["step"]):
             next(self.batches)
         restore_rng(resume["rng"], self.device)

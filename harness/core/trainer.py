@@ -237,7 +237,7 @@ class Session:
 
     def restore(self, resume: dict[str, Any]) -> None:
         assert self.steps is not None
-        self.steps.restore(self.model, resume)
+        self.steps.restore(self.model, resume, loaded=lambda: send(self.conn, {"event": "loaded"}))
         send(self.conn, {"event": "restored"})
 
     def run(self, stop_step: float) -> None:
