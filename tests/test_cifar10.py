@@ -124,12 +124,18 @@ def test_cache_goes_to_the_cache_dir_when_the_data_folder_is_read_only(
     assert list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10" / "decoded").glob(f"{images_module.CACHE_PREFIX}*"))
 
 
-def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
+def archived(tmp_path: Path) -> Path:
+    """``tmp_path/data/`` holding the generated class folders as the archive cifar10 reads."""
     source = make_class_folders(tmp_path / "src")
     (tmp_path / "data").mkdir()
     with tarfile.open(tmp_path / "data" / c10.ARCHIVE, "w:gz") as tar:
         for split in ("train", "test"):
             tar.add(source / split, arcname=split)
+    return tmp_path / "data"
+
+
+def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
+    archived(tmp_path)
     w = loaded(tmp_path / "data")
     assert w.num_train_examples == 10 * PER_CLASS_TRAIN - 10 and w.describe_data().endswith(c10.ARCHIVE)
     assert len(list((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))) >= 1
@@ -138,11 +144,7 @@ def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
 def test_an_extraction_changed_in_the_cache_is_made_anew_not_trained_on(tmp_path: Path) -> None:
     """A file removed from the cache's extraction was trained on as a dataset one example short
     (another data digest, "calibrate on these data"); a full cache was blamed on the archive."""
-    source = make_class_folders(tmp_path / "src")
-    (tmp_path / "data").mkdir()
-    with tarfile.open(tmp_path / "data" / c10.ARCHIVE, "w:gz") as tar:
-        for split in ("train", "test"):
-            tar.add(source / split, arcname=split)
+    archived(tmp_path)
     whole = loaded(tmp_path / "data")
     extraction = next((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))
     next((extraction / "train").rglob("*.png")).unlink()
