@@ -182,7 +182,8 @@ def test_a_data_parallel_check_on_the_device_path_checks_in_before_it_reads_the_
 def test_a_restore_on_the_device_path_waits_for_the_replayed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Replaying the batch stream up to a checkpoint's step queues work on the device (indexing
     device-resident data); the first charged step would wait for it. restore() waits instead, after
-    the replay."""
+    the replay; and before it, once the submission's load_state_dict is done (its queued work is
+    charged with it, up to the trainers' ``loaded`` call)."""
     replayed, waited = [], []
     submission = Scripted([])
     submission.load_state_dict = lambda state: None
@@ -192,7 +193,7 @@ def test_a_restore_on_the_device_path_waits_for_the_replayed_batches(monkeypatch
     monkeypatch.setattr(steps, "restore_rng", lambda state, device: None)
     run.restore(torch.nn.Linear(1, 1), {"model": torch.nn.Linear(1, 1).state_dict(), "submission": {}, "step": 5,
                                         "rng": None})
-    assert waited == [5] and run.step == 5
+    assert waited == [0, 5] and run.step == 5
 
 
 def test_the_device_path_is_taken_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
