@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import pickle
 import shutil
 import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,9 +146,14 @@ def test_archive_of_class_folders_is_extracted_once(tmp_path: Path) -> None:
 def test_an_extraction_changed_in_the_cache_is_made_anew_not_trained_on(tmp_path: Path) -> None:
     """A file removed from the cache's extraction was trained on as a dataset one example short
     (another data digest, "calibrate on these data"); a full cache was blamed on the archive."""
-    archived(tmp_path)
-    whole = loaded(tmp_path / "data")
-    extraction = next((Path(os.environ["OPTBENCH_CACHE"]) / "cifar10").glob("extracted-*"))
+    data = archived(tmp_path)
+    whole = loaded(data)
+    key = hashlib.sha256((data / c10.ARCHIVE).read_bytes()).hexdigest()[:16]
+    extraction = Path(os.environ["OPTBENCH_CACHE"]) / "cifar10" / f"extracted-{key}"
+    assert list(extraction.glob(f"{images_module.CACHE_PREFIX}*"))  # the decoded arrays, written beside the images
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # they are no change to the extraction: loaded again, not extracted again
+        loaded(data)
     next((extraction / "train").rglob("*.png")).unlink()
     with pytest.warns(UserWarning, match="was changed since it was made"):
         again = loaded(tmp_path / "data")

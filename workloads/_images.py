@@ -236,8 +236,13 @@ EXTRACTED = ".optbench-extracted.json"  # written last into an extraction: how m
 
 
 def _file_count(folder: Path) -> int:
-    """The files under ``folder`` (the marker :data:`EXTRACTED` not counted)."""
-    return sum(len([f for f in files if f != EXTRACTED]) for _, _, files in os.walk(folder))
+    """The files the archive put under ``folder``: not the marker :data:`EXTRACTED`, nor what is
+    written beside the images later (the decoded arrays' cache, its staging folders)."""
+    count = 0
+    for _, folders, files in os.walk(folder):
+        folders[:] = [f for f in folders if not f.startswith((".", CACHE_PREFIX))]
+        count += len([f for f in files if f != EXTRACTED])
+    return count
 
 
 def _intact(folder: Path) -> bool:
