@@ -425,7 +425,7 @@ def children_of(pid: int) -> list[int]:
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
             found += [int(child) for child in children.read_text().split()]
-        except OSError:
+        except OSError:  # gone meanwhile
             continue
     return found
 
@@ -436,13 +436,9 @@ def descendants(pid: int) -> list[int]:
     fork) is still below it, whatever session or group it moved to."""
     found, todo = [], [pid]
     while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            try:
-                pids = [int(child) for child in children.read_text().split()]
-            except OSError:  # gone meanwhile
-                continue
-            found += pids
-            todo += pids
+        pids = children_of(todo.pop())
+        found += pids
+        todo += pids
     return found
 
 
