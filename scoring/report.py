@@ -226,9 +226,16 @@ def _seconds(value: float) -> str:
 
 
 def _ratio(value: float, tau_max: float) -> str:
+    """A ratio to two decimals, with more where two would round a ratio under ``tau_max`` up to it (3.999 is
+    "3.999", not "4.00", which would read as the cap), and " (0)" on a capped one: it scores nothing."""
     if not _finite(value):
         return "-"
-    return f"{value:.2f}" if value < tau_max else f"{value:.2f} (0)"
+    if value >= tau_max:
+        return f"{value:.2f} (0)"
+    digits = 2
+    while float(f"{value:.{digits}f}") >= tau_max and digits < 9:
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def write_outputs(board: Leaderboard, trials: pd.DataFrame, out: Path, title: str,

@@ -268,6 +268,12 @@ def test_ratio_columns_are_time_over_the_fastest(tmp_path: Path, monkeypatch: py
     assert "| w1-cpu (s) | w1-cpu x fastest |" in page["md"]
 
 
+def test_a_ratio_just_under_the_cap_is_not_printed_as_the_cap() -> None:
+    from scoring.report import _ratio
+    assert _ratio(3.999, 4.0) == "3.999" and _ratio(3.99999, 4.0) == "3.99999"  # "4.00" would read as capped
+    assert _ratio(4.0, 4.0) == "4.00 (0)" and _ratio(2.5, 4.0) == "2.50" and _ratio(float("nan"), 4.0) == "-"
+
+
 # ------------------------------------------------------------------------------- size
 def test_the_page_of_a_large_board_stays_under_a_megabyte(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
