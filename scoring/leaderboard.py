@@ -38,6 +38,7 @@ from scoring.marks import (
     inert_components,
     integrity_flags,
     made_in_process,
+    mixed_batch_sizes,
     mixed_compile,
     precision_marks,
     pruned_without_competitor,
@@ -243,6 +244,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes += [f"{workload} ranks compiled and eager trials together (torch.compile changes the step rate; the "
               f"manifests' compile says which): compare its times within one setting"
               for workload in mixed_compile(trials)]
+    notes += [f"{workload}: the submissions trained with different batch sizes ({sizes}), so a step there is not the "
+              f"same amount of data and the steps score compares unequal steps; the time score is the common measure"
+              for workload, sizes in mixed_batch_sizes(trials).items()]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "

@@ -23,6 +23,22 @@ def mixed_compile(trials: pd.DataFrame) -> list[str]:
     return sorted(settings.index[settings > 1])
 
 
+def mixed_batch_sizes(trials: pd.DataFrame) -> dict[str, str]:
+    """The workloads whose submissions trained with different batch sizes (a submission may choose its
+    own, or tune it), with each submission's: there a step is not the same amount of data, so the steps
+    score is no common measure (the time score is)."""
+    if "hp.batch_size" not in trials:
+        return {}
+    sizes = pd.to_numeric(trials["hp.batch_size"], errors="coerce")
+    found = {}
+    for workload, group in sizes.groupby(workload_key(trials)):
+        if group.dropna().nunique() > 1:
+            per = group.dropna().groupby(trials.loc[group.index, "submission"]).unique()
+            found[str(workload)] = "; ".join(f"{s}: {', '.join(str(int(b)) for b in sorted(values))}"
+                                            for s, values in per.items())
+    return found
+
+
 @dataclass(frozen=True)
 class Failures:
     """One submission's failed trials on one workload: how many of how many, where the error was

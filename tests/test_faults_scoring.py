@@ -600,6 +600,22 @@ def test_records_of_generated_data_beside_real_ones_are_said_in_a_note(sweeps: P
     assert code == 0 and len(notes) == 1 and "every record here trained on generated data" in notes[0], err
 
 
+def test_unequal_batch_sizes_on_a_workload_are_said_to_make_steps_unequal(sweeps: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """A submission that chose its own batch size was ranked by steps beside others without a word: a step of
+    256 examples counted as one of 128."""
+    for manifest_path in sweeps.rglob("manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        chose = manifest["submission"] == "B" and manifest["workload"] == "w1"
+        manifest["hparams"]["batch_size"] = 256 if chose else 128
+        manifest_path.write_text(json.dumps(manifest))
+    code, err = score(sweeps, tmp_path / "board", capsys)
+    assert code == 0, err
+    notes = [line for line in (tmp_path / "board" / "leaderboard.md").read_text().splitlines() if "batch size" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: w1-cpu: the submissions trained with different batch"), notes
+    assert "A: 128; B: 256; C: 128" in notes[0] and "steps score" in notes[0]
+
+
 def test_records_of_other_examples_than_the_target_s_are_said_in_a_note(sweeps: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     """A suite on another corpus (gpt's text_file) was ranked by times to tiny Shakespeare's target."""
