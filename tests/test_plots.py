@@ -73,15 +73,17 @@ def many(n: int, workloads: int = 3, seed: int = 0) -> dict[str, dict[str, list[
 
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Every figure the plot functions save, kept to be read back."""
+    """Every figure the plot functions save, kept to be read back: ``_save`` is replaced in each
+    module that calls it (the name each one imported from scoring/plots/figure.py)."""
     kept = []
-    save = plots._save
+    save = plots.figure._save
 
     def keep(fig, out):
         kept.append(fig)
         return save(fig, out)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    for module in (plots.profiles, plots.time_to_target, plots.curves, plots.sensitivity):
+        monkeypatch.setattr(module, "_save", keep)
     return kept
 
 
@@ -164,7 +166,7 @@ def test_curves_draw_the_median_study_and_agree_with_the_table(tmp_path: Path, f
         assert "not reached" in lines[name].get_label()
     assert "median study" in plot.caption and "median study" in fig.texts[0].get_text()
     for name, i in (("A", 0), ("B", 1), ("C", 2)):  # the drawn study's time is the table's (odd) or as finite (even)
-        pick = plots.median_study_trial(trials[trials["submission"] == name])
+        pick = plots.curves.median_study_trial(trials[trials["submission"] == name])
         assert np.isfinite(pick["study_time"]) == np.isfinite(board.times[i, 0])
 
 
@@ -213,11 +215,11 @@ def test_the_median_study_picks_of_all_groups_at_once_are_the_per_group_rule(tmp
     lone = trials.index[::7]
     trials.loc[lone, "study"] = None  # lone trials: each its own study, keyed by its record folder
     trials["record_dir"] = [f"r{i}" for i in range(len(trials))]
-    picks = plots.median_study_trials(trials.sample(frac=1.0, random_state=0))  # the order of the rows is no matter
+    picks = plots.curves.median_study_trials(trials.sample(frac=1.0, random_state=0))  # the order of rows is no matter
     assert len(picks) == trials.groupby(["workload", "size", "submission"]).ngroups
     for _, pick in picks.iterrows():
         group = trials[(trials["workload"] == pick["workload"]) & (trials["submission"] == pick["submission"])]
-        keys = plots.study_keys(group)  # the rule, written out per group
+        keys = plots.curves.study_keys(group)  # the rule, written out per group
         per_study = group["time_to_target_s"].groupby(keys).min()
         ordered = sorted(per_study.items(), key=lambda kv: (kv[1], kv[0]))
         study, study_time = ordered[len(ordered) // 2]
@@ -246,7 +248,7 @@ def test_above_six_workloads_the_curves_are_small_multiples_with_one_legend(tmp_
     styles = board_styles(board)
     for ax in panels:  # each panel draws every submission's median-study curve, as the single-workload plot
         workload = title(ax).split(" ")[0]
-        picks = plots.median_study_trials(trials[trials["workload"] == workload]).set_index("submission")
+        picks = plots.curves.median_study_trials(trials[trials["workload"] == workload]).set_index("submission")
         (curves,) = [c for c in ax.collections if isinstance(c, LineCollection)]  # one artist for all curves
         by_colour = {to_rgba(colour)[:3]: path for path, colour in zip(curves.get_segments(), curves.get_colors())}
         paths = {s: by_colour[to_rgba(styles.by_name[s].colour)[:3]] for s in times}  # in each one's own colour
@@ -257,7 +259,7 @@ def test_above_six_workloads_the_curves_are_small_multiples_with_one_legend(tmp_
         assert sorted(drawn) == sorted(tuple(path[-1].round(9)) for path in paths.values())
         for s, path in paths.items():  # each curve's end drawn with its submission's own marker
             assert np.array_equal(drawn[tuple(path[-1].round(9))],
-                                  plots.marker_path(styles.by_name[s].marker).vertices)
+                                  plots.curves.marker_path(styles.by_name[s].marker).vertices)
 
 
 # ------------------------------------------------------------------------------------ 4. time to target
@@ -269,7 +271,7 @@ def test_time_to_target_draws_the_tau_max_line_and_not_reached_at_the_budget(tmp
     plot = plots.plot_time_to_target(board, tmp_path / "ttt.png", budgets={"w0-cpu": BUDGET, "w1-cpu": BUDGET})
     (fig,) = figures
     ax = fig.axes[0]  # w0
-    red = [line for line in ax.get_lines() if to_rgba(line.get_color()) == to_rgba(plots.LIMIT_COLOUR)]
+    red = [line for line in ax.get_lines() if to_rgba(line.get_color()) == to_rgba(plots.time_bars.LIMIT_COLOUR)]
     assert len(red) == 1 and red[0].get_xdata()[0] == pytest.approx(4 * 2.6)
     bars = {name: patch for name, patch in zip(("A", "B", "C"), sorted(ax.patches, key=lambda p: p.get_y()))}
     assert bars["B"].get_x() + bars["B"].get_width() == pytest.approx(12.3)
@@ -296,7 +298,7 @@ def test_a_workload_a_submission_never_ran_is_drawn_as_not_run_not_as_not_reache
 
 
 def test_many_workloads_make_one_heat_map_with_the_cut_and_not_reached_marked(tmp_path: Path, figures: list) -> None:
-    n = plots.PANELS_UP_TO + 2
+    n = plots.time_to_target.PANELS_UP_TO + 2
     times = {"A": {f"w{w}": [[2.0]] for w in range(n)}, "B": {f"w{w}": [[9.0 if w == 0 else 3.0]] for w in range(n)},
              "C": {f"w{w}": [[None if w == 1 else 4.0]] for w in range(n)}}
     board = build(trial_rows(times), samples=0)
@@ -359,13 +361,14 @@ def test_without_a_recorded_search_space_the_scale_is_guessed_and_said(tmp_path:
 
 
 def test_a_large_board_draws_sensitivity_for_the_top_only_and_says_so(tmp_path: Path) -> None:
-    n = plots.SENSITIVITY_ALL + 4
+    n = plots.sensitivity.SENSITIVITY_ALL + 4
     times = many(n, workloads=1)
     trials = trial_rows(times, lr={s: [1e-4, 1e-3, 1e-2] for s in times})
     board = build(trials, samples=0)
     drawn = plots.sensitivity_plots(board, trials, tmp_path)
-    assert list(drawn) == [f"sensitivity {s}" for s in board.table["submission"][:plots.SENSITIVITY_TOP]]
-    assert all(f"top {plots.SENSITIVITY_TOP} of {n} submissions" in p.caption for p in drawn.values())
+    top = plots.sensitivity.SENSITIVITY_TOP
+    assert list(drawn) == [f"sensitivity {s}" for s in board.table["submission"][:top]]
+    assert all(f"top {top} of {n} submissions" in p.caption for p in drawn.values())
 
 
 # ------------------------------------------------------------------------------------ 6. outputs

@@ -158,7 +158,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
         plots = [] if trials.empty else [
             str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
             for (w, size) in sorted(set(zip(trials.workload, trials["size"])))]
-    except OSError as error:  # each plot is written whole or not at all (scoring/plots.py)
+    except OSError as error:  # each plot is written whole or not at all (scoring/plots/figure.py)
         raise UserError(f"Cannot write the suite's curves in {out} ({error.strerror or error}); its tables are "
                         f"written. Free some space, or set out= elsewhere, and run the same command again (finished "
                         f"trials are not rerun).") from None
