@@ -73,17 +73,17 @@ def many(n: int, workloads: int = 3, seed: int = 0) -> dict[str, dict[str, list[
 
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Every figure the plot functions save, kept to be read back: ``_save`` is replaced in each
+    """Every figure the plot functions save, kept to be read back: ``save_png`` is replaced in each
     module that calls it (the name each one imported from scoring/plots/figure.py)."""
     kept = []
-    save = plots.figure._save
+    save = plots.figure.save_png
 
     def keep(fig, out):
         kept.append(fig)
         return save(fig, out)
 
     for module in (plots.profiles, plots.time_to_target, plots.curves, plots.sensitivity):
-        monkeypatch.setattr(module, "_save", keep)
+        monkeypatch.setattr(module, "save_png", keep)
     return kept
 
 

@@ -58,8 +58,8 @@ def leaderboard_plots(board: Any, trials: pd.DataFrame, out: Path, seconds: dict
     """Every plot of a leaderboard, by the name the HTML shows: ``profiles``, ``time_to_target``,
     ``curves <workload>-<size>`` (when the trials have records on disk; above ``PANELS_UP_TO``
     workloads one ``curves`` figure of them all) and ``sensitivity <name>`` (every submission up to
-    ``SENSITIVITY_ALL`` of them, else the ``SENSITIVITY_TOP`` best ranked). Only those of ``kinds``
-    (of ``PLOT_KINDS``); ``seconds``, when given, receives the time each kind took."""
+    ``SENSITIVITY_ALL`` of them, else the ``SENSITIVITY_TOP`` best ranked: ``sensitivity.py``). Only those
+    of ``kinds`` (of ``PLOT_KINDS``); ``seconds``, when given, receives the time each kind took."""
     styles, budgets = board_styles(board), workload_budgets(trials)
     seconds = {} if seconds is None else seconds
     started = time.perf_counter()

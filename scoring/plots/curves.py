@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.markers import MarkerStyle
 from matplotlib.ticker import MaxNLocator
 
-from scoring.plots.figure import SMALL, TITLE, Plot, _Frame, _legend_width, _own_style, _rgba, _save
+from scoring.plots.figure import SMALL, TITLE, Frame, Plot, legend_width, own_style, rgba, save_png
 from scoring.records import evaluation_curve
 from scoring.style import MISSING_COLOUR, Styles, board_styles, submission_styles
 
@@ -59,10 +59,10 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
         lines.append(f"Dashed: the table counts studies that never ended as not reached ({', '.join(mismatched)})")
     entries = [*labels.values(), "target", "budget"]
     columns = styles.legend_columns(len(entries))
-    frame = _Frame(1, 1, 6.2, 3.8, left=0.75, bottom=0.5, right=_legend_width(entries, columns), title=lines)
+    frame = Frame(1, 1, 6.2, 3.8, left=0.75, bottom=0.5, right=legend_width(entries, columns), title=lines)
     handles = _curves_panel(frame.axes[0, 0], subset, chosen, names, styles, labels, set(mismatched))
     frame.legend_right(handles, ncol=columns, title="submission: the table's time")
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")
 
 
@@ -90,7 +90,7 @@ def plot_curves_grid(trials: pd.DataFrame, out: Path, *, styles: Styles | None =
     present = set(trials["submission"])
     legend_names = [s for s in styles.ranked if styles.labelled(s) and s in present]
     columns = styles.legend_columns(len(legend_names))
-    frame = _Frame(nrows, ncols, 2.6, 1.9, left=0.55, bottom=0.45, right=_legend_width(legend_names, columns),
+    frame = Frame(nrows, ncols, 2.6, 1.9, left=0.55, bottom=0.45, right=legend_width(legend_names, columns),
                    title=lines, panel_title=True, wspace=0.45, hspace=0.7)
     subsets = dict(iter(trials.groupby(["workload", "size"], sort=False)))
     chosen_of = {key: group.set_index("submission", drop=False)
@@ -110,7 +110,7 @@ def plot_curves_grid(trials: pd.DataFrame, out: Path, *, styles: Styles | None =
         frame.axes[k // ncols, k % ncols].set_visible(False)
     frame.legend_right([Line2D([], [], lw=1.4, label=s, **styles.by_name[s].line()) for s in legend_names],
                        ncol=columns, title="submission")
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")
 
 
@@ -145,7 +145,7 @@ def _curves_panel(ax: plt.Axes, subset: pd.DataFrame, chosen: pd.DataFrame, name
     handles, bundle = [], _CurveBundle()
     for s in names:
         row, mismatch = chosen.loc[s], s in mismatched
-        style = styles.by_name.get(s) or _own_style(s)
+        style = styles.by_name.get(s) or own_style(s)
         usable = bool(row.get("evals_file", True)) and "record_dir" in row
         curve = evaluation_curve(Path(row["record_dir"]), column) if usable else None
         if curve is None:
@@ -192,7 +192,7 @@ class _CurveBundle:
         self.ends: list[tuple[float, float, tuple[float, float, float, float], str]] = []  # x, y, colour, marker
 
     def add(self, x: np.ndarray, v: np.ndarray, look: Mapping[str, Any], lw: float, alpha: float) -> None:
-        colour = _rgba(look["color"], alpha)
+        colour = rgba(look["color"], alpha)
         self.segments.append(np.column_stack((x, v)))
         self.colours.append(colour)
         self.styles.append(look["linestyle"])

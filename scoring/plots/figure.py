@@ -1,6 +1,6 @@
 """What every plot of :mod:`scoring.plots` shares: the :class:`Plot` a plot function returns,
-the sizes and fonts, a figure laid out by hand in inches (:class:`_Frame`), round ticks, and saving
-as a small palette PNG, written whole or staged (:func:`_save`, :func:`staged_saves`).
+the sizes and fonts, a figure laid out by hand in inches (:class:`Frame`), round ticks, and saving
+as a small palette PNG, written whole or staged (:func:`save_png`, :func:`staged_saves`).
 
 The Agg backend is selected by the package (``scoring/plots/__init__.py``), which runs before any
 of its modules imports pyplot."""
@@ -50,7 +50,7 @@ class Plot:
 
 
 # ------------------------------------------------------------------------------------ ticks
-def _log_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+def log_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
     """Round tick values within [lo, hi] on a log axis: decades, with 2 and 5 (or 3) in between
     when the range is short; at most ``most`` of them, so that labels never crowd."""
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
@@ -65,12 +65,12 @@ def _log_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
     return decades if len(decades) >= 2 else [float(f"{lo:.2g}"), float(f"{hi:.2g}")]
 
 
-def _linear_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+def linear_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
     return [t for t in MaxNLocator(nbins=most - 1, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
             if lo - 1e-9 * abs(hi - lo) <= t <= hi + 1e-9 * abs(hi - lo)]
 
 
-def _tick_label(value: float) -> str:
+def tick_label(value: float) -> str:
     """Short labels: 0.05, 300, 1e-4, 2.5e-6, 1e4."""
     if value == 0 or 1e-2 <= abs(value) < 1e4:
         return f"{value:.4g}"
@@ -79,7 +79,7 @@ def _tick_label(value: float) -> str:
 
 
 # ------------------------------------------------------------------------------------ layout
-class _Frame:
+class Frame:
     """A figure sized to its content: ``nrows`` x ``ncols`` panels of ``panel_w`` x ``panel_h``
     inches, margins in inches (``right`` holds a legend, ``bottom`` tick labels and a legend
     below), and a title wrapped to the figure's width whose height sets the top margin."""
@@ -89,7 +89,7 @@ class _Frame:
                  top_axis: bool = False, wspace: float = 0.3, hspace: float = 0.6, below: Sequence[str] = ()) -> None:
         self.width = left + ncols * panel_w + (ncols - 1) * wspace + right
         # A legend below (of the labels ``below``): as many columns as fit the width, its rows added to the bottom.
-        fit = int((self.width - 0.2) // (_text_width(below) * 0.9 + 0.55)) if below else 1
+        fit = int((self.width - 0.2) // (text_width(below) * 0.9 + 0.55)) if below else 1
         self.below_ncol = max(1, min(4, fit, len(below) or 1))
         bottom += math.ceil(len(below) / self.below_ncol) * SMALL * LINE * 1.35 + 0.1 if below else 0.0
         per_line = max(40, int(self.width / (TITLE * CHAR * 0.92)))
@@ -128,23 +128,23 @@ class _Frame:
         return (box.x1 + gap / self.width, box.y0, width / self.width, box.height)
 
 
-def _text_width(texts: Sequence[str], size: float = SMALL) -> float:
+def text_width(texts: Sequence[str], size: float = SMALL) -> float:
     """Inches taken by the longest line of ``texts`` at ``size`` points (an upper estimate)."""
     return max((len(line) for text in texts for line in str(text).split("\n")), default=0) * size * CHAR
 
 
-def _legend_width(labels: Sequence[str], ncol: int) -> float:
+def legend_width(labels: Sequence[str], ncol: int) -> float:
     """Inches a legend of ``labels`` in ``ncol`` columns takes (markers and padding included)."""
-    return ncol * (_text_width(labels) * 0.9 + 0.55) + 0.2
+    return ncol * (text_width(labels) * 0.9 + 0.55) + 0.2
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _own_style(submission: str) -> Style:
+def own_style(submission: str) -> Style:
     """The style of a submission drawn without its board (alone, it is the first of its list)."""
     return submission_styles([submission]).by_name[submission]
 
 
-def _rgba(colour: str, alpha: float) -> tuple[float, float, float, float]:
+def rgba(colour: str, alpha: float) -> tuple[float, float, float, float]:
     r, g, b, _ = to_rgba(colour)
     return (r, g, b, alpha)
 
@@ -171,7 +171,7 @@ def staged_path(out: Path, token: str) -> Path:
     return out.with_name(f".{out.name}.{token}.staged")
 
 
-def _save(fig: plt.Figure, out: Path) -> Path:
+def save_png(fig: plt.Figure, out: Path) -> Path:
     """Write ``fig`` as a 256-colour, zlib-compressed PNG (a few tens of kB; the HTML embeds it);
     figures larger than ``MAX_PIXELS`` at the default dpi are drawn at a lower one. Written to a
     temporary file and renamed, so a failure (a full disk) never leaves a truncated PNG; inside

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from matplotlib.collections import LineCollection
 
-from scoring.plots.figure import SMALL, TITLE, Plot, _Frame, _legend_width, _linear_ticks, _save, _text_width
-from scoring.plots.time_bars import _time_legend, _time_panel, _time_what
+from scoring.plots.figure import SMALL, TITLE, Frame, Plot, legend_width, linear_ticks, save_png, text_width
+from scoring.plots.time_bars import time_legend, time_panel, time_what
 from scoring.style import OTHER_COLOUR, Styles, board_styles
 
 
@@ -42,7 +42,7 @@ def plot_profiles(board: Any, out: Path, *, styles: Styles | None = None,
         listed = ", ".join(zero) if len(zero) <= 8 else f"{len(zero)} submissions"
         lines.append(f"Score 0 (on no workload within {board.tau_max:g}x the fastest; their line is at 0): {listed}")
     lines += [styles.note] if styles.note else []
-    frame = _Frame(1, 2, 4.0, 3.2, left=0.65, bottom=0.5, right=_legend_width(labels, styles.legend_columns()),
+    frame = Frame(1, 2, 4.0, 3.2, left=0.65, bottom=0.5, right=legend_width(labels, styles.legend_columns()),
                    title=lines, sharey=True, panel_title=True)
     index = {s: i for i, s in enumerate(board.submissions)}
     handles = []
@@ -61,14 +61,14 @@ def plot_profiles(board: Any, out: Path, *, styles: Styles | None = None,
         ax.set_xlabel(f"tau: ratio to the fastest, by {by}", fontsize=TITLE)
         ax.set_title(f"performance profile by {by}", fontsize=TITLE)
         ax.set_xlim(1.0, board.tau_max)
-        ax.set_xticks(_linear_ticks(1.0, board.tau_max))
+        ax.set_xticks(linear_ticks(1.0, board.tau_max))
         ax.set_ylim(-0.06, 1.06)
         ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=SMALL)
     frame.axes[0, 0].set_ylabel("fraction of workloads within tau", fontsize=TITLE)
     frame.legend_right(handles[::-1], ncol=styles.legend_columns(), title="rank. submission (score)")
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ". Exact values are in the table.")
 
 
@@ -94,17 +94,17 @@ def _single_workload(board: Any, out: Path, styles: Styles, budgets: Mapping[str
     budget = budgets.get(workload)
     lines = [f"One workload ({workload}): a performance profile would be one vertical step per submission, so each "
              f"submission's time to target is drawn instead (score = max(0, {board.tau_max:g} - t / fastest) / "
-             f"{board.tau_max - 1:g})", _time_what(board.tau_max, budget is not None)]
+             f"{board.tau_max - 1:g})", time_what(board.tau_max, budget is not None)]
     lines += [styles.note.replace("drawn thin and grey", "left out (see the table)")] if styles.note else []
-    legend = _time_legend(board.tau_max, budget is not None)
-    frame = _Frame(1, 1, 5.8, 0.22 * len(rows) + 0.35, left=_text_width(names) + 0.25, bottom=0.5, right=0.3,
+    legend = time_legend(board.tau_max, budget is not None)
+    frame = Frame(1, 1, 5.8, 0.22 * len(rows) + 0.35, left=text_width(names) + 0.25, bottom=0.5, right=0.3,
                    title=lines, panel_title=True, top_axis=True, below=[h.get_label() for h in legend])
     ax = frame.axes[0, 0]
-    fastest = _time_panel(ax, board, 0, rows, styles, budget, names)
+    fastest = time_panel(ax, board, 0, rows, styles, budget, names)
     if np.isfinite(fastest):
         top = ax.secondary_xaxis("top", functions=(lambda t: t / fastest, lambda r: r * fastest))
         top.set_xlabel("ratio to the fastest", fontsize=SMALL)
         top.tick_params(labelsize=SMALL)
     frame.legend_below(legend)
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")

@@ -18,15 +18,15 @@ from matplotlib.ticker import NullLocator
 from scoring.plots.figure import (
     SMALL,
     TITLE,
+    Frame,
     Plot,
-    _Frame,
-    _legend_width,
-    _linear_ticks,
-    _log_ticks,
-    _own_style,
-    _save,
-    _text_width,
-    _tick_label,
+    legend_width,
+    linear_ticks,
+    log_ticks,
+    own_style,
+    save_png,
+    text_width,
+    tick_label,
 )
 from scoring.style import Styles, board_styles
 
@@ -73,7 +73,7 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
         c for c in varied if c[3:] not in space and pd.to_numeric(subset[c], errors="coerce").notna().all()]
     if not columns:
         return None
-    style = (styles.by_name.get(submission) if styles else None) or _own_style(submission)
+    style = (styles.by_name.get(submission) if styles else None) or own_style(submission)
     keys = (subset["workload"].astype(str) + "-" + subset["size"].astype(str)).to_numpy()
     workloads = sorted(set(keys))
     y, bands = _band_positions(subset, keys, workloads)
@@ -92,8 +92,8 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
               Line2D([], [], ls="", marker=style.marker, mfc="none", mec=style.colour, mew=1.1,
                      label="did not reach it"),
               Line2D([], [], color="black", ls="--", lw=0.8, label="the target")]
-    frame = _Frame(1, len(columns), 2.3, max(0.42 * len(workloads), 1.0), left=_text_width(names) + 0.2,
-                   bottom=0.55, right=_legend_width([h.get_label() for h in legend], 1), title=lines, sharey=True,
+    frame = Frame(1, len(columns), 2.3, max(0.42 * len(workloads), 1.0), left=text_width(names) + 0.2,
+                   bottom=0.55, right=legend_width([h.get_label() for h in legend], 1), title=lines, sharey=True,
                    wspace=0.2)
     for ax, column in zip(frame.axes[0], columns):
         x, how = _hparam_axis(ax, subset[column], space.get(column[3:]))
@@ -112,7 +112,7 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
     first.set_ylim(len(workloads), 0)
     first.set_yticks(np.arange(len(workloads)) + 0.5, names)
     frame.legend_right(legend, ncol=1)
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")
 
 
@@ -185,12 +185,12 @@ def _hparam_axis(ax: plt.Axes, raw: pd.Series, entry: Mapping[str, Any] | None) 
         ax.set_xscale("log")
         pad = (hi / lo) ** 0.05
         ax.set_xlim(lo / pad, hi * pad)
-        ticks = list(points) if points is not None and len(points) <= 5 else _log_ticks(lo, hi)
-        ax.set_xticks(ticks, [_tick_label(t) for t in ticks])
+        ticks = list(points) if points is not None and len(points) <= 5 else log_ticks(lo, hi)
+        ax.set_xticks(ticks, [tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())  # minor ticks: slow, and they crowd
     else:
         pad = 0.05 * (hi - lo) if hi > lo else 1.0
         ax.set_xlim(lo - pad, hi + pad)
-        ticks = list(points) if points is not None and len(points) <= 5 else _linear_ticks(lo, hi)
-        ax.set_xticks(ticks, [_tick_label(t) for t in ticks])
+        ticks = list(points) if points is not None and len(points) <= 5 else linear_ticks(lo, hi)
+        ax.set_xticks(ticks, [tick_label(t) for t in ticks])
     return x, how

@@ -15,13 +15,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from scoring.plots.figure import SMALL, TITLE, _linear_ticks, _log_ticks, _rgba, _tick_label
+from scoring.plots.figure import SMALL, TITLE, linear_ticks, log_ticks, rgba, tick_label
 from scoring.style import MISSING_COLOUR, Styles
 
 LIMIT_COLOUR = "#c00000"  # the tau_max x fastest line
 
 
-def _time_what(tau_max: float, budget_known: bool) -> str:
+def time_what(tau_max: float, budget_known: bool) -> str:
     return (f"bar = the table's time (the median over studies of each study's fastest trial), ticks = each "
             f"study's fastest trial; red dashed = {tau_max:g}x the fastest: a time beyond it scores 0 (hatched bar); "
             f"not reached: a grey dotted bar drawn to the "
@@ -29,7 +29,7 @@ def _time_what(tau_max: float, budget_known: bool) -> str:
             + "; 'not run': no record of the workload")
 
 
-def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: Styles, budget: float | None,
+def time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: Styles, budget: float | None,
                 names: Sequence[str] | None) -> float:
     """One workload's time-to-target bars for ``rows`` (top to bottom), y labels ``names`` (None:
     none). Returns the fastest time (over all submissions: the ratios' reference)."""
@@ -51,7 +51,7 @@ def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: S
     colours = np.array([styles[s].colour for s in rows], dtype=object)
     y = np.arange(len(rows))
     ran = board.studies[ids, j] > 0 if board.studies is not None else np.ones(len(ids), dtype=bool)
-    faces = ["none" if not r else ("white" if b else _rgba(c, 0.55)) for r, b, c in zip(reached, beyond, colours)]
+    faces = ["none" if not r else ("white" if b else rgba(c, 0.55)) for r, b, c in zip(reached, beyond, colours)]
     ax.barh(y[ran], (np.where(reached, times, edge) - left)[ran], left=left, height=np.where(reached, 0.7, 0.3)[ran],
             color=[f for f, r in zip(faces, ran) if r], linewidth=0.8,
             edgecolor=[c if r else MISSING_COLOUR for c, r, shown in zip(colours, reached, ran) if shown],
@@ -85,12 +85,12 @@ def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: S
     if log:
         ax.set_xscale("log")
         ax.set_xlim(left, edge * 1.5)
-        ticks = _log_ticks(left, edge * 1.5)
-        ax.set_xticks(ticks, [_tick_label(t) for t in ticks])
+        ticks = log_ticks(left, edge * 1.5)
+        ax.set_xticks(ticks, [tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())  # minor ticks: slow, and they crowd
     else:
         ax.set_xlim(0.0, edge * 1.04)
-        ax.set_xticks(_linear_ticks(0.0, edge * 1.04))
+        ax.set_xticks(linear_ticks(0.0, edge * 1.04))
     ax.set_ylim(len(rows) - 0.5, -0.6)
     ax.set_yticks(y, list(names) if names is not None else [])
     ax.tick_params(labelsize=SMALL)
@@ -103,8 +103,8 @@ def _time_panel(ax: plt.Axes, board: Any, j: int, rows: Sequence[str], styles: S
     return fastest
 
 
-def _time_legend(tau_max: float, budget_known: bool) -> list[Any]:
-    return [Patch(facecolor=_rgba("#1f77b4", 0.55), edgecolor="#1f77b4", label="the table's time (colour: submission)"),
+def time_legend(tau_max: float, budget_known: bool) -> list[Any]:
+    return [Patch(facecolor=rgba("#1f77b4", 0.55), edgecolor="#1f77b4", label="the table's time (colour: submission)"),
             Patch(facecolor="white", edgecolor="#1f77b4", hatch="////", label=f"beyond {tau_max:g}x the fastest: "
                   f"scores 0"),
             Patch(facecolor="none", edgecolor=MISSING_COLOUR, hatch="....",

@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize, to_rgba
 
-from scoring.plots.figure import PANELS_UP_TO, SMALL, Plot, _Frame, _save, _text_width, _tick_label
-from scoring.plots.time_bars import _time_legend, _time_panel, _time_what
+from scoring.plots.figure import PANELS_UP_TO, SMALL, Frame, Plot, save_png, text_width, tick_label
+from scoring.plots.time_bars import time_legend, time_panel, time_what
 from scoring.style import MISSING_COLOUR, Styles, board_styles
 
 
@@ -34,18 +34,18 @@ def plot_time_to_target(board: Any, out: Path, *, styles: Styles | None = None,
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
     known = all(budgets.get(w) is not None for w in board.workloads)
-    lines = [f"Time to target per workload: {_time_what(board.tau_max, known)}"]
+    lines = [f"Time to target per workload: {time_what(board.tau_max, known)}"]
     lines += [styles.note.replace("drawn thin and grey", "left out (see the table)")] if styles.note else []
-    legend = _time_legend(board.tau_max, known)
-    frame = _Frame(nrows, ncols, 3.2, 0.2 * len(rows) + 0.3, left=_text_width(rows) + 0.25, bottom=0.5, right=0.3,
+    legend = time_legend(board.tau_max, known)
+    frame = Frame(nrows, ncols, 3.2, 0.2 * len(rows) + 0.3, left=text_width(rows) + 0.25, bottom=0.5, right=0.3,
                    title=lines, panel_title=True, hspace=0.75, wspace=0.25, below=[h.get_label() for h in legend])
     for j in range(n):
-        _time_panel(frame.axes[j // ncols, j % ncols], board, j, rows, styles, budgets.get(board.workloads[j]),
+        time_panel(frame.axes[j // ncols, j % ncols], board, j, rows, styles, budgets.get(board.workloads[j]),
                     rows if j % ncols == 0 else None)
     for k in range(n, nrows * ncols):
         frame.axes[k // ncols, k % ncols].set_visible(False)
     frame.legend_below(legend)
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")
 
 
@@ -57,9 +57,9 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
     r = board.time_ratios[[index[s] for s in rows]]
     tau = board.tau_max
     fastest = np.min(board.times, axis=0)
-    columns = [f"{w} ({_tick_label(float(f))} s)" if np.isfinite(f) else f"{w} (none)"
+    columns = [f"{w} ({tick_label(float(f))} s)" if np.isfinite(f) else f"{w} (none)"
                for w, f in zip(board.workloads, fastest)]
-    spans = sorted({f"{_tick_label(b)}\u00a0s" for b in budgets.values()})  # no-break space: kept on one line
+    spans = sorted({f"{tick_label(b)}\u00a0s" for b in budgets.values()})  # no-break space: kept on one line
     lines = [f"Time to target over {len(board.workloads)} workloads (more than {PANELS_UP_TO}: one heat map instead of "
              f"one panel each): the table's time (median over studies of each study's fastest trial) as a ratio to "
              f"the workload's fastest (in brackets)",
@@ -67,8 +67,8 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
              f"budget (max_runtime_s: {', '.join(spans) if spans else 'unknown'}); blank: not run (no record)"]
     lines += [styles.note.replace("drawn thin and grey", "left out (see the table)")] if styles.note else []
     cmap = ListedColormap(plt.get_cmap("YlGnBu")(np.linspace(0.95, 0.2, 256)))  # ratio 1 dark, tau_max light
-    frame = _Frame(1, 1, 0.3 * len(columns), 0.2 * len(rows), left=_text_width(rows) + 0.25,
-                   bottom=_text_width(columns) * 0.75 + 0.3, right=1.1, title=lines)
+    frame = Frame(1, 1, 0.3 * len(columns), 0.2 * len(rows), left=text_width(rows) + 0.25,
+                   bottom=text_width(columns) * 0.75 + 0.3, right=1.1, title=lines)
     ax = frame.axes[0, 0]
     within = np.isfinite(r) & (r <= tau)
     image = np.ones((*r.shape, 4))
@@ -90,5 +90,5 @@ def _ratio_heatmap(board: Any, out: Path, styles: Styles, budgets: Mapping[str, 
     frame.fig.colorbar(ScalarMappable(Normalize(1.0, tau), cmap), cax=bar)
     bar.set_ylabel("ratio to the fastest", fontsize=SMALL)
     bar.tick_params(labelsize=SMALL)
-    _save(frame.fig, out)
+    save_png(frame.fig, out)
     return Plot(out, ". ".join(lines) + ".")
