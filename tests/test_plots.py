@@ -170,6 +170,20 @@ def test_curves_draw_the_median_study_and_agree_with_the_table(tmp_path: Path, f
         assert np.isfinite(pick["study_time"]) == np.isfinite(board.times[i, 0])
 
 
+def test_an_even_count_s_curve_label_gives_the_drawn_study_s_time_beside_the_table_s(tmp_path: Path,
+                                                                                    figures: list) -> None:
+    """Two studies: the table's time is the mean of 1.0 and 3.0 s, the curve the slower study's trial (3.0 s);
+    the label said "2 s" under a curve that crosses the target at 3 s."""
+    trials = trial_rows({"A": {"w0": [[1.0], [3.0]]}, "B": {"w0": [[2.0], [2.0]]}}, tmp_path / "records")
+    board = build(trials, samples=0)
+    assert board.times[0, 0] == 2.0
+    plots.plot_validation_curves(trials, "w0", "cpu", tmp_path / "curves.png", board=board)
+    labels = {line.get_label().split(":")[0]: line.get_label() for line in figures[0].axes[0].get_lines()
+              if ":" in line.get_label()}
+    assert labels["A"] == "A: 2 s (study 2 of 2, drawn: 3 s)"
+    assert labels["B"] == "B: 2 s (study 2 of 2)"  # the two middle studies agree: nothing to add
+
+
 @pytest.mark.parametrize("shift", [-1.0, 99.0])
 def test_curves_of_a_higher_is_better_metric_outside_0_to_1_are_in_view(shift: float, tmp_path: Path,
                                                                        figures: list) -> None:

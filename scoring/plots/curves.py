@@ -47,7 +47,10 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
         shown_time = table_time.get(s, pick["study_time"])
         labels[s] = f"{s}: {_seconds(shown_time)}"
         if pick["studies"] > 1:
-            labels[s] += f" (study {pick['position']} of {pick['studies']})"
+            drawn = pick["study_time"]  # an even count's median is the mean of the middle two: the slower is drawn
+            differs = np.isfinite(drawn) and np.isfinite(shown_time) and not math.isclose(drawn, shown_time)
+            labels[s] += (f" (study {pick['position']} of {pick['studies']}"
+                          + (f", drawn: {_seconds(drawn)})" if differs else ")"))
         if np.isfinite(shown_time) != np.isfinite(pick["study_time"]):
             mismatched.append(s)
             labels[s] += ", not the table's median study"
@@ -67,7 +70,8 @@ def plot_validation_curves(trials: pd.DataFrame, workload: str, size: str, out: 
 
 
 CURVES_RULE = ("Studies are ordered by their fastest trial's time to target, as in the table's median (even count: "
-               "the slower middle one); drawn: that study's fastest trial, or its best if none reached")
+               "the slower middle one, whose time the label adds where the median, the mean of the middle two, "
+               "differs); drawn: that study's fastest trial, or its best if none reached")
 
 
 def plot_curves_grid(trials: pd.DataFrame, out: Path, *, styles: Styles | None = None, board: Any = None,
