@@ -349,6 +349,24 @@ def test_sensitivity_marks_reached_filled_and_not_reached_hollow_on_the_search_s
     assert "filled" in plot.caption and "hollow" in plot.caption
 
 
+def test_sensitivity_draws_pruned_trials_apart_from_those_that_did_not_reach(tmp_path: Path, figures: list) -> None:
+    """A pruned trial's best value is where pruning stopped it, not what it would have reached: it was drawn
+    hollow as "did not reach it", as a trial that ran out of its budget."""
+    times = {"A": {"w0": [[2.0, None, None]]}}
+    trials = trial_rows(times, tmp_path / "records", lr={"A": [1e-4, 1e-3, 1e-2]})
+    trials.loc[2, "status"] = "pruned"
+    plot = plots.plot_sensitivity(trials, "A", tmp_path / "s.png")
+    (fig,) = figures
+    panel = next(ax for ax in fig.axes if ax.get_xlabel().startswith("lr"))
+    filled, missed, pruned = [c for c in panel.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in (filled, missed, pruned)] == [1, 1, 1]
+    assert pruned.get_offsets()[0][0] == pytest.approx(1e-2)  # the pruned trial's own point
+    colour = to_rgba(submission_styles(["A"]).by_name["A"].colour)
+    assert tuple(pruned.get_edgecolors()[0])[:3] == colour[:3] and pruned.get_edgecolors()[0][3] < 0.5
+    assert "pruned (stopped early)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "faint: pruned" in plot.caption
+
+
 @pytest.mark.parametrize("low, high", [(1e-5, 1e-1), (3e-4, 3e-2), (2e-3, 5e-3), (1e-7, 1e-3)])
 def test_sensitivity_tick_labels_never_overlap(tmp_path: Path, figures: list, low: float, high: float) -> None:
     space = {"lr": {"min": low, "max": high, "scaling": "log"}, "weight_decay": {"min": 1e-7, "max": 0.5,

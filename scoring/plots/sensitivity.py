@@ -24,6 +24,7 @@ from scoring.plots.figure import (
     linear_ticks,
     log_ticks,
     own_style,
+    rgba,
     save_png,
     text_width,
     tick_label,
@@ -32,6 +33,7 @@ from scoring.style import Styles, board_styles
 
 SENSITIVITY_ALL = 16  # up to this many submissions every one gets a sensitivity plot ...
 SENSITIVITY_TOP = 3  # ... else only the best ranked ones (each plot costs time and page size)
+PRUNED_ALPHA = 0.35  # a pruned trial's marker: faint, its value is where it was stopped
 
 
 def sensitivity_plots(board: Any, trials: pd.DataFrame, out: Path, *, styles: Styles | None = None) -> dict[str, Plot]:
@@ -62,7 +64,8 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
     for positive values spanning a decade (the axis label then says "scale guessed"). One band
     per workload, better values higher (scaled within the band; its range is printed under the
     workload's name), the target's level dashed. Filled markers reached the target, hollow ones
-    did not, in the submission's own colour and marker.
+    did not, in the submission's own colour and marker; pruned trials (stopped once they could change
+    no score: their value is where they stopped, not what they would have reached) hollow and faint.
     """
     subset = trials[trials["submission"] == submission]
     if subset.empty:
@@ -78,11 +81,13 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
     workloads = sorted(set(keys))
     y, bands = _band_positions(subset, keys, workloads)
     reached = (subset["status"] == "reached").to_numpy()
+    pruned = (subset["status"] == "pruned").to_numpy()
     names = [f"{w}\n{b['range']}" for w, b in zip(workloads, bands)]
     guessed = [c[3:] for c in columns if c[3:] not in space]
     lines = [f"{submission}: best validation value of each trial against each searched hyperparameter",
              "One band per workload, higher = better (scaled within the band; its range under the name); filled: "
-             "reached the target, hollow: did not"]
+             "reached the target, hollow: did not" + (", faint: pruned (stopped early once it could change no "
+                                                      "score; its value is where it stopped)" if pruned.any() else "")]
     if guessed:
         lines.append(f"No recorded search space for {', '.join(guessed)}: scale guessed (log where the values are "
                      f"positive and span a decade)")
@@ -91,6 +96,8 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
                      label="reached the target"),
               Line2D([], [], ls="", marker=style.marker, mfc="none", mec=style.colour, mew=1.1,
                      label="did not reach it"),
+              *([Line2D([], [], ls="", marker=style.marker, mfc="none", mec=rgba(style.colour, PRUNED_ALPHA),
+                        mew=1.1, label="pruned (stopped early)")] if pruned.any() else []),
               Line2D([], [], color="black", ls="--", lw=0.8, label="the target")]
     frame = Frame(1, len(columns), 2.3, max(0.42 * len(workloads), 1.0), left=text_width(names) + 0.2,
                    bottom=0.55, right=legend_width([h.get_label() for h in legend], 1), title=lines, sharey=True,
@@ -99,8 +106,12 @@ def plot_sensitivity(trials: pd.DataFrame, submission: str, out: Path, *, styles
         x, how = _hparam_axis(ax, subset[column], space.get(column[3:]))
         ax.scatter(x[reached], y[reached], marker=style.marker, s=24, facecolors=style.colour,
                    edgecolors=style.colour, linewidths=0.8, zorder=3)
-        ax.scatter(x[~reached], y[~reached], marker=style.marker, s=24, facecolors="none",
+        missed = ~reached & ~pruned
+        ax.scatter(x[missed], y[missed], marker=style.marker, s=24, facecolors="none",
                    edgecolors=style.colour, linewidths=1.1, zorder=3)
+        if pruned.any():
+            ax.scatter(x[pruned], y[pruned], marker=style.marker, s=24, facecolors="none",
+                       edgecolors=[rgba(style.colour, PRUNED_ALPHA)], linewidths=1.1, zorder=3)
         ax.hlines([b["target_y"] for b in bands], 0, 1, transform=ax.get_yaxis_transform(), colors="black",
                   linestyles="--", lw=0.8, zorder=2)
         ax.hlines(np.arange(1, len(workloads)), 0, 1, transform=ax.get_yaxis_transform(), colors="#cccccc", lw=0.8,
