@@ -268,7 +268,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
         notes.append("every record here trained on generated data (the sizes' options.synthetic: the smoke sizes): a "
                      "check of the pipeline, not a benchmark of the submissions")
     unreached = [w for j, w in enumerate(workloads) if not np.isfinite(times[:, j]).any()]
-    if unreached:
+    if unreached and len(unreached) == len(workloads):
+        notes.append("no submission reached any target here: every score is 0, and nothing is ranked (rank '—'); "
+                     "a larger budget, more trials or a calibrated target would tell the submissions apart")
+    elif unreached:
         notes.append(f"no submission reached the target of {', '.join(unreached)}: it adds 0 to every score")
     board = Leaderboard(table=table, submissions=submissions, workloads=workloads, times=times, steps=steps,
                         time_ratios=time_r, step_ratios=step_r, tau_max=tau_max, study_times=study_times,

@@ -86,8 +86,10 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
         head += [f"{w} (s)", f"{w} x fastest"]
     shown = table["uncertainty_shown"] if "uncertainty_shown" in table else pd.Series(True, index=table.index)
     rows = []
+    ranked = bool((table["score"] > 0).any())  # all 0: nobody reached any target, the shared rank 1 ranks nothing
     for row, show in zip(table.to_dict("records"), shown):
-        cells = [_Cell(str(row["rank"])), _Cell(_name(row)), _Cell(f"{row['score']:.3f}")]
+        rank = _Cell(str(row["rank"])) if ranked else _Cell("—", True, "no submission reached any target: no ranking")
+        cells = [rank, _Cell(_name(row)), _Cell(f"{row['score']:.3f}")]
         if ci:
             interval = f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]"
             holds = f"{row['rank_probability']:.2f}"
@@ -143,7 +145,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
     samples = board.uncertainty.samples if board.uncertainty is not None else 0
     meanings = [
         ("rank", "1 + the number of submissions with a higher score (by more than rounding: 1e-9 relative): equal "
-                 "scores share a rank (1, 1, 3), and every submission that scores 0 shares the last one. A point "
+                 "scores share a rank (1, 1, 3), and every submission that scores 0 shares the last one ('—' for all "
+                 "when nobody reached any target). A point "
                  "estimate: whether neighbours differ beyond chance is what the 95% CI and P(rank holds) say, where "
                  "shown."),
         ("score", f"the normalised area under the submission's performance profile over [1, {tau}]: the mean over "

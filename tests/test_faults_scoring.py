@@ -616,6 +616,26 @@ def test_unequal_batch_sizes_on_a_workload_are_said_to_make_steps_unequal(sweeps
     assert "A: 128; B: 256; C: 128" in notes[0] and "steps score" in notes[0]
 
 
+def test_a_board_where_nobody_reached_any_target_ranks_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Every score 0: each submission was shown at rank 1, which reads as a win."""
+    results = tmp_path / "results"
+    for submission in ("A", "B"):
+        for workload in ("w1", "w2"):
+            write_sweep_records(results, submission, [[None, None]] * 2, workload=workload)
+    code, err = score(results, tmp_path / "board", capsys)
+    assert code == 0, err
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| A") or line.startswith("| B")
+            or line.startswith("| —")]
+    assert [row.split(" | ")[0] for row in rows] == ["| —", "| —"], rows
+    assert "no submission reached any target here" in text
+    write_sweep_records(results, "A", [[5.0, None]] * 2, workload="w1")  # A reached w1: ranks again
+    code, err = score(results, tmp_path / "board2", capsys)
+    text = (tmp_path / "board2" / "leaderboard.md").read_text()
+    assert code == 0 and "| 1 | A |" in text and "| 2 | B |" in text, err
+    assert "no submission reached any target here" not in text and "no submission reached the target of w2" in text
+
+
 def test_records_of_other_examples_than_the_target_s_are_said_in_a_note(sweeps: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     """A suite on another corpus (gpt's text_file) was ranked by times to tiny Shakespeare's target."""
