@@ -377,12 +377,32 @@ def workload_info(trials: pd.DataFrame, bests: pd.DataFrame, times: np.ndarray, 
                                                                                errors="coerce"))),
             "ruleset": ", ".join(map(str, _distinct(column_of(group, "ruleset")))),
             "precision": ", ".join(_distinct(record_precisions(group))),
+            "measured_on": "; ".join(measured_on(group)),
             "studies": _span(studies), "trials_per_study": _span(counts),
             "submissions": len(studies), "reached": int(finite.sum()),
             "fastest_s": float(times[fastest, j]) if fastest is not None else np.inf,
             "fastest": submissions[fastest] if fastest is not None else "",
         })
     return pd.DataFrame(rows)
+
+
+def measured_on(trials: pd.DataFrame) -> list[str]:
+    """What the times of ``trials`` were measured on, one entry per kind: the GPU (with the count of a
+    data-parallel trial's), or the processor and the torch threads a trial used; "not recorded" for records
+    that do not say. Times are comparable only on one kind (score refuses to mix them)."""
+    def kind(row: pd.Series) -> str:
+        hardware = row.get("hardware")
+        if not isinstance(hardware, str) or not hardware:
+            return "not recorded"
+        if row.get("device_type") == "cpu":
+            threads = row.get("cpu_threads")
+            return f"{hardware}, {threads} thread{'' if threads == '1' else 's'}" if isinstance(threads, str) \
+                else hardware
+        count = pd.to_numeric(row.get("nproc"), errors="coerce")
+        return f"{int(count)} x {hardware}" if count == count and count > 1 else hardware
+
+    columns = [c for c in ("hardware", "device_type", "cpu_threads", "nproc") if c in trials]
+    return sorted({kind(row) for _, row in trials[columns].drop_duplicates().iterrows()}) if columns else []
 
 
 def _distinct(values: pd.Series) -> list[Any]:

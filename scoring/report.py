@@ -119,13 +119,14 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
     return head, rows
 
 
-WORKLOAD_HEAD = ["workload", "target", "budget (s)", "studies x trials", "ruleset", "precision", "reached",
-                 "fastest (s)"]
+WORKLOAD_HEAD = ["workload", "target", "budget (s)", "studies x trials", "ruleset", "precision", "measured on",
+                 "reached", "fastest (s)"]
 
 
 def _workload_rows(board: Leaderboard) -> list[list[str]]:
     """Per workload: its target (metric, direction), budget, studies x trials per study, ruleset,
-    precisions, how many submissions reached the target, and the fastest time (who)."""
+    precisions, what the times were measured on, how many submissions reached the target, and the fastest
+    time (who)."""
     info = board.workload_info
     if info is None or info.empty:
         return []
@@ -135,7 +136,7 @@ def _workload_rows(board: Leaderboard) -> list[list[str]]:
         fastest = f"{row['fastest_s']:.3g} ({row['fastest']})" if _finite(row["fastest_s"]) else "not reached"
         rows.append([row["workload"], f"{row['metric']} {direction} {row['target']}", row["budget_s"],
                      f"{row['studies']} x {row['trials_per_study']}", row["ruleset"], row.get("precision", ""),
-                     f"{row['reached']} of {row['submissions']}", fastest])
+                     row.get("measured_on", ""), f"{row['reached']} of {row['submissions']}", fastest])
     return rows
 
 
@@ -173,9 +174,12 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         ("steps score", "the same score from steps to target instead of seconds: a view that does not depend on the "
                         "hardware or on other jobs sharing it."),
         ("optimizer state, peak memory", board.memory_note or "as recorded by each trial (harness/core/memory.py)."),
-        ("<workload> (s)", "time to target: per study its fastest trial by submission time, then the median over "
-                           "studies (a study that never reached counts as infinite, so more than half of them must "
-                           "reach); 'not reached' otherwise."),
+        ("<workload> (s)", "time to target in seconds of submission time: what the submission's own code took (its "
+                           "__init__ and its update steps), not data loading, the model's construction, evaluations "
+                           "or the harness's records; measured on the machine the Workloads table names, so other "
+                           "work on that machine slows it (the steps score does not see that). Per study its fastest "
+                           "trial, then the median over studies (a study that never reached counts as infinite, so "
+                           "more than half of them must reach); 'not reached' otherwise."),
         ("<workload> x fastest", f"that time divided by the fastest submission's on the workload (1.00: the fastest); "
                                  f"from {tau} on it adds 0 to the score."),
         ("incomplete on ...", "after a name: workloads where some of its trials are missing, unfinished or damaged "

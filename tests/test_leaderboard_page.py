@@ -120,13 +120,21 @@ def test_the_page_states_target_budget_studies_trials_and_ruleset_per_workload(
                             budget=50.0)
         write_sweep_records(results, submission, [[base * 2, None], [base * 2 + 1, None], [None, base * 2]],
                             workload="w2", budget=120.0, metric="loss", higher=False, target=1.47)
+    devices = {"w1": ({"type": "cpu", "cpu_model": "Xeon X", "torch_threads": 1}, 1),
+               "w2": ({"type": "cuda", "name": "NVIDIA H200"}, 2)}
+    for manifest_path in results.rglob("manifest.json"):  # what the times were measured on: named per workload
+        manifest = json.loads(manifest_path.read_text())
+        manifest["device"], manifest["nproc"] = devices[manifest["workload"]]
+        manifest_path.write_text(json.dumps(manifest))
     page = score(results, tmp_path / "board", "bootstrap=50", monkeypatch=monkeypatch)
     head, rows = table_rows(page["html"], "workloads")
     assert head[:5] == ["workload", "target", "budget (s)", "studies x trials", "ruleset"]
     by_workload = {row[0][0]: [text for text, _ in row] for row in rows}
     assert by_workload["w1-cpu"][1:5] == ["accuracy &gt;= 0.9", "50", "3 x 2", "external"]
     assert by_workload["w2-cpu"][1:5] == ["loss &lt;= 1.47", "120", "3 x 2", "external"]
-    assert by_workload["w1-cpu"][5:] == ["fp32", "2 of 2", "11 (A)"]  # records without a precision: fp32
+    assert by_workload["w1-cpu"][5:] == ["fp32", "Xeon X, 1 thread", "2 of 2", "11 (A)"]  # no precision: fp32
+    assert by_workload["w2-cpu"][6] == "2 x NVIDIA H200"  # a data-parallel trial's GPUs
+    assert "seconds of submission time" in page["html"] and "not data loading" in page["md"]
     for text in ("| w1-cpu | accuracy >= 0.9 | 50 | 3 x 2 | external |", "| w2-cpu | loss <= 1.47 | 120 | 3 x 2 |"):
         assert text in page["md"]
     for column in ("score", "95% CI", "P(rank holds)", "studies", "steps score", "incomplete on", "x fastest"):
