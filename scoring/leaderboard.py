@@ -45,6 +45,7 @@ from scoring.marks import (
     reached_at_once,
     sizes_per_workload,
     targets_of_other_data,
+    uneven_step_rates,
 )
 from scoring.records import Problem, problem_groups, problem_messages
 from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
@@ -247,6 +248,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes += [f"{workload}: the submissions trained with different batch sizes ({sizes}), so a step there is not the "
               f"same amount of data and the steps score compares unequal steps; the time score is the common measure"
               for workload, sizes in mixed_batch_sizes(trials).items()]
+    notes += [f"{workload}: trials of one submission and one setting ran at very different speeds ({rates}): the "
+              f"machine was shared with other work, throttled or short of memory, so its times say as much about the "
+              f"machine as about the submissions; compare the steps score, or run again on a quiet machine"
+              for workload, rates in uneven_step_rates(trials).items()]
     pruned = int((trials["status"] == "pruned").sum()) if "status" in trials else 0
     if pruned:
         notes.append(f"{pruned} of {len(trials)} trials were pruned: stopped once they could no longer change "

@@ -39,6 +39,49 @@ def mixed_batch_sizes(trials: pd.DataFrame) -> dict[str, str]:
     return found
 
 
+#: a trial's step rate counts from this many steps on (the first steps, with their allocations, run slower)
+RATE_MIN_STEPS = 100
+#: one setting's trials whose step rates differ by more than this factor were slowed by something else
+RATE_SPREAD = 1.5
+
+
+def uneven_step_rates(trials: pd.DataFrame) -> dict[str, str]:
+    """The workloads where trials of one submission and one setting ran at step rates more than
+    ``RATE_SPREAD`` apart, with the widest such spread: a machine shared with other work, throttled or
+    swapping. Trials that differ only in real-valued hyperparameters (learning rates, betas, decays) do
+    the same work per step; integer, boolean and text ones (a batch size, a preconditioning interval) may
+    not, so they separate settings. Times there measure the machine as much as the submission."""
+    needed = {"steps", "submission_time_s", "submission", "workload", "size"}
+    if not needed <= set(trials.columns) or trials.empty:
+        return {}
+    steps = pd.to_numeric(trials["steps"], errors="coerce")
+    seconds = pd.to_numeric(trials["submission_time_s"], errors="coerce")
+    usable = (steps >= RATE_MIN_STEPS) & (seconds > 0)
+    if not usable.any():
+        return {}
+    rate = (steps / seconds)[usable]
+    rows = trials.loc[usable]
+    discrete = [c for c in rows.columns if c.startswith("hp.") and not _real_valued(rows[c])]
+    keys = [workload_key(rows), rows["submission"].astype(str), *(rows[c].astype(str) for c in discrete)]
+    found: dict[str, tuple[float, str]] = {}
+    for key, group in rate.groupby(keys, dropna=False):  # an absent hyperparameter (NaN) is a value too
+        if len(group) < 2 or group.min() <= 0:
+            continue
+        spread = float(group.max() / group.min())
+        if spread > RATE_SPREAD and spread > found.get(key[0], (0.0, ""))[0]:
+            found[key[0]] = (spread, f"{key[1]}'s ran at {group.min():.0f} to {group.max():.0f} steps/s "
+                                     f"(x{spread:.1f})")
+    return {workload: text for workload, (_, text) in sorted(found.items())}
+
+
+def _real_valued(values: pd.Series) -> bool:
+    """Whether a hyperparameter column holds floats that are not whole numbers (a learning rate, not a
+    batch size or an interval)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    given = values.dropna()
+    return bool(numbers[given.index].notna().all() and (numbers[given.index] % 1 != 0).any())
+
+
 @dataclass(frozen=True)
 class Failures:
     """One submission's failed trials on one workload: how many of how many, where the error was

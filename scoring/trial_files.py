@@ -414,6 +414,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "higher_is_better": manifest["higher_is_better"],
         "max_runtime_s": manifest["max_runtime_s"],
         "steps": summary.get("steps"),
+        "submission_time_s": summary.get("submission_time_s"),  # charged seconds of all its steps
         "record_dir": folder,
         "evals_file": evals_file,
         "state_bytes_per_param": memory.get("optimizer_state_bytes_per_parameter"),

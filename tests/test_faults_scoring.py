@@ -636,6 +636,17 @@ def test_a_board_where_nobody_reached_any_target_ranks_nothing(tmp_path: Path, c
     assert "no submission reached any target here" not in text and "no submission reached the target of w2" in text
 
 
+def test_a_setting_s_uneven_step_rates_are_said_on_the_board(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    write_sweep_records(results, "A", [[10.0, None]] * 2)  # 100 steps in 10 s, and in 50 s: x5
+    write_sweep_records(results, "B", [[10.0, 12.0]] * 2)  # 10 steps/s each
+    code, err = score(results, tmp_path / "board", capsys)
+    notes = [line for line in (tmp_path / "board" / "leaderboard.md").read_text().splitlines() if "steps/s" in line]
+    assert code == 0 and len(notes) == 1, err
+    assert notes[0].startswith("note: w1-cpu: trials of one submission and one setting ran at very different speeds "
+                               "(A's ran at 2 to 10 steps/s (x5.0))"), notes
+
+
 def test_records_of_other_examples_than_the_target_s_are_said_in_a_note(sweeps: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     """A suite on another corpus (gpt's text_file) was ranked by times to tiny Shakespeare's target."""

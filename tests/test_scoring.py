@@ -397,3 +397,27 @@ def test_records_without_a_target_are_refused_not_a_traceback() -> None:
     rows = [trial_row("A", "w1", 0, 0, None, target=None), trial_row("B", "w1", 0, 0, None, target=None)]
     with pytest.raises(UserError, match=r"Records of w1-cpu have no validation target"):
         build(pd.DataFrame(rows), samples=0)
+
+
+# ------------------------------------------------------------------------------------ step rates
+def rate_rows(rows: list[tuple[str, int, float, dict]]) -> pd.DataFrame:
+    """Trials of workload w (size cpu): (submission, steps, submission seconds, hyperparameters)."""
+    return pd.DataFrame([{"workload": "w", "size": "cpu", "submission": s, "steps": steps, "submission_time_s": t,
+                          **{f"hp.{k}": v for k, v in hp.items()}} for s, steps, t, hp in rows])
+
+
+def test_trials_of_one_setting_at_very_different_step_rates_are_named() -> None:
+    """A shared machine made one setting's trials run at 179 and 666 steps/s: the board said nothing."""
+    from scoring.marks import uneven_step_rates
+    slowed = rate_rows([("A", 400, 1.0, {"lr": 0.1}), ("A", 400, 3.0, {"lr": 0.013}), ("B", 400, 1.0, {"lr": 0.1})])
+    assert uneven_step_rates(slowed) == {"w-cpu": "A's ran at 133 to 400 steps/s (x3.0)"}
+    steady = rate_rows([("A", 400, 1.0, {"lr": 0.1}), ("A", 400, 1.2, {"lr": 0.3})])  # x1.2: noise
+    assert uneven_step_rates(steady) == {}
+    settings = rate_rows([("S", 400, 1.0, {"lr": 0.1, "every": 10}), ("S", 400, 3.0, {"lr": 0.2, "every": 50}),
+                          ("S", 400, 2.0, {"lr": 0.1, "batch_size": 256, "every": 10})])
+    assert uneven_step_rates(settings) == {}  # an interval or a batch size changes the work per step
+    short = rate_rows([("A", 99, 0.1, {"lr": 0.1}), ("A", 400, 4.0, {"lr": 0.2})])  # 99 steps: warming up
+    assert uneven_step_rates(short) == {}
+    absent = rate_rows([("A", 400, 1.0, {"lr": 0.1}), ("A", 400, 3.0, {"lr": 0.2})])
+    absent["hp.nesterov"] = [None, None]  # another submission's hyperparameter, absent here
+    assert uneven_step_rates(absent) == {"w-cpu": "A's ran at 133 to 400 steps/s (x3.0)"}
