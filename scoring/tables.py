@@ -11,7 +11,9 @@ def tuned_table(trials: pd.DataFrame) -> pd.DataFrame:
     fastest trial (docs/tuning.md's rulesets; a study that never reached the target counts as inf).
 
     Columns: studies, trials, reached trials, median time and steps to target (of the studies'
-    best-by-time trials), best validation value over all trials, ratio to the fastest submission.
+    best-by-time trials: the leaderboard's steps view takes each study's fewest steps instead), best
+    validation value over all trials (a pruned trial's is where it was stopped), ratio to the fastest
+    submission (inf: not reached).
     """
     if trials.empty:
         return pd.DataFrame()
@@ -47,7 +49,8 @@ def _finish(table: pd.DataFrame) -> pd.DataFrame:
                  table["best_signed"] * table["higher_is_better"].map({True: 1.0, False: -1.0}))
     table = table.drop(columns=["best_signed", "higher_is_better"])
     fastest = table.groupby(["workload", "size"])["median_time_to_target_s"].transform("min")
-    table["ratio_to_best"] = table["median_time_to_target_s"] / fastest
+    never = np.isinf(table["median_time_to_target_s"])  # not reached: inf, also where nobody reached (not inf/inf)
+    table["ratio_to_best"] = np.where(never, np.inf, table["median_time_to_target_s"] / fastest)
     return table.sort_values(["workload", "size", "median_time_to_target_s", "submission"]).reset_index(drop=True)
 
 
@@ -61,6 +64,11 @@ def _with_signed_best(trials: pd.DataFrame) -> pd.DataFrame:
 def _steps(series: pd.Series) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     return np.where(np.isnan(values), np.inf, values)
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """CSV as the leaderboard writes it: a time, step count or ratio never reached is an empty cell."""
+    return table.replace({np.inf: None}).to_csv(index=False)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -421,3 +422,20 @@ def test_trials_of_one_setting_at_very_different_step_rates_are_named() -> None:
     absent = rate_rows([("A", 400, 1.0, {"lr": 0.1}), ("A", 400, 3.0, {"lr": 0.2})])
     absent["hp.nesterov"] = [None, None]  # another submission's hyperparameter, absent here
     assert uneven_step_rates(absent) == {"w-cpu": "A's ran at 133 to 400 steps/s (x3.0)"}
+
+
+# ------------------------------------------------------------------------------------ the suite's table
+def test_the_suite_table_says_not_reached_alike_where_nobody_reached_and_writes_it_as_the_leaderboard() -> None:
+    """Never reached was 'not reached' on a workload someone reached and '-' (inf / inf) where nobody did;
+    suite.csv wrote 'inf' where leaderboard.csv leaves the cell empty."""
+    from scoring.tables import to_csv, to_markdown, tuned_table
+    rows = [{"workload": w, "size": "cpu", "submission": s, "study": 0, "time_to_target_s": t,
+             "steps_to_target": None if t == INF else 10, "status": "reached" if t < INF else "not_reached",
+             "best_validation": 0.9, "higher_is_better": True, "target": 0.9, "max_runtime_s": 50.0}
+            for w, s, t in (("w1", "A", 5.0), ("w1", "B", INF), ("w2", "A", INF), ("w2", "B", INF))]
+    table = tuned_table(pd.DataFrame(rows))
+    assert np.isinf(table["ratio_to_best"].to_numpy()[[1, 2, 3]]).all() and table["ratio_to_best"].iloc[0] == 1.0
+    ratio_cells = [line.split(" | ")[-1].strip(" |") for line in to_markdown(table).splitlines()[2:]]
+    assert ratio_cells == ["1", "not reached", "not reached", "not reached"]
+    assert "inf" not in to_csv(table)
+    assert pd.read_csv(io.StringIO(to_csv(table)))["ratio_to_best"].isna().sum() == 3

@@ -35,7 +35,7 @@ from scoring.leaderboard import build
 from scoring.plots import plot_validation_curves
 from scoring.records import problem_messages, read_records
 from scoring.report import markdown_table, write_outputs, write_together
-from scoring.tables import to_markdown, tuned_table
+from scoring.tables import to_csv, to_markdown, tuned_table
 
 
 def competition(sweeps: list[dict[str, Any]], folder: Path, tau_max: float) -> dict[str, dict[str, Any]]:
@@ -153,7 +153,7 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     table = marked_incomplete(tuned_table(trials), problems)
     out.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(table) + "".join(f"\n- {message}" for message in messages) + ("\n" if messages else "")
-    write_together({out / "suite.csv": table.to_csv(index=False), out / "suite.md": markdown})  # both or neither
+    write_together({out / "suite.csv": to_csv(table), out / "suite.md": markdown})  # both or neither
     try:
         plots = [] if trials.empty else [
             str(plot_validation_curves(trials, w, size, out / f"curves_{w}_{size}.png"))
