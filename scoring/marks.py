@@ -77,9 +77,12 @@ def uneven_step_rates(trials: pd.DataFrame) -> dict[str, str]:
 def _real_valued(values: pd.Series) -> bool:
     """Whether a hyperparameter column holds floats that are not whole numbers (a learning rate, not a
     batch size or an interval)."""
-    numbers = pd.to_numeric(values, errors="coerce")
     given = values.dropna()
-    return bool(numbers[given.index].notna().all() and (numbers[given.index] % 1 != 0).any())
+    try:
+        numbers = pd.to_numeric(given, errors="coerce")
+    except (TypeError, ValueError):  # lists or mappings (a pair of betas): not one real number
+        return False
+    return bool(numbers.notna().all() and (numbers % 1 != 0).any())
 
 
 @dataclass(frozen=True)
