@@ -370,7 +370,7 @@ def render_html(board: Leaderboard, title: str, plots: dict[str, Path], captions
                                        else "; no bootstrap (bootstrap=0)") + ".")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse;margin:.5em 0}}
+<style>body{{font-family:sans-serif;margin:2em}}p,dl{{max-width:1300px}}table{{border-collapse:collapse;margin:.5em 0}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}td:nth-child(2){{text-align:left}}
 #workloads td{{text-align:left}}.scroll{{overflow-x:auto}}.weak{{color:#999;background:#f4f4f4}}
 img{{max-width:100%}}figure{{margin:1.5em 0}}figcaption{{max-width:900px;font-size:90%}}.note{{color:#a60}}
