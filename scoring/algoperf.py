@@ -22,6 +22,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
+from os import listdir  # AlgoPerf's scorer's order of trial folders (compat)
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from scoring.scores import area_score, ranks
 LOWER_IS_BETTER = ("ce_loss", "error_rate", "ctc_loss", "wer", "l1_loss", "loss")
 FRAMEWORK_SUFFIX = re.compile(r"^(?P<name>.+)_(jax|pytorch)$")
 TRIAL = re.compile(r"^trial_(\d+)$")
+TRIAL_PREFIX = re.compile(r"^trial_(\d+)")  # AlgoPerf's scorer: re.match, so trial_9_rerun is trial 9 too
 STUDY = re.compile(r"^study_(\d+)$")
 COMPAT_TAUS = np.linspace(1.0, 4.0, 100)  # AlgoPerf v0.5: 100 points on [1, 4], trapezoid rule
 
@@ -73,7 +75,7 @@ def load_targets(path: Path) -> Targets:
     return targets
 
 
-def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
+def read_trials(root: Path, targets: Targets, compat: bool = False) -> pd.DataFrame:
     """One row per trial: submission, study, workload, trial number, first eval index and time
     reaching the target (-1 / inf when never).
 
@@ -81,7 +83,10 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
     refuses the tree): a trial folder without its CSV, and a workload of the targets file that a
     submission's study has no trials of (a study that wrote nothing: every workload). Dropping them
     would take each median over the studies that happened to write logs. A targets workload with no
-    logs anywhere (a misspelt name) and a log workload outside the targets file are named too."""
+    logs anywhere (a misspelt name) and a log workload outside the targets file are named too.
+    ``compat``: as AlgoPerf v0.5's scorer reads a tree, what is lacking is left out (each median is over
+    the studies that have logs), a trial folder is any whose name starts with ``trial_<j>``, and the
+    time at the first row reaching the target is taken as it is (0, NaN); each still with a warning."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"results={root} is not a folder.")
@@ -104,13 +109,15 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
                 if workload not in targets.metric:
                     outside.add(workload)  # not scored: said once below
                     continue
-                for trial in sorted((p for p in folder.iterdir() if TRIAL.match(p.name)),
-                                    key=lambda p: int(TRIAL.match(p.name)[1])):
+                for listed, (trial, number) in enumerate(trial_folders(folder, compat)):
                     csv = trial / "eval_measurements.csv"
-                    row = {"submission": submission.name, "study": study.name, "workload": workload,
-                           "trial": int(TRIAL.match(trial.name)[1])}
+                    row = {"submission": submission.name, "study": study.name, "workload": workload, "trial": number,
+                           "listed": listed}
                     if csv.is_file():
-                        rows.append({**row, **first_reaching(csv, targets, workload)})
+                        rows.append({**row, **first_reaching(csv, targets, workload, compat)})
+                    elif compat:
+                        warnings.warn(f"{trial}: no eval_measurements.csv; left out, as AlgoPerf's scorer does",
+                                      OptbenchWarning, stacklevel=2)
                     else:
                         warnings.warn(f"{trial}: no eval_measurements.csv; counted as never reaching the target",
                                       OptbenchWarning, stacklevel=2)
@@ -130,18 +137,41 @@ def read_trials(root: Path, targets: Targets) -> pd.DataFrame:
     for study in studies:
         absent = [w for w in targets.base + targets.held_out
                   if w in logged and (study.parent.name, study.name, w) not in found]
-        if absent:
+        if absent and compat:
+            warnings.warn(f"{study}: no trials of {', '.join(absent)}; left out, as AlgoPerf's scorer does (the "
+                          f"median is over the other studies)", OptbenchWarning, stacklevel=2)
+        elif absent:
             warnings.warn(f"{study}: no trials of {', '.join(absent)}; counted as never reaching the target there",
                           OptbenchWarning, stacklevel=2)
-            rows += [{"submission": study.parent.name, "study": study.name, "workload": w, "trial": 0, **NEVER}
-                     for w in absent]
+            rows += [{"submission": study.parent.name, "study": study.name, "workload": w, "trial": 0, "listed": 0,
+                      **NEVER} for w in absent]
     return pd.DataFrame(rows)
+
+
+def trial_folders(folder: Path, compat: bool) -> list[tuple[Path, int]]:
+    """The trial folders of a workload folder with their numbers: ``trial_<j>``, by number; under
+    ``compat`` any name starting so (AlgoPerf's scorer matches the start only), in the directory's listing
+    order (``os.listdir``, AlgoPerf's, which breaks its ties on the eval index). Other names starting
+    ``trial_`` are skipped with a warning."""
+    found = []
+    for path in (folder / name for name in listdir(folder)):
+        match = (TRIAL_PREFIX if compat else TRIAL).match(path.name)
+        if match:
+            found.append((path, int(match[1])))
+        elif path.name.startswith("trial_"):
+            warnings.warn(f"{path}: skipped, not a trial_<number> folder (AlgoPerf's scorer would read it as trial "
+                          f"{TRIAL_PREFIX.match(path.name)[1] if TRIAL_PREFIX.match(path.name) else 'none'}: "
+                          f"compat=true does)", OptbenchWarning, stacklevel=3)
+    return found if compat else sorted(found, key=lambda item: (item[1], item[0].name))
 
 
 NEVER = {"index": -1, "time": np.inf, "steps": np.inf}  # a trial that never reached the target
 
 
-def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]:
+def first_reaching(csv: Path, targets: Targets, workload: str, compat: bool = False) -> dict[str, Any]:
+    """The first eval index meeting the target, its time and step (``NEVER`` if none). A time there that
+    is not a number above 0 s counts as never reaching, with a warning; under ``compat`` it is kept as it
+    is, as AlgoPerf's scorer keeps it (a NaN time makes the study's NaN, a 0 s one is the fastest)."""
     try:
         frame = pd.read_csv(csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -163,7 +193,11 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
         return dict(NEVER)
     index = int(np.argmax(hit))
     time = pd.to_numeric(frame[time_column], errors="coerce").iloc[index]
-    if not np.isfinite(time) or time <= 0:
+    if compat and not (np.isfinite(time) and time > 0):
+        warnings.warn(f"{csv}: data row {index + 1}, the first reaching the target, has '{time_column}' = "
+                      f"{frame[time_column].iloc[index]!r}: kept as it is, as AlgoPerf's scorer keeps it",
+                      OptbenchWarning, stacklevel=2)
+    elif not np.isfinite(time) or time <= 0:
         warnings.warn(f"{csv}: data row {index + 1}, the first reaching the target, has '{time_column}' = "
                       f"{frame[time_column].iloc[index]!r}, expected a number of seconds above 0 s (a target met "
                       f"before training took any time: a wrong target or log); counted as never reaching the "
@@ -178,17 +212,20 @@ def first_reaching(csv: Path, targets: Targets, workload: str) -> dict[str, Any]
 def study_times(trials: pd.DataFrame, compat: bool) -> pd.DataFrame:
     """Per (submission, workload, study) the study's time.
 
-    compat: the trial reaching the target at the earliest *eval index* (ties: the lowest trial
-    number), its time at that index. Ours: the fastest trial *by time*.
+    compat: the trial reaching the target at the earliest *eval index* (ties: the first in the
+    directory's listing order, as AlgoPerf's), its time at that index. Ours: the fastest trial *by time*.
     """
     reached = trials[trials["index"] >= 0]
     if compat:
-        best = reached.sort_values(["index", "trial"]).groupby(["submission", "workload", "study"]).head(1)
+        best = reached.sort_values(["index", "listed"], kind="stable").groupby(
+            ["submission", "workload", "study"]).head(1)
     else:
         best = reached.sort_values(["time", "trial"]).groupby(["submission", "workload", "study"]).head(1)
     keys = trials[["submission", "workload", "study"]].drop_duplicates()
-    merged = keys.merge(best[["submission", "workload", "study", "time", "steps"]], how="left")
-    return merged.fillna({"time": np.inf, "steps": np.inf})
+    merged = keys.merge(best[["submission", "workload", "study", "time", "steps"]], how="left", indicator=True)
+    never = merged.pop("_merge") == "left_only"  # no trial of the study reached; a NaN time of one that did stays
+    merged.loc[never, ["time", "steps"]] = np.inf
+    return merged
 
 
 def workload_table(per_study: pd.DataFrame, column: str, submissions: list[str], workloads: list[str]) -> np.ndarray:
@@ -221,7 +258,10 @@ def compat_ratios(times: np.ndarray, targets: Targets, workloads: list[str]) -> 
     fastest = np.min(np.where(np.isnan(tb), np.inf, tb), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = tb / fastest[None, :]
-    return np.where(np.isnan(r), np.inf, r)  # missing stays unreached; inf/inf stays inf
+    # AlgoPerf's df.update keeps the time where the division gives NaN: inf/inf stays inf, a missing time
+    # stays missing (never within any tau), and 0/0 stays 0 (reached, at every tau)
+    r = np.where(np.isnan(r), tb, r)
+    return np.where(np.isnan(r), np.inf, r)
 
 
 def our_ratios(times: np.ndarray, targets: Targets, workloads: list[str]) -> np.ndarray:
@@ -247,7 +287,7 @@ def compat_score(r: np.ndarray) -> np.ndarray:
 
 def score_tree(root: Path, targets: Targets, compat: bool, tau_max: float = 4.0) -> pd.DataFrame:
     """The leaderboard table of an AlgoPerf log tree (one row per submission, best first)."""
-    trials = read_trials(root, targets)
+    trials = read_trials(root, targets, compat)
     per_study = study_times(trials, compat)
     submissions = sorted(trials["submission"].unique())
     workloads = targets.base + targets.held_out

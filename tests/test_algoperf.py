@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import scoring.algoperf as algoperf
 from harness.cli import main
 from harness.errors import UserError
 from scoring.algoperf import load_targets, score_tree
@@ -213,3 +215,82 @@ def test_a_target_met_at_time_0_and_a_log_without_steps_are_said(tmp_path: Path,
     with pytest.warns(UserWarning, match="global_step"):
         table = score_tree(root, load_targets(targets_file), compat=False)
     assert table["steps_score"].isna().all() and scores(table)["A"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ compat: AlgoPerf's scorer, as it reads a tree
+# Each case below was scored by AlgoPerf's own score_submissions.py (mlcommons/algorithmic-efficiency at
+# 414e82e2, the v0.5 scoring with its NaN fix) on logs of this kind, and compat=true disagreed with it before.
+def test_compat_takes_each_median_over_the_studies_with_logs(tmp_path: Path, targets_file: Path) -> None:
+    """AlgoPerf's scorer skips a trial without its CSV and a study without a workload's trials (its
+    median is over the studies that have logs); ours counts them as never reached (see the test above)."""
+    root = tmp_path / "logs"
+    all_three(root, "A", 10)
+    (root / "A" / "study_1" / "wmt_jax" / "trial_1").mkdir(parents=True)  # a trial that wrote nothing
+    (root / "A" / "study_2").mkdir()  # a study that wrote nothing at all
+    for study in range(3):
+        all_three(root, "B", 12, study=study)
+    with pytest.warns(UserWarning, match="left out, as AlgoPerf's scorer does"):
+        table = score_tree(root, load_targets(targets_file), compat=True)
+    assert table.loc[table["submission"] == "A", "time_s:wmt"].item() == 10.0
+    assert scores(table)["A"] == pytest.approx(1.0) and list(table["submission"]) == ["A", "B"]
+
+
+def test_compat_keeps_a_nan_or_0_s_time_at_the_first_row_reaching_the_target(tmp_path: Path,
+                                                                               targets_file: Path) -> None:
+    """A NaN time makes the study's time NaN, so the median's (AlgoPerf disqualifies the workload); a 0 s
+    time is the workload's fastest, every other time is beyond 4x it, and 0/0 keeps it reached."""
+    root = tmp_path / "logs"
+    for study in range(3):
+        all_three(root, "A", 10, study=study)
+        write_trial(root, "B", "wmt", [float("nan") if study == 0 else 10.0], reach_at=0, study=study)
+        write_trial(root, "B", "wmt_glu_tanh", [10], reach_at=0, study=study)
+        write_trial(root, "B", "ogbg", [10], reach_at=0, study=study)
+    with pytest.warns(UserWarning, match="kept as it is"):
+        compat = scores(score_tree(root, load_targets(targets_file), compat=True))
+    assert compat == pytest.approx({"A": 1.0, "B": 0.5}, abs=1e-12)  # B's wmt: median of NaN, 10, 10 is NaN
+    with pytest.warns(UserWarning, match="counted as never reaching"):
+        ours = scores(score_tree(root, load_targets(targets_file), compat=False))
+    assert ours == pytest.approx({"A": 1.0, "B": 1.0}, abs=1e-12)  # median of inf, 10, 10
+
+    root = tmp_path / "zero"
+    all_three(root, "A", 10)
+    all_three(root, "B", 20)
+    write_trial(root, "C", "wmt", [0], reach_at=0)
+    write_trial(root, "C", "wmt_glu_tanh", [10], reach_at=0)
+    write_trial(root, "C", "ogbg", [10], reach_at=0)
+    with pytest.warns(UserWarning, match="kept as it is"):
+        compat = scores(score_tree(root, load_targets(targets_file), compat=True))
+    assert compat["C"] == pytest.approx(1.0) and compat["A"] == pytest.approx(0.5)  # A's 10 s: above 4 x 0 s
+
+
+def test_compat_reads_trial_folders_as_algoperf_does(tmp_path: Path, targets_file: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """trial_1_rerun is a trial for AlgoPerf's scorer (its pattern matches the start of the name): compat reads
+    it, ours skips it with a warning (it skipped it silently). A tie on the eval index goes to the trial
+    listed first in the folder (os.listdir), as AlgoPerf's scorer takes it, not to the lowest number."""
+    root = tmp_path / "logs"
+    write_trial(root, "A", "wmt", [5, 50, 100], reach_at=2, trial=1)
+    rerun = root / "A" / "study_0" / "wmt_jax" / "trial_1_rerun"
+    rerun.mkdir()
+    pd.DataFrame({"global_step": [100], "score": [10.0], "validation/bleu": [40.0]}).to_csv(
+        rerun / "eval_measurements.csv", index=False)
+    for sub in ("A", "B"):
+        write_trial(root, sub, "wmt_glu_tanh", [5], reach_at=0)
+        write_trial(root, sub, "ogbg", [5], reach_at=0)
+    write_trial(root, "B", "wmt", [20], reach_at=0)
+    targets = load_targets(targets_file)
+    assert score_tree(root, targets, compat=True).set_index("submission").loc["A", "time_s:wmt"] == 10.0
+    with pytest.warns(UserWarning, match="trial_1_rerun: skipped"):
+        assert score_tree(root, targets, compat=False).set_index("submission").loc["A", "time_s:wmt"] == 100.0
+
+    root = tmp_path / "ties"
+    write_trial(root, "A", "wmt", [5, 50], reach_at=1, trial=1)
+    write_trial(root, "A", "wmt", [5, 30], reach_at=1, trial=2)  # the same eval index, sooner
+    write_trial(root, "A", "wmt_glu_tanh", [5], reach_at=0)
+    write_trial(root, "A", "ogbg", [5], reach_at=0)
+    for reverse, expected in ((False, 50.0), (True, 30.0)):  # the listing order decides, whatever the numbers
+        monkeypatch.setattr(algoperf, "listdir", lambda path, reverse=reverse: sorted(os.listdir(path),
+                                                                                      reverse=reverse))
+        assert score_tree(root, targets, compat=True).loc[0, "time_s:wmt"] == expected
+    monkeypatch.undo()
+    assert score_tree(root, targets, compat=False).loc[0, "time_s:wmt"] == 30.0  # ours: the fastest
