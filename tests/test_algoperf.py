@@ -150,16 +150,21 @@ def all_three(root: Path, submission: str, time: float, study: int = 0) -> None:
         write_trial(root, submission, workload, [time], reach_at=0, study=study)
 
 
-def test_a_study_without_logs_counts_as_not_reached_and_is_named(tmp_path: Path, targets_file: Path,
-                                                                  capsys: pytest.CaptureFixture) -> None:
-    """A's studies 1 and 2 left folders but no eval_measurements.csv: they were dropped without a
-    word, A's median was its one good study's, and A ranked first (also with strict=true)."""
-    root = tmp_path / "logs"
+def with_studies_that_wrote_nothing(root: Path) -> Path:
+    """A: study 0 at 10 s everywhere, study 1 a trial folder without its CSV, study 2 empty; B: 3 studies at 12 s."""
     all_three(root, "A", 10)
     (root / "A" / "study_1" / "wmt_jax" / "trial_1").mkdir(parents=True)  # a trial that wrote nothing
     (root / "A" / "study_2").mkdir()  # a study that wrote nothing at all
     for study in range(3):
         all_three(root, "B", 12, study=study)
+    return root
+
+
+def test_a_study_without_logs_counts_as_not_reached_and_is_named(tmp_path: Path, targets_file: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """A's studies 1 and 2 left folders but no eval_measurements.csv: they were dropped without a
+    word, A's median was its one good study's, and A ranked first (also with strict=true)."""
+    root = with_studies_that_wrote_nothing(tmp_path / "logs")
     with pytest.warns(UserWarning) as caught:
         table = score_tree(root, load_targets(targets_file), compat=False)
     said = " ".join(str(w.message) for w in caught)
@@ -223,12 +228,7 @@ def test_a_target_met_at_time_0_and_a_log_without_steps_are_said(tmp_path: Path,
 def test_compat_takes_each_median_over_the_studies_with_logs(tmp_path: Path, targets_file: Path) -> None:
     """AlgoPerf's scorer skips a trial without its CSV and a study without a workload's trials (its
     median is over the studies that have logs); ours counts them as never reached (see the test above)."""
-    root = tmp_path / "logs"
-    all_three(root, "A", 10)
-    (root / "A" / "study_1" / "wmt_jax" / "trial_1").mkdir(parents=True)  # a trial that wrote nothing
-    (root / "A" / "study_2").mkdir()  # a study that wrote nothing at all
-    for study in range(3):
-        all_three(root, "B", 12, study=study)
+    root = with_studies_that_wrote_nothing(tmp_path / "logs")
     with pytest.warns(UserWarning, match="left out, as AlgoPerf's scorer does"):
         table = score_tree(root, load_targets(targets_file), compat=True)
     assert table.loc[table["submission"] == "A", "time_s:wmt"].item() == 10.0
