@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -136,6 +136,82 @@ def test_an_external_submission_runs_in_slurm_jobs_as_it_does_here(cluster: Path
         assert manifest["attempts"][-1]["slurm"]["array_job_id"]
 
 
+def submitted_array(results: Path, tasks: int, alive: Callable[[], bool], said: Callable[[], object]) -> str:
+    """The id of the job array a tune launching ``tasks`` trials into ``results`` submitted, once
+    submitit made every task's folder (two minutes at most; ``alive``: the tune still runs, else
+    ``said()`` is the assertion's message)."""
+    deadline = time.monotonic() + 120
+    while not list(results.glob(f"launches/*/submitit/*_{tasks - 1}")) and time.monotonic() < deadline:
+        assert alive(), said()
+        time.sleep(0.2)
+    [job] = {p.name.rpartition("_")[0] for p in results.glob("launches/*/submitit/*_*") if p.name[0].isdigit()}
+    return job
+
+
+def await_squeue_state(job: str, state: str, timeout_s: float = 120) -> None:
+    """Return once squeue shows ``job`` in ``state``."""
+    deadline = time.monotonic() + timeout_s
+    squeue = ["squeue", "-h", "-j", job, "-o", "%T"]
+    while subprocess.run(squeue, capture_output=True, text=True).stdout.strip() != state:
+        assert time.monotonic() < deadline, f"{job} never {state}"
+        time.sleep(0.1)
+
+
+SHORT = [*SMOKE, "submission=momentum", "max_steps=30", "studies=1", "launcher=slurm", "poll_s=1",
+         "hydra.launcher.timeout_min=10", "hydra.launcher.cpus_per_task=1"]
+
+
+def test_a_cancelled_task_does_not_end_the_wait_for_the_rest_of_the_array(cluster: Path, tmp_path: Path) -> None:
+    """Before, `scancel <array>_0` made tune report within seconds (exit 1, every trial "did not end") while
+    the other tasks still waited in the queue: Hydra's submitit launcher raises on the first job that
+    ended without a result. Now tune waits for the others, then counts the cancelled trial alone as
+    unfinished, in the state optbench status gives it (interrupted, its job CANCELLED)."""
+    results = tmp_path / "results"
+    said: list[str] = []
+    outcome: dict = {}
+    tune = threading.Thread(target=lambda: outcome.update(run_tune(
+        [*SHORT, "trials=3", f"results={results}", "+hydra.launcher.additional_parameters.hold=true"],
+        log=said.append)))
+    tune.start()
+    array = submitted_array(results, 3, tune.is_alive, lambda: said)
+    try:  # task 0 runs and is cancelled (sacct records no task cancelled while pending: submitit would wait on)
+        subprocess.run(["scontrol", "release", f"{array}_0"], check=True)
+        await_squeue_state(f"{array}_0", "RUNNING")
+        subprocess.run(["scancel", f"{array}_0"], check=True)
+        deadline = time.monotonic() + 120  # submitit notices the cancel within seconds (sacct)
+        while tune.is_alive() and not any("still queued or running" in line for line in said):
+            assert time.monotonic() < deadline, said
+            time.sleep(0.2)
+        reported_while_queued = not tune.is_alive()
+        subprocess.run(["scontrol", "release", array], check=False)  # says task 0 has ended: exit 1
+        tune.join(timeout=300)
+    finally:
+        subprocess.run(["scancel", array], check=False)  # nothing is left, unless the test failed
+    assert not reported_while_queued, said
+    assert outcome["unfinished"] == 1 and len(outcome["lost"]) == 1, outcome
+    assert f"SLURM job {array}_0 ended CANCELLED" in outcome["lost"][0]
+    assert "1 of the 3 launched trials did not end (interrupted 1" in outcome["error"]
+    assert f"{array}_0 CANCELLED" in outcome["error"], outcome["error"]
+    rows = collect(results)
+    assert rows[0]["state"] == "interrupted"
+    assert all(row["state"].startswith("done-") for row in rows[1:]), rows
+
+
+def test_jobs_failing_in_their_setup_are_counted_as_status_counts_them(cluster: Path, tmp_path: Path) -> None:
+    """Before, jobs that failed before their trial started were reported as "did not end (pending 2)"
+    while optbench status said interrupted, FAILED. Now tune counts them as status does, and names
+    each job's state and the end of its log."""
+    results = tmp_path / "results"
+    outcome = run_tune([*SHORT, "trials=2", f"results={results}",
+                        'hydra.launcher.setup=["echo setting up; exit 3"]'], log=print)
+    assert outcome["unfinished"] == 2 and len(outcome["lost"]) == 2, outcome
+    assert "2 of the 2 launched trials did not end (interrupted 2" in outcome["error"], outcome["error"]
+    assert outcome["error"].count(" FAILED)") == 2, outcome["error"]
+    assert all(" ended FAILED without a result" in lost and "setting up" in lost for lost in outcome["lost"])
+    rows = collect(results)
+    assert {(row["state"], row["slurm_state"]) for row in rows} == {("interrupted", "FAILED")}
+
+
 def test_a_rerun_after_the_tune_was_killed_waits_for_its_queued_jobs(cluster: Path, tmp_path: Path) -> None:
     """Before, running tune again while the killed command's job array was still queued submitted
     the trials a second time: the copies ran them (or failed on their locks, exit 1) while the
@@ -149,11 +225,7 @@ def test_a_rerun_after_the_tune_was_killed_waits_for_its_queued_jobs(cluster: Pa
                                   "+hydra.launcher.additional_parameters.hold=true"],  # queued until released
                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while not list(results.glob("launches/*/submitit/*_1")) and time.monotonic() < deadline:
-            assert first.poll() is None, first_log.read_text()
-            time.sleep(0.2)
-        [job] = {p.name.rpartition("_")[0] for p in results.glob("launches/*/submitit/*_*") if p.name[0].isdigit()}
+        job = submitted_array(results, 2, lambda: first.poll() is None, first_log.read_text)
     finally:
         first.kill()  # the tune command dies; its held job array stays queued
         first.wait()

@@ -24,6 +24,8 @@ from omegaconf import DictConfig
 from harness.core.records import read_json, write_json_atomic
 from harness.errors import UserError
 from harness.exits import end_with
+from harness.log import Log
+from harness.orchestration.status import LIVE_STATES, job_folders, slurm_states
 
 LAUNCHERS = ("inline", "parallel", "local", "slurm")
 PLUGINS = {"basic": "inline", "joblib": "parallel", "submitit_local": "local", "submitit_slurm": "slurm"}
@@ -67,7 +69,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
 
 
 def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[str], folder: Path,
-           settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+           settings: dict[str, dict[str, Any]] | None = None, poll_s: float = 5.0,
+           log: Log | None = None) -> dict[str, Any]:
     """Run ``jobs`` (sweep folder, trial index) through the chosen launcher; wait for them all.
 
     ``settings`` maps a sweep folder to trial settings applied at launch time to its jobs
@@ -75,9 +78,12 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
 
     ``folder`` receives the plan, Hydra's per-job output folders (``jobs/<i>/``) and, for the
     submitit launchers, submitit's logs (``submitit/``). Returns the per-job results; a job that
-    could not finish (killed, cancelled) is reported in ``lost``, never raised, and its trial stays
-    resumable. A launch of which no job was submitted or started (sbatch refused the array) returns
-    the scheduler's message in ``submit_error``; Hydra rejecting the launch config raises UserError.
+    could not finish (killed, cancelled) is reported in ``lost`` (one paragraph each), never raised,
+    and its trial stays resumable. On SLURM the launch returns only once none of its jobs is queued
+    or running any more (checked every ``poll_s`` seconds, said through ``log``), even when one of
+    them was lost early (:func:`after_a_lost_job`). A launch of which no job was submitted or started
+    (sbatch refused the array) returns the scheduler's message in ``submit_error``; Hydra rejecting
+    the launch config raises UserError.
     """
     from hydra import version
     from hydra.core.global_hydra import GlobalHydra
@@ -106,7 +112,7 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
     except Exception as error:  # e.g. submitit's UncompletedJobError for a job killed from outside
         results, lost = [], []
         if _anything_submitted(folder):
-            lost = [f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"]
+            results, lost = after_a_lost_job(folder, launcher, error, poll_s, log or (lambda line: None))
         elif isinstance(error, (HydraException, OmegaConfBaseException)):  # not caught by check_launcher
             raise UserError(_settings_message(error, launcher, hydra_overrides)) from None
         else:  # sbatch failed, or the launcher could not start a single job: the scheduler's own words
@@ -115,6 +121,103 @@ def launch(jobs: list[tuple[Path, int]], launcher: str, hydra_overrides: list[st
         GlobalHydra.instance().clear()
     return {"launch_dir": str(folder), "launcher": launcher, "results": results, "lost": lost,
             "submit_error": submit_error}
+
+
+def after_a_lost_job(folder: Path, launcher: str, error: BaseException, poll_s: float,
+                     log: Log) -> tuple[list[Any], list[str]]:
+    """The results and the lost jobs of the launch in ``folder`` once Hydra's submitit launcher gave up
+    on it: it collects the jobs' results in task order and raises on the first that ended without
+    one (cancelled, failed, timed out too often) while the others may still be queued or running.
+    On SLURM: wait until none of the launch's jobs is live (the states ``optbench status`` reads),
+    then read each job's result from its submitit folder, so that the command never reports (and a
+    script never scores) while its job array still runs. Elsewhere the launcher's error is all
+    there is."""
+    if launcher != "slurm" or not shutil.which("squeue"):
+        return [], [_error_text(error)]
+    folders = job_folders(folder, len((read_json(folder / "plan.json") or {}).get("jobs", [])))
+    why = _error_text(error).partition("\n")[0]
+    states = wait_until_ended({f.name for f in folders.values()}, poll_s, log, why)
+    results, lost = [], []
+    for job_folder in (folders[i] for i in sorted(folders)):
+        result, problem = job_outcome(job_folder, states.get(job_folder.name))
+        if problem is None:
+            results.append(result)
+        else:
+            lost.append(problem)
+    return results, lost
+
+
+def wait_until_ended(job_ids: set[str], poll_s: float, log: Log, why: str) -> dict[str, str]:
+    """Wait until none of the SLURM jobs ``job_ids`` is queued or running (:data:`LIVE_STATES`);
+    their states then. ``why``: what ended the launcher's wait, said once if anything is left."""
+    said = False
+    while True:
+        states = slurm_states(job_ids)
+        live = sorted(job for job in job_ids if states.get(job) in LIVE_STATES)
+        if not live:
+            return states
+        if not said:
+            log(f"the launcher stopped waiting ({why}); waiting for the {len(live)} job(s) of this launch still "
+                f"queued or running ({', '.join(f'{job} {states[job]}' for job in live)}) before reporting")
+            said = True
+        time.sleep(max(poll_s, 0.5))
+
+
+def job_outcome(job_folder: Path, state: str | None) -> tuple[Any, str | None]:
+    """A submitit job's result (its task function's return value), or None and the paragraph that
+    says why it has none: its SLURM state, what it raised, the end of its stderr."""
+    from submitit.core.utils import pickle_load
+
+    job = job_folder.name
+    said = None
+    try:
+        kind, value = pickle_load(job_folder / f"{job}_0_result.pkl")  # task 0: the one submitit reports
+        if kind == "success":
+            return value.return_value, None  # Hydra's JobReturn of run_job, which never raises
+        said = _last_error(str(value))
+    except FileNotFoundError:
+        pass
+    except Exception as unreadable:  # a truncated pickle (the job was killed while writing it)
+        said = f"its result file cannot be read ({type(unreadable).__name__}: {unreadable})"
+    ended = f"SLURM job {job} ended {state or '(state unknown)'} without a result"
+    return None, f"{ended}{': ' + said if said else ''}. {log_tail(job_folder)}"
+
+
+def _last_error(traceback_text: str) -> str:
+    """The exception a job's traceback ends with, without its module path; what submitit's
+    ``UncompletedJobError`` for a job timed out too often means."""
+    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "an error"
+    name, colon, rest = last.partition(":")
+    said = f"{name.rpartition('.')[2]}{colon}{rest}"
+    if "timed-out too many times" in said:
+        said += (" (its time limit, hydra.launcher.timeout_min, ran out, or it was preempted, more often than "
+                 "hydra.launcher.max_num_timeout allows; raise them, the trial resumes from its checkpoint)")
+    return said
+
+
+def log_tail(job_folder: Path, lines: int = 10) -> str:
+    """The job's log with its error named, with its last ``lines`` lines: its stderr
+    (``<job>_0_log.err``, where a Python error goes), else its stdout where the stderr is empty
+    (a failing ``hydra.launcher.setup`` line may write there)."""
+    for stream in ("err", "out"):
+        path = job_folder / f"{job_folder.name}_0_log.{stream}"
+        try:
+            text = path.read_text(errors="replace").rstrip()
+        except OSError:
+            continue
+        if text:
+            tail = "\n".join(f"    {line}" for line in text.splitlines()[-lines:])
+            return f"Its std{stream} {path} ends:\n{tail}"
+    return f"Its logs {job_folder / job_folder.name}_0_log.err and .out are empty or missing."
+
+
+def _error_text(error: BaseException) -> str:
+    """``error`` as its type and message, the message's first line and its last 10 (submitit puts
+    the job and its state first, the job's stderr after)."""
+    lines = str(error).strip().splitlines()
+    text = "\n".join(lines if len(lines) <= 11 else [lines[0], "...", *lines[-10:]])
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def data_parallel_overrides(launcher: str, hydra_overrides: list[str], jobs: list[tuple[Path, int]]) -> list[str]:

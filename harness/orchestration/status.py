@@ -53,7 +53,14 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
             sweeps.append(load_sweep(path.parent))
         except DamagedRecord as error:
             damaged.append(_damaged_sweep_row(path, error))
-    jobs = launched_jobs(results)
+    return damaged + trial_rows(sweeps, launched_jobs(results), results, ask_scheduler)
+
+
+def trial_rows(sweeps: list[dict[str, Any]], jobs: dict[tuple[str, int], dict[str, Any]], results: Path,
+               ask_scheduler: bool = True) -> list[dict[str, Any]]:
+    """One row per trial of ``sweeps``: its state from its record, checked against its SLURM job (``jobs``:
+    :func:`launched_jobs`). ``optbench tune`` reports its launch's trials with these rows too, so that
+    its counts and ``optbench status``'s agree."""
     known = {j["job_id"] for j in jobs.values() if j.get("job_id")}
     manifests = {}
     for sweep in sweeps:  # also the jobs that ran each trial's latest attempt
@@ -92,7 +99,7 @@ def collect(results: Path, ask_scheduler: bool = True) -> list[dict[str, Any]]:
                                  results),
                 "problem": manifest.get("problem"),
             })
-    return damaged + rows
+    return rows
 
 
 def log_path(candidates: list[str | None], results: Path) -> str | None:
@@ -153,13 +160,7 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for plan_path in sorted(results.rglob("plan.json")):  # launch folders sort by time
         plan = read_json(plan_path) or {}
-        by_task: dict[int, Path] = {}
-        for folder in (plan_path.parent / "submitit").glob("*"):
-            head, _, task = folder.name.rpartition("_")
-            if head and task.isdigit():
-                by_task[int(task)] = folder
-            elif folder.name.isdigit() and len(plan.get("jobs", [])) == 1:
-                by_task[0] = folder  # a one-job launch is submitted as a plain job, not an array
+        by_task = job_folders(plan_path.parent, len(plan.get("jobs", [])))
         submitit = plan.get("launcher") in ("local", "slurm")
         any_submitted = any(f.is_dir() and f.name[:1].isdigit() for f in (plan_path.parent / "submitit").glob("*"))
         for i, job in enumerate(plan.get("jobs", [])):
@@ -175,6 +176,20 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
                 "log": log,
             }
     return found
+
+
+def job_folders(launch_dir: Path, jobs: int) -> dict[int, Path]:
+    """Plan index -> submitit's folder of the job that runs it, for the launch in ``launch_dir`` of
+    ``jobs`` jobs: array task ``i`` (folder ``<array id>_<i>``) runs entry ``i``; a one-job launch is
+    submitted as a plain job (folder ``<job id>``). The folder's name is the job's SLURM id."""
+    by_task: dict[int, Path] = {}
+    for folder in (launch_dir / "submitit").glob("*"):
+        head, _, task = folder.name.rpartition("_")
+        if head and task.isdigit():
+            by_task[int(task)] = folder
+        elif folder.name.isdigit() and jobs == 1:
+            by_task[0] = folder
+    return by_task
 
 
 def slurm_states(job_ids: set[str]) -> dict[str, str]:

@@ -31,7 +31,7 @@ from harness.core.sweep_file import needs_run, trial_config, trial_state, write_
 from harness.errors import UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
-from harness.orchestration.status import live_jobs, sweep_key
+from harness.orchestration.status import STATE_NAMES, launched_jobs, live_jobs, sweep_key, trial_rows
 from harness.orchestration.sweep import SweepSettings, plan_sweep
 
 
@@ -91,29 +91,31 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
         result, todo, held = launch_and_wait(todo, held, sweeps, cfg, hydra_overrides, launch_root, settings, log)
     finally:
         watcher.stop()
-    counts = count_states(sweeps)
     if result["submit_error"] is not None:  # not a single job was taken: nothing runs, nothing to resume
         log(f"no job was submitted: {result['submit_error'].splitlines()[-1]}")
-        return {"launched": 0, "launch_dir": result["launch_dir"], "counts": counts, "job_errors": 0, "lost": [],
-                "not_submitted": len(todo), "unfinished": 0, "waited_for": len(held),
+        return {"launched": 0, "launch_dir": result["launch_dir"], "counts": count_states(sweeps), "job_errors": 0,
+                "lost": [], "not_submitted": len(todo), "unfinished": 0, "waited_for": len(held),
                 "error": not_submitted_message(result["launcher"], len(todo), result["submit_error"])}
     errors = [r for r in result["results"] if isinstance(r, dict) and r.get("status") == "error"]
     for error in errors:
         log(f"job {error['index']} of {error['plan']} could not run its trial:\n{error['error']}")
     for problem in result["lost"]:
-        log(f"some jobs did not finish ({problem})")
+        log(f"a job did not finish: {problem}")
+    rows = {row["record_dir"]: row for row in trial_rows(sweeps, launched_jobs(launch_root), first_results)}
+    counts = dict(Counter(STATE_KEYS[row["state"]] for row in rows.values()))  # as optbench status says them
     log("finished: " + describe(counts))
     launched = {(str(folder), index) for folder, index in todo} | set(held)
-    left = [Path(t["record_dir"]) for s in sweeps for t in s["trials"]
+    left = [rows[t["record_dir"]] for s in sweeps for t in s["trials"]
             if (str(Path(s["dir"])), t["index"]) in launched and needs_run(Path(t["record_dir"]))]
-    not_ended = Counter("failed by the harness" if trial_state(d) == "failed" else trial_state(d) for d in left)
     error = None
-    if not_ended:
-        error = unfinished_message(sum(not_ended.values()), len(launched), not_ended, result["lost"], len(errors),
-                                   first_results)
+    if left:
+        error = unfinished_message(left, len(launched), len(result["lost"]), len(errors), first_results)
     return {"launched": len(todo), "waited_for": len(held), "launch_dir": result["launch_dir"], "counts": counts,
             "job_errors": len(errors), "lost": result["lost"], "not_submitted": 0,
-            "unfinished": sum(not_ended.values()), "error": error, "all_failed": all_failed(sweeps)}
+            "unfinished": len(left), "error": error, "all_failed": all_failed(sweeps)}
+
+
+STATE_KEYS = {name: key for key, name in STATE_NAMES.items()}  # a status row's state -> a record's
 
 
 def all_failed(sweeps: list[dict[str, Any]]) -> list[str]:
@@ -160,7 +162,7 @@ def launch_and_wait(todo: list[tuple[Path, int]], held: dict[tuple[str, int], st
     them that their jobs left unfinished (cancelled, killed). The launch's result, and ``todo`` and
     ``held`` as they ended up (the trials launched here, those only waited for)."""
     def run(jobs: list[tuple[Path, int]]) -> dict[str, Any]:
-        return launch(jobs, str(cfg.launcher), hydra_overrides, launch_root, settings)
+        return launch(jobs, str(cfg.launcher), hydra_overrides, launch_root, settings, float(cfg.poll_s), log)
 
     result = run(todo) if todo else {"submit_error": None, "results": [], "lost": [], "launch_dir": None,
                                      "launcher": str(cfg.launcher)}
@@ -263,14 +265,19 @@ def not_submitted_message(launcher: str, jobs: int, said: str) -> str:
             f"the trials.")
 
 
-def unfinished_message(unfinished: int, launched: int, states: dict[str, int], lost: list[str], job_errors: int,
-                       results: Path) -> str:
-    """The paragraph for launched trials that did not end (jobs lost, killed, or failing outside the trial)."""
-    shown = ", ".join(f"{state.replace('_', ' ')} {n}" for state, n in sorted(states.items()))
-    why = [f"the launcher reported {problem}" for problem in lost]
+def unfinished_message(rows: list[dict[str, Any]], launched: int, lost: int, job_errors: int, results: Path) -> str:
+    """The paragraph for launched trials that did not end (jobs lost, killed, or failing outside the
+    trial), their states as ``optbench status`` shows them (``rows``: :func:`trial_rows`)."""
+    states = Counter("failed by the harness" if row["state"] == "failed" else row["state"] for row in rows)
+    shown = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+    each = "; ".join(f"study {row['study']} trial {row['trial']} {row['state']}"
+                     + (f" (SLURM job {row['slurm_job']} {row['slurm_state'] or '?'})" if row["slurm_job"] else "")
+                     for row in rows[:5])
+    why = [f"{lost} job(s) ended without a result (said above)"] if lost else []
     if job_errors:
         why.append(f"{job_errors} job(s) could not run their trial (their messages above)")
-    return (f"{unfinished} of the {launched} launched trials did not end ({shown}){': ' if why else ''}"
+    return (f"{len(rows)} of the {launched} launched trials did not end ({shown}: {each}"
+            f"{'; ...' if len(rows) > 5 else ''}){': ' if why else ''}"
             f"{'; '.join(why)}. Their records are kept as they are; `optbench status results={results}` shows "
             f"each one's state, job and log. Running the same command again resumes them (waiting first for any "
             f"of their jobs still queued or running).")
@@ -295,8 +302,10 @@ def count_states(sweeps: list[dict[str, Any]]) -> dict[str, int]:
 def describe(counts: dict[str, int]) -> str:
     done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
     parts = [f"{s.replace('_', ' ')} {counts[s]}" for s in FINAL_STATUSES if counts.get(s)]
+    others = "".join(f", {state} {counts[state]}" for state in ("requeued", "interrupted", "damaged")
+                     if counts.get(state))
     return (f"done {done} ({', '.join(parts) or 'none'}), running {counts.get('running', 0)}, "
-            f"pending {counts.get('pending', 0)}")
+            f"pending {counts.get('pending', 0)}{others}")
 
 
 class ProgressWatcher:
