@@ -187,6 +187,32 @@ def test_a_new_key_added_to_the_launcher_is_refused_before_anything_is_written(
         assert check_launcher(launcher, ["+hydra.launcher.mail_type=END"]) == launcher
 
 
+@pytest.mark.parametrize("limits", [["hydra.launcher.timeout_min=1"],
+                                    ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=150"]])
+def test_a_time_limit_within_the_signal_delay_is_refused_before_anything_is_written(
+        limits: list[str], results: Path, failing_sbatch: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before: timeout_min=1 with the signal 60 s before the limit was submitted; every job was
+    signalled at once and requeued before writing a record until submitit gave up (a traceback,
+    exit 1, and advice to run it again). Now it is refused first, both settings named."""
+    code, out, err = tune_cli(capsys, results, "launcher=slurm", *limits)
+    assert code == 2 and not out.strip(), err
+    paragraph = error_paragraph(err)
+    assert "hydra.launcher.timeout_min=" in paragraph and "hydra.launcher.signal_delay_s=" in paragraph, paragraph
+    assert "Nothing was submitted" in paragraph and "Raise timeout_min" in paragraph
+    assert not sweep_files(results)
+
+
+def test_a_job_timed_out_too_often_is_said_in_a_line_not_a_traceback() -> None:
+    """submitit's UncompletedJobError, raised in a job signalled more often than max_num_timeout
+    allows, came back as its whole traceback; now as its last line and what to change."""
+    from harness.orchestration.launch import _last_error
+
+    said = _last_error("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    g()\n"
+                       "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.\n")
+    assert said.startswith("UncompletedJobError: Job not requeued because: timed-out too many times.")
+    assert "Traceback" not in said and "hydra.launcher.timeout_min" in said and "max_num_timeout" in said
+
+
 def test_launcher_setting_of_another_launcher_is_named(results: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = tune_cli(capsys, results, "launcher=local", "hydra.launcher.partition=gpu")
     assert code == 2

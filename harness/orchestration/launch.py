@@ -318,7 +318,24 @@ def check_launcher(launcher: str, hydra_overrides: list[str]) -> str:
     finally:
         GlobalHydra.instance().clear()
     _refuse_new_launcher_keys(launcher, hydra_overrides)
+    if launcher == "slurm":
+        refuse_signal_before_start(float(cfg.hydra.launcher.timeout_min), float(cfg.hydra.launcher.signal_delay_s))
     return launcher
+
+
+def refuse_signal_before_start(timeout_min: float, signal_delay_s: float) -> None:
+    """Refuse a SLURM time limit at or below the signal delay: submitit asks SLURM for USR2
+    ``signal_delay_s`` before the limit, so each job would be signalled the moment it starts, requeued
+    before its trial wrote anything, again and again until submitit gives up ("timed-out too many
+    times"), having run nothing."""
+    if timeout_min * 60 > signal_delay_s:
+        return
+    raise UserError(f"hydra.launcher.timeout_min={timeout_min:g} ({timeout_min * 60:g} s) is not longer than "
+                    f"hydra.launcher.signal_delay_s={signal_delay_s:g}: SLURM signals each job signal_delay_s "
+                    f"seconds before its time limit (to checkpoint and requeue), so every job would be signalled "
+                    f"as soon as it starts and requeued before its trial wrote anything, until submitit gives up. "
+                    f"Nothing was submitted. Raise timeout_min above {signal_delay_s / 60:g} by the time a trial "
+                    f"needs, or lower signal_delay_s to the few seconds a trial needs to checkpoint and exit.")
 
 
 def _refuse_new_launcher_keys(launcher: str, hydra_overrides: list[str]) -> None:
