@@ -164,6 +164,38 @@ def test_status_lists_every_state(results: Path, capsys: pytest.CaptureFixture) 
     assert "study 0 trial 1  pending" in out
 
 
+def unstarted_in_job_78_1(sweep: dict, results: Path) -> Path:
+    """Trial 1 of ``sweep`` without its record, and a later SLURM launch whose job 78_1 held it; that
+    job's submitit folder."""
+    second = Path(sweep["trials"][1]["record_dir"])
+    for child in second.iterdir():
+        child.unlink()
+    second.rmdir()
+    launch = results / "launches" / "20991231-000000-1"
+    (launch / "submitit" / "78_1").mkdir(parents=True)
+    (launch / "plan.json").write_text(json.dumps({"launcher": "slurm", "jobs": [
+        {"sweep": sweep["dir"], "index": i, "settings": {}} for i in range(2)]}))
+    return launch / "submitit" / "78_1"
+
+
+def test_status_names_the_stderr_of_a_failed_job(results: Path, capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, status named only a failed job's stdout log, which was empty: its error is in the
+    stderr beside it, which is now named too."""
+    import harness.orchestration.status as status
+
+    outcome = tune(results, "submission=momentum", "studies=1", "trials=2")
+    job = unstarted_in_job_78_1(load_sweep(Path(outcome["sweep"])), results)
+    (job / "78_1_0_log.out").write_text("")
+    (job / "78_1_0_log.err").write_text("Traceback (most recent call last):\nValueError: boom\n")
+    monkeypatch.setattr(status, "slurm_states", lambda ids: {"78_1": "FAILED"})
+    assert main(["status", f"results={results}"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "study 0 trial 1" in line)
+    assert "interrupted" in line and f"logs: {job / '78_1_0_log.out'} (stderr: {job / '78_1_0_log.err'})" in line
+    assert "(stderr:" not in next(line for line in out.splitlines() if "study 0 trial 0" in line)
+
+
 def test_status_shows_a_requeued_job_s_trial_as_requeued_and_a_cancelled_pending_one_as_interrupted(
         results: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: a running trial whose job was requeued (PENDING) showed as running, and a trial whose
@@ -177,14 +209,7 @@ def test_status_shows_a_requeued_job_s_trial_as_requeued_and_a_cancelled_pending
     manifest["status"] = "running"
     manifest["attempts"][-1]["slurm"] = {"job_id": "77"}
     (first / "manifest.json").write_text(json.dumps(manifest))
-    second = Path(sweep["trials"][1]["record_dir"])
-    for child in second.iterdir():
-        child.unlink()
-    second.rmdir()
-    launch = results / "launches" / "20991231-000000-1"  # a later launch, whose job 78_1 held trial 1
-    (launch / "submitit" / "78_1").mkdir(parents=True)
-    (launch / "plan.json").write_text(json.dumps({"launcher": "slurm", "jobs": [
-        {"sweep": sweep["dir"], "index": i, "settings": {}} for i in range(2)]}))
+    unstarted_in_job_78_1(sweep, results)
     monkeypatch.setattr(status, "slurm_states", lambda ids: {"77": "PENDING", "78_1": "CANCELLED"})
     assert main(["status", f"results={results}"]) == 0
     out = capsys.readouterr().out

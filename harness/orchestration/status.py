@@ -98,6 +98,7 @@ def trial_rows(sweeps: list[dict[str, Any]], jobs: dict[tuple[str, int], dict[st
                 "logs": log_path([(attempt.get("logs") or {}).get("stdout"), job.get("log"), attempt.get("job_dir")],
                                  results),
                 "problem": manifest.get("problem"),
+                "stderr": job.get("stderr"),
             })
     return rows
 
@@ -174,8 +175,19 @@ def launched_jobs(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
                 "launcher": plan.get("launcher"),
                 "job_id": folder.name if folder and plan.get("launcher") == "slurm" else None,
                 "log": log,
+                "stderr": nonempty_stderr(logs[-1]) if logs else None,
             }
     return found
+
+
+def nonempty_stderr(stdout_log: Path) -> str | None:
+    """The stderr beside a submitit job's stdout log (``*_log.err``) when it holds anything: where a
+    job that failed says why, while its stdout may be empty."""
+    stderr = stdout_log.with_suffix(".err")
+    try:
+        return str(stderr) if stderr.stat().st_size > 0 else None
+    except OSError:
+        return None
 
 
 def job_folders(launch_dir: Path, jobs: int) -> dict[int, Path]:
@@ -360,8 +372,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         if row["study"] is None:  # the sweep file itself
             lines.append(f"  sweep file damaged: {row['problem']}")
             continue
+        stderr = f" (stderr: {row['stderr']})" if row.get("stderr") and not row["state"].startswith("done-") else ""
         lines.append(f"  study {row['study']} trial {row['trial']}  {row['state']:<17} {outcome:<20}{slurm}"
-                     f"  logs: {row['logs'] or '-'}")
+                     f"  logs: {row['logs'] or '-'}{stderr}")
         if row.get("problem"):
             lines.append(f"      {row['problem']}")
     counts: dict[str, int] = {}
