@@ -87,7 +87,8 @@ trial settings (defaults in brackets):
 exit status: 0 the trial ran (reached, not_reached, pruned or diverged); 1 the harness failed (an I/O error,
   another process runs this trial; rerun to retry or resume); 2 bad input; 3 submission code failed (trial, and
   info: the part that raised, the exception and the submission's frames on stderr).
-  130 interrupted (Ctrl-C; what was written is kept, the same command resumes).
+  130 interrupted (Ctrl-C; what was written is kept, the same command resumes; tune and suite name
+  their SLURM jobs still queued or running, which go on, and the scancel that stops them).
   tune, suite: 0 every launched trial ended; 3 every trial of a sweep failed in the submission's code (the
   first error on stderr; a suite still writes its tables); 2 bad input, an unknown launcher or hydra.launcher.* setting
   (nothing written), or no job could be submitted (the scheduler's message and what to check on stderr;
@@ -202,8 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"optbench: error: {error}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
-    except KeyboardInterrupt:  # Ctrl-C: records are kept; rerunning the command resumes
-        print("optbench: interrupted; what was written is kept (run the same command again to resume)",
+    except KeyboardInterrupt as error:  # Ctrl-C: records are kept; rerunning the command resumes
+        left = f"; {error}" if str(error) else ""  # an Interrupted: what goes on without the command
+        print(f"optbench: interrupted; what was written is kept (run the same command again to resume){left}",
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # `optbench list | head`: the reader left; not an error of ours

@@ -20,6 +20,11 @@ class UserError(Exception):
     """
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C of a command that leaves something going on without it (SLURM jobs still queued or
+    running): the message says what and how to stop it; the CLI adds it to its interrupted line."""
+
+
 class Incomplete(UserError):
     """``strict=true`` and some records are missing, unfinished or damaged: the command refuses.
 

@@ -213,6 +213,24 @@ def test_a_job_timed_out_too_often_is_said_in_a_line_not_a_traceback() -> None:
     assert "Traceback" not in said and "hydra.launcher.timeout_min" in said and "max_num_timeout" in said
 
 
+def test_ctrl_c_names_the_slurm_jobs_left_running_and_how_to_stop_them(
+        results: Path, failing_sbatch: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, Ctrl-C of a tune waiting on SLURM jobs said only that the records are kept, not that
+    its jobs go on using the allocation, nor how to stop them."""
+    import harness.orchestration.tune as tune
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "launch_and_wait", interrupted)
+    monkeypatch.setattr(tune, "live_jobs", lambda sweeps, root, only: {
+        key: f"SLURM job 41_{key[1]} RUNNING" for key in sorted(only)})
+    code, out, err = tune_cli(capsys, results, "launcher=slurm")
+    assert code == 130 and not out.strip(), err
+    assert "optbench: interrupted; what was written is kept" in err
+    assert "(41_0, 41_1) go on without it and use the allocation; `scancel 41_0 41_1` stops them" in err, err
+
+
 def test_launcher_setting_of_another_launcher_is_named(results: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = tune_cli(capsys, results, "launcher=local", "hydra.launcher.partition=gpu")
     assert code == 2

@@ -28,7 +28,7 @@ from harness.config.schema import TuneConfig
 from harness.core.records import FINAL_STATUSES, DamagedRecord, made_otherwise, read_manifest
 from harness.core.runner import data_digest_now
 from harness.core.sweep_file import needs_run, trial_config, trial_state, write_sweep
-from harness.errors import UserError
+from harness.errors import Interrupted, UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
 from harness.orchestration.status import STATE_NAMES, launched_jobs, live_jobs, sweep_key, trial_rows
@@ -89,6 +89,8 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     watcher.start()
     try:
         result, todo, held = launch_and_wait(todo, held, sweeps, cfg, hydra_overrides, launch_root, settings, log)
+    except KeyboardInterrupt:  # Ctrl-C: the SLURM jobs go on without this command; say which, and how to stop them
+        raise Interrupted(jobs_left_running(sweeps, launch_root, {(str(f), i) for f, i in todo} | set(held))) from None
     finally:
         watcher.stop()
     if result["submit_error"] is not None:  # not a single job was taken: nothing runs, nothing to resume
@@ -116,6 +118,18 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
 
 
 STATE_KEYS = {name: key for key, name in STATE_NAMES.items()}  # a status row's state -> a record's
+
+
+def jobs_left_running(sweeps: list[dict[str, Any]], launch_root: Path, launched: set[tuple[str, int]]) -> str:
+    """What an interrupted command leaves behind: the SLURM jobs of its trials still queued or
+    running, which go on using the allocation, and the ``scancel`` that stops them; "" if none."""
+    held = live_jobs(sweeps, launch_root, only=launched)
+    jobs = sorted({what.split()[2] for what in held.values() if what.startswith("SLURM job ")})
+    if not jobs:
+        return ""
+    return (f"its {len(jobs)} SLURM job(s) still queued or running ({', '.join(jobs)}) go on without it and use "
+            f"the allocation; `scancel {' '.join(jobs)}` stops them (running the same command again waits for "
+            f"them instead)")
 
 
 def all_failed(sweeps: list[dict[str, Any]]) -> list[str]:
