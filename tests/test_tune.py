@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,26 @@ def test_status_shows_a_requeued_job_s_trial_as_requeued_and_a_cancelled_pending
     out = capsys.readouterr().out
     assert "study 0 trial 0  requeued" in out and "slurm 77 PENDING" in out, out
     assert "study 0 trial 1  interrupted" in out and "slurm 78_1 CANCELLED" in out, out
+
+
+def test_status_says_why_a_pending_job_waits(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drained node or a held job: status showed PENDING, the same as a busy queue, and nothing more."""
+    import harness.orchestration.status as status
+
+    outcome = tune(results, "submission=momentum", "studies=1", "trials=2")
+    unstarted_in_job_78_1(load_sweep(Path(outcome["sweep"])), results)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"  # what squeue -h -r -t PENDING -o '%i|%r' prints
+    squeue.write_text("#!/bin/sh\necho '78_1|ReqNodeNotAvail, UnavailableNodes:node1'\necho '99|None'\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(status, "slurm_states", lambda ids: {"78_1": "PENDING"})
+    assert main(["status", f"results={results}"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "study 0 trial 1" in line)
+    assert "slurm 78_1 PENDING (ReqNodeNotAvail, UnavailableNodes:node1)" in line, line
+    assert status.pending_reasons({"99"}) == {}  # squeue's "None": no reason to show
 
 
 def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -69,6 +69,7 @@ def trial_rows(sweeps: list[dict[str, Any]], jobs: dict[tuple[str, int], dict[st
             known.add(_slurm_id((manifest.get("attempts") or [{}])[-1]))
     known.discard(None)
     scheduler = slurm_states(known) if ask_scheduler else {}
+    waiting = pending_reasons({job for job, state in scheduler.items() if state == "PENDING"})
     rows = []
     for sweep in sweeps:
         for entry in sweep["trials"]:
@@ -94,7 +95,8 @@ def trial_rows(sweeps: list[dict[str, Any]], jobs: dict[tuple[str, int], dict[st
                 "study": entry["study"], "trial": entry["trial"], "seed": entry["seed"],
                 "state": STATE_NAMES[state], "time_to_target_s": summary.get("time_to_target_s"),
                 "best_validation": summary.get("best_validation"), "steps": summary.get("steps"),
-                "slurm_job": slurm_id, "slurm_state": slurm_state, "record_dir": str(record_dir),
+                "slurm_job": slurm_id, "slurm_state": slurm_state, "slurm_reason": waiting.get(slurm_id),
+                "record_dir": str(record_dir),
                 "logs": log_path([(attempt.get("logs") or {}).get("stdout"), job.get("log"), attempt.get("job_dir")],
                                  results),
                 "problem": manifest.get("problem"),
@@ -222,6 +224,20 @@ def slurm_states(job_ids: set[str]) -> dict[str, str]:
             if job in job_ids:
                 states[job] = state.split()[0] if state else state
     return states
+
+
+def pending_reasons(job_ids: set[str]) -> dict[str, str]:
+    """Why each of the pending SLURM jobs ``job_ids`` waits, as squeue says it (``Resources``, ``Priority``,
+    ``JobHeldAdmin``, ``ReqNodeNotAvail, ...``): a queue that never moves (a drained node, a held job) is
+    told apart from one that is busy. Jobs squeue gives no reason for are left out."""
+    if not job_ids or not shutil.which("squeue"):
+        return {}
+    reasons = {}
+    for line in _run(["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i|%r"]).splitlines():
+        job, _, reason = line.partition("|")
+        if job in job_ids and reason.strip() and reason.strip() != "None":
+            reasons[job] = reason.strip()
+    return reasons
 
 
 def _run(command: list[str]) -> str:
@@ -368,7 +384,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                          f"({row['ruleset']}, sweep {row['sweep']})")
         outcome = (f"{row['time_to_target_s']:.2f}s to target" if row["time_to_target_s"] is not None
                    else f"best {row['best_validation']:.4g}" if row["best_validation"] is not None else "")
-        slurm = f" slurm {row['slurm_job']} {row['slurm_state'] or '?'}" if row["slurm_job"] else ""
+        waits = f" ({row['slurm_reason']})" if row.get("slurm_reason") else ""
+        slurm = f" slurm {row['slurm_job']} {row['slurm_state'] or '?'}{waits}" if row["slurm_job"] else ""
         if row["study"] is None:  # the sweep file itself
             lines.append(f"  sweep file damaged: {row['problem']}")
             continue
