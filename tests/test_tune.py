@@ -238,6 +238,22 @@ def test_status_says_why_a_pending_job_waits(results: Path, tmp_path: Path, caps
     assert status.pending_reasons({"99"}) == {}  # squeue's "None": no reason to show
 
 
+def test_progress_is_said_again_when_nothing_changes_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs held in the queue (a drained node): tune said "pending 2" once, then nothing, indefinitely."""
+    import harness.orchestration.tune as tune_module
+
+    monkeypatch.setattr(tune_module, "count_states", lambda sweeps: {"pending": 2})
+    said: list[str] = []
+    watcher = tune_module.ProgressWatcher([], 2, said.append, 1.0,
+                                          waits=lambda: "; pending in SLURM's queue: 81_0, 81_1 (JobHeldAdmin)")
+    watcher.report()
+    watcher.report()  # nothing changed, and not for long: nothing said
+    assert len(said) == 1 and said[0].startswith("done 0 (none), running 0, pending 2")
+    monkeypatch.setattr(watcher, "QUIET_S", 0.0)
+    watcher.report()
+    assert len(said) == 2 and "(no change for " in said[1] and "81_0, 81_1 (JobHeldAdmin))" in said[1], said
+
+
 def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["status", f"results={tmp_path}"]) == 2
     assert "No sweeps under" in capsys.readouterr().err

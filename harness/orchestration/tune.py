@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,14 @@ from harness.core.sweep_file import needs_run, trial_config, trial_state, write_
 from harness.errors import Interrupted, UserError
 from harness.log import Log, stderr_logger
 from harness.orchestration.launch import check_launcher, launch
-from harness.orchestration.status import STATE_NAMES, launched_jobs, live_jobs, sweep_key, trial_rows
+from harness.orchestration.status import (
+    STATE_NAMES,
+    launched_jobs,
+    live_jobs,
+    pending_reasons,
+    sweep_key,
+    trial_rows,
+)
 from harness.orchestration.sweep import SweepSettings, plan_sweep
 
 
@@ -85,7 +93,8 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     if todo:
         log(f"launching {len(todo)} of {total} trials ({total - len(todo) - len(held)} already finished) "
             f"with launcher={cfg.launcher}")
-    watcher = ProgressWatcher(sweeps, len(todo) + len(held), log, float(cfg.poll_s))
+    waits = (lambda: pending_jobs_text(launch_root)) if str(cfg.launcher) == "slurm" else None
+    watcher = ProgressWatcher(sweeps, len(todo) + len(held), log, float(cfg.poll_s), waits)
     watcher.start()
     try:
         result, todo, held = launch_and_wait(todo, held, sweeps, cfg, hydra_overrides, launch_root, settings, log)
@@ -322,11 +331,28 @@ def describe(counts: dict[str, int]) -> str:
             f"pending {counts.get('pending', 0)}{others}")
 
 
-class ProgressWatcher:
-    """Reads the records every ``poll_s`` seconds and reports whenever the counts change."""
+def pending_jobs_text(launch_root: Path) -> str:
+    """``"; pending in SLURM's queue: 81_0, 81_1 (ReqNodeNotAvail, ...)"``: the jobs of the launches
+    under ``launch_root`` that wait in the queue, grouped by squeue's reason ("" when none waits)."""
+    ids = {job["job_id"] for job in launched_jobs(launch_root).values() if job.get("job_id")}
+    reasons = pending_reasons(ids)
+    grouped: dict[str, list[str]] = {}
+    for job, reason in sorted(reasons.items()):
+        grouped.setdefault(reason, []).append(job)
+    return "".join(f"; pending in SLURM's queue: {', '.join(jobs)} ({reason})" for reason, jobs in grouped.items())
 
-    def __init__(self, sweeps: list[dict[str, Any]], launched: int, log: Log, poll_s: float):
-        self.sweeps, self.launched, self.log, self.poll_s = sweeps, launched, log, poll_s
+
+class ProgressWatcher:
+    """Reads the records every ``poll_s`` seconds and reports whenever the counts change, and every
+    ``QUIET_S`` seconds when they do not (with ``waits()``: why jobs wait, e.g. a drained node), so a
+    launch stuck in the queue is not a silent one."""
+
+    QUIET_S = 300.0
+
+    def __init__(self, sweeps: list[dict[str, Any]], launched: int, log: Log, poll_s: float,
+                 waits: Callable[[], str] | None = None):
+        self.sweeps, self.launched, self.log, self.poll_s, self.waits = sweeps, launched, log, poll_s, waits
+        self._said_at = time.monotonic()
         self.done_before = sum(count_states(sweeps).get(s, 0) for s in FINAL_STATUSES)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="optbench-progress")
@@ -347,9 +373,14 @@ class ProgressWatcher:
     def report(self) -> None:
         counts = count_states(self.sweeps)
         text = describe(counts)
-        if text == self._last:
+        quiet = time.monotonic() - self._said_at
+        if text == self._last and quiet < self.QUIET_S:
             return
-        self._last = text
+        if text == self._last:
+            text += f" (no change for {quiet:.0f}s{self.waits() if self.waits else ''})"
+        else:
+            self._last = text
+        self._said_at = time.monotonic()
         done_now = sum(counts.get(s, 0) for s in FINAL_STATUSES) - self.done_before
         elapsed = time.monotonic() - self._started
         remaining = self.launched - done_now
