@@ -151,17 +151,16 @@ def read_trials(root: Path, targets: Targets, compat: bool = False) -> pd.DataFr
 def trial_folders(folder: Path, compat: bool) -> list[tuple[Path, int]]:
     """The trial folders of a workload folder with their numbers: ``trial_<j>``, by number; under
     ``compat`` any name starting so (AlgoPerf's scorer matches the start only), in the directory's listing
-    order (``os.listdir``, AlgoPerf's, which breaks its ties on the eval index). Other names starting
-    ``trial_`` are skipped with a warning."""
+    order (``os.listdir``, AlgoPerf's, which breaks its ties on the eval index). Otherwise a name that
+    only starts so (``trial_9_rerun``) is skipped with a warning."""
     found = []
     for path in (folder / name for name in listdir(folder)):
         match = (TRIAL_PREFIX if compat else TRIAL).match(path.name)
         if match:
             found.append((path, int(match[1])))
-        elif path.name.startswith("trial_"):
-            warnings.warn(f"{path}: skipped, not a trial_<number> folder (AlgoPerf's scorer would read it as trial "
-                          f"{TRIAL_PREFIX.match(path.name)[1] if TRIAL_PREFIX.match(path.name) else 'none'}: "
-                          f"compat=true does)", OptbenchWarning, stacklevel=3)
+        elif prefix := TRIAL_PREFIX.match(path.name):
+            warnings.warn(f"{path}: skipped, not a trial_<number> folder (AlgoPerf's scorer reads it as trial "
+                          f"{prefix[1]}, and so does compat=true)", OptbenchWarning, stacklevel=3)
     return found if compat else sorted(found, key=lambda item: (item[1], item[0].name))
 
 
