@@ -33,6 +33,7 @@ from scoring.consistency import (
     workload_key,
 )
 from scoring.marks import (
+    changed_limits,
     failed_trials,
     generated_beside_real,
     inert_components,
@@ -248,6 +249,9 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
     notes += [f"{workload}: the submissions trained with different batch sizes ({sizes}), so a step there is not the "
               f"same amount of data and the steps score compares unequal steps; the time score is the common measure"
               for workload, sizes in mixed_batch_sizes(trials).items()]
+    notes += [f"{workload}: its records ran with {limits}, so it is another benchmark than the size's (whose target "
+              f"was set for its own budget): compare these times only with records run with the same limits"
+              for workload, limits in changed_limits(trials).items()]
     notes += [f"{workload}: trials of one submission and one setting ran at very different speeds ({rates}): the "
               f"machine was shared with other work, throttled or short of memory, so its times say as much about the "
               f"machine as about the submissions; compare the steps score, or run again on a quiet machine"

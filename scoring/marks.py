@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from scoring.consistency import column_of, record_precisions, workload_key
@@ -37,6 +38,38 @@ def mixed_batch_sizes(trials: pd.DataFrame) -> dict[str, str]:
             found[str(workload)] = "; ".join(f"{s}: {', '.join(str(int(b)) for b in sorted(values))}"
                                             for s, values in per.items())
     return found
+
+
+def changed_limits(trials: pd.DataFrame) -> dict[str, str]:
+    """The workloads whose records ran with limits other than their size's: a budget set by
+    ``max_runtime_s=`` unlike the one the size registers, or a step cap (``max_steps=``), with what they
+    were. Such a board ranks another benchmark than the size's (a target its budget was measured for),
+    which the Workloads table's budget column shows but does not call out. Trials of the self-tuning
+    ruleset are left out: their budget is the size's times the sweep's factor, which records do not carry."""
+    if "max_runtime_s" not in trials or trials.empty:
+        return {}
+    tuned_alone = (column_of(trials, "ruleset").astype(str) != "self").to_numpy()
+    budget = pd.to_numeric(trials["max_runtime_s"], errors="coerce").to_numpy(float)
+    registered = pd.to_numeric(column_of(trials, "size_budget_s"), errors="coerce").to_numpy(float)
+    overridden = tuned_alone & ~np.isnan(registered) & ~np.isclose(budget, registered)
+    caps = pd.to_numeric(column_of(trials, "max_steps"), errors="coerce").to_numpy(float)  # "none": NaN
+    keys = workload_key(trials).to_numpy()
+    found: dict[str, str] = {}
+    for workload in sorted(set(keys)):
+        mine = keys == workload
+        said = []
+        if (changed := mine & overridden).any():
+            said.append(f"a budget of {_listed(budget[changed])} s (max_runtime_s=) where the size registers "
+                        f"{_listed(registered[changed])} s")
+        if (capped := mine & ~np.isnan(caps)).any():
+            said.append(f"at most {_listed(caps[capped])} steps (max_steps=)")
+        if said:
+            found[str(workload)] = " and ".join(said)
+    return found
+
+
+def _listed(values: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in sorted(set(values.tolist())))
 
 
 #: a trial's step rate counts from this many steps on (the first steps, with their allocations, run slower)

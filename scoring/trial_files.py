@@ -360,6 +360,14 @@ def generated_data(identity: dict[str, Any]) -> bool | None:
     return bool(options.get("synthetic", False)) if isinstance(options, dict) else False
 
 
+def size_budget(identity: dict[str, Any]) -> float | None:
+    """The budget the trial's size registers (its identity's spec), in seconds; None for a record that
+    does not say. A trial's ``max_runtime_s`` differs from it where a command overrode the budget."""
+    spec = identity.get("spec")
+    budget = spec.get("max_runtime_s") if isinstance(spec, dict) else None
+    return float(budget) if _is_number(budget) else None
+
+
 def workload_setup(identity: dict[str, Any]) -> str | None:
     """A trial's workload as its identity states it, but for the target and budget (compared on their
     own): the model, its options and the size's settings (evaluation cadence, step hint, data options),
@@ -394,6 +402,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "target_data_sha256": manifest.get("target_data_sha256"),  # those its target was calibrated on
         "max_steps": ("none" if identity["max_steps"] is None else identity["max_steps"]) if "max_steps" in identity
         else None,  # the trial's step cap ("none": uncapped; None: the record does not say)
+        "size_budget_s": size_budget(identity),  # the size's own budget, which max_runtime_s= may have overridden
         "config_hash": manifest.get("config_hash"),  # the trial's identity: a copied record has its original's
         "precision": manifest.get("precision", "fp32"),  # absent: made before precisions existed, fp32
         "compile": manifest.get("compile", False),  # torch.compile; absent: made before it existed, eager

@@ -285,6 +285,32 @@ def test_score_command_writes_the_four_outputs(scored_results: Path, tmp_path: P
     assert 'id="profiles"' in page and "data:image/png;base64," in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained
     assert Path(summary["html"]).is_file() and all(Path(p).is_file() for p in summary["plots"])
+    assert "ran with at most 60 steps (max_steps=)" in (out / "leaderboard.md").read_text()  # the sweeps' cap
+
+
+def test_limits_other_than_the_size_s_are_called_out() -> None:
+    """A board of trials run with max_runtime_s=3 (the size registers 10 s) or max_steps=40 showed only
+    its budget column: nothing said it ranked another benchmark than the size's."""
+    from scoring.marks import changed_limits
+    rows = [trial_row("A", "w1", 0, 0, 2.0, max_runtime_s=3.0, size_budget_s=10.0, max_steps="none"),
+            trial_row("B", "w1", 0, 0, 2.5, max_runtime_s=3.0, size_budget_s=10.0, max_steps="none"),
+            trial_row("A", "w2", 0, 0, 2.0, max_runtime_s=10.0, size_budget_s=10.0, max_steps=40),
+            trial_row("A", "w3", 0, 0, 2.0, max_runtime_s=10.0, size_budget_s=10.0, max_steps="none"),
+            trial_row("A", "w4", 0, 0, 2.0, max_runtime_s=30.0, size_budget_s=10.0, ruleset="self"),
+            trial_row("A", "w5", 0, 0, 2.0, max_runtime_s=30.0, size_budget_s=None, max_steps=None)]
+    assert changed_limits(pd.DataFrame(rows)) == {
+        "w1-cpu": "a budget of 3 s (max_runtime_s=) where the size registers 10 s",
+        "w2-cpu": "at most 40 steps (max_steps=)"}  # w4: self-tuning's budget is a multiple; w5: not told
+
+
+def test_a_board_of_real_trials_given_another_budget_says_so(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "board"
+    for submission in ("adamw", "sgd"):
+        assert main(["trial", "workload=rosenbrock", "workload.size=smoke", f"submission={submission}",
+                     "max_runtime_s=0.5", f"results={results}", "progress=false", "device=cpu", "threads=1"]) == 0
+    assert main(["score", f"results={results}", f"out={out}", "bootstrap=0"]) == 0
+    assert ("rosenbrock-smoke: its records ran with a budget of 0.5 s (max_runtime_s=) where the size registers 10 s"
+            in (out / "leaderboard.md").read_text())
 
 
 def test_corrupt_record_line_is_skipped_with_a_warning(scored_results: Path, tmp_path: Path) -> None:
