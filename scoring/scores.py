@@ -69,31 +69,58 @@ RANK_RTOL = 1e-9
 RANK_ATOL = 1e-12
 
 
-def ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based positions by descending score: 1 + the number of scores *clearly* above (by more
-    than ``RANK_RTOL`` x the larger + ``RANK_ATOL``); ties share the best position ("1, 1, 3").
-    Works on the last axis, so the bootstrap ranks its resamples by the same rule."""
+def clearly_below(scores: np.ndarray) -> np.ndarray:
+    """``below[..., i, j]``: score ``j`` exceeds score ``i`` by more than ``RANK_RTOL`` x the larger +
+    ``RANK_ATOL`` (the one rule for "better" that ranks, the bootstrap and its pairwise comparisons
+    share). Works on the last axis of ``scores``."""
     size = np.abs(scores)
     margin = np.maximum(size[..., None, :], size[..., :, None])  # in place from here: the bootstrap's hot spot
     margin *= RANK_RTOL
     margin += RANK_ATOL
     with np.errstate(invalid="ignore"):
-        return np.count_nonzero(scores[..., None, :] - scores[..., :, None] > margin, axis=-1) + 1
+        return scores[..., None, :] - scores[..., :, None] > margin
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based positions by descending score: 1 + the number of scores *clearly* above (by more
+    than ``RANK_RTOL`` x the larger + ``RANK_ATOL``); ties share the best position ("1, 1, 3").
+    Works on the last axis, so the bootstrap ranks its resamples by the same rule."""
+    return _ranks_from(clearly_below(scores))
+
+
+def _ranks_from(below: np.ndarray) -> np.ndarray:
+    """Ranks from :func:`clearly_below`'s matrix: 1 + how many are above each."""
+    return np.count_nonzero(below, axis=-1) + 1
 
 
 @dataclass
 class Uncertainty:
-    """Bootstrap summary: per submission the score's CI and the probability its rank holds."""
+    """Bootstrap summary: per submission the score's CI and the probability its rank holds; per pair
+    of submissions ``beats[i, j]``, the fraction of resamples in which ``i`` scores clearly above ``j``
+    (:func:`clearly_below`). Both submissions are scored on the *same* resamples, so ``beats`` is a
+    paired comparison: the right test of "i is better than j" (two intervals that do not overlap are
+    not: the scores of one resample share each workload's fastest time, and so move together)."""
 
     low: np.ndarray
     high: np.ndarray
     rank_probability: np.ndarray
     samples: int
+    beats: np.ndarray
+
+
+def separated(beats: np.ndarray, level: float = 0.95) -> np.ndarray:
+    """``separated[i, j]``: ``i`` scores clearly above ``j`` in at least ``(1 + level) / 2`` of the paired
+    resamples (0.975 at 95%): the resampled difference's ``level`` percentile interval lies above 0."""
+    return beats >= (1 + level) / 2
 
 
 def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, level: float = 0.95,
               chunk: int = 10) -> Uncertainty:
     """Resample each (submission, workload)'s studies with replacement, recompute the scores.
+
+    The unit resampled is the study (one tuning run with its own seeds): each (submission, workload)'s
+    studies are drawn again, independently of the others'; the workloads are fixed, so the interval is
+    the uncertainty of these submissions' scores on these workloads, not on others.
 
     The interval is the percentile interval at ``level``; ``rank_probability[s]`` is the fraction
     of resamples in which submission ``s`` keeps the position it has in the point estimate. A
@@ -116,7 +143,7 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
     # Present studies first, in their order, so that an index below counts[s, w] always picks a real study.
     packed = np.take_along_axis(study_times, np.argsort(~present, axis=-1, kind="stable"), axis=-1).ravel()
     row_start = (np.arange(n_sub * n_work) * n_study).reshape(n_sub, n_work, 1)  # where each row's studies begin
-    scores, same_rank = [], np.zeros(n_sub)
+    scores, same_rank, beats = [], np.zeros(n_sub), np.zeros((n_sub, n_sub))
     for start in range(0, samples, chunk):
         b = min(chunk, samples - start)
         picks = (rng.random((b, n_sub, n_work, n_study)) * counts[None, :, :, None]).astype(np.int64)
@@ -124,9 +151,11 @@ def bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int, 
         resampled = np.where(np.arange(n_study)[None, None, None, :] < counts[None, :, :, None], resampled, np.nan)
         chunk_scores = area_score(ratios(workload_times(resampled)), tau_max)  # all b resamples at once
         scores.append(chunk_scores)
-        held = np.where(last[None, :], np.abs(chunk_scores) <= RANK_ATOL, ranks(chunk_scores) == point_ranks[None, :])
+        below = clearly_below(chunk_scores)
+        held = np.where(last[None, :], np.abs(chunk_scores) <= RANK_ATOL, _ranks_from(below) == point_ranks[None, :])
         same_rank += held.sum(axis=0)
+        beats += np.count_nonzero(below, axis=0).T  # beats[i, j]: i above j, i.e. j below i
     all_scores = np.concatenate(scores)
     tail = (1 - level) / 2 * 100
     return Uncertainty(low=np.percentile(all_scores, tail, axis=0), high=np.percentile(all_scores, 100 - tail, axis=0),
-                       rank_probability=same_rank / samples, samples=samples)
+                       rank_probability=same_rank / samples, samples=samples, beats=beats / samples)

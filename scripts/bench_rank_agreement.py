@@ -4,8 +4,10 @@ Runs `optbench suite` (the main job's preset unless ``suite=`` says otherwise) t
 ``search_seed=0`` and ``search_seed=1`` (other hyperparameter points, other training seeds), into
 ``<out>/seed0`` and ``<out>/seed1``, then prints:
 - Kendall's tau-b between the two runs' scores (1: the same order; ties count as ties);
-- per run, the share of submission pairs whose order the bootstrap separates (their 95%
-  intervals do not overlap), and how many of those separated pairs the other run orders the same way;
+- per run, the share of submission pairs whose order the bootstrap separates (a paired test: the
+  two are scored on the same resamples, and one is clearly above the other in at least 97.5% of
+  them; two intervals that do not overlap are not that test, see scoring.scores.Uncertainty), and
+  how many of those separated pairs the other run orders the same way;
 - the wall time of each run.
 Runs already finished are reused (the suite resumes), so it can be interrupted and rerun.
 
@@ -20,10 +22,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scoring.leaderboard import studies_of  # noqa: E402
+from scoring.records import read_records  # noqa: E402
+from scoring.scores import bootstrap, separated  # noqa: E402
 
 
 def run_suite(folder: Path, seed: int, overrides: list[str]) -> tuple[pd.DataFrame, float]:
@@ -35,15 +43,19 @@ def run_suite(folder: Path, seed: int, overrides: list[str]) -> tuple[pd.DataFra
     return pd.read_csv(board).set_index("submission"), wall
 
 
-def separated(board: pd.DataFrame) -> list[tuple[str, str]]:
-    """Pairs (better, worse) whose bootstrap intervals do not overlap."""
-    pairs = []
-    for a, b in itertools.combinations(board.index, 2):
-        if board.at[a, "score_ci_low"] > board.at[b, "score_ci_high"]:
-            pairs.append((a, b))
-        elif board.at[b, "score_ci_low"] > board.at[a, "score_ci_high"]:
-            pairs.append((b, a))
-    return pairs
+def paired_bootstrap(folder: Path, samples: int = 1000, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """The submissions of the suite under ``folder`` and the bootstrap's ``beats`` matrix of their scores
+    (scoring.scores.Uncertainty; the same resamples ``optbench score`` draws with its defaults)."""
+    records = read_records(next(folder.glob("suite-*")))
+    found = studies_of(records.trials, problems=records.problems, per_study=records.per_study)
+    return found.submissions, bootstrap(found.study_times, 4.0, samples, seed).beats
+
+
+def separated_pairs(submissions: list[str], beats: np.ndarray) -> list[tuple[str, str]]:
+    """Pairs (better, worse) that the paired bootstrap separates at 95% (scoring.scores.separated)."""
+    apart = separated(beats)
+    return [(submissions[i], submissions[j]) for i, j in itertools.permutations(range(len(submissions)), 2)
+            if apart[i, j]]
 
 
 def main(argv: list[str]) -> None:
@@ -60,10 +72,11 @@ def main(argv: list[str]) -> None:
     tau = kendalltau(first.loc[common, "score"], second.loc[common, "score"]).statistic
     total = len(common) * (len(common) - 1) // 2
     print(f"Kendall's tau-b between the two rankings: {tau:.3f} ({len(common)} submissions)")
-    for seed, this, other in ((seeds[0], first, second), (seeds[1], second, first)):
-        pairs = separated(this.loc[common])
+    for seed, other in ((seeds[0], second), (seeds[1], first)):
+        names, beats = paired_bootstrap(out / f"seed{seed}")
+        pairs = [(a, b) for a, b in separated_pairs(names, beats) if a in common and b in common]
         agree = sum(other.at[a, "score"] > other.at[b, "score"] for a, b in pairs)
-        print(f"search_seed={seed}: {len(pairs)} of {total} pairs separated by the bootstrap intervals "
+        print(f"search_seed={seed}: {len(pairs)} of {total} pairs separated by the paired bootstrap "
               f"({len(pairs) / total:.0%}); the other run orders {agree} of them the same way")
 
 

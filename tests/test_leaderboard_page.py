@@ -195,6 +195,20 @@ def test_uncertainty_is_greyed_below_three_studies_and_shown_from_three(few: int
     assert "the ranks are point estimates" not in page["md"]
 
 
+def test_the_rank_agreement_benchmark_counts_pairs_by_the_paired_bootstrap(tmp_path: Path) -> None:
+    # The pair of test_p_above_next_...: A's and B's intervals overlap, yet A is above B in every resample.
+    # scripts/bench_rank_agreement.py counted separated pairs by non-overlapping intervals: it found
+    # (C, A) and (C, B), C's interval [1, 1] lying above theirs, but not (A, B); the paired test finds all three.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_rank_agreement import paired_bootstrap, separated_pairs
+
+    results = tmp_path / "suite-mini"
+    for name, times in (("A", [2.4] * 3), ("B", [2.8] * 3), ("C", [1.0, 1.5, 2.0])):
+        write_sweep_records(results, name, [[t] for t in times])
+    names, beats = paired_bootstrap(tmp_path, samples=200)
+    assert sorted(separated_pairs(names, beats)) == [("A", "B"), ("C", "A"), ("C", "B")]
+
+
 def test_a_submission_at_zero_in_every_resample_holds_its_shared_last_rank() -> None:
     # One workload. A is always fastest; B and D score 0 at the point estimate but not in every
     # resample (their median can fall to 12 or 11); C never reaches: 0 in every resample. Ranked by

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import pytest
 
-from scoring.scores import RANK_ATOL, area_score, bootstrap, profile, ranks, ratios, workload_times
+from scoring.scores import RANK_ATOL, area_score, bootstrap, profile, ranks, ratios, separated, workload_times
 
 INF, NAN = math.inf, math.nan
 
@@ -42,14 +42,14 @@ def reference_ranks(scores: list[float]) -> list[int]:
 
 
 def reference_bootstrap(study_times: np.ndarray, tau_max: float, samples: int, seed: int,
-                        level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(low, high, rank probability) by resampling one resample at a time."""
+                        level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, rank probability, beats) by resampling one resample at a time."""
     n_sub, n_work, n_study = study_times.shape
     draws = np.random.default_rng(seed).random((samples, n_sub, n_work, n_study))
     point = reference_scores(
         [[_median(study_times[s, w]) for w in range(n_work)] for s in range(n_sub)], tau_max)
     point_ranks = reference_ranks(point)
-    all_scores, held = [], np.zeros(n_sub)
+    all_scores, held, beats = [], np.zeros(n_sub), np.zeros((n_sub, n_sub))
     for b in range(samples):
         times = []
         for s in range(n_sub):
@@ -66,10 +66,12 @@ def reference_bootstrap(study_times: np.ndarray, tau_max: float, samples: int, s
                 held[s] += abs(scores[s]) <= RANK_ATOL
             else:
                 held[s] += resample_ranks[s] == point_ranks[s]
+            for t in range(n_sub):  # s clearly above t in this resample: the rank's rule, for one pair
+                beats[s, t] += scores[s] - scores[t] > 1e-9 * max(abs(scores[s]), abs(scores[t])) + 1e-12
         all_scores.append(scores)
     tail = (1 - level) / 2 * 100
     return (np.percentile(all_scores, tail, axis=0), np.percentile(all_scores, 100 - tail, axis=0),
-            held / samples)
+            held / samples, beats / samples)
 
 
 def _median(studies: np.ndarray) -> float:
@@ -106,9 +108,10 @@ def test_bootstrap_equals_a_reference_resampling(level: float, tau_max: float, d
     # 250 samples in chunks of 100: the last chunk is a short one.
     samples = 250 if data == "ragged" else 120
     result = bootstrap(times, tau_max, samples=samples, seed=7, level=level, chunk=100)
-    low, high, held = reference_bootstrap(times, tau_max, samples=samples, seed=7, level=level)
+    low, high, held, beats = reference_bootstrap(times, tau_max, samples=samples, seed=7, level=level)
     assert result.samples == samples
-    for mine, theirs in ((result.low, low), (result.high, high), (result.rank_probability, held)):
+    for mine, theirs in ((result.low, low), (result.high, high), (result.rank_probability, held),
+                         (result.beats, beats)):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
     assert np.all(result.low[:3] < result.high[:3])  # the data vary: the interval is not a point
 
@@ -143,7 +146,7 @@ def test_a_submission_scoring_zero_keeps_its_place_only_at_zero() -> None:
     # pick 9 twice; D never reaches a target: it scores 0 in every resample, so its place always holds.
     times = np.concatenate([RAGGED, np.array([[[INF, INF, NAN], [INF, NAN, NAN], [NAN, NAN, NAN]]])])
     result = bootstrap(times, 4.0, samples=200, seed=5)
-    low, high, held = reference_bootstrap(times, 4.0, samples=200, seed=5, level=0.95)
+    low, high, held, _ = reference_bootstrap(times, 4.0, samples=200, seed=5, level=0.95)
     assert result.low[3] == 0.0 and result.high[3] == 0.0 and result.rank_probability[3] == 1.0
     assert result.low[2] == 0.0 < result.high[2] and 0.0 < result.rank_probability[2] < 1.0
     for mine, theirs in ((result.low, low), (result.high, high), (result.rank_probability, held)):
@@ -201,7 +204,7 @@ def test_the_point_ranks_use_tau_max_too() -> None:
     for tau_max in (2.0, 4.0):
         result = bootstrap(times, tau_max, samples=100, seed=0)
         assert result.rank_probability.tolist() == [1.0, 1.0, 1.0]  # the small noise never swaps them
-        _, _, held = reference_bootstrap(times, tau_max, samples=100, seed=0, level=0.95)
+        _, _, held, _ = reference_bootstrap(times, tau_max, samples=100, seed=0, level=0.95)
         assert held.tolist() == [1.0, 1.0, 1.0]
 
 
@@ -224,3 +227,21 @@ def test_scoring_inf_nan_and_zero_times_warns_about_nothing() -> None:
         ranks(np.array([INF, INF, NAN, 0.5]))
         bootstrap(times, 4.0, samples=20, seed=0)
         ratios(np.array([[3.0, INF], [0.0, INF]]))  # x / 0 where another time is 0
+
+
+def test_a_paired_comparison_separates_scores_whose_intervals_overlap() -> None:
+    # One workload. C is the fastest, its median study 1, 1.5 or 2 in a resample; A (2.4) and B (2.8)
+    # never vary, so their ratios share C's time: A's score 0.53-0.93, B's 0.40-0.87, overlapping
+    # intervals, yet A is above B in every resample. Non-overlap called this pair "not separated".
+    times = np.array([[[2.4, 2.4, 2.4]], [[2.8, 2.8, 2.8]], [[1.0, 1.5, 2.0]]])
+    result = bootstrap(times, 4.0, samples=400, seed=0)
+    assert result.low[0] < result.high[1]  # the intervals overlap
+    assert result.beats[0, 1] == 1.0 and result.beats[1, 0] == 0.0
+    assert separated(result.beats)[0, 1] and not separated(result.beats)[1, 0]
+    assert np.diag(result.beats).tolist() == [0.0, 0.0, 0.0]  # nobody is above itself
+
+
+def test_separation_needs_the_two_sided_level_in_one_direction() -> None:
+    beats = np.array([[0.0, 0.975, 0.97], [0.02, 0.0, 0.5], [0.03, 0.5, 0.0]])
+    assert separated(beats).tolist() == [[False, True, False], [False, False, False], [False, False, False]]
+    assert separated(beats, level=0.9)[0, 2]  # 0.97 >= 0.95
