@@ -13,6 +13,7 @@ Our rules (docs/scoring.md lists where AlgoPerf's official scoring differs):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,7 +50,7 @@ from scoring.marks import (
     uneven_step_rates,
 )
 from scoring.records import Problem, problem_groups, problem_messages
-from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, workload_times
+from scoring.scores import Uncertainty, area_score, bootstrap, ranks, ratios, separated, workload_times
 
 
 @dataclass
@@ -315,6 +316,7 @@ def with_uncertainty(board: Leaderboard, uncertainty: Uncertainty) -> Leaderboar
     for k, (name, values) in enumerate((("score_ci_low", uncertainty.low), ("score_ci_high", uncertainty.high),
                                         ("rank_probability", uncertainty.rank_probability))):
         table.insert(at + k, name, np.asarray(values)[order])
+    table.insert(at + 3, "p_above_next", above_next(uncertainty.beats, order))
     most = np.iinfo(np.int64).max
     counts = np.where(board.studies > 0, board.studies, most)
     ran = counts.min(axis=1)  # each submission's fewest studies, where it has any
@@ -330,9 +332,36 @@ def with_uncertainty(board: Leaderboard, uncertainty: Uncertainty) -> Leaderboar
     if not shown.any():
         notes.append(f"no bootstrap interval is shown (fewer than {MIN_STUDIES} studies of some submission on a "
                      f"workload, or lone trials): the ranks are point estimates, and neighbours may not differ "
-                     f"beyond chance; with {MIN_STUDIES} or more studies of each, the intervals and P(rank holds) "
-                     f"say how sure they are")
+                     f"beyond chance; with {MIN_STUDIES} or more studies of each, the intervals, P(rank holds) "
+                     f"and P(above next) say how sure they are")
+        unseparated = not_separated_neighbours(table)
+        if unseparated:
+            notes.append(f"even the bootstrap over these few studies, which is over-confident (its 95% intervals "
+                         f"held the true score 55-75% of the time with 2 studies in a simulation, docs/scoring.md), "
+                         f"does not tell these neighbours apart: {'; '.join(unseparated)}")
     return replace(board, table=table, uncertainty=uncertainty, notes=notes)
+
+
+def above_next(beats: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Per row of a table in ``order`` (indices into ``beats``' submissions): the fraction of the paired
+    resamples in which it scores clearly above the next row's submission (nan for the last row)."""
+    rows = np.asarray(order, dtype=np.int64)
+    out = np.full(len(rows), np.nan)
+    out[:-1] = beats[rows[:-1], rows[1:]]
+    return out
+
+
+def not_separated_neighbours(table: pd.DataFrame, level: float = 0.95) -> list[str]:
+    """"A (rank 2) and B (rank 3): A above in 71% of the resamples" for each pair of neighbouring rows
+    with different ranks (and a score above 0) that the paired bootstrap does not separate at ``level``."""
+    rows = table.to_dict("records")
+    found = []
+    for row, below in itertools.pairwise(rows):
+        p = row["p_above_next"]
+        if row["rank"] != below["rank"] and row["score"] > 0 and not separated(np.asarray(p), level):
+            found.append(f"{row['submission']} (rank {row['rank']}) and {below['submission']} (rank {below['rank']}): "
+                         f"{row['submission']} above in {p:.0%} of the resamples")
+    return found
 
 
 def unequal_studies(studies: np.ndarray, submissions: list[str], workloads: list[str]) -> dict[str, str]:

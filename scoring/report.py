@@ -80,19 +80,24 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
     """The leaderboard's header and cells (shared by the Markdown and the HTML)."""
     table = board.table
     ci = "score_ci_low" in table and board.uncertainty is not None
-    head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)"] if ci else []) + ["studies", "steps score"]
+    head = ["rank", "submission", "score"] + (["95% CI", "P(rank holds)", "P(above next)"] if ci else [])
+    head += ["studies", "steps score"]
     head += ["optimizer state (B/param)", "peak memory (MiB)"]
     for w in board.workloads:
         head += [f"{w} (s)", f"{w} x fastest"]
     shown = table["uncertainty_shown"] if "uncertainty_shown" in table else pd.Series(True, index=table.index)
     rows = []
     ranked = bool((table["score"] > 0).any())  # all 0: nobody reached any target, the shared rank 1 ranks nothing
-    for row, show in zip(table.to_dict("records"), shown):
+    records = table.to_dict("records")
+    for i, (row, show) in enumerate(zip(records, shown)):
         rank = _Cell(str(row["rank"])) if ranked else _Cell("—", True, "no submission reached any target: no ranking")
         cells = [rank, _Cell(_name(row)), _Cell(f"{row['score']:.3f}")]
         if ci:
             interval = f"[{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]"
             holds = f"{row['rank_probability']:.2f}"
+            above = row.get("p_above_next", math.nan)
+            last = i + 1 == len(records)
+            above_text = "" if last or not _finite(above) else f"{above:.2f}"
             if show:
                 cells += [_Cell(interval), _Cell(holds)]
             else:
@@ -100,6 +105,14 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
                        f"submission's, whose time sets its ratios), or lone trials: the bootstrap gave {interval} "
                        f"and {holds}, which say little")
                 cells += [_Cell("—", True, why), _Cell("—", True, why)]
+            if last:
+                cells.append(_Cell("", title="the last row: no submission below"))
+            elif show and bool(shown.iloc[i + 1]):
+                cells.append(_Cell(above_text))
+            else:
+                cells.append(_Cell("—", True, f"fewer than {MIN_STUDIES} studies of this submission or the next on "
+                                               f"some workload, or lone trials: the bootstrap gave {above_text}, "
+                                               f"an over-confident figure"))
         low, high = int(row["studies"]), int(row.get("studies_max", row["studies"]))
         cells.append(_Cell(f"{low}" if low == high else f"{low}-{high}", low < MIN_STUDIES,
                            "fewest and most studies over workloads"))
@@ -148,8 +161,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         ("rank", "1 + the number of submissions with a higher score (by more than rounding: 1e-9 relative): equal "
                  "scores share a rank (1, 1, 3), and every submission that scores 0 shares the last one ('—' for all "
                  "when nobody reached any target). A point "
-                 "estimate: whether neighbours differ beyond chance is what the 95% CI and P(rank holds) say, where "
-                 "shown."),
+                 "estimate: whether neighbours differ beyond chance is what P(above next) says, where shown (and a "
+                 "note, where it is not)."),
         ("score", f"the normalised area under the submission's performance profile over [1, {tau}]: the mean over "
                   f"workloads of max(0, {tau} - r) / ({tau} - 1), r being its time divided by the fastest "
                   f"submission's on that workload. 1 = the fastest on every workload; 0 = never within {tau}x of "
@@ -165,8 +178,15 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
                        f"trials (other settings, not repeats); otherwise '—' (with 1 study a resample is that study "
                        f"itself, so the interval has no width; with 2 the median takes only 3 values)."),
             ("P(rank holds)", "the fraction of those resamples in which the submission keeps its rank; a submission "
-                              "that scores 0 keeps the shared last rank in a resample where it scores 0 again. Shown "
+                              "that scores 0 keeps the shared last rank in a resample where it scores 0 again, and one "
+                              "tied with the next in a resample shares its rank, so keeps it: not a test that it is "
+                              "better than the next (P(above next) is). Shown "
                               f"under the same rule ({MIN_STUDIES} studies or more)."),
+            ("P(above next)", "the fraction of those resamples in which the submission scores above the next row's "
+                              "(both scored on the same resample: a paired comparison). 0.975 or more: the two are "
+                              "told apart at 95%; near 0.5: the data do not say which is better, whatever their ranks. "
+                              "Two intervals that overlap can still be told apart this way (their scores share each "
+                              "workload's fastest time, so they move together). Shown where both rows' intervals are."),
         ]
     meanings += [
         ("studies", "how many studies (tuning runs with their own seeds) each of its times is the median of: the "

@@ -137,7 +137,8 @@ def test_the_page_states_target_budget_studies_trials_and_ruleset_per_workload(
     assert "seconds of submission time" in page["html"] and "not data loading" in page["md"]
     for text in ("| w1-cpu | accuracy >= 0.9 | 50 | 3 x 2 | external |", "| w2-cpu | loss <= 1.47 | 120 | 3 x 2 |"):
         assert text in page["md"]
-    for column in ("score", "95% CI", "P(rank holds)", "studies", "steps score", "incomplete on", "x fastest"):
+    for column in ("score", "95% CI", "P(rank holds)", "P(above next)", "studies", "steps score", "incomplete on",
+                   "x fastest"):
         assert f"<dt>{column}" in page["html"] or f"<dt>&lt;workload&gt; {column}" in page["html"], column
         assert f"- **{column}" in page["md"] or f"- **<workload> {column}" in page["md"], column
 
@@ -193,6 +194,43 @@ def test_uncertainty_is_greyed_below_three_studies_and_shown_from_three(few: int
         assert cells_of(page["html"], name)["95% CI"][0] != "—" and page["csv"].loc[name, "uncertainty_shown"]
     assert re.fullmatch(r"\[0\.\d{3}, 1\.000\]", cells_of(page["html"], "enough")["95% CI"][0])
     assert "the ranks are point estimates" not in page["md"]
+
+
+def test_p_above_next_is_the_paired_comparison_of_neighbouring_rows(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # C is the fastest (its median study 1, 1.5 or 2 in a resample); A and B never vary, so their ratios
+    # share C's time: their intervals overlap, yet A is above B in every resample.
+    results = tmp_path / "results"
+    for name, times in (("A", [2.4] * 3), ("B", [2.8] * 3), ("C", [1.0, 1.5, 2.0])):
+        write_sweep_records(results, name, [[t] for t in times])
+    page = score(results, tmp_path / "board", "bootstrap=200", monkeypatch=monkeypatch)
+    table = page["csv"]
+    assert table.index.tolist() == ["C", "A", "B"]
+    assert table.loc["A", "score_ci_low"] < table.loc["B", "score_ci_high"]  # overlapping intervals
+    assert table.loc["C", "p_above_next"] == 1.0 and table.loc["A", "p_above_next"] == 1.0
+    assert np.isnan(table.loc["B", "p_above_next"])  # the last row has no next
+    assert cells_of(page["html"], "A")["P(above next)"][0] == "1.00"
+    assert cells_of(page["html"], "B")["P(above next)"][0] == ""
+    assert "| 2 | A | 0.800 |" in page["md"] and "- **P(above next)**: " in page["md"]
+    assert "told apart" not in page["md"].split("note:")[-1]  # no note of unseparated neighbours: shown
+
+
+def test_with_two_studies_a_note_names_the_neighbours_the_bootstrap_does_not_separate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The main job's shape (2 studies): no interval is shown, but the ranks are not all alike. A's median
+    # is 10, 11 or 12 in a resample (1/4, 1/2, 1/4), B's 11, 12 or 13: A is above B in 11/16 of them.
+    # C (30-32) is below B in every resample: that pair is not named.
+    results = tmp_path / "results"
+    for name, times in (("A", [10.0, 12.0]), ("B", [11.0, 13.0]), ("C", [30.0, 32.0])):
+        write_sweep_records(results, name, [[t] for t in times])
+    page = score(results, tmp_path / "board", "bootstrap=2000", monkeypatch=monkeypatch)
+    assert page["csv"].loc["A", "p_above_next"] == pytest.approx(11 / 16, abs=0.04)
+    assert page["csv"].loc["B", "p_above_next"] == 1.0
+    text, attributes = cells_of(page["html"], "A")["P(above next)"]
+    assert text == "—" and "class=weak" in attributes and "over-confident" in attributes
+    notes = [line for line in page["md"].splitlines() if line.startswith("note: even the bootstrap")]
+    assert len(notes) == 1 and re.search(r"A \(rank 1\) and B \(rank 2\): A above in (6\d|7[0-2])% of the", notes[0])
+    assert "and C (rank 3)" not in notes[0]
 
 
 def test_the_rank_agreement_benchmark_counts_pairs_by_the_paired_bootstrap(tmp_path: Path) -> None:
