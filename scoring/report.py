@@ -107,6 +107,9 @@ def _table(board: Leaderboard) -> tuple[list[str], list[list[_Cell]]]:
                 cells += [_Cell("—", True, why), _Cell("—", True, why)]
             if last:
                 cells.append(_Cell("", title="the last row: no submission below"))
+            elif show and bool(shown.iloc[i + 1]) and records[i + 1]["rank"] == row["rank"]:
+                cells.append(_Cell("tied", True, f"the same score as the next row: above it in {above_text} of the "
+                                                 f"resamples (a tie in a resample is not 'above')"))
             elif show and bool(shown.iloc[i + 1]):
                 cells.append(_Cell(above_text))
             else:
@@ -184,7 +187,8 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
                               f"under the same rule ({MIN_STUDIES} studies or more)."),
             ("P(above next)", "the fraction of those resamples in which the submission scores above the next row's "
                               "(both scored on the same resample: a paired comparison). 0.975 or more: the two are "
-                              "told apart at 95%; near 0.5: the data do not say which is better, whatever their ranks. "
+                              "told apart at 95%; near 0.5: the data do not say which is better, whatever their "
+                              "ranks; 'tied' where the two share a rank (a tie in a resample counts as not above). "
                               "Two intervals that overlap can still be told apart this way (their scores share each "
                               "workload's fastest time, so they move together). Shown where both rows' intervals are."),
         ]

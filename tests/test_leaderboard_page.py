@@ -201,16 +201,19 @@ def test_p_above_next_is_the_paired_comparison_of_neighbouring_rows(tmp_path: Pa
     # C is the fastest (its median study 1, 1.5 or 2 in a resample); A and B never vary, so their ratios
     # share C's time: their intervals overlap, yet A is above B in every resample.
     results = tmp_path / "results"
-    for name, times in (("A", [2.4] * 3), ("B", [2.8] * 3), ("C", [1.0, 1.5, 2.0])):
+    # D is B again: tied with it in every resample, never above ('tied' on the page, not 0.00).
+    for name, times in (("A", [2.4] * 3), ("B", [2.8] * 3), ("C", [1.0, 1.5, 2.0]), ("D", [2.8] * 3)):
         write_sweep_records(results, name, [[t] for t in times])
     page = score(results, tmp_path / "board", "bootstrap=200", monkeypatch=monkeypatch)
     table = page["csv"]
-    assert table.index.tolist() == ["C", "A", "B"]
+    assert table.index.tolist() == ["C", "A", "B", "D"]
     assert table.loc["A", "score_ci_low"] < table.loc["B", "score_ci_high"]  # overlapping intervals
     assert table.loc["C", "p_above_next"] == 1.0 and table.loc["A", "p_above_next"] == 1.0
-    assert np.isnan(table.loc["B", "p_above_next"])  # the last row has no next
+    assert table.loc["B", "p_above_next"] == 0.0 and np.isnan(table.loc["D", "p_above_next"])  # the last: no next
     assert cells_of(page["html"], "A")["P(above next)"][0] == "1.00"
-    assert cells_of(page["html"], "B")["P(above next)"][0] == ""
+    text, attributes = cells_of(page["html"], "B")["P(above next)"]
+    assert text == "tied" and "class=weak" in attributes and "above it in 0.00 of the resamples" in attributes
+    assert cells_of(page["html"], "D")["P(above next)"][0] == ""
     assert "| 2 | A | 0.800 |" in page["md"] and "- **P(above next)**: " in page["md"]
     assert "told apart" not in page["md"].split("note:")[-1]  # no note of unseparated neighbours: shown
 
