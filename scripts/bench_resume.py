@@ -5,7 +5,11 @@ then again with SIGKILL sent once a checkpoint past ``--kill-after-step`` exists
 command a third time (which resumes from the checkpoint). Prints steps-to-target and
 time-to-target of both and their ratio; all numbers come from this one run.
 
-    python scripts/bench_resume.py [--data-dir ../shared/data] [--kill-after-step 2000] [overrides ...]
+    python scripts/bench_resume.py [--data-dir DIR] [--kill-after-step 2000] [overrides ...]
+
+Without ``--data-dir`` the workload finds its data as ``optbench trial`` does without ``data_dir=``.
+A trial that fails (bad input, missing data) stops the script with that trial's own message and
+exit status.
 """
 
 from __future__ import annotations
@@ -27,6 +31,22 @@ def trial(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "harness.cli", "trial", *args]
 
 
+def common_settings(data_dir: str | None, overrides: list[str]) -> list[str]:
+    """The settings of all three runs: ``data_dir=`` only when one was given (no folder outside the
+    repository is assumed), a checkpoint at every evaluation, no progress lines."""
+    return [*overrides, *([f"data_dir={data_dir}"] if data_dir else []), "checkpoint_every_s=0", "progress=false"]
+
+
+def summary_of(command: list[str]) -> dict:
+    """Run ``command`` (an ``optbench trial``) to its end and return its JSON summary; when it fails,
+    stop with its own stderr and exit status instead of a traceback of this script."""
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(out.returncode)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def wait_for_checkpoint(results: Path, process: subprocess.Popen, min_step: int) -> int:
     while process.poll() is None:
         for path in results.rglob("checkpoint.pt"):
@@ -42,23 +62,21 @@ def wait_for_checkpoint(results: Path, process: subprocess.Popen, min_step: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data-dir", default=None, help="the data root (data_dir=); default: the workload's search")
     parser.add_argument("--kill-after-step", type=int, default=2000)
     parser.add_argument("overrides", nargs="*", default=["workload=fashion_mnist", "submission=adamw"])
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="optbench-bench-resume-"))
-    common = [*args.overrides, f"data_dir={args.data_dir}", "checkpoint_every_s=0", "progress=false"]
+    common = common_settings(args.data_dir, args.overrides)
 
-    out = subprocess.run(trial([*common, f"results={root / 'plain'}"]), check=True, capture_output=True, text=True)
-    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    plain = summary_of(trial([*common, f"results={root / 'plain'}"]))
 
     killed = subprocess.Popen(trial([*common, f"results={root / 'killed'}"]), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     step = wait_for_checkpoint(root / "killed", killed, args.kill_after_step)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    out = subprocess.run(trial([*common, f"results={root / 'killed'}"]), check=True, capture_output=True, text=True)
-    resumed = json.loads(out.stdout.strip().splitlines()[-1])
+    resumed = summary_of(trial([*common, f"results={root / 'killed'}"]))
 
     print(f"killed with SIGKILL after the checkpoint at step {step}, then resumed")
     print(f"{'run':<14} {'status':<12} {'steps to target':>16} {'time to target s':>17}")
