@@ -35,6 +35,7 @@ commands:
             optbench tune workload=fashion_mnist submission=adamw [ruleset=external|self]
                           [studies=3] [trials=5] [search_seed=0] [self_tuning_factor=3]
                           [launcher=inline|parallel|local|slurm] [hydra.launcher.partition=P ...]
+                          [launch_dir=DIR (default <results>/launches)] [poll_s=5]
   suite   the main job: tune every submission on every workload of a preset, then a
           time-to-target table and validation curves (rerun to resume)
             optbench suite [suite=mini|smoke|cpu|gpu] [workloads=[fashion_mnist]] [submissions=[adamw,sgd]]
@@ -45,8 +46,10 @@ commands:
             optbench status [results=results] [scheduler=true] [strict=true]
   score   the leaderboard of a results folder: scores (area under the performance profile),
           bootstrap CIs, steps view, per-workload times; writes leaderboard.md/.csv/.html + plots
-            optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [ruleset=external] [strict=true]
-                           [mix_precisions=true] [format=algoperf targets=workload_targets.json [compat=true]]
+            optbench score [results=results] [out=DIR] [tau_max=4] [bootstrap=1000] [seed=0] [strict=true]
+                           [ruleset=external|self|single (default: every record, refused when mixed)]
+                           [mix_precisions=true] [index=false] [format=algoperf targets=workload_targets.json
+                           [compat=true]]
   trajectories  each optimizer's path on the 2-D Rosenbrock contour plot, to a PNG
             optbench trajectories [submissions=[sgd,momentum,adam]] [steps=500] [out=trajectories.png]
                                   [hparams.adam.lr=0.05] [start=[-1.5,2.0]]
@@ -56,11 +59,11 @@ commands:
                                [points=8] [step_hints=[2000,4000,8000]] [write=true] [data_dir=DIR]
   info    parameters, measured step time, batch-production share and peak memory of a
           workload with a reference submission, and its target, budget and step hint
-            optbench info workload=fashion_mnist [workload.size=cpu] [submission=adamw] [steps=30]
+            optbench info workload=fashion_mnist [workload.size=cpu] [submission=adamw] [steps=30] [warmup=5]
   check   the conformance checks of one submission (yours, outside this repository, too): defaults,
           search space, updates, exact resume from state_dict, a smoke trial on every workload
             optbench check submission=mypkg.adan:Adan [submission_config=adan.yaml]
-                           [workloads=[fashion_mnist,mypkg.tasks:MyTask]]
+                           [workloads=[fashion_mnist,mypkg.tasks:MyTask]] [trial_seconds=3]
   list    the registered workloads (with sizes, targets, budgets) and submissions (with defaults), and the
           installed ones; exits 2 naming each installed one that cannot be loaded or has a built-in's name
 

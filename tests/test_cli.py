@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -234,3 +235,17 @@ def test_an_installed_entry_point_counts_as_a_user_s_submission(monkeypatch: pyt
     monkeypatch.setattr(child_process, "entry_points", lambda kind: {"their_opt": object()})
     assert child_process.children_ahead(["submission=their_opt"])
     assert not child_process.children_ahead(["submission=adamw"])  # a built-in's name is the built-in
+
+
+def test_help_names_every_setting_of_the_commands_it_shows() -> None:
+    """Each command's block of --help names every key of its schema (calibrate's dozen are in the
+    README's "Setting targets"): a user who believes the help finds every setting there."""
+    from harness.config import schema
+
+    blocks = dict(re.findall(r"(?ms)^  (\w+) +(.*?)(?=^  \w|^\S|\Z)", optbench("--help").stdout))
+    for command, config in (("score", schema.ScoreConfig), ("status", schema.StatusConfig),
+                            ("tune", schema.TuneConfig), ("info", schema.InfoConfig),
+                            ("check", schema.CheckConfig), ("trajectories", schema.TrajectoriesConfig)):
+        missing = [f.name for f in dataclasses.fields(config)
+                   if not re.search(rf"\b{f.name}[=.]", blocks[command])]  # hparams.adam.lr= names hparams
+        assert missing == [], (command, missing)
