@@ -350,6 +350,8 @@ def test_tune_does_not_rerun_or_overwrite_a_damaged_trial(sweep_copy: Path) -> N
                         f"results={sweep_copy}", "poll_s=0.5"], log=messages.append)
     assert outcome["launched"] == 0 and manifest.read_text() == "{torn"
     assert any(str(manifest) in m for m in messages)
+    # not counted as finished: before, "all 4 trials already finished" followed the damaged one's line
+    assert "3 of 4 trials already finished, 1 damaged (left as they are); nothing launched" in messages, messages
 
 
 def test_status_reports_a_damaged_sweep_file(sweep_copy: Path) -> None:

@@ -80,10 +80,13 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     todo = [(Path(s["dir"]), t["index"]) for s in sweeps for t in s["trials"]
             if (s["dir"], t["index"]) in pruned or needs_run(Path(t["record_dir"]))]
     total = sum(len(s["trials"]) for s in sweeps)
-    for problem in damaged_records(sweeps):
+    damaged = damaged_records(sweeps)
+    for problem in damaged:
         log(f"not run, its record is damaged: {problem}")
+    left_alone = f", {len(damaged)} damaged (left as they are)" if damaged else ""
     if not todo:
-        log(f"all {total} trials already finished; nothing launched")
+        log(f"{total - len(damaged)} of {total} trials already finished{left_alone}; nothing launched"
+            if damaged else f"all {total} trials already finished; nothing launched")
         return {"launched": 0, "counts": count_states(sweeps), "not_submitted": 0, "unfinished": 0, "error": None,
                 "all_failed": all_failed(sweeps)}
     first_results = Path(sweeps[0]["trials"][0]["config"]["results"])
@@ -91,8 +94,8 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     held = held_by_earlier_jobs(sweeps, todo, launch_root, log)
     todo = [(folder, index) for folder, index in todo if (str(folder), index) not in held]
     if todo:
-        log(f"launching {len(todo)} of {total} trials ({total - len(todo) - len(held)} already finished) "
-            f"with launcher={cfg.launcher}")
+        log(f"launching {len(todo)} of {total} trials ({total - len(todo) - len(held) - len(damaged)} already "
+            f"finished{left_alone}) with launcher={cfg.launcher}")
     waits = (lambda: pending_jobs_text(launch_root)) if str(cfg.launcher) == "slurm" else None
     watcher = ProgressWatcher(sweeps, len(todo) + len(held), log, float(cfg.poll_s), waits)
     watcher.start()
