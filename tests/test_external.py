@@ -896,3 +896,19 @@ def test_a_package_installed_by_a_finder_is_recorded_alike_from_any_folder(
         recorded.append(resolve("finderpkg.opt", "submission").text())
     assert recorded == ["finderpkg.opt:SUBMISSION"] * 3, recorded
     assert Source.from_text(recorded[0]).root is None
+
+
+def test_a_variant_given_as_its_recorded_name_is_told_how_to_select_it(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """Records name a variant fashion_mnist.cnn; given so, it was "no module 'fashion_mnist.cnn' can be
+    imported ... Install its package", which sent the user to pip."""
+    for args in (["trial", "workload=fashion_mnist.cnn"],
+                 ["suite", "suite=smoke", "workloads=[fashion_mnist.cnn]", "submissions=[sgd]"]):
+        code, _, err = run(capsys, *args, f"results={tmp_path}")
+        assert code == 2 and "workload=fashion_mnist workload.variant=cnn" in err and "pip" not in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_missing_workload_file_is_called_a_workload_s(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "trial", f"workload={tmp_path / 'mine.py'}", f"results={tmp_path}")
+    assert code == 2 and "the workload's .py file" in err and "submission" not in err, err

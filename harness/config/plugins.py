@@ -142,14 +142,19 @@ def resolve(text: str, kind: str = "submission") -> Source:
     if body.endswith(".py") or os.sep in body or "/" in body:
         path = Path(body).expanduser().resolve()
         if not path.is_file():
-            raise UserError(f"{kind}={text}: no such file {path}. Give the path to the submission's .py file "
+            raise UserError(f"{kind}={text}: no such file {path}. Give the path to the {kind}'s .py file "
                             f"(absolute, or relative to the current folder).")
         return Source(str(path), attribute)
     if not MODULE.fullmatch(body):
-        raise UserError(f"{kind}={text} is neither a submission's name, a .py file nor a module "
+        raise UserError(f"{kind}={text} is neither a {kind}'s name, a .py file nor a module "
                         f"(package.module or package.module:Class).")
     here = os.getcwd()
     if not _findable(body) and not _findable(body, extra=here):
+        family, _, variant = body.partition(".")
+        if kind == "workload" and family in _builtin_names(kind):
+            raise UserError(f"{kind}={text} is how a variant's records are named, not a workload: select it with "
+                            f"workload={family} workload.variant={variant} (optbench list shows each workload's "
+                            f"variants).")
         raise UserError(f"{kind}={text}: no module {body!r} can be imported (looked on the Python path and "
                         f"in the current folder {here}). Install its package (pip install -e .), run from the "
                         f"folder holding it, or give the path to its .py file.")
