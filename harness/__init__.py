@@ -12,4 +12,8 @@ checks it; docs/architecture.md draws it):
 - ``cli.py``: the ``optbench`` command, on top.
 """
 
+from harness.untraceable import refuse_tracing
+
 __version__ = "0.1.0"
+
+refuse_tracing()  # no process of the user's reaches into a harness process (harness/untraceable.py)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
@@ -827,21 +828,7 @@ import multiprocessing.forkserver as forkserver
 from pathlib import Path
 
 
-def _listener_of(pid):
-    # the address of the forkserver's listening socket (the trainer's parent's), from /proc
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    for line in open("/proc/net/unix").read().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 8 and parts[6] in inodes and "listener-" in parts[7]:
-            return chr(0) + parts[7][1:] if parts[7].startswith("@") else parts[7]
-    return None
+ADDRESS = None  # the forkserver's listening socket: the test writes it here (see the test)
 
 
 class ForkserverEscape(Base):
@@ -849,7 +836,7 @@ class ForkserverEscape(Base):
 
     def __init__(self, model, hparams, info):
         super().__init__(model, hparams, info)
-        forkserver._forkserver._forkserver_address = _listener_of(os.getppid())
+        forkserver._forkserver._forkserver_address = ADDRESS
         forkserver._forkserver.ensure_running = lambda: None
         child = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(120,), daemon=False)
         child.start()
@@ -863,7 +850,18 @@ def test_a_process_the_forkserver_forked_for_the_submission_is_killed_with_the_t
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A process the trainer had the harness's forkserver fork was outside the trainer's tree: never
     frozen during evaluations, alive ~50 s after the trial (a red team's)."""
-    summary = trial(tmp_path, FORKSERVER_ESCAPE, "ForkserverEscape", capsys, "max_steps=30", PROCESS)
+    # The trainer cannot read the forkserver's file descriptors (harness/untraceable.py), but the
+    # address is among the listening sockets of /proc/net/unix (a probe may try each one and keep
+    # the one whose child is its parent's): here the test hands it over.
+    from multiprocessing import forkserver
+
+    from harness.config.child_process import start_server
+
+    start_server()
+    address = forkserver._forkserver._forkserver_address
+    assert address
+    summary = trial(tmp_path, FORKSERVER_ESCAPE.replace("ADDRESS = None", f"ADDRESS = {address!r}"),
+                    "ForkserverEscape", capsys, "max_steps=30", PROCESS)
     forked = json.loads((tmp_path / "forkserverescape.json").read_text())
     assert summary["steps"] == 30 and forked["parent"] != forked["trainer"], forked  # it escaped the tree
     fields = stat_fields(forked["pid"])
@@ -903,3 +901,49 @@ def test_the_submission_s_load_state_dict_is_charged_when_a_trial_resumes(
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert before < 0.5 and summary["steps"] == 20 and summary["submission_time_s"] >= 1.0, (before, summary)
+
+
+MEMORY_PROBE = HEADER + '''
+import json, os
+from pathlib import Path
+
+
+def _parent(pid):
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _reach(pid):
+    """Whether this process may write the memory of ``pid`` (the way to rewrite its target, its clock)."""
+    try:
+        with open(f"/proc/{pid}/mem", "r+b", buffering=0):
+            return "writable"
+    except OSError as error:
+        return type(error).__name__
+
+
+ancestors, pid = {}, os.getpid()
+while (pid := _parent(pid)) > 1:
+    ancestors[pid] = _reach(pid)
+Path(__file__).with_name(f"memoryprobe-{os.getpid()}.json").write_text(json.dumps(ancestors))
+
+
+class MemoryProbe(Base):
+    pass
+'''
+
+
+def test_the_submission_s_processes_cannot_reach_into_the_harness_s_memory(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A red team's trainer rewrote the harness's target to 0 through /proc/PID/mem: a trial at 12 %
+    accuracy reached its target at the first evaluation. The probe's import runs in the child that
+    describes its class and in the trainer; from neither may it write the harness or its forkserver."""
+    from harness.config.child_process import server_pid
+
+    summary = trial(tmp_path, MEMORY_PROBE, "MemoryProbe", capsys, "max_steps=10", PROCESS)
+    assert summary["target"] == 2.0 and summary["status"] == "not_reached"
+    reports = [json.loads(path.read_text()) for path in tmp_path.glob("memoryprobe-*.json")]
+    assert len(reports) >= 2, reports  # the describing child and the trainer
+    for ancestors in reports:
+        assert str(os.getpid()) in ancestors and str(server_pid()) in ancestors, (ancestors, os.getpid())
+        assert ancestors[str(os.getpid())] == ancestors[str(server_pid())] == "PermissionError", ancestors
+

@@ -39,6 +39,7 @@ from harness.config.plugins import Source, import_command, load_class, mark_desc
 from harness.config.registry import submission_class
 from harness.errors import UserError
 from harness.submission import Submission, TrainingHparams, computed_fields, plain_value, require_declared_fields
+from harness.untraceable import give_up_tracing
 
 #: the longest an external submission's module may take to import (and its values to be checked)
 DESCRIBE_TIMEOUT_S = 300.0
@@ -243,6 +244,7 @@ def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], su
             config: str | None) -> None:
     """The child's work: import the class, describe it and check the values; one JSON reply."""
     os.setpgid(0, 0)  # its own process group: killed with everything it starts
+    give_up_tracing()  # importing the module runs its code: it may not reach into the harness's memory
     try:
         cls = load_class(Source.from_text(source_text, "submission"), Submission)
         reply: dict[str, Any] = {"facts": _facts(cls), "checks": [_check(cls, v, submission, config) for v in checks]}

@@ -45,6 +45,7 @@ from harness.exits import end_with
 from harness.routing import routing_report
 from harness.specs import WorkloadConfig
 from harness.submission import Submission
+from harness.untraceable import give_up_tracing
 from harness.workload import Workload
 
 PAGE = 4096  # bytes of a memory page (at most: reading one byte every PAGE touches each one)
@@ -147,6 +148,7 @@ def warm_up_runtime(device: torch.device) -> None:
 
 def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
     """The trainer process's main function: set up, say ``ready``, then answer commands."""
+    give_up_tracing()  # the submission's code runs here: it may not reach into the harness's memory
     os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
     become_subreaper()
     end_with(int(setup["harness_pid"]), group=True)  # a harness killed (kill -9) takes its trainer along
