@@ -947,3 +947,51 @@ def test_the_submission_s_processes_cannot_reach_into_the_harness_s_memory(
         assert str(os.getpid()) in ancestors and str(server_pid()) in ancestors, (ancestors, os.getpid())
         assert ancestors[str(os.getpid())] == ancestors[str(server_pid())] == "PermissionError", ancestors
 
+
+RESUMER_PROBE = THREAD_PROBE.replace("class ThreadProbe(Base):", "class ThreadProbeBase(Base):") + '''
+import os, signal
+
+
+class ResumerProbe(ThreadProbeBase):
+    """Its thread keeps writing the time; two processes of its own, each in a session of its own (so
+    the SIGSTOP of the trainer's group misses them), resume the group and each other whenever they
+    run: the harness stopped each once and then evaluated, after a 5 s wait, with the group running."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        group, (read, write) = os.getpgid(0), os.pipe()
+        first = os.fork()
+        if first == 0:
+            self.resume(group, int(os.read(read, 16)))
+        second = os.fork()
+        if second == 0:
+            self.resume(group, first)
+        os.write(write, str(second).encode())
+
+    @staticmethod
+    def resume(group, other):
+        os.setsid()
+        while True:
+            try:
+                os.killpg(group, signal.SIGCONT)
+                os.kill(other, signal.SIGCONT)
+            except ProcessLookupError:
+                os._exit(0)
+            time.sleep(0.0002)
+'''
+
+
+def test_processes_that_resume_the_trainer_do_not_run_it_through_evaluations(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A red team's helper process, outside the trainer's group, resumed the group right after the
+    harness stopped it; the harness waited 5 s for it to stop and evaluated anyway: its thread
+    trained through every evaluation (an honest run never passed 22.5 % accuracy in 400 steps, this
+    one reached 89 % in 120). Now a process seen running is stopped again until all stay stopped,
+    or all are killed and the trial fails."""
+    windows = slow_evaluations(monkeypatch)
+    summary = trial(tmp_path, RESUMER_PROBE, "ResumerProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
+                    "max_steps=30", PROCESS)
+    ticks = [float(t) for t in (tmp_path / "resumerprobe.ticks").read_text().split()]
+    inside = [t for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001]
+    assert windows and len(ticks) > 5 and inside == [], (summary, len(windows), len(inside))
+    assert summary["status"] == "not_reached" or summary["error_in"] == "submission", summary

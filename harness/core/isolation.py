@@ -61,6 +61,8 @@ REPLY_TIMEOUT_S = 120.0
 MAX_MESSAGE = 16 * 2**20
 #: where a trainer's stop may say a failure happened
 SUBMISSION_PARTS = ("submission.__init__", "submission.update", "submission.prepare_for_eval")
+#: the longest the harness waits for the trainer's processes to stop; those still running are killed
+FREEZE_TIMEOUT_S = 5.0
 #: how often the harness wakes while the trainer runs, to report progress
 PROGRESS_POLL_S = 1.0
 
@@ -117,6 +119,10 @@ class TrainerDied(Exception):
     """The trainer process ended without a reply."""
 
 
+class Unfrozen(TrainerDied):
+    """The trainer's processes could not all be stopped for the harness's work: they were killed."""
+
+
 class ProcessTrainer:
     """The harness's side of a trainer process (:class:`harness.core.steps.Trainer`)."""
 
@@ -164,6 +170,12 @@ class ProcessTrainer:
 
     # ------------------------------------------------------------------ the Trainer protocol
     def construct(self) -> Stop | None:
+        try:
+            return self._construct()
+        except Unfrozen as error:
+            return Stop(0, "failed", error=str(error), error_in="submission.__init__")
+
+    def _construct(self) -> Stop | None:
         self.phase = "submission.__init__"
         self._thaw()
         self.clock.resume()
@@ -223,6 +235,12 @@ class ProcessTrainer:
 
     def run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
         """One run of steps, timed here: from the ``run`` message to the ``stopped`` reply."""
+        try:
+            return self._run(stop_step, budget, next_eval_s)
+        except Unfrozen as error:
+            return Stop(self.step, "failed", error=str(error), error_in="submission")
+
+    def _run(self, stop_step: float, budget: float, next_eval_s: float) -> Stop:
         self.phase = "submission"
         control, clock = self.control, self.clock
         control[STOP] = 0
@@ -303,11 +321,9 @@ class ProcessTrainer:
             return
         self.alive = False
         if self.process.pid is not None:
-            self._freeze()  # all stopped and found before the trainer dies (its orphans would move to init)
-            for signum in (signal.SIGKILL, signal.SIGCONT):
-                _signal_group(self.process.pid, signum)
-                for child in self.frozen:
-                    _signal(child, signum)
+            with contextlib.suppress(Unfrozen):  # killed then
+                self._freeze()  # all stopped and found before the trainer dies (its orphans would move to init)
+            self._kill(self.frozen)
         self.process.join(timeout=10)
         self.conn.close()
         self.process, self.training = None, None
@@ -381,23 +397,45 @@ class ProcessTrainer:
     # ------------------------------------------------------------------ freezing
     def _freeze(self) -> None:
         """Stop every thread of the trainer's process group and of every process it started (those
-        in other groups or sessions too), and wait until the kernel shows them all stopped."""
+        in other groups or sessions too), and wait until the kernel shows them all stopped, twice
+        in a row with nothing new (a process not yet stopped may resume one that is: stop it again).
+        Processes that cannot all be stopped within :data:`FREEZE_TIMEOUT_S` are killed, and the
+        trial fails (:class:`Unfrozen`): the harness never evaluates while the submission runs."""
         pid = self.process.pid
         self.frozen = set()
         if pid is None or not _signal_group(pid, signal.SIGSTOP):
             return
-        stopped = {pid}
-        while True:  # a process not yet stopped may start another: look again until none is new
+        stopped, quiet = {pid}, 0
+        deadline = time.monotonic() + FREEZE_TIMEOUT_S
+        while quiet < 2:  # passes in a row that found every process stopped and none new
             new = (set(descendants(pid)) | set(forked_for_it(pid))) - stopped
-            if not new:
-                break
-            for child in new:
-                _signal(child, signal.SIGSTOP)
+            running = [p for p in stopped if not _stopped(p)]
             stopped |= new
-        deadline = time.monotonic() + 5.0
-        while not all(_stopped(p) for p in stopped) and time.monotonic() < deadline:
-            time.sleep(0.0002)
+            if not (new or running):
+                quiet += 1
+                continue
+            quiet = 0
+            if time.monotonic() > deadline:
+                self._kill(stopped)
+                raise Unfrozen(
+                    f"the trainer's processes could not all be stopped within {FREEZE_TIMEOUT_S:g} s of the end of "
+                    f"its steps ({len(running)} of {len(stopped)} still running: one resumed another, or a thread did "
+                    f"not stop): they were killed, as nothing of a submission may run while the harness evaluates")
+            if running:
+                _signal_group(pid, signal.SIGSTOP)
+            for child in [*running, *new]:
+                _signal(child, signal.SIGSTOP)
+            if not new:
+                time.sleep(0.0002)
         self.frozen = stopped
+
+    def _kill(self, processes: set[int]) -> None:
+        """Kill the trainer's process group and ``processes`` (stopped ones too)."""
+        self.alive = False
+        for signum in (signal.SIGKILL, signal.SIGCONT):
+            _signal_group(self.process.pid, signum)
+            for child in processes:
+                _signal(child, signum)
 
     def _thaw(self) -> None:
         if self.process.pid is not None:
@@ -460,15 +498,17 @@ def _signal_group(pid: int, signum: int) -> bool:
 
 
 def _stopped(pid: int) -> bool:
-    """Whether every thread of ``pid`` is stopped (Linux /proc; elsewhere assumed after the signal)."""
-    tasks = Path(f"/proc/{pid}/task")
-    if not tasks.is_dir():
-        return True
+    """Whether every thread of ``pid`` is stopped (Linux /proc; elsewhere assumed after the signal).
+    A thread that ended while being looked at is skipped, not taken for the whole process."""
     try:
-        for task in tasks.iterdir():
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return True  # the process is gone
+    for task in tasks:
+        try:
             state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state not in ("T", "t", "Z", "X"):
-                return False
-    except (FileNotFoundError, ProcessLookupError):
-        return True
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if state not in ("T", "t", "Z", "X"):
+            return False
     return True
