@@ -4,9 +4,11 @@ is a submission file of the kind a participant could hand in, run through the re
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -995,3 +997,59 @@ def test_processes_that_resume_the_trainer_do_not_run_it_through_evaluations(
     inside = [t for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001]
     assert windows and len(ticks) > 5 and inside == [], (summary, len(windows), len(inside))
     assert summary["status"] == "not_reached" or summary["error_in"] == "submission", summary
+
+
+OUTSIDE_RESUMER = THREAD_PROBE.replace("class ThreadProbe(Base):", "class ThreadProbeBase(Base):") + '''
+import ctypes, os, signal
+
+
+def _state(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+class OutsideResumer(ThreadProbeBase):
+    """A helper outside the trainer's tree (the trainer's subreaper flag cleared for a double fork:
+    the harness cannot find it) resumes the trainer once it has been stopped 20 ms, mid-evaluation."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        trainer = os.getpid()
+        ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER off
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                Path(__file__).with_suffix(".pid").write_text(str(os.getpid()))
+                since = None
+                while (state := _state(trainer)) is not None and state != "Z":
+                    since = (since or time.monotonic()) if state == "T" else None
+                    if since and time.monotonic() - since > 0.02:
+                        os.killpg(trainer, signal.SIGCONT)
+                        since = None
+                    time.sleep(0.001)
+                os._exit(0)
+            os._exit(0)
+        os.wait()
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+'''
+
+
+def test_a_trainer_resumed_from_outside_while_the_harness_evaluates_fails_the_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process the harness cannot find (outside the trainer's tree) resumed the stopped trainer
+    during each evaluation, which then ran through it; the trial ended as if nothing happened. The
+    harness cannot stop what it cannot find, but nothing else resumes a stopped trainer: finding one
+    running when it resumes them fails the trial."""
+    slow_evaluations(monkeypatch)
+    try:
+        summary = trial(tmp_path, OUTSIDE_RESUMER, "OutsideResumer", capsys, "workload.sizes.smoke.eval_every_steps=10",
+                        "max_steps=30", PROCESS, code=3)
+    finally:
+        helper = tmp_path / "outsideresumer.pid"
+        if helper.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(helper.read_text()), signal.SIGKILL)
+    assert summary["status"] == "failed" and summary["error_in"] == "submission", summary
+    assert "ran again before the harness resumed them" in summary["error_message"]

@@ -438,6 +438,15 @@ class ProcessTrainer:
                 _signal(child, signum)
 
     def _thaw(self) -> None:
+        """Resume what :meth:`_freeze` stopped. Nothing else resumes it: one found running was resumed
+        by a process the harness does not see (outside the trainer's tree) while the harness
+        evaluated, so all are killed and the trial fails (:class:`Unfrozen`)."""
+        if running := [p for p in self.frozen if not _stopped(p)]:
+            self._kill(self.frozen)
+            raise Unfrozen(
+                f"{len(running)} of the trainer's {len(self.frozen)} stopped process(es) ran again before the harness "
+                f"resumed them: a process outside the trainer's reach resumed them while the harness evaluated or "
+                f"checkpointed; they were killed, as nothing of a submission may run then")
         if self.process.pid is not None:
             _signal_group(self.process.pid, signal.SIGCONT)
             for child in self.frozen - {self.process.pid}:
