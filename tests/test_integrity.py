@@ -1053,3 +1053,39 @@ def test_a_trainer_resumed_from_outside_while_the_harness_evaluates_fails_the_tr
                 os.kill(int(helper.read_text()), signal.SIGKILL)
     assert summary["status"] == "failed" and summary["error_in"] == "submission", summary
     assert "ran again before the harness resumed them" in summary["error_message"]
+
+
+HOOK_PROBE = HEADER + '''
+from pathlib import Path
+
+
+class HookProbe(Base):
+    """Registers a forward pre-hook under a name built at run time (the source audit cannot read it)
+    and a hook for every module; both note whether the model ran in training or in eval mode."""
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        path = Path(__file__).with_suffix(".modes")
+
+        def note(module, args):
+            with open(path, "a") as out:
+                out.write("train\\n" if module.training else "eval\\n")
+
+        getattr(model, "register_forward_" + "pre_hook")(note)
+        getattr(torch.nn.modules.module, "register_module_forward_" + "pre_hook")(
+            lambda module, args: note(module, args) if module is model else None)
+'''
+
+
+def test_the_submission_s_forward_hooks_do_not_run_in_evaluations(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """In-process a submission's forward hook ran inside every evaluation (not charged): a red team's
+    trained there, 22.5 % -> 64.5 % accuracy in the same 400 charged steps, unflagged."""
+    import torch.nn.modules.module as torch_module
+
+    try:
+        trial(tmp_path, HOOK_PROBE, "HookProbe", capsys, "workload.sizes.smoke.eval_every_steps=10", "max_steps=30")
+    finally:
+        torch_module._global_forward_pre_hooks.clear()  # the probe's hook for every module
+    modes = (tmp_path / "hookprobe.modes").read_text().split()
+    assert modes.count("eval") == 0 and modes.count("train") == 2 * 30, modes  # both hooks, every step
