@@ -1089,3 +1089,35 @@ def test_the_submission_s_forward_hooks_do_not_run_in_evaluations(
         torch_module._global_forward_pre_hooks.clear()  # the probe's hook for every module
     modes = (tmp_path / "hookprobe.modes").read_text().split()
     assert modes.count("eval") == 0 and modes.count("train") == 2 * 30, modes  # both hooks, every step
+
+
+def test_evaluations_keep_the_hooks_the_workload_built_its_model_with() -> None:
+    """Setting every forward hook aside in evaluations also set aside spectral_norm's, which recomputes
+    the weight before each forward: a model trained since evaluated with its stale weight."""
+    import torch
+
+    from harness.core.evaluation import build_model, without_forward_hooks
+
+    class SpectralWorkload:
+        def build_model(self, seed: int) -> torch.nn.Module:
+            torch.manual_seed(seed)
+            return torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Linear(3, 3)))
+
+    model = build_model(SpectralWorkload(), 0)
+    seen = []
+    model[0].register_forward_pre_hook(lambda module, args: seen.append("submission"))
+    with torch.no_grad():
+        model[0].weight_orig.mul_(-2.0).add_(1.0)  # what training does to it
+    x = torch.ones(1, 3)
+    model.eval()
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        with without_forward_hooks(model):
+            evaluated = model(x)
+        assert seen == []  # the submission's hook did not run
+        expected = twin(x)  # with every hook: spectral_norm's recomputes the weight from the trained one
+    assert torch.equal(evaluated, expected)  # its hook ran: not the weight computed before training
+    seen.clear()
+    with torch.no_grad():
+        model(x)
+    assert seen == ["submission"]  # put back after the evaluation

@@ -8,6 +8,7 @@ clock (harness/core/compile.py), so that Dynamo compiles the evaluation's code t
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -32,23 +33,49 @@ FORWARD_HOOKS = ("_forward_pre_hooks", "_forward_hooks")
 GLOBAL_FORWARD_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks")
 
 
+#: per module of a model the harness built, the forward hooks it came with (the workload's own:
+#: ``spectral_norm``'s, the old ``weight_norm``'s, which recompute a weight before every forward)
+_BUILT_WITH: weakref.WeakKeyDictionary[torch.nn.Module, frozenset[tuple[str, int, int]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def build_model(workload: Workload, seed: int) -> torch.nn.Module:
+    """``workload.build_model(seed)``, noting the forward hooks the model comes with: evaluations keep
+    those (:func:`without_forward_hooks`) and set aside any added later."""
+    model = workload.build_model(seed)
+    for module in model.modules():
+        _BUILT_WITH[module] = frozenset(_hooks_of(module))
+    return model
+
+
+def _hooks_of(module: torch.nn.Module) -> Iterator[tuple[str, int, int]]:
+    for name in FORWARD_HOOKS:
+        for key, hook in module.__dict__.get(name, {}).items():
+            yield name, key, id(hook)
+
+
 @contextlib.contextmanager
 def without_forward_hooks(model: torch.nn.Module) -> Iterator[None]:
-    """The model runs its own forward only: the forward hooks on its modules, and those registered
-    for every module, are set aside while the block runs and put back after.
+    """The model runs as the workload built it: the forward hooks added to its modules since
+    :func:`build_model` (a submission's), and those registered for every module, are set aside while
+    the block runs and put back after; the hooks the model was built with stay.
 
     A submission registers hooks on the model it trains (K-FAC's statistics, ...), and in the
     harness's process they ran inside every evaluation, which is not charged: a pre-hook that
     trained the model there whenever it ran in eval mode (a name built at run time, so the source
     audit did not see it) took a fashion_mnist smoke trial from 22.5 % to 64.5 % accuracy in the
-    same 400 charged steps, unflagged; it also saw every validation input.
+    same 400 charged steps, unflagged; it also saw every validation input. The workload's own hooks
+    are part of its model: ``spectral_norm`` without its pre-hook would evaluate a stale weight.
     """
     saved: list[tuple[dict, str, object]] = []
     for module in model.modules():
+        own = _BUILT_WITH.get(module, frozenset())
         for name in FORWARD_HOOKS:
             if hooks := module.__dict__.get(name):
-                saved.append((module.__dict__, name, hooks))
-                module.__dict__[name] = OrderedDict()
+                kept = OrderedDict((key, hook) for key, hook in hooks.items() if (name, key, id(hook)) in own)
+                if len(kept) < len(hooks):
+                    saved.append((module.__dict__, name, hooks))
+                    module.__dict__[name] = kept
     for name in GLOBAL_FORWARD_HOOKS:
         if hooks := getattr(torch_module, name, None):
             saved.append((vars(torch_module), name, hooks))

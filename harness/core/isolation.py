@@ -43,6 +43,7 @@ from harness.config.compose import to_plain
 from harness.config.registry import workload_class
 from harness.core.checkpoint import check_loadable
 from harness.core.clock import SubmissionClock
+from harness.core.evaluation import build_model
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
 from harness.core.steps import STATUSES, Stop
@@ -132,7 +133,7 @@ class ProcessTrainer:
         self.progress, self.interrupts = progress, interrupts
         self.clock = SubmissionClock(device)
         self.compile_s = 0.0  # the trainer process does not compile (check_isolation)
-        self.model = workload.build_model(int(cfg.seed))  # overwritten by the trainer's weights at every stop
+        self.model = build_model(workload, int(cfg.seed))  # overwritten by the trainer's weights at every stop
         self.model.train()
         #: the seed's fresh weights, which the trainer's model must still have after construction
         self.initial = {name: value.detach().clone() for name, value in self.model.state_dict().items()}

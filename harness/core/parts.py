@@ -21,7 +21,7 @@ import torch._dynamo  # torch.optim imports it when the first optimizer is built
 from torch import nn  # charge to the submission's construction, imported here before the clock starts
 
 from harness.core.checkpoint import capture_rng, restore_rng
-from harness.core.evaluation import EvaluationFailed, evaluate
+from harness.core.evaluation import EvaluationFailed, build_model, evaluate
 from harness.core.precision import with_precision
 from harness.errors import UserError, WorkloadFailed
 from harness.submission import Submission, TrainingHparams
@@ -36,7 +36,7 @@ def model_and_info(workload: Workload, batch_size: int, seed: int) -> tuple[nn.M
     heuristics, at the size's precision) are not the optimizer's, and a compiled trial's warm-up
     already kept them out of its clock.
     """
-    model = workload.build_model(seed)
+    model = build_model(workload, seed)
     model.train()
     info = workload.public_info(batch_size, model)
     if workload.device.type == "cuda":  # a data-parallel rank's steps see its slice of the batch
@@ -103,7 +103,7 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
     rng = capture_rng(workload.device)
     timer.start()
     try:
-        model = workload.build_model(seed)
+        model = build_model(workload, seed)
         model.train()
         warm_up(model, workload, batch_size, seed, check=finite, backward=False)
         if workload not in _EVALUATED:  # once per loaded workload (a sweep's process runs many trials of it)
