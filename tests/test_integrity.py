@@ -842,9 +842,9 @@ class ForkserverEscape(Base):
         forkserver._forkserver.ensure_running = lambda: None
         child = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(120,), daemon=False)
         child.start()
-        parent = int(open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[1])
-        Path(__file__).with_suffix(".json").write_text(json.dumps({"pid": child.pid, "parent": parent,
-                                                                    "trainer": os.getpid()}))
+        fields = open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()
+        Path(__file__).with_suffix(".json").write_text(json.dumps({"pid": child.pid, "parent": int(fields[1]),
+                                                                    "started": fields[19], "trainer": os.getpid()}))
 """
 
 
@@ -866,8 +866,15 @@ def test_a_process_the_forkserver_forked_for_the_submission_is_killed_with_the_t
                     "ForkserverEscape", capsys, "max_steps=30", PROCESS)
     forked = json.loads((tmp_path / "forkserverescape.json").read_text())
     assert summary["steps"] == 30 and forked["parent"] != forked["trainer"], forked  # it escaped the tree
-    fields = stat_fields(forked["pid"])
-    assert fields is None or fields[0] == "Z", fields  # and is gone with the trial
+
+    def alive() -> list[str] | None:  # a process with its pid started at another time is another one
+        fields = stat_fields(forked["pid"])
+        return fields if fields is not None and fields[0] != "Z" and fields[19] == forked["started"] else None
+
+    deadline = time.monotonic() + 10.0  # killed with the trial; on a loaded machine it may take a moment to die
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive() is None, alive()
 
 
 SLOW_LOAD = HEADER + '''
