@@ -763,6 +763,32 @@ def test_an_installed_entry_point_named_as_a_built_in_is_listed_as_unusable_and_
         assert not list((tmp_path / command).rglob("nesterov_mine")), "the entry point's code ran"
 
 
+def test_a_name_two_installed_packages_declare_is_refused_naming_both(package: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """It was silently one of them: optbench list showed the name once, with whichever package the
+    import system listed last, and submission=NAME ran that one's code, exit 0."""
+    install(package, tmp_path, "[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
+    other = tmp_path / "site" / "otherpkg-2.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: otherpkg\nVersion: 2.0\n")
+    (other / "entry_points.txt").write_text("[optbench.submissions]\nnesterov_mine = mypkg.other:Other\n")
+    (package / "mypkg" / "other.py").write_text(OPTIMIZER.replace("Nesterov(", "Other("))
+    assert main(["list"]) == 2
+    captured = capsys.readouterr()
+    assert [line.split()[0] for line in captured.out.splitlines()].count("nesterov_mine") == 1
+    assert "nesterov_mine    cannot be loaded: declared by several installed packages" in captured.out
+    for said in ("mypkg.opt:Nesterov (package mypkg-opt)", "mypkg.other:Other (package otherpkg)",
+                 "submission=mypkg.opt:Nesterov"):
+        assert said in captured.err, captured.err
+    results = tmp_path / "results"
+    code, _, err = run(capsys, "trial", "submission=nesterov_mine", *SMOKE, f"results={results}")
+    assert code == 2 and "2 installed packages declare the submission nesterov_mine" in err, err
+    assert not results.exists()
+    code, _, err = run(capsys, "trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}",
+                       "max_steps=3")
+    assert code == 0, err  # what the message says works
+
+
 CALIBRATE = ["calibrate", "workload=valley.py:Valley", "workload.size=smoke", "points=1", "confirm_seeds=[1]",
              "max_run_s=0.3", "device=cpu", "threads=1", "progress=false"]
 

@@ -115,7 +115,8 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
     from harness.workload import Workload
 
     names = {"submission": submission_names, "workload": workload_names}[kind]()
-    if not (plugins.looks_external(text) or text in plugins.entry_points(kind)):
+    if not (plugins.looks_external(text) or text in plugins.entry_points(kind)
+            or text in plugins.ambiguous_entry_points(kind)):
         installed = sorted(plugins.entry_points(kind))
         close = difflib.get_close_matches(text, [*names, *installed], n=2, cutoff=0.75)
         raise UserError(f"Unknown {kind} '{text}'" + (f" (did you mean {' or '.join(close)}?)" if close else "")

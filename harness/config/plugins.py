@@ -89,9 +89,36 @@ def looks_external(text: str) -> bool:
 
 def entry_points(kind: str = "submission") -> dict[str, Source]:
     """The usable plugins of ``kind`` installed packages declare (entry-point group ``optbench.<kind>s``):
-    one named as a built-in is not (:func:`clashing_entry_points`)."""
+    one named as a built-in is not (:func:`clashing_entry_points`), nor a name two installed packages
+    declare for different code (:func:`ambiguous_entry_points`)."""
+    unusable = _builtin_names(kind) | set(ambiguous_entry_points(kind))
+    return {point.name: _source(point, kind) for point in _declared(kind) if point.name not in unusable}
+
+
+def ambiguous_entry_points(kind: str = "submission") -> dict[str, str]:
+    """The names of ``kind`` that several installed packages declare for different code, each with what
+    to say of it. Which one the import system lists first is an accident of installation order, so
+    ``<kind>=NAME`` would run either package's code under one name: it is refused instead, naming both."""
     builtin = _builtin_names(kind)
-    return {point.name: _source(point, kind) for point in _declared(kind) if point.name not in builtin}
+    by_name: dict[str, list[metadata.EntryPoint]] = {}
+    for point in _declared(kind):
+        if point.name not in builtin:
+            by_name.setdefault(point.name, []).append(point)
+    return {name: _ambiguity(kind, name, sorted(points, key=_package_name)) for name, points in by_name.items()
+            if len({_source(point, kind) for point in points}) > 1}
+
+
+def _package_name(point: metadata.EntryPoint) -> str:
+    return point.dist.name if point.dist is not None else "unknown"
+
+
+def _ambiguity(kind: str, name: str, points: list[metadata.EntryPoint]) -> str:
+    declared = "; ".join(f"{point.name} = {_source(point, kind).text()} (package {_package_name(point)})"
+                         for point in points)
+    return (f"{len(points)} installed packages declare the {kind} {name} (group {points[0].group}): {declared}. "
+            f"{kind}={name} could run either one's code under one name, so it is refused: give the one you mean "
+            f"by its module ({kind}={_source(points[0], kind).text()}), or rename the entry point in one package's "
+            f"[project.entry-points.\"{points[0].group}\"] and reinstall it (or uninstall one).")
 
 
 def clashing_entry_points(kind: str = "submission") -> dict[str, tuple[Source, str]]:
@@ -136,6 +163,8 @@ def resolve(text: str, kind: str = "submission") -> Source:
     points = entry_points(kind)
     if text in points:
         return points[text]
+    if text in (ambiguous := ambiguous_entry_points(kind)):
+        raise UserError(ambiguous[text])
     body, attribute = text, KINDS[kind][1]
     if _has_attribute(text):
         body, _, attribute = text.rpartition(":")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.config.compose import compose_config, split_overrides
 from harness.config.names import submission_names, workload_names
-from harness.config.plugins import entry_points, looks_external
+from harness.config.plugins import ambiguous_entry_points, entry_points, looks_external
 from harness.config.schema import SuiteConfig
 from harness.core.records import write_json_atomic
 from harness.core.submission_names import refuse_shared_names
@@ -104,7 +104,8 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     chosen_submissions = list(cfg.submissions) or submission_names()
     for kind, chosen, valid in (("workload", chosen_workloads, workload_names()),
                                 ("submission", chosen_submissions, submission_names())):
-        external = set(entry_points(kind))  # and modules or files (harness/config/plugins.py): resolved per sweep
+        # and modules or files (harness/config/plugins.py): resolved per sweep, which names an ambiguous one
+        external = set(entry_points(kind)) | set(ambiguous_entry_points(kind))
         unknown = [n for n in chosen if n not in valid and not looks_external(n) and n not in external]
         if unknown:
             raise UserError(f"Unknown {kind}(s) {', '.join(unknown)}. Valid {kind}s: {', '.join(valid)}.")

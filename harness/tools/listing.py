@@ -35,8 +35,9 @@ def run_list(overrides: list[str]) -> None:
 
 def _list_kind(kind: str, builtin: list[str], describe: Callable[[str, str], list[str]]) -> list[str]:
     """Print ``optbench list``'s lines of one kind: the built-ins, the usable entry points, then those
-    named as a built-in; what cannot be loaded or used, as ``"<kind> <name>: why"``."""
-    from harness.config.plugins import clashing_entry_points, entry_points
+    named as a built-in or declared by several packages; what cannot be loaded or used, as
+    ``"<kind> <name>: why"``."""
+    from harness.config.plugins import ambiguous_entry_points, clashing_entry_points, entry_points
 
     broken: list[str] = []
     installed = entry_points(kind)
@@ -52,6 +53,9 @@ def _list_kind(kind: str, builtin: list[str], describe: Callable[[str, str], lis
     for name, (source, clash) in sorted(clashing_entry_points(kind).items()):
         print(f"  {name:<16} cannot be loaded (installed: {source.text()}): a built-in {kind}'s name")
         broken.append(f"{kind} {name}: {clash}")
+    for name, ambiguity in sorted(ambiguous_entry_points(kind).items()):
+        print(f"  {name:<16} cannot be loaded: declared by several installed packages")
+        broken.append(f"{kind} {name}: {ambiguity}")
     return broken
 
 
