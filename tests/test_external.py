@@ -789,6 +789,26 @@ def test_a_name_two_installed_packages_declare_is_refused_naming_both(package: P
     assert code == 0, err  # what the message says works
 
 
+def test_a_yaml_an_installed_package_left_out_is_blamed_on_its_package_data(package: Path, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture) -> None:
+    """``pip install .`` of a package whose pyproject.toml does not declare its YAML as package data
+    installs the module without it. The errors said only that no YAML or search space was there,
+    though the user's source tree had both."""
+    (package / "mypkg" / "opt.yaml").unlink()
+    (package / "mypkg" / "valley.py").write_text(VALLEY)
+    install(package, tmp_path, "[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
+    results = tmp_path / "results"
+    hint = "as package data ([tool.setuptools.package-data] mypkg = [\"*.yaml\"]"
+    for command, given in (("tune", ["submission=nesterov_mine", *SMOKE, "studies=1", "trials=2"]),
+                           ("trial", ["submission=sgd", "workload=mypkg.valley:Valley", "device=cpu"])):
+        code, _, err = run(capsys, command, *given, f"results={results}")
+        assert code == 2 and hint in err, err
+        assert not results.exists()
+    (package / "lone.py").write_text(OPTIMIZER + "\nSUBMISSION = Nesterov\n")  # a file is not installed
+    code, _, err = run(capsys, "tune", "submission=lone.py", *SMOKE, "studies=1", "trials=2", f"results={results}")
+    assert code == 2 and "declares no search space" in err and "package-data" not in err, err
+
+
 CALIBRATE = ["calibrate", "workload=valley.py:Valley", "workload.size=smoke", "points=1", "confirm_seeds=[1]",
              "max_run_s=0.3", "device=cpu", "threads=1", "progress=false"]
 

@@ -461,6 +461,20 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
             "search_space": dict(data.get("search_space") or {}), "source": source.text(), "config_from": where}
 
 
+def missing_yaml_hint(source: str | None, config_from: str | None = None) -> str:
+    """What to say when a module of a package has no YAML beside it (``config_from`` is no file): the
+    usual cause is ``pip install .``, whose build leaves out a YAML that the package's pyproject.toml
+    does not declare as package data. Empty for a ``.py`` file or a top-level module."""
+    module = Source.from_text(source).module if source else ""
+    if module.endswith(".py") or "." not in module or (config_from and Path(config_from).is_file()):
+        return ""
+    package = module.partition(".")[0]
+    return (f" If its package has that YAML, it was not installed with it: an installed package holds a YAML only "
+            f"when its pyproject.toml declares it as package data ([tool.setuptools.package-data] {package} = "
+            f"[\"*.yaml\"]; docs/writing-a-submission.md); reinstall the package, or install it editable (pip "
+            f"install -e).")
+
+
 def _read_yaml(path: Path, holds: str) -> dict[str, Any]:
     """A plugin's YAML config as a mapping; a UserError naming the file otherwise."""
     from omegaconf import OmegaConf
@@ -532,7 +546,8 @@ def workload_config(source: Source, cls: type, config_file: str | None, taken: s
     if path is None or not path.is_file():
         raise UserError(f"The workload {source.text()} has no config: give workload_config=PATH, or put "
                         f"{beside.name if beside else 'a YAML of its stem'} beside its module (the format of "
-                        f"configs/workload/fashion_mnist.yaml: model, sizes with target, max_runtime_s, step_hint).")
+                        f"configs/workload/fashion_mnist.yaml: model, sizes with target, max_runtime_s, step_hint)."
+                        + missing_yaml_hint(source.text()))
     data = _read_yaml(path, "model, sizes, ...")
     _check_workload_keys(path, data)
     declared = getattr(cls, "name", None)  # the Workload contract names its class; records use that name

@@ -27,6 +27,7 @@ from scipy.stats import qmc
 
 from harness.config.compose import SEEDS, compose_config, to_plain, validate_trial_config
 from harness.config.described import check_hparams, described_submission
+from harness.config.plugins import missing_yaml_hint
 from harness.config.registry import planned_workload
 from harness.config.schema import SweepSettings
 from harness.config.search_space import corner_points, point_from_unit, validate_search_space
@@ -134,7 +135,8 @@ def plan_sweep(settings: SweepSettings, trial_overrides: list[str]) -> dict[str,
         if not space:
             where = config_path(name, base.submission.get("config_from"))
             raise UserError(f"Submission '{name}' declares no search space ({where}): external tuning has nothing "
-                            f"to search. Use ruleset=self, or add a search_space.")
+                            f"to search. Use ruleset=self, or add a search_space."
+                            f"{missing_yaml_hint(base.submission.get('source'), where)}")
         validate_search_space(space, hparams_cls, f"{name} ({config_path(name, base.submission.get('config_from'))}, "
                                                   f"or an override of it on the command line)")
         corners = corner_points(space)  # as optbench check: a space whose ends are invalid is refused whole
