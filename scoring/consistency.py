@@ -119,6 +119,7 @@ def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:
                 f"results folder (their manifests say submission_revision, absent = 1).")
     for column, by_submission, what in (("submission_source_sha256", True, "its source"),
                                         ("submission_code_sha256", True, "its code"),
+                                        ("submission_packages", True, "the installed packages its code imports"),
                                         ("workload_source_sha256", False, "the workload's source"),
                                         ("workload_code_sha256", False, "the workload's code")):
         if column not in trials:
@@ -129,9 +130,11 @@ def check_one_code(trials: pd.DataFrame, keys: pd.Series) -> None:
             first = versions.index[versions > 1][0]
             whose = (f"{first} on {', '.join(sorted(set(keys[trials['submission'] == first])))}" if by_submission
                      else first)
+            found = (f": {'; '.join(sorted(map(str, trials.loc[group == first, column].dropna().unique())))}"
+                     if column == "submission_packages" else "")
             raise UserError(
                 f"Records of {whose} were made with {versions[first]} versions of {what} (the manifests' "
-                f"{column} differ): the code changed between them, and one name would stand for several "
+                f"{column} differ{found}): the code changed between them, and one name would stand for several "
                 f"computations. Refusing to score them together; score each version's records from a results "
                 f"folder of its own, or run the old ones again with this code.")
 

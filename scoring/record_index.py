@@ -41,7 +41,7 @@ from harness.core.sweep_file import SWEEP_FILE
 INDEX_FILE = ".score-index.json"
 KIND = "optbench-score-index"
 READER_MODULES = ("scoring.record_walk", "scoring.trial_files", "scoring.record_index", "harness.core.records",
-                  "harness.core.sweep_file")
+                  "harness.core.sweep_file", "harness.config.code_files")
 
 FileKey = list  # [st_ino, st_size, st_mtime_ns, st_ctime_ns] (a folder: without the size)
 

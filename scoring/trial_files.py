@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config.code_files import code_digest
+from harness.config.code_files import code_digest, package_list
 from harness.core.records import (
     EVALS_FILE,
     FINAL_STATUSES,
@@ -254,6 +254,7 @@ _OPTIONAL = {"study": (int, type(None)), "trial": (int, type(None)), "ruleset": 
              "submission_revision": (int,), "hparams": (dict,), "schema_version": (int, type(None)),
              "precision": (str,), "compile": (bool,), "submission_source_sha256": (str, type(None)),
              "workload_source_sha256": (str, type(None)), "submission_code": (dict,), "workload_code": (dict,),
+             "submission_packages": (dict,),
              "data_sha256": (str, type(None)), "target_data_sha256": (str, type(None))}
 _OPTIONAL_SUMMARY = {"steps_to_target": (int, float, type(None)), "best_validation": (int, float, type(None)),
                      "memory": (dict, type(None)), "pruned": (dict, type(None)), "routing": (dict, type(None))}
@@ -395,6 +396,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "workload_source_sha256": manifest.get("workload_source_sha256"),  # with; absent: not told (older)
         "submission_code_sha256": code_digest(manifest.get("submission_code") or {}),  # with the modules of
         "workload_code_sha256": code_digest(manifest.get("workload_code") or {}),  # its package it imports
+        "submission_packages": package_list(manifest.get("submission_packages")),  # absent: not told (older)
         "workload_setup": workload_setup(identity),
         "synthetic_data": generated_data(identity),
         "tuning_setup": tuning_setup(manifest),

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.config import code_files
 from harness.core.records import read_json
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu"]
@@ -424,6 +425,42 @@ def test_records_of_two_codes_of_one_submission_are_not_scored_together(package:
     code, _, err = run(capsys, "score", f"results={results}", f"out={tmp_path / 'board2'}", "bootstrap=0")
     assert code == 2 and "nesterov_mine on fashion_mnist-smoke were made with 2 versions of its source" in err, err
     assert not (tmp_path / "board2" / "leaderboard.csv").exists()
+
+
+def test_a_library_the_submission_wraps_is_recorded_by_version_and_an_upgrade_is_noticed(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A submission wrapping an installed optimizer library (as lion.py wraps lion-pytorch): the library
+    upgraded, none of the submission's own files changed, and its old records were returned as the new
+    code's and scored with new ones, the manifest naming no version of the library."""
+    library = tmp_path / "site" / "steplib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("MOMENTUM = 0.9\n")
+    info = tmp_path / "site" / "steplib-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: steplib\nVersion: 1.0\n")
+    (info / "RECORD").write_text("steplib/__init__.py,,\n")
+    sys.path.insert(0, str(tmp_path / "site"))
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("momentum=hp.momentum", "momentum=steplib.MOMENTUM").replace(
+        "import torch\n", "import steplib\nimport torch\n"))
+    results = tmp_path / "results"
+    args = ["trial", "submission=mypkg.opt:Nesterov", *SMOKE, f"results={results}", "max_steps=10"]
+    code, summary, err = run(capsys, *args, "seed=0")
+    assert code == 0, err
+    assert read_json(Path(summary["record_dir"]) / "manifest.json")["submission_packages"] == {"steplib": "1.0"}
+
+    (library / "__init__.py").write_text("MOMENTUM = 0.5\n")  # steplib 2.0 installed over 1.0
+    info.rename(tmp_path / "site" / "steplib-2.0.dist-info")
+    (tmp_path / "site" / "steplib-2.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: steplib\nVersion: 2.0\n")
+    del sys.modules["steplib"]
+    code_files._installed_versions.cache_clear()  # as a new process finds them
+    code, _, err = run(capsys, *args, "seed=0")
+    assert code == 2 and "the submission's installed packages changed: steplib 1.0 then, 2.0 now" in err, err
+    assert run(capsys, *args, "seed=1")[0] == 0
+    code, _, err = run(capsys, "score", f"results={results}", f"out={tmp_path / 'board'}", "bootstrap=0")
+    assert code == 2 and "2 versions of the installed packages its code imports" in err, err
+    assert "steplib 1.0; steplib 2.0" in err, err
 
 
 def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(package: Path,

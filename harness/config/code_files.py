@@ -8,19 +8,28 @@ beside the submission file) is told from the code a record was made with, as an 
 class's own file is. The imports are read from the source (:mod:`ast`), not from what happens to be
 loaded in this process, so the map is the same in every process. Modules of other packages (torch,
 the harness itself) are not part of it: the harness's revision is the manifest's ``git``.
+
+The installed packages (distributions) that hold the class's package or that those files import, other
+than the harness's own (:data:`HARNESS_PACKAGES`, the manifest's ``versions``), are recorded by version
+(a submission's, ``submission_packages``): an optimizer library upgraded under a submission
+that wraps it changes what the submission computes, though none of its own files changed.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.config.plugins import module_file, source_hash
 
+HARNESS_PACKAGES = ("optbench", "torch", "torchvision", "numpy", "hydra-core", "omegaconf")
 _KNOWN: dict[tuple[Path, str], tuple[tuple[tuple[Path, int, int], ...], dict[str, str]]] = {}
 
 
@@ -78,6 +87,71 @@ def _read(start: Path, base: Path, root: Path) -> dict[str, str]:
     return {path.relative_to(base).as_posix(): digest for path, digest in sorted(found.items())}
 
 
+def code_packages(cls: type) -> dict[str, str]:
+    """``{distribution: version}`` of the installed packages, besides :data:`HARNESS_PACKAGES`, that hold
+    the top-level package ``cls`` is in or that the files of :func:`code_files` import; empty for a
+    class whose code imports none (the built-ins)."""
+    tops = {cls.__module__.split(".")[0]}
+    for path in code_paths(cls):
+        try:
+            tops |= _imported_tops(path.read_bytes(), path)
+        except OSError:
+            continue
+    return dict(_installed_versions(frozenset(tops), tuple(sys.path)))
+
+
+@functools.cache
+def _installed_versions(tops: frozenset[str], path: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The distributions of ``tops`` with their versions, as found on ``path`` (``sys.path``: the key
+    of the cache, as it decides what is installed)."""
+    owners = _distributions_of_modules(path)
+    names = {dist for top in tops for dist in owners.get(top, ())} - set(HARNESS_PACKAGES)
+    found = []
+    for name in sorted(names):
+        try:
+            found.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(found)
+
+
+@functools.cache
+def _distributions_of_modules(path: tuple[str, ...]) -> dict[str, list[str]]:
+    """Top-level module -> the distributions holding it, as found on ``path`` (a scan of every
+    installed distribution: tenths of a second, once per process)."""
+    return metadata.packages_distributions()
+
+
+def _imported_tops(source: bytes, path: Path) -> set[str]:
+    """The top-level names a module's absolute imports start with."""
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError):
+        return set()
+    tops = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            tops |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            tops.add(node.module.split(".")[0])
+    return tops
+
+
+def package_changes(then: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The installed packages that differ between two :func:`code_packages` maps, in words."""
+    changes = [f"{name} {then[name]} then, {now[name]} now" for name in sorted(then.keys() & now.keys())
+               if then[name] != now[name]]
+    changes += [f"{name} {now[name]} (imported now, not then)" for name in sorted(now.keys() - then.keys())]
+    changes += [f"{name} {then[name]} (imported then, not now)" for name in sorted(then.keys() - now.keys())]
+    return changes
+
+
+def package_list(packages: dict[str, str] | None) -> str | None:
+    """A :func:`code_packages` map as one comparable string (``mypkg-adan 0.2.0, schedulefree 1.4.1``;
+    "" for none), or None for a record that does not tell: what score compares."""
+    return None if packages is None else ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
+
+
 def code_digest(files: dict[str, str]) -> str | None:
     """One sha256 for a :func:`code_files` map (None for an empty one): what score compares."""
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest() if files else None
@@ -97,6 +171,9 @@ def code_changes(manifest: dict[str, Any], submission_cls: type, workload_cls: t
     be told: a class without a file, a record made before its code was recorded). A record made
     before the map of its modules existed is compared by the class's own file only."""
     changes = []
+    then_packages = manifest.get("submission_packages")  # absent: a record made before they were recorded
+    if isinstance(then_packages, dict) and (differ := package_changes(then_packages, code_packages(submission_cls))):
+        changes.append(f"the submission's installed packages changed: {', '.join(differ)}")
     for what, key, cls in (("the submission", "submission", submission_cls),
                            ("the workload", "workload", workload_cls)):
         then_files = manifest.get(f"{key}_code")

@@ -11,14 +11,13 @@ from typing import Any
 
 import torch
 
+from harness.config.code_files import HARNESS_PACKAGES
 from harness.identity import utc_timestamp
-
-PACKAGES = ("optbench", "torch", "torchvision", "numpy", "hydra-core", "omegaconf")
 
 
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in HARNESS_PACKAGES:  # a submission's other packages: code_files.code_packages
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

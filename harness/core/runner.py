@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from harness.config.code_files import code_files, code_paths
+from harness.config.code_files import code_files, code_packages, code_paths
 from harness.config.compose import compose_config, to_plain, validate_trial_config
 from harness.config.described import described_submission
 from harness.config.plugins import module_file, source_hash
@@ -680,5 +680,6 @@ def _manifest(
         "workload_source_sha256": source_hash(type(workload)),
         "submission_code": code_files(submission_cls),  # its file and its package's modules it imports
         "workload_code": code_files(type(workload)),  # (harness/config/code_files.py)
+        "submission_packages": code_packages(submission_cls),  # the installed packages besides the harness's
         "config": to_plain(cfg),
     }
