@@ -196,6 +196,25 @@ def test_list_shows_every_plugin_when_one_installed_plugin_cannot_load(package: 
     assert "broken_one" in captured.err and "typo on line 1" in captured.err
 
 
+def test_an_entry_point_naming_a_module_that_is_not_there_blames_the_entry_point(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A typo in pyproject.toml's entry point was reported as the module's own import error, 'Fix its
+    code (try: python -c ...)', though there was no code to fix."""
+    install(package, tmp_path, "[optbench.submissions]\ntypo_one = mypkg.optt:Nesterov\n"
+                               "[optbench.workloads]\nvalley_mine = mypkg.vally:Valley\n")
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    for kind, name, value in (("submission", "typo_one", "mypkg.optt:Nesterov"),
+                              ("workload", "valley_mine", "mypkg.vally:Valley")):
+        said = (f"{kind} {name}: the installed entry point {name} = {value} (package mypkg-opt, group "
+                f"optbench.{kind}s) names the module {value.partition(':')[0]}, which is not installed. Correct "
+                f"the entry point in that package's pyproject.toml")
+        assert said in err, err
+    assert "Fix its code" not in err, err
+    code, _, err = run(capsys, "trial", "submission=typo_one", *SMOKE, f"results={tmp_path / 'results'}")
+    assert code == 2 and "the installed entry point typo_one = mypkg.optt:Nesterov" in err, err
+
+
 def test_what_a_new_user_trips_on_is_named(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = f"results={tmp_path / 'results'}"
     (package / "broken.py").write_text("import torch\nraise RuntimeError('typo on line 2')\n")

@@ -162,6 +162,8 @@ def resolve(text: str, kind: str = "submission") -> Source:
     what was tried when it is none of them."""
     points = entry_points(kind)
     if text in points:
+        if not _findable(points[text].module):
+            raise UserError(_unimportable_entry_point(kind, text))
         return points[text]
     if text in (ambiguous := ambiguous_entry_points(kind)):
         raise UserError(ambiguous[text])
@@ -188,6 +190,17 @@ def resolve(text: str, kind: str = "submission") -> Source:
                         f"in the current folder {here}). Install its package (pip install -e .), run from the "
                         f"folder holding it, or give the path to its .py file.")
     return Source(body, attribute, _root_of(body, here))
+
+
+def _unimportable_entry_point(kind: str, name: str) -> str:
+    """What to say of an installed entry point whose module does not exist (a typo in its package's
+    ``pyproject.toml``, or a module the build left out): the package, not the module's code, is at fault."""
+    point = next(point for point in _declared(kind) if point.name == name)
+    module = _source(point, kind).module
+    return (f"the installed entry point {name} = {point.value} (package {_package_name(point)}, group {point.group}) "
+            f"names the module {module}, which is not installed. Correct the entry point in that package's "
+            f"pyproject.toml ([project.entry-points.\"{point.group}\"]: the module's dotted name, then :Class) or "
+            f"add the module to the package, and reinstall the package (pip install).")
 
 
 def _root_of(module: str, here: str) -> str | None:
