@@ -371,6 +371,34 @@ def test_a_checkpoint_made_with_other_code_is_not_resumed_with_this_code(package
     assert rerun["summary"]["steps"] == again["steps"] and len(rerun["attempts"]) == 1  # from step 0, not resumed
 
 
+def test_a_sweep_that_failed_in_the_submission_s_code_says_how_to_run_it_again_once_fixed(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A signature mistake failed every trial; once fixed, tune refused the sweep as other code's and
+    said to restore the old (broken) code or tune elsewhere; moving the sweep aside within the results
+    folder was refused too, as a second sweep."""
+    source = package / "mypkg" / "opt.py"
+    good = source.read_text()
+    source.write_text(good.replace("def build_optimizer(self, params, hp):", "def build_optimizer(self, params):"))
+    results = tmp_path / "results"
+    args = ["tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=5", f"results={results}", "studies=1",
+            "trials=2", "launcher=inline"]
+    code, summary, err = run(capsys, *args)
+    assert code == 3, err
+    sweep = Path(summary["sweep"])
+    source.write_text(good)
+    del sys.modules["mypkg.opt"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "made with other code" in err, err
+    assert f"Every trial of {sweep} failed in the submission's code (the first: submission.__init__: TypeError" in err
+    moved = tmp_path / "results-failed" / sweep.parent.relative_to(results)
+    assert f"(mkdir -p {moved} && mv {sweep} {moved}/)" in err, err
+    moved.mkdir(parents=True)
+    sweep.rename(moved / sweep.name)  # as it says
+    code, summary, err = run(capsys, *args)
+    assert code == 0 and summary["launched"] == 2, err
+    assert (moved / sweep.name / "sweep.json").is_file()  # the failures kept
+
+
 def test_a_sweep_whose_records_were_made_with_other_code_is_refused(package: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "results"

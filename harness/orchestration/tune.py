@@ -242,6 +242,7 @@ def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
         submission = described_submission(config["submission"]["name"], config["submission"].get("source"))
         workload = workload_class(config["workload"]["name"], config["workload"].get("source"))
         changed: Counter[str] = Counter()
+        failed_in_code: list[str] = []  # of those made otherwise, the submission's own failures
         key = json.dumps([config["workload"], config.get("data_dir")], sort_keys=True)
         for entry in sweep["trials"]:
             try:
@@ -254,13 +255,38 @@ def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
                 digests[key] = readable_data_digest(sweep, log)
             if change := made_otherwise(manifest, entry["config"], submission, workload, data=digests.get(key)):
                 changed[change] += 1
+                failed_in_code += [_submission_failure(manifest)]
         problems += [f"{count} of the {len(sweep['trials'])} trials of the sweep {sweep['dir']} were made with "
                      f"{change}" for change, count in changed.items()]
+        if failed_in_code and all(failed_in_code) and len(failed_in_code) == len(sweep["trials"]):
+            problems.append(f"Every trial of {sweep['dir']} failed in the submission's code (the first: "
+                            f"{failed_in_code[0]}): if the change fixed that, nothing of this sweep is worth keeping "
+                            f"beside the new code's. Move its folder out of the results folder "
+                            f"({_move_out(sweep['dir'])}) and run this command again.")
     if problems:
         raise UserError("\n".join(problems) + "\nTheir results would be reported and scored as this command's, "
                         "and the sweep's other trials would run another algorithm, on other data or be charged "
                         "otherwise; nothing was launched. Restore the code, settings and data they were made with, "
                         "or tune into a new results folder (results=DIR).")
+
+
+def _move_out(sweep_dir: str) -> str:
+    """The shell command that moves a sweep's folder (``<results>/<workload>-<size>/<submission>/<sweep>``)
+    into a folder beside the results folder: a sweep left in it would still count as the sweep there."""
+    folder = Path(sweep_dir)
+    results = folder.parents[2]
+    aside = results.with_name(f"{results.name}-failed") / folder.parent.relative_to(results)
+    return f"mkdir -p {aside} && mv {folder} {aside}/"
+
+
+def _submission_failure(manifest: dict[str, Any]) -> str:
+    """``"submission.__init__: TypeError: ..."`` for a record of a trial that failed in the submission's
+    code; "" for any other."""
+    summary = manifest.get("summary") or {}
+    where = str(summary.get("error_in") or "")
+    if manifest.get("status") != "failed" or not where.startswith("submission"):
+        return ""
+    return f"{where}: {summary.get('error_message') or summary.get('error_type') or 'an error'}"
 
 
 def readable_data_digest(sweep: dict[str, Any], log: Log) -> str | None:
