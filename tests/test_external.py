@@ -183,6 +183,21 @@ def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tm
     assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
 
 
+def test_list_shows_an_installed_submission_s_class_defaults_its_yaml_leaves_out(package: Path, tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture) -> None:
+    """It showed the YAML's hyperparameters only: dampening=0.25, which every trial runs with, was missing."""
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace("    momentum: float\n", "    momentum: float\n"
+                                                 "    dampening: float = 0.25\n"))
+    install(package, tmp_path, "[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
+    assert main(["list"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.split()[0] == "nesterov_mine")
+    assert "batch 64:" in line and "lr=0.05, momentum=0.9, dampening=0.25 (" in line
+    code, summary, _ = run(capsys, "trial", "submission=nesterov_mine", *SMOKE, f"results={tmp_path / 'r'}",
+                           "max_steps=2")
+    assert code == 0 and read_json(Path(summary["record_dir"]) / "manifest.json")["hparams"]["dampening"] == 0.25
+
+
 def test_list_shows_every_plugin_when_one_installed_plugin_cannot_load(package: Path, tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     install(package, tmp_path, "[optbench.submissions]\nbroken_one = mypkg.broken:Broken\n"

@@ -459,7 +459,7 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
     elif beside is not None and beside.is_file():
         data, where = _read_config(beside), str(beside)
     else:
-        data = {"hparams": _declared_defaults(cls), "search_space": dict(getattr(cls, "search_space", {}) or {})}
+        data = {"hparams": declared_defaults(cls), "search_space": dict(getattr(cls, "search_space", {}) or {})}
         missing = str(beside) if beside else "YAML beside its module"
         where = f"{cls.__name__}'s own defaults: no {missing}, no submission_config="
     unknown = sorted(set(data) - set(CONFIG_KEYS))
@@ -531,7 +531,7 @@ def _schedule(name: str, where: Path) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.create((folder / f"{name}.yaml").read_text()))
 
 
-def _declared_defaults(cls: type) -> dict[str, Any]:
+def declared_defaults(cls: type) -> dict[str, Any]:
     """The defaults the class's ``Hparams`` dataclass declares (fields without one are left out:
     building the hyperparameters then names them as missing; so are those the class computes itself,
     ``init=False``: no setting)."""

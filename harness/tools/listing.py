@@ -83,10 +83,17 @@ def _provisional(spec: Any) -> str:
 
 
 def _submission_lines(name: str, where: str) -> list[str]:
-    """``optbench list``'s line for one submission: its batch size and default hyperparameters."""
+    """``optbench list``'s line for one submission: its batch size and default hyperparameters (for an
+    installed one, its class's defaults of those its YAML does not set: a trial runs with them too)."""
     from harness.config.compose import compose_config
+    from harness.config.described import described_submission
+    from harness.config.plugins import declared_defaults
 
-    hparams = compose_config("trial", [f"submission={name}"]).submission.hparams
+    config = compose_config("trial", [f"submission={name}"]).submission
+    hparams = dict(config.hparams)
+    if config.get("source"):
+        defaults = declared_defaults(described_submission(config.name, config.source))
+        hparams.update({key: value for key, value in defaults.items() if key not in hparams})
     shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if k != "batch_size")
     return [f"  {name:<16} batch {hparams.get('batch_size')}: {shown}{where}"]
 
