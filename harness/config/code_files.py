@@ -90,7 +90,7 @@ def _read(start: Path, base: Path, root: Path) -> dict[str, str]:
 def code_packages(cls: type) -> dict[str, str]:
     """``{distribution: version}`` of the installed packages, besides :data:`HARNESS_PACKAGES`, that hold
     the top-level package ``cls`` is in or that the files of :func:`code_files` import; empty for a
-    class whose code imports none (the built-ins)."""
+    class whose code imports no other (built-in adamw; built-in lion has lion-pytorch's)."""
     tops = {cls.__module__.split(".")[0]}
     for path in code_paths(cls):
         try:
