@@ -17,6 +17,7 @@ cross-checked and its source audited, and the leaderboard shows both (docs/writi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 import typing
@@ -315,3 +316,36 @@ class TorchOptimSubmission(Submission):
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach()
+
+
+#: how the harness calls a submission's methods (positional arguments after ``self``)
+CALLED_AS: dict[str, tuple[str, ...]] = {
+    "__init__": ("model", "hparams", "info"), "update": ("batch", "compute_loss"), "prepare_for_eval": (),
+    "routing": (), "state_dict": (), "load_state_dict": ("state",),
+}
+#: and how :class:`TorchOptimSubmission` calls the method its subclasses implement
+TORCH_OPTIM_CALLED_AS: dict[str, tuple[str, ...]] = {"build_optimizer": ("params", "hparams")}
+
+
+def contract_mismatches(cls: type[Submission]) -> list[str]:
+    """The methods of ``cls`` whose signatures cannot take the arguments the harness calls them with
+    (``__init__(self, model, hparams)`` without ``info``), each said with its signature. Found before a
+    sweep launches; otherwise they fail every trial of it at its first call. (Methods left abstract
+    are refused when the class is loaded: harness/config/plugins.py.)"""
+    found = []
+    calls = {**CALLED_AS, **(TORCH_OPTIM_CALLED_AS if issubclass(cls, TorchOptimSubmission) else {})}
+    for name, arguments in calls.items():
+        if name in getattr(cls, "__abstractmethods__", ()):
+            continue
+        method = getattr(cls, name, None)
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):  # not a Python function (a builtin, a callable object): not checked
+            continue
+        bound = not isinstance(inspect.getattr_static(cls, name, None), staticmethod | classmethod)
+        try:
+            signature.bind(*([None] if bound else []), *arguments)
+        except TypeError as error:
+            found.append(f"{name}{signature} cannot be called as the harness calls it, "
+                         f"{name}({', '.join(['self', *arguments])}): {error}")
+    return found

@@ -386,14 +386,35 @@ def test_a_checkpoint_made_with_other_code_is_not_resumed_with_this_code(package
     assert rerun["summary"]["steps"] == again["steps"] and len(rerun["attempts"]) == 1  # from step 0, not resumed
 
 
+@pytest.mark.parametrize(("mistake", "said"), [
+    (("    def build_optimizer(self, params, hp):", "    def build_optimizer(self, params):"),
+     "build_optimizer(self, params) cannot be called as the harness calls it, build_optimizer(self, params, hparams)"),
+    (("class Nesterov(TorchOptimSubmission):\n", "class Nesterov(TorchOptimSubmission):\n"
+      "    def update(self, batch):\n        return super().update(batch, None)\n\n"),
+     "update(self, batch) cannot be called as the harness calls it, update(self, batch, compute_loss)"),
+])
+def test_a_submission_the_harness_cannot_call_is_refused_before_a_sweep_launches(
+        mistake: tuple[str, str], said: str, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A signature mistake launched the sweep and failed every trial at its first call: on SLURM a whole
+    array of jobs queued and failed for a mistake the class shows."""
+    source = package / "mypkg" / "opt.py"
+    source.write_text(source.read_text().replace(*mistake))
+    results = tmp_path / "results"
+    code, _, err = run(capsys, "tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=5", f"results={results}",
+                       "studies=1", "trials=2", "launcher=inline")
+    assert code == 2 and "mypkg.opt.Nesterov cannot run as a submission" in err and said in err, err
+    assert not list(results.rglob("manifest.json"))  # nothing launched
+
+
 def test_a_sweep_that_failed_in_the_submission_s_code_says_how_to_run_it_again_once_fixed(
         package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """A signature mistake failed every trial; once fixed, tune refused the sweep as other code's and
+    """A mistake in its code failed every trial; once fixed, tune refused the sweep as other code's and
     said to restore the old (broken) code or tune elsewhere; moving the sweep aside within the results
     folder was refused too, as a second sweep."""
     source = package / "mypkg" / "opt.py"
     good = source.read_text()
-    source.write_text(good.replace("def build_optimizer(self, params, hp):", "def build_optimizer(self, params):"))
+    source.write_text(good.replace("    def build_optimizer(self, params, hp):\n",
+                                   "    def build_optimizer(self, params, hp):\n        raise TypeError('a bug')\n"))
     results = tmp_path / "results"
     args = ["tune", "submission=mypkg.opt:Nesterov", *SMOKE, "max_steps=5", f"results={results}", "studies=1",
             "trials=2", "launcher=inline"]

@@ -38,7 +38,14 @@ from harness.config.child_process import bare_start, context
 from harness.config.plugins import Source, import_command, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
 from harness.errors import UserError
-from harness.submission import Submission, TrainingHparams, computed_fields, plain_value, require_declared_fields
+from harness.submission import (
+    Submission,
+    TrainingHparams,
+    computed_fields,
+    contract_mismatches,
+    plain_value,
+    require_declared_fields,
+)
 from harness.untraceable import give_up_tracing
 
 #: the longest an external submission's module may take to import (and its values to be checked)
@@ -289,6 +296,9 @@ def _facts(cls: type[Submission]) -> dict[str, Any]:
         raise UserError(f"{where}.Hparams is {hparams!r}, not a dataclass subclassing harness.submission."
                         f"TrainingHparams (see docs/writing-a-submission.md).")
     require_declared_fields(hparams, cls.__name__)
+    if mismatches := contract_mismatches(cls):
+        raise UserError(f"{where} cannot run as a submission: {'; '.join(mismatches)}. The methods and what the "
+                        f"harness passes them: docs/writing-a-submission.md.")
     fields = []
     for field in dataclasses.fields(hparams):
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
