@@ -1043,16 +1043,18 @@ class OutsideResumer(ThreadProbeBase):
 '''
 
 
+@pytest.mark.parametrize("checkpoints", ["checkpoint_every_s=30", "checkpoint_every_s=0"])
 def test_a_trainer_resumed_from_outside_while_the_harness_evaluates_fails_the_trial(
-        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+        checkpoints: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process the harness cannot find (outside the trainer's tree) resumed the stopped trainer
     during each evaluation, which then ran through it; the trial ended as if nothing happened. The
     harness cannot stop what it cannot find, but nothing else resumes a stopped trainer: finding one
-    running when it resumes them fails the trial."""
+    running when it resumes them fails the trial, as the submission's also where a checkpoint's hand-over
+    finds it (that failed as the harness's, which a rerun retries: a way to fish for a luckier run)."""
     slow_evaluations(monkeypatch)
     try:
         summary = trial(tmp_path, OUTSIDE_RESUMER, "OutsideResumer", capsys, "workload.sizes.smoke.eval_every_steps=10",
-                        "max_steps=30", PROCESS, code=3)
+                        "max_steps=30", PROCESS, checkpoints, code=3)
     finally:
         helper = tmp_path / "outsideresumer.pid"
         if helper.exists():

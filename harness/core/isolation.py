@@ -46,7 +46,7 @@ from harness.core.clock import SubmissionClock
 from harness.core.evaluation import build_model
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
-from harness.core.steps import STATUSES, Stop
+from harness.core.steps import STATUSES, Stop, SubmissionFault
 from harness.core.trainer import STEP, STOP, redacted, serve
 from harness.errors import UserError
 from harness.specs import WorkloadConfig
@@ -120,8 +120,9 @@ class TrainerDied(Exception):
     """The trainer process ended without a reply."""
 
 
-class Unfrozen(TrainerDied):
-    """The trainer's processes could not all be stopped for the harness's work: they were killed."""
+class Unfrozen(SubmissionFault):
+    """The trainer's processes could not all be stopped for the harness's work, or ran again while
+    stopped: they were killed, and the trial fails as the submission's wherever this is found."""
 
 
 class ProcessTrainer:

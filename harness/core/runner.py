@@ -51,7 +51,7 @@ from harness.core.pruning import Pruner
 from harness.core.ranks import launch, started_as_a_rank
 from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harness_failed, made_otherwise
 from harness.core.source_audit import audit_file
-from harness.core.steps import Stop, Trainer, next_stop_step
+from harness.core.steps import Stop, SubmissionFault, Trainer, next_stop_step
 from harness.core.submission_names import refuse_another_submission
 from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
 from harness.core.trial_lock import TrialLock
@@ -353,6 +353,9 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
         except (KeyboardInterrupt, SignalHandlerError):
             progress.say(f"interrupted; the record so far is kept in {record.dir} (run the same command to resume)")
             raise
+        except SubmissionFault as fault:  # before the loop (the trainer's start, a resume): the submission's
+            summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0, best=None,
+                               error=str(fault), error_in=fault.error_in)
         except Exception:  # a bug outside submission code before the loop: still end the record honestly
             summary = _summary(record, workload, budget, status="failed", steps=0, submission_s=0.0,
                                best=None, error=traceback.format_exc(), error_in="harness")
@@ -429,7 +432,12 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
     step, best = 0, None
 
     def done(**outcome: Any) -> dict[str, Any]:
-        memory, routing = trainer.reports()
+        try:
+            memory, routing = trainer.reports()
+        except SubmissionFault as fault:  # found running while stopped: what ran since is not believed
+            memory, routing = None, None
+            outcome = {**{key: outcome[key] for key in ("steps", "submission_s", "best")}, "status": "failed",
+                       "error": str(fault), "error_in": fault.error_in}
         return _summary(record, workload, budget, memory=memory, routing=routing,
                         timing=_timing(audit, clock.elapsed, monotonic() - wall_start), **outcome)
 
@@ -525,6 +533,10 @@ def _loop(cfg: DictConfig, trainer: Trainer, workload: Workload, budget: float, 
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,
                     error=f"{UnloadableState.__module__}.{UnloadableState.__name__}: {error}",
                     error_in="submission.state_dict")
+    except SubmissionFault as fault:  # its processes ran while stopped (a checkpoint's hand-over found them)
+        clock.pause()
+        return done(status="failed", steps=step, submission_s=clock.elapsed, best=best, error=str(fault),
+                    error_in=fault.error_in)
     except EvaluationFailed:  # the workload's bug: keep what was reached
         clock.pause()
         return done(status="failed", steps=step, submission_s=clock.elapsed, best=best,

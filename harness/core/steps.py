@@ -61,6 +61,16 @@ class DeviceFault(Exception):
         self.trace = trace
 
 
+class SubmissionFault(Exception):
+    """What the submission did broke the trial, found by the harness between its steps (its processes
+    running while they must be stopped): the trial fails as the submission's (``error_in``), not as
+    the harness's, which a rerun would retry."""
+
+    def __init__(self, message: str, error_in: str = "submission"):
+        super().__init__(message)
+        self.error_in = error_in
+
+
 def next_stop_step(step: int, eval_every: int | None, max_steps: float) -> float:
     """The step after which the next run of steps ends at the latest: the next multiple of
     ``eval_every`` (when the workload evaluates by steps) or ``max_steps``, whichever comes first."""
