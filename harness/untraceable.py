@@ -13,7 +13,8 @@ close that door, each needed:
   trial's trainer beside it under ``launcher=parallel``). It keeps its own ``/proc/self``;
   signals, pidfds and ``/proc/PID/stat`` work as before; it writes no core dump, and a debugger or
   profiler (``py-spy``, ``gdb``) attaches to it only as root;
-- the processes that run a submission's code (the trainer, the child that describes its class)
+- the processes that run a submission's code (the trainer, the child that describes its class, and
+  the forkserver, so that any process a trainer has it fork does too: harness/config/server_setup.py)
   give up ``CAP_SYS_PTRACE`` for good (:func:`give_up_tracing`), which a process of root's (a
   container, a cluster job as root) holds: with it, undumpable is no barrier.
 

@@ -957,6 +957,28 @@ def test_the_submission_s_processes_cannot_reach_into_the_harness_s_memory(
         assert ancestors[str(os.getpid())] == ancestors[str(server_pid())] == "PermissionError", ancestors
 
 
+def test_whatever_the_forkserver_forks_has_given_up_tracing(tmp_path: Path) -> None:
+    """A trainer can have the harness's forkserver fork a process for it (see the escape test below): as
+    root, such a child kept CAP_SYS_PTRACE, with which no process is undumpable, and opened the
+    harness's /proc/PID/mem for writing. The forkserver gives it up for itself and all it forks."""
+    import shutil
+
+    from harness.config.child_process import bare_start, context
+
+    def ptrace_sets(status: str) -> dict[str, bool]:
+        return {line.split(":")[0]: bool(int(line.split()[1], 16) >> 19 & 1)  # CAP_SYS_PTRACE is bit 19
+                for line in status.splitlines() if line.startswith(("CapPrm", "CapEff", "CapBnd"))}
+
+    if not ptrace_sets(Path("/proc/self/status").read_text())["CapEff"]:
+        pytest.skip("this process has no CAP_SYS_PTRACE (not root): nothing a child could keep")
+    out = tmp_path / "status"
+    child = context().Process(target=shutil.copyfile, args=("/proc/self/status", str(out)))
+    with bare_start("probe"):
+        child.start()
+    child.join(30)
+    assert ptrace_sets(out.read_text()) == {"CapPrm": False, "CapEff": False, "CapBnd": False}
+
+
 RESUMER_PROBE = THREAD_PROBE.replace("class ThreadProbe(Base):", "class ThreadProbeBase(Base):") + '''
 import os, signal
 

@@ -27,7 +27,7 @@ def context() -> Any:
         _CONTEXT = multiprocessing.get_context("forkserver")
         plugins = [f"workloads.{name}" for name in workload_names()] + \
             [f"submissions.{name}" for name in submission_names()]
-        _CONTEXT.set_forkserver_preload(["harness.core.trainer", *plugins])
+        _CONTEXT.set_forkserver_preload(["harness.config.server_setup", "harness.core.trainer", *plugins])
     return _CONTEXT
 
 
