@@ -1152,3 +1152,15 @@ def test_evaluations_keep_the_hooks_the_workload_built_its_model_with() -> None:
     with torch.no_grad():
         model(x)
     assert seen == ["submission"]  # put back after the evaluation
+
+
+def test_a_thread_in_uninterruptible_sleep_counts_as_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread in D (a read from a slow disk) after SIGSTOP cannot run the submission's code: it stops at
+    its return from the kernel. Counted as running, an honest trial whose read took over 5 s was killed
+    and failed as the submission's."""
+    from harness.core import isolation
+
+    for states, stopped in ((["T", "D", "t"], True), (["T", "Z", "X"], True), (["T", "S"], False),
+                            (["R"], False), ([], True)):
+        monkeypatch.setattr(isolation, "_thread_states", lambda pid, found=states: found)
+        assert isolation._stopped(1) is stopped, states

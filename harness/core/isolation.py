@@ -508,18 +508,29 @@ def _signal_group(pid: int, signum: int) -> bool:
         return False
 
 
+#: thread states (``/proc/PID/task/TID/stat``) that run none of the submission's code: stopped, traced,
+#: ended, and uninterruptible sleep (D: a read from a slow disk, a driver call), which leaves the kernel
+#: only through the pending SIGSTOP. An honest thread in D for seconds is not a thread that will not stop.
+STOPPED_STATES = frozenset("TtZXD")
+
+
 def _stopped(pid: int) -> bool:
-    """Whether every thread of ``pid`` is stopped (Linux /proc; elsewhere assumed after the signal).
-    A thread that ended while being looked at is skipped, not taken for the whole process."""
+    """Whether no thread of ``pid`` can run the submission's code (:data:`STOPPED_STATES`; Linux /proc,
+    elsewhere assumed after the signal)."""
+    return all(state in STOPPED_STATES for state in _thread_states(pid))
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The state letter of every thread of ``pid`` (none once it is gone, or off Linux). A thread that
+    ended while being looked at is skipped, not taken for the whole process."""
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        return True  # the process is gone
+        return []  # the process is gone
+    states = []
     for task in tasks:
         try:
-            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if state not in ("T", "t", "Z", "X"):
-            return False
-    return True
+    return states
