@@ -44,9 +44,11 @@ def run_suite(folder: Path, seed: int, overrides: list[str]) -> tuple[pd.DataFra
 
 
 def paired_bootstrap(folder: Path, samples: int = 1000, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """The submissions of the suite under ``folder`` and the bootstrap's ``beats`` matrix of their scores
-    (scoring.scores.Uncertainty; the same resamples ``optbench score`` draws with its defaults)."""
-    records = read_records(next(folder.glob("suite-*")))
+    """The submissions of the suite whose results folder is ``folder`` (its records under
+    ``<workload>-<size>/``, its tables under ``suite-<name>/``) and the bootstrap's ``beats`` matrix of
+    their scores (scoring.scores.Uncertainty; the same resamples ``optbench score`` draws with its
+    defaults)."""
+    records = read_records(folder)
     found = studies_of(records.trials, problems=records.problems, per_study=records.per_study)
     return found.submissions, bootstrap(found.study_times, 4.0, samples, seed).beats
 

@@ -243,9 +243,10 @@ def test_the_rank_agreement_benchmark_counts_pairs_by_the_paired_bootstrap(tmp_p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from bench_rank_agreement import paired_bootstrap, separated_pairs
 
-    results = tmp_path / "suite-mini"
     for name, times in (("A", [2.4] * 3), ("B", [2.8] * 3), ("C", [1.0, 1.5, 2.0])):
-        write_sweep_records(results, name, [[t] for t in times])
+        write_sweep_records(tmp_path, name, [[t] for t in times])  # where a suite writes them: <workload>-<size>/
+    (tmp_path / "suite-mini" / "leaderboard").mkdir(parents=True)  # and its tables beside them
+    (tmp_path / "suite-mini" / "leaderboard" / "leaderboard.csv").write_text("submission,score\nC,1.0\n")
     names, beats = paired_bootstrap(tmp_path, samples=200)
     assert sorted(separated_pairs(names, beats)) == [("A", "B"), ("C", "A"), ("C", "B")]
 
