@@ -164,8 +164,9 @@ def column_meanings(board: Leaderboard) -> list[tuple[str, str]]:
         ("rank", "1 + the number of submissions with a higher score (by more than rounding: 1e-9 relative): equal "
                  "scores share a rank (1, 1, 3), and every submission that scores 0 shares the last one ('—' for all "
                  "when nobody reached any target). A point "
-                 "estimate: whether neighbours differ beyond chance is what P(above next) says, where shown (and a "
-                 "note, where it is not)."),
+                 "estimate: whether neighbours differ beyond chance is what P(above next) says, where shown; where "
+                 "no row shows it, a note names the neighbours even the bootstrap does not separate, and a hidden "
+                 "cell's tooltip gives its figure."),
         ("score", f"the normalised area under the submission's performance profile over [1, {tau}]: the mean over "
                   f"workloads of max(0, {tau} - r) / ({tau} - 1), r being its time divided by the fastest "
                   f"submission's on that workload. 1 = the fastest on every workload; 0 = never within {tau}x of "
