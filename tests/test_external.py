@@ -1078,3 +1078,19 @@ def test_a_variant_given_as_its_recorded_name_is_told_how_to_select_it(tmp_path:
 def test_a_missing_workload_file_is_called_a_workload_s(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run(capsys, "trial", f"workload={tmp_path / 'mine.py'}", f"results={tmp_path}")
     assert code == 2 and "the workload's .py file" in err and "submission" not in err, err
+
+
+def test_a_top_level_name_several_distributions_share_is_not_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`import nvidia.dali` recorded all 14 of torch's nvidia-* wheels (they share the name nvidia): a torch
+    upgrade then read as a change of the submission's code, and score refused its records."""
+    from harness.config import code_files
+
+    shared = {"nvidia": ["lion-pytorch", "schedulefree"], "lion_pytorch": ["lion-pytorch", "lion-pytorch"]}
+    monkeypatch.setattr(code_files, "_distributions_of_modules", lambda path: shared)
+    code_files._installed_versions.cache_clear()
+    try:
+        assert code_files._installed_versions(frozenset({"nvidia"}), ("x",)) == ()
+        found = code_files._installed_versions(frozenset({"nvidia", "lion_pytorch"}), ("x",))
+        assert [name for name, _ in found] == ["lion-pytorch"]
+    finally:
+        code_files._installed_versions.cache_clear()

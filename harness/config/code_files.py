@@ -91,13 +91,22 @@ def code_packages(cls: type) -> dict[str, str]:
     """``{distribution: version}`` of the installed packages, besides :data:`HARNESS_PACKAGES`, that hold
     the top-level package ``cls`` is in or that the files of :func:`code_files` import; empty for a
     class whose code imports no other (built-in adamw; built-in lion has lion-pytorch's)."""
-    tops = {cls.__module__.split(".")[0]}
-    for path in code_paths(cls):
+    paths = code_paths(cls)
+    tops = {cls.__module__.split(".")[0]} | _imported_tops_of(_stats(paths))
+    return dict(_installed_versions(frozenset(tops), tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=256)
+def _imported_tops_of(files: tuple[tuple[Path, int, int], ...]) -> frozenset[str]:
+    """The top-level names the files (as :func:`_stats` gives them: read again only when one changed)
+    import; tune asks for every record it checks."""
+    tops: set[str] = set()
+    for path, _, _ in files:
         try:
             tops |= _imported_tops(path.read_bytes(), path)
         except OSError:
             continue
-    return dict(_installed_versions(frozenset(tops), tuple(sys.path)))
+    return frozenset(tops)
 
 
 @functools.cache
@@ -105,7 +114,9 @@ def _installed_versions(tops: frozenset[str], path: tuple[str, ...]) -> tuple[tu
     """The distributions of ``tops`` with their versions, as found on ``path`` (``sys.path``: the key
     of the cache, as it decides what is installed)."""
     owners = _distributions_of_modules(path)
-    names = {dist for top in tops for dist in owners.get(top, ())} - set(HARNESS_PACKAGES)
+    # a top-level name several distributions share (a namespace: nvidia's 14 CUDA wheels) does not say
+    # which of them the code uses, and torch's upgrade would read as the submission's: left out
+    names = {owners[top][0] for top in tops if len(set(owners.get(top, ()))) == 1} - set(HARNESS_PACKAGES)
     found = []
     for name in sorted(names):
         try:
