@@ -677,3 +677,16 @@ def test_a_sweep_whose_every_trial_failed_exits_3_and_one_failure_among_others_d
         assert "every one of the 2 trials of" in capsys.readouterr().err
     else:
         assert "every one of" not in err
+
+
+def test_the_command_that_moves_a_failed_sweep_aside_works_in_a_folder_with_a_space(tmp_path: Path) -> None:
+    """It was printed unquoted: `mv /x/my results/...` moved nothing, or the wrong folder."""
+    import subprocess
+
+    from harness.orchestration.tune import _move_out
+
+    sweep = tmp_path / "my results" / "w-cpu" / "sub" / "external-abc"
+    (sweep / "study0").mkdir(parents=True)
+    subprocess.run(["bash", "-c", _move_out(str(sweep))], check=True)
+    moved = tmp_path / "my results-failed" / "w-cpu" / "sub" / "external-abc"
+    assert not sweep.exists() and (moved / "study0").is_dir()

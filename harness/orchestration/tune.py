@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import threading
 import time
 from collections import Counter
@@ -276,7 +277,7 @@ def _move_out(sweep_dir: str) -> str:
     folder = Path(sweep_dir)
     results = folder.parents[2]
     aside = results.with_name(f"{results.name}-failed") / folder.parent.relative_to(results)
-    return f"mkdir -p {aside} && mv {folder} {aside}/"
+    return f"mkdir -p {shlex.quote(str(aside))} && mv {shlex.quote(str(folder))} {shlex.quote(f'{aside}/')}"
 
 
 def _submission_failure(manifest: dict[str, Any]) -> str:
