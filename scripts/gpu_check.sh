@@ -163,6 +163,10 @@ trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
 # rel=1e-3: one of cifar10's 5000 validation images classified otherwise moves accuracy by ~3e-4
 [ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu isolated against in process: $("$PY" scripts/gpu_check_report.py same \
     "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json" rel=1e-3)"
+# the isolated trial with torch's expandable segments: they share memory across processes through
+# pidfd_getfd, which the harness's undumpable processes may refuse (docs/decisions.md); exit 0 or the error
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True trial cifar10-gpu-isolated-expandable-100 60 "${fixed_steps[@]}" \
+    isolation=process max_steps=100
 # the same in-process trial again: how far CUDA's nondeterministic kernels (cuDNN's backward passes,
 # atomics) alone move those evaluations, the yardstick for the difference above
 trial cifar10-gpu-inprocess-300-again 60 "${fixed_steps[@]}"
