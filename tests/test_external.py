@@ -82,6 +82,7 @@ def install(package: Path, tmp_path: Path, entry_points: str) -> None:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg-opt\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(entry_points)
+    (info / "top_level.txt").write_text("mypkg\n")  # what an installed distribution says it holds
     sys.path[:0] = [str(info.parent), str(package)]
 
 
@@ -924,6 +925,12 @@ def test_a_yaml_an_installed_package_left_out_is_blamed_on_its_package_data(pack
         code, _, err = run(capsys, command, *given, f"results={results}")
         assert code == 2 and hint in err, err
         assert not results.exists()
+    (package / "mine").mkdir()  # a package in the current folder, not installed: its YAML is just missing
+    (package / "mine" / "__init__.py").write_text("")
+    (package / "mine" / "opt.py").write_text(OPTIMIZER)
+    code, _, err = run(capsys, "tune", "submission=mine.opt:Nesterov", *SMOKE, "studies=1", "trials=2",
+                       f"results={results}")
+    assert code == 2 and "declares no search space" in err and "package-data" not in err, err
     (package / "lone.py").write_text(OPTIMIZER + "\nSUBMISSION = Nesterov\n")  # a file is not installed
     code, _, err = run(capsys, "tune", "submission=lone.py", *SMOKE, "studies=1", "trials=2", f"results={results}")
     assert code == 2 and "declares no search space" in err and "package-data" not in err, err

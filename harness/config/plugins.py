@@ -477,11 +477,14 @@ def submission_config(source: Source, cls: type, config_file: str | None, taken:
 def missing_yaml_hint(source: str | None, config_from: str | None = None) -> str:
     """What to say when a module of a package has no YAML beside it (``config_from`` is no file): the
     usual cause is ``pip install .``, whose build leaves out a YAML that the package's pyproject.toml
-    does not declare as package data. Empty for a ``.py`` file or a top-level module."""
+    does not declare as package data. Empty for a ``.py`` file, a top-level module, or a package that
+    no installed distribution holds (one imported from the current folder: its YAML is just missing)."""
     module = Source.from_text(source).module if source else ""
     if module.endswith(".py") or "." not in module or (config_from and Path(config_from).is_file()):
         return ""
     package = module.partition(".")[0]
+    if package not in metadata.packages_distributions():
+        return ""
     return (f" If its package has that YAML, it was not installed with it: an installed package holds a YAML only "
             f"when its pyproject.toml declares it as package data ([tool.setuptools.package-data] {package} = "
             f"[\"*.yaml\"]; docs/writing-a-submission.md); reinstall the package, or install it editable (pip "
