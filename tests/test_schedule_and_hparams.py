@@ -100,13 +100,13 @@ def test_a_field_computed_in_post_init_is_not_an_input_but_is_recorded() -> None
 
 
 def test_a_computed_field_is_no_default_of_the_config_nor_a_search_space_entry() -> None:
-    from harness.config.plugins import _declared_defaults
+    from harness.config.plugins import declared_defaults
     from harness.config.search_space import validate_search_space
 
     class Holder:
         Hparams = DerivedHparams
 
-    assert _declared_defaults(Holder) == {**{f.name: f.default for f in dataclasses.fields(TrainingHparams)},
+    assert declared_defaults(Holder) == {**{f.name: f.default for f in dataclasses.fields(TrainingHparams)},
                                          "lr": 0.05, "one_minus_beta": 0.1}
     with pytest.raises(UserError, match=r"'dampening': DerivedHparams computes it from its other fields"):
         validate_search_space({"dampening": {"min": 0.1, "max": 0.5, "scaling": "linear"}}, DerivedHparams, "derived")
