@@ -274,15 +274,16 @@ from pathlib import Path
 
 
 class ThreadProbe(Base):
-    """Starts a thread that keeps working (here: writes the time every 2 ms) whenever it can run."""
+    """Starts a thread that keeps working (here: writes the time every 2 ms) whenever it can run, until
+    a file .stop beside it says to (in-process, nothing else ends it before the test process does)."""
 
     def __init__(self, model, hparams, info):
         super().__init__(model, hparams, info)
-        path = Path(__file__).with_suffix(".ticks")
+        path, stop = Path(__file__).with_suffix(".ticks"), Path(__file__).with_suffix(".stop")
 
         def work():
             with open(path, "a") as out:
-                while True:
+                while not stop.exists():
                     out.write(f"{time.time()}\\n")
                     out.flush()
                     time.sleep(0.002)
@@ -416,13 +417,18 @@ def test_the_trainer_is_stopped_while_the_harness_evaluates(
     def ticks_during_evaluation(mode: str) -> tuple[int, int]:
         windows.clear()
         ticks_file.unlink(missing_ok=True)
-        trial(tmp_path, THREAD_PROBE, "ThreadProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
-              "max_steps=30", f"isolation={mode}")
+        try:
+            trial(tmp_path, THREAD_PROBE, "ThreadProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
+                  "max_steps=30", f"isolation={mode}")
+        finally:
+            (tmp_path / "threadprobe.stop").touch()  # in-process, its thread would write on in later tests
+        time.sleep(0.05)
         ticks = [float(t) for t in ticks_file.read_text().split()]
         inside = sum(1 for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001)
         return len(ticks), inside
 
     assert ticks_during_evaluation("inprocess")[1] > 50  # in-process the thread runs on: the probe sees it
+    (tmp_path / "threadprobe.stop").unlink()
     total, inside = ticks_during_evaluation("process")
     assert len(windows) == 4 and total > 5 and inside == 0
 
