@@ -138,7 +138,7 @@ def launch_status(result: dict) -> int:
 
 
 COMMANDS = {
-    "trial": Command("harness.core.runner:run_trial_command", trial_status, children=True),
+    "trial": Command("harness.core.trial:run_trial_command", trial_status, children=True),
     "tune": Command("harness.orchestration.tune:run_tune", launch_status, children=True),
     "suite": Command("harness.orchestration.suite:run_suite", launch_status, children=True),
     "status": Command("harness.orchestration.status:run_status", prints=False),

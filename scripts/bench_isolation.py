@@ -25,7 +25,7 @@ from typing import Any
 from bench_overhead import parse  # scripts/ is on the path when a script runs
 
 from harness.config.compose import compose_config
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 
 UNREACHABLE = {"fashion_mnist": 2.0, "cifar10": 2.0, "gpt": 0.0}  # accuracy above 1, a loss of 0
 

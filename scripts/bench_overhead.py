@@ -26,7 +26,8 @@ import torch
 
 from harness.config.compose import compose_config
 from harness.config.registry import submission_class, workload_class
-from harness.core.runner import resolve_device, run_trial
+from harness.core.runner import resolve_device
+from harness.core.trial import run_trial
 from harness.workload import Workload
 
 

@@ -26,7 +26,7 @@ from bench_overhead import parse  # scripts/ is on the path when a script runs
 
 from harness.config.compose import compose_config
 from harness.config.registry import workload_class
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 
 SYNC_WARNING = "called a synchronizing CUDA operation"
 

@@ -75,6 +75,44 @@ def sources() -> dict[str, str]:
     return out
 
 
+def module_imports(files: dict[str, str]) -> dict[str, set[str]]:
+    """{module: the modules of ``files`` it imports}, lazy imports included; ``from package import
+    name`` counts as an import of the module ``package.name`` where there is one."""
+    graph = {}
+    for module, source in files.items():
+        targets = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    package = module.split(".")[:-node.level]
+                    base = ".".join([*package, base] if base else package)
+                targets |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base
+                            for alias in node.names}
+        graph[module] = {target for target in targets if target in files and target != module}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import one another round a circle (strongly connected, 2 or more)."""
+    reach = {module: _reach(graph, module) for module in graph}
+    groups = {tuple(sorted(m for m in reach[start] if start in reach[m])) for start in graph if start in reach[start]}
+    return sorted(list(group) for group in groups)
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that ``start`` imports, directly or through others."""
+    reached, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    return reached
+
+
 def test_every_import_goes_down_the_layers() -> None:
     found = sources()
     assert len(found) > 60 and {layer_of(m) for m in found} == {*LAYERS, "plugins"}
@@ -94,3 +132,21 @@ def test_every_import_goes_down_the_layers() -> None:
 ])
 def test_the_check_catches_an_upward_import(module: str, source: str, allowed: bool) -> None:
     assert (violations({module: source}) == []) is allowed
+
+
+def test_no_modules_import_one_another_round_a_circle() -> None:
+    """Within a layer too, imports go one way (a lazy import inside a function counts): a module
+    that is imported by one it imports cannot be read, tested or replaced on its own."""
+    assert circles(module_imports(sources())) == []
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"harness.core.a": "def f():\n    from harness.core import b", "harness.core.b": "from harness.core.a import f"},
+     [["harness.core.a", "harness.core.b"]]),
+    ({"harness.core.a": "import harness.core.b", "harness.core.b": "from . import c",
+      "harness.core.c": "from .a import x"},
+     [["harness.core.a", "harness.core.b", "harness.core.c"]]),
+    ({"harness.core.a": "from harness.core import b", "harness.core.b": "import torch"}, []),
+])
+def test_the_circle_check_finds_lazy_and_relative_imports(files: dict[str, str], expected: list[list[str]]) -> None:
+    assert circles(module_imports(files)) == expected

@@ -17,6 +17,7 @@ import harness.core.runner as runner
 from harness.core.checkpoint import CHECKPOINT_NAME, capture_rng, restore_rng
 from harness.core.progress import Progress
 from harness.core.records import read_json, read_jsonl
+from harness.core.trial import run_trial
 from workloads.fashion_mnist import FashionMNIST
 
 UNREACHABLE = "workload.sizes.smoke.target=2.0"
@@ -35,7 +36,7 @@ def metrics_by_step(record_dir: Path) -> dict[int, dict]:
 def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            submission: str) -> None:
     settings = [f"submission={submission}", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0"]
-    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    reference = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
 
     real_evaluate, calls = FashionMNIST.evaluate, []
 
@@ -48,7 +49,7 @@ def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatc
     cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}")
     monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_trial(cfg)
+        run_trial(cfg)
     monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
     record_dir = Path(reference["record_dir"].replace(str(tmp_path / "a"), str(tmp_path / "b")))
     assert (record_dir / CHECKPOINT_NAME).is_file()
@@ -58,7 +59,7 @@ def test_interrupted_trial_resumes_exactly(smoke_cfg, tmp_path: Path, monkeypatc
     real_loop_started = Progress.loop_started
     monkeypatch.setattr(Progress, "loop_started",
                         lambda self, charged: (loop_starts.append(charged), real_loop_started(self, charged)))
-    resumed = runner.run_trial(cfg)
+    resumed = run_trial(cfg)
     assert resumed["steps"] == reference["steps"] == 60
     at_30 = next(e["submission_time_s"] for e in evals(record_dir) if e["step"] == 30)
     # the checkpoint's charged time, plus the submission's load_state_dict (charged: a fraction of a ms)
@@ -80,7 +81,7 @@ def test_evaluations_after_the_checkpoint_are_set_aside(smoke_cfg, tmp_path: Pat
     """When the newest checkpoint is older than the last logged evaluation, the evaluations of the
     dead attempt after it move to evals.superseded.jsonl (kept, not scored) and are recomputed."""
     settings = [UNREACHABLE, "max_steps=40", "checkpoint_every_s=0"]
-    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'ref'}"))
+    reference = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'ref'}"))
     real_save, real_evaluate, calls = runner.save_checkpoint, FashionMNIST.evaluate, []
 
     def keep_every_checkpoint(folder, state, **options):
@@ -98,12 +99,12 @@ def test_evaluations_after_the_checkpoint_are_set_aside(smoke_cfg, tmp_path: Pat
     monkeypatch.setattr(runner, "save_checkpoint", keep_every_checkpoint)
     monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_trial(cfg)
+        run_trial(cfg)
     monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
     record_dir = next(Path(cfg.results).rglob("manifest.json")).parent
     shutil.copy(record_dir / "kept-20.pt", record_dir / CHECKPOINT_NAME)  # as if the last one was lost
 
-    runner.run_trial(cfg)
+    run_trial(cfg)
     assert [r["step"] for r in read_jsonl(record_dir / "evals.superseded.jsonl")] == [30]
     assert metrics_by_step(record_dir) == metrics_by_step(Path(reference["record_dir"]))
 
@@ -177,7 +178,7 @@ def test_a_trial_started_on_another_processor_is_not_resumed_here(smoke_cfg, tmp
 
     monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_trial(cfg)
+        run_trial(cfg)
     monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
     record_dir = next(tmp_path.rglob(CHECKPOINT_NAME)).parent
     manifest = read_json(record_dir / "manifest.json")
@@ -185,10 +186,10 @@ def test_a_trial_started_on_another_processor_is_not_resumed_here(smoke_cfg, tmp
     (record_dir / "manifest.json").write_text(__import__("json").dumps(manifest))
     with pytest.raises(UserError, match=r"other hardware: cpu_model 'Machine A processor' then, .* now.*"
                                         r"rerun=true"):
-        runner.run_trial(cfg)
+        run_trial(cfg)
     assert (record_dir / CHECKPOINT_NAME).is_file()  # kept: it may still be resumed on the first kind
     cfg.rerun = True
-    summary = runner.run_trial(cfg)
+    summary = run_trial(cfg)
     assert summary["steps"] == 40
     manifest = read_json(record_dir / "manifest.json")
     assert manifest["device"]["cpu_model"] != "Machine A processor"  # started over here, and says so

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import workloads._images as images_module
 import workloads.cifar10 as c10
 from harness.config.compose import compose_config
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from workloads._images import write_class_folders
 from workloads._tensors import shuffled_batches

@@ -150,7 +150,7 @@ def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> Non
             self.writes.append(text)
             return len(text)
 
-    monkeypatch.setattr(harness.core.runner, "run_trial_command", lambda overrides: {"status": "rank", "rank": 1})
+    monkeypatch.setattr(harness.core.trial, "run_trial_command", lambda overrides: {"status": "rank", "rank": 1})
     monkeypatch.setattr(sys, "stdout", Recorder())
     assert main(["trial"]) == 0
     assert Recorder.writes == ['{"status": "rank", "rank": 1}\n']

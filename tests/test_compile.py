@@ -27,7 +27,7 @@ from harness.core.compile import (
 from harness.core.evaluation import evaluate
 from harness.core.parts import model_and_info, training_stream
 from harness.core.records import read_jsonl
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.errors import UserError
 
 CPU = torch.device("cpu")

@@ -15,7 +15,7 @@ import torch
 from harness.config.compose import compose_config
 from harness.config.names import submission_names, workload_names
 from harness.config.registry import submission_class, workload_class
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.submission import Submission
 from harness.tools import check
 from harness.workload import Workload, WorkloadInfo

@@ -19,7 +19,7 @@ import torch
 
 from harness.core.checkpoint import CHECKPOINT_NAME
 from harness.core.records import read_json, read_jsonl
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def test_a_workload_with_gradient_noise_trains_as_one_process(smoke_cfg) -> None
 def test_reading_the_model_past_ddp_s_wrapper_is_named(tmp_path: Path) -> None:
     import torch.distributed as dist
 
-    from harness.core.distributed import DataParallelModel
+    from harness.core.team import DataParallelModel
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
@@ -236,6 +236,7 @@ def test_a_follower_that_refuses_first_waits_for_rank_0_under_torch_s_launcher(
 
     from harness.config.compose import to_plain
     from harness.core import distributed
+    from harness.core import team as team_module
 
     summary = tmp_path / "summary.json"
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda *args, **kwargs: None)
@@ -243,7 +244,7 @@ def test_a_follower_that_refuses_first_waits_for_rank_0_under_torch_s_launcher(
     # waiting for a refusal that comes: long, so that a busy machine cannot make the wait run out first
     wait_s = 10.0 if rank_0_refuses else 2.0
     monkeypatch.setattr(distributed, "REFUSAL_WAIT_S", wait_s)
-    monkeypatch.setattr(distributed, "_TEAM", distributed._TEAM)  # main makes this process rank 1: undone after
+    monkeypatch.setattr(team_module, "_TEAM", team_module._TEAM)  # main makes this process rank 1: undone after
 
     def refuse(cfg) -> None:
         raise UserError("data_dir=/nowhere does not exist")
@@ -549,7 +550,7 @@ def test_a_slurm_launch_asks_one_task_per_process(monkeypatch: pytest.MonkeyPatc
 def test_rank_0_records_the_failure_of_the_rank_that_failed_first(tmp_path: Path) -> None:
     """With 3 ranks or more, a failing rank breaks the others' waits and they fail too: the first
     failure is the trial's. A file still being written (unreadable) is no failure."""
-    from harness.core.distributed import ProcessTeam, failure_file
+    from harness.core.team import ProcessTeam, failure_file
 
     team = object.__new__(ProcessTeam)  # no process group: only the ranks' files are read
     team.size, team.summary = 4, tmp_path / "summary.json"
@@ -573,10 +574,10 @@ def test_a_rank_killed_during_ddp_s_exchange_is_the_harness_s_failure_not_the_su
     ``submission.update`` was recorded as the submission's failure: final, never retried, and
     ranked as not reaching. Without another rank's failure file it is the harness's: a rerun
     resumes it. A rank that wrote its failure (its own code failed) is still the one blamed."""
-    import harness.core.distributed as distributed
-    from harness.core.distributed import ProcessTeam, failure_file
+    import harness.core.team as team_module
+    from harness.core.team import ProcessTeam, failure_file
 
-    monkeypatch.setattr(distributed, "TOLD_GRACE_S", 0.0)
+    monkeypatch.setattr(team_module, "TOLD_GRACE_S", 0.0)
     team = object.__new__(ProcessTeam)
     team.size, team.summary = 2, tmp_path / "summary.json"
     error, part = team.blame(GLOO_RESET, "submission.update")

@@ -34,6 +34,7 @@ from harness.core.checkpoint import (
 )
 from harness.core.records import DamagedRecord, read_json, read_jsonl, read_manifest
 from harness.core.sweep_file import SWEEP_FILE, load_sweep, unfinished
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from harness.orchestration.status import collect
 from harness.orchestration.tune import run_tune
@@ -85,7 +86,7 @@ def test_a_crafted_checkpoint_is_never_unpickled(smoke_cfg, tmp_path: Path) -> N
     original = runner.Progress.say
     runner.Progress.say = lambda self, text: messages.append(text)  # type: ignore[method-assign]
     try:
-        summary = runner.run_trial(cfg)
+        summary = run_trial(cfg)
     finally:
         runner.Progress.say = original  # type: ignore[method-assign]
     assert not marker.exists()  # no code from the file ran
@@ -170,7 +171,7 @@ def test_a_failed_checkpoint_write_is_the_harness_failure_and_a_rerun_retries(tm
 def test_a_harness_failure_after_a_checkpoint_resumes_from_it(smoke_cfg, tmp_path: Path, monkeypatch) -> None:
     settings = ["submission=adamw", UNREACHABLE, "max_steps=60", "checkpoint_every_s=0",
                 "workload.sizes.smoke.eval_every_steps=20"]
-    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    reference = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
     real_save, calls = runner.save_checkpoint, []
 
     def full_disk_on_the_second_write(folder, state, **options):
@@ -180,11 +181,11 @@ def test_a_harness_failure_after_a_checkpoint_resumes_from_it(smoke_cfg, tmp_pat
         return real_save(folder, state, **options)
 
     monkeypatch.setattr(runner, "save_checkpoint", full_disk_on_the_second_write)
-    failed = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
+    failed = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
     assert failed["status"] == "failed" and failed["error_in"] == "harness" and failed["steps"] == 40
     assert failed["error_message"] == "OSError: [Errno 28] No space left on device"
     monkeypatch.setattr(runner, "save_checkpoint", real_save)
-    again = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
+    again = run_trial(smoke_cfg(*settings, f"results={tmp_path / 'b'}"))
     rows = read_jsonl(Path(again["record_dir"]) / "evals.jsonl")
     assert [r["step"] for r in rows if r["event"] == "resume"] == [20]  # from the checkpoint that was written
     assert sum(r["event"] == "end" for r in rows) == 1 and rows[-1]["status"] == "not_reached"
@@ -216,7 +217,7 @@ def test_leftover_temporary_files_are_removed_when_a_trial_starts(smoke_cfg, tmp
     record_dir.mkdir()
     leftover = record_dir / f".{CHECKPOINT_NAME}.99999.tmp"
     leftover.write_bytes(b"x" * 1000)  # from a process killed mid-write
-    runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
     assert not leftover.exists()
 
 
@@ -236,7 +237,7 @@ class ExitsAtStep5(SGD):
 def test_a_submission_that_raises_a_base_exception_fails_its_trial_only(smoke_cfg, monkeypatch, exception) -> None:
     ExitsAtStep5.calls, ExitsAtStep5.exception = 0, exception
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: ExitsAtStep5)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=20"))
+    summary = run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=20"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
     assert summary["steps"] == 4 and exception.__name__ in summary["error"]
     assert read_json(Path(summary["record_dir"]) / "manifest.json")["status"] == "failed"
@@ -294,7 +295,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block(smoke_cfg, tmp_path: Pat
     record_dir = tmp_path / "trial"
     record_dir.mkdir()
     (record_dir / ".lock").write_text(json.dumps({"host": "gone", "pid": 1}))  # its holder died with kill -9
-    summary = runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    summary = run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
     assert summary["status"] in ("reached", "not_reached")
     assert not (record_dir / ".lock").exists()
 
@@ -434,7 +435,7 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path: Path, ove
 
 
 def test_a_trial_stopped_by_max_steps_says_so(smoke_cfg, capsys) -> None:
-    summary = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=15", "progress=true"))
+    summary = run_trial(smoke_cfg(UNREACHABLE, "max_steps=15", "progress=true"))
     assert summary["status"] == "not_reached" and summary["stopped_by"] == "max_steps"
     assert "within max_steps (15 steps)" in capsys.readouterr().err
 
@@ -459,18 +460,18 @@ def test_a_record_dir_of_another_configuration_names_the_setting_that_differs(sm
     """A sweep's record folder holding another trial is left alone, and the error says what differs
     (from the recorded identity; from the whole config for a record made before it was stored)."""
     record_dir = tmp_path / "trial0"
-    runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
+    run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}"))
     manifest = record_dir / "manifest.json"
     kept = manifest.read_text()
     with pytest.raises(UserError, match=r"another configuration .*recorded -> this one: hparams\.lr: 0\.002 -> "
                                         r"0\.004\).*left untouched"):
-        runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
+        run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
     assert manifest.read_text() == kept
     old = json.loads(kept)
     del old["identity"]  # a record made before manifests held their identity
     manifest.write_text(json.dumps(old))
     with pytest.raises(UserError, match=r"recorded -> this one: submission\.hparams\.lr: 0\.002 -> 0\.004\)"):
-        runner.run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
+        run_trial(smoke_cfg("max_steps=10", f"record_dir={record_dir}", "submission.hparams.lr=0.004"))
 
 
 def test_status_strict_refuses_what_score_strict_refuses(sweep_copy: Path, capsys) -> None:

@@ -11,7 +11,7 @@ import torch
 
 import workloads.gpt as gpt
 from harness.config.compose import compose_config
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from workloads._text import contiguous_split, evaluation_windows, random_windows
 

@@ -96,7 +96,7 @@ def report(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_the_report_reads_each_trial_and_compares_two_trials_evaluations(smoke_cfg, tmp_path: Path) -> None:
-    from harness.core.runner import run_trial
+    from harness.core.trial import run_trial
 
     summaries = []
     for name in ("inprocess", "other"):  # the same trial twice, in two results folders

@@ -491,12 +491,12 @@ def test_an_interrupted_trial_resumes_exactly_in_a_trainer_process(
     """The trainer sends its state at each checkpoint and is handed it back on resume; an
     interrupt leaves no trainer behind. The result is the uninterrupted in-process trial's."""
     import harness.core.isolation as isolation
-    import harness.core.runner as runner
+    from harness.core.trial import run_trial as run_one
     from workloads.fashion_mnist import FashionMNIST
 
     settings = ["submission=adamw", "workload.sizes.smoke.target=2.0", "max_steps=60", "checkpoint_every_s=0",
                 "workload.sizes.smoke.eval_every_steps=10", "threads=1"]
-    reference = runner.run_trial(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
+    reference = run_one(smoke_cfg(*settings, f"results={tmp_path / 'a'}"))
     trainers, real_init = [], isolation.ProcessTrainer.__init__
 
     def recorded_init(self, *args, **kwargs):
@@ -515,10 +515,10 @@ def test_an_interrupted_trial_resumes_exactly_in_a_trainer_process(
     monkeypatch.setattr(FashionMNIST, "evaluate", interrupted_evaluate)
     cfg = smoke_cfg(*settings, f"results={tmp_path / 'b'}", PROCESS)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_trial(cfg)
+        run_one(cfg)
     assert len(trainers) == 1 and trainers[0].process is None  # killed and reaped
     monkeypatch.setattr(FashionMNIST, "evaluate", real_evaluate)
-    resumed = runner.run_trial(cfg)
+    resumed = run_one(cfg)
     record_dir = Path(resumed["record_dir"])
     assert resumed["steps"] == reference["steps"] == 60 and resumed["status"] == "not_reached"
     rows = read_jsonl(record_dir / "evals.jsonl")

@@ -11,7 +11,7 @@ from submitit.core.utils import UncompletedJobError
 
 from harness.core.checkpoint import CHECKPOINT_NAME
 from harness.core.records import read_json
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 
 REPO = Path(__file__).resolve().parent.parent
 SIGNALLING_SUBMISSION = """

@@ -9,6 +9,7 @@ import pytest
 
 import harness.core.runner as runner
 from harness.core.memory import MemoryMeter, tensor_bytes
+from harness.core.trial import run_trial
 
 
 @pytest.mark.parametrize(("submission", "overrides", "expected"), [
@@ -20,7 +21,7 @@ from harness.core.memory import MemoryMeter, tensor_bytes
 ])
 def test_optimizer_state_bytes_per_parameter(smoke_cfg, submission: str, overrides: list[str],
                                              expected: float) -> None:
-    summary = runner.run_trial(smoke_cfg(f"submission={submission}", "max_steps=5", *overrides))
+    summary = run_trial(smoke_cfg(f"submission={submission}", "max_steps=5", *overrides))
     memory = summary["memory"]
     assert memory["parameters"] == 79_510
     # Adam's per-tensor step counters add a few bytes: 8 bytes per parameter to within 0.1%.
@@ -88,7 +89,7 @@ def test_the_runner_evaluates_outside_the_memory_peak(smoke_cfg, monkeypatch: py
     evaluate = runner.evaluate
     monkeypatch.setattr(MemoryMeter, "excluded", watched, raising=False)
     monkeypatch.setattr(runner, "evaluate", lambda *args: seen.append(bool(inside)) or evaluate(*args))
-    runner.run_trial(smoke_cfg("max_steps=20", "workload.sizes.smoke.eval_every_steps=10"))
+    run_trial(smoke_cfg("max_steps=20", "workload.sizes.smoke.eval_every_steps=10"))
     assert seen and all(seen), seen  # validation at steps 10 and 20, and the test split at the end
 
 

@@ -18,7 +18,8 @@ from harness.config.registry import submission_class, workload_class
 from harness.config.schema import SweepSettings
 from harness.core.evaluation import evaluate
 from harness.core.parts import model_and_info, training_stream
-from harness.core.runner import config_hash, run_trial, trial_identity
+from harness.core.runner import config_hash, trial_identity
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from harness.identity import digest
 from harness.orchestration.sweep import plan_sweep

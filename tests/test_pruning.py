@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.runner as runner
 from harness.core.pruning import INF, Outcome, RecordedTrial, competition_cap, replay, study_bests, study_cap
 from harness.core.records import read_jsonl, write_json_atomic
+from harness.core.trial import run_trial
 from scoring.scores import area_score, bootstrap, ranks, ratios, workload_times
 
 FIXTURE = Path(__file__).parent / "fixtures" / "unpruned_main_job.json"
@@ -128,17 +128,17 @@ def test_a_trial_stops_once_its_study_has_reached_faster_and_in_fewer_steps(smok
     finished_trial(sweep / "study0" / "trial0", 1e-4, 20)  # a sibling reached at step 20
     cfg = smoke_cfg(UNREACHABLE, "max_steps=200", "workload.sizes.smoke.eval_every_steps=10", "study=0", "trial=1",
                     f"record_dir={sweep / 'study0' / 'trial1'}")
-    summary = runner.run_trial(cfg)
+    summary = run_trial(cfg)
     assert summary["status"] == "pruned" and summary["steps"] == 20  # not at step 10: fewer steps than the sibling
     assert summary["pruned"]["rule"] == "study" and summary["time_to_target_s"] is None
     evals = [e for e in read_jsonl(Path(summary["record_dir"]) / "evals.jsonl") if e["event"] == "eval"]
     assert "test/accuracy" in evals[-1]["metrics"]  # the last evaluation reports the test split
-    again = runner.run_trial(cfg.copy())
+    again = run_trial(cfg.copy())
     assert again["status"] == "pruned" and again.get("cached")  # a pruned trial is finished
 
     off = smoke_cfg(UNREACHABLE, "max_steps=40", "workload.sizes.smoke.eval_every_steps=10", "study=0", "trial=2",
                     f"record_dir={sweep / 'study0' / 'trial2'}", "prune=false")
-    assert runner.run_trial(off)["status"] == "not_reached"
+    assert run_trial(off)["status"] == "not_reached"
 
 
 @pytest.mark.parametrize(("studies", "factor"), [(1, 1), (2, 2)])
@@ -159,7 +159,7 @@ def test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_p
         {"dir": str(own), "submission": "sgd", "studies": studies}]})
     cfg = smoke_cfg(UNREACHABLE, "max_steps=200", "workload.sizes.smoke.eval_every_steps=10", "study=0", "trial=0",
                     f"record_dir={own / 'study0' / 'trial0'}", f"prune_peers={peers}", "submission=sgd")
-    summary = runner.run_trial(cfg)
+    summary = run_trial(cfg)
     assert summary["status"] == "pruned" and summary["pruned"]["rule"] == "competition"
     assert summary["pruned"]["competitor"] == "adamw" and summary["pruned"]["tau_max"] == 2.0
     assert summary["pruned"]["cap_steps"] == factor * 2.0 * 5 and summary["steps"] == factor * 10

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.compose import compose_config
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 
 
 @pytest.mark.realdata

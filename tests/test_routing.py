@@ -13,7 +13,8 @@ from torch import nn
 
 from harness.config.compose import compose_config, to_plain
 from harness.config.registry import submission_class, workload_class
-from harness.core.runner import config_hash, run_trial, trial_identity
+from harness.core.runner import config_hash, trial_identity
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from harness.routing import embedding_names, output_layer_names, routing_report
 from harness.tools.info import run_info

@@ -12,6 +12,7 @@ import pytest
 
 import harness.core.runner as runner
 from harness.core.records import read_json, read_jsonl
+from harness.core.trial import run_trial
 from submissions.sgd import SGD
 from workloads.fashion_mnist import FashionMNIST
 
@@ -31,7 +32,7 @@ def test_slow_evaluation_is_not_charged(smoke_cfg, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(FashionMNIST, "evaluate", slow_evaluate)
     started = time.monotonic()
-    summary = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=40", "workload.sizes.smoke.eval_every_steps=10"))
+    summary = run_trial(smoke_cfg(UNREACHABLE, "max_steps=40", "workload.sizes.smoke.eval_every_steps=10"))
     wall = time.monotonic() - started
     evals = [e for e in events(summary) if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [10, 20, 30, 40]
@@ -52,7 +53,7 @@ def test_slow_evaluation_is_not_charged(smoke_cfg, monkeypatch: pytest.MonkeyPat
 def test_the_test_split_is_evaluated_once_at_the_end(smoke_cfg) -> None:
     """Validation decides the outcome and is measured at every evaluation; test only at the last."""
     for overrides, status in (([UNREACHABLE, "max_steps=40"], "not_reached"), (["max_runtime_s=60"], "reached")):
-        summary = runner.run_trial(smoke_cfg(*overrides, "workload.sizes.smoke.eval_every_steps=10"))
+        summary = run_trial(smoke_cfg(*overrides, "workload.sizes.smoke.eval_every_steps=10"))
         evals = [e for e in events(summary) if e["event"] == "eval"]
         assert summary["status"] == status and len(evals) >= 2
         assert all("validation/accuracy" in e["metrics"] for e in evals)
@@ -66,7 +67,7 @@ class SlowPrepare(SGD):
 
 def test_prepare_for_eval_is_charged(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowPrepare)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=30",
+    summary = run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_steps=30",
                                          "workload.sizes.smoke.eval_every_steps=10"))
     assert summary["submission_time_s"] >= 3 * 0.2
 
@@ -89,7 +90,7 @@ def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch
     # the test) instead of training forever
     # (0.4 s steps against 0.6 s: the first step stays within the budget unless the harness's own
     # cost per step passes 0.2 s, the second is past it unless the clock misses 0.2 s of sleeping)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_runtime_s=0.6",
+    summary = run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "max_runtime_s=0.6",
                                          "workload.sizes.smoke.eval_every_steps=1000", "max_steps=20"))
     assert summary["status"] == "not_reached" and summary["stopped_by"] == "budget"
     assert summary["steps"] == 2  # 0.8 s > 0.6 s after the second step, long before step 1000
@@ -100,14 +101,14 @@ def test_budget_is_checked_every_step(smoke_cfg, monkeypatch: pytest.MonkeyPatch
 
 def test_target_met_after_the_budget_does_not_count(smoke_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: SlowUpdate)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", "workload.sizes.smoke.target=0.0",
+    summary = run_trial(smoke_cfg("submission=sgd", "workload.sizes.smoke.target=0.0",
                                          "max_runtime_s=0.05", "workload.sizes.smoke.eval_every_steps=1000",
                                          "max_steps=20"))
     assert summary["status"] == "not_reached" and summary["time_to_target_s"] is None
 
 
 def test_huge_learning_rate_diverges(smoke_cfg) -> None:
-    summary = runner.run_trial(smoke_cfg("submission=sgd", "submission.hparams.lr=1e30"))
+    summary = run_trial(smoke_cfg("submission=sgd", "submission.hparams.lr=1e30"))
     assert summary["status"] == "diverged"
     assert summary["time_to_target_s"] is None and summary["steps_to_target"] is None
     assert events(summary)[-1]["status"] == "diverged"
@@ -126,7 +127,7 @@ class RaisesAtStep25(SGD):
 def test_exception_in_submission_fails_the_trial_and_keeps_records(smoke_cfg, monkeypatch) -> None:
     RaisesAtStep25.calls = 0
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: RaisesAtStep25)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "workload.sizes.smoke.eval_every_steps=10"))
+    summary = run_trial(smoke_cfg("submission=sgd", UNREACHABLE, "workload.sizes.smoke.eval_every_steps=10"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.update"
     rows = events(summary)
     assert [r["step"] for r in rows if r["event"] == "eval"] == [10, 20]  # earlier evaluations kept
@@ -141,34 +142,34 @@ class RaisesInInit(SGD):
 
 def test_exception_in_submission_constructor_fails_the_trial(smoke_cfg, monkeypatch) -> None:
     monkeypatch.setattr(runner, "submission_class", lambda name, source=None: RaisesInInit)
-    summary = runner.run_trial(smoke_cfg("submission=sgd"))
+    summary = run_trial(smoke_cfg("submission=sgd"))
     assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__"
     assert "ValueError: bad optimizer construction" in summary["error"]
 
 
 def test_finished_trial_is_never_run_again(smoke_cfg) -> None:
-    first = runner.run_trial(smoke_cfg())
+    first = run_trial(smoke_cfg())
     lines = (Path(first["record_dir"]) / "evals.jsonl").read_text()
-    second = runner.run_trial(smoke_cfg())
+    second = run_trial(smoke_cfg())
     assert second["cached"] is True and second["record_dir"] == first["record_dir"]
     assert (Path(first["record_dir"]) / "evals.jsonl").read_text() == lines
 
 
 def test_unfinished_attempt_is_kept_aside(smoke_cfg) -> None:
     cfg = smoke_cfg()
-    summary = runner.run_trial(cfg)
+    summary = run_trial(cfg)
     folder = Path(summary["record_dir"])
     manifest = read_json(folder / "manifest.json")
     interrupted = {k: v for k, v in manifest.items() if k != "summary"}
     (folder / "manifest.json").write_text(json.dumps({**interrupted, "status": "running"}))  # as if killed
     old = (folder / "evals.jsonl").read_text()
-    again = runner.run_trial(cfg)
+    again = run_trial(cfg)
     assert again.get("cached") is None and again["status"] == manifest["status"]
     assert (folder / "evals.attempt1.jsonl").read_text() == old
 
 
 def test_manifest_describes_the_trial(smoke_cfg) -> None:
-    summary = runner.run_trial(smoke_cfg("seed=3"))
+    summary = run_trial(smoke_cfg("seed=3"))
     manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
     for key in ("workload", "size", "submission", "hparams", "seed", "config_hash", "git", "versions",
                 "device", "submission_source_sha256", "target", "max_runtime_s", "status", "summary"):
@@ -211,7 +212,7 @@ def test_a_trial_records_its_processor_s_model_where_the_system_says_it(smoke_cf
     assert cpu_model(str(info)) == "AMD EPYC 7763 64-Core Processor"
     info.write_text("processor\t: 0\nBogoMIPS\t: 48.00\n")  # no model line (some ARM kernels)
     assert cpu_model(str(info)) in (None, platform.processor())
-    summary = runner.run_trial(smoke_cfg("submission=sgd", "max_steps=5"))
+    summary = run_trial(smoke_cfg("submission=sgd", "max_steps=5"))
     manifest = read_json(Path(summary["record_dir"]) / "manifest.json")
     assert manifest["device"]["cpu_model"] == cpu_model()
     if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text():
@@ -221,8 +222,8 @@ def test_a_trial_records_its_processor_s_model_where_the_system_says_it(smoke_cf
 def test_a_trial_without_threads_runs_with_torch_s_default_not_an_earlier_trial_s(smoke_cfg) -> None:
     """A trial with threads=1 (calibrate's runs, an inline sweep's) left the process at 1 thread: a
     later trial with threads unset trained on one core (a time-budgeted one then missed its target)."""
-    first = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "threads=1"))
-    later = runner.run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "seed=1"))
+    first = run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "threads=1"))
+    later = run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "seed=1"))
     threads = [json.loads((Path(s["record_dir"]) / "manifest.json").read_text())["device"]["torch_threads"]
                for s in (first, later)]
     assert threads == [1, runner.DEFAULT_THREADS], threads

@@ -14,6 +14,7 @@ import harness.core.clock as clock_module
 import harness.core.inprocess as inprocess
 import harness.core.runner as runner
 from harness.core.records import TrialRecord, read_jsonl
+from harness.core.trial import run_trial
 from submissions.sgd import SGD
 
 STEP_S = 0.125
@@ -50,7 +51,7 @@ def evals(summary: dict) -> list[dict]:
 
 
 def run(smoke_cfg, *overrides: str) -> dict:
-    return runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=null", *overrides))
+    return run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=null", *overrides))
 
 
 def test_evaluations_every_few_steps_until_max_steps(smoke_cfg, virtual) -> None:
@@ -228,7 +229,7 @@ def test_writing_the_records_is_timed_apart_not_left_unexplained(smoke_cfg, all_
 
 def test_checkpoints_are_written_when_their_interval_has_passed_and_timed(smoke_cfg, all_virtual) -> None:
     # from one checkpoint (or the loop's start) to the next evaluation: 5 steps + 1 evaluation = 0.875 s
-    summary = runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0.875", UNREACHABLE, "max_steps=20",
+    summary = run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0.875", UNREACHABLE, "max_steps=20",
                                          "workload.sizes.smoke.eval_every_steps=5"))
     timing = summary["timing"]
     assert timing["checkpoint_s"] == 3 * 0.0625  # at 5, 10 and 15 (the trial ends at 20)
@@ -248,9 +249,9 @@ def test_a_resumed_trial_keeps_the_first_attempts_timing(smoke_cfg, all_virtual,
     overrides = (UNREACHABLE, "max_steps=20", "workload.sizes.smoke.eval_every_steps=5")
     monkeypatch.setattr(runner, "evaluate", interrupted_at_the_third)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
+        run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
     monkeypatch.setattr(runner, "evaluate", real)
-    summary = runner.run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
+    summary = run_trial(smoke_cfg("submission=sgd", "checkpoint_every_s=0", *overrides))
     timing = summary["timing"]
     assert summary["steps"] == 20 and timing["submission_s"] == 0.5 + 20 * STEP_S  # construction charged once
     # 5 and 10 in the first attempt (kept in the checkpoint at 10), then 15, 20 and the test split

@@ -8,7 +8,7 @@ import torch
 from harness.config.compose import compose_config
 from harness.config.names import workload_names
 from harness.config.registry import workload_class
-from harness.core.runner import run_trial
+from harness.core.trial import run_trial
 from harness.errors import UserError
 
 CPU = torch.device("cpu")

@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from harness.core.checkpoint import capture_rng, restore_rng
-from harness.core.distributed import current_team
 from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.parts import warm_up
+from harness.core.team import current_team
 from harness.errors import UserError
 from harness.workload import Workload
 

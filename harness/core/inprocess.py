@@ -19,12 +19,12 @@ import torch
 from harness.core.checkpoint import capture_rng
 from harness.core.clock import SubmissionClock
 from harness.core.compile import compile_before_clock, compiles
-from harness.core.distributed import RankLeft, current_team
 from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
 from harness.core.progress import Progress
 from harness.core.steps import DEVICE_FAULT, StepRunner, Stop
+from harness.core.team import RankLeft, current_team
 from harness.routing import routing_report
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -45,7 +45,7 @@ class InProcessTrainer:
             self.compile_s = compile_before_clock(self.model, workload, hparams.batch_size, seed,  # torch.compile:
                                                   compile_setting, charge_compile)  # warmed up, restored, uncharged
         self.meter.compiler_in_process = device.type != "cuda" and compiles(compile_setting, workload, device)
-        self.team = current_team()  # data parallel: this process's rank (core/distributed.py); one process: no-ops
+        self.team = current_team()  # data parallel: this process's rank (core/team.py); one process: no-ops
         self.submission: Submission | None = None
         self.steps: StepRunner | None = None
 
@@ -88,7 +88,7 @@ class InProcessTrainer:
             progress.tick(step, now)
             return False
 
-        def agree(diverged: bool) -> bool:  # data parallel: one exchange per step (core/distributed.py)
+        def agree(diverged: bool) -> bool:  # data parallel: one exchange per step (core/team.py)
             diverged, now = team.agree(diverged, clock.peek())
             agreed[:] = [now]
             return diverged

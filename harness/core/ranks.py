@@ -42,10 +42,10 @@ from harness.core.distributed import (
     SUMMARY,
     TORCHRUN_RUN,
     WORLD_SIZE,
-    processes,
     rank_0_ended,
     refusal_file,
 )
+from harness.core.team import processes
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]

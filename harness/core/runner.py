@@ -1,6 +1,6 @@
 """One trial: build, train until the target or the budget, record everything.
 
-Read top to bottom: :func:`run_trial` validates the config and finds the record folder;
+Read top to bottom: :func:`run_here` validates the config and finds the record folder;
 :func:`_train` is the loop. A trainer runs the charged steps between evaluations, in this process
 or, with ``isolation=process``, in a trainer process timed from here (:mod:`harness.core.inprocess`,
 :mod:`harness.core.isolation`); evaluating, deciding and recording are this module's, the same in both.
@@ -32,13 +32,12 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config.code_files import code_files, code_packages, code_paths
-from harness.config.compose import compose_config, to_plain, validate_trial_config
+from harness.config.compose import to_plain, validate_trial_config
 from harness.config.described import described_submission
 from harness.config.plugins import module_file, source_hash
 from harness.config.registry import effective_spec, submission_class, workload_class
 from harness.core.checkpoint import UnloadableState, load_checkpoint, remove_checkpoint, save_checkpoint
 from harness.core.compile import compile_identity, compile_setting, trial_compile_setting
-from harness.core.distributed import current_team, process_identity, processes
 from harness.core.environment import attempt_context, describe_device, git_revision, package_versions
 from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.inprocess import InProcessTrainer
@@ -48,12 +47,12 @@ from harness.core.parts import probe_training
 from harness.core.precision import precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
-from harness.core.ranks import launch, started_as_a_rank
 from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harness_failed, made_otherwise
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, SubmissionFault, Trainer, next_stop_step
 from harness.core.submission_names import refuse_another_submission
 from harness.core.sweep_file import RUN_AGAIN, SWEEP_FILE
+from harness.core.team import current_team, process_identity, processes
 from harness.core.trial_lock import TrialLock
 from harness.errors import NOT_THE_SUBMISSIONS, UserError, WorkloadFailed
 from harness.identity import better, differences, digest, utc_timestamp
@@ -212,23 +211,20 @@ def record_for(cfg: DictConfig, identity: dict[str, Any]) -> TrialRecord:
     return TrialRecord(folder / f"seed{cfg.seed}-{config_hash(identity)}")
 
 
-def run_trial_command(overrides: list[str]) -> dict[str, Any]:
-    """``optbench trial``: the trial the overrides describe; its summary without the traceback of
-    a failure (that is in its record)."""
-    summary = run_trial(compose_config("trial", overrides))
-    return {k: v for k, v in summary.items() if k != "error"}
+def check_before_ranks(cfg: DictConfig, as_a_rank: bool) -> None:
+    """Before the ranks of a data-parallel trial start: what every rank would refuse (isolation, a
+    device this machine lacks, a bad setting), refused once here. ``as_a_rank``: this process becomes
+    a rank, and runs the submission (its real class); a launcher of the ranks does not (described)."""
+    if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
+        check_isolation(None, processes(cfg))  # refused before any worker starts
+    resolve_device(str(cfg.device))
+    check_trial_settings(cfg, _hparams(cfg, as_a_rank).batch_size)
 
 
-def run_trial(cfg: DictConfig) -> dict[str, Any]:
-    """Run (or, when already finished, look up) the trial described by ``cfg``; return its summary."""
+def run_here(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or, when already finished, look up) the trial described by ``cfg`` in this process (one
+    process, or rank 0 of a data-parallel trial: harness.core.trial starts the ranks); its summary."""
     validate_trial_config(cfg)
-    if current_team().size == 1 and (processes(cfg) > 1 or started_as_a_rank()):  # data parallel: N ranks
-        if cfg.isolation == "process":  # (core/ranks.py, core/distributed.py)
-            check_isolation(None, processes(cfg))  # refused before any worker starts
-        resolve_device(str(cfg.device))  # no CUDA: refused here, not by every rank
-        check_trial_settings(cfg, _hparams(cfg, started_as_a_rank()).batch_size)  # and a bad setting (a rank
-        # runs the submission: its real class; a launcher of the ranks does not: described)
-        return launch(cfg)
     use_threads(cfg.threads)  # recorded in the manifest's device block
     device = resolve_device(str(cfg.device))
     submission_cls = described_submission(cfg.submission.name, cfg.submission.get("source"))  # not imported here
@@ -306,7 +302,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
 def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, workload: Workload,
                 submission_cls: type[Submission], hparams: TrainingHparams, device: torch.device, budget: float,
                 progress: Progress) -> dict[str, Any]:
-    """:func:`run_trial` once this process holds the trial's lock."""
+    """:func:`run_here` once this process holds the trial's lock."""
     if record.finished():  # another process finished it between our first look and the lock
         return {**record.manifest()["summary"], "cached": True}
     _remove_stale_temporaries(record.dir)

@@ -120,7 +120,7 @@ class StepRunner:
         """Steps until ``stop_step`` or until ``due(step)`` says so, then ``prepare_for_eval``.
         ``agree``, in a data-parallel trial, turns this rank's divergence into every rank's (and is
         called before ``due``, every step); ``check_in``, there, is called at each divergence check
-        before the flag is read (:meth:`harness.core.distributed.Team.check_in`).
+        before the flag is read (:meth:`harness.core.team.Team.check_in`).
 
         A failure of submission code ends the run as ``failed`` with its traceback, and so does an
         error raised where the harness reads the device's results (:meth:`_read`); anything else

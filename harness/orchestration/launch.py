@@ -5,7 +5,7 @@ trial index)`` pairs), then run a Hydra multirun of ``configs/launch.yaml`` over
 with the launcher chosen by ``launcher=inline|parallel|local|slurm`` (``configs/launchers/*.yaml``, which
 select ``hydra/launcher=basic|submitit_local|submitit_slurm`` and hold their settings). With
 SLURM the N jobs are one job array. Each job (:func:`run_job`) reads its entry of the plan and
-the sweep file and runs :func:`harness.core.runner.run_trial`, which resumes from the trial's
+the sweep file and runs :func:`harness.core.trial.run_trial`, which resumes from the trial's
 checkpoint when there is one — so a requeued or resubmitted job (submitit's checkpoint
 protocol resubmits the same Hydra job) continues where it stopped.
 """
@@ -41,8 +41,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     It never raises (Hydra's sweeper would abort the remaining jobs): problems outside the
     trial are returned as ``{"status": "error", ...}`` and the trial's record, if any, stays.
     """
-    from harness.core.runner import run_trial
     from harness.core.sweep_file import load_sweep, trial_config
+    from harness.core.trial import run_trial
 
     _freeze_imported_objects()
     try:

@@ -235,7 +235,7 @@ def refuse_other_making(sweeps: list[dict[str, Any]], log: Log) -> None:
     copy of the dataset in data_dir=). Their trials would not run again, and their results would be
     reported, then scored, as this command's; the sweep's new trials would run another algorithm,
     or be charged otherwise. A trial's own command refuses the same
-    (:func:`harness.core.runner.run_trial`)."""
+    (:func:`harness.core.trial.run_trial`)."""
     problems = []
     digests: dict[str, str | None] = {}  # per workload setting and data_dir: a suite's sweeps share them
     for sweep in sweeps:

@@ -16,7 +16,7 @@ the budget leaves a margin over the time that baseline needed. The procedure:
 4. budget: ``margin`` x the largest time-to-target among the reference's seeds that reached
    it, rounded up to ``budget_round_s``; the step hint is the best point's schedule length.
 
-Every run goes through :func:`harness.core.runner.run_trial`, so it is timed and recorded exactly like
+Every run goes through :func:`harness.core.trial.run_trial`, so it is timed and recorded exactly like
 a benchmark trial (and an interrupted calibration resumes: finished runs are not rerun).
 """
 
@@ -34,7 +34,8 @@ from omegaconf import DictConfig, open_dict
 from harness.config.compose import compose_config
 from harness.core.environment import describe_device, package_versions
 from harness.core.records import read_json, read_jsonl
-from harness.core.runner import resolve_device, run_trial
+from harness.core.runner import resolve_device
+from harness.core.trial import run_trial
 from harness.errors import UserError
 from harness.identity import meets, utc_timestamp
 

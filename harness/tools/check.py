@@ -192,7 +192,7 @@ def _adds_to_old_gradients(cls: type[Submission], hparams: TrainingHparams, work
 
 def smoke_trial(cfg: DictConfig, workload: str, results: str, seconds: float, overrides: list[str]) -> str:
     """A whole trial of the smoke size ends normally (reached or not; diverged only on Rosenbrock)."""
-    from harness.core.runner import run_trial
+    from harness.core.trial import run_trial
 
     trial = compose_config("trial", [*overrides, f"workload={workload}", "workload.size=smoke",
                                      f"results={results}", f"max_runtime_s={seconds}", "progress=false",
