@@ -5,7 +5,9 @@ average. Training steps evaluate gradients at the interpolation ``y``; evaluatio
 average ``x``. So :meth:`prepare_for_eval` switches the optimizer to eval mode (the parameters
 become ``x``, charged as part of the algorithm) and the next :meth:`update` switches back to
 train mode (the parameters become ``y`` again) before stepping. Warmup is the optimizer's own
-(``warmup_fraction`` of the step hint); ``decay`` settings are ignored.
+(``warmup_fraction`` of the step hint); a ``decay`` other than ``constant`` is refused
+(:class:`ScheduleFreeHparams`): the method replaces the decay schedule, so one set here would
+never be applied while the trial's record said it was.
 
 BatchNorm: the running statistics were accumulated while training at ``y``; evaluated at ``x``
 they would describe other weights. As the method's authors do, :meth:`prepare_for_eval`
@@ -21,6 +23,7 @@ training kept ``y``'s, at the cost of ~20 forward passes (~7 steps of compute) p
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,11 +33,21 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from harness.submission import Submission
+from harness.submission import Submission, require
 from harness.workload import Batch, WorkloadInfo
 from submissions._hparams import AdamHparams
 
-ScheduleFreeHparams = AdamHparams  # the same hyperparameters as AdamW; no decay schedule is applied
+
+@dataclasses.dataclass(kw_only=True)
+class ScheduleFreeHparams(AdamHparams):
+    """AdamW's hyperparameters; the schedule is the optimizer's own warmup and no decay."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.decay == "constant", "decay", self.decay,
+                "schedule_free_adamw applies no decay schedule (the method replaces it; only warmup_fraction "
+                "is used, as the optimizer's own warmup), so it must be constant: remove the setting")
+
 
 #: training batches (at most; those since the previous evaluation) that re-estimate BatchNorm statistics at x
 BN_BATCHES = 20

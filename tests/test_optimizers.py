@@ -13,6 +13,7 @@ from torch import nn
 
 from harness.config.compose import compose_config, to_plain
 from harness.config.registry import workload_class
+from harness.errors import UserError
 from harness.workload import WorkloadInfo
 from submissions._hparams import AdamHparams
 from submissions._shampoo import GraftedShampoo, inverse_root, preconditioned
@@ -92,6 +93,16 @@ def test_schedule_free_evaluates_the_average_and_resumes_training_exactly() -> N
         sa.update(batch, loss(a))
         sb.update(batch, loss(b))
     torch.testing.assert_close(a.weight, b.weight)  # the evaluation changed nothing in training
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear"])
+def test_schedule_free_refuses_a_decay_schedule_it_would_not_apply(decay: str) -> None:
+    """The method replaces the decay schedule: a decay set for it was never applied, while the trial's
+    record said it was (a run with decay=cosine ended with the default run's loss, to the last bit)."""
+    defaults = to_plain(compose_config("trial", ["submission=schedule_free_adamw"]).submission.hparams)
+    with pytest.raises(UserError, match=rf"decay='{decay}'.*no decay schedule"):
+        ScheduleFreeHparams.from_mapping({**defaults, "decay": decay}, "schedule_free_adamw")
+    assert ScheduleFreeHparams.from_mapping(defaults, "schedule_free_adamw").decay == "constant"
 
 
 # ------------------------------------------------------------------------------------ NAdamW

@@ -424,10 +424,11 @@ def test_trajectory_matches_the_reference_in_other_settings(name: str, overrides
 
 
 def test_schedule_free_trajectory_and_evaluation_point_match_the_paper() -> None:
-    """Training iterates y match; the point evaluated after ``prepare_for_eval`` is the paper's x."""
+    """Training iterates y match; the point evaluated after ``prepare_for_eval`` is the paper's x.
+    (No decay: the method has none, and the submission refuses one.)"""
     model, data = mlp(), batches()
     twin = copy.deepcopy(model)
-    submission, hp = build("schedule_free_adamw", model, data, weight_decay=1e-2)
+    submission, hp = build("schedule_free_adamw", model, data, weight_decay=1e-2, decay="constant")
     params = [p.detach().numpy().copy() for p in twin.parameters()]
     state: dict[str, Any] = {}
     worst = 0.0
