@@ -94,11 +94,12 @@ class MuonHparams(TrainingHparams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.lr > 0 and self.adamw_lr > 0, "lr", (self.lr, self.adamw_lr), "must be positive")
+        for name in ("lr", "adamw_lr"):
+            require(getattr(self, name) > 0, name, getattr(self, name), "must be positive")
         require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
         require(self.ns_steps >= 1, "ns_steps", self.ns_steps, "must be at least 1")
-        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2),
-                "must be in [0, 1)")
+        for name in ("beta1", "beta2"):
+            require(0 <= getattr(self, name) < 1, name, getattr(self, name), "must be in [0, 1)")
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
 
 

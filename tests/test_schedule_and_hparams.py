@@ -9,9 +9,11 @@ from typing import ClassVar, Optional
 
 import pytest
 
+from harness.config.compose import compose_config, to_plain
 from harness.errors import UserError
 from harness.submission import TrainingHparams, lr_multiplier
 from submissions._hparams import AdamHparams
+from submissions.muon import MuonHparams
 
 ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 
@@ -50,6 +52,15 @@ def test_from_mapping_coerces_and_validates() -> None:
     with pytest.raises(UserError, match="decay='step'"):
         AdamHparams.from_mapping({**ADAM, "decay": "step"})
     assert math.isclose(AdamHparams.from_mapping(ADAM).as_dict()["lr"], 1e-3)
+
+
+@pytest.mark.parametrize(("name", "value"), [("adamw_lr", -1e-3), ("beta2", 1.0)])
+def test_muon_names_the_one_invalid_hyperparameter(name: str, value: float) -> None:
+    """Muon has two rates and two betas: the error names the one that is wrong and its value
+    (it said ``lr=(0.002, -0.001)`` for a negative adamw_lr, and ``beta1/beta2`` for beta2)."""
+    defaults = to_plain(compose_config("trial", ["submission=muon"]).submission.hparams)
+    with pytest.raises(UserError, match=rf"^Invalid hyperparameter {name}={value!r}: must be"):
+        MuonHparams.from_mapping({**defaults, name: value}, "muon")
 
 
 def test_a_list_valued_hyperparameter_from_a_config_is_plain_python() -> None:
