@@ -10,13 +10,16 @@ For a weight matrix W with gradient G (m x n):
     step size is Adam's, the shape of the step is Shampoo's)
     W <- W (1 - lr wd) - lr D
 
-A side longer than ``max_preconditioner_dim`` keeps the identity (one-sided Shampoo), which is
-what keeps the 784-wide input layer of the Fashion-MNIST MLP affordable on a CPU. Parameters
-that are not matrices (biases, norms, conv filters) take Adam's step.
+A parameter of more than two dimensions (a conv filter, out x in x kh x kw) is preconditioned as
+the matrix (out, in * kh * kw), as Muon orthogonalises it (submissions/_muon.py). A side longer
+than ``max_preconditioner_dim`` keeps the identity (one-sided Shampoo), which is what keeps the
+784-wide input layer of the Fashion-MNIST MLP affordable on a CPU. Parameters of fewer than two
+dimensions (biases, norm gains) take Adam's step.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -33,11 +36,20 @@ def inverse_root(matrix: torch.Tensor, root: int, eps: float) -> torch.Tensor:
     return ((vectors * values.pow(-1.0 / root)) @ vectors.T).to(matrix.dtype)
 
 
+def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """The matrix a parameter of ``shape`` is preconditioned as: (shape[0], everything else), so a
+    conv filter's (out, in * kh * kw); None for fewer than two dimensions (Adam's step)."""
+    if len(shape) < 2:
+        return None
+    return shape[0], math.prod(shape[1:])
+
+
 def preconditioned_sides(shape: tuple[int, ...], max_dim: int) -> tuple[bool, bool]:
-    """Whether a parameter of ``shape`` gets a left and a right preconditioner (matrices only)."""
-    if len(shape) != 2:
+    """Whether a parameter of ``shape`` gets a left and a right preconditioner (on its matrix view)."""
+    matrix = matrix_shape(shape)
+    if matrix is None:
         return False, False
-    return shape[0] <= max_dim, shape[1] <= max_dim
+    return matrix[0] <= max_dim, matrix[1] <= max_dim
 
 
 def preconditioned(grad: torch.Tensor, left: torch.Tensor | None, right: torch.Tensor | None) -> torch.Tensor:
@@ -66,10 +78,11 @@ class GraftedShampoo(ParameterwiseOptimizer):
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
             left, right = preconditioned_sides(tuple(p.shape), group["max_preconditioner_dim"])
+            rows, cols = matrix_shape(tuple(p.shape)) or (0, 0)
             if left:
-                state["left_stat"] = torch.zeros(p.shape[0], p.shape[0], dtype=p.dtype, device=p.device)
+                state["left_stat"] = torch.zeros(rows, rows, dtype=p.dtype, device=p.device)
             if right:
-                state["right_stat"] = torch.zeros(p.shape[1], p.shape[1], dtype=p.dtype, device=p.device)
+                state["right_stat"] = torch.zeros(cols, cols, dtype=p.dtype, device=p.device)
         state["step"] += 1
         t = state["step"]
         state["exp_avg"].mul_(beta1).add_(g, alpha=1 - beta1)
@@ -78,7 +91,9 @@ class GraftedShampoo(ParameterwiseOptimizer):
         adam = momentum / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + group["eps"])
         direction = adam
         if "left_stat" in state or "right_stat" in state:
-            direction = self._shampoo_direction(state, group, g, momentum, t)
+            matrix = (p.shape[0], -1)
+            direction = self._shampoo_direction(state, group, g.reshape(matrix), momentum.reshape(matrix), t)
+            direction = direction.reshape(p.shape)
             if group["graft"]:
                 direction = direction * (adam.norm() / direction.norm().clamp_min(1e-30))
         if group["weight_decay"]:
