@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.core.pruning import INF, Outcome, RecordedTrial, replay, study_bests
 from harness.core.records import read_json, read_jsonl
+from harness.core.sweep_file import load_sweep
 from scoring.scores import area_score, ranks, ratios, workload_times
 
 
@@ -28,7 +29,7 @@ def recorded(results: Path) -> tuple[list[RecordedTrial], dict[tuple[str, str], 
     plan = read_json(sorted(results.glob("launches/*/plan.json"))[-1])
     trials, studies = [], {}
     for job in plan["jobs"]:
-        sweep = read_json(Path(job["sweep"]) / "sweep.json")
+        sweep = load_sweep(Path(job["sweep"]))  # its record_dirs, stored relative to it, made whole
         entry = sweep["trials"][job["index"]]
         folder = Path(entry["record_dir"])
         manifest = read_json(folder / "manifest.json")

@@ -195,3 +195,20 @@ def test_the_suite_runs_baselines_first_and_tells_every_trial_its_competitors(re
     assert settings["prune"] is False  # prune=false reaches trials of a kept plan too
     peers = json.loads(Path(settings["prune_peers"]).read_text())
     assert peers["tau_max"] == 4.0 and sorted(s["submission"] for s in peers["sweeps"]) == ["adamw", "sgd"]
+
+
+def test_bench_pruning_reads_an_unpruned_suites_records(results: Path) -> None:
+    """scripts/bench_pruning.py finds every trial's record: a sweep file keeps them relative to itself."""
+    import sys
+
+    from harness.cli import main
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_pruning import recorded
+
+    assert main(["suite", "suite=smoke", "workloads=[fashion_mnist]", "submissions=[sgd]", "studies=1",
+                 "trials=2", f"results={results}", "progress=false", "device=cpu", "poll_s=1", "prune=false"]) == 0
+    trials, studies = recorded(results)
+    assert [(t.submission, t.study) for t in trials] == [("sgd", 0), ("sgd", 0)]
+    assert all(t.curve and t.final_seconds > 0 for t in trials)
+    assert studies == {("sgd", "fashion_mnist-smoke"): 1}
