@@ -212,3 +212,18 @@ def test_bench_pruning_reads_an_unpruned_suites_records(results: Path) -> None:
     assert [(t.submission, t.study) for t in trials] == [("sgd", 0), ("sgd", 0)]
     assert all(t.curve and t.final_seconds > 0 for t in trials)
     assert studies == {("sgd", "fashion_mnist-smoke"): 1}
+
+
+def test_rule_b_is_exact_on_a_board_holding_the_competitor_its_record_names() -> None:
+    """A pruned trial's record names one competitor (``optbench score`` marks a board without it
+    incomplete), so that competitor alone must bound both views: here another competitor's fewer
+    steps would have pruned z before it reached in fewer steps than x, changing x's and z's steps
+    scores on a board of x and z."""
+    x = RecordedTrial("x", "w", 0, ((1000, 1.0, True),), 1.0)  # fastest by time, many steps
+    y = RecordedTrial("y", "w", 0, ((100, 3.0, True),), 3.0)  # slower, but in few steps
+    z = RecordedTrial("z", "w", 0, tuple((s, s / 100, s == 500) for s in range(100, 600, 100)), 5.0)
+    trials = [x, y, z]
+    outcomes, _ = replay(trials, {(t.submission, "w"): 1 for t in trials}, tau_max=4.0)
+    assert competition_cap({"x": [Outcome(1.0, 1000)], "y": [Outcome(3.0, 100)]}, 4.0, 1).competitor == "x"
+    without_y = [0, 2]
+    assert_same_leaderboard([trials[i] for i in without_y], [outcomes[i] for i in without_y], tau_max=4.0)

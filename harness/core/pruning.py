@@ -18,7 +18,8 @@ study's best trial, by time (and, for the steps view, by steps). Two caps follow
     resample, whether it reaches (x) or not (inf): with an odd number of studies (f = 1) the
     median is x or above when x is at or below the middle; with an even number (f = 2) the median
     averages two middle values, so it is at least x / 2 when x is one of them. The same holds for
-    steps with S_ref; a trial is pruned by (b) only when both its time and its steps have passed.
+    steps with S_ref, that same competitor's slowest study in steps; a trial is pruned by (b) only
+    when both its time and its steps have passed.
 
 Caps are read from the records (manifests of finished trials) at evaluation boundaries, while
 the clock is paused, so pruning works across processes, local launchers and SLURM job arrays
@@ -104,17 +105,19 @@ def competition_cap(finished_competitors: dict[str, Sequence[Outcome]], tau_max:
     """Cap (b) from competitors whose every trial ended (name -> their per-study bests).
 
     ``studies`` is the pruned trial's own submission's number of studies (its parity sets f).
-    The time and the steps references may come from different competitors; both are bounds.
+    Both references are the fastest competitor's (by time): the record names that one competitor,
+    and a board without it is marked incomplete (scoring/marks.py), so no other competitor's
+    records may be needed for exactness. (A steps reference taken from another competitor, with
+    fewer steps, stopped trials whose steps score changed on a board lacking that one, unmarked.)
     """
     worst = {name: (max(o.seconds for o in c), max(o.steps for o in c))
              for name, c in finished_competitors.items() if c}
-    times = {name: t for name, (t, _) in worst.items() if math.isfinite(t)}
-    steps = [s for _, s in worst.values() if math.isfinite(s)]
-    if not times or not steps:
+    reached = {name: bounds for name, bounds in worst.items() if math.isfinite(bounds[0])}
+    if not reached:
         return None
     factor = 1 if studies % 2 else 2
-    fastest = min(times, key=times.__getitem__)
-    t_ref, s_ref = times[fastest], min(steps)
+    fastest = min(reached, key=lambda name: reached[name][0])
+    t_ref, s_ref = reached[fastest]
     return Cap(factor * tau_max * t_ref, factor * tau_max * s_ref, "competition",
                f"{factor} x tau_max {tau_max:g} x the slowest study of {fastest}, the fastest finished "
                f"competitor ({t_ref:.3g} s; steps: {s_ref:.0f}): no score or rank can change any more",
