@@ -117,9 +117,10 @@ def test_real_main_job_sweeps_replayed_through_the_rule_score_the_same() -> None
 
 
 # ------------------------------------------------------------------------------------ from the records
-def finished_trial(folder: Path, seconds: float | None, steps: int | None) -> None:
+def finished_trial(folder: Path, seconds: float | None, steps: int | None, **slot: int) -> None:
+    """A finished manifest with the outcome pruning reads; ``slot``: its study, trial and seed."""
     status = "reached" if seconds is not None else "not_reached"
-    write_json_atomic(folder / "manifest.json", {"status": status, "summary": {
+    write_json_atomic(folder / "manifest.json", {"status": status, **slot, "summary": {
         "status": status, "time_to_target_s": seconds, "steps_to_target": steps}})
 
 
@@ -147,7 +148,7 @@ def test_a_trial_stops_past_tau_max_times_a_finished_competitor(smoke_cfg, tmp_p
     competitor, own = tmp_path / "results" / "adamw-sweep", tmp_path / "results" / "sgd-sweep"
     entries = []
     for k in range(studies):
-        finished_trial(competitor / f"study{k}" / "trial0", 1e-5 * (k + 1), 5)
+        finished_trial(competitor / f"study{k}" / "trial0", 1e-5 * (k + 1), 5, study=k, trial=0, seed=k)
         entries.append({"index": k, "study": k, "trial": 0, "seed": k, "config": {},
                         "record_dir": f"study{k}/trial0"})
     write_json_atomic(competitor / "sweep.json", {
@@ -227,3 +228,23 @@ def test_rule_b_is_exact_on_a_board_holding_the_competitor_its_record_names() ->
     assert competition_cap({"x": [Outcome(1.0, 1000)], "y": [Outcome(3.0, 100)]}, 4.0, 1).competitor == "x"
     without_y = [0, 2]
     assert_same_leaderboard([trials[i] for i in without_y], [outcomes[i] for i in without_y], tau_max=4.0)
+
+
+@pytest.mark.parametrize(("copy", "outcome"), [("stray", "not_reached"), ("foreign", "not_reached"),
+                                              ("planned", "pruned")])
+def test_a_record_the_plan_does_not_hold_sets_no_study_cap(smoke_cfg, tmp_path: Path, copy: str,
+                                                           outcome: str) -> None:
+    """A reached record that optbench score does not score (a backup folder beside the trials, or
+    another slot's record copied into a sibling's) must not stop a trial: it could be its study's
+    fastest. Siblings are the plan's trials of the study, each its own record (which does stop it)."""
+    sweep = tmp_path / "results" / "sweep"
+    write_json_atomic(sweep / "sweep.json", {
+        "sweep_id": "stub", "workload": "fashion_mnist", "size": "smoke", "submission": "sgd", "ruleset": "external",
+        "studies": 1, "trials_per_study": 2, "trials": [
+            {"index": j, "study": 0, "trial": j, "seed": 10 + j, "config": {}, "record_dir": f"study0/trial{j}"}
+            for j in range(2)]})
+    sibling = sweep / "study0" / ("trial0.bak" if copy == "stray" else "trial0")
+    finished_trial(sibling, 1e-4, 10, study=0, trial=0, seed=10 if copy == "planned" else 99)  # the plan's: 10
+    cfg = smoke_cfg(UNREACHABLE, "max_steps=30", "workload.sizes.smoke.eval_every_steps=10", "study=0", "trial=1",
+                    "seed=11", "ruleset=external", f"record_dir={sweep / 'study0' / 'trial1'}")
+    assert runner.run_trial(cfg)["status"] == outcome

@@ -142,6 +142,7 @@ class Pruner:
         self._cap_b: Cap | None = None
         self._finished: dict[str, list[Outcome]] = {}
         self.tau_max, self.studies, self.competitors = 4.0, 1, {}
+        self.siblings = planned_siblings(self.record_dir)
         if peers is not None:
             spec = read_json(Path(peers)) or {}
             own = self.record_dir.parent.parent
@@ -163,8 +164,11 @@ class Pruner:
 
     def _read(self) -> None:
         self._read_at = time.monotonic()
-        siblings = [p / "manifest.json" for p in self.record_dir.parent.glob("trial*") if p != self.record_dir]
-        self._cap_a = study_cap(o for _, o in finished(siblings, study=0))
+        if self.siblings is None:  # no plan (a lone trial given a study): the folders beside it
+            manifests = [p / "manifest.json" for p in self.record_dir.parent.glob("trial*") if p != self.record_dir]
+            self._cap_a = study_cap(o for _, o in finished(manifests, study=0))
+        else:
+            self._cap_a = study_cap(o for o in map(planned_outcome, self.siblings) if o is not None)
         for name, sweep in self.competitors.items():
             if name not in self._finished:
                 bests = finished_sweep(sweep)
@@ -187,6 +191,38 @@ def finished(manifests: Iterable[Path], study: int) -> list[tuple[int, Outcome]]
     return out
 
 
+def planned_siblings(record_dir: Path) -> list[dict[str, Any]] | None:
+    """The other trials of ``record_dir``'s study, as its sweep's plan lists them (None without a
+    readable plan). Only they set cap (a): a record beside them that optbench score does not score
+    (a backup folder ``trial0.bak``) could otherwise stop the trial that would be its study's fastest."""
+    try:
+        plan = load_sweep(record_dir.parent.parent)
+    except UserError:
+        return None
+    own = [t for t in plan["trials"] if Path(t["record_dir"]) == record_dir]
+    if not own:
+        return None
+    return [t for t in plan["trials"] if t["study"] == own[0]["study"] and Path(t["record_dir"]) != record_dir]
+
+
+def planned_outcome(entry: dict[str, Any]) -> Outcome | None:
+    """The outcome of a planned trial whose record has ended and is that trial (its manifest's
+    study, trial and seed are the plan's, as optbench score requires of a record it scores);
+    None otherwise: unfinished, damaged, or another trial's record copied into its folder."""
+    path = Path(entry["record_dir"]) / "manifest.json"
+    try:
+        manifest = read_json(path) or {}
+        if manifest.get("status") not in FINAL_STATUSES:
+            return None
+        if (manifest.get("study"), manifest.get("trial"), manifest.get("seed")) != (
+                entry["study"], entry["trial"], entry["seed"]):
+            return None
+        check_fields(manifest.get("summary") or {}, OUTCOME_FIELDS, path, where="summary.")
+        return Outcome.from_summary(manifest["summary"])
+    except DamagedRecord:
+        return None
+
+
 def finished_sweep(sweep: Path) -> list[Outcome] | None:
     """Per-study bests of a sweep whose every trial has ended; None while any is unfinished."""
     try:
@@ -195,10 +231,10 @@ def finished_sweep(sweep: Path) -> list[Outcome] | None:
         return None
     outcomes = []
     for trial in plan["trials"]:
-        done = finished([Path(trial["record_dir"]) / "manifest.json"], study=int(trial["study"]))
-        if not done:
+        outcome = planned_outcome(trial)
+        if outcome is None:
             return None
-        outcomes += done
+        outcomes.append((int(trial["study"]), outcome))
     return list(study_bests(outcomes).values())
 
 
