@@ -247,4 +247,4 @@ def test_a_record_the_plan_does_not_hold_sets_no_study_cap(smoke_cfg, tmp_path: 
     finished_trial(sibling, 1e-4, 10, study=0, trial=0, seed=10 if copy == "planned" else 99)  # the plan's: 10
     cfg = smoke_cfg(UNREACHABLE, "max_steps=30", "workload.sizes.smoke.eval_every_steps=10", "study=0", "trial=1",
                     "seed=11", "ruleset=external", f"record_dir={sweep / 'study0' / 'trial1'}")
-    assert runner.run_trial(cfg)["status"] == outcome
+    assert run_trial(cfg)["status"] == outcome
