@@ -282,6 +282,20 @@ def test_the_points_are_a_function_of_the_seed() -> None:
     assert quasirandom_points({}, 3, seed=0) == [{}, {}, {}]  # nothing to search: the defaults, three times
 
 
+def test_the_search_draws_the_same_points_as_every_earlier_sweep() -> None:
+    """The points of a search seed are pinned: sweeps planned before and after an upgrade of SciPy
+    (whose ``qmc.Halton(seed=...)`` is being replaced by ``rng=``, which scrambles otherwise) or a
+    change here must share them, so that submissions tuned at different times get the same points.
+    A new SciPy that draws others fails here, not silently in users' new sweeps."""
+    space = {"a": {"min": 0.0, "max": 1.0, "scaling": "linear"}, "b": {"min": 0.0, "max": 1.0, "scaling": "linear"},
+             "c": {"min": 0.0, "max": 1.0, "scaling": "linear"}}
+    drawn = [point[name] for point in quasirandom_points(space, 4, seed=0) for name in "abc"]
+    assert drawn == pytest.approx([0.099121779884, 0.053913761854, 0.300776229097,
+                                   0.599121779884, 0.72058042852, 0.700776229097,
+                                   0.349121779884, 0.387247095187, 0.100776229097,
+                                   0.849121779884, 0.165024872965, 0.500776229097], abs=1e-10)
+
+
 def test_a_sweep_of_rerun_true_is_refused_with_what_to_do(tmp_path: Path) -> None:
     message = ("rerun=true runs one finished trial again (optbench trial ... rerun=true); a sweep runs only the "
                "trials that have not ended. To run some of a sweep's trials again, move their folders "

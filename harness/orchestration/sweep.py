@@ -70,7 +70,7 @@ def trial_seed(search_seed: int, study: int, trial: int) -> int:
 
 
 # trial settings that change what a trial is (its identity) but that older sweeps did not have, with
-# their defaults (harness/core/compile.py, harness/core/distributed.py)
+# their defaults (harness/core/compile.py, harness/core/team.py)
 GPU_SETTINGS = {"compile": "auto", "charge_compile": "false", "nproc": "1"}
 
 
