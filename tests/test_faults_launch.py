@@ -241,12 +241,12 @@ def test_launcher_setting_of_another_launcher_is_named(results: Path, capsys: py
 
 def test_jobs_that_end_without_their_trial_exit_1(results: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
-    import harness.core.runner
+    import harness.core.trial
 
     def lost(cfg):
         raise RuntimeError("the node lost its data folder")
 
-    monkeypatch.setattr(harness.core.runner, "run_trial", lost)
+    monkeypatch.setattr(harness.core.trial, "run_trial", lost)
     code, out, err = tune_cli(capsys, results)
     assert code == 1, err
     summary = summary_of(out)

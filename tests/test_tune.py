@@ -492,7 +492,7 @@ def test_tune_refuses_a_search_space_whose_ends_are_invalid_before_writing_anyth
 
 def test_a_job_whose_trial_refuses_its_settings_reports_the_message_not_a_traceback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.core.runner as runner
+    import harness.core.trial as trial
     from harness.orchestration.launch import run_job
 
     outcome = tune(tmp_path, "submission=sgd", "studies=1", "trials=1")  # a plan and its launch files
@@ -501,7 +501,7 @@ def test_a_job_whose_trial_refuses_its_settings_reports_the_message_not_a_traceb
     def refuses(cfg):
         raise UserError("batch_size=9 is outside the range")
 
-    monkeypatch.setattr(runner, "run_trial", refuses)
+    monkeypatch.setattr(trial, "run_trial", refuses)
     result = run_job(OmegaConf.create({"plan": str(plan), "index": 0}))
     assert result["status"] == "error" and result["error"] == "optbench: error: batch_size=9 is outside the range"
 
@@ -513,12 +513,12 @@ def test_a_worker_s_first_job_takes_the_imported_objects_out_of_the_collector_s_
     Frozen once per process (gc.freeze), they are not traversed again."""
     import gc
 
-    import harness.core.runner as runner
+    import harness.core.trial as trial
     import harness.orchestration.launch as launch
 
     outcome = tune(tmp_path, "submission=sgd", "studies=1", "trials=1")
     plan = next(Path(outcome["launch_dir"]).rglob("plan.json"))
-    monkeypatch.setattr(runner, "run_trial", lambda cfg: {"status": "reached"})
+    monkeypatch.setattr(trial, "run_trial", lambda cfg: {"status": "reached"})
     monkeypatch.setattr(launch, "_FROZEN", False, raising=False)
     gc.unfreeze()
     try:
