@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import harness.tools.calibrate as calibrate_module
 from harness.config.compose import compose_config
 from harness.errors import UserError
-from harness.tools.calibrate import choose_target_and_budget, refuse_a_metric_training_worsens
+from harness.tools.calibrate import (
+    budget_step_hint,
+    choose_target_and_budget,
+    refuse_a_metric_training_worsens,
+    settle_step_hint,
+    step_rate,
+)
 from harness.tools.calibrate_command import draw_points, run_calibrate, write_calibration
 
 
@@ -49,6 +56,46 @@ def test_a_metric_that_training_only_worsens_is_refused_not_calibrated() -> None
     refuse_a_metric_training_worsens([run("adamw", 1, 0.87, learning)], "adamw", higher=True)  # fine
     one_learned = [*backwards[:1], run("adamw", 3, 0.45, [(10, 1.0, 0.5), (20, 2.0, 0.45)])]
     refuse_a_metric_training_worsens(one_learned, "adamw", higher=False)  # a seed improved: not refused
+
+
+def test_the_step_hint_is_three_quarters_of_the_budget_at_the_reference_s_rate() -> None:
+    """The step hint was the best point's schedule, which ended at about half the budget (margin 2):
+    a schedule decaying over it stopped learning half-way while a constant one trained on. Now it is
+    the steps the reference runs in 3/4 of the budget (AlgoPerf's relation), two significant digits."""
+    runs = [run("adamw", seed, 0.9, [(100, 0.1, 0.8), (600, seconds, 0.9)]) for seed, seconds in
+            enumerate([0.75, 0.8, 0.7], start=1)]  # 800, 750 and ~857 steps/s at the last evaluation
+    assert step_rate(runs) == pytest.approx(800) and step_rate([run("adamw", 1, 0.9, [])]) is None
+    assert budget_step_hint(800, 2.0, 0.75) == 1200  # 0.75 x 2 s x 800 steps/s
+    assert budget_step_hint(800, 7.0, 0.75) == 4200 and budget_step_hint(800, 2.0, 1.0) == 1600
+    assert budget_step_hint(66.3, 5.0, 0.75) == 250 and budget_step_hint(1049.4, 15.0, 0.75) == 12000  # 2 digits
+    assert budget_step_hint(800, 0.013, 0.75) == 7  # 7.8 steps: 7
+    assert budget_step_hint(800, None, 0.75) is None and budget_step_hint(None, 2.0, 0.75) is None
+
+
+@pytest.mark.parametrize(("reaching_seeds", "expected"), [(3, 1200), (2, 600), (0, 600)])
+def test_the_derived_step_hint_stands_only_where_the_reference_still_reaches_the_target(
+        monkeypatch: pytest.MonkeyPatch, reaching_seeds: int, expected: int) -> None:
+    """The reference runs again at the derived hint on the confirming seeds; with fewer than
+    reliability (2 of 3 here) reaching the target within the budget, its own schedule is kept."""
+    ran = []
+
+    def run_point(base, submission, hparams, seed, step_hint, max_run_s):
+        ran.append((submission, seed, step_hint))
+        value = 0.91 if seed <= reaching_seeds else 0.85
+        return run(submission, seed, value, [(600, 0.75, 0.86), (1200, 1.5, value)])
+
+    monkeypatch.setattr(calibrate_module, "run_point", run_point)
+    confirm = [run("adamw", seed, 0.9, [(600, 0.75, 0.9)]) for seed in (1, 2, 3)]
+    choice = {"reference": "adamw", "target": 0.9, "max_runtime_s": 2.0}
+    rule = settle_step_hint([], {"hparams": {"lr": 0.01}, "step_hint": 600}, confirm, choice, [1, 2, 3], True,
+                            0.8, 0.75, None, lambda text: None)
+    assert rule["derived"] == 1200 and rule["schedule_step_hint"] == 600 and rule["step_hint"] == expected
+    assert rule["steps_per_s"] == 800
+    assert ran == [("adamw", seed, 1200) for seed in (1, 2, 3)]
+    assert [check["within_budget"] for check in rule["check"]] == [seed <= reaching_seeds for seed in (1, 2, 3)]
+    assert settle_step_hint([], {"hparams": {}, "step_hint": 600}, confirm, choice, [1], True, 0.8, None, None,
+                            lambda text: None)["step_hint"] == 600  # hint_share=null: its own schedule, no runs
+    assert len(ran) == 3
 
 
 def test_lower_is_better_rounds_up() -> None:
@@ -229,3 +276,21 @@ def test_a_dry_run_writes_nothing_into_the_repository(tmp_path: Path) -> None:
     finally:
         for path in set(_repository_calibration_files()) - set(before):
             Path(path).unlink()  # what the old code left behind
+
+
+def test_a_rerun_searches_the_schedule_the_last_calibration_searched_not_the_hint_it_wrote(
+        tmp_path: Path) -> None:
+    """Step 5 writes a step hint about 1.5x the steps the reference needed; the next calibration
+    searched at that hint, found a harder target, a longer budget and a longer hint again (fashion_mnist
+    mini: 0.87 / 2 s / 1200 steps, rerun: 0.88 / 4 s / 1900). The search schedule is recorded and reused."""
+    summary = run_calibrate([*SMALL_CALIBRATION, "write=false", f"results={tmp_path / 'runs'}",
+                             "workload.sizes.smoke.step_hint=1900",
+                             "+workload.sizes.smoke.calibration.rule={search_step_hints: [40]}"],
+                            log=lambda text: None)
+    raw = json.loads(Path(summary["raw"]).read_text())
+    assert {run["step_hint"] for run in raw["search"]} == {40}
+    assert raw["rule"]["search_step_hints"] == [40]
+    named = run_calibrate([*SMALL_CALIBRATION, "write=false", f"results={tmp_path / 'named'}", "step_hints=[30]",
+                           "+workload.sizes.smoke.calibration.rule={search_step_hints: [40]}"],
+                          log=lambda text: None)
+    assert json.loads(Path(named["raw"]).read_text())["rule"]["search_step_hints"] == [30]  # step_hints= wins

@@ -112,6 +112,7 @@ class CalibrateConfig:
     margin: float = 2.0  # budget = margin x the slowest confirming seed's time-to-target
     budget_round_s: float = 5.0
     max_run_s: float | None = None  # cap per run; default 4 x the current budget
+    hint_share: float | None = 0.75  # step hint = steps the reference runs in this share of the budget; null: its own
     results: str | None = None  # default results/calibration/<workload>-<size>
     out: str | None = None  # folder of the raw-figures JSON; default workloads/calibration (write=false: results)
     write: bool = True  # write the numbers into configs/workload/<family>.yaml (an external workload: its own YAML)
