@@ -380,3 +380,37 @@ def test_preempted_trial_checkpoints_through_submitit_and_resumes(cluster: Path,
     await_sacct_completed([job_id])
     row = collect(results)[0]
     assert row["slurm_job"] == job_id and row["slurm_state"] == "COMPLETED" and row["state"] == "done-not-reached"
+
+
+def test_a_job_signalled_once_more_than_max_num_timeout_fails_and_is_said_in_one_line(
+        cluster: Path, reference: dict, tmp_path: Path) -> None:
+    """Before, submitit's UncompletedJobError ("timed-out too many times"), which its handler raises
+    inside the trial at the signal past hydra.launcher.max_num_timeout, came back as the job's result:
+    tune printed the error's traceback as a job error, without the settings to raise, and counted the
+    trial "running (SLURM job ... RUNNING)" while its job was leaving the queue. Now tune says it in
+    one line naming those settings, once the job has ended, as status does, and a rerun resumes the
+    trial exactly. (Hydra's job wrapper catches the error, so SLURM records the job COMPLETED.)"""
+    results = tmp_path / "results"
+    settings = [*LONG_TRIAL, f"results={results}", "launcher=slurm", "poll_s=1", "hydra.launcher.timeout_min=10",
+                "hydra.launcher.cpus_per_task=1"]
+    outcome: dict = {}
+    tune = threading.Thread(target=lambda: outcome.update(
+        run_tune([*settings, "hydra.launcher.max_num_timeout=0"], log=print)))
+    tune.start()
+    record_dir, job_id = checkpointed_trial(results, tune)
+    # what SLURM sends signal_delay_s before the time limit (with a limit of 10 min or less submitit
+    # takes any USR2 for the time limit): the first one is already one too many
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    tune.join(timeout=300)
+    assert not tune.is_alive()
+    assert outcome["job_errors"] == 0 and outcome["unfinished"] == 1, outcome
+    [lost] = outcome["lost"]
+    assert f"SLURM job {job_id} ended COMPLETED without a result: UncompletedJobError" in lost, lost
+    assert "timed-out too many times" in lost and "hydra.launcher.max_num_timeout" in lost
+    assert "Traceback" not in lost.partition(". Its stderr")[0], lost
+    assert f"interrupted (SLURM job {job_id} COMPLETED)" in outcome["error"], outcome["error"]
+    row = collect(results)[0]
+    assert (row["state"], row["slurm_state"]) == ("interrupted", "COMPLETED")
+    again = run_tune(settings, log=print)
+    assert again["launched"] == 1 and again["error"] is None, again
+    assert_resumed_like(record_dir, reference)

@@ -66,8 +66,21 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         return run_trial(trial)
     except UserError as error:  # bad input found only now: its message, not a traceback
         return {"status": "error", "error": f"optbench: error: {error}", "plan": str(cfg.plan), "index": int(cfg.index)}
-    except Exception:  # reported to the launching process instead of aborting the sweep
+    except Exception as error:  # reported to the launching process instead of aborting the sweep
+        if _out_of_requeues(error):
+            raise
         return {"status": "error", "error": traceback.format_exc(), "plan": str(cfg.plan), "index": int(cfg.index)}
+
+
+def _out_of_requeues(error: Exception) -> bool:
+    """Whether ``error`` is submitit's ``UncompletedJobError``: its signal handler raises it in a job
+    signalled (time limit, preemption) once more than ``hydra.launcher.max_num_timeout`` allows.
+    Raised on, Hydra keeps it as the job's failure, which the launch reports as a lost job in one line
+    naming the settings to raise (:func:`job_outcome`); returned as a result, it was printed as a
+    traceback, as if the trial's own error, and counted before its job had left the queue."""
+    from submitit.core.utils import UncompletedJobError
+
+    return isinstance(error, UncompletedJobError)
 
 
 _FROZEN = False
@@ -185,15 +198,20 @@ def wait_until_ended(job_ids: set[str], poll_s: float, log: Log, why: str) -> di
 def job_outcome(job_folder: Path, state: str | None) -> tuple[Any, str | None]:
     """A submitit job's result (its task function's return value), or None and the paragraph that
     says why it has none: its SLURM state, what it raised, the end of its stderr."""
+    from hydra.core.utils import JobStatus
     from submitit.core.utils import pickle_load
 
     job = job_folder.name
     said = None
     try:
         kind, value = pickle_load(job_folder / f"{job}_0_result.pkl")  # task 0: the one submitit reports
-        if kind == "success":
-            return value.return_value, None  # Hydra's JobReturn of run_job, which never raises
-        said = _last_error(str(value))
+        if kind == "success" and value.status == JobStatus.FAILED:  # what run_job let through (_out_of_requeues)
+            raised = value._return_value  # the property would raise it, and write to stderr
+            said = _last_error(f"{type(raised).__name__}: {raised}")
+        elif kind == "success":
+            return value.return_value, None  # Hydra's JobReturn of run_job
+        else:
+            said = _last_error(str(value))
     except FileNotFoundError:
         pass
     except Exception as unreadable:  # a truncated pickle (the job was killed while writing it)
