@@ -197,6 +197,30 @@ def test_a_cancelled_task_does_not_end_the_wait_for_the_rest_of_the_array(cluste
     assert all(row["state"].startswith("done-") for row in rows[1:]), rows
 
 
+def test_jobs_held_in_the_queue_are_said_at_once_with_what_to_do(cluster: Path, tmp_path: Path) -> None:
+    """Before, a job array that could not start (held; more CPUs than the partition has: PartitionConfig)
+    was said as "pending 2" and nothing more for 5 minutes; now its jobs and squeue's reason are said
+    as soon as they are seen."""
+    results = tmp_path / "results"
+    said: list[str] = []
+    tune = threading.Thread(target=lambda: run_tune(
+        [*SHORT, "trials=2", f"results={results}", "+hydra.launcher.additional_parameters.hold=true"],
+        log=said.append))
+    tune.start()
+    array = submitted_array(results, 2, tune.is_alive, lambda: said)
+    try:
+        deadline = time.monotonic() + 120  # two polls of poll_s=1 are enough; QUIET_S is 300
+        while not any("JobHeldUser" in line for line in said):
+            assert time.monotonic() < deadline and tune.is_alive(), said
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", array], check=False)
+        tune.join(timeout=120)
+    [line] = [line for line in said if "JobHeldUser" in line]
+    assert f"pending in SLURM's queue: {array}_0, {array}_1 (JobHeldUser): a reason that does not pass" in line, line
+    assert "no change for" not in line
+
+
 def test_jobs_failing_in_their_setup_are_counted_as_status_counts_them(cluster: Path, tmp_path: Path) -> None:
     """Before, jobs that failed before their trial started were reported as "did not end (pending 2)"
     while optbench status said interrupted, FAILED. Now tune counts them as status does, and names

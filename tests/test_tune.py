@@ -245,13 +245,32 @@ def test_progress_is_said_again_when_nothing_changes_for_a_while(monkeypatch: py
     monkeypatch.setattr(tune_module, "count_states", lambda sweeps: {"pending": 2})
     said: list[str] = []
     watcher = tune_module.ProgressWatcher([], 2, said.append, 1.0,
-                                          waits=lambda: "; pending in SLURM's queue: 81_0, 81_1 (JobHeldAdmin)")
+                                          waits=lambda stuck_only: "" if stuck_only else
+                                          "; pending in SLURM's queue: 81_0 (Resources)")
     watcher.report()
     watcher.report()  # nothing changed, and not for long: nothing said
     assert len(said) == 1 and said[0].startswith("done 0 (none), running 0, pending 2")
     monkeypatch.setattr(watcher, "QUIET_S", 0.0)
     watcher.report()
-    assert len(said) == 2 and "(no change for " in said[1] and "81_0, 81_1 (JobHeldAdmin))" in said[1], said
+    assert len(said) == 2 and "(no change for " in said[1] and "81_0 (Resources))" in said[1], said
+
+
+def test_jobs_waiting_for_a_reason_that_does_not_pass_are_said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, jobs that could never start (more CPUs than the partition has: PartitionConfig; a hold)
+    were first named after QUIET_S (5 minutes) of "pending 2"; now at the first report that sees them."""
+    import harness.orchestration.tune as tune_module
+
+    monkeypatch.setattr(tune_module, "count_states", lambda sweeps: {"pending": 2})
+    monkeypatch.setattr(tune_module, "launched_jobs", lambda root: {("s", 0): {"job_id": "81_0"},
+                                                                    ("s", 1): {"job_id": "81_1"}})
+    monkeypatch.setattr(tune_module, "pending_reasons", lambda ids: {"81_0": "PartitionConfig", "81_1": "Priority"})
+    said: list[str] = []
+    watcher = tune_module.ProgressWatcher([], 2, said.append, 1.0,
+                                          waits=lambda stuck_only: tune_module.pending_jobs_text(Path(), stuck_only))
+    watcher.report()
+    watcher.report()  # the same jobs for the same reason: said once
+    assert len(said) == 1 and "pending in SLURM's queue: 81_0 (PartitionConfig): a reason that" in said[0], said
+    assert "81_1" not in said[0] and "scancel them and change the hydra.launcher settings" in said[0]
 
 
 def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -97,7 +97,7 @@ def run_sweeps(sweeps: list[dict[str, Any]], cfg: Any, hydra_overrides: list[str
     if todo:
         log(f"launching {len(todo)} of {total} trials ({total - len(todo) - len(held) - len(damaged)} already "
             f"finished{left_alone}) with launcher={cfg.launcher}")
-    waits = (lambda: pending_jobs_text(launch_root)) if str(cfg.launcher) == "slurm" else None
+    waits = (lambda stuck_only: pending_jobs_text(launch_root, stuck_only)) if str(cfg.launcher) == "slurm" else None
     watcher = ProgressWatcher(sweeps, len(todo) + len(held), log, float(cfg.poll_s), waits)
     watcher.start()
     try:
@@ -361,27 +361,38 @@ def describe(counts: dict[str, int]) -> str:
             f"pending {counts.get('pending', 0)}{others}")
 
 
-def pending_jobs_text(launch_root: Path) -> str:
+#: squeue's reasons for a pending job that clear by themselves, as other jobs end or time passes
+#: (a requeued job's BeginTime, array_parallelism's JobArrayTaskLimit); any other (a hold, a partition's
+#: limits, a node that is down, a qos or account limit) needs someone to act
+PASSING_REASONS = ("Resources", "Priority", "BeginTime", "JobArrayTaskLimit", "Dependency")
+
+
+def pending_jobs_text(launch_root: Path, stuck_only: bool = False) -> str:
     """``"; pending in SLURM's queue: 81_0, 81_1 (ReqNodeNotAvail, ...)"``: the jobs of the launches
-    under ``launch_root`` that wait in the queue, grouped by squeue's reason ("" when none waits)."""
+    under ``launch_root`` that wait in the queue, grouped by squeue's reason ("" when none waits);
+    ``stuck_only``: only those waiting for a reason not in :data:`PASSING_REASONS`."""
     ids = {job["job_id"] for job in launched_jobs(launch_root).values() if job.get("job_id")}
     reasons = pending_reasons(ids)
     grouped: dict[str, list[str]] = {}
     for job, reason in sorted(reasons.items()):
-        grouped.setdefault(reason, []).append(job)
+        if not (stuck_only and reason.partition(",")[0] in PASSING_REASONS):
+            grouped.setdefault(reason, []).append(job)
     return "".join(f"; pending in SLURM's queue: {', '.join(jobs)} ({reason})" for reason, jobs in grouped.items())
 
 
 class ProgressWatcher:
     """Reads the records every ``poll_s`` seconds and reports whenever the counts change, and every
-    ``QUIET_S`` seconds when they do not (with ``waits()``: why jobs wait, e.g. a drained node), so a
-    launch stuck in the queue is not a silent one."""
+    ``QUIET_S`` seconds when they do not (with ``waits(False)``: why jobs wait, e.g. a busy node), so a
+    launch stuck in the queue is not a silent one. Jobs that wait for a reason that does not pass by
+    itself (``waits(True)``: a hold, a partition's limits, a drained node) are said as soon as they are
+    seen, with what to do: before, such a launch said nothing about them for ``QUIET_S``."""
 
     QUIET_S = 300.0
 
     def __init__(self, sweeps: list[dict[str, Any]], launched: int, log: Log, poll_s: float,
-                 waits: Callable[[], str] | None = None):
+                 waits: Callable[[bool], str] | None = None):
         self.sweeps, self.launched, self.log, self.poll_s, self.waits = sweeps, launched, log, poll_s, waits
+        self._stuck = ""
         self._said_at = time.monotonic()
         self.done_before = sum(count_states(sweeps).get(s, 0) for s in FINAL_STATUSES)
         self._stop = threading.Event()
@@ -404,10 +415,15 @@ class ProgressWatcher:
         counts = count_states(self.sweeps)
         text = describe(counts)
         quiet = time.monotonic() - self._said_at
-        if text == self._last and quiet < self.QUIET_S:
+        stuck = self.waits(True) if self.waits and counts.get("pending") else ""
+        if stuck and stuck != self._stuck:  # new: said now, not after QUIET_S
+            self._stuck, self._last = stuck, text
+            text += (f"{stuck}: a reason that does not pass as other jobs end (`scontrol show job <id>` says "
+                     f"more); release those jobs, or scancel them and change the hydra.launcher settings")
+        elif text == self._last and quiet < self.QUIET_S:
             return
-        if text == self._last:
-            text += f" (no change for {quiet:.0f}s{self.waits() if self.waits else ''})"
+        elif text == self._last:
+            text += f" (no change for {quiet:.0f}s{self.waits(False) if self.waits else ''})"
         else:
             self._last = text
         self._said_at = time.monotonic()
