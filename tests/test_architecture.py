@@ -125,7 +125,7 @@ def test_every_import_goes_down_the_layers() -> None:
     ("harness.config.registry", "import submissions", False),
     ("harness.workload", "from .core import records", False),
     ("scoring.records", "from harness.orchestration import suite", False),
-    ("workloads.mnist", "from harness.core.runner import run_trial", False),
+    ("workloads.mnist", "from harness.core.trial import run_trial", False),
     ("harness.orchestration.suite", "from scoring.records import read_records", True),
     ("harness.core.runner", "from harness.config.compose import compose_config", True),
     ("workloads.mnist", "from harness.workload import Workload", True),

@@ -76,7 +76,7 @@ def test_the_step_hint_is_three_quarters_of_the_budget_at_the_reference_s_rate()
 def test_the_derived_step_hint_stands_only_where_the_reference_still_reaches_the_target(
         monkeypatch: pytest.MonkeyPatch, reaching_seeds: int, expected: int) -> None:
     """The reference runs again at the derived hint on the confirming seeds; with fewer than
-    reliability (2 of 3 here) reaching the target within the budget, its own schedule is kept."""
+    reliability (0.8 of 3 seeds: all 3 here) reaching the target within the budget, its own schedule is kept."""
     ran = []
 
     def run_point(base, submission, hparams, seed, step_hint, max_run_s):
@@ -294,3 +294,15 @@ def test_a_rerun_searches_the_schedule_the_last_calibration_searched_not_the_hin
                            "+workload.sizes.smoke.calibration.rule={search_step_hints: [40]}"],
                           log=lambda text: None)
     assert json.loads(Path(named["raw"]).read_text())["rule"]["search_step_hints"] == [30]  # step_hints= wins
+
+
+def test_a_variant_that_keeps_the_base_step_hint_searches_the_base_s_recorded_schedule(tmp_path: Path) -> None:
+    """A variant's size entry replaces the base's calibration as a whole: the variant searched at the
+    base's derived hint (the lengthening rerun again) until it fell back to the base's recorded schedule."""
+    recorded = "+workload.sizes.smoke.calibration.rule={search_step_hints: [40]}"
+    summary = run_calibrate([*SMALL_CALIBRATION, "workload.variant=steep", "write=false",
+                             f"results={tmp_path / 'runs'}", recorded], log=lambda text: None)
+    assert {run["step_hint"] for run in json.loads(Path(summary["raw"]).read_text())["search"]} == {40}
+    own = run_calibrate([*SMALL_CALIBRATION, "workload.variant=steep", "write=false", f"results={tmp_path / 'own'}",
+                         recorded, "+workload.variants.steep.sizes.smoke.step_hint=30"], log=lambda text: None)
+    assert {run["step_hint"] for run in json.loads(Path(own["raw"]).read_text())["search"]} == {30}  # its own hint

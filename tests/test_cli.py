@@ -140,7 +140,7 @@ def test_a_command_s_result_is_one_write(monkeypatch: pytest.MonkeyPatch) -> Non
     interleaved with the other rank's line, and the output was no longer one JSON per line."""
     import io
 
-    import harness.core.runner
+    import harness.core.trial
     from harness.cli import main
 
     class Recorder(io.StringIO):

@@ -273,6 +273,39 @@ def test_jobs_waiting_for_a_reason_that_does_not_pass_are_said_at_once(monkeypat
     assert "81_1" not in said[0] and "scancel them and change the hydra.launcher settings" in said[0]
 
 
+@pytest.mark.parametrize(("reason", "passes"), [
+    ("Resources", True), ("Priority", True), ("JobArrayTaskLimit", True),
+    ("QOSMaxJobsPerUserLimit", True), ("AssocGrpCpuLimit", True), ("AssocGrpCPURunMinutesLimit", True),
+    ("JobHeldUser", False), ("PartitionConfig", False), ("ReqNodeNotAvail, UnavailableNodes:n1", False),
+    ("PartitionTimeLimit", False), ("QOSMaxWallDurationPerJobLimit", False), ("AssocGrpCPUMinutesLimit", False),
+])
+def test_a_limit_on_the_user_s_running_jobs_passes_and_a_limit_the_job_exceeds_does_not(
+        reason: str, passes: bool) -> None:
+    """A qos's jobs-per-user limit clears as the user's own jobs end: it was said as stuck, with advice
+    to scancel; a per-job limit or spent CPU minutes never clear."""
+    import harness.orchestration.tune as tune_module
+
+    assert tune_module.passes(reason) is passes
+
+
+def test_jobs_held_again_after_a_release_are_said_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.orchestration.tune as tune_module
+
+    monkeypatch.setattr(tune_module, "count_states", lambda sweeps: {"pending": 1})
+    queue = ["; pending in SLURM's queue: 81_0 (JobHeldUser)", "", "; pending in SLURM's queue: 81_0 (JobHeldUser)"]
+    asked: list[bool] = []
+    said: list[str] = []
+    watcher = tune_module.ProgressWatcher([], 1, said.append, 1.0,
+                                          waits=lambda stuck_only: asked.append(stuck_only) or queue.pop(0))
+    monkeypatch.setattr(watcher, "STUCK_CHECK_S", 0.0)
+    for _ in range(3):
+        watcher.report()
+    assert sum("81_0 (JobHeldUser)" in line for line in said) == 2, said
+    monkeypatch.setattr(watcher, "STUCK_CHECK_S", 3600.0)
+    watcher.report()  # squeue is not asked again before STUCK_CHECK_S
+    assert asked == [True, True, True]
+
+
 def test_status_of_an_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["status", f"results={tmp_path}"]) == 2
     assert "No sweeps under" in capsys.readouterr().err

@@ -104,7 +104,8 @@ class CalibrateConfig:
         default_factory=lambda: {"adamw": {}, "momentum": {"nesterov": True}}
     )  # reference submissions, each with hyperparameters held fixed during the search
     points: int = 8  # per baseline: its defaults + (points - 1) scrambled Halton points
-    step_hints: list[int] = field(default_factory=list)  # schedule lengths to search; empty: current
+    # schedule lengths to search; empty: the last calibration's, else the step hint
+    step_hints: list[int] = field(default_factory=list)
     search_seed: int = 0  # seed of the Halton scrambling and of the search runs
     confirm_seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     reliability: float = 0.8  # fraction of confirming seeds that must reach the target

@@ -38,8 +38,10 @@ PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     """The task function of every launched job: run trial ``cfg.index`` of the plan ``cfg.plan``.
 
-    It never raises (Hydra's sweeper would abort the remaining jobs): problems outside the
-    trial are returned as ``{"status": "error", ...}`` and the trial's record, if any, stays.
+    It does not raise (Hydra's sweeper would abort the remaining jobs): problems outside the
+    trial are returned as ``{"status": "error", ...}`` and the trial's record, if any, stays. The
+    one exception is a SLURM job signalled once more than ``hydra.launcher.max_num_timeout``
+    allows (:func:`_out_of_requeues`): that job has ended, and the launch reports it as lost.
     """
     from harness.core.sweep_file import load_sweep, trial_config
     from harness.core.trial import run_trial
@@ -67,7 +69,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     except UserError as error:  # bad input found only now: its message, not a traceback
         return {"status": "error", "error": f"optbench: error: {error}", "plan": str(cfg.plan), "index": int(cfg.index)}
     except Exception as error:  # reported to the launching process instead of aborting the sweep
-        if _out_of_requeues(error):
+        if _out_of_requeues(error) and os.environ.get("SLURM_JOB_ID"):
             raise
         return {"status": "error", "error": traceback.format_exc(), "plan": str(cfg.plan), "index": int(cfg.index)}
 

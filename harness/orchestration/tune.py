@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import threading
@@ -362,20 +363,34 @@ def describe(counts: dict[str, int]) -> str:
 
 
 #: squeue's reasons for a pending job that clear by themselves, as other jobs end or time passes
-#: (a requeued job's BeginTime, array_parallelism's JobArrayTaskLimit); any other (a hold, a partition's
-#: limits, a node that is down, a qos or account limit) needs someone to act
+#: (a requeued job's BeginTime, array_parallelism's JobArrayTaskLimit); besides these, a qos's or an
+#: account's limit on running work passes (:func:`passes`); any other (a hold, a partition's limits,
+#: a node that is down, a per-job limit the job exceeds) needs someone to act
 PASSING_REASONS = ("Resources", "Priority", "BeginTime", "JobArrayTaskLimit", "Dependency")
+
+
+def passes(reason: str) -> bool:
+    """Whether a pending job's squeue reason clears by itself: one of :data:`PASSING_REASONS`, or a
+    qos's or account's limit on the running work of a user or group (``QOSMaxJobsPerUserLimit``,
+    ``AssocGrpCpuLimit``, ``AssocGrpCPURunMinutesLimit``: the user's own jobs ending free it). Not a
+    limit on one job (``QOSMaxWallDurationPerJobLimit``: the job asks for more than is allowed) nor
+    on used time (``AssocGrpCPUMinutesLimit``: spent until an administrator resets it)."""
+    head = reason.partition(",")[0].strip()
+    if head in PASSING_REASONS:
+        return True
+    limit = head.startswith(("QOS", "Assoc")) and head.endswith("Limit")
+    return limit and "PerJob" not in head and ("Minutes" not in head or "RunMinutes" in head)
 
 
 def pending_jobs_text(launch_root: Path, stuck_only: bool = False) -> str:
     """``"; pending in SLURM's queue: 81_0, 81_1 (ReqNodeNotAvail, ...)"``: the jobs of the launches
     under ``launch_root`` that wait in the queue, grouped by squeue's reason ("" when none waits);
-    ``stuck_only``: only those waiting for a reason not in :data:`PASSING_REASONS`."""
+    ``stuck_only``: only those waiting for a reason that does not pass by itself (:func:`passes`)."""
     ids = {job["job_id"] for job in launched_jobs(launch_root).values() if job.get("job_id")}
     reasons = pending_reasons(ids)
     grouped: dict[str, list[str]] = {}
     for job, reason in sorted(reasons.items()):
-        if not (stuck_only and reason.partition(",")[0] in PASSING_REASONS):
+        if not (stuck_only and passes(reason)):
             grouped.setdefault(reason, []).append(job)
     return "".join(f"; pending in SLURM's queue: {', '.join(jobs)} ({reason})" for reason, jobs in grouped.items())
 
@@ -388,11 +403,15 @@ class ProgressWatcher:
     seen, with what to do: before, such a launch said nothing about them for ``QUIET_S``."""
 
     QUIET_S = 300.0
+    #: how often squeue is asked for stuck jobs while trials are pending (not every poll: a busy
+    #: cluster's controller answers every user's squeue)
+    STUCK_CHECK_S = 30.0
 
     def __init__(self, sweeps: list[dict[str, Any]], launched: int, log: Log, poll_s: float,
                  waits: Callable[[bool], str] | None = None):
         self.sweeps, self.launched, self.log, self.poll_s, self.waits = sweeps, launched, log, poll_s, waits
         self._stuck = ""
+        self._stuck_checked_at = -math.inf
         self._said_at = time.monotonic()
         self.done_before = sum(count_states(sweeps).get(s, 0) for s in FINAL_STATUSES)
         self._stop = threading.Event()
@@ -415,7 +434,12 @@ class ProgressWatcher:
         counts = count_states(self.sweeps)
         text = describe(counts)
         quiet = time.monotonic() - self._said_at
-        stuck = self.waits(True) if self.waits and counts.get("pending") else ""
+        stuck = self._stuck
+        if time.monotonic() - self._stuck_checked_at >= self.STUCK_CHECK_S:
+            stuck = self.waits(True) if self.waits and counts.get("pending") else ""
+            self._stuck_checked_at = time.monotonic()
+            if not stuck:
+                self._stuck = ""  # released: a later hold is said again
         if stuck and stuck != self._stuck:  # new: said now, not after QUIET_S
             self._stuck, self._last = stuck, text
             text += (f"{stuck}: a reason that does not pass as other jobs end (`scontrol show job <id>` says "

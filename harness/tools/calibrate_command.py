@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from scipy.stats import qmc
 
 from harness.config.compose import SEEDS, compose_config, split_overrides, validate_trial_config
@@ -91,7 +92,7 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     workload = trial.workload
     variant = workload.variant
     spec = effective_spec(trial)
-    hints, hints_from = search_schedules(list(cfg.step_hints), spec)
+    hints, hints_from = search_schedules(list(cfg.step_hints), spec, recorded_search_hints(workload))
     points = {name: draw_points(name, dict(fixed), cfg.points, hints, cfg.search_seed)
               for name, fixed in cfg.baselines.items()}
     label = workload_label(workload.name, variant)
@@ -119,19 +120,35 @@ def run_calibrate(overrides: list[str], log=None) -> dict[str, Any]:
     return summary
 
 
-def search_schedules(step_hints: list[int], spec: Any) -> tuple[list[int], str]:
+def search_schedules(step_hints: list[int], spec: Any, recorded: list[int] | None) -> tuple[list[int], str]:
     """The schedule lengths the search runs at, and where they come from: ``step_hints=`` when
-    given; else the ones the size's last calibration searched (its ``calibration.rule``); else the
-    size's step hint. Not the step hint a calibration wrote: step 5 sets it from the budget, about
-    1.5x the steps the reference needed, and a search at it finds a harder target, a longer budget
-    and a longer hint again -- measured on fashion_mnist mini, a rerun moved 0.87 / 2 s / 1200 steps
-    to 0.88 / 4 s / 1900. With the recorded schedule a rerun repeats the same search."""
+    given; else ``recorded``, the ones the size's last calibration searched
+    (:func:`recorded_search_hints`); else the size's step hint. Not the step hint a calibration
+    wrote: step 5 sets it from the budget, about 1.5x the steps the reference needed, and a search
+    at it finds a harder target, a longer budget and a longer hint again -- measured on
+    fashion_mnist mini, a rerun moved 0.87 / 2 s / 1200 steps to 0.88 / 4 s / 1900. With the
+    recorded schedule a rerun repeats the same search."""
     if step_hints:
         return step_hints, "step_hints="
-    recorded = ((spec.calibration or {}).get("rule") or {}).get("search_step_hints")
     if recorded:
-        return [int(h) for h in recorded], "the schedule its last calibration searched"
+        return recorded, "the schedule its last calibration searched"
     return [int(spec.step_hint)], "its step_hint"
+
+
+def recorded_search_hints(workload: Any) -> list[int] | None:
+    """The schedules the last calibration of the selected size searched (its
+    ``calibration.rule.search_step_hints``), None if none is recorded. A variant's size entry has its
+    own when it was calibrated; one that keeps the base size's step hint searches the base's (its
+    entry replaces the base's ``calibration`` as a whole, so without this it searched at the base's
+    derived hint); one with a step hint of its own has none until calibrated."""
+    key = "calibration.rule.search_step_hints"
+    base = OmegaConf.select(workload, f"sizes.{workload.size}.{key}")
+    if workload.variant != "base":
+        entry = f"variants.{workload.variant}.sizes.{workload.size}"
+        own = OmegaConf.select(workload, f"{entry}.{key}")
+        if own is not None or OmegaConf.select(workload, f"{entry}.step_hint") is not None:
+            base = own
+    return [int(h) for h in base] if base else None
 
 
 def workload_yaml(workload: Any) -> Path:
