@@ -200,7 +200,7 @@ def test_a_cancelled_task_does_not_end_the_wait_for_the_rest_of_the_array(cluste
 def test_jobs_held_in_the_queue_are_said_at_once_with_what_to_do(cluster: Path, tmp_path: Path) -> None:
     """Before, a job array that could not start (held; more CPUs than the partition has: PartitionConfig)
     was said as "pending 2" and nothing more for 5 minutes; now its jobs and squeue's reason are said
-    as soon as they are seen."""
+    at the first report that sees them (squeue asked every 30 s at most)."""
     results = tmp_path / "results"
     said: list[str] = []
     tune = threading.Thread(target=lambda: run_tune(
@@ -209,7 +209,7 @@ def test_jobs_held_in_the_queue_are_said_at_once_with_what_to_do(cluster: Path, 
     tune.start()
     array = submitted_array(results, 2, tune.is_alive, lambda: said)
     try:
-        deadline = time.monotonic() + 120  # two polls of poll_s=1 are enough; QUIET_S is 300
+        deadline = time.monotonic() + 120  # STUCK_CHECK_S (30) and a poll are enough; QUIET_S is 300
         while not any("JobHeldUser" in line for line in said):
             assert time.monotonic() < deadline and tune.is_alive(), said
             time.sleep(0.2)

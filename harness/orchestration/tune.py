@@ -399,8 +399,9 @@ class ProgressWatcher:
     """Reads the records every ``poll_s`` seconds and reports whenever the counts change, and every
     ``QUIET_S`` seconds when they do not (with ``waits(False)``: why jobs wait, e.g. a busy node), so a
     launch stuck in the queue is not a silent one. Jobs that wait for a reason that does not pass by
-    itself (``waits(True)``: a hold, a partition's limits, a drained node) are said as soon as they are
-    seen, with what to do: before, such a launch said nothing about them for ``QUIET_S``."""
+    itself (``waits(True)``: a hold, a partition's limits, a drained node) are said at the first report
+    that sees them (squeue is asked every ``STUCK_CHECK_S``), with what to do: before, such a launch
+    said nothing about them for ``QUIET_S``."""
 
     QUIET_S = 300.0
     #: how often squeue is asked for stuck jobs while trials are pending (not every poll: a busy
