@@ -1174,3 +1174,22 @@ def test_a_thread_in_uninterruptible_sleep_counts_as_stopped(monkeypatch: pytest
                             (["R"], False), ([], True)):
         monkeypatch.setattr(isolation, "_thread_states", lambda pid, found=states: found)
         assert isolation._stopped(1) is stopped, states
+
+
+def test_a_process_that_exits_while_its_children_are_listed_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel answers ESRCH to a listing of /proc/PID/task while PID exits: a CI run saw a trial fail
+    as the harness's (ProcessLookupError: No such process: '/proc/22619/task') while it looked for the
+    processes below a trainer it had stopped for an evaluation."""
+    import harness.core.isolation as isolation
+
+    gone = f"/proc/{os.getpid()}/task"
+    real_glob = Path.glob
+
+    def glob(self: Path, pattern: str):
+        if str(self) == gone:
+            raise ProcessLookupError(3, "No such process", gone)
+        return real_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", glob)
+    assert isolation.children_of(os.getpid()) == []
+    assert isolation.descendants(os.getpid()) == []

@@ -469,9 +469,16 @@ def forked_for_it(trainer: int) -> list[int]:
 
 
 def children_of(pid: int) -> list[int]:
-    """The direct children of ``pid`` (Linux /proc; none elsewhere)."""
+    """The direct children of ``pid`` (Linux /proc; none elsewhere, and none once it is gone). The
+    kernel answers ESRCH (ProcessLookupError) to a listing of a process that exits meanwhile: an
+    honest helper process ending while the harness stopped the trainer's tree for an evaluation
+    failed the trial as the harness's."""
     found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+    try:
+        listing = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return []
+    for children in listing:
         try:
             found += [int(child) for child in children.read_text().split()]
         except OSError:  # gone meanwhile
