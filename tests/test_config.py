@@ -48,6 +48,16 @@ def test_schema_types_are_enforced() -> None:
         compose_config("trial", ["seed=abc"])
 
 
+def test_a_true_or_false_setting_takes_only_a_yes_or_a_no() -> None:
+    """OmegaConf reads any integer as a bool: strict=2 (a slip for a count, say) ran as strict=true."""
+    for primary, override in (("score", "strict=2"), ("trial", "rerun=-1"), ("calibrate", "write=5")):
+        key = override.partition("=")[0]
+        with pytest.raises(UserError, match=re.escape(f"{override} is not true or false: set {key}=true")):
+            compose_config(primary, [override])
+    assert compose_config("score", ["strict=yes"]).strict is True
+    assert compose_config("score", ["strict=0"]).strict is False
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

@@ -55,10 +55,26 @@ def compose_config(primary: str, overrides: Sequence[str]) -> DictConfig:
         raise UserError(_composition_message(error)) from None
     finally:
         GlobalHydra.instance().clear()
+    _check_booleans(cfg, overrides)
     if "results" in cfg and isinstance(cfg.results, str) and not cfg.results.strip():
         raise UserError("results= is empty: it would mean the current folder, read or written as a results folder. "
                         "Name the folder (results=DIR; the default is results).")
     return cfg
+
+
+#: how a yes or no may be written (OmegaConf reads any integer as one: strict=2 was taken as true)
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+
+def _check_booleans(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse an override of a true/false setting with anything but a yes or a no (:data:`BOOLEAN_WORDS`)."""
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or "/" in key or "@" in key or "${" in value:  # a group, or an interpolation: resolved
+            continue
+        node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if isinstance(node, bool) and unquoted(value).strip().lower() not in BOOLEAN_WORDS:
+            raise UserError(f"{key}={value} is not true or false: set {key}=true or {key}=false.")
 
 
 EXTERNAL = "external-"  # prefix of the config-store entries made for external submissions
