@@ -74,6 +74,7 @@ trial settings (defaults in brackets):
   compile=auto|true|false [auto: CUDA gpu sizes, one process, isolation=inprocess] (torch.compile before the
     clock; charge_compile=true charges it)
   nproc=N [1] (one trial as N data-parallel processes; the batch size is the global one)
+  sandbox=auto|true|false [auto] (isolation=process: the trainer confined by Landlock where the kernel has it)
   submission=NAME [adamw]           submission.hparams.<name>=VALUE
   submission=package.module:Class | path/to/file.py (your own: docs/writing-a-submission.md)
   submission_config=FILE (its defaults and search space; default: the .yaml beside its module)

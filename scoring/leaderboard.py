@@ -47,6 +47,7 @@ from scoring.marks import (
     reached_at_once,
     sizes_per_workload,
     targets_of_other_data,
+    unconfined,
     uneven_step_rates,
 )
 from scoring.records import Problem, problem_groups, problem_messages
@@ -270,6 +271,10 @@ def build(trials: pd.DataFrame, tau_max: float = 4.0, samples: int = 1000, seed:
                      f"the harness's own process, where its code could reach the clock, the target and the validation "
                      f"data; the clock cross-check and the source audit flag what they see, isolation=process "
                      f"prevents it (docs/writing-a-submission.md)")
+    notes += [f"the records of {workload} were made in trainer processes that were not confined ({why}): a "
+              f"submission there could read the dataset's files and write files a later trial read; run them again "
+              f"where the kernel has Landlock (Linux >= 5.13), with sandbox=auto (docs/decisions.md)"
+              for workload, why in unconfined(trials).items()]
     notes += [f"{workload}: the submissions' times are medians over different numbers of studies ({counts}); a "
               f"time is finite only where more than half of the studies reached the target, which 2 studies make "
               f"harder than 3 (2 of 2 against 2 of 3): compare at equal numbers of studies"

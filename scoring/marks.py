@@ -223,6 +223,17 @@ def made_in_process(trials: pd.DataFrame) -> list[str]:
     return sorted({str(key) for key in workload_key(trials)[inside]})
 
 
+def unconfined(trials: pd.DataFrame) -> dict[str, str]:
+    """``{workload: why}`` for the workloads with records made in a trainer process that was not
+    confined (harness/core/sandbox.py): its submission could read the data's files and write files
+    a later trial read."""
+    if "sandbox" not in trials:
+        return {}
+    open_ = trials[trials["sandbox"].notna() & (trials["sandbox"] != "confined")]
+    return {str(workload): "; ".join(sorted(set(map(str, group["sandbox"]))))
+            for workload, group in open_.groupby(workload_key(open_))}
+
+
 def reached_at_once(trials: pd.DataFrame) -> list[str]:
     """The workloads where at least two submissions reached the target and every trial that did
     reached it at its first evaluation: their ranks there compare the cost of a few steps."""

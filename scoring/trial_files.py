@@ -434,6 +434,7 @@ def _row(manifest: dict[str, Any], folder: str, evals_file: bool) -> dict[str, A
         "device_type": device.get("type") if isinstance(device, dict) else None,
         "nproc": manifest.get("nproc", 1),  # data parallel: the processes (GPUs) one trial trained on
         "isolation": manifest.get("isolation", "inprocess"),  # absent: made before isolation existed, in process
+        "sandbox": _sandbox(manifest),  # a trainer process's files and network: confined, or why not (None: n/a)
         "cpu_threads": _cpu_threads(device),
         "hardware": _hardware(device),
         "process": _process(manifest.get("attempts")),
@@ -478,6 +479,17 @@ def _hardware(device: Any) -> str | None:
         return None
     found = device.get("name") if device.get("type") == "cuda" else device.get("cpu_model")
     return str(found) if found else None
+
+
+def _sandbox(manifest: dict[str, Any]) -> str | None:
+    """``"confined"``, why a trainer process was not (``"sandbox=false"``, the kernel's reason; a
+    record of a trainer process without the key predates the sandbox), or None without one."""
+    if manifest.get("isolation") != "process":
+        return None
+    entry = manifest.get("sandbox")
+    if not isinstance(entry, dict):
+        return "made before trainer processes were confined"
+    return "confined" if entry.get("confined") is True else str(entry.get("why") or "not confined")
 
 
 def _audit_kinds(audit: Any) -> str:

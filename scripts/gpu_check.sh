@@ -12,7 +12,9 @@
 #   gpt-gpu-*-500       gpt's step rate eager and compiled (submission_time_s at 500 steps)
 #   cifar10-gpu-*-300   isolation=process on CUDA (data and weights as CUDA IPC handles) against the
 #                       same 300 eager steps in process, evaluated every 100 steps: equal evaluations
-#                       (up to what running the in-process trial twice shows: CUDA's nondeterminism)
+#                       (up to what running the in-process trial twice shows: CUDA's nondeterminism);
+#                       the isolated trainer is confined (sandbox=auto): a sandbox=false run of 100 steps
+#                       beside it tells a device file the sandbox refuses from a failure of isolation itself
 #   smoke-nproc2        a data-parallel trial over NCCL, where the machine has two GPUs
 #   overhead-fmnist.txt the same overhead on fashion_mnist, where FASHION_MNIST names its files' folder
 # `bash scripts/gpu_check.sh rest` runs only the checks after cifar10-gpu (from syncs-gpt on): a second
@@ -163,6 +165,9 @@ trial cifar10-gpu-isolated-300 60 "${fixed_steps[@]}" isolation=process
 # rel=1e-3: one of cifar10's 5000 validation images classified otherwise moves accuracy by ~3e-4
 [ -z "${DRY_RUN:-}" ] && echo "cifar10-gpu isolated against in process: $("$PY" scripts/gpu_check_report.py same \
     "$OUT/cifar10-gpu-inprocess-300.json" "$OUT/cifar10-gpu-isolated-300.json" rel=1e-3)"
+# the isolated trial unconfined: where the confined one above fails and this one does not, the sandbox
+# refuses something CUDA needs (harness/core/sandbox.py: /dev, /proc and /sys are open to it)
+trial cifar10-gpu-isolated-unconfined-100 60 "${fixed_steps[@]}" isolation=process sandbox=false max_steps=100
 # the isolated trial with torch's expandable segments: they share memory across processes through
 # pidfd_getfd, which the harness's undumpable processes may refuse (docs/decisions.md); exit 0 or the error
 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True trial cifar10-gpu-isolated-expandable-100 60 "${fixed_steps[@]}" \

@@ -54,6 +54,9 @@ def test_every_trial_it_would_run_composes(tmp_path: Path) -> None:
     assert gpt.max_steps == gpt.workload.sizes.gpu.step_hint  # the schedule's learning rate is 0 after it
     isolated = compose_config("trial", trials["cifar10-gpu-isolated-300"])
     assert isolated.isolation == "process" and isolated.workload.sizes.gpu.eval_period_s is None
+    unconfined = compose_config("trial", trials["cifar10-gpu-isolated-unconfined-100"])
+    assert isolated.sandbox == "auto" and unconfined.isolation == "process"
+    assert str(unconfined.sandbox).lower() == "false"  # Hydra reads false as a bool, the str field keeps "False"
     scripts = [words[0] for words in commands.values() if words[0].endswith(".py")]
     assert scripts and all((REPO / script).is_file() for script in scripts)
 

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -223,6 +224,9 @@ def test_the_loss_function_leads_to_no_workload_object(smoke_cfg) -> None:
 
 # ---------------------------------------------------------------------------- isolation=process
 PROCESS = "isolation=process"
+# The probes below that report through files beside them run unconfined (a confined trainer cannot
+# write there: tests/test_sandbox.py): each defence must hold on a kernel without Landlock too.
+UNCONFINED = "sandbox=false"
 PROBE_TARGET = 0.91234  # a value found nowhere else, so that a search for it finds only the target
 
 GC_PROBE = HEADER + '''
@@ -339,8 +343,10 @@ def trial(tmp_path: Path, source: str, cls: str, capsys: pytest.CaptureFixture, 
     """The summary of one trial of the probe ``cls`` in ``source`` (exit status ``code``)."""
     path = tmp_path / f"{cls.lower()}.py"
     path.write_text(source)
-    status = main(["trial", f"submission={path}:{cls}", *SMOKE, f"results={tmp_path / 'results'}",
-                   "threads=1", "rerun=true", *extra])
+    # unconfined, the child that describes the probe may write too (its import reports through files)
+    with mock.patch.dict(os.environ, {"OPTBENCH_SANDBOX": "false"} if UNCONFINED in extra else {}):
+        status = main(["trial", f"submission={path}:{cls}", *SMOKE, f"results={tmp_path / 'results'}",
+                       "threads=1", "rerun=true", *extra])
     out = capsys.readouterr().out.strip().splitlines()
     assert status == code, out
     return json.loads(out[-1])
@@ -369,7 +375,7 @@ def test_gc_finds_the_workload_in_process_and_nothing_held_out_in_a_trainer_proc
     assert inprocess["timing"]["construction_s"] > 0.05
     # In a trainer process the same search finds no target, no held-out tensor, and only the
     # training-only workload (target NaN, no evaluation splits): the probe trains honestly.
-    isolated = trial(tmp_path, GC_PROBE, "GcProbe", capsys, *settings, PROCESS)
+    isolated = trial(tmp_path, GC_PROBE, "GcProbe", capsys, *settings, PROCESS, UNCONFINED)
     found = json.loads(found_file.read_text())
     assert found["objects"] > 10_000 and found["target"] == 0 and found["held_out"] == 0
     assert all(w["splits"] == [] and w["target"] != w["target"] for w in found["workloads"])  # NaN
@@ -419,7 +425,7 @@ def test_the_trainer_is_stopped_while_the_harness_evaluates(
         ticks_file.unlink(missing_ok=True)
         try:
             trial(tmp_path, THREAD_PROBE, "ThreadProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
-                  "max_steps=30", f"isolation={mode}")
+                  "max_steps=30", f"isolation={mode}", UNCONFINED)
         finally:
             (tmp_path / "threadprobe.stop").touch()  # in-process, its thread would write on in later tests
         time.sleep(0.05)
@@ -673,7 +679,7 @@ def test_a_submission_cannot_rewrite_the_training_data_of_later_trials(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The harness keeps each workload's training data for its later trials; a trainer gets a copy.
     Before, it got the kept tensors themselves (shared memory) and could poison every later trial."""
-    settings = ["workload.sizes.smoke.eval_every_steps=10", "max_steps=30", PROCESS]
+    settings = ["workload.sizes.smoke.eval_every_steps=10", "max_steps=30", PROCESS, UNCONFINED]
     honest = HONEST.replace("time.sleep(0.01)", "pass")
     before = eval_metrics(trial(tmp_path, honest, "Honest", capsys, *settings))
     sabotaged = trial(tmp_path, SABOTEUR, "Saboteur", capsys, *settings)
@@ -699,7 +705,7 @@ class ImportProbe(Base):
 def test_the_submission_s_import_in_a_trainer_finds_no_workload(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The import runs before the workload reaches the trainer: its top level (not timed) cannot
     train the model on the workload's data. Before, the workload was there to find."""
-    summary = trial(tmp_path, IMPORT_PROBE, "ImportProbe", capsys, "max_steps=10", PROCESS)
+    summary = trial(tmp_path, IMPORT_PROBE, "ImportProbe", capsys, "max_steps=10", PROCESS, UNCONFINED)
     assert summary["status"] == "not_reached" and summary["steps"] == 10
     assert json.loads((tmp_path / "importprobe.found.json").read_text()) == 0
 
@@ -756,7 +762,7 @@ def test_a_process_the_submission_moves_to_its_own_session_is_stopped_and_killed
     session ran on through evaluations and outlived the trial (where it could rewrite the records)."""
     windows = slow_evaluations(monkeypatch)
     summary = trial(tmp_path, ESCAPER, "Escaper", capsys, "workload.sizes.smoke.eval_every_steps=10",
-                    "max_steps=30", PROCESS)
+                    "max_steps=30", PROCESS, UNCONFINED)
     assert summary["status"] == "not_reached" and len(windows) == 4
     lines = (tmp_path / "escaper.ticks").read_text().split()
     pid, ticks = int(lines[0]), [float(t) for t in lines[1:]]
@@ -800,7 +806,7 @@ def test_the_submission_s_hparams_are_built_in_a_trainer_before_the_workload_is_
     team trained a model there for 2000 steps and reached the target 4.4x faster than the reference."""
     import os
 
-    summary = trial(tmp_path, HPARAMS_PROBE, "HparamsProbe", capsys, "max_steps=10", PROCESS)
+    summary = trial(tmp_path, HPARAMS_PROBE, "HparamsProbe", capsys, "max_steps=10", PROCESS, UNCONFINED)
     assert summary["status"] == "not_reached" and summary["steps"] == 10
     seen = [json.loads(line) for line in (tmp_path / "hparamsprobe.found").read_text().splitlines()]
     in_trainer = [found for pid, found in seen if pid != os.getpid()]
@@ -869,7 +875,7 @@ def test_a_process_the_forkserver_forked_for_the_submission_is_killed_with_the_t
     address = forkserver._forkserver._forkserver_address
     assert address
     summary = trial(tmp_path, FORKSERVER_ESCAPE.replace("ADDRESS = None", f"ADDRESS = {address!r}"),
-                    "ForkserverEscape", capsys, "max_steps=30", PROCESS)
+                    "ForkserverEscape", capsys, "max_steps=30", PROCESS, UNCONFINED)
     forked = json.loads((tmp_path / "forkserverescape.json").read_text())
     assert summary["steps"] == 30 and forked["parent"] != forked["trainer"], forked  # it escaped the tree
 
@@ -958,7 +964,7 @@ def test_the_submission_s_processes_cannot_reach_into_the_harness_s_memory(
     if os.geteuid() != 0 and yama.is_file() and int(yama.read_text()) >= 1:
         pytest.skip("Yama's ptrace_scope refuses a non-root process its parents' memory with or without the "
                     "harness's guard: nothing to tell apart here")
-    summary = trial(tmp_path, MEMORY_PROBE, "MemoryProbe", capsys, "max_steps=10", PROCESS)
+    summary = trial(tmp_path, MEMORY_PROBE, "MemoryProbe", capsys, "max_steps=10", PROCESS, UNCONFINED)
     assert summary["target"] == 2.0 and summary["status"] == "not_reached"
     reports = [json.loads(path.read_text()) for path in tmp_path.glob("memoryprobe-*.json")]
     assert len(reports) >= 2, reports  # the describing child and the trainer
@@ -1031,7 +1037,7 @@ def test_processes_that_resume_the_trainer_do_not_run_it_through_evaluations(
     or all are killed and the trial fails."""
     windows = slow_evaluations(monkeypatch)
     summary = trial(tmp_path, RESUMER_PROBE, "ResumerProbe", capsys, "workload.sizes.smoke.eval_every_steps=10",
-                    "max_steps=30", PROCESS)
+                    "max_steps=30", PROCESS, UNCONFINED)
     ticks = [float(t) for t in (tmp_path / "resumerprobe.ticks").read_text().split()]
     inside = [t for t in ticks for start, end in windows if start + 0.001 < t < end - 0.001]
     assert windows and len(ticks) > 5 and inside == [], (summary, len(windows), len(inside))
@@ -1086,7 +1092,7 @@ def test_a_trainer_resumed_from_outside_while_the_harness_evaluates_fails_the_tr
     slow_evaluations(monkeypatch)
     try:
         summary = trial(tmp_path, OUTSIDE_RESUMER, "OutsideResumer", capsys, "workload.sizes.smoke.eval_every_steps=10",
-                        "max_steps=30", PROCESS, checkpoints, code=3)
+                        "max_steps=30", PROCESS, UNCONFINED, checkpoints, code=3)
     finally:
         helper = tmp_path / "outsideresumer.pid"
         if helper.exists():

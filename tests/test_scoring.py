@@ -14,6 +14,7 @@ from scipy import integrate
 
 from harness.cli import main
 from harness.errors import UserError
+from scoring import trial_files
 from scoring.leaderboard import build
 from scoring.scores import area_score, bootstrap, profile, ranks, ratios, workload_times
 
@@ -174,6 +175,28 @@ def test_a_board_of_in_process_records_says_what_guards_them() -> None:
     notes = [n for n in build(pd.DataFrame(rows), samples=0).notes if "isolation=inprocess" in n]
     assert len(notes) == 1 and notes[0].startswith("the records of w2") and "w1" not in notes[0]
     assert "could reach the clock" in notes[0] and "isolation=process prevents it" in notes[0]
+
+
+def test_a_board_says_which_workloads_had_trainer_processes_that_were_not_confined() -> None:
+    """Before, a record made by a trainer that could read the data's files and write files a later
+    trial read (sandbox=false, or a kernel without Landlock) ranked unmarked beside confined ones."""
+    rows = [trial_row("A", "w1", 0, 0, 10.0, isolation="process", sandbox="confined"),
+            trial_row("B", "w1", 0, 0, 9.0, isolation="process", sandbox="confined"),
+            trial_row("A", "w2", 0, 0, 10.0, isolation="process", sandbox="confined"),
+            trial_row("B", "w2", 0, 0, 9.0, isolation="process", sandbox="sandbox=false")]
+    notes = [n for n in build(pd.DataFrame(rows), samples=0).notes if "not confined" in n]
+    assert len(notes) == 1 and notes[0].startswith("the records of w2") and "(sandbox=false)" in notes[0]
+    assert "w1" not in notes[0] and "Landlock" in notes[0]
+
+
+@pytest.mark.parametrize(("manifest", "column"), [
+    ({"isolation": "process", "sandbox": {"confined": True, "landlock_abi": 7}}, "confined"),
+    ({"isolation": "process", "sandbox": {"confined": False, "why": "no Landlock"}}, "no Landlock"),
+    ({"isolation": "process"}, "made before trainer processes were confined"),
+    ({"isolation": "inprocess", "sandbox": None}, None),
+])
+def test_a_record_s_sandbox_column(manifest: dict, column: str | None) -> None:
+    assert trial_files._sandbox(manifest) == column
 
 
 def test_records_of_one_workload_from_two_processor_or_gpu_models_are_refused() -> None:

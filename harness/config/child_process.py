@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import secrets
+import sys
 from collections.abc import Iterator
-from multiprocessing import forkserver, spawn
+from multiprocessing import connection, forkserver, spawn
 from typing import Any
 
 from harness.config.names import config_names, submission_names, workload_names
@@ -76,8 +79,13 @@ def bare_start(name: str) -> Iterator[None]:
     what it needs. Left alone it would import this process's main script in the child (slow, and a
     script without a ``__main__`` guard would run again there), hand it our command line (whose
     overrides may name the target), and make it switch to our start method (inside a joblib/loky
-    worker, ``loky``, which a child cannot load). ``name``: the child's ``sys.argv[0]``."""
-    full = spawn.get_preparation_data
+    worker, ``loky``, which a child cannot load). ``name``: the child's ``sys.argv[0]``.
+
+    And a forkserver started meanwhile listens on an abstract Unix socket (Linux), not on a file:
+    any process of the user may connect to a socket file and have the server fork it a process,
+    which a trainer confined by Landlock would not be (harness/core/sandbox.py); Landlock's scopes
+    (ABI >= 6) keep a confined trainer from abstract sockets outside its own processes."""
+    full, address = spawn.get_preparation_data, connection.arbitrary_address
 
     def bare(process_name: str) -> dict[str, Any]:
         data = full(process_name)
@@ -86,8 +94,13 @@ def bare_start(name: str) -> Iterator[None]:
         data.update(sys_argv=[name], start_method="forkserver")
         return data
 
-    spawn.get_preparation_data = bare
+    def abstract(family: str) -> Any:
+        if family == "AF_UNIX" and sys.platform.startswith("linux"):
+            return f"\0optbench-forkserver-{os.getpid()}-{secrets.token_hex(8)}"
+        return address(family)
+
+    spawn.get_preparation_data, connection.arbitrary_address = bare, abstract
     try:
         yield
     finally:
-        spawn.get_preparation_data = full
+        spawn.get_preparation_data, connection.arbitrary_address = full, address

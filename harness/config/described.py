@@ -27,6 +27,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import traceback
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from harness.config.child_process import bare_start, context
 from harness.config.plugins import Source, import_command, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
 from harness.errors import UserError
+from harness.scratch import confine_writes, scratch_folder, use_scratch
 from harness.submission import (
     Submission,
     TrainingHparams,
@@ -48,6 +50,9 @@ from harness.submission import (
 )
 from harness.untraceable import give_up_tracing
 
+#: set to false, the child that describes a submission may write files (its module's top level runs there):
+#: an environment variable, as describing comes before a trial's settings (sandbox=) are read
+SANDBOX_VARIABLE = "OPTBENCH_SANDBOX"
 #: the longest an external submission's module may take to import (and its values to be checked)
 DESCRIBE_TIMEOUT_S = 300.0
 #: the environment variable of :func:`handed_down`
@@ -214,7 +219,9 @@ def _ask(source: Source, checks: list[dict[str, Any]], submission: str, config: 
     """Run :func:`_answer` in a child; its reply, or the UserError it says (a failed import, bad values)."""
     ctx = context()
     mine, theirs = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_answer, args=(theirs, source.text(), checks, submission, config),
+    scratch = scratch_folder("describe")  # the one folder it may write to (harness/scratch.py)
+    confined = os.environ.get(SANDBOX_VARIABLE, "auto").lower() != "false"
+    child = ctx.Process(target=_answer, args=(theirs, source.text(), checks, submission, config, scratch, confined),
                         name="optbench-describe")
     with bare_start("optbench-describe"):
         child.start()
@@ -234,6 +241,7 @@ def _ask(source: Source, checks: list[dict[str, Any]], submission: str, config: 
     finally:
         _end(child)
         mine.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     if "error" in reply:
         raise UserError(reply["error"])
     return reply
@@ -248,10 +256,13 @@ def _end(child: Any) -> None:
 
 
 def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], submission: str,
-            config: str | None) -> None:
+            config: str | None, scratch: str, confined: bool) -> None:
     """The child's work: import the class, describe it and check the values; one JSON reply."""
     os.setpgid(0, 0)  # its own process group: killed with everything it starts
     give_up_tracing()  # importing the module runs its code: it may not reach into the harness's memory
+    use_scratch(scratch)  # and it may write nothing its trainer could read later (harness/scratch.py)
+    if confined:
+        confine_writes(scratch)
     try:
         cls = load_class(Source.from_text(source_text, "submission"), Submission)
         reply: dict[str, Any] = {"facts": _facts(cls), "checks": [_check(cls, v, submission, config) for v in checks]}

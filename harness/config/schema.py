@@ -59,6 +59,7 @@ class TrialConfig:
     charge_compile: bool = False  # compile in the first steps, under the clock, instead (AlgoPerf's rule)
     nproc: int = 1  # data parallel: processes of one trial (DDP; batch_size is the global batch)
     isolation: str = "inprocess"  # inprocess | process: the submission in a trainer process (docs/decisions.md)
+    sandbox: str = "auto"  # auto | true | false: a trainer process confined by Landlock (harness/core/sandbox.py)
 
 
 @dataclass

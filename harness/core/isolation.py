@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import time
 from collections import OrderedDict
@@ -46,9 +47,11 @@ from harness.core.clock import SubmissionClock
 from harness.core.evaluation import build_model
 from harness.core.interrupts import UserInterrupts
 from harness.core.progress import Progress
+from harness.core.sandbox import data_reads, plan
 from harness.core.steps import STATUSES, Stop, SubmissionFault
 from harness.core.trainer import STEP, STOP, redacted, serve
 from harness.errors import UserError
+from harness.scratch import scratch_folder
 from harness.specs import WorkloadConfig
 from harness.submission import Submission, TrainingHparams
 from harness.workload import Workload
@@ -83,7 +86,8 @@ def training_workload(cfg: DictConfig, device: torch.device) -> tuple[dict[str, 
     if key not in _TRAINING:
         structured = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), config)
         workload = workload_class(structured.name, structured.get("source"))(structured, device, cfg.data_dir)
-        workload.load_training_data()
+        with data_reads():  # the files it reads: no trainer may (harness/core/sandbox.py)
+            workload.load_training_data()
         _TRAINING[key] = workload
         while len(_TRAINING) > 2:
             _TRAINING.popitem(last=False)
@@ -142,12 +146,15 @@ class ProcessTrainer:
             self.model.share_memory()
         config, cached = training_workload(cfg, device)
         self.training: Workload | None = own_copy(cached)  # held until the trainer is gone
+        #: the trainer's private folder for temporary files, the one it may write to (removed with it)
+        self.scratch: str | None = scratch_folder("trainer")
         setup = {
             "workload": config, "device": str(device),
             "seed": int(cfg.seed), "threads": torch.get_num_threads(), "check_every": check_every,
             "harness_pid": os.getpid(),  # the trainer ends with this process (harness/exits.py: end_with)
             "submission": cfg.submission.name, "submission_source": cfg.submission.get("source"),
             "hparams": to_plain(cfg.submission.hparams), "config_from": cfg.submission.get("config_from"),
+            "sandbox": plan(cfg, self.scratch),  # what it may read and write (harness/core/sandbox.py)
         }
         ctx = context()
         self.control = ctx.RawArray("q", 2)
@@ -329,6 +336,9 @@ class ProcessTrainer:
         self.process.join(timeout=10)
         self.conn.close()
         self.process, self.training = None, None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     # ------------------------------------------------------------------ messages
     def _send(self, command: tuple[str, Any]) -> None:

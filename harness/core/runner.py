@@ -48,6 +48,9 @@ from harness.core.precision import precision_identity, precision_setting, size_p
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
 from harness.core.records import SCHEMA_VERSION, TrialRecord, failed_part, harness_failed, made_otherwise
+from harness.core.sandbox import check_setting as check_sandbox
+from harness.core.sandbox import data_reads
+from harness.core.sandbox import record_entry as sandbox_entry
 from harness.core.source_audit import audit_file
 from harness.core.steps import Stop, SubmissionFault, Trainer, next_stop_step
 from harness.core.submission_names import refuse_another_submission
@@ -125,7 +128,8 @@ def built_workload(cfg: DictConfig, device: torch.device) -> Workload:
 def load_data(workload: Workload) -> None:
     """``workload.load()``; what it raises (a missing file, a bug), said as the workload's."""
     try:
-        workload.load()
+        with data_reads():  # the files it reads: no trainer process may (harness/core/sandbox.py)
+            workload.load()
     except UserError:
         raise
     except Exception as error:
@@ -171,7 +175,7 @@ def trial_identity(
 
 def check_trial_settings(cfg: DictConfig, batch_size: int) -> None:
     """The settings a trial's identity checks (``compile``, the size's ``precision``, ``nproc`` against
-    the batch size), checked without loading data or starting a process.
+    the batch size) and ``sandbox``, checked without loading data or starting a process.
 
     A sweep checks every trial with it when it is planned, and a data-parallel trial before its
     ranks start: a bad setting is one clear error before anything is written, not a failure per
@@ -181,6 +185,8 @@ def check_trial_settings(cfg: DictConfig, batch_size: int) -> None:
     check_targets(spec, str(cfg.workload.name), str(cfg.workload.size))
     precision_setting(spec.precision, str(cfg.workload.name), str(cfg.workload.size))
     process_identity(cfg, batch_size)
+    if cfg.isolation == "process":
+        check_sandbox(cfg.sandbox)
 
 
 def config_hash(identity: dict[str, Any]) -> str:
@@ -235,6 +241,7 @@ def run_here(cfg: DictConfig) -> dict[str, Any]:
     if cfg.isolation == "process":
         check_isolation(workload, processes(cfg),
                         compile_identity(trial_compile_setting(cfg), cfg.charge_compile, workload, device))
+        check_sandbox(cfg.sandbox)
     budget = float(cfg.max_runtime_s or workload.max_runtime_s)
 
     identity = trial_identity(cfg, workload, hparams, device, submission_cls.revision)
@@ -665,6 +672,7 @@ def _manifest(
         "trial": cfg.trial,
         "ruleset": cfg.ruleset,
         "isolation": cfg.isolation,  # where the submission ran: inprocess, or process (docs/decisions.md)
+        "sandbox": sandbox_entry(cfg),  # its trainer process confined, or why not (harness/core/sandbox.py)
         "config_hash": config_hash(identity),
         "identity": identity,  # what the hash is of: a mismatch says which setting differs
         "metric": workload.metric,

@@ -40,6 +40,7 @@ from harness.core.checkpoint import capture_rng
 from harness.core.interrupts import UserInterrupts
 from harness.core.memory import MemoryMeter
 from harness.core.parts import build_submission, model_and_info, training_stream
+from harness.core.sandbox import confine
 from harness.core.steps import StepRunner, Stop
 from harness.exits import end_with
 from harness.routing import routing_report
@@ -151,6 +152,11 @@ def serve(conn: Connection, control: Any, setup: dict[str, Any]) -> None:
     give_up_tracing()  # the submission's code runs here: it may not reach into the harness's memory
     os.setpgid(0, 0)  # its own process group: the harness stops and kills it with everything it starts
     become_subreaper()
+    try:  # before any thread starts (Landlock confines the calling thread) and the submission is imported
+        confine(setup["sandbox"])
+    except BaseException:
+        send(conn, {"event": "failed", "error": traceback.format_exc(), "error_in": "harness"})
+        return
     end_with(int(setup["harness_pid"]), group=True)  # a harness killed (kill -9) takes its trainer along
     sys.argv[:] = ["optbench-trainer"]  # multiprocessing copied the harness's command line, overrides and all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle

@@ -1,0 +1,335 @@
+"""The trainer's sandbox (harness/core/sandbox.py): under isolation=process a submission cannot read
+the dataset's files or the records, write a file a later trial could read, or open a TCP
+connection; the same probe does all of these with sandbox=false. Skipped, with the kernel's
+reason, where Landlock is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.core import sandbox
+from harness.landlock import abi_version
+
+ABI, WHY = abi_version()
+needs_landlock = pytest.mark.skipif(ABI < 4, reason=f"needs Landlock ABI >= 4 (TCP rules); this kernel: "
+                                                    f"{ABI or WHY}")
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_TEXT = REPO / "workloads" / "data" / "tinyshakespeare.txt"  # gpt's data, inside the code's folder
+GPT = ["workload=gpt", "workload.size=mini", "progress=false", "device=cpu", "threads=1", "max_steps=5",
+       "rerun=true", "isolation=process"]
+
+PROBE = '''
+import dataclasses, socket, tempfile
+from pathlib import Path
+import torch
+from harness.submission import TorchOptimSubmission, TrainingHparams
+
+READS, WRITES, PORT = {reads!r}, {writes!r}, {port!r}
+
+
+@dataclasses.dataclass(kw_only=True)
+class Hparams(TrainingHparams):
+    lr: float = 0.01
+
+
+class Probe(TorchOptimSubmission):
+    """Tries, in __init__, what a confined trainer may not do; fails the trial naming what worked."""
+
+    Hparams = Hparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        reached = []
+        for path in READS:
+            try:
+                reached.append(f"read {{len(Path(path).read_bytes())}} bytes of {{path}}")
+            except OSError:
+                pass
+        for path in WRITES:
+            try:
+                Path(path).write_bytes(b"trained weights")
+                reached.append(f"wrote {{path}}")
+            except OSError:
+                pass
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=5).close()
+            reached.append("connected")
+        except OSError:
+            pass
+        with tempfile.TemporaryFile() as scratch:  # its own temporary files keep working
+            scratch.write(b"ok")
+        if reached:
+            raise RuntimeError("reached: " + "; ".join(reached))
+'''
+
+
+def probe_trial(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[dict, list[str]]:
+    """A gpt trial of the probe; its summary and the files it was to write."""
+    earlier = tmp_path / "results" / "earlier" / "manifest.json"  # a record of an earlier trial
+    earlier.parent.mkdir(parents=True, exist_ok=True)
+    earlier.write_text("{}")
+    writes = [str(tmp_path / "weights.pt"), str(Path.home() / f".optbench-probe-{os.getpid()}"),
+              str(Path(tempfile.gettempdir()) / f"optbench-probe-{os.getpid()}")]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        source = PROBE.format(reads=[str(SHIPPED_TEXT), str(earlier)], writes=writes, port=server.getsockname()[1])
+        (tmp_path / "probe.py").write_text(source)
+        status = main(["trial", f"submission={tmp_path / 'probe.py'}:Probe", *GPT, f"results={tmp_path / 'results'}",
+                       *extra])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status in (0, 3), summary
+    return summary, writes
+
+
+@needs_landlock
+def test_a_confined_trainer_reaches_neither_data_records_files_nor_network(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    summary, writes = probe_trial(tmp_path, capsys)
+    assert summary["status"] != "failed", summary.get("error_message")
+    assert summary["steps"] == 5
+    assert not [w for w in writes if os.path.exists(w)]
+    manifest = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
+    assert manifest["sandbox"] == {"confined": True, "landlock_abi": ABI}
+
+
+@needs_landlock
+def test_the_same_probe_reaches_all_of_them_unconfined(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    summary, writes = probe_trial(tmp_path, capsys, "sandbox=false")
+    try:
+        assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__"
+        message = summary["error_message"]
+        assert f"of {SHIPPED_TEXT}" in message and "earlier/manifest.json" in message and "connected" in message
+        assert all(f"wrote {w}" in message for w in writes)
+        manifest = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
+        assert manifest["sandbox"] == {"confined": False, "why": "sandbox=false"}
+    finally:
+        for w in writes:
+            Path(w).unlink(missing_ok=True)
+
+
+ESCAPE = PROBE.split("READS, WRITES")[0] + '''
+import multiprocessing, time
+import multiprocessing.forkserver as forkserver
+
+ADDRESS = {address!r}
+
+
+@dataclasses.dataclass(kw_only=True)
+class Hparams(TrainingHparams):
+    lr: float = 0.01
+
+
+class Escape(TorchOptimSubmission):
+    """Has the harness's forkserver fork it a process: one outside the trainer, so not confined."""
+
+    Hparams = Hparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+
+    def __init__(self, model, hparams, info):
+        super().__init__(model, hparams, info)
+        forkserver._forkserver._forkserver_address = ADDRESS
+        forkserver._forkserver.ensure_running = lambda: None
+        try:
+            child = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(1,))
+            child.start()
+        except OSError:
+            return
+        raise RuntimeError(f"escaped: the harness's forkserver forked {{child.pid}}")
+'''
+
+
+@pytest.mark.skipif(ABI < 6, reason=f"needs Landlock ABI >= 6 (scopes); this kernel: {ABI or WHY}")
+def test_a_confined_trainer_cannot_have_the_harness_s_forkserver_fork_it_an_unconfined_process(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Landlock does not govern connecting to a socket file: the server listened on one, and a
+    trainer that found it in /proc/net/unix (here: handed it) got a process outside the sandbox."""
+    from multiprocessing import forkserver
+
+    from harness.config.child_process import start_server
+
+    start_server()
+    address = forkserver._forkserver._forkserver_address
+    assert address.startswith("\0")
+    (tmp_path / "escape.py").write_text(ESCAPE.format(address=address))
+    main(["trial", f"submission={tmp_path / 'escape.py'}:Escape", *GPT, f"results={tmp_path / 'results'}"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] != "failed" and summary["steps"] == 5, summary.get("error_message")
+
+
+def test_sandbox_true_without_landlock_and_a_bad_setting_are_refused_before_any_record(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "abi_version", lambda: (0, "the kernel has no Landlock"))
+    for setting, said in (("sandbox=true", "the kernel has no Landlock"), ("sandbox=maybe", "'maybe' is not valid")):
+        assert main(["trial", "submission=adamw", *GPT, f"results={tmp_path}", setting]) == 2
+        assert said in capsys.readouterr().err
+    assert not list(tmp_path.rglob("manifest.json"))
+
+
+def test_a_sweep_with_a_bad_sandbox_setting_is_refused_before_it_is_planned(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["tune", "submission=adamw", "workload=gpt", "workload.size=smoke", "isolation=process",
+                 "sandbox=maybe", "studies=1", "trials=1", "launcher=inline", f"results={tmp_path}"]) == 2
+    assert "sandbox='maybe' is not valid" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("sweep.json"))
+
+
+def test_auto_without_landlock_trains_and_the_manifest_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "abi_version", lambda: (0, "the kernel has no Landlock"))
+    for isolation, entry in (("process", {"confined": False, "why": "the kernel has no Landlock"}),
+                             ("inprocess", None)):  # no trainer process to confine
+        assert main(["trial", "submission=adamw", *GPT, f"results={tmp_path}", f"isolation={isolation}"]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["steps"] == 5
+        assert json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())["sandbox"] == entry
+
+
+def test_files_a_workload_opens_while_loading_are_denied_and_code_is_not(tmp_path: Path) -> None:
+    data, code = tmp_path / "images.bin", tmp_path / "helper.py"
+    data.write_bytes(b"x")
+    code.write_text("")
+    with sandbox.data_reads():
+        data.read_bytes()
+        code.read_text()
+    (tmp_path / "later.bin").write_bytes(b"y")  # opened outside the watch: not data of a workload
+    (tmp_path / "later.bin").read_bytes()
+    denied = sandbox.denied_paths(str(tmp_path / "results"), None)
+    assert str(data.resolve()) in denied and str((tmp_path / "results").resolve()) in denied
+    assert str(code.resolve()) not in denied and str((tmp_path / "later.bin").resolve()) not in denied
+
+
+def confined(read: list[Path], deny: list[Path], attempts: dict) -> dict:
+    """What each of ``attempts`` ({name: function}) returned, or "refused: ..." where it raised an
+    OSError, in a child confined to ``read`` less ``deny`` (the rules are for good: only a child can be)."""
+    scratch = tempfile.mkdtemp()
+    out, into = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        seen = {}
+        try:
+            sandbox.confine({"confined": True, "scratch": scratch, "read": [str(p) for p in read],
+                             "deny": [str(p) for p in deny]})
+            for name, attempt in attempts.items():
+                try:
+                    seen[name] = attempt()
+                except OSError as error:
+                    seen[name] = f"refused: {error.strerror}"
+            seen["scratch"] = Path(tempfile.mkstemp()[1]).parent.name == Path(scratch).name
+        finally:
+            os.write(into, json.dumps(seen).encode())
+            os._exit(0)
+    os.close(into)
+    with os.fdopen(out) as pipe:
+        seen = json.loads(pipe.read() or "{}")
+    os.waitpid(pid, 0)
+    return seen
+
+
+REFUSED = "refused: Permission denied"
+needs_any_landlock = pytest.mark.skipif(ABI < 1, reason=f"needs Landlock; this kernel: {WHY}")
+
+
+@needs_any_landlock
+def test_a_folder_holding_a_denied_file_keeps_its_other_entries_readable(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "data").mkdir(parents=True)
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
+    (tmp_path / "pkg" / "data" / "train.bin").write_bytes(b"held out")
+    seen = confined([tmp_path], [tmp_path / "pkg" / "data" / "train.bin"], {
+        "module": lambda: (tmp_path / "pkg" / "mod.py").read_text(),
+        "listing": lambda: sorted(os.listdir(tmp_path / "pkg" / "data")),
+        "data": lambda: (tmp_path / "pkg" / "data" / "train.bin").read_bytes().decode(),
+        "write": lambda: (tmp_path / "pkg" / "new.py").write_text("")})
+    assert seen == {"module": "X = 1\n", "listing": ["train.bin"], "data": REFUSED, "write": REFUSED,
+                    "scratch": True}
+
+
+@needs_any_landlock
+def test_a_results_or_data_folder_that_holds_the_code_denies_all_but_the_code(tmp_path: Path) -> None:
+    """results=. in a project folder, data_dir=~ above a virtual environment: before, the whole folder
+    was denied, and with it the code the trainer imports."""
+    project = tmp_path / "project"
+    for folder in ("pkg", "venv/lib", "gpt-mini/adamw/seed0", "data"):
+        (project / folder).mkdir(parents=True)
+    (project / "pkg" / "mod.py").write_text("X = 1\n")
+    (project / "venv" / "pyvenv.cfg").write_text("")
+    (project / "venv" / "lib" / "site.txt").write_text("library")
+    (project / "gpt-mini" / "adamw" / "seed0" / "manifest.json").write_text("{}")
+    (project / "data" / "train.bin").write_bytes(b"held out")
+    seen = confined([project], [project], {
+        "module": lambda: (project / "pkg" / "mod.py").read_text(),
+        "environment": lambda: (project / "venv" / "lib" / "site.txt").read_text(),
+        "record": lambda: (project / "gpt-mini" / "adamw" / "seed0" / "manifest.json").read_text(),
+        "data": lambda: (project / "data" / "train.bin").read_text()})
+    assert seen == {"module": "X = 1\n", "environment": "library", "record": REFUSED, "data": REFUSED,
+                    "scratch": True}
+
+
+LEAKS = PROBE.split("READS, WRITES")[0] + '''
+try:  # at import, in whichever process imports it: the shipped text, beside the module, for its trainer
+    Path(__file__).with_name("leaked.txt").write_text(Path({text!r}).read_text()[:1000])
+except OSError:
+    pass
+
+
+@dataclasses.dataclass(kw_only=True)
+class Hparams(TrainingHparams):
+    lr: float = 0.01
+
+
+class Leaks(TorchOptimSubmission):
+    Hparams = Hparams
+
+    def build_optimizer(self, params, hp):
+        return torch.optim.SGD(params, lr=hp.lr)
+'''
+
+
+@needs_any_landlock
+@pytest.mark.parametrize("variable", ["auto", "false"])
+def test_the_child_that_describes_a_submission_writes_no_file_its_trainer_could_read(
+        variable: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module's top level runs in the child that imports it to describe its class, before any trial:
+    a file it wrote beside itself could be read by its trainer (which reads its own source folder)."""
+    monkeypatch.setenv("OPTBENCH_SANDBOX", variable)
+    (tmp_path / "leaks.py").write_text(LEAKS.format(text=str(SHIPPED_TEXT)))
+    assert main(["trial", f"submission={tmp_path / 'leaks.py'}:Leaks", *GPT, f"results={tmp_path / 'results'}"]) == 0
+    assert (tmp_path / "leaked.txt").exists() == (variable == "false")
+
+
+def test_a_package_an_import_hook_finds_is_readable_by_its_trainer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install maps its project through a finder on sys.meta_path, on no sys.path entry:
+    before, a confined trainer could not read the package its submission's module is in."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    package = tmp_path / "project" / "hookpkg"
+    (package / "inner").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "inner" / "__init__.py"):
+        init.write_text("")
+    (package / "inner" / "opt.py").write_text("")
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "hookpkg":
+                return importlib.util.spec_from_file_location(name, package / "__init__.py",
+                                                              submodule_search_locations=[str(package)])
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+    assert sandbox.source_folders("hookpkg.inner.opt:SUBMISSION", None) == [str(package)]
+    assert sandbox.source_folders(f"{package / 'inner' / 'opt.py'}:SUBMISSION") == [str(package / "inner")]
