@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_integrity import HEADER as SGD_HEADER  # the probes' plain SGD (class Base)
 
 from harness.cli import main
 from harness.core import sandbox
@@ -20,32 +21,21 @@ from harness.landlock import abi_version
 ABI, WHY = abi_version()
 needs_landlock = pytest.mark.skipif(ABI < 4, reason=f"needs Landlock ABI >= 4 (TCP rules); this kernel: "
                                                     f"{ABI or WHY}")
+HEADER = SGD_HEADER.replace("{", "{{").replace("}", "}}")  # the probes' sources are .format()ed
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_TEXT = REPO / "workloads" / "data" / "tinyshakespeare.txt"  # gpt's data, inside the code's folder
 GPT = ["workload=gpt", "workload.size=mini", "progress=false", "device=cpu", "threads=1", "max_steps=5",
        "rerun=true", "isolation=process"]
 
-PROBE = '''
-import dataclasses, socket, tempfile
+PROBE = HEADER + '''
+import socket, tempfile
 from pathlib import Path
-import torch
-from harness.submission import TorchOptimSubmission, TrainingHparams
 
 READS, WRITES, PORT = {reads!r}, {writes!r}, {port!r}
 
 
-@dataclasses.dataclass(kw_only=True)
-class Hparams(TrainingHparams):
-    lr: float = 0.01
-
-
-class Probe(TorchOptimSubmission):
+class Probe(Base):
     """Tries, in __init__, what a confined trainer may not do; fails the trial naming what worked."""
-
-    Hparams = Hparams
-
-    def build_optimizer(self, params, hp):
-        return torch.optim.SGD(params, lr=hp.lr)
 
     def __init__(self, model, hparams, info):
         super().__init__(model, hparams, info)
@@ -118,25 +108,15 @@ def test_the_same_probe_reaches_all_of_them_unconfined(tmp_path: Path, capsys: p
             Path(w).unlink(missing_ok=True)
 
 
-ESCAPE = PROBE.split("READS, WRITES")[0] + '''
+ESCAPE = HEADER + '''
 import multiprocessing, time
 import multiprocessing.forkserver as forkserver
 
 ADDRESS = {address!r}
 
 
-@dataclasses.dataclass(kw_only=True)
-class Hparams(TrainingHparams):
-    lr: float = 0.01
-
-
-class Escape(TorchOptimSubmission):
+class Escape(Base):
     """Has the harness's forkserver fork it a process: one outside the trainer, so not confined."""
-
-    Hparams = Hparams
-
-    def build_optimizer(self, params, hp):
-        return torch.optim.SGD(params, lr=hp.lr)
 
     def __init__(self, model, hparams, info):
         super().__init__(model, hparams, info)
@@ -277,23 +257,17 @@ def test_a_results_or_data_folder_that_holds_the_code_denies_all_but_the_code(tm
                     "scratch": True}
 
 
-LEAKS = PROBE.split("READS, WRITES")[0] + '''
+LEAKS = HEADER + '''
+from pathlib import Path
+
 try:  # at import, in whichever process imports it: the shipped text, beside the module, for its trainer
     Path(__file__).with_name("leaked.txt").write_text(Path({text!r}).read_text()[:1000])
 except OSError:
     pass
 
 
-@dataclasses.dataclass(kw_only=True)
-class Hparams(TrainingHparams):
-    lr: float = 0.01
-
-
-class Leaks(TorchOptimSubmission):
-    Hparams = Hparams
-
-    def build_optimizer(self, params, hp):
-        return torch.optim.SGD(params, lr=hp.lr)
+class Leaks(Base):
+    pass
 '''
 
 
