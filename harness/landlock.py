@@ -3,8 +3,9 @@ every process it starts may read, write and execute, and (ABI >= 4) which TCP po
 or connect to, and (ABI >= 6) whom they may signal. No privilege is needed; what a process gave up
 it cannot take back, nor can its children.
 
-Only the system calls, through ``ctypes`` (no package wraps them for Python's standard library):
-what a trainer process may reach is decided in :mod:`harness.core.sandbox`.
+Only the system calls, through ``ctypes`` (the ``landlock`` package on PyPI has neither the TCP
+rules nor the scopes: docs/dependencies.md); what a trainer process may reach is decided in
+:mod:`harness.core.sandbox`, what a describing child may write in :mod:`harness.scratch`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 # System call numbers: the same on every architecture (added after the tables were unified).
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _CREATE_RULESET_VERSION = 1  # flag: return the ABI version instead of a ruleset
-_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
+_RULE_PATH_BENEATH = 1  # a rule on a file or folder and what lies beneath it
 PR_SET_NO_NEW_PRIVS = 38  # prctl(2): required of an unprivileged process before restricting itself
 
 # Access rights on files (linux/landlock.h), with the ABI version that added each.
@@ -111,10 +112,13 @@ class Ruleset:
     def restrict(self) -> None:
         """Apply the rules to this process (its calling thread: call it while it has one) and to
         everything it starts from now on. Irreversible."""
-        if self._libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(code)}")
-        if self._libc.syscall(_RESTRICT_SELF, ctypes.c_int(self.fd), ctypes.c_uint32(0)) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"landlock_restrict_self: {os.strerror(code)}")
-        os.close(self.fd)
+        try:
+            one, zero = ctypes.c_ulong(1), ctypes.c_ulong(0)  # prctl's arguments are unsigned longs
+            if self._libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), one, zero, zero, zero) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(code)}")
+            if self._libc.syscall(_RESTRICT_SELF, ctypes.c_int(self.fd), ctypes.c_uint32(0)) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"landlock_restrict_self: {os.strerror(code)}")
+        finally:
+            os.close(self.fd)

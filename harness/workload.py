@@ -252,7 +252,8 @@ class Workload(ABC):
 
     @abstractmethod
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        """Metrics on ``split`` ("validation" or "test"); must include :attr:`metric` and "loss".
+        """Metrics on ``split`` ("validation" or "test"); must include :attr:`metric` (a trial without it
+        is refused as the workload's), and by convention "loss", which every built-in workload reports.
 
         Called with the model in eval mode under ``torch.no_grad``; never charged.
         """
