@@ -307,3 +307,16 @@ def test_a_package_an_import_hook_finds_is_readable_by_its_trainer(
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
     assert sandbox.source_folders("hookpkg.inner.opt:SUBMISSION", None) == [str(package)]
     assert sandbox.source_folders(f"{package / 'inner' / 'opt.py'}:SUBMISSION") == [str(package / "inner")]
+
+
+@needs_any_landlock
+def test_a_module_whose_import_writes_beside_itself_is_told_how_to_let_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Before, its import failed with "Fix its code" alone, and sandbox=false did not reach the
+    describing child: the way to let it write was nowhere said."""
+    source = HEADER + "\nfrom pathlib import Path\nPath(__file__).with_name('log.txt').write_text('imported')\n"
+    (tmp_path / "writes.py").write_text(source.replace("{{", "{").replace("}}", "}"))
+    assert main(["trial", f"submission={tmp_path / 'writes.py'}:Base", *GPT, f"results={tmp_path / 'results'}"]) == 2
+    err = capsys.readouterr().err
+    assert "PermissionError" in err and "OPTBENCH_SANDBOX=false" in err and "sandbox=false" in err
+    assert not (tmp_path / "log.txt").exists()

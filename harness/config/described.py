@@ -268,7 +268,12 @@ def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], su
         reply: dict[str, Any] = {"facts": _facts(cls), "checks": [_check(cls, v, submission, config) for v in checks]}
         text = json.dumps(reply)
     except UserError as error:
-        text = json.dumps({"error": str(error)})
+        said = str(error)
+        if confined and "PermissionError" in said:  # a write its confinement refused (harness/scratch.py)
+            said += (f" Its module was imported in a process that may write only temporary files (tempfile's "
+                     f"folder), as its trainer may: write there, or set {SANDBOX_VARIABLE}=false in the "
+                     f"environment (and sandbox=false) to let it write elsewhere (docs/decisions.md, \"Its sandbox\").")
+        text = json.dumps({"error": said})
     except BaseException:
         text = json.dumps({"error": f"Describing the submission {source_text} failed:\n{traceback.format_exc()}"})
     conn.send_bytes(text.encode())
