@@ -21,6 +21,7 @@ from harness.landlock import abi_version
 ABI, WHY = abi_version()
 needs_landlock = pytest.mark.skipif(ABI < 4, reason=f"needs Landlock ABI >= 4 (TCP rules); this kernel: "
                                                     f"{ABI or WHY}")
+needs_any_landlock = pytest.mark.skipif(ABI < 1, reason=f"needs Landlock; this kernel: {WHY}")
 HEADER = SGD_HEADER.replace("{", "{{").replace("}", "}}")  # the probes' sources are .format()ed
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_TEXT = REPO / "workloads" / "data" / "tinyshakespeare.txt"  # gpt's data, inside the code's folder
@@ -177,6 +178,34 @@ def test_auto_without_landlock_trains_and_the_manifest_says_why(
         assert json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())["sandbox"] == entry
 
 
+@needs_any_landlock
+def test_sandbox_true_does_not_take_an_unconfined_record_as_its_answer(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A finished record whose trainer was not confined was returned to ``sandbox=true`` as if it had
+    been; ``sandbox=auto`` still returns it (the leaderboard notes it), a sweep refuses it too."""
+    once = [arg for arg in GPT if arg != "rerun=true"]
+    assert main(["trial", "submission=adamw", *once, f"results={tmp_path}", "sandbox=false"]) == 0
+    record = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["record_dir"])
+    assert main(["trial", "submission=adamw", *once, f"results={tmp_path}", "sandbox=true"]) == 2
+    said = capsys.readouterr().err
+    assert "a trainer not confined then (sandbox=false), sandbox=true now" in said and "rerun=true" in said
+    assert main(["trial", "submission=adamw", *once, f"results={tmp_path}"]) == 0  # sandbox=auto
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cached"] is True
+    manifest = json.loads((record / "manifest.json").read_text())
+    del manifest["sandbox"]  # a record made before the sandbox
+    (record / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["trial", "submission=adamw", *once, f"results={tmp_path}", "sandbox=true"]) == 2
+    assert "made before trainers were sandboxed" in capsys.readouterr().err
+    assert main(["trial", "submission=adamw", *once, f"results={tmp_path}", "sandbox=true", "rerun=true"]) == 0
+    capsys.readouterr()
+    assert json.loads((record / "manifest.json").read_text())["sandbox"]["confined"] is True
+    tune = ["tune", "submission=adamw", "workload=gpt", "workload.size=smoke", "isolation=process", "threads=1",
+            "studies=1", "trials=1", "launcher=inline", "progress=false", f"results={tmp_path / 'sweep'}"]
+    assert main([*tune, "sandbox=false"]) == 0
+    assert main([*tune, "sandbox=true"]) == 2
+    assert "made with other settings: a trainer not confined then (sandbox=false)" in capsys.readouterr().err
+
+
 def test_files_a_workload_opens_while_loading_are_denied_and_code_is_not(tmp_path: Path) -> None:
     data, code = tmp_path / "images.bin", tmp_path / "helper.py"
     data.write_bytes(b"x")
@@ -219,7 +248,6 @@ def confined(read: list[Path], deny: list[Path], attempts: dict) -> dict:
 
 
 REFUSED = "refused: Permission denied"
-needs_any_landlock = pytest.mark.skipif(ABI < 1, reason=f"needs Landlock; this kernel: {WHY}")
 
 
 @needs_any_landlock

@@ -223,16 +223,31 @@ def _setting(key: str, value: Any) -> str:
     return f"{key}=null{CHARGED_SETTINGS[key]}" if value is None else f"{key}={value}"
 
 
+def confinement_change(manifest: dict[str, Any], config: Any) -> str:
+    """Where ``config`` asks ``sandbox=true`` of a trainer process, a record whose trainer was not
+    confined (its manifest's ``sandbox``; a record made before the sandbox does not say) in words;
+    "" otherwise. Under ``sandbox=auto`` such a record is returned, and the leaderboard notes it."""
+    if str(config.get("sandbox")).lower() != "true" or config.get("isolation") != "process":
+        return ""
+    then = manifest.get("sandbox")
+    if isinstance(then, dict) and then.get("confined") is True:
+        return ""
+    why = then.get("why") if isinstance(then, dict) else "made before trainers were sandboxed"
+    return f"a trainer not confined then ({why}), sandbox=true now"
+
+
 def made_otherwise(manifest: dict[str, Any], cfg: Any, submission_cls: type, workload_cls: type,
                    data: str | None = None, device: dict[str, Any] | None = None) -> str:
     """How the record of ``manifest`` was made other than ``cfg`` asks now, in words: with other code
     (the submission's or workload's source changed), other charged settings (``isolation``,
-    ``threads``: not in the identity), where ``data`` (the loaded workload's
-    :meth:`~harness.workload.Workload.data_digest`) is given, other data, and where ``device``
+    ``threads``: not in the identity; an unconfined trainer where ``sandbox=true`` is asked), where
+    ``data`` (the loaded workload's :meth:`~harness.workload.Workload.data_digest`) is given, other
+    data, and where ``device``
     (:func:`harness.core.environment.describe_device` of this machine) is given, other hardware;
     "" when none."""
+    settings = "; ".join(filter(None, (setting_changes(manifest, cfg), confinement_change(manifest, cfg))))
     parts = [f"other {what}: {change}" for what, change in (
-        ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", setting_changes(manifest, cfg)),
+        ("code", code_changes(manifest, submission_cls, workload_cls)), ("settings", settings),
         ("data", data_change(manifest, data)), ("hardware", hardware_change(manifest, device))) if change]
     return "; and ".join(parts)
 
