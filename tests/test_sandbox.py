@@ -5,8 +5,10 @@ reason, where Landlock is missing."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import socket
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_integrity import HEADER as SGD_HEADER  # the probes' plain SGD (class Base)
 
+from harness import seccomp
 from harness.cli import main
 from harness.core import sandbox
 from harness.landlock import abi_version
@@ -29,10 +32,10 @@ GPT = ["workload=gpt", "workload.size=mini", "progress=false", "device=cpu", "th
        "rerun=true", "isolation=process"]
 
 PROBE = HEADER + '''
-import socket, tempfile
+import ctypes, socket, tempfile
 from pathlib import Path
 
-READS, WRITES, PORT = {reads!r}, {writes!r}, {port!r}
+READS, WRITES, PORT, UDP_PORT = {reads!r}, {writes!r}, {port!r}, {udp_port!r}
 
 
 class Probe(Base):
@@ -57,6 +60,14 @@ class Probe(Base):
             reached.append("connected")
         except OSError:
             pass
+        try:  # UDP (QUIC, DNS): Landlock does not govern it, the seccomp filter does
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.sendto(b"weights?", ("127.0.0.1", UDP_PORT))
+            reached.append("sent a datagram")
+        except OSError:
+            pass
+        if ctypes.CDLL(None).prctl(36, 0, 0, 0, 0) == 0:  # PR_SET_CHILD_SUBREAPER: a double fork would escape
+            reached.append("cleared the subreaper flag")
         with tempfile.TemporaryFile() as scratch:  # its own temporary files keep working
             scratch.write(b"ok")
         if reached:
@@ -71,10 +82,12 @@ def probe_trial(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> t
     earlier.write_text("{}")
     writes = [str(tmp_path / "weights.pt"), str(Path.home() / f".optbench-probe-{os.getpid()}"),
               str(Path(tempfile.gettempdir()) / f"optbench-probe-{os.getpid()}")]
-    with socket.socket() as server:
+    with socket.socket() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        source = PROBE.format(reads=[str(SHIPPED_TEXT), str(earlier)], writes=writes, port=server.getsockname()[1])
+        datagrams.bind(("127.0.0.1", 0))
+        source = PROBE.format(reads=[str(SHIPPED_TEXT), str(earlier)], writes=writes, port=server.getsockname()[1],
+                              udp_port=datagrams.getsockname()[1])
         (tmp_path / "probe.py").write_text(source)
         status = main(["trial", f"submission={tmp_path / 'probe.py'}:Probe", *GPT, f"results={tmp_path / 'results'}",
                        *extra])
@@ -91,7 +104,8 @@ def test_a_confined_trainer_reaches_neither_data_records_files_nor_network(
     assert summary["steps"] == 5
     assert not [w for w in writes if os.path.exists(w)]
     manifest = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
-    assert manifest["sandbox"] == {"confined": True, "landlock_abi": ABI}
+    assert manifest["sandbox"] == {"confined": True, "landlock_abi": ABI, "seccomp": seccomp.supported()[0] or
+                                   seccomp.supported()[1]}
 
 
 @needs_landlock
@@ -101,6 +115,7 @@ def test_the_same_probe_reaches_all_of_them_unconfined(tmp_path: Path, capsys: p
         assert summary["status"] == "failed" and summary["error_in"] == "submission.__init__"
         message = summary["error_message"]
         assert f"of {SHIPPED_TEXT}" in message and "earlier/manifest.json" in message and "connected" in message
+        assert "sent a datagram" in message and "cleared the subreaper flag" in message
         assert all(f"wrote {w}" in message for w in writes)
         manifest = json.loads((Path(summary["record_dir"]) / "manifest.json").read_text())
         assert manifest["sandbox"] == {"confined": False, "why": "sandbox=false"}
@@ -348,3 +363,43 @@ def test_a_module_whose_import_writes_beside_itself_is_told_how_to_let_it(
     err = capsys.readouterr().err
     assert "PermissionError" in err and "OPTBENCH_SANDBOX=false" in err and "sandbox=false" in err
     assert not (tmp_path / "log.txt").exists()
+
+
+def _socket(family: int, kind: int) -> str:
+    socket.socket(family, kind).close()
+    return "made"
+
+
+def _call(number: int, *args: int) -> str:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = libc.syscall(ctypes.c_long(number), *map(ctypes.c_long, args))
+    return f"refused: {os.strerror(ctypes.get_errno())}" if result < 0 else "made"
+
+
+@needs_any_landlock
+@pytest.mark.skipif(not seccomp.supported()[0], reason=f"no seccomp filter here: {seccomp.supported()[1]}")
+def test_the_seccomp_filter_refuses_ip_sockets_io_uring_and_clearing_the_subreaper_flag_alone() -> None:
+    machine = platform.machine()
+    _, sys_socket, sys_prctl, sys_io_uring_setup = seccomp.ARCHITECTURES[machine]
+    attempts = {
+        "udp": lambda: _socket(socket.AF_INET, socket.SOCK_DGRAM),
+        "udp6": lambda: _socket(socket.AF_INET6, socket.SOCK_DGRAM),
+        "tcp": lambda: _socket(socket.AF_INET, socket.SOCK_STREAM),
+        "packet": lambda: _call(sys_socket, 17, socket.SOCK_DGRAM, 0),  # AF_PACKET
+        "io_uring": lambda: _call(sys_io_uring_setup, 4, 0),  # refused before its (bad) arguments are read
+        "clear subreaper": lambda: _call(sys_prctl, seccomp.PR_SET_CHILD_SUBREAPER, 0),
+        # what a trainer needs keeps working
+        "unix": lambda: _socket(socket.AF_UNIX, socket.SOCK_STREAM),
+        "socketpair": lambda: str(len(socket.socketpair())),
+        "netlink": lambda: _socket(socket.AF_NETLINK, socket.SOCK_RAW),
+        "parent death signal": lambda: _call(sys_prctl, 1, 9),  # PR_SET_PDEATHSIG (a DataLoader's workers)
+    }
+    if machine == "x86_64":  # the x32 ABI's socket(): the same call under another number
+        attempts["x32 udp"] = lambda: _call(sys_socket | seccomp.X32_BIT, socket.AF_INET, socket.SOCK_DGRAM, 0)
+    seen = confined([], [], attempts)
+    refused = "refused: Operation not permitted"
+    assert {name: seen[name] for name in attempts} == {
+        "udp": refused, "udp6": refused, "tcp": refused, "packet": refused, "io_uring": refused,
+        "clear subreaper": refused, "unix": "made", "socketpair": "2", "netlink": "made", "parent death signal": "made",
+        **({"x32 udp": refused} if machine == "x86_64" else {})}

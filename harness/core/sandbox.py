@@ -14,7 +14,9 @@ it imports the submission, gives up for good, for itself and every process it st
   root, ``data_dir``, optbench's and Hugging Face's caches and every file a workload opened while
   loading its data in the harness (:func:`data_reads`), wherever they are inside those folders;
 - **TCP** (ABI >= 4: no connection, no listening port) and (ABI >= 6) signals and abstract Unix
-  sockets reaching outside its own processes.
+  sockets reaching outside its own processes;
+- with a seccomp filter (:mod:`harness.seccomp`), **UDP**, raw and packet sockets, io_uring and
+  clearing its child-subreaper flag.
 
 ``sandbox=auto`` (the default) does this where the kernel has Landlock and records why not where
 it has none; ``sandbox=true`` refuses a trial that cannot have it; ``sandbox=false`` does not try.
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import seccomp
 from harness.config.plugins import Source, module_origin
 from harness.errors import UserError
 from harness.landlock import IOCTL_DEV, READ, READ_DIR, READ_FILE, WRITE_FILE, Ruleset, abi_version, fs_rights
@@ -126,12 +129,16 @@ def check_setting(setting: str) -> str | None:
 
 
 def record_entry(cfg: Any) -> dict[str, Any] | None:
-    """The manifest's ``sandbox``: whether the trial's trainer process is confined (and by which
-    Landlock ABI), or why not; None in process (no trainer process to confine)."""
+    """The manifest's ``sandbox``: whether the trial's trainer process is confined (by which Landlock
+    ABI, and ``seccomp``: true, or why its system call filter is missing), or why not; None in
+    process (no trainer process to confine)."""
     if cfg.isolation != "process":
         return None
     missing = check_setting(cfg.sandbox)
-    return {"confined": False, "why": missing} if missing else {"confined": True, "landlock_abi": abi_version()[0]}
+    if missing:
+        return {"confined": False, "why": missing}
+    filtered, why = seccomp.supported()
+    return {"confined": True, "landlock_abi": abi_version()[0], "seccomp": filtered or why}
 
 
 def plan(cfg: Any, scratch: str) -> dict[str, Any]:
@@ -167,6 +174,8 @@ def confine(sandbox: dict[str, Any]) -> None:
     allow_except(ruleset, Path("/dev"), READ_FILE | READ_DIR | WRITE_FILE | IOCTL_DEV, devices)
     ruleset.allow(Path(scratch), fs_rights(abi))
     ruleset.restrict()
+    if seccomp.supported()[0]:
+        seccomp.install()  # what Landlock cannot refuse: UDP, clearing the subreaper flag (harness/seccomp.py)
 
 
 def readable_roots(extra: list[str]) -> list[Path]:
