@@ -34,6 +34,7 @@ _LD_ABS, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|
 _ALLOW, _DENY = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_SET_NO_NEW_PRIVS = 22, 2, 38
 PR_SET_CHILD_SUBREAPER = 36
+ACTIONS = "/proc/sys/kernel/seccomp/actions_avail"  # the filters' actions the kernel has (Linux >= 4.14)
 X32_BIT = 0x40000000  # x86-64's x32 ABI: the same calls under numbers with this bit
 
 #: per machine: its audit architecture and the numbers of socket, prctl and io_uring_setup
@@ -56,7 +57,17 @@ def supported() -> tuple[bool, str]:
         return False, f"seccomp is Linux's; this is {sys.platform}"
     if machine not in ARCHITECTURES:
         return False, f"no system call table for {machine} (x86_64 and aarch64 only)"
+    if "errno" not in _read(ACTIONS):
+        return False, f"the kernel offers no seccomp filter that returns an error ({ACTIONS})"
     return True, ""
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return ""
 
 
 def program(machine: str) -> list[tuple[int, int, int, int]]:

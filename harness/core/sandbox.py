@@ -173,8 +173,9 @@ def confine(sandbox: dict[str, Any]) -> None:
     devices = Paths([*map(Path, denied.paths), *map(Path, SHARED_FILE_FOLDERS)])  # files there outlive a trial
     allow_except(ruleset, Path("/dev"), READ_FILE | READ_DIR | WRITE_FILE | IOCTL_DEV, devices)
     ruleset.allow(Path(scratch), fs_rights(abi))
+    filtered = seccomp.supported()[0]
     ruleset.restrict()
-    if seccomp.supported()[0]:
+    if filtered:
         seccomp.install()  # what Landlock cannot refuse: UDP, clearing the subreaper flag (harness/seccomp.py)
 
 
