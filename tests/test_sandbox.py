@@ -301,10 +301,16 @@ def test_a_results_or_data_folder_that_holds_the_code_denies_all_but_the_code(tm
 
 
 LEAKS = HEADER + '''
+import socket
 from pathlib import Path
 
 try:  # at import, in whichever process imports it: the shipped text, beside the module, for its trainer
     Path(__file__).with_name("leaked.txt").write_text(Path({text!r}).read_text()[:1000])
+except OSError:
+    pass
+try:  # or sent out (and trained weights fetched back) over UDP
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"leaked", ("127.0.0.1", {port!r}))
 except OSError:
     pass
 
@@ -321,9 +327,17 @@ def test_the_child_that_describes_a_submission_writes_no_file_its_trainer_could_
     """A module's top level runs in the child that imports it to describe its class, before any trial:
     a file it wrote beside itself could be read by its trainer (which reads its own source folder)."""
     monkeypatch.setenv("OPTBENCH_SANDBOX", variable)
-    (tmp_path / "leaks.py").write_text(LEAKS.format(text=str(SHIPPED_TEXT)))
-    assert main(["trial", f"submission={tmp_path / 'leaks.py'}:Leaks", *GPT, f"results={tmp_path / 'results'}"]) == 0
-    assert (tmp_path / "leaked.txt").exists() == (variable == "false")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        (tmp_path / "leaks.py").write_text(LEAKS.format(text=str(SHIPPED_TEXT), port=server.getsockname()[1]))
+        assert main(["trial", f"submission={tmp_path / 'leaks.py'}:Leaks", *GPT,
+                     f"results={tmp_path / 'results'}"]) == 0
+        try:
+            sent = server.recv(100) == b"leaked"  # the trainer (confined: sandbox=auto) sent none
+        except BlockingIOError:
+            sent = False
+    assert (tmp_path / "leaked.txt").exists() == (variable == "false") == sent
 
 
 def test_a_package_an_import_hook_finds_is_readable_by_its_trainer(

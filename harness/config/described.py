@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from harness import seccomp
 from harness.config.child_process import bare_start, context
 from harness.config.plugins import Source, import_command, load_class, mark_described, module_file, module_origin
 from harness.config.registry import submission_class
@@ -261,8 +262,8 @@ def _answer(conn: Connection, source_text: str, checks: list[dict[str, Any]], su
     os.setpgid(0, 0)  # its own process group: killed with everything it starts
     give_up_tracing()  # importing the module runs its code: it may not reach into the harness's memory
     use_scratch(scratch)  # and it may write nothing its trainer could read later (harness/scratch.py)
-    if confined:
-        confine_writes(scratch)
+    if confined and confine_writes(scratch) and seccomp.supported()[0]:
+        seccomp.install()  # no UDP either: what it fetched could reach the trainer as an Hparams default
     try:
         cls = load_class(Source.from_text(source_text, "submission"), Submission)
         reply: dict[str, Any] = {"facts": _facts(cls), "checks": [_check(cls, v, submission, config) for v in checks]}
