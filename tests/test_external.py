@@ -715,6 +715,9 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
      "The workload's evaluate() gives validation loss = nan for the untrained model"),
     ("    def evaluate(self, model, split):\n        return {'distance': 1.0}\n",
      "returned no 'loss' (the workload's metric)"),
+    # was: "train_batches(), build_model() or loss() raised KeyError"
+    ("    def evaluate(self, model, split):\n        raise KeyError('oops')\n",
+     "The workload's evaluate() of the untrained model raised KeyError: 'oops'"),
 ])
 def test_a_workload_whose_own_code_fails_before_the_trial_is_refused_as_the_workload_s(
         body: str, said: str, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -392,6 +392,12 @@ def test_an_unwritable_results_folder_is_one_clear_error(tmp_path: Path, where: 
     assert len(stderr.strip().splitlines()) == 1, stderr
 
 
+def test_an_unwritable_record_dir_is_named_as_the_setting_to_fix(tmp_path: Path, capsys) -> None:
+    # was: "Set results= (now ...)", a setting that did not choose the folder
+    assert main(["trial", *SMOKE, "max_steps=5", f"results={tmp_path}", "record_dir=/proc/optbench-record"]) == 2
+    assert "Set record_dir= (now '/proc/optbench-record')" in capsys.readouterr().err
+
+
 def test_an_unwritable_out_folder_is_one_clear_error_before_any_work(finished_sweep: Path, tmp_path: Path,
                                                                       capsys) -> None:
     blocker = tmp_path / "a-file"

@@ -55,3 +55,17 @@ def test_the_eta_of_a_resumed_attempt_is_paced_by_its_own_steps(wall: FakeWall) 
     progress.loop_started(50.0)  # 50 s charged before the interruption, in another process
     wall.now += 20.0  # 10 s charged in 20 s of wall time
     assert eta_after(progress, stream, 500, 60.0) == pytest.approx(80.0, abs=0.1)  # 40 s left x 2, not x 1/3
+
+
+def test_progress_false_hides_the_steps_but_not_why_a_trial_failed() -> None:
+    """`progress=false` left a failed trial's exit status 3 without a word on stderr (the error was in
+    the record and stdout's JSON only)."""
+    stream = io.StringIO()
+    quiet = Progress("t", "accuracy", 0.9, True, budget_s=100.0, interval_s=1.0, enabled=False, stream=stream)
+    quiet.start("details")
+    quiet.tick(10, 5.0)
+    quiet.end({"status": "not_reached", "steps": 10, "best_validation": 0.5, "record_dir": "r"})
+    assert stream.getvalue() == ""
+    quiet.end({"status": "failed", "steps": 3, "error_in": "submission.update", "error_message": "ValueError: lr",
+               "record_dir": "r"})
+    assert "FAILED: the submission raised in submission.update: ValueError: lr" in stream.getvalue()

@@ -134,6 +134,10 @@ def _probe_evaluation(workload: Workload, model: nn.Module) -> None:
     except EvaluationFailed as error:
         raise UserError(f"The workload's evaluation of the untrained model: {error}. Fix the workload's evaluate(). "
                         f"Nothing was recorded.") from None
+    except UserError:
+        raise
+    except Exception as error:  # no submission has touched the model yet: the workload's own
+        raise WorkloadFailed.raised_in("evaluate() of the untrained model", error) from None
     if math.isnan(value):
         raise UserError(f"The workload's evaluate() gives validation {workload.metric} = nan for the untrained model: "
                         f"no trial could ever reach its target. Fix the workload's evaluate(). Nothing was recorded.")

@@ -35,8 +35,9 @@ class Progress:
         self.last_value: float | None = None
         self.best: float | None = None
 
-    def say(self, text: str) -> None:
-        if self.enabled:
+    def say(self, text: str, always: bool = False) -> None:
+        """Print ``text`` as this trial's line where progress is on (``always``: also where it is off)."""
+        if self.enabled or always:
             print(f"[{self.label}] {text}", file=self.stream, flush=True)
 
     def start(self, details: str) -> None:
@@ -104,7 +105,8 @@ class Progress:
             error = summary.get("error_message") or summary.get("error_type") or "an exception"
             where = summary.get("error_in") or "its code"
             text = f"FAILED: the submission raised in {where}: {error[:1000]} (traceback in the record)"
-        self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}")
+        self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}",
+                 always=status == "failed")  # progress=false hides the steps, not why a trial failed
 
     def _line(self, step: int, submission_s: float) -> str:
         left = max(0.0, self.budget_s - submission_s)

@@ -269,7 +269,8 @@ def run_here(cfg: DictConfig) -> dict[str, Any]:
         progress.say(f"the last attempt ended by a failure of the {failed_part(record.manifest())}, not of the "
                      f"submission: running it again")
 
-    made = ensure_writable_folder(record.dir, "results", cfg.results)  # before any data is loaded
+    where = ("record_dir", cfg.record_dir) if cfg.record_dir else ("results", cfg.results)  # the setting to fix
+    made = ensure_writable_folder(record.dir, *where)  # before any data is loaded
     try:
         with TrialLock(record.dir):
             return _run_locked(cfg, identity, record, workload, submission_cls, hparams, device, budget, progress)
