@@ -392,6 +392,17 @@ def test_an_unwritable_results_folder_is_one_clear_error(tmp_path: Path, where: 
     assert len(stderr.strip().splitlines()) == 1, stderr
 
 
+@pytest.mark.parametrize("hidden", ["abc", "-5"])
+def test_a_model_option_the_model_cannot_be_built_with_is_refused_before_any_record(
+        hidden: str, tmp_path: Path, capsys) -> None:
+    # was: "FAILED in the harness ... running the same command again retries it" (exit 1), a failed record
+    assert main(["trial", *SMOKE, "max_steps=5", f"results={tmp_path}", f"workload.model_options.hidden={hidden}"]) == 2
+    said = capsys.readouterr().err
+    assert "The workload's build_model() with model options {" in said and f"hidden={hidden!r}" in said.replace(
+        "hidden=-5", "hidden='-5'"), said
+    assert not list(tmp_path.rglob("manifest.json"))
+
+
 def test_an_unwritable_record_dir_is_named_as_the_setting_to_fix(tmp_path: Path, capsys) -> None:
     # was: "Set results= (now ...)", a setting that did not choose the folder
     assert main(["trial", *SMOKE, "max_steps=5", f"results={tmp_path}", "record_dir=/proc/optbench-record"]) == 2

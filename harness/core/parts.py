@@ -122,6 +122,25 @@ def probe_training(workload: Workload, batch_size: int, seed: int, say: Callable
         restore_rng(rng, workload.device)
 
 
+def check_model_builds(workload: Workload, seed: int) -> None:
+    """Before a trial of a built-in workload starts (uncharged; nothing recorded yet): its model built
+    once and thrown away, every global RNG put back. The shipped settings build; what a command
+    changed may not (``workload.model_options.hidden=abc``, a negative width, a model too large for
+    the device), and was recorded as the harness's failure, which the same command retried forever:
+    refused as the workload's input instead (exit 2), naming the model options."""
+    rng = capture_rng(workload.device)
+    try:
+        build_model(workload, seed)
+    except UserError:
+        raise
+    except Exception as error:
+        options = ", ".join(f"{key}={value!r}" for key, value in sorted(workload.model_options.items()))
+        raise WorkloadFailed.raised_in(f"build_model() with model options {{{options}}} (workload.model_options."
+                                       f"<name>= sets one)", error) from None
+    finally:
+        restore_rng(rng, workload.device)
+
+
 _EVALUATED: weakref.WeakSet[Workload] = weakref.WeakSet()  # workloads whose evaluation was tried
 
 

@@ -43,7 +43,7 @@ from harness.core.evaluation import EvaluationFailed, evaluate
 from harness.core.inprocess import InProcessTrainer
 from harness.core.interrupts import SignalHandlerError, UserInterrupts, user_interrupts
 from harness.core.isolation import ProcessTrainer, check_isolation
-from harness.core.parts import probe_training
+from harness.core.parts import check_model_builds, probe_training
 from harness.core.precision import precision_identity, precision_setting, size_precision
 from harness.core.progress import Progress
 from harness.core.pruning import Pruner
@@ -332,6 +332,8 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
     if resume is None:
         if cfg.workload.get("source"):  # a workload of the user's own: its stream and loss tried first
             probe_training(workload, hparams.batch_size, int(cfg.seed), progress.say)
+        else:  # a built-in one: its model, as the command's model options ask
+            check_model_builds(workload, int(cfg.seed))
         manifest = _manifest(cfg, identity, workload, submission_cls, hparams, device, budget, record)
         with _writing(record, "start"):
             record.start({**manifest, "attempts": [attempt_context()]})
