@@ -696,7 +696,26 @@ def test_a_workload_s_failing_evaluation_is_the_workload_s_not_the_harness_s(
     assert summary["error_type"] == "harness.core.evaluation.EvaluationFailed"
     code, _, err = run(capsys, "trial", "workload=broken.py:Broken", "submission=adam", "device=cpu",
                        f"results={tmp_path / 'results'}")
-    assert code == 1 and "ended by a failure of the workload's evaluation" in err, err
+    assert code == 1 and "ended by a failure of the workload's evaluate()" in err, err
+
+
+def test_a_workload_stream_that_ends_mid_trial_is_the_workload_s_failure(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A stream of 40 batches: recorded as the harness's failure (StopIteration after 40 steps, "running
+    the same command again retries it"), exit 1, whatever the workload."""
+    (package / "short.py").write_text(VALLEY.replace("class Valley", "class Short").replace(
+        'name = "valley"', 'name = "short"\n\n    def train_batches(self, batch_size, seed):\n'
+        '        stream = super().train_batches(batch_size, seed)\n'
+        '        for _ in range(40):\n            yield next(stream)\n'))
+    (package / "short.yaml").write_text(VALLEY_CONFIG.replace("target: 0.05", "target: 0.0"))
+    code, summary, err = run(capsys, "trial", "workload=short.py:Short", "submission=adam", "device=cpu",
+                             "max_steps=100", f"results={tmp_path / 'results'}")
+    assert code == 1 and summary["steps"] == 40 and summary["error_in"] == "workload.train_batches", summary
+    assert "FAILED in the workload's train_batches(), not the submission" in err and "fix the workload" in err, err
+    assert "must yield batches without end" in summary["error_message"]
+    code, _, err = run(capsys, "trial", "workload=short.py:Short", "submission=adam", "device=cpu",
+                       "max_steps=100", f"results={tmp_path / 'results'}")
+    assert code == 1 and "ended by a failure of the workload's train_batches()" in err, err
 
 
 @pytest.mark.parametrize(("body", "said"), [

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from harness.errors import WORKLOAD_PARTS
 from harness.identity import better, relation
 
 
@@ -89,8 +90,8 @@ class Progress:
                     f"change any score (best {self.metric} {_fmt(summary['best_validation'])})")
         elif status == "diverged":
             text = f"DIVERGED at step {summary['steps']} (non-finite training loss)"
-        elif summary.get("error_in") == "workload.evaluate":
-            text = (f"FAILED in the workload's evaluate(), not the submission: "
+        elif summary.get("error_in") in WORKLOAD_PARTS:
+            text = (f"FAILED in the workload's {WORKLOAD_PARTS[summary['error_in']]}, not the submission: "
                     f"{summary.get('error_message', 'an exception')} after {summary['steps']} steps (traceback in "
                     f"the record); fix the workload, then the same command retries it")
         elif summary.get("error_in") == "harness":

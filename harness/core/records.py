@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.code_files import code_changes
-from harness.errors import NOT_THE_SUBMISSIONS, OptbenchWarning, UserError
+from harness.errors import NOT_THE_SUBMISSIONS, WORKLOAD_PARTS, OptbenchWarning, UserError
 
 #: a trial's ``peak_memory_kind`` where the CPU's peak is not measured: it compiled its model in its
 #: process (harness/core/memory.py)
@@ -200,7 +200,7 @@ def harness_failed(manifest: dict[str, Any] | None) -> bool:
 def failed_part(manifest: dict[str, Any] | None) -> str:
     """Whose failure ended a :func:`harness_failed` record, in words."""
     error_in = ((manifest or {}).get("summary") or {}).get("error_in")
-    return "workload's evaluation" if error_in == "workload.evaluate" else "harness"
+    return f"workload's {WORKLOAD_PARTS[error_in]}" if error_in in WORKLOAD_PARTS else "harness"
 
 
 # Settings that change what a trial is charged (a trainer process's transfers; the cores a CPU trial

@@ -30,6 +30,9 @@ from harness.workload import Batch
 UPDATE_CONTRACT = ("Submission.update(batch, compute_loss) must return the step's loss as a one-element tensor "
                    "(e.g. `return loss.detach()`); it returned a {found}. See docs/writing-a-submission.md.")
 
+STREAM_ENDED = ("StopIteration: the workload's train_batches() stream ended (it must yield batches without end, "
+                "wrapping around its training examples: a trial is stopped by its budget, not by the data)")
+
 #: how a run of steps ended: an evaluation is due, the loss is not finite, submission code raised
 STATUSES = ("due", "diverged", "failed")
 
@@ -123,8 +126,9 @@ class StepRunner:
         before the flag is read (:meth:`harness.core.team.Team.check_in`).
 
         A failure of submission code ends the run as ``failed`` with its traceback, and so does an
-        error raised where the harness reads the device's results (:meth:`_read`); anything else
-        raised (a workload's batch stream) is the harness's and goes up.
+        error raised where the harness reads the device's results (:meth:`_read`), and one of the
+        workload's batch stream (``error_in: workload.train_batches``: not the submission's, retried
+        by a rerun once the workload is fixed); anything else raised is the harness's and goes up.
         """
         try:
             return self._run(stop_step, due, agree, check_in)
@@ -135,7 +139,12 @@ class StepRunner:
              check_in: Callable[[], None] | None) -> Stop:
         submission, interrupts = self.submission, self.interrupts
         while True:
-            batch = next(self.batches)
+            try:
+                batch = next(self.batches)
+            except BaseException as error:  # the workload's stream (one that ended broke its contract)
+                interrupts.reraise_if_real(error)
+                return Stop(self.step, "failed", error=traceback.format_exc() + (
+                    STREAM_ENDED if isinstance(error, StopIteration) else ""), error_in="workload.train_batches")
             try:
                 loss = submission.update(batch, self.compute_loss)
             except BaseException as error:
