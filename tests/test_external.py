@@ -161,6 +161,19 @@ def test_tune_inline_and_in_local_processes_and_a_suite_with_a_builtin(package: 
     assert set(board["submission"]) == {"adamw", "nesterov_mine"}
 
 
+def test_a_suite_given_one_submission_under_two_names_tunes_it_once(
+        package: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its entry point's name and its module:Class planned one sweep twice: every trial launched twice."""
+    install(package, tmp_path, "[optbench.submissions]\nnesterov_mine = mypkg.opt:Nesterov\n")
+    monkeypatch.chdir(tmp_path)  # importable as installed, not from the current folder
+    code, summary, err = run(capsys, "suite", "suite=smoke", "submissions=[nesterov_mine,mypkg.opt:Nesterov]",
+                             "workloads=[fashion_mnist]", "studies=1", "trials=2", "max_steps=10",
+                             f"results={tmp_path / 'results'}", "progress=false")
+    assert code == 0, err
+    assert summary["trials"] == 2 and summary["launched"] == 2, summary
+    assert "1 workload(s) x 1 submission(s)" in err and "names nesterov_mine twice" in err, err
+
+
 def test_a_quoted_file_path_with_a_space_runs(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """submission='...' kept its quotes: "no such file /cwd/'/path/...'" (Hydra quoting is how a space is given)."""
     folder = tmp_path / "my opts"

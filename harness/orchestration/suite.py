@@ -12,6 +12,7 @@ per-workload time-to-target table (``suite.md``) and the leaderboard of :mod:`sc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,20 @@ def default_out_name(cfg: Any, preset: list[str], sweeps: list[dict[str, Any]]) 
     return "-".join([f"suite-{cfg.name}", *parts])
 
 
+def one_per_folder(sweeps: list[dict[str, Any]], log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """``sweeps`` less those planned twice: one submission named in two ways (an entry point's name
+    and its ``module:Class``) plans one sweep, whose trials would have been launched twice."""
+    unique: dict[str, dict[str, Any]] = {}
+    for sweep in sweeps:
+        unique.setdefault(str(sweep["dir"]), sweep)
+    if len(unique) < len(sweeps):
+        twice = sorted({str(s["trials"][0]["config"]["submission"]["name"]) for s in sweeps
+                        if unique[str(s["dir"])] is not s})
+        log(f"note: submissions= names {', '.join(twice)} twice (one name, one source: spelled two ways): "
+            f"tuned once")
+    return list(unique.values())
+
+
 def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
     """Run the suite described by ``overrides``; return a summary with the output paths."""
     log = log or stderr_logger("suite")
@@ -120,13 +135,15 @@ def run_suite(overrides: list[str], log=None) -> dict[str, Any]:
                                     *cfg.trial_settings, *trial_overrides])
               for w in chosen_workloads for s in ordered]
     refuse_shared_names(sweep["trials"][0]["config"] for sweep in sweeps)
+    sweeps = one_per_folder(sweeps, log)
     for sweep in sweeps:
         write_sweep(sweep)
     results = Path(sweeps[0]["trials"][0]["config"]["results"])
     out = Path(cfg.out) if cfg.out else results / default_out_name(cfg, preset, sweeps)
     ensure_writable_folder(out, "out", cfg.out or out)  # before the first trial, not after the last
     trials_total = sum(len(s["trials"]) for s in sweeps)
-    log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {len(chosen_submissions)} submission(s), "
+    submissions = len({sweep["trials"][0]["config"]["submission"]["name"] for sweep in sweeps})
+    log(f"suite '{cfg.name}': {len(chosen_workloads)} workload(s) x {submissions} submission(s), "
         f"{settings.ruleset} ruleset, {trials_total} trials; records under {results}, tables in {out}")
     try:
         competitors = competition(sweeps, out / "pruning", cfg.tau_max)
