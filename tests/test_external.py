@@ -17,6 +17,7 @@ import yaml
 from harness.cli import main
 from harness.config import code_files
 from harness.core.records import read_json
+from harness.errors import OptbenchWarning
 
 SMOKE = ["workload=fashion_mnist", "workload.size=smoke", "progress=false", "device=cpu"]
 
@@ -195,6 +196,17 @@ def test_an_installed_package_s_entry_point_is_listed_and_runs(package: Path, tm
     code, summary, err = run(capsys, "trial", "submission=nesterov_mine", *SMOKE, f"results={tmp_path / 'results'}")
     assert code == 0, err
     assert Path(summary["record_dir"]).parent.name == "nesterov_mine"
+
+
+def test_an_entry_point_whose_submission_has_another_name_says_so(package: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """`submission=nesty` ran and was recorded as nesterov_mine (its YAML's name) without a word."""
+    install(package, tmp_path, "[optbench.submissions]\nnesty = mypkg.opt:Nesterov\n")
+    with pytest.warns(OptbenchWarning, match=r"submission=nesty \(an installed entry point\) is recorded and "
+                      r"ranked as 'nesterov_mine'.*`name: nesty`"):
+        code, summary, err = run(capsys, "trial", "submission=nesty", *SMOKE, f"results={tmp_path / 'results'}",
+                                 "max_steps=2")
+    assert code == 0 and Path(summary["record_dir"]).parent.name == "nesterov_mine", err
 
 
 def test_list_shows_an_installed_submission_s_class_defaults_its_yaml_leaves_out(package: Path, tmp_path: Path,

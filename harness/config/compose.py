@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_module
@@ -16,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config.names import config_names, submission_names, workload_names
 from harness.config.schema import DEVICES, ISOLATION, register_schemas
-from harness.errors import NoSuchSize, UserError
+from harness.errors import NoSuchSize, OptbenchWarning, UserError
 from harness.identity import digest
 
 
@@ -147,6 +148,10 @@ def _store_external(kind: str, text: str, config_file: str | None) -> str:
         cls = plugins.load_class(source, Workload)
         node = plugins.workload_config(source, cls, config_file, taken=set(names))
     check_safe_name(kind, node["name"])
+    if text in plugins.entry_points(kind) and node["name"] != text:
+        warnings.warn(f"{kind}={text} (an installed entry point) is recorded and ranked as '{node['name']}', "
+                      f"its config's or class's name (docs/writing-a-submission.md): give it `name: {text}` in its "
+                      f"YAML (or the class `name = \"{text}\"`) to have them agree.", OptbenchWarning, stacklevel=2)
     name = EXTERNAL + digest(node)
     ConfigStore.instance().store(group=kind, name=name, node=node)
     return name
