@@ -613,6 +613,17 @@ def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(pack
     assert code == 1 and "does not clear the gradients" in resumes and "misses some state" not in resumes
 
 
+def test_check_with_defaults_that_do_not_build_runs_no_check_that_trains(package: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """A config of another submission's hyperparameters failed all 8 checks with one error, once per workload."""
+    (tmp_path / "other.yaml").write_text("name: nesterov_other\nhparams:\n  lr: 0.1\n  beta1: 0.9\n")
+    code, summary, err = run(capsys, "check", "submission=mypkg.opt:Nesterov",
+                             f"submission_config={tmp_path}/other.yaml")
+    assert code == 1 and [c["check"] for c in summary["checks"]] == ["default hyperparameters build", "search space"]
+    assert "Unknown hyperparameter(s) beta1" in summary["checks"][0]["detail"]
+    assert "not run: the checks that train" in err
+
+
 VALLEY = '''
 """A user's workload: Rosenbrock's valley under another name (a subclass of the built-in one)."""
 from workloads.rosenbrock import Rosenbrock
