@@ -45,6 +45,7 @@ def test_smoke_trial_prints_progress_and_a_json_summary(tmp_path: Path) -> None:
         (["seed=[1,"], "Malformed override"),
         (["submission.hparams.batch_size=1"], "batch_size=1 is outside the range"),
         (["--fast"], "unexpected option --fast"),
+        (["checkpoint_every_s=-1"], "checkpoint_every_s=-1.0 must be a number of wall seconds >= 0"),  # was: accepted
     ],
 )
 def test_bad_input_is_one_clear_paragraph(args: list[str], expected: str, tmp_path: Path) -> None:

@@ -242,6 +242,10 @@ def validate_trial_config(cfg: DictConfig) -> None:
         raise UserError(f"threads={cfg.threads} must be a positive number of CPU threads.")
     if cfg.max_steps is not None and cfg.max_steps <= 0:
         raise UserError(f"max_steps={cfg.max_steps} must be positive.")
+    every = cfg.get("checkpoint_every_s")
+    if every is not None and not (math.isfinite(every) and every >= 0):
+        raise UserError(f"checkpoint_every_s={every} must be a number of wall seconds >= 0 (0: a checkpoint at "
+                        f"every evaluation; null: none).")
     if cfg.max_runtime_s is not None and not math.isfinite(cfg.max_runtime_s):
         raise UserError(f"max_runtime_s={cfg.max_runtime_s} must be a finite number of seconds.")
     if cfg.data_dir is not None and not str(cfg.data_dir).strip():
