@@ -271,7 +271,7 @@ def check_safe_name(setting: str, name: str) -> None:
     """Names become folder names of records: letters, digits, ``_ + - .``; no path separators or ``..``."""
     if not SAFE_NAME.fullmatch(name):
         raise UserError(f"{setting}={name!r} is not a usable name: it becomes a folder name in the records, so it "
-                        f"may hold only letters, digits and _ + - . (not starting with a dot, no '..' or '/').")
+                        f"may hold only letters, digits and _ + - ., starting with a letter or digit (no '..' or '/').")
 
 
 def to_plain(cfg: DictConfig) -> dict:
