@@ -48,4 +48,19 @@ def test_trajectories_png_with_six_optimizers(tmp_path: Path, capsys: pytest.Cap
 
 def test_trajectories_errors(capsys: pytest.CaptureFixture) -> None:
     assert main(["trajectories", "submissions=[nope]"]) == 2
-    assert "Unknown submission(s) nope" in capsys.readouterr().err
+    assert "Unknown submission 'nope'" in capsys.readouterr().err
+    # was: "Unknown setting ... or submission.hparams.<name>=...", a setting this command does not have
+    assert main(["trajectories", "submissions=[sgd]", "hparams.sgd.lrr=0.1"]) == 2
+    assert "+hparams.sgd.lrr=" in capsys.readouterr().err
+
+
+def test_trajectories_of_a_submission_in_a_file_of_the_user_s(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Only built-in names were accepted ("Unknown submission(s) ...", listing the built-ins)."""
+    (tmp_path / "slow_sgd.py").write_text("from submissions.sgd import SGD\n\n\nclass SlowSGD(SGD):\n"
+                                          "    name = 'slow_sgd'\n")
+    out = tmp_path / "paths.png"
+    assert main(["trajectories", f"submissions=[sgd,{tmp_path / 'slow_sgd.py'}:SlowSGD]", "steps=20", f"out={out}",
+                 "+hparams.slow_sgd={lr: 1.0e-4, decay: constant, warmup_fraction: 0.0, weight_decay: 0.0}"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["optimizers"]
+    assert sorted(result) == ["sgd", "slow_sgd"] and result["slow_sgd"]["steps"] == 20
+    assert result["slow_sgd"]["final"] != result["sgd"]["final"]  # its own learning rate

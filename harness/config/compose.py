@@ -202,6 +202,9 @@ def _composition_message(error: BaseException) -> str:
     full_key = getattr(cause, "full_key", None)
     if key:
         named = full_key or key.group(1)
+        if str(named).startswith("hparams."):  # optbench trajectories' per-submission mapping
+            return (f"Unknown setting '{named}': a new entry of hparams takes a leading +: +{named}=... (the "
+                    f"submission's Hparams then says whether it has that hyperparameter).")
         if str(named).startswith("submission.search_space."):  # a mapping that takes new entries with a +
             return (f"Unknown setting '{named}': the search space has no '{key.group(1)}' yet. Add a dimension with "
                     f"a leading +: +{named}=... (e.g. '+submission.search_space.batch_size="
