@@ -613,6 +613,26 @@ def test_check_passes_a_sound_submission_and_fails_one_that_does_not_resume(pack
     assert code == 1 and "does not clear the gradients" in resumes and "misses some state" not in resumes
 
 
+def test_check_says_in_one_line_which_state_a_checkpoint_cannot_hold(package: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """torch's whole multi-line refusal, with the terminal's colour codes, was the check's detail."""
+    numpy_state = OPTIMIZER.replace("class Nesterov(TorchOptimSubmission)", "class Numpied(TorchOptimSubmission)")
+    (package / "numpied.py").write_text(numpy_state + textwrap.dedent('''
+        import numpy
+
+        def _state(self):
+            return {**TorchOptimSubmission.state_dict(self), "trace": numpy.zeros(3)}
+
+        Numpied.state_dict = _state
+        '''))
+    (package / "numpied.yaml").write_text(CONFIG.replace("nesterov_mine", "numpied"))
+    code, summary, _ = run(capsys, "check", "submission=numpied.py:Numpied", "workloads=[fashion_mnist]")
+    failed = {c["check"]: c["detail"] for c in summary["checks"] if not c["passed"]}
+    detail = failed["resumes exactly from state_dict (fashion_mnist smoke)"]
+    assert code == 1 and "cannot be saved and loaded as a checkpoint" in detail and "numpy" in detail, detail
+    assert "\x1b" not in detail and "\n" not in detail, detail
+
+
 def test_check_with_defaults_that_do_not_build_runs_no_check_that_trains(package: Path, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture) -> None:
     """A config of another submission's hyperparameters failed all 8 checks with one error, once per workload."""

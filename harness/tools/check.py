@@ -25,6 +25,7 @@ from harness.config.names import workload_names
 from harness.config.registry import submission_class, workload_class
 from harness.config.schema import CheckConfig
 from harness.config.search_space import corner_points, validate_search_space
+from harness.core.checkpoint import load_failure
 from harness.core.parts import trial_parts
 from harness.errors import NoSuchSize, UserError
 from harness.submission import Submission, TrainingHparams, input_values
@@ -155,7 +156,7 @@ def resumes_exactly(cfg: DictConfig, workload: Workload) -> str:
         saved = torch.load(buffer, weights_only=True)
     except Exception as error:  # what checkpoints would hit
         raise CheckFailed(f"state_dict() cannot be saved and loaded as a checkpoint (torch.save, then torch.load "
-                          f"with weights_only=True): {type(error).__name__}: {error}") from None
+                          f"with weights_only=True): {type(error).__name__}: {load_failure(error)}") from None
     resumed_model = copy.deepcopy(model)
     resumed_model.load_state_dict(saved["model"])
     resumed = cls(resumed_model, hparams, workload.public_info(32, resumed_model))
