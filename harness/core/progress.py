@@ -36,10 +36,13 @@ class Progress:
         self.last_value: float | None = None
         self.best: float | None = None
 
-    def say(self, text: str, always: bool = False) -> None:
-        """Print ``text`` as this trial's line where progress is on (``always``: also where it is off)."""
-        if self.enabled or always:
-            print(f"[{self.label}] {text}", file=self.stream, flush=True)
+    def say(self, text: str) -> None:
+        """Print ``text`` as this trial's line where progress is on."""
+        if self.enabled:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        print(f"[{self.label}] {text}", file=self.stream, flush=True)
 
     def start(self, details: str) -> None:
         self.wall_start = time.monotonic()
@@ -106,8 +109,8 @@ class Progress:
             error = summary.get("error_message") or summary.get("error_type") or "an exception"
             where = summary.get("error_in") or "its code"
             text = f"FAILED: the submission raised in {where}: {error[:1000]} (traceback in the record)"
-        self.say(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}",
-                 always=status == "failed")  # progress=false hides the steps, not why a trial failed
+        tell = self._print if status == "failed" else self.say  # progress=false hides the steps, not why it failed
+        tell(f"{text}; wall time {time.monotonic() - self.wall_start:.1f}s; record: {summary['record_dir']}")
 
     def _line(self, step: int, submission_s: float) -> str:
         left = max(0.0, self.budget_s - submission_s)
