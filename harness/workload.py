@@ -69,6 +69,9 @@ class Workload(ABC):
     metric: ClassVar[str]
     #: direction of the metric: True when larger is better (accuracy), False for losses
     higher_is_better: ClassVar[bool]
+    #: the values the metric can take (accuracy: (0, 1)); a trial whose target lies outside them says
+    #: so (no trial can meet it, or every one does at its first evaluation). None: not said.
+    metric_range: ClassVar[tuple[float, float] | None] = None
     #: model names this family can build (``workload.model=...``)
     models: ClassVar[tuple[str, ...]]
     #: the options a size may set (``sizes.<size>.options``), with their types; a key not here is
@@ -312,6 +315,19 @@ def check_targets(spec: SizeSpec, name: str, size: str) -> None:
     if spec.test_target is not None and not math.isfinite(spec.test_target):
         raise UserError(f"workload.sizes.{size}.test_target={spec.test_target} of workload '{name}' must "
                         f"be a finite number or null.")
+
+
+def target_out_of_range(workload: Workload) -> str:
+    """A note where ``workload``'s target lies outside the values its metric takes (its
+    :attr:`Workload.metric_range`: an accuracy target of 2, a typo or "never met"), else ""."""
+    low, high = workload.metric_range or (-math.inf, math.inf)
+    target = workload.target
+    if not math.isfinite(target) or low <= target <= high:
+        return ""
+    never = target > high if workload.higher_is_better else target < low
+    return (f"note: the target {target:g} lies outside the values validation {workload.metric} takes ({low:g} to "
+            f"{high:g}): " + ("no trial can meet it, so this one runs to its budget (inf says so on purpose)" if never
+                              else "every trial meets it at its first evaluation"))
 
 
 def check_spec(spec: SizeSpec, where: str, size: str) -> None:

@@ -241,3 +241,21 @@ def test_info_without_threads_measures_with_torch_s_default_not_an_earlier_comma
         run_info(["workload=rosenbrock", "workload.size=smoke", "device=cpu", "steps=1", "warmup=0", *threads])
         seen.append(torch.get_num_threads())
     assert seen == [1, runner.DEFAULT_THREADS], seen
+
+
+def test_a_target_outside_the_metric_s_values_is_noted(smoke_cfg, capsys: pytest.CaptureFixture) -> None:
+    """An accuracy target of 2 ran every trial to its budget without a word (tests use it on purpose)."""
+    from types import SimpleNamespace
+
+    from harness.workload import target_out_of_range
+
+    def workload(target: float, higher: bool = True) -> SimpleNamespace:
+        return SimpleNamespace(metric_range=(0.0, 1.0) if higher else (0.0, float("inf")), target=target,
+                               higher_is_better=higher, metric="accuracy" if higher else "loss")
+
+    assert "no trial can meet it" in target_out_of_range(workload(2.0))
+    assert "every trial meets it at its first evaluation" in target_out_of_range(workload(-0.5))
+    assert "no trial can meet it" in target_out_of_range(workload(-1.0, higher=False))
+    assert target_out_of_range(workload(0.87)) == target_out_of_range(workload(float("inf"))) == ""
+    run_trial(smoke_cfg(UNREACHABLE, "max_steps=5", "progress=true"))
+    assert "note: the target 2 lies outside the values validation accuracy takes (0 to 1)" in capsys.readouterr().err

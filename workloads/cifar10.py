@@ -135,6 +135,7 @@ class Cifar10(Workload):
     name = "cifar10"
     metric = "accuracy"
     higher_is_better = True
+    metric_range = (0.0, 1.0)
     models = tuple(MODELS)
     options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,),
                "arch": (dict,)}

@@ -73,6 +73,7 @@ class FashionMNIST(Workload):
     name = "fashion_mnist"
     metric = "accuracy"
     higher_is_better = True
+    metric_range = (0.0, 1.0)
     models = tuple(MODELS)
     options = {"synthetic": (bool,), "seed": (int,), "validation_examples": (int,), "split_seed": (int,)}
 

@@ -182,6 +182,7 @@ class CharGPT(Workload):
     name = "gpt"
     metric = "loss"
     higher_is_better = False
+    metric_range = (0.0, math.inf)
     models = ("gpt",)
 
     def __init__(self, config: WorkloadConfig, device: torch.device, data_dir: str | None = None):

@@ -14,6 +14,7 @@ curvature 1000 (a narrower, harder valley). Also used by ``optbench trajectories
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -61,6 +62,7 @@ class Rosenbrock(Workload):
     name = "rosenbrock"
     metric = "loss"
     higher_is_better = False
+    metric_range = (0.0, math.inf)
     models = ("point",)
     options = {"dim": (int,), "noise": (int, float), "start": (list, type(None)), "start_jitter": (int, float)}
 

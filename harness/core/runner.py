@@ -61,7 +61,13 @@ from harness.errors import NOT_THE_SUBMISSIONS, UserError, WorkloadFailed
 from harness.identity import better, differences, digest, utc_timestamp
 from harness.paths import cache_write_error, ensure_writable_folder, remove_if_empty
 from harness.submission import Submission, TrainingHparams
-from harness.workload import Workload, check_targets, target_data_digest, workload_identity
+from harness.workload import (
+    Workload,
+    check_targets,
+    target_data_digest,
+    target_out_of_range,
+    workload_identity,
+)
 
 
 class RecordWriteError(UserError):
@@ -343,6 +349,8 @@ def _run_locked(cfg: DictConfig, identity: dict[str, Any], record: TrialRecord, 
             record.resume(resume["step"], attempt_context())
         progress.start(f"resuming from the checkpoint at step {resume['step']} "
                        f"({resume['submission_s']:.1f}s of submission time already charged)")
+    if note := target_out_of_range(workload):
+        progress.say(note)
     device_class = "gpu" if device.type == "cuda" else device.type
     if workload.spec.device_class != device_class:
         progress.say(f"note: the budget of size '{workload.size}' was measured on {workload.spec.device_class}, "
