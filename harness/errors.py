@@ -98,6 +98,6 @@ def refuse_or_warn(messages: list[str], strict: bool, log: Callable[[str], None]
 
 # A failed trial's ``error_in`` where the failure is not the submission's (the harness's, such as an
 # I/O error, or the workload's evaluation or batch stream): the trial exits 1, not 3, and a rerun retries it.
-NOT_THE_SUBMISSIONS = ("harness", "workload.evaluate", "workload.train_batches")
-#: the workload's parts among them, in words
+#: the workload's parts whose failure is the workload's, in words
 WORKLOAD_PARTS = {"workload.evaluate": "evaluate()", "workload.train_batches": "train_batches()"}
+NOT_THE_SUBMISSIONS = ("harness", *WORKLOAD_PARTS)
